@@ -1,0 +1,89 @@
+"""One reader registry: ``read_ecg(path)`` picks the reader by content sniffing, then by suffix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from aiecg.ecg import ECG
+from aiecg.errors import ECGReadError
+
+
+@dataclass(frozen=True)
+class Reader:
+    """A registered file format.
+
+    Attributes:
+        name: the format's name, as used in cohort YAML files (``format: cardiosoft``).
+        read: path -> ECG; raises ECGReadError.
+        suffixes: lower-case file suffixes this reader handles.
+        sniff: bytes of the file's head -> whether this reader recognises the content.
+    """
+
+    name: str
+    read: Callable[[Path], ECG]
+    suffixes: tuple[str, ...]
+    sniff: Callable[[bytes], bool] | None = None
+
+
+_READERS: dict[str, Reader] = {}
+_HEAD_BYTES = 4096
+
+
+def register_reader(reader: Reader) -> Reader:
+    """Add a reader to the registry (a later registration of the same name replaces the earlier one)."""
+    _READERS[reader.name] = reader
+    return reader
+
+
+def list_readers() -> list[str]:
+    return sorted(_READERS)
+
+
+def get_reader(name: str) -> Reader:
+    try:
+        return _READERS[name]
+    except KeyError:
+        raise ValueError(f"unknown ECG format {name!r}; known formats: {', '.join(list_readers())}") from None
+
+
+def detect_format(path: Path) -> Reader:
+    """The reader for ``path``: the first whose sniffer accepts the content, else the first by suffix."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(_HEAD_BYTES)
+    except FileNotFoundError:
+        raise ECGReadError(path, "file not found") from None
+    except OSError as exc:
+        raise ECGReadError(path, f"cannot open file ({exc.strerror})") from None
+    for reader in _READERS.values():
+        if reader.sniff is not None and reader.sniff(head):
+            return reader
+    suffix = path.suffix.lower()
+    for reader in _READERS.values():
+        if suffix in reader.suffixes and reader.sniff is None:
+            return reader
+    raise ECGReadError(
+        path, f"no reader recognises this file (suffix {suffix!r}); known formats: {', '.join(list_readers())}"
+    )
+
+
+def read_ecg(path: str | Path, format: str | None = None) -> ECG:
+    """Read any supported ECG file.
+
+    Args:
+        path: the file.
+        format: a registered format name to skip detection (``cardiosoft``, ``wfdb``, ...).
+
+    Raises:
+        ECGReadError: the file cannot be read; the message names the file and the reason.
+    """
+    path = Path(path)
+    reader = get_reader(format) if format else detect_format(path)
+    try:
+        return reader.read(path)
+    except ECGReadError:
+        raise
+    except Exception as exc:  # a reader bug or a library error must still name the file
+        raise ECGReadError(path, f"{reader.name} reader failed: {type(exc).__name__}: {exc}") from exc
