@@ -1,5 +1,158 @@
-"""Command line: `aiecg <command>`."""
+"""Command line: ``aiecg synth | prepare | train | evaluate | demo``. Thin: parse, build a config, call the package."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from aiecg.errors import AiecgError
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard must look like K/N (e.g. 3/10), got {text!r}") from None
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError(f"--shard K/N needs 1 <= K <= N, got {text!r}")
+    return k, n
+
+
+def _default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def cmd_synth(args: argparse.Namespace) -> dict[str, Any]:
+    from aiecg.synth import DomainShift, SynthConfig, generate_cohort
+
+    shift = DomainShift() if args.shift else None
+    config = SynthConfig(n=args.n, seed=args.seed, lvh_prevalence=args.lvh_prevalence, fmt=args.format,
+                         shift=shift, workers=args.workers)
+    result = generate_cohort(args.out, config, progress=not args.quiet)
+    return {"cohort_yaml": str(result.cohort_yaml), "table": str(result.table), "ecg_dir": str(result.ecg_dir)}
+
+
+def cmd_prepare(args: argparse.Namespace) -> dict[str, Any]:
+    from aiecg.data.prepare import PrepareConfig, merge_parts, prepare_store
+
+    out = Path(args.out) if args.out else Path(args.cohort).parent / "store"
+    if args.merge_only:
+        return {"store": str(out), **merge_parts(out)}
+    config = PrepareConfig(store_beats=not args.no_beats)
+    summary = prepare_store(args.cohort, out, config, workers=args.workers, shard=args.shard,
+                            progress=not args.quiet)
+    return {"store": str(out), **summary}
+
+
+def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
+    from aiecg.config import RunConfig
+    from aiecg.runs import train_run
+
+    config = RunConfig.load(args.config) if args.config else RunConfig()
+    config = config.override(cohort=args.cohort, store=args.store, target=args.target, arch=args.arch,
+                             excl_meta=True if args.excl_meta else None, out=args.out, name=args.name,
+                             split_seed=args.split_seed, fit__max_epochs=args.epochs, fit__seed=args.seed,
+                             fit__device=args.device)
+    if not config.cohort:
+        raise AiecgError("no cohort given: pass --cohort cohort.yaml (or set 'cohort' in --config)")
+    result = train_run(config, progress=not args.quiet)
+    return {"run_dir": str(result.run_dir), "bundle": str(result.bundle_path), "test": result.metrics["test"]}
+
+
+def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    from aiecg.runs import evaluate_bundle
+
+    return evaluate_bundle(args.bundle, args.cohort, args.store, args.out, split=args.split)
+
+
+def cmd_demo(args: argparse.Namespace) -> dict[str, Any]:
+    from aiecg.demo import DemoConfig, run_demo
+
+    config = DemoConfig(out=Path(args.out), n=args.n, workers=args.workers, max_epochs=args.epochs, seed=args.seed)
+    return run_demo(config, progress=not args.quiet)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from aiecg.data.targets import list_targets
+    from aiecg.models import list_models
+
+    parser = argparse.ArgumentParser(prog="aiecg", description=__doc__)
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synth", help="generate a synthetic UK-Biobank-like cohort (CardioSoft XML + table)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--n", type=int, default=2000, help="participants")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lvh-prevalence", type=float, default=None,
+                   help="enrich LVH to this share (default: natural, about 1.5%% as in UK Biobank)")
+    p.add_argument("--format", choices=["cardiosoft", "wfdb"], default="cardiosoft")
+    p.add_argument("--shift", action="store_true", help="an external cohort: other device gain/noise and population")
+    p.add_argument("--workers", type=int, default=_default_workers())
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("prepare", help="ECG files of a cohort -> the prepared store (median beats, beats, QC)")
+    p.add_argument("--cohort", required=True, help="cohort YAML")
+    p.add_argument("--out", help="store directory (default: store/ beside the cohort YAML)")
+    p.add_argument("--workers", type=int, default=_default_workers())
+    p.add_argument("--shard", type=_shard, default=(1, 1), help="K/N: process the K-th of N shards")
+    p.add_argument("--merge-only", action="store_true", help="only merge the parts of finished shards")
+    p.add_argument("--no-beats", action="store_true", help="store median beats only, not individual beats")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("train", help="train a model on a cohort's prepared store")
+    p.add_argument("--config", help="run-config YAML (flags override it)")
+    p.add_argument("--cohort", help="cohort YAML")
+    p.add_argument("--store", help="store directory (default: store/ beside the cohort YAML)")
+    p.add_argument("--target", choices=list_targets())
+    p.add_argument("--arch", choices=list_models())
+    p.add_argument("--excl-meta", action="store_true", help="ECG only, no clinical variables")
+    p.add_argument("--epochs", type=int, help="maximum epochs")
+    p.add_argument("--seed", type=int, help="training seed")
+    p.add_argument("--split-seed", type=int, help="participant-split seed")
+    p.add_argument("--device", choices=["cpu", "cuda"])
+    p.add_argument("--out", help="directory of runs")
+    p.add_argument("--name", help="run name")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="apply a saved model bundle to a cohort")
+    p.add_argument("--bundle", required=True)
+    p.add_argument("--cohort", required=True)
+    p.add_argument("--store")
+    p.add_argument("--out", required=True)
+    p.add_argument("--split", choices=["test", "all"], default="test",
+                   help="'test': the training run's test split (checked); 'all': every participant")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("demo", help="synth -> prepare -> train -> evaluate on a small synthetic cohort")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--n", type=int, default=None, help="participants (default: the demo's size)")
+    p.add_argument("--workers", type=int, default=_default_workers())
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_demo)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    raise SystemExit("aiecg: command line not built yet")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    args = build_parser().parse_args(argv)
+    started = time.perf_counter()
+    try:
+        summary = args.func(args)
+    except AiecgError as exc:
+        print(f"aiecg {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"command": args.command, "seconds": round(time.perf_counter() - started, 1), **summary},
+                     indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -108,7 +109,7 @@ class ECG:
         fs: float,
         record_id: str = "",
         **metadata: Any,
-    ) -> "ECG":
+    ) -> ECG:
         """Build a validated ECG from an array in millivolts [lead, time]."""
         return cls(signal=np.asarray(signal), leads=tuple(leads), fs=float(fs), record_id=record_id, **metadata)
 

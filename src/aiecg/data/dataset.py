@@ -1,0 +1,93 @@
+"""Model inputs for a set of participants: median beats x clinical features x targets, in memory.
+
+A 50,000-participant store of 8 x 400 median beats is 64 MB in float32, so a split is loaded once from the
+memory-mapped store and served from RAM; training never parses ECG files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from aiecg.data.cohort import ID, IS_MALE
+from aiecg.data.features import ClinicalEncoder
+from aiecg.data.store import Store
+from aiecg.data.targets import TargetSpec
+
+
+@dataclass(frozen=True)
+class TargetScaling:
+    """Standardisation of regression targets, fitted on the training split: z = (y - mean) / sd."""
+
+    mean: tuple[float, ...]
+    sd: tuple[float, ...]
+
+    @classmethod
+    def fit(cls, y: np.ndarray) -> TargetScaling:
+        sd = np.nanstd(y, axis=0)
+        return cls(tuple(np.nanmean(y, axis=0).tolist()), tuple(np.where(sd > 0, sd, 1.0).tolist()))
+
+    def apply(self, y: np.ndarray) -> np.ndarray:
+        return ((y - np.asarray(self.mean)) / np.asarray(self.sd)).astype(np.float32)
+
+    def invert(self, z: np.ndarray) -> np.ndarray:
+        return z * np.asarray(self.sd) + np.asarray(self.mean)
+
+
+@dataclass
+class Arrays:
+    """Aligned arrays of one split (rows in ``ids`` order)."""
+
+    ids: np.ndarray
+    is_male: np.ndarray
+    ecg: np.ndarray
+    meta: np.ndarray
+    target: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def target_matrix(frame: pd.DataFrame, spec: TargetSpec) -> np.ndarray:
+    """The target columns of ``spec`` as float32 [rows, outputs] (class index for categorical targets)."""
+    return frame[list(spec.outputs)].to_numpy(dtype=np.float32)
+
+
+def build_arrays(
+    store: Store,
+    frame: pd.DataFrame,
+    ids: Sequence[str],
+    spec: TargetSpec,
+    leads: Sequence[str],
+    encoder: ClinicalEncoder | None,
+) -> Arrays:
+    """Gather one split's inputs and targets; ``frame`` is :attr:`Cohort.frame`."""
+    rows = frame.set_index(ID).loc[list(map(str, ids))].reset_index()
+    meta = encoder.transform(rows) if encoder is not None else np.zeros((len(rows), 0), np.float32)
+    has_targets = all(name in rows for name in spec.outputs)
+    target = target_matrix(rows, spec) if has_targets else np.full((len(rows), len(spec.outputs)), np.nan, np.float32)
+    return Arrays(
+        ids=rows[ID].to_numpy(dtype=str), is_male=rows[IS_MALE].to_numpy(dtype=np.int64),
+        ecg=store.medians(rows[ID].tolist(), leads), meta=meta, target=target,
+    )
+
+
+class ECGDataset(Dataset):
+    """A torch view of :class:`Arrays`; targets optionally standardised."""
+
+    def __init__(self, arrays: Arrays, scaling: TargetScaling | None = None):
+        target = scaling.apply(arrays.target) if scaling is not None else arrays.target
+        self.ecg = torch.from_numpy(np.ascontiguousarray(arrays.ecg))
+        self.meta = torch.from_numpy(np.ascontiguousarray(arrays.meta))
+        self.target = torch.from_numpy(np.ascontiguousarray(target, dtype=np.float32))
+
+    def __len__(self) -> int:
+        return len(self.ecg)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.ecg[i], self.meta[i], self.target[i]

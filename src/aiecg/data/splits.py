@@ -1,0 +1,73 @@
+"""Participant-level train/validation/test splits, seeded, stratified for categorical targets.
+
+Splits are made on participant ids before any beat expansion, so no participant's beats can appear in two
+splits.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Participant ids per split."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {"train": list(map(str, self.train)), "val": list(map(str, self.val)), "test": list(map(str, self.test))}
+
+    def save(self, directory: str | Path) -> None:
+        """Write ``splits.json`` and one id list per split (``train_ids.txt`` ...)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "splits.json").write_text(json.dumps(self.as_dict()))
+        for name, ids in self.as_dict().items():
+            (directory / f"{name}_ids.txt").write_text("\n".join(ids) + "\n")
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Splits:
+        data = json.loads((Path(directory) / "splits.json").read_text())
+        return cls(*(np.asarray(data[k], dtype=object) for k in ("train", "val", "test")))
+
+
+def split_participants(
+    ids: np.ndarray,
+    seed: int,
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+    stratify: np.ndarray | None = None,
+) -> Splits:
+    """Split participant ids into train/validation/test.
+
+    Args:
+        ids: unique participant ids.
+        seed: the split's seed; the same seed and ids give the same split.
+        fractions: train, validation and test shares (they must sum to 1).
+        stratify: class labels per id for categorical targets, or None.
+    """
+    ids = np.asarray(ids, dtype=object)
+    if len(set(ids.tolist())) != len(ids):
+        raise ValueError("participant ids must be unique before splitting")
+    if not np.isclose(sum(fractions), 1.0) or min(fractions) <= 0:
+        raise ValueError(f"split fractions must be positive and sum to 1, got {fractions}")
+    train_frac, val_frac, test_frac = fractions
+    order = np.argsort(ids.astype(str), kind="stable")  # independent of the table's row order
+    ids = ids[order]
+    labels = None if stratify is None else np.asarray(stratify)[order]
+    rest_ids, test_ids, rest_labels, _ = train_test_split(
+        ids, labels if labels is not None else np.zeros(len(ids)), test_size=test_frac, random_state=seed,
+        stratify=labels,
+    )
+    train_ids, val_ids = train_test_split(
+        rest_ids, test_size=val_frac / (train_frac + val_frac), random_state=seed + 1,
+        stratify=rest_labels if labels is not None else None,
+    )
+    return Splits(np.sort(train_ids.astype(str)), np.sort(val_ids.astype(str)), np.sort(test_ids.astype(str)))

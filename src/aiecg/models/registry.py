@@ -1,0 +1,41 @@
+"""Model registry and factory (after timm's ``_registry``/``_factory``): the CLI's choices come from here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: register a constructor ``fn(n_leads, n_samples, n_meta, n_outputs, **kw) -> module``."""
+
+    def decorate(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _MODELS:
+            raise ValueError(f"model {name!r} is already registered")
+        _MODELS[name] = fn
+        return fn
+
+    return decorate
+
+
+def list_models() -> list[str]:
+    return sorted(_MODELS)
+
+
+def create_model(name: str, n_leads: int, n_samples: int, n_meta: int, n_outputs: int, **kwargs: Any) -> nn.Module:
+    """Build a registered model.
+
+    Every model exposes ``forward(ecg, meta)`` returning raw outputs (logits for classification),
+    ``forward_features(ecg)``, ``reset_head(n_outputs)`` and ``parameter_groups()`` ordered from head to input.
+    """
+    try:
+        factory = _MODELS[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; registered models: {', '.join(list_models())}") from None
+    model = factory(n_leads=n_leads, n_samples=n_samples, n_meta=n_meta, n_outputs=n_outputs, **kwargs)
+    model.model_name = name
+    return model
