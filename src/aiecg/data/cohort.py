@@ -46,6 +46,18 @@ ID, IS_MALE, ECG_PATH = "id", "is_male", "ecg_path"
 """Canonical column names of :attr:`Cohort.frame`."""
 
 
+def level_key(value: Any) -> str:
+    """A category's canonical text, so that 1, 1.0, "1" and numpy integers name the same level."""
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        number = float(value)
+        return str(int(number)) if number.is_integer() else repr(number)
+    text = str(value).strip()
+    try:
+        return level_key(float(text))
+    except ValueError:
+        return text
+
+
 @dataclass(frozen=True)
 class ClinicalSpec:
     """Which table columns are clinical inputs, and of what kind."""
@@ -245,10 +257,11 @@ def load_cohort(path: str | Path, required_targets: tuple[str, ...] = ()) -> Coh
 
     sex_raw = table[mapping.sex_column]
     is_male = pd.Series(np.nan, index=table.index)
-    is_male[sex_raw.astype(str) == str(mapping.male_code)] = 1
-    is_male[sex_raw.astype(str) == str(mapping.female_code)] = 0
+    sex_keys = sex_raw.map(level_key)
+    is_male[sex_keys == level_key(mapping.male_code)] = 1
+    is_male[sex_keys == level_key(mapping.female_code)] = 0
     for i in table.index[is_male.isna()]:
-        reasons.append((i, ids[i], f"unknown sex code {sex_raw[i]!r} in column '{mapping.sex_column}' "
+        reasons.append((i, ids[i], f"unknown sex code {sex_raw[i]} in column '{mapping.sex_column}' "
                         f"(expected {mapping.male_code!r} or {mapping.female_code!r})"))
     frame[IS_MALE] = is_male
     frame[ECG_PATH] = _resolve_ecg_paths(mapping, table, ids)
@@ -268,7 +281,7 @@ def load_cohort(path: str | Path, required_targets: tuple[str, ...] = ()) -> Coh
             reasons.append((i, ids[i], f"missing {name} (column '{mapping.targets.get(name, name)}')"))
         bad = values.notna() & ((values < low) | (values > high))
         for i in table.index[bad]:
-            reasons.append((i, ids[i], f"impossible {name} value {values[i]!r} (expected {low}-{high})"))
+            reasons.append((i, ids[i], f"impossible {name} value {values[i]} (expected {low}-{high})"))
 
     for column in mapping.clinical.columns:
         frame[column] = table[column]
@@ -278,7 +291,7 @@ def load_cohort(path: str | Path, required_targets: tuple[str, ...] = ()) -> Coh
         if column in mapping.clinical.ranges:
             low, high = mapping.clinical.ranges[column]
             for i in table.index[values.notna() & ((values < low) | (values > high))]:
-                reasons.append((i, ids[i], f"clinical value {column}={values[i]!r} outside human range {low}-{high}"))
+                reasons.append((i, ids[i], f"clinical value {column}={values[i]} outside human range {low}-{high}"))
 
     exclusions = pd.DataFrame(reasons, columns=["row", ID, "reason"])
     if len(exclusions):

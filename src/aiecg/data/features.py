@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from aiecg.data.cohort import ClinicalSpec
+from aiecg.data.cohort import ClinicalSpec, level_key
 from aiecg.errors import CohortError
 
 
@@ -71,7 +71,9 @@ class ClinicalEncoder:
             self.fill[column] = _to_plain(values.mode().iloc[0]) if len(values) else 0
         for column in self.spec.categorical:
             values = frame[column].dropna()
-            self.fill[column] = _to_plain(values.mode().iloc[0]) if len(values) else self.spec.categorical[column][0]
+            levels = self.spec.categorical[column]
+            mode = level_key(values.mode().iloc[0]) if len(values) else level_key(levels[0])
+            self.fill[column] = next((_to_plain(lv) for lv in levels if level_key(lv) == mode), _to_plain(levels[0]))
         for column in self.spec.continuous:
             values = pd.to_numeric(frame[column], errors="coerce").dropna()
             if values.empty:
@@ -89,15 +91,16 @@ class ClinicalEncoder:
         blocks = []
         for column in self.spec.binary:
             values = frame[column].where(frame[column].notna(), self.fill[column])
-            blocks.append((values.astype(str) == str(self.binary_positive[column])).to_numpy(float)[:, None])
+            positive = level_key(self.binary_positive[column])
+            blocks.append((values.map(level_key) == positive).to_numpy(float)[:, None])
         for column, levels in self.spec.categorical.items():
-            values = frame[column].where(frame[column].notna(), self.fill[column]).astype(str)
-            known = {str(level) for level in levels}
+            values = frame[column].where(frame[column].notna(), self.fill[column]).map(level_key)
+            known = {level_key(level) for level in levels}
             unknown = sorted(set(values) - known)
             if unknown:
                 raise CohortError(f"clinical column '{column}' has levels {unknown[:5]} not in {list(levels)}; "
                                   "add them under 'categorical' in the cohort YAML")
-            blocks.append(np.stack([(values == str(level)).to_numpy(float) for level in levels], axis=1))
+            blocks.append(np.stack([(values == level_key(level)).to_numpy(float) for level in levels], axis=1))
         for column in self.spec.continuous:
             values = pd.to_numeric(frame[column], errors="coerce").fillna(self.fill[column]).to_numpy(float)
             span = self.maximum[column] - self.minimum[column]

@@ -1,0 +1,67 @@
+"""Shared fixtures: paths to the real files in ../shared/data and tiny synthetic tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real public ECG files beside the project; tests skip only where the folder is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real ECG files not found at {SHARED_DATA} (they sit beside the project in CI)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def cardiosoft_xml(shared_data: Path) -> Path:
+    return shared_data / "formats" / "ukb_cardiosoft" / "example-XML1.xml"
+
+
+CLINICAL = {
+    "binary": ["hypertension", "sex", "diabetes"],
+    "categorical": {"smoking": [0, 1, 2]},
+    "continuous": ["sbp", "age", "bmi"],
+}
+
+
+def make_table(n: int, seed: int = 0) -> pd.DataFrame:
+    """A small cohort table with the synthetic cohort's column names and plausible values."""
+    rng = np.random.default_rng(seed)
+    sex = rng.integers(0, 2, n)
+    ilvm = np.where(sex == 1, rng.normal(53, 9, n), rng.normal(42, 7, n))
+    return pd.DataFrame({
+        "eid": np.arange(1000001, 1000001 + n),
+        "sex": sex,
+        "age": rng.uniform(45, 80, n).round(1),
+        "bmi": rng.normal(27, 4, n).round(1),
+        "sbp": rng.normal(138, 18, n).round(0),
+        "hypertension": rng.integers(0, 2, n),
+        "diabetes": rng.integers(0, 2, n),
+        "smoking": rng.integers(0, 3, n),
+        "ilvm": ilvm.round(1),
+        "lvm": (ilvm * 1.9).round(1),
+    })
+
+
+def write_cohort(directory: Path, table: pd.DataFrame, **overrides) -> Path:
+    """Write ``table`` and a cohort YAML mapping for it; returns the YAML path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    table.to_csv(directory / "cohort.csv", index=False)
+    mapping = {
+        "name": "tiny", "table": "cohort.csv", "id_column": "eid",
+        "sex": {"column": "sex", "male": 1, "female": 0},
+        "targets": {"INDEXED_MASS": "ilvm", "MASS": "lvm"},
+        "clinical": CLINICAL,
+    }
+    mapping.update(overrides)
+    path = directory / "cohort.yaml"
+    path.write_text(yaml.safe_dump(mapping))
+    return path

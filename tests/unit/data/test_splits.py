@@ -1,0 +1,22 @@
+import numpy as np
+
+from aiecg.data.splits import Splits, split_participants
+
+
+def test_splits_are_disjoint_complete_seeded_and_stratified(tmp_path):
+    ids = np.array([str(1000000 + i) for i in range(1000)], dtype=object)
+    labels = (np.arange(1000) % 10 == 0).astype(int)  # 10% positives
+    a = split_participants(ids, seed=3, stratify=labels)
+    b = split_participants(ids[::-1].copy(), seed=3, stratify=labels[::-1].copy())
+    sets = [set(a.train), set(a.val), set(a.test)]
+    assert not (sets[0] & sets[1]) and not (sets[0] & sets[2]) and not (sets[1] & sets[2])
+    assert set().union(*sets) == set(ids)
+    assert (len(a.train), len(a.val), len(a.test)) == (700, 150, 150)
+    for part in (a.train, a.val, a.test):  # the 10% positives in each split
+        positives = labels[np.isin(ids, part)].sum()
+        assert abs(positives / len(part) - 0.1) < 0.01
+    np.testing.assert_array_equal(a.test, b.test)  # row order does not matter, the seed does
+    assert set(split_participants(ids, seed=4).test) != set(a.test)
+    a.save(tmp_path)
+    np.testing.assert_array_equal(Splits.load(tmp_path).val, a.val)
+    assert (tmp_path / "test_ids.txt").read_text().split() == list(a.test)

@@ -1,0 +1,61 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from aiecg.data.dataset import Arrays, ECGDataset, TargetScaling
+from aiecg.data.targets import target_spec
+from aiecg.models import create_model
+from aiecg.train.loop import FitConfig, fit
+from aiecg.train.losses import LogCoshLoss, default_loss
+
+
+def test_logcosh_matches_its_definition_and_is_stable():
+    out = torch.tensor([[0.0], [1.0], [-3.0], [60.0]])
+    target = torch.zeros(4, 1)
+    expected = np.mean(np.log(np.cosh([0.0, 1.0, -3.0])).tolist() + [60.0 - math.log(2.0)])
+    assert float(LogCoshLoss()(out, target)) == pytest.approx(expected, rel=1e-6)
+
+
+def _toy(n: int, seed: int) -> Arrays:
+    """ECGs whose R-wave height carries the target, so a model can learn it in a few epochs."""
+    rng = np.random.default_rng(seed)
+    y = rng.normal(50, 10, n).astype(np.float32)
+    t = np.arange(100)
+    spike = np.exp(-0.5 * ((t - 40) / 3.0) ** 2)
+    ecg = (y[:, None, None] / 50.0) * spike[None, None, :] + 0.05 * rng.standard_normal((n, 2, 100))
+    return Arrays(np.arange(n).astype(str), np.zeros(n, int), ecg.astype(np.float32),
+                  np.zeros((n, 0), np.float32), y[:, None])
+
+
+def test_fit_learns_seeded_and_writes_epochs(tmp_path):
+    train, val = _toy(256, 0), _toy(64, 1)
+    scaling = TargetScaling.fit(train.target)
+    config = FitConfig(lr=3e-3, batch_size=32, max_epochs=6, early_stopping=20, seed=7)
+    results = []
+    for run in range(2):
+        torch.manual_seed(123)  # model initialisation; fit seeds the rest
+        model = create_model("fcn", 2, 100, 0, 1, filters=(8, 8, 8), conv_dropout=0.0, head_dropout=0.0)
+        result = fit(model, ECGDataset(train, scaling), ECGDataset(val, scaling), LogCoshLoss(), config,
+                     tmp_path / f"run{run}", progress=False)
+        results.append((result, [p.detach().clone() for p in model.parameters()]))
+    first, second = results
+    assert first[0].history[-1]["train_loss"] < 0.5 * first[0].history[0]["train_loss"]
+    assert first[0].best_val_loss == min(h["val_loss"] for h in first[0].history)
+    assert [h["val_loss"] for h in first[0].history] == [h["val_loss"] for h in second[0].history]
+    assert all(torch.equal(a, b) for a, b in zip(first[1], second[1]))
+    lines = (tmp_path / "run0" / "epochs.csv").read_text().splitlines()
+    assert lines[0] == "epoch,train_loss,val_loss,lr,seconds" and len(lines) == 7
+
+
+def test_early_stopping_and_default_losses():
+    train = _toy(64, 0)
+    config = FitConfig(lr=0.0, max_epochs=50, early_stopping=3, seed=0)  # lr 0: no improvement after epoch 1
+    model = create_model("fcn", 2, 100, 0, 1, filters=(4, 4, 4), batch_norm=False, conv_dropout=0.0, head_dropout=0.0)
+    result = fit(model, ECGDataset(train), ECGDataset(train), LogCoshLoss(), config, None, progress=False)
+    assert result.epochs_run == 4 and result.best_epoch == 1
+    assert isinstance(default_loss(target_spec("INDEXED_MASS")), LogCoshLoss)
+    assert isinstance(default_loss(target_spec("LVH"), pos_weight=5.0), torch.nn.BCEWithLogitsLoss)
+    loss = default_loss(target_spec("HN"))
+    assert float(loss(torch.tensor([[10.0, 0, 0, 0]]), torch.tensor([[0.0]]))) == pytest.approx(0.0, abs=1e-3)
