@@ -100,8 +100,9 @@ def train_run(config: RunConfig, progress: bool = True) -> RunResult:
     run_dir = config.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     config.save(run_dir / "config.yaml")
+    cohort = load_cohort(config.cohort, _required_targets(spec))
     store = Store.open(config.store_path())
-    cohort = usable_cohort(load_cohort(config.cohort, _required_targets(spec)), store)
+    cohort = usable_cohort(cohort, store)
     cohort.write_exclusions(run_dir / "exclusions.csv")
     if len(cohort.exclusions):
         log.warning("%d participants excluded; reasons in %s", len(cohort.exclusions), run_dir / "exclusions.csv")
@@ -166,8 +167,9 @@ def evaluate_bundle(bundle_path: str | Path, cohort_path: str | Path, store_path
     """
     bundle = load_bundle(bundle_path)
     spec = bundle.target
+    cohort = load_cohort(cohort_path, _required_targets(spec))
     store = Store.open(store_path or Path(cohort_path).parent / "store")
-    cohort = usable_cohort(load_cohort(cohort_path, _required_targets(spec)), store)
+    cohort = usable_cohort(cohort, store)
     frame = cohort.frame
     if split == "test":
         training = bundle.training

@@ -39,7 +39,7 @@ from aiecg.errors import ECGReadError
 from aiecg.io import read_ecg
 from aiecg.signal.beats import BeatConfig, extract_beats
 from aiecg.signal.filters import FilterConfig, preprocess
-from aiecg.signal.leads import derive_limb_leads
+from aiecg.signal.leads import select_leads
 from aiecg.signal.measurements import compute_measurements
 
 PARTS = "parts"
@@ -76,11 +76,10 @@ def process_record(record_id: str, path: str, fmt: str | None, config: PrepareCo
         if not path:
             raise ECGReadError(record_id, "the cohort table names no ECG file for this participant")
         ecg = read_ecg(path, format=fmt)
-        signal, leads = derive_limb_leads(ecg.signal, ecg.leads)
-        missing = [lead for lead in STANDARD_LEADS if lead not in leads]
-        if missing:
-            raise ECGReadError(path, f"leads {missing} are missing and cannot be derived")
-        signal = signal[[leads.index(lead) for lead in STANDARD_LEADS]]
+        try:
+            signal = select_leads(ecg.signal, ecg.leads, STANDARD_LEADS)
+        except KeyError as exc:
+            raise ECGReadError(path, str(exc.args[0])) from None
         filtered = preprocess(signal, ecg.fs, config.filters)
         beats = extract_beats(filtered, config.filters.target_fs, STANDARD_LEADS, config.beats)
     except ECGReadError as exc:
@@ -97,7 +96,7 @@ def process_record(record_id: str, path: str, fmt: str | None, config: PrepareCo
         result.update(status="qc_fail", reason=beats.qc_reason)
     else:
         result.update(compute_measurements(beats.median, STANDARD_LEADS, config.filters.target_fs,
-                                           config.beats.r_offset))
+                                           config.beats.r_offset, heart_rate=beats.heart_rate))
     return result
 
 

@@ -69,7 +69,7 @@ class Store:
         root = Path(root)
         if not (root / MANIFEST).exists() or not (root / INDEX).exists() or not (root / MEDIAN).exists():
             raise StoreError(f"{root} is not a complete aiecg store (run `aiecg prepare`, or finish it with "
-                             "`aiecg prepare --merge` after sharded runs)")
+                             "`aiecg prepare --merge-only` after sharded runs)")
         manifest = json.loads((root / MANIFEST).read_text())
         index = pd.read_parquet(root / INDEX)
         index["id"] = index["id"].astype(str)
