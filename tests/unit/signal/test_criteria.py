@@ -1,0 +1,72 @@
+"""Classic LVH criteria at their thresholds."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from aiecg.signal.criteria import (
+    all_criteria,
+    cornell_product,
+    cornell_voltage,
+    peguero_lo_presti,
+    sokolow_lyon,
+)
+
+EPS = 1e-3
+
+
+def _m(**values: float) -> dict[str, float]:
+    base = {f"S_{lead}": 0.0 for lead in ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")}
+    base.update({"R_V5": 0.0, "R_V6": 0.0, "R_aVL": 0.0, "qrs_duration_ms": 100.0})
+    base.update(values)
+    return base
+
+
+def test_sokolow_lyon_threshold_and_larger_of_v5_v6() -> None:
+    r = sokolow_lyon(_m(S_V1=1.5, R_V5=2.0, R_V6=1.0))
+    assert r.score == pytest.approx(3.5) and r.positive is True and r.threshold == 3.5
+    assert sokolow_lyon(_m(S_V1=1.5, R_V5=1.0, R_V6=2.0 - EPS)).positive is False
+    assert sokolow_lyon(_m(S_V1=1.5, R_V5=1.0, R_V6=2.0 + EPS)).positive is True
+
+
+@pytest.mark.parametrize(("sex", "threshold"), [("male", 2.8), ("female", 2.0)])
+def test_cornell_voltage_sex_specific(sex: str, threshold: float) -> None:
+    below = cornell_voltage(_m(R_aVL=0.5, S_V3=threshold - 0.5), sex)
+    assert below.score == pytest.approx(threshold) and below.positive is False  # strictly greater than
+    assert cornell_voltage(_m(R_aVL=0.5, S_V3=threshold - 0.5 + EPS), sex).positive is True
+    assert cornell_voltage(_m(R_aVL=0.5, S_V3=threshold - 0.5 - EPS), sex).positive is False
+
+
+def test_cornell_product_with_female_adjustment() -> None:
+    # men: (RaVL + SV3) x QRS; 2.44 mV x 100 ms = 244 mV*ms is the cut-off
+    assert cornell_product(_m(R_aVL=1.0, S_V3=1.44 + EPS), "male").positive is True
+    assert cornell_product(_m(R_aVL=1.0, S_V3=1.44 - EPS), "male").positive is False
+    # women: + 0.6 mV, so 1.84 mV of measured voltage reaches the same product
+    women = cornell_product(_m(R_aVL=1.0, S_V3=0.84 + EPS), "F")
+    assert women.score == pytest.approx((1.84 + 0.6 + EPS) * 100) and women.positive is True
+    assert cornell_product(_m(R_aVL=1.0, S_V3=0.84 - EPS), "female").positive is False
+    assert cornell_product(_m(R_aVL=1.0, S_V3=1.0, qrs_duration_ms=122.0 + 0.1), "male").positive is True
+
+
+@pytest.mark.parametrize(("sex", "threshold"), [("male", 2.8), ("female", 2.3)])
+def test_peguero_lo_presti_deepest_s_plus_sv4(sex: str, threshold: float) -> None:
+    # deepest S elsewhere (V2) + SV4
+    at = peguero_lo_presti(_m(S_V2=threshold - 0.5, S_V4=0.5), sex)
+    assert at.score == pytest.approx(threshold) and at.positive is True  # greater than or equal
+    assert peguero_lo_presti(_m(S_V2=threshold - 0.5 - EPS, S_V4=0.5), sex).positive is False
+    # deepest S in V4 itself counts twice
+    twice = peguero_lo_presti(_m(S_V4=threshold / 2, S_V1=0.3), sex)
+    assert twice.score == pytest.approx(threshold) and twice.positive is True
+
+
+def test_missing_values_give_no_call_and_bad_sex_raises() -> None:
+    r = sokolow_lyon({"S_V1": 2.0, "R_V5": math.nan, "R_V6": 2.0})
+    assert math.isnan(r.score) and r.positive is None
+    assert cornell_voltage({"R_aVL": 1.0}, "male").positive is None
+    with pytest.raises(ValueError, match="sex"):
+        cornell_voltage(_m(), "unknown")
+    results = all_criteria(_m(S_V1=2.0, R_V5=2.0), "male")
+    assert set(results) == {"sokolow_lyon", "cornell_voltage", "cornell_product", "peguero_lo_presti"}
+    assert results["sokolow_lyon"].positive is True
