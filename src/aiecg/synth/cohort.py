@@ -1,0 +1,211 @@
+"""Generate a synthetic UK-Biobank-like cohort on disk: ECG files, cohort table, truth tables, YAML mapping.
+
+Participants are drawn once, vectorised, from ``default_rng([seed, 0])``; each participant's ECG comes
+from its own generator ``default_rng([seed, 1, index])``, so the files are byte-identical whatever the
+number of worker processes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from aiecg.ecg import ECG, STANDARD_LEADS
+from aiecg.synth.heart import HeartParams
+from aiecg.synth.population import select_cohort
+from aiecg.synth.record import RecordParams, synthesise_record
+
+COHORT_COLUMNS: tuple[str, ...] = (
+    "eid", "sex", "age", "height", "weight", "bsa", "bmi", "sbp", "dbp", "hypertension", "diabetes",
+    "high_cholesterol", "alcohol", "ethnicity", "smoking", "non_hdl_chol", "total_chol", "vent_rate",
+    "lvm", "ilvm", "lvedv", "ilvedv", "lvm_lvedv_ratio", "lvh", "remodelling", "ecg_file",
+)
+"""Columns of ``cohort.parquet``/``cohort.csv``, in order. Units: age years, height cm, weight kg, bsa m2
+(Du Bois), bmi kg/m2, sbp/dbp mmHg, cholesterol mmol/L, vent_rate bpm, lvm g, ilvm g/m2, lvedv ml,
+ilvedv ml/m2, lvm_lvedv_ratio g/ml."""
+
+FIRST_EID = 1000001
+
+
+@dataclass(frozen=True)
+class DomainShift:
+    """How an external cohort differs from the UK-Biobank-like default.
+
+    Attributes:
+        gain: device amplitude calibration (multiplies every voltage).
+        noise: multiplier of baseline wander, mains hum and muscle noise.
+        population: shift towards an older, heavier, more hypertensive population (about one SD per unit).
+        mains_hz: mains frequency (50 in Europe, 60 in North America).
+    """
+
+    gain: float = 1.0
+    noise: float = 1.0
+    population: float = 0.0
+    mains_hz: float = 50.0
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """What :func:`generate_cohort` builds.
+
+    Attributes:
+        n: number of participants.
+        seed: the one seed everything derives from.
+        lvh_prevalence: None for the natural prevalence (~1.5%), or the LVH share to enrich to by
+            rejection sampling of participants (see :func:`aiecg.synth.population.select_cohort`).
+        fmt: "cardiosoft" (UK Biobank XML) or "wfdb".
+        shift: a DomainShift for an external cohort, or None.
+        workers: processes used to synthesise and write the ECGs (1 = in this process).
+        name: the cohort name written in ``cohort.yaml``.
+        missing_share: share of participants with missing cholesterol values (NaN).
+    """
+
+    n: int = 2000
+    seed: int = 0
+    lvh_prevalence: float | None = None
+    fmt: str = "cardiosoft"
+    shift: DomainShift | None = None
+    workers: int = 1
+    name: str = "synthetic-ukb"
+    missing_share: float = 0.015
+    heart: HeartParams = field(default_factory=HeartParams)
+
+
+@dataclass(frozen=True)
+class SynthResult:
+    """Paths of everything :func:`generate_cohort` wrote."""
+
+    out_dir: Path
+    table: Path
+    table_csv: Path
+    truth: Path
+    beats_truth: Path
+    ecg_dir: Path
+    cohort_yaml: Path
+    n: int
+
+
+def _ecg_name(eid: int, fmt: str) -> str:
+    return f"ecg/{eid}_20205_2_0.{'xml' if fmt == 'cardiosoft' else 'hea'}"
+
+
+def _task(args: tuple[dict[str, Any], int, int, str, str, dict[str, Any], dict[str, Any]]) -> dict[str, Any]:
+    """Synthesise and write one participant's ECG (runs in a worker process)."""
+    row, index, seed, out_dir, fmt, record_kw, heart_kw = args
+    rng = np.random.default_rng([seed, 1, index])
+    rec = synthesise_record(row, rng, RecordParams(**record_kw), HeartParams(**heart_kw))
+    eid = int(row["eid"])
+    path = Path(out_dir) / _ecg_name(eid, fmt)
+    ecg = ECG.from_array(rec.signal, STANDARD_LEADS, 500.0, record_id=f"{eid}_20205_2_0",
+                         median=rec.median, median_fs=500.0)
+    if fmt == "cardiosoft":
+        from aiecg.io.cardiosoft import write_cardiosoft
+
+        patient = {"pid": str(eid), "age": int(row["age"]), "sex": "male" if row["sex"] == 1 else "female",
+                   "height_cm": int(round(row["height"])), "weight_kg": round(float(row["weight"]), 1)}
+        write_cardiosoft(path, ecg, patient=patient, measurements=rec.measurements,
+                         lead_measurements=rec.lead_measurements)
+    else:
+        from aiecg.io.wfdb import write_wfdb
+
+        write_wfdb(path, ecg, comments=[f"age: {int(row['age'])}", f"sex: {'male' if row['sex'] == 1 else 'female'}"])
+    return {"eid": eid, "vent_rate": rec.measurements["VentricularRate"], "truth": rec.truth,
+            "r_peaks": rec.r_peaks, "is_ectopic": rec.is_ectopic}
+
+
+def _run(tasks: list[tuple], workers: int) -> Iterator[dict[str, Any]]:
+    if workers <= 1:
+        yield from map(_task, tasks)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        yield from pool.map(_task, tasks, chunksize=max(1, min(32, len(tasks) // (4 * workers) or 1)))
+
+
+def _write_atomic(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def cohort_mapping(cfg: SynthConfig, table: str = "cohort.parquet") -> dict[str, Any]:
+    """The ``cohort.yaml`` mapping the data layer reads (paths relative to the YAML file)."""
+    return {
+        "name": cfg.name,
+        "table": table,
+        "id_column": "eid",
+        "sex": {"column": "sex", "male": 1, "female": 0},
+        "ecg": {"column": "ecg_file", "format": cfg.fmt},
+        "targets": {"MASS": "lvm", "INDEXED_MASS": "ilvm", "VOL": "lvedv", "INDEXED_VOL": "ilvedv",
+                    "MASS_VOL_RATIO": "lvm_lvedv_ratio", "LVH": "lvh", "HN": "remodelling"},
+        "clinical": {
+            "binary": ["hypertension", "sex", "diabetes", "high_cholesterol", "alcohol", "ethnicity"],
+            "categorical": {"smoking": [0, 1, 2]},
+            "continuous": ["sbp", "dbp", "age", "bmi", "non_hdl_chol", "total_chol", "vent_rate"],
+        },
+    }
+
+
+def generate_cohort(out_dir: str | Path, cfg: SynthConfig | None = None, progress: bool = False) -> SynthResult:
+    """Write a synthetic cohort to ``out_dir`` and return the paths.
+
+    Writes ``ecg/{eid}_20205_2_0.xml`` (or ``.hea``/``.dat``), ``cohort.parquet`` and ``cohort.csv``
+    (:data:`COHORT_COLUMNS`), ``truth.parquet`` (latent per-participant quantities and noise-free voltages),
+    ``truth_beats.parquet`` (every true R-peak sample index, ectopic flag) and ``cohort.yaml``.
+    """
+    cfg = cfg or SynthConfig()
+    if cfg.fmt not in ("cardiosoft", "wfdb"):
+        raise ValueError(f"unknown ECG format {cfg.fmt!r}; use 'cardiosoft' or 'wfdb'")
+    shift = cfg.shift or DomainShift()
+    out = Path(out_dir)
+    (out / "ecg").mkdir(parents=True, exist_ok=True)
+
+    people = select_cohort(cfg.n, np.random.default_rng([cfg.seed, 0]), cfg.lvh_prevalence, shift.population)
+    people.insert(0, "eid", np.arange(FIRST_EID, FIRST_EID + len(people), dtype=np.int64))
+    missing_rng = np.random.default_rng([cfg.seed, 2])
+    chol_missing = missing_rng.random(len(people)) < cfg.missing_share
+    people.loc[chol_missing, ["total_chol", "non_hdl_chol"]] = np.nan
+
+    record_kw = {"gain": shift.gain, "noise": shift.noise, "mains_hz": shift.mains_hz}
+    heart_kw = asdict(cfg.heart)
+    needed = ["eid", "sex", "age", "bmi", "height", "weight", "_mass_z", "_heart_rate"]
+    rows = people[needed].to_dict("records")
+    tasks = [(row, i, cfg.seed, str(out), cfg.fmt, record_kw, heart_kw) for i, row in enumerate(rows)]
+    results = _run(tasks, cfg.workers)
+    if progress:
+        from tqdm.auto import tqdm
+
+        results = tqdm(results, total=len(tasks), desc="synthetic ECGs", unit="ecg")
+    vent_rate, truth_rows, beat_frames = [], [], []
+    for res in results:
+        vent_rate.append(float(res["vent_rate"]))
+        truth_rows.append({"eid": res["eid"], **res["truth"]})
+        beat_frames.append(pd.DataFrame({"eid": res["eid"], "sample": res["r_peaks"].astype(np.int64),
+                                         "is_ectopic": res["is_ectopic"].astype(bool)}))
+
+    people["vent_rate"] = np.asarray(vent_rate, dtype=np.float64)
+    people["ecg_file"] = [_ecg_name(int(e), cfg.fmt) for e in people["eid"]]
+    table = people[list(COHORT_COLUMNS)].copy()
+    truth = pd.DataFrame(truth_rows)
+    latent = people[["eid", "lvm", "ilvm", "_mass_z", "_sbp_untreated", "_heart_rate"]].rename(
+        columns={"_mass_z": "mass_z", "_sbp_untreated": "sbp_untreated", "_heart_rate": "heart_rate_latent"})
+    truth = latent.merge(truth, on="eid", how="left")
+    beats = pd.concat(beat_frames, ignore_index=True) if beat_frames else pd.DataFrame(
+        {"eid": [], "sample": [], "is_ectopic": []})
+
+    paths = SynthResult(out_dir=out, table=out / "cohort.parquet", table_csv=out / "cohort.csv",
+                        truth=out / "truth.parquet", beats_truth=out / "truth_beats.parquet",
+                        ecg_dir=out / "ecg", cohort_yaml=out / "cohort.yaml", n=len(table))
+    _write_atomic(paths.table, lambda p: table.to_parquet(p, index=False))
+    _write_atomic(paths.table_csv, lambda p: table.to_csv(p, index=False, float_format="%.6g"))
+    _write_atomic(paths.truth, lambda p: truth.to_parquet(p, index=False))
+    _write_atomic(paths.beats_truth, lambda p: beats.to_parquet(p, index=False))
+    _write_atomic(paths.cohort_yaml, lambda p: p.write_text(yaml.safe_dump(cohort_mapping(cfg), sort_keys=False)))
+    return paths

@@ -1,0 +1,243 @@
+"""One synthetic 10 s, 12-lead, 500 Hz resting ECG: rhythm, beats, noise, bad recordings, median beat.
+
+The rhythm is sinus with heart-rate variability (respiratory sinus arrhythmia plus random RR jitter) and,
+in some participants, premature ventricular beats with a compensatory pause. The noise model is additive
+on the eight independent leads (baseline wander, 50 Hz mains hum, muscle noise), so the derived limb
+leads keep Einthoven's and Goldberger's relations as on a real electrocardiograph. A small share of
+records is deliberately bad (a flat lead, a saturated lead or heavy noise), as in any ECG archive.
+The device-style median beat (600 samples, QRS onset at sample 216, as in UK Biobank's CardioSoft files)
+is the noise-free normal beat at the participant's mean RR interval.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from aiecg.synth.heart import (
+    DOWER,
+    HeartParams,
+    Morphology,
+    derive_twelve_leads,
+    pvc_morphology,
+    render_dipole,
+    sample_morphology,
+)
+
+FS = 500.0
+N_SAMPLES = 5000
+MEDIAN_SAMPLES = 600
+MEDIAN_QRS_ONSET = 216
+BAD_REASONS: tuple[str, ...] = ("flat_lead", "saturated_lead", "heavy_noise")
+LEAD_INDEX = {name: i for i, name in enumerate(
+    ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"))}
+
+
+@dataclass(frozen=True)
+class RecordParams:
+    """Rhythm and noise settings of the recording (``noise`` and ``gain`` come from a DomainShift).
+
+    Attributes:
+        gain: device amplitude calibration factor (1 = UK Biobank-like).
+        noise: multiplier of every noise amplitude.
+        bad_share: probability that a record is bad (flat lead, saturated lead or heavy noise).
+        pvc_share: baseline probability that a participant has premature ventricular beats in the strip.
+        mains_hz: mains frequency of the hum.
+    """
+
+    gain: float = 1.0
+    noise: float = 1.0
+    bad_share: float = 0.025
+    pvc_share: float = 0.05
+    mains_hz: float = 50.0
+
+
+@dataclass
+class SynthRecord:
+    """A generated record: clean and noisy 12-lead signals (mV), the median beat and the truth."""
+
+    clean: np.ndarray
+    signal: np.ndarray
+    median: np.ndarray
+    r_peaks: np.ndarray
+    is_ectopic: np.ndarray
+    truth: dict[str, Any] = field(default_factory=dict)
+    measurements: dict[str, float] = field(default_factory=dict)
+    lead_measurements: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def _lead_matrix(rng: np.random.Generator) -> np.ndarray:
+    """Dower matrix perturbed by this participant's electrode placement and torso (per-lead gain)."""
+    gains = np.exp(rng.normal(0.0, [0.04, 0.04, 0.12, 0.12, 0.12, 0.10, 0.10, 0.10]))
+    tilt = rng.normal(0.0, 0.08, size=(8, 3)) * np.abs(DOWER).mean(axis=1, keepdims=True)
+    tilt[:2] *= 0.3
+    return (DOWER + tilt) * gains[:, None]
+
+
+def _beat_schedule(rng: np.random.Generator, hr_bpm: float, age: float, pvc_p: float,
+                   duration: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """QRS onsets (s), preceding RR (s) and ectopic flags for beats covering [-1.5, duration + 0.5] s."""
+    rr_mean = 60.0 / hr_bpm
+    resp_f = rng.uniform(0.18, 0.33)
+    resp_phase = rng.uniform(0.0, 2.0 * np.pi)
+    rsa = 0.045 * np.exp(-0.025 * (age - 45.0)) * rng.uniform(0.5, 1.5)
+    jitter = rng.uniform(0.01, 0.03)
+    n = int(np.ceil((duration + 3.0) / (0.7 * rr_mean))) + 3
+    noise = rng.normal(0.0, jitter, n)
+    t = -1.5 + rng.uniform(0.0, rr_mean)
+    onsets, rrs = [], []
+    for k in range(n):
+        rr = rr_mean * (1.0 + rsa * np.sin(2 * np.pi * resp_f * t + resp_phase) + noise[k])
+        rr = max(rr, 0.3)
+        onsets.append(t)
+        rrs.append(rr)
+        t += rr
+        if t > duration + 0.5:
+            break
+    onsets_a, rr_a = np.array(onsets), np.array(rrs)
+    ectopic = np.zeros(onsets_a.size, dtype=bool)
+    n_pvc = int(rng.poisson(1.5)) + 1 if rng.random() < pvc_p else 0
+    inside = np.flatnonzero((onsets_a > 0.3) & (onsets_a < duration - 0.6))
+    coupling = rng.uniform(0.55, 0.72, max(n_pvc, 1))
+    if n_pvc and inside.size > 2:
+        chosen = np.sort(rng.choice(inside[1:], size=min(n_pvc, inside.size - 1), replace=False))
+        for j, k in enumerate(chosen):
+            if ectopic[k - 1]:
+                continue
+            # The PVC comes early; the sinus beat it replaces is concealed, so the next one is on time
+            # (a full compensatory pause).
+            onsets_a[k] = onsets_a[k - 1] + coupling[j] * rr_a[k - 1]
+            rr_a[k] = coupling[j] * rr_a[k - 1]
+            ectopic[k] = True
+    return onsets_a, rr_a, ectopic
+
+
+def _amplitudes(median: np.ndarray, morph: Morphology, fs: float) -> dict[str, dict[str, float]]:
+    """Per-lead P, Q, R, S, T amplitudes (uV) of a median beat, as a device's measurement table."""
+    on = MEDIAN_QRS_ONSET
+    end = on + int(round(morph.qrs_s * fs)) + 1
+    qrs = median[:, on:end] * 1000.0
+    p_win = median[:, on - int(round(morph.pr_s * fs)):on - int(round((morph.pr_s - morph.p_s) * fs))] * 1000.0
+    t_win = median[:, end:on + int(round(morph.qt_s * fs))] * 1000.0
+    r = np.clip(qrs.max(axis=1), 0.0, None)
+    s = np.clip(-qrs.min(axis=1), 0.0, None)
+    first_peak = np.argmax(np.abs(qrs) > 0.25 * np.abs(qrs).max(axis=1, keepdims=True), axis=1)
+    q = np.where(qrs[np.arange(qrs.shape[0]), first_peak] < 0,
+                 np.clip(-qrs[:, : max(int(0.4 * qrs.shape[1]), 1)].min(axis=1), 0.0, None), 0.0)
+    p = p_win[np.arange(p_win.shape[0]), np.abs(p_win).argmax(axis=1)]
+    tt = t_win[np.arange(t_win.shape[0]), np.abs(t_win).argmax(axis=1)]
+    names = list(LEAD_INDEX)
+    return {
+        "PAmplitude": dict(zip(names, p.tolist())),
+        "QAmplitude": dict(zip(names, q.tolist())),
+        "RAmplitude": dict(zip(names, r.tolist())),
+        "SAmplitude": dict(zip(names, s.tolist())),
+        "TAmplitude": dict(zip(names, tt.tolist())),
+    }
+
+
+def _axis(median: np.ndarray, lo: int, hi: int) -> float:
+    """Frontal-plane axis (degrees) from the net areas of leads I and aVF in samples [lo, hi)."""
+    lead_i = median[LEAD_INDEX["I"], lo:hi].sum()
+    lead_avf = median[LEAD_INDEX["aVF"], lo:hi].sum()
+    return float(np.rad2deg(np.arctan2(2.0 / np.sqrt(3.0) * lead_avf, lead_i)))
+
+
+def synthesise_record(participant: dict[str, Any], rng: np.random.Generator, params: RecordParams | None = None,
+                      heart: HeartParams | None = None, duration: float = 10.0, fs: float = FS) -> SynthRecord:
+    """Generate one participant's ECG and its truth.
+
+    Args:
+        participant: needs ``sex`` (1/0), ``age``, ``bmi`` and the latent ``_mass_z`` and ``_heart_rate``.
+        rng: this participant's generator (the same generator always gives the same record).
+        params: recording and noise settings; heart: LV-mass effect strengths.
+    """
+    rp = params or RecordParams()
+    sex, age, bmi = int(participant["sex"]), float(participant["age"]), float(participant["bmi"])
+    mass_z = float(participant["_mass_z"])
+    morph, latent = sample_morphology(rng, mass_z=mass_z, sex=sex, age=age, bmi=bmi, params=heart)
+    lead_matrix = _lead_matrix(rng) * rp.gain
+    pvc_p = rp.pvc_share * float(np.exp(0.04 * (age - 63.0) + 0.3 * max(mass_z, 0.0)))
+    onsets, rr, ectopic = _beat_schedule(rng, float(participant["_heart_rate"]), age, pvc_p, duration)
+    pvc = pvc_morphology(rng, morph)
+    resp = 1.0 + 0.04 * np.sin(2 * np.pi * rng.uniform(0.18, 0.33) * onsets + rng.uniform(0, 2 * np.pi))
+
+    n = int(round(duration * fs))
+    t = np.arange(n) / fs
+    morphs = [pvc if e else morph for e in ectopic]
+    dipole = render_dipole(t, onsets, morphs, rr, scale=resp)
+    eight_clean = lead_matrix @ dipole
+    clean = derive_twelve_leads(eight_clean)
+
+    # Noise on the eight recorded leads.
+    g = rp.noise
+    resp_f, phase = rng.uniform(0.15, 0.35), rng.uniform(0, 2 * np.pi)
+    slow_f, slow_phase = rng.uniform(0.03, 0.12, 8), rng.uniform(0, 2 * np.pi, 8)
+    wander = (rng.uniform(0.01, 0.07, 8)[:, None] * np.sin(2 * np.pi * resp_f * t + phase)[None, :]
+              + rng.uniform(0.0, 0.12, 8)[:, None] * np.sin(2 * np.pi * slow_f[:, None] * t + slow_phase[:, None]))
+    hum = rng.uniform(0.0, 0.012, 8)[:, None] * np.sin(2 * np.pi * rp.mains_hz * t + rng.uniform(0, 2 * np.pi))[None]
+    emg = rng.uniform(0.004, 0.02) * rng.uniform(0.5, 1.5, 8)[:, None] * rng.normal(size=(8, n))
+    eight = eight_clean + g * (wander + hum + emg)
+
+    bad_reason, bad_lead = "", ""
+    is_bad = rng.random() < rp.bad_share
+    reason_draw, lead_draw, level_draw = int(rng.integers(3)), int(rng.integers(2, 8)), rng.uniform(4.0, 8.0)
+    if is_bad:
+        bad_reason = BAD_REASONS[reason_draw]
+        if bad_reason == "flat_lead":
+            eight[lead_draw] = 0.0
+            bad_lead = ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")[lead_draw]
+        elif bad_reason == "saturated_lead":
+            drift = level_draw * np.clip((t - rng.uniform(0.5, 4.0)) / 1.5, 0.0, 1.0)
+            eight[lead_draw] = np.clip(eight[lead_draw] + drift, -5.0, 5.0)
+            bad_lead = ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")[lead_draw]
+        else:
+            heavy = rng.normal(size=(8, n)) * rng.uniform(0.15, 0.4)
+            eight = eight + heavy + 0.6 * np.sin(2 * np.pi * 0.3 * t + phase)[None, :]
+    signal = derive_twelve_leads(eight)
+
+    # Median beat: the noise-free normal beat at the mean RR interval.
+    mean_rr = float(np.mean(rr[~ectopic])) if (~ectopic).any() else float(np.mean(rr))
+    tm = np.arange(MEDIAN_SAMPLES) / fs
+    onset_m = MEDIAN_QRS_ONSET / fs
+    median = derive_twelve_leads(lead_matrix @ render_dipole(tm, np.array([onset_m]), [morph], np.array([mean_rr])))
+    if bad_reason == "flat_lead":
+        median[6 + lead_draw - 2] = 0.0
+
+    r_times = onsets + np.array([m.r_s for m in morphs])
+    r_idx = np.rint(r_times * fs).astype(np.int64)
+    keep = (r_idx >= 0) & (r_idx < n)
+    r_peaks, is_ectopic = r_idx[keep], ectopic[keep]
+    vent_rate = float(60.0 * fs * (r_peaks.size - 1) / (r_peaks[-1] - r_peaks[0])) if r_peaks.size > 1 else float("nan")
+
+    amps = _amplitudes(median, morph, fs)
+    qt = float(morph.qt_at(mean_rr))
+    on_ms = MEDIAN_QRS_ONSET / fs * 1000.0
+    qrs_end = MEDIAN_QRS_ONSET + int(round(morph.qrs_s * fs))
+    sv1 = amps["SAmplitude"]["V1"] / 1000.0
+    rv5, rv6 = amps["RAmplitude"]["V5"] / 1000.0, amps["RAmplitude"]["V6"] / 1000.0
+    ravl, sv3 = amps["RAmplitude"]["aVL"] / 1000.0, amps["SAmplitude"]["V3"] / 1000.0
+    measurements = {
+        "VentricularRate": round(vent_rate) if np.isfinite(vent_rate) else float("nan"),
+        "PQInterval": morph.pr_s * 1000.0, "PDuration": morph.p_s * 1000.0, "QRSDuration": morph.qrs_s * 1000.0,
+        "QTInterval": qt * 1000.0, "QTCInterval": qt / np.sqrt(mean_rr) * 1000.0,
+        "RRInterval": mean_rr * 1000.0, "PPInterval": mean_rr * 1000.0,
+        "SokolovLVHIndex": sv1 + max(rv5, rv6),
+        "PAxis": _axis(median, MEDIAN_QRS_ONSET - int(morph.pr_s * fs), MEDIAN_QRS_ONSET),
+        "RAxis": _axis(median, MEDIAN_QRS_ONSET, qrs_end),
+        "TAxis": _axis(median, qrs_end, MEDIAN_QRS_ONSET + int(qt * fs)),
+        "QRSNum": int(r_peaks.size),
+        "POnset": on_ms - morph.pr_s * 1000.0, "POffset": on_ms - (morph.pr_s - morph.p_s) * 1000.0,
+        "QOnset": on_ms, "QOffset": on_ms + morph.qrs_s * 1000.0, "TOffset": on_ms + qt * 1000.0,
+    }
+    truth = {
+        **latent, "heart_rate": vent_rate, "mean_rr_ms": mean_rr * 1000.0, "qt_ms": qt * 1000.0,
+        "is_bad_recording": int(is_bad), "bad_reason": bad_reason, "bad_lead": bad_lead,
+        "n_beats": int(r_peaks.size), "n_ectopic": int(is_ectopic.sum()),
+        "sv1_mv": sv1, "rv5_mv": rv5, "rv6_mv": rv6, "ravl_mv": ravl, "sv3_mv": sv3,
+        "sokolow_mv": sv1 + max(rv5, rv6), "cornell_mv": ravl + sv3, "r_axis_deg": measurements["RAxis"],
+    }
+    return SynthRecord(clean=clean, signal=signal, median=median, r_peaks=r_peaks, is_ectopic=is_ectopic,
+                       truth=truth, measurements=measurements, lead_measurements=amps)

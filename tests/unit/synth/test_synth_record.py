@@ -1,0 +1,99 @@
+"""One synthetic record: exact lead relations, rhythm truth, ectopics, bad recordings, median beat."""
+
+import numpy as np
+import pytest
+
+from aiecg.synth.heart import DOWER, INVERSE_DOWER, project
+from aiecg.synth.record import MEDIAN_QRS_ONSET, RecordParams, synthesise_record
+
+LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+PERSON = {"sex": 1, "age": 60.0, "bmi": 26.0, "_mass_z": 0.5, "_heart_rate": 70.0}
+
+
+def _lead(x, name):
+    return x[LEADS.index(name)]
+
+
+@pytest.mark.parametrize("attr", ["clean", "median"])
+def test_einthoven_and_goldberger_hold_exactly_before_noise(attr):
+    rec = synthesise_record(PERSON, np.random.default_rng(0))
+    x = getattr(rec, attr)
+    i, ii = _lead(x, "I"), _lead(x, "II")
+    assert np.abs(_lead(x, "III") - (ii - i)).max() < 1e-6
+    assert np.abs(_lead(x, "aVR") + (i + ii) / 2).max() < 1e-6
+    assert np.abs(_lead(x, "aVL") - (i - ii / 2)).max() < 1e-6
+    assert np.abs(_lead(x, "aVF") - (ii - i / 2)).max() < 1e-6
+    assert np.abs(_lead(x, "aVR") + _lead(x, "aVL") + _lead(x, "aVF")).max() < 1e-6
+
+
+def test_dower_and_inverse_dower_are_near_inverses():
+    np.testing.assert_allclose(INVERSE_DOWER @ DOWER, np.eye(3), atol=0.01)
+    ecg = project(np.array([[1.0], [0.0], [0.0]]))
+    assert ecg[LEADS.index("V5"), 0] == pytest.approx(1.125)
+
+
+def test_record_shapes_amplitudes_and_median_onset():
+    rec = synthesise_record(PERSON, np.random.default_rng(1))
+    assert rec.signal.shape == (12, 5000) and rec.clean.shape == (12, 5000) and rec.median.shape == (12, 600)
+    assert np.isfinite(rec.signal).all()
+    # Typical resting amplitudes (mV): tall R in V5, S in V1, no activity before the P wave.
+    assert 0.3 < rec.truth["rv5_mv"] < 4.0 and 0.1 < rec.truth["sv1_mv"] < 3.0
+    assert np.abs(rec.median[:, :MEDIAN_QRS_ONSET - 150]).max() < 0.01
+    assert np.abs(rec.median[:, MEDIAN_QRS_ONSET:MEDIAN_QRS_ONSET + 60]).max() > 0.3
+    assert rec.truth["sokolow_mv"] == pytest.approx(rec.truth["sv1_mv"] + max(rec.truth["rv5_mv"],
+                                                                              rec.truth["rv6_mv"]))
+    assert rec.lead_measurements["RAmplitude"]["V5"] == pytest.approx(rec.truth["rv5_mv"] * 1000)
+
+
+def test_heart_rate_and_r_peaks_are_consistent():
+    rec = synthesise_record({**PERSON, "_heart_rate": 60.0}, np.random.default_rng(2), RecordParams(pvc_share=0))
+    rr = np.diff(rec.r_peaks) / 500.0
+    assert 8 <= rec.r_peaks.size <= 12
+    assert rec.truth["heart_rate"] == pytest.approx(60.0 / rr.mean(), rel=1e-6)
+    assert 50 < rec.truth["heart_rate"] < 70
+    assert rr.std() > 0  # heart-rate variability
+    # Every fiducial sits on the QRS: the clean signal's spatial magnitude peaks within 40 ms of it.
+    magnitude = np.abs(rec.clean[[0, 1, 6, 7, 8, 9, 10, 11]]).sum(axis=0)
+    for peak in rec.r_peaks[(rec.r_peaks > 30) & (rec.r_peaks < 4970)]:
+        window = magnitude[peak - 30:peak + 30]
+        assert abs(int(np.argmax(window)) - 30) <= 20
+
+
+def test_ectopic_beats_are_premature_and_recorded():
+    rec = synthesise_record(PERSON, np.random.default_rng(3), RecordParams(pvc_share=100.0))
+    assert rec.is_ectopic.any()
+    assert rec.truth["n_ectopic"] == int(rec.is_ectopic.sum())
+    k = int(np.flatnonzero(rec.is_ectopic)[0])
+    if 0 < k < rec.r_peaks.size - 1:
+        before, after = rec.r_peaks[k] - rec.r_peaks[k - 1], rec.r_peaks[k + 1] - rec.r_peaks[k]
+        assert before < after  # premature, then a compensatory pause
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_bad_recordings_are_flagged(seed):
+    rec = synthesise_record(PERSON, np.random.default_rng(seed), RecordParams(bad_share=1.0))
+    assert rec.truth["is_bad_recording"] == 1
+    reason = rec.truth["bad_reason"]
+    assert reason in ("flat_lead", "saturated_lead", "heavy_noise")
+    if reason == "flat_lead":
+        assert np.all(rec.signal[LEADS.index(rec.truth["bad_lead"])] == 0)
+    elif reason == "saturated_lead":
+        assert np.abs(rec.signal[LEADS.index(rec.truth["bad_lead"])]).max() == pytest.approx(5.0)
+    else:
+        assert np.std(rec.signal - rec.clean) > 0.1
+
+
+def test_good_recording_noise_is_modest_and_scalable():
+    quiet = synthesise_record(PERSON, np.random.default_rng(4), RecordParams(bad_share=0.0, noise=0.0))
+    np.testing.assert_allclose(quiet.signal, quiet.clean, atol=1e-12)
+    noisy = synthesise_record(PERSON, np.random.default_rng(4), RecordParams(bad_share=0.0))
+    assert 0.003 < np.std(noisy.signal - noisy.clean) < 0.2
+    assert noisy.truth["bad_reason"] == ""
+
+
+def test_lv_mass_raises_voltage_and_qrs_duration_on_average():
+    low = [synthesise_record({**PERSON, "_mass_z": -1.0}, np.random.default_rng(s)).truth for s in range(40)]
+    high = [synthesise_record({**PERSON, "_mass_z": 3.5}, np.random.default_rng(s)).truth for s in range(40)]
+    assert np.mean([t["sokolow_mv"] for t in high]) > 1.2 * np.mean([t["sokolow_mv"] for t in low])
+    assert np.mean([t["qrs_ms"] for t in high]) > np.mean([t["qrs_ms"] for t in low]) + 5
+    assert np.mean([t["strain_severity"] for t in high]) > np.mean([t["strain_severity"] for t in low])
