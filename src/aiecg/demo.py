@@ -16,9 +16,9 @@ from aiecg.data.prepare import PrepareConfig, prepare_store
 from aiecg.runs import evaluate_bundle, train_run
 from aiecg.train.loop import FitConfig
 
-DEMO_N = 2000
+DEMO_N = 2500
 DEMO_LVH_PREVALENCE = 0.2
-DEMO_EPOCHS = 25
+DEMO_EPOCHS = 60
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def run_demo(config: DemoConfig, progress: bool = True) -> dict[str, Any]:
     epochs = config.max_epochs or DEMO_EPOCHS
     run = RunConfig(
         cohort=str(cohort_yaml), store=str(store), target="INDEXED_MASS", arch="fcn", out=str(out / "runs"),
-        name="fcn_ilvm", fit=FitConfig(max_epochs=epochs, early_stopping=8, lr_patience=4, seed=config.seed),
+        name="fcn_ilvm", fit=FitConfig(max_epochs=epochs, early_stopping=10, lr_patience=5, seed=config.seed),
     )
     result = train_run(run, progress=progress)
     evaluation = evaluate_bundle(result.bundle_path, cohort_yaml, store, out / "evaluation", split="test")

@@ -58,5 +58,13 @@ class FCN(ECGModel):
 
 @register_model("fcn")
 def fcn_wang2016(n_leads: int, n_samples: int, n_meta: int, n_outputs: int, **kw) -> FCN:
-    """FCN in the Wang et al. configuration (128/256/128, kernels 8/5/3, batch norm, max-pool)."""
+    """FCN in the Wang et al. (2017) configuration WANG2016: 128/256/128, kernels 8/5/3, batch norm, max-pool."""
     return FCN(n_leads, n_samples, n_meta, n_outputs, **kw)
+
+
+@register_model("fcn_zhou2024")
+def fcn_zhou2024(n_leads: int, n_samples: int, n_meta: int, n_outputs: int, **kw) -> FCN:
+    """The lighter ZHOU2024 configuration of the reference code: 32/32/32 filters, kernel 3, max-pool,
+    no batch norm."""
+    settings = {"filters": (32, 32, 32), "kernels": (3, 3, 3), "batch_norm": False, "max_pool": True, **kw}
+    return FCN(n_leads, n_samples, n_meta, n_outputs, **settings)

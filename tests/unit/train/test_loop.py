@@ -59,3 +59,41 @@ def test_early_stopping_and_default_losses():
     assert isinstance(default_loss(target_spec("LVH"), pos_weight=5.0), torch.nn.BCEWithLogitsLoss)
     loss = default_loss(target_spec("HN"))
     assert float(loss(torch.tensor([[10.0, 0, 0, 0]]), torch.tensor([[0.0]]))) == pytest.approx(0.0, abs=1e-3)
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_resume_after_interruption_equals_uninterrupted(tmp_path):
+    from aiecg.data.augment import AugmentConfig
+
+    train, val = _toy(96, 0), _toy(32, 1)
+    scaling = TargetScaling.fit(train.target)
+    config = FitConfig(lr=3e-3, max_epochs=5, seed=11, augment=AugmentConfig(), lr_patience=1)
+
+    def fresh_model():
+        torch.manual_seed(5)
+        return create_model("fcn", 2, 100, 0, 1, filters=(8, 8, 8))
+
+    whole = fresh_model()
+    fit(whole, ECGDataset(train, scaling), ECGDataset(val, scaling), LogCoshLoss(), config, tmp_path / "a",
+        progress=False)
+
+    def kill_after_three(epoch):
+        if epoch == 3:
+            raise _Killed
+
+    interrupted = fresh_model()
+    with pytest.raises(_Killed):
+        fit(interrupted, ECGDataset(train, scaling), ECGDataset(val, scaling), LogCoshLoss(), config,
+            tmp_path / "b", progress=False, on_epoch_end=kill_after_three)
+    resumed = fresh_model()  # a new process would start from fresh weights and load the checkpoint
+    result = fit(resumed, ECGDataset(train, scaling), ECGDataset(val, scaling), LogCoshLoss(), config,
+                 tmp_path / "b", progress=False, resume=True)
+    assert result.resumed_from == 3 and result.epochs_run == 5
+    for (key, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), key
+    assert (tmp_path / "a" / "epochs.csv").read_text().count("\n") == (tmp_path / "b" / "epochs.csv").read_text().count(
+        "\n"
+    ) == 6

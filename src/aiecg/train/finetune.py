@@ -1,0 +1,79 @@
+"""Staged fine-tuning on an external cohort (the reference's ``--ext_tune``), generic for every model.
+
+Stage 0 trains the head alone; stage k additionally unfreezes the k-th block counted from the output. Each stage
+runs until early stopping and starts from the best weights of the stage before. Batch-norm running statistics
+stay fixed throughout (the external cohort is small). Learning rates follow the reference: the head 5e-5 with
+weight decay 1e-4, the blocks 1e-4 with weight decay 1e-5, scaled down by ``depth_decay`` per block further
+from the output, so deeper (more generic) features move least.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from aiecg.data.dataset import ECGDataset
+from aiecg.models.heads import ECGModel
+from aiecg.train.loop import FitConfig, FitResult, fit
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    head_lr: float = 5e-5
+    head_weight_decay: float = 1e-4
+    block_lr: float = 1e-4
+    block_weight_decay: float = 1e-5
+    depth_decay: float = 0.5
+    stages: int | None = None  # None: the head, then every block
+    max_epochs_per_stage: int = 50
+    early_stopping: int = 10
+
+
+def set_trainable_stage(model: ECGModel, stage: int) -> list[list[nn.Parameter]]:
+    """Freeze everything, then unfreeze the head (stage 0) and the ``stage`` blocks nearest the output.
+
+    Returns the trainable parameter groups, head first.
+    """
+    groups = model.parameter_groups()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    trainable = groups[: stage + 1]
+    for group in trainable:
+        for parameter in group:
+            parameter.requires_grad_(True)
+    return trainable
+
+
+def stage_optimizer(groups: list[list[nn.Parameter]], config: FinetuneConfig) -> torch.optim.Optimizer:
+    """Adam with the head's and each block's own learning rate and weight decay."""
+    param_groups = [{"params": groups[0], "lr": config.head_lr, "weight_decay": config.head_weight_decay}]
+    for depth, group in enumerate(groups[1:]):
+        param_groups.append({"params": group, "lr": config.block_lr * config.depth_decay**depth,
+                             "weight_decay": config.block_weight_decay})
+    return torch.optim.Adam(param_groups)
+
+
+def staged_finetune(
+    model: ECGModel, train: ECGDataset, val: ECGDataset, loss_fn: nn.Module, fit_config: FitConfig,
+    config: FinetuneConfig, run_dir: str | Path | None = None, progress: bool = True,
+    labels: np.ndarray | None = None,
+) -> list[FitResult]:
+    """Fine-tune ``model`` in place stage by stage; returns each stage's fit result."""
+    n_stages = len(model.parameter_groups()) if config.stages is None else min(config.stages,
+                                                                               len(model.parameter_groups()))
+    stage_fit = dataclasses.replace(fit_config, max_epochs=config.max_epochs_per_stage,
+                                    early_stopping=config.early_stopping, freeze_batchnorm=True)
+    results = []
+    for stage in range(n_stages):
+        groups = set_trainable_stage(model, stage)
+        optimizer = stage_optimizer(groups, config)
+        stage_dir = Path(run_dir) / f"stage{stage}" if run_dir is not None else None
+        results.append(fit(model, train, val, loss_fn, stage_fit, stage_dir, progress, labels, optimizer=optimizer))
+    for parameter in model.parameters():
+        parameter.requires_grad_(True)
+    return results
