@@ -29,9 +29,9 @@ def _default_workers() -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> dict[str, Any]:
-    from aiecg.synth import DomainShift, SynthConfig, generate_cohort
+    from aiecg.synth import EXTERNAL_SHIFT, SynthConfig, generate_cohort
 
-    shift = DomainShift() if args.shift else None
+    shift = EXTERNAL_SHIFT if args.shift else None
     config = SynthConfig(n=args.n, seed=args.seed, lvh_prevalence=args.lvh_prevalence, fmt=args.format,
                          shift=shift, workers=args.workers)
     result = generate_cohort(args.out, config, progress=not args.quiet)
@@ -55,14 +55,32 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     from aiecg.runs import train_run
 
     config = RunConfig.load(args.config) if args.config else RunConfig()
-    config = config.override(cohort=args.cohort, store=args.store, target=args.target, arch=args.arch,
-                             excl_meta=True if args.excl_meta else None, out=args.out, name=args.name,
-                             split_seed=args.split_seed, fit__max_epochs=args.epochs, fit__seed=args.seed,
-                             fit__device=args.device)
+    model_kwargs = dict(config.model_kwargs)
+    if args.conv_dropout is not None:
+        model_kwargs["conv_dropout"] = args.conv_dropout
+    if args.lin_dropout is not None:
+        model_kwargs["head_dropout"] = args.lin_dropout
+    config = config.override(
+        cohort=args.cohort, store=args.store, target=args.target, arch=args.arch, model_kwargs=model_kwargs,
+        excl_meta=True if args.excl_meta else None, out=args.out, name=args.name, split_seed=args.split_seed,
+        criterion=args.criterion, loss_weighting=True if args.loss_weighting else None,
+        augment=True if args.augment else None, beat_expansion=True if args.beat_expansion else None,
+        resume=True if args.resume else None, fit__max_epochs=args.epochs, fit__seed=args.seed,
+        fit__device=args.device, fit__sampling=args.sampling,
+    )
     if not config.cohort:
         raise AiecgError("no cohort given: pass --cohort cohort.yaml (or set 'cohort' in --config)")
     result = train_run(config, progress=not args.quiet)
     return {"run_dir": str(result.run_dir), "bundle": str(result.bundle_path), "test": result.metrics["test"]}
+
+
+def cmd_finetune(args: argparse.Namespace) -> dict[str, Any]:
+    from aiecg.runs import finetune_run
+
+    result = finetune_run(args.bundle, args.cohort, args.store, args.out, seed=args.seed, criterion=args.criterion,
+                          progress=not args.quiet)
+    return {"run_dir": str(result.run_dir), "bundle": str(result.bundle_path),
+            "test_untuned": result.metrics["test_untuned"], "test": result.metrics["test"]}
 
 
 def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
@@ -79,8 +97,10 @@ def cmd_demo(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from aiecg.data.sampling import SAMPLING_MODES
     from aiecg.data.targets import list_targets
     from aiecg.models import list_models
+    from aiecg.train.losses import CRITERIA
 
     parser = argparse.ArgumentParser(prog="aiecg", description=__doc__)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -116,10 +136,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="maximum epochs")
     p.add_argument("--seed", type=int, help="training seed")
     p.add_argument("--split-seed", type=int, help="participant-split seed")
-    p.add_argument("--device", choices=["cpu", "cuda"])
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="auto: CUDA when available (bfloat16 autocast)")
+    p.add_argument("--criterion", choices=CRITERIA, help="loss (default: LogCosh, BCE or cross-entropy by target)")
+    p.add_argument("--sampling", choices=SAMPLING_MODES, help="rebalance classes each epoch (categorical targets)")
+    p.add_argument("--loss-weighting", action="store_true", help="weight the rare class in the loss")
+    p.add_argument("--augment", action="store_true", help="seeded augmentation of training batches")
+    p.add_argument("--beat-expansion", action="store_true",
+                   help="every clean beat of a training LVH participant as an extra sample (store with beats)")
+    p.add_argument("--conv-dropout", type=float, help="dropout after the convolutions")
+    p.add_argument("--lin-dropout", type=float, help="dropout in the head")
+    p.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
     p.add_argument("--out", help="directory of runs")
     p.add_argument("--name", help="run name")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("finetune", help="fine-tune a saved model on an external cohort (staged unfreezing)")
+    p.add_argument("--bundle", required=True)
+    p.add_argument("--cohort", required=True, help="the external cohort YAML")
+    p.add_argument("--store")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--criterion", choices=CRITERIA)
+    p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("evaluate", help="apply a saved model bundle to a cohort")
     p.add_argument("--bundle", required=True)

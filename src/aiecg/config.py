@@ -9,8 +9,18 @@ from typing import Any
 
 import yaml
 
+from aiecg.data.augment import AugmentConfig
 from aiecg.ecg import MODEL_LEADS
 from aiecg.train.loop import FitConfig
+
+
+def _plain(value: Any) -> Any:
+    """Tuples -> lists, recursively, so the config is plain YAML."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 @dataclass
@@ -30,6 +40,13 @@ class RunConfig:
         fit: optimisation settings.
         out: the directory that holds runs.
         name: the run's name (the reference's ``--save``); the run directory is ``out/name``.
+        criterion: a loss name (``logcosh``, ``huber``, ``tail``, ``bce``, ``ce``); None: the target's default.
+        loss_weighting: weight the rare class (BCE ``pos_weight`` = negatives / positives; inverse class
+            frequency for cross-entropy).
+        augment: seeded augmentation of training batches.
+        beat_expansion: add every clean beat of LVH participants in the training split as extra samples
+            (needs a store prepared with beats).
+        resume: continue the run from its last checkpoint.
     """
 
     cohort: str = ""
@@ -44,6 +61,11 @@ class RunConfig:
     fit: FitConfig = field(default_factory=FitConfig)
     out: str = "runs"
     name: str = "run"
+    criterion: str | None = None
+    loss_weighting: bool = False
+    augment: bool = False
+    beat_expansion: bool = False
+    resume: bool = False
 
     @property
     def run_dir(self) -> Path:
@@ -53,10 +75,7 @@ class RunConfig:
         return Path(self.store) if self.store else Path(self.cohort).parent / "store"
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["leads"] = list(self.leads)
-        data["split_fractions"] = list(self.split_fractions)
-        return data
+        return _plain(dataclasses.asdict(self))
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
@@ -68,10 +87,15 @@ class RunConfig:
         if unknown:
             raise ValueError(f"unknown run-config keys {unknown}; known: {sorted(known)}")
         data = dict(data)
-        fit = data.pop("fit", {}) or {}
+        fit = dict(data.pop("fit", {}) or {})
         fit_known = {f.name for f in dataclasses.fields(FitConfig)}
         if set(fit) - fit_known:
             raise ValueError(f"unknown fit keys {sorted(set(fit) - fit_known)}; known: {sorted(fit_known)}")
+        if fit.get("augment") is not None:
+            augment = dict(fit["augment"])
+            if "amplitude" in augment:
+                augment["amplitude"] = tuple(augment["amplitude"])
+            fit["augment"] = AugmentConfig(**augment)
         if "leads" in data:
             data["leads"] = tuple(data["leads"])
         if "split_fractions" in data:

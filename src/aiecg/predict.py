@@ -8,12 +8,14 @@ from torch import nn
 
 from aiecg.data.dataset import TargetScaling
 from aiecg.data.targets import TargetSpec, TaskKind
+from aiecg.device import resolve_device
 
 
 @torch.no_grad()
 def predict_raw(model: nn.Module, ecg: np.ndarray, meta: np.ndarray, batch_size: int = 256,
                 device: str = "cpu") -> np.ndarray:
     """Raw model outputs (standardised values or logits) for arrays [n, leads, samples] and [n, features]."""
+    device = resolve_device(device)
     model.eval().to(device)
     outputs = []
     for start in range(0, len(ecg), batch_size):

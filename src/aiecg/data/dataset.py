@@ -91,3 +91,25 @@ class ECGDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.ecg[i], self.meta[i], self.target[i]
+
+
+def expand_with_beats(arrays: Arrays, store: Store, chosen: np.ndarray, leads: Sequence[str]) -> Arrays:
+    """Add every clean individual beat of the ``chosen`` participants as an extra sample (the reference's beat
+    expansion of LVH cases). Use on the training split only; the split is made on participants before this, so
+    no participant's beats reach another split.
+    """
+    extra_rows, extra_ecg = [], []
+    for row in np.flatnonzero(chosen):
+        beats = store.beats_of(arrays.ids[row], leads)
+        extra_rows += [row] * len(beats)
+        extra_ecg.append(beats)
+    if not extra_rows:
+        return arrays
+    rows = np.asarray(extra_rows)
+    return Arrays(
+        ids=np.concatenate([arrays.ids, arrays.ids[rows]]),
+        is_male=np.concatenate([arrays.is_male, arrays.is_male[rows]]),
+        ecg=np.concatenate([arrays.ecg, np.concatenate(extra_ecg).astype(np.float32)]),
+        meta=np.concatenate([arrays.meta, arrays.meta[rows]]),
+        target=np.concatenate([arrays.target, arrays.target[rows]]),
+    )

@@ -4,13 +4,21 @@
 table with the reference code's 16 clinical variables and CMR targets, truth tables and ``cohort.yaml``.
 """
 
-from aiecg.synth.cohort import COHORT_COLUMNS, DomainShift, SynthConfig, SynthResult, cohort_mapping, generate_cohort
+from aiecg.synth.cohort import (
+    COHORT_COLUMNS,
+    EXTERNAL_SHIFT,
+    DomainShift,
+    SynthConfig,
+    SynthResult,
+    cohort_mapping,
+    generate_cohort,
+)
 from aiecg.synth.heart import DOWER, INVERSE_DOWER, HeartParams
 from aiecg.synth.population import REMODELLING_CLASSES, LVReference, sample_participants, select_cohort
 from aiecg.synth.record import SynthRecord, synthesise_record
 
 __all__ = [
-    "COHORT_COLUMNS", "DOWER", "INVERSE_DOWER", "REMODELLING_CLASSES", "DomainShift", "HeartParams",
+    "COHORT_COLUMNS", "DOWER", "EXTERNAL_SHIFT", "INVERSE_DOWER", "REMODELLING_CLASSES", "DomainShift", "HeartParams",
     "LVReference", "SynthConfig", "SynthRecord", "SynthResult", "cohort_mapping", "generate_cohort",
     "sample_participants", "select_cohort", "synthesise_record",
 ]

@@ -52,6 +52,11 @@ class DomainShift:
     mains_hz: float = 50.0
 
 
+EXTERNAL_SHIFT = DomainShift(gain=1.15, noise=2.0, population=0.5)
+"""The default external cohort: a device reading 15% higher voltages with twice the noise, and an older,
+heavier, more hypertensive population (half an SD)."""
+
+
 @dataclass(frozen=True)
 class SynthConfig:
     """What :func:`generate_cohort` builds.

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from aiecg.data.augment import AugmentConfig, augment_batch
 from aiecg.data.dataset import ECGDataset
 from aiecg.data.sampling import epoch_indices
+from aiecg.device import resolve_device
 
 CHECKPOINT = "checkpoint.pt"
 EPOCH_COLUMNS = ("epoch", "train_loss", "val_loss", "lr", "seconds")
@@ -64,15 +65,6 @@ class FitResult:
     seconds: float
     resumed_from: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> CUDA when available, else CPU; a request for CUDA without a GPU is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was requested but no CUDA GPU is available; use --device cpu or auto")
-    return torch.device(name)
 
 
 def freeze_batchnorm_statistics(model: nn.Module) -> None:

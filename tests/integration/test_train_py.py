@@ -1,0 +1,59 @@
+"""The reference README's five example commands, run as written through train.py on tiny synthetic cohorts."""
+
+import json
+
+import pandas as pd
+import pytest
+
+import train as train_py
+from aiecg.bundle import load_bundle
+from aiecg.cli import main as aiecg
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def cohorts(tmp_path_factory):
+    root = tmp_path_factory.mktemp("trainpy")
+    for name, extra in (("ukb", []), ("ship", ["--shift", "--seed", "5"])):
+        assert aiecg(["-q", "synth", "--out", str(root / name), "--n", "60", "--lvh-prevalence", "0.3",
+                      "--workers", "2", *extra]) == 0
+        assert aiecg(["-q", "prepare", "--cohort", str(root / name / "cohort.yaml"), "--workers", "2"]) == 0
+    return root
+
+
+def test_reference_examples_run_as_written(cohorts, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    data = ["--data", str(cohorts / "ukb" / "cohort.yaml"), "--ext_data", str(cohorts / "ship" / "cohort.yaml"),
+            "--epochs", "1"]
+    examples = [
+        '--verbose --save UKB_iLVM --target INDEXED_MASS --train',
+        '--verbose --save UKB_LVH_ecgonly --target LVH --train --excl_meta',
+        '--verbose --save UKB_LVH_r34 --soto2022 resnet34 --target LVH --train',
+        '--save_results --verbose --target INDEXED_MASS --load UKB_iLVM.aiecg',
+        '--save_results --verbose --target INDEXED_MASS --load UKB_iLVM.aiecg --train --ext_tune --save UKB_iLVM.SHIP',
+    ]
+    for example in examples:
+        assert train_py.main(example.split() + data) == 0, example
+    capsys.readouterr()
+    assert load_bundle("UKB_LVH_r34.aiecg").model_name == "resnet34"
+    assert load_bundle("UKB_LVH_ecgonly.aiecg").n_meta == 0
+    evaluation = pd.read_csv("runs/UKB_iLVM/evaluation/results.csv")
+    pd.testing.assert_frame_equal(evaluation, pd.read_csv("runs/UKB_iLVM/results.csv"))  # --load reproduces
+    tuned = json.loads((tmp_path / "runs" / "UKB_iLVM.SHIP" / "metrics.json").read_text())
+    assert {"test_untuned", "test", "stages"} <= set(tuned)
+    assert len(tuned["stages"]) == len(load_bundle("UKB_iLVM.aiecg").build_model().parameter_groups())
+    assert load_bundle("UKB_iLVM.SHIP.aiecg").training["finetuned_from"] == "UKB_iLVM.aiecg"
+
+
+def test_flags_that_conflict_or_are_missing_fail_clearly(cohorts, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        train_py.main(["--target", "LVH"])
+    assert "nothing to do" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train_py.main(["--train", "--recalib", "--data", str(cohorts / "ukb" / "cohort.yaml")])
+    assert "--recalib" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train_py.main(["--train", "--frobnicate"])
+    assert "unrecognized arguments: --frobnicate" in capsys.readouterr().err
