@@ -1,0 +1,51 @@
+"""A training run killed mid-way (SIGKILL) and resumed ends with the weights of an uninterrupted run."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from aiecg.bundle import load_bundle
+from aiecg.cli import main as aiecg
+
+pytestmark = pytest.mark.integration
+
+
+def _train(cohort: Path, out: Path, name: str, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "aiecg.cli", "-q", "train", "--cohort", str(cohort), "--out", str(out),
+            "--name", name, "--epochs", "6", "--seed", "3", "--augment", *extra]
+
+
+def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
+    data = tmp_path / "data"
+    assert aiecg(["-q", "synth", "--out", str(data), "--n", "120", "--seed", "9", "--workers", "2"]) == 0
+    assert aiecg(["-q", "prepare", "--cohort", str(data / "cohort.yaml"), "--workers", "2"]) == 0
+    cohort, runs = data / "cohort.yaml", tmp_path / "runs"
+    subprocess.run(_train(cohort, runs, "whole"), check=True, capture_output=True)
+
+    process = subprocess.Popen(_train(cohort, runs, "killed"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    epochs = runs / "killed" / "epochs.csv"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if epochs.exists() and len(epochs.read_text().splitlines()) >= 3:  # header + 2 epochs done
+            break
+        time.sleep(0.02)
+    if process.poll() is not None:
+        pytest.fail("the run finished before it could be killed; make it longer")
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (runs / "killed" / "model.aiecg").exists()
+    done_before_kill = len(epochs.read_text().splitlines()) - 1
+    assert 2 <= done_before_kill < 6
+
+    subprocess.run(_train(cohort, runs, "killed", "--resume"), check=True, capture_output=True)
+    whole = load_bundle(runs / "whole" / "model.aiecg").state_dict
+    resumed = load_bundle(runs / "killed" / "model.aiecg").state_dict
+    assert whole.keys() == resumed.keys()
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+    assert (runs / "whole" / "results.csv").read_text() == (runs / "killed" / "results.csv").read_text()
