@@ -22,10 +22,10 @@ from aiecg import __version__
 from aiecg.bundle import Bundle, load_bundle, save_bundle
 from aiecg.config import RunConfig
 from aiecg.data.augment import AugmentConfig
-from aiecg.data.cohort import ID, Cohort, load_cohort
+from aiecg.data.cohort import ID, SPLIT, Cohort, load_cohort
 from aiecg.data.dataset import Arrays, ECGDataset, TargetScaling, build_arrays, expand_with_beats
 from aiecg.data.features import ClinicalEncoder
-from aiecg.data.splits import split_participants
+from aiecg.data.splits import Splits, split_participants
 from aiecg.data.store import STATUS_OK, Store
 from aiecg.data.targets import TargetSpec, target_spec
 from aiecg.errors import BundleError, CohortError
@@ -71,6 +71,19 @@ def stratification_labels(frame: pd.DataFrame, spec: TargetSpec) -> np.ndarray |
     if "LVH" in frame and frame["LVH"].notna().all():
         return frame["LVH"].to_numpy()
     return None
+
+
+def make_splits(frame: pd.DataFrame, spec: TargetSpec, seed: int,
+                fractions: tuple[float, float, float]) -> Splits:
+    """The cohort's predefined split when its YAML names one (e.g. PTB-XL's folds), else a seeded
+    participant-level split stratified by :func:`stratification_labels`."""
+    if SPLIT in frame:
+        parts = [np.sort(frame.loc[frame[SPLIT] == name, ID].to_numpy(dtype=str)) for name in ("train", "val", "test")]
+        empty = [name for name, ids in zip(("train", "val", "test"), parts) if len(ids) == 0]
+        if empty:
+            raise CohortError(f"the cohort's predefined split leaves {empty} empty")
+        return Splits(*parts)
+    return split_participants(frame[ID].to_numpy(), seed, fractions, stratification_labels(frame, spec))
 
 
 def _required_targets(spec: TargetSpec) -> tuple[str, ...]:
@@ -124,8 +137,7 @@ def train_run(config: RunConfig, progress: bool = True) -> RunResult:
     frame = cohort.frame
     if len(frame) < 10:
         raise CohortError(f"{config.cohort}: only {len(frame)} usable participants; need at least 10 to split")
-    splits = split_participants(frame[ID].to_numpy(), config.split_seed, config.split_fractions,
-                                stratification_labels(frame, spec))
+    splits = make_splits(frame, spec, config.split_seed, config.split_fractions)
     splits.save(run_dir)
     encoder = None
     if not config.excl_meta:
@@ -218,8 +230,7 @@ def evaluate_bundle(bundle_path: str | Path, cohort_path: str | Path, store_path
     frame = cohort.frame
     if split == "test":
         training = bundle.training
-        splits = split_participants(frame[ID].to_numpy(), int(training["split_seed"]),
-                                    tuple(training["split_fractions"]), stratification_labels(frame, spec))
+        splits = make_splits(frame, spec, int(training["split_seed"]), tuple(training["split_fractions"]))
         if _ids_digest(splits.test) != training.get("test_ids_sha256"):
             raise BundleError(f"{cohort_path}: re-creating the test split of {bundle_path} gave other participants "
                               "than at training time (the cohort changed); use split='all' for a new cohort")

@@ -14,6 +14,7 @@ cohort is described in YAML (paths relative to the YAML file)::
       categorical: {smoking: [0, 1, 2]}
       continuous: [sbp, dbp, age, bmi]
       ranges: {sbp: [50, 300]}       # optional; overrides the built-in human ranges
+    split: {column: strat_fold, train: [1, 2, 3, 4, 5, 6, 7, 8], val: [9], test: [10]}   # optional, predefined
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ TARGET_RANGES: dict[str, tuple[float, float]] = {
 }
 """Plausible ranges of the continuous targets (g, g/m2, ml, ml/m2, g/ml); outside them a row is excluded."""
 
-ID, IS_MALE, ECG_PATH = "id", "is_male", "ecg_path"
+ID, IS_MALE, ECG_PATH, SPLIT = "id", "is_male", "ecg_path", "split"
 """Canonical column names of :attr:`Cohort.frame`."""
 
 
@@ -98,6 +99,7 @@ class CohortMapping:
     targets: dict[str, str]
     clinical: ClinicalSpec
     source: Path | None = None
+    split: dict[str, Any] | None = None
 
 
 def _require(mapping: dict, key: str, where: str) -> Any:
@@ -143,6 +145,10 @@ def load_mapping(path: str | Path) -> CohortMapping:
         continuous=tuple(clinical_raw.get("continuous") or ()),
         ranges=ranges,
     )
+    split = raw.get("split")
+    if split is not None and (not isinstance(split, dict) or not {"column", "train", "val", "test"} <= set(split)):
+        raise CohortError(f"{where}: 'split' must give column, train, val and test values, "
+                          "e.g. {column: strat_fold, train: [1, 2, 3, 4, 5, 6, 7, 8], val: [9], test: [10]}")
     return CohortMapping(
         name=str(raw.get("name", path.stem)),
         root=root,
@@ -158,6 +164,7 @@ def load_mapping(path: str | Path) -> CohortMapping:
         targets=targets,
         clinical=clinical,
         source=path.resolve(),
+        split=split,
     )
 
 
@@ -265,6 +272,15 @@ def load_cohort(path: str | Path, required_targets: tuple[str, ...] = ()) -> Coh
                         f"(expected {mapping.male_code!r} or {mapping.female_code!r})"))
     frame[IS_MALE] = is_male
     frame[ECG_PATH] = _resolve_ecg_paths(mapping, table, ids)
+    if mapping.split is not None:
+        column = mapping.split["column"]
+        if column not in table.columns:
+            raise CohortError(f"{where}: split column '{column}' named in {mapping.source} is missing")
+        names = {level_key(v): name for name in ("train", "val", "test") for v in mapping.split[name]}
+        frame[SPLIT] = table[column].map(lambda v: names.get(level_key(v)) if pd.notna(v) else None)
+        for i in table.index[frame[SPLIT].isna()]:
+            value = table[column][i]
+            reasons.append((i, ids[i], f"split column '{column}' value {value} is in none of train/val/test"))
 
     for name, column in mapping.targets.items():
         if column in table.columns:

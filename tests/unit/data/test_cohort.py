@@ -46,3 +46,18 @@ def test_missing_columns_and_unknown_targets_are_named(tmp_path):
         load_cohort(write_cohort(tmp_path, table))
     with pytest.raises(CohortError, match="unknown target 'LVMASS'"):
         load_cohort(write_cohort(tmp_path / "b", make_table(10), targets={"LVMASS": "lvm"}))
+
+
+def test_predefined_split_column(tmp_path):
+    from aiecg.data.targets import target_spec
+    from aiecg.runs import make_splits
+
+    table = make_table(30)
+    table["fold"] = np.arange(30) % 10 + 1
+    table.loc[0, "fold"] = 11  # in no split: excluded with a reason
+    split = {"column": "fold", "train": list(range(1, 9)), "val": [9], "test": [10]}
+    cohort = load_cohort(write_cohort(tmp_path, table, split=split), ("INDEXED_MASS",))
+    assert "none of train/val/test" in cohort.exclusions["reason"].iloc[0]
+    splits = make_splits(cohort.frame, target_spec("INDEXED_MASS"), seed=0, fractions=(0.7, 0.15, 0.15))
+    expected_test = sorted(table.loc[table["fold"] == 10, "eid"].astype(str))
+    assert list(splits.test) == expected_test and len(splits.val) == 3 and len(splits.train) == 23
