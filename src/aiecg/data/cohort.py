@@ -8,6 +8,7 @@ cohort is described in YAML (paths relative to the YAML file)::
     id_column: eid
     sex: {column: sex, male: 1, female: 0}
     ecg: {column: ecg_file, format: cardiosoft}   # or {dir: ecg, pattern: "{id}_20205_2_0.xml"}
+                                                  # options: reader arguments, e.g. {variable: H12, fs: 500}
     targets: {MASS: lvm, INDEXED_MASS: ilvm, LVH: lvh, HN: remodelling}
     clinical:
       binary: [hypertension, sex, diabetes]
@@ -93,6 +94,7 @@ class CohortMapping:
     male_code: Any
     female_code: Any
     ecg_format: str | None
+    ecg_options: dict[str, Any]
     ecg_column: str | None
     ecg_dir: Path | None
     ecg_pattern: str | None
@@ -158,6 +160,7 @@ def load_mapping(path: str | Path) -> CohortMapping:
         male_code=sex["male"],
         female_code=sex["female"],
         ecg_format=ecg.get("format"),
+        ecg_options=dict(ecg.get("options") or {}),
         ecg_column=ecg.get("column"),
         ecg_dir=(root / ecg["dir"]).resolve() if ecg.get("dir") else None,
         ecg_pattern=ecg.get("pattern"),
@@ -332,4 +335,5 @@ def ecg_records(path: str | Path) -> pd.DataFrame:
         raise CohortError(f"cohort table {mapping.table}: duplicate ids {sorted(set(ids[ids.duplicated()]))[:10]}")
     frame = pd.DataFrame({ID: ids, ECG_PATH: _resolve_ecg_paths(mapping, table, ids)})
     frame["format"] = mapping.ecg_format
+    frame["options"] = [mapping.ecg_options] * len(frame)
     return frame

@@ -66,8 +66,12 @@ class PrepareConfig:
                 "chunk_size": self.chunk_size}
 
 
-def process_record(record_id: str, path: str, fmt: str | None, config: PrepareConfig) -> dict[str, Any]:
-    """Read, pre-process and summarise one ECG; never raises for a bad file (the reason is returned)."""
+def process_record(record_id: str, path: str, fmt: str | None, config: PrepareConfig,
+                   options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Read, pre-process and summarise one ECG; never raises for a bad file (the reason is returned).
+
+    ``fmt`` and ``options`` come from the cohort YAML (``ecg: {format: ..., options: {...}}``).
+    """
     window = config.beats.window
     result: dict[str, Any] = {"id": record_id, "file": path, "status": STATUS_OK, "reason": "",
                               "median": np.zeros((len(STANDARD_LEADS), window), np.float32),
@@ -75,7 +79,7 @@ def process_record(record_id: str, path: str, fmt: str | None, config: PrepareCo
     try:
         if not path:
             raise ECGReadError(record_id, "the cohort table names no ECG file for this participant")
-        ecg = read_ecg(path, format=fmt)
+        ecg = read_ecg(path, format=fmt, **(options or {}))
         try:
             signal = select_leads(ecg.signal, ecg.leads, STANDARD_LEADS)
         except KeyError as exc:
@@ -105,7 +109,7 @@ def _part_path(root: Path, part: int) -> Path:
 
 
 def _process_part(root: Path, part: int, records: pd.DataFrame, config: PrepareConfig) -> dict[str, int]:
-    results = [process_record(r.id, r.ecg_path, r.format, config) for r in records.itertuples()]
+    results = [process_record(r.id, r.ecg_path, r.format, config, r.options) for r in records.itertuples()]
     rows = [{k: v for k, v in r.items() if k not in ("median", "beats")} for r in results]
     counts = np.asarray([len(r["beats"]) for r in results], dtype=np.int64)
     buffer = io.BytesIO()

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 from defusedxml import ElementTree as SafeET
@@ -125,7 +126,7 @@ def read_cardiosoft(path: str | Path) -> ECG:
         root = SafeET.parse(path).getroot()
     except FileNotFoundError:
         raise ECGReadError(path, "file not found") from None
-    except (ET.ParseError, DefusedXmlException, UnicodeError, ValueError) as exc:
+    except (ET.ParseError, DefusedXmlException, UnicodeError, ValueError, LookupError) as exc:
         raise ECGReadError(path, f"not well-formed XML ({exc}); the file may be truncated") from None
     if root.tag != ROOT_TAG:
         raise ECGReadError(path, f"root element is <{root.tag}>, not <{ROOT_TAG}>: not a CardioSoft export")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 from aiecg.ecg import ECG
 from aiecg.errors import ECGReadError
@@ -19,12 +20,15 @@ class Reader:
         read: path -> ECG; raises ECGReadError.
         suffixes: lower-case file suffixes this reader handles.
         sniff: bytes of the file's head -> whether this reader recognises the content.
+        claims: path -> whether this reader owns the file by its surroundings (e.g. a WFDB ``.mat`` signal file
+            with its ``.hea`` header beside it); checked before sniffing.
     """
 
     name: str
-    read: Callable[[Path], ECG]
+    read: Callable[..., ECG]
     suffixes: tuple[str, ...]
     sniff: Callable[[bytes], bool] | None = None
+    claims: Callable[[Path], bool] | None = None
 
 
 _READERS: dict[str, Reader] = {}
@@ -49,7 +53,11 @@ def get_reader(name: str) -> Reader:
 
 
 def detect_format(path: Path) -> Reader:
-    """The reader for ``path``: the first whose sniffer accepts the content, else the first by suffix."""
+    """The reader for ``path``: one that claims the path, else the first whose sniffer accepts the content,
+    else the first by suffix."""
+    for reader in _READERS.values():
+        if reader.claims is not None and reader.claims(path):
+            return reader
     try:
         with open(path, "rb") as handle:
             head = handle.read(_HEAD_BYTES)
@@ -69,12 +77,14 @@ def detect_format(path: Path) -> Reader:
     )
 
 
-def read_ecg(path: str | Path, format: str | None = None) -> ECG:
+def read_ecg(path: str | Path, format: str | None = None, **options: Any) -> ECG:
     """Read any supported ECG file.
 
     Args:
         path: the file.
         format: a registered format name to skip detection (``cardiosoft``, ``wfdb``, ...).
+        options: reader options (e.g. ``fs``, ``leads``, ``variable`` for MATLAB/NumPy/CSV files), usually from
+            the cohort YAML's ``ecg: {options: ...}``.
 
     Raises:
         ECGReadError: the file cannot be read; the message names the file and the reason.
@@ -82,7 +92,7 @@ def read_ecg(path: str | Path, format: str | None = None) -> ECG:
     path = Path(path)
     reader = get_reader(format) if format else detect_format(path)
     try:
-        return reader.read(path)
+        return reader.read(path, **options)
     except ECGReadError:
         raise
     except Exception as exc:  # a reader bug or a library error must still name the file

@@ -11,6 +11,11 @@ from aiecg.errors import ECGReadError, ECGValidationError
 
 SUFFIXES = (".hea",)
 
+
+def claims(path: Path) -> bool:
+    """A ``.mat``/``.dat`` signal file with its WFDB header beside it is a WFDB record (PhysioNet challenges)."""
+    return path.suffix.lower() in (".mat", ".dat") and path.with_suffix(".hea").exists()
+
 _UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3, "nu": 1.0, "": 1.0}
 
 
@@ -46,6 +51,9 @@ def read_wfdb(path: str | Path) -> ECG:
         if ":" in comment:
             key, value = comment.split(":", 1)
             patient[key.strip().lower()] = value.strip()
+    if "sex" in patient:  # the other readers' spelling: male / female / unknown
+        patient["sex"] = {"male": "male", "m": "male", "female": "female", "f": "female"}.get(
+            patient["sex"].lower(), "unknown")
     try:
         return ECG.from_array(
             signal, record.sig_name, float(record.fs or 0), record_id=record_path.name,

@@ -75,3 +75,10 @@ def test_missing_file_and_unknown_content(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(ECGReadError, match="no reader recognises"):
         read_ecg(tmp_path / "notes.txt")
+
+
+def test_challenge_mat_with_header_is_claimed_by_wfdb(shared_data):
+    mat = shared_data / "cinc2021" / "E07500.mat"
+    assert detect_format(mat).name == "wfdb"
+    ecg = read_ecg(mat)
+    assert ecg.signal.shape == (12, 5000) and ecg.patient["sex"] == "male" and ecg.patient["age"] == "78"

@@ -1,0 +1,142 @@
+"""Property: every reader, fed a truncated or byte-mutated real file, returns a valid ECG or raises ECGReadError.
+
+Each reader function is called directly (its own robustness) and through ``read_ecg`` (the registry's wrapper).
+Nothing else may escape: no IndexError from a decoder, no struct.error, no partial array.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aiecg.ecg import ECG, KNOWN_LEADS, STANDARD_LEADS
+from aiecg.errors import ECGReadError
+from aiecg.io import read_ecg
+from aiecg.io.arrays import read_csv, read_npy, read_npz
+from aiecg.io.cardiosoft import read_cardiosoft
+from aiecg.io.matlab import read_matlab
+from aiecg.io.vendor import read_dicom, read_hl7_aecg, read_muse, read_philips_sierra, read_scp
+from aiecg.io.wfdb import read_wfdb
+
+pytest.importorskip("ecgdatakit", reason="the vendor readers need the 'formats' extra (ecgdatakit)")
+pytest.importorskip("pydicom", reason="the DICOM reader needs the 'formats' extra (pydicom)")
+
+FUZZ = settings(max_examples=40, deadline=None, derandomize=False, print_blob=True,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@dataclass(frozen=True)
+class Case:
+    """One real file to damage: ``target`` is the file that gets damaged, ``companions`` are copied intact."""
+
+    name: str
+    read: Callable[[Path], ECG]
+    target: str
+    companions: tuple[str, ...] = ()
+
+
+def _ship_mat(source: ECG, path: Path) -> None:
+    rows = [source.lead(n) for n in STANDARD_LEADS] + [source.lead("V6"), source.lead("aVF"), -source.lead("V2")]
+    scipy.io.savemat(path, {"H12": np.rint(np.stack(rows) * 1000).astype(np.int16)})
+
+
+@pytest.fixture(scope="module")
+def fuzz_sources(shared_data, tmp_path_factory) -> Path:
+    """Real files, plus array-format files made from a real PTB-XL record, in one folder."""
+    folder = tmp_path_factory.mktemp("sources")
+    formats = shared_data / "formats"
+    for name in ("ukb_cardiosoft/example-XML1.xml", "muse/MUSE_20200923_093504_79000_example.xml",
+                 "hl7_aecg/subject1_0.xml", "dicom/example-DICOM1.dcm", "dicom/pydicom_waveform_ecg.dcm",
+                 "scp/Example.scp", "scp/ECG_20170504_163507_123456789.SCP", "philips_sierra/129DYPRG.XML",
+                 "philips_sierra/2020-5-18_15-48-11.xml"):
+        shutil.copy(formats / name, folder / Path(name).name)
+    for suffix in (".hea", ".dat"):
+        shutil.copy(shared_data / "ptbxl" / "records500" / f"00841_hr{suffix}", folder / f"00841_hr{suffix}")
+    for suffix in (".hea", ".mat"):
+        shutil.copy(shared_data / "cinc2021" / f"JS20000{suffix}", folder / f"JS20000{suffix}")
+    record = read_wfdb(folder / "00841_hr.hea")
+    _ship_mat(record, folder / "ship.mat")
+    np.save(folder / "record.npy", record.signal)
+    np.savez(folder / "record.npz", signal=record.signal, leads=np.array(record.leads), fs=record.fs)
+    np.savetxt(folder / "record.csv", record.signal[:, :1000].T, delimiter=",", header=",".join(record.leads),
+               comments="", fmt="%.3f")
+    return folder
+
+
+CASES = [
+    Case("cardiosoft", read_cardiosoft, "example-XML1.xml"),
+    Case("muse", read_muse, "MUSE_20200923_093504_79000_example.xml"),
+    Case("hl7_aecg", read_hl7_aecg, "subject1_0.xml"),
+    Case("dicom_ge", read_dicom, "example-DICOM1.dcm"),
+    Case("dicom_mortara", read_dicom, "pydicom_waveform_ecg.dcm"),
+    Case("scp_12", read_scp, "Example.scp"),
+    Case("scp_8", read_scp, "ECG_20170504_163507_123456789.SCP"),
+    Case("sierra_mrx", read_philips_sierra, "129DYPRG.XML"),
+    Case("sierra_tc", read_philips_sierra, "2020-5-18_15-48-11.xml"),
+    Case("wfdb_dat", read_wfdb, "00841_hr.dat", ("00841_hr.hea",)),
+    Case("wfdb_hea", read_wfdb, "00841_hr.hea", ("00841_hr.dat",)),
+    Case("wfdb_challenge_mat", read_wfdb, "JS20000.mat", ("JS20000.hea",)),
+    Case("matlab_ship", read_matlab, "ship.mat"),
+    Case("npy", partial(read_npy, leads=STANDARD_LEADS, fs=500.0), "record.npy"),
+    Case("npz", read_npz, "record.npz"),
+    Case("csv", partial(read_csv, fs=500.0), "record.csv"),
+]
+
+
+@st.composite
+def damage(draw: st.DrawFn, data: bytes) -> bytes:
+    """A truncation, a few byte mutations near the header or anywhere, or both."""
+    out = bytearray(data)
+    kind = draw(st.sampled_from(["truncate", "mutate", "both"]))
+    if kind in ("mutate", "both"):
+        head = min(len(out), 2048)
+        for _ in range(draw(st.integers(1, 8))):
+            where = draw(st.one_of(st.integers(0, head - 1), st.integers(0, len(out) - 1)))
+            out[where] = draw(st.one_of(st.integers(0, 255), st.sampled_from(b"\x00\xff<>&\"-9.eE\n")))
+    if kind in ("truncate", "both"):
+        cut = draw(st.one_of(st.integers(0, min(len(out), 4096)), st.integers(0, len(out))))
+        del out[cut:]
+    return bytes(out)
+
+
+def _assert_valid_or_read_error(call: Callable[[], ECG]) -> None:
+    try:
+        ecg = call()
+    except ECGReadError as exc:
+        assert exc.path and exc.reason
+        return
+    assert isinstance(ecg, ECG)
+    assert ecg.signal.ndim == 2 and ecg.signal.shape[0] == len(ecg.leads) and ecg.signal.shape[1] >= 2
+    assert ecg.signal.dtype == np.float32 and np.isfinite(ecg.signal).all()
+    assert np.isfinite(ecg.fs) and ecg.fs > 0 and set(ecg.leads) <= KNOWN_LEADS
+    if ecg.median is not None:
+        assert ecg.median.shape[0] == len(ecg.leads) and np.isfinite(ecg.median).all()
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # pydicom/ecgdatakit warn about the damage they tolerate
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_damaged_files_give_a_valid_ecg_or_an_ecg_read_error(case, fuzz_sources, tmp_path_factory):
+    folder = tmp_path_factory.mktemp(case.name)
+    for companion in case.companions:
+        shutil.copy(fuzz_sources / companion, folder / companion)
+    original = (fuzz_sources / case.target).read_bytes()
+    target = folder / case.target
+    _assert_valid_or_read_error(lambda: case.read(fuzz_sources / case.target))  # the intact file reads
+
+    @FUZZ
+    @given(damaged=damage(original))
+    def check(damaged: bytes) -> None:
+        target.write_bytes(damaged)
+        _assert_valid_or_read_error(lambda: case.read(target))
+        _assert_valid_or_read_error(lambda: read_ecg(target))
+
+    check()
