@@ -8,6 +8,7 @@ merge step concatenates all parts into the store once every part exists.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import platform
@@ -34,10 +35,10 @@ from aiecg.data.store import (
     atomic_save_npy,
     atomic_write_bytes,
 )
-from aiecg.ecg import STANDARD_LEADS
+from aiecg.ecg import ECG, STANDARD_LEADS
 from aiecg.errors import ECGReadError
 from aiecg.io import read_ecg
-from aiecg.signal.beats import BeatConfig, extract_beats
+from aiecg.signal.beats import BeatConfig, BeatSet, detect_clipping, extract_beats
 from aiecg.signal.filters import FilterConfig, preprocess
 from aiecg.signal.leads import select_leads
 from aiecg.signal.measurements import compute_measurements
@@ -66,6 +67,27 @@ class PrepareConfig:
                 "chunk_size": self.chunk_size}
 
 
+def analyse_record(ecg: ECG, config: PrepareConfig) -> BeatSet:
+    """The 12 standard leads of one record -> its beats, median beat and QC verdict.
+
+    Clipping is judged on the raw strip (filtering smooths a clipped plateau away), everything else on the
+    filtered one.
+
+    Raises:
+        ECGReadError: leads are missing and cannot be derived from I and II.
+    """
+    try:
+        signal = select_leads(ecg.signal, ecg.leads, STANDARD_LEADS)
+    except KeyError as exc:
+        raise ECGReadError(ecg.source or ecg.record_id, str(exc.args[0])) from None
+    clip_ok, clip_reason = detect_clipping(signal, ecg.fs, STANDARD_LEADS)
+    filtered = preprocess(signal, ecg.fs, config.filters)
+    beats = extract_beats(filtered, config.filters.target_fs, STANDARD_LEADS, config.beats)
+    if not clip_ok and beats.qc_ok:
+        beats = dataclasses.replace(beats, qc_ok=False, qc_reason=clip_reason)
+    return beats
+
+
 def process_record(record_id: str, path: str, fmt: str | None, config: PrepareConfig,
                    options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Read, pre-process and summarise one ECG; never raises for a bad file (the reason is returned).
@@ -80,12 +102,7 @@ def process_record(record_id: str, path: str, fmt: str | None, config: PrepareCo
         if not path:
             raise ECGReadError(record_id, "the cohort table names no ECG file for this participant")
         ecg = read_ecg(path, format=fmt, **(options or {}))
-        try:
-            signal = select_leads(ecg.signal, ecg.leads, STANDARD_LEADS)
-        except KeyError as exc:
-            raise ECGReadError(path, str(exc.args[0])) from None
-        filtered = preprocess(signal, ecg.fs, config.filters)
-        beats = extract_beats(filtered, config.filters.target_fs, STANDARD_LEADS, config.beats)
+        beats = analyse_record(ecg, config)
     except ECGReadError as exc:
         result.update(status="read_error", reason=str(exc.reason))
         return result
@@ -171,6 +188,8 @@ def prepare_store(
     config = config or PrepareConfig()
     root = Path(out)
     (root / PARTS).mkdir(parents=True, exist_ok=True)
+    for leftover in (root / PARTS).glob(".*.tmp"):  # a part that a killed run was writing
+        leftover.unlink(missing_ok=True)
     records = ecg_records(cohort).sort_values("id", kind="stable").reset_index(drop=True)
     _write_manifest(root, Path(cohort).resolve(), config, len(records))
     k, n = shard

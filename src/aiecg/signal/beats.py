@@ -188,6 +188,25 @@ def assess_quality(
 # ------------------------------------------------------------------------------------------ R-peak detection
 
 
+def detect_clipping(signal: np.ndarray, fs: float, leads: Sequence[str], min_run_s: float = 0.2) -> tuple[bool, str]:
+    """Saturation on the RAW strip (before filtering, which would smooth a clipped plateau away): a lead that
+    stays at its own maximum or minimum for ``min_run_s`` or longer has hit the amplifier's rail. (Real PTB-XL and
+    CinC records hold flat stretches of up to about 110 ms at their extremes, hence 200 ms.)
+
+    Returns (ok, reason), e.g. (False, 'saturated lead V3').
+    """
+    x = np.asarray(signal, dtype=np.float64)
+    min_run = max(2, int(round(min_run_s * fs)))
+    for i, lead in enumerate(leads):
+        row = x[i]
+        if np.ptp(row) == 0:
+            continue  # a flat lead is reported by assess_quality
+        for extreme in (row.max(), row.min()):
+            if _longest_run(np.abs(row - extreme) <= 1e-6) >= min_run:
+                return False, f"saturated lead {lead}"
+    return True, ""
+
+
 @lru_cache(maxsize=16)
 def _qrs_band(fs: float) -> np.ndarray:
     return sps.butter(2, [5.0, min(30.0, 0.45 * fs)], "bandpass", fs=fs, output="sos")
@@ -202,19 +221,24 @@ def qrs_energy(signal: np.ndarray, fs: float) -> np.ndarray:
 def detect_r_peaks(signal: np.ndarray, fs: float) -> np.ndarray:
     """First-pass R peaks (int64 sample indices) of a multi-lead ECG, on the combined lead ``qrs_energy``.
 
-    Candidates with less than 20 % of the median candidate's combined energy are dropped.
+    Candidates with less than 40 % of the median candidate's combined energy are dropped.
     """
     import neurokit2 as nk
 
     combined = qrs_energy(signal, fs)
     if not np.any(combined > 0):
         return np.zeros(0, dtype=np.int64)
-    peaks = nk.ecg_findpeaks(combined, sampling_rate=int(round(fs)), method="neurokit")["ECG_R_Peaks"]
-    peaks = np.asarray(peaks, dtype=np.int64)
+    # The detector's moving averages need a run-in: pad with the median level so that beats in the first and
+    # last half second are found too, then keep the peaks inside the strip.
+    pad = min(int(round(fs)), combined.size - 1)
+    padded = np.pad(combined, pad, mode="constant", constant_values=float(np.median(combined)))
+    peaks = nk.ecg_findpeaks(padded, sampling_rate=int(round(fs)), method="neurokit")["ECG_R_Peaks"]
+    peaks = np.asarray(peaks, dtype=np.int64) - pad
+    peaks = peaks[(peaks >= 0) & (peaks < combined.size)]
     if peaks.size:
         # The detector's threshold follows a 0.75 s moving average, so in long RR intervals (bradycardia) it
         # can fire on noise; a QRS carries far more band energy than that.
-        peaks = peaks[combined[peaks] >= 0.2 * np.median(combined[peaks])]
+        peaks = peaks[combined[peaks] >= 0.4 * np.median(combined[peaks])]
     return peaks
 
 
@@ -325,7 +349,8 @@ def extract_beats(
     peaks = detect_r_peaks(x, fs)
     peaks = refine_to_dominant(x, peaks, fs)
     if peaks.size:
-        peaks = np.unique(peaks)
+        # an extremum on the strip's first or last sample lies outside it: a cut-off beat, not a fiducial point
+        peaks = np.unique(peaks[(peaks > 0) & (peaks < n - 1)])
 
     def empty(msg: str) -> BeatSet:
         return BeatSet(

@@ -183,7 +183,7 @@ def synthesise_record(participant: dict[str, Any], rng: np.random.Generator, par
 
     bad_reason, bad_lead = "", ""
     is_bad = rng.random() < rp.bad_share
-    reason_draw, lead_draw, level_draw = int(rng.integers(3)), int(rng.integers(2, 8)), rng.uniform(4.0, 8.0)
+    reason_draw, lead_draw, level_draw = int(rng.integers(3)), int(rng.integers(2, 8)), rng.uniform(6.0, 9.0)
     if is_bad:
         bad_reason = BAD_REASONS[reason_draw]
         if bad_reason == "flat_lead":

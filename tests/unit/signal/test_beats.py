@@ -251,3 +251,19 @@ def test_all_real_records_run_and_flat_leads_are_caught() -> None:
     assert reasons["JS20007"].startswith("excessive noise in lead V6")
     passed = [k for k, v in reasons.items() if v == ""]
     assert len(passed) >= len(files) - 3
+
+
+def test_clipping_is_found_on_the_raw_strip_and_real_records_pass(shared_data):
+    from aiecg.ecg import STANDARD_LEADS
+    from aiecg.io import read_ecg
+    from aiecg.signal.beats import detect_clipping
+    from aiecg.signal.leads import select_leads
+
+    t = np.arange(5000) / 500.0
+    x = 0.5 * np.sin(2 * np.pi * 1.2 * t)[None, :].repeat(12, axis=0)
+    assert detect_clipping(x, 500.0, STANDARD_LEADS) == (True, "")
+    x[8] = np.clip(x[8] + np.clip(t - 3, 0, None) * 4, -5, 5)  # V3 drifts onto the +5 mV rail
+    assert detect_clipping(x, 500.0, STANDARD_LEADS) == (False, "saturated lead V3")
+    for path in sorted((shared_data / "ptbxl" / "records500").glob("*.hea"))[:30]:
+        ecg = read_ecg(path)
+        assert detect_clipping(select_leads(ecg.signal, ecg.leads, STANDARD_LEADS), ecg.fs, STANDARD_LEADS)[0], path
