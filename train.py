@@ -52,7 +52,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lin_dropout", type=float, help="dropout in the head")
     parser.add_argument("--ext_val", action="store_true", help="also evaluate on the external cohort")
     parser.add_argument("--ext_tune", action="store_true", help="fine-tune --load on the external cohort")
-    parser.add_argument("--recalib", action="store_true", help="linear recalibration on (sex, prediction)")
+    parser.add_argument("--recalib", action="store_true", help="linear recalibration on (sex, prediction), fitted on "
+                        "the validation split")
     parser.add_argument("--save_splits", action="store_true", help="kept for compatibility: splits are always saved")
     parser.add_argument("--data", help="cohort YAML (default: the synthetic cohort)")
     parser.add_argument("--ext_data", help="external cohort YAML (default: the shifted synthetic cohort)")
@@ -69,8 +70,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--train with --load means fine-tuning: add --ext_tune (or drop --load to train anew)")
     if not args.train and not args.load:
         parser.error("nothing to do: pass --train to train, or --load BUNDLE to evaluate a saved model")
-    if args.recalib:
-        parser.error("--recalib (linear recalibration on sex and prediction) is not supported yet")
+    if args.recalib and not args.train:
+        parser.error("--recalib is fitted while training: pass it with --train")
     return args
 
 
@@ -94,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     from aiecg.bundle import load_bundle
     from aiecg.config import RunConfig
     from aiecg.errors import AiecgError
-    from aiecg.runs import evaluate_bundle, finetune_run, train_run
+    from aiecg.evaluate.evaluation import evaluate_bundle, headline
+    from aiecg.runs import finetune_run, train_run
     from aiecg.train.finetune import FinetuneConfig
     from aiecg.train.loop import FitConfig
 
@@ -118,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
                                   criterion=args.criterion, progress=args.verbose)
             shutil.copyfile(result.bundle_path, f"{name}.aiecg")
             summary = {"run_dir": str(result.run_dir), "bundle": f"{name}.aiecg",
-                       "external_test_untuned": result.metrics["test_untuned"],
-                       "external_test": result.metrics["test"]}
+                       "external_test_untuned": headline(result.metrics["test_untuned"]),
+                       "external_test": headline(result.metrics["test"])}
         elif args.train:
             model_kwargs = {}
             if args.conv_dropout is not None:
@@ -129,22 +131,23 @@ def main(argv: list[str] | None = None) -> int:
             sampling = "oversample" if args.oversample else "undersample" if args.undersample else "none"
             config = RunConfig(cohort=str(cohort), target=args.target, arch=args.soto2022 or "fcn",
                                model_kwargs=model_kwargs, excl_meta=args.excl_meta, name=name,
-                               criterion=args.criterion, loss_weighting=args.loss_weighting,
+                               criterion=args.criterion, loss_weighting=args.loss_weighting, recalib=args.recalib,
                                fit=FitConfig(max_epochs=args.epochs or 200, seed=args.seed, device=args.device,
                                              sampling=sampling))
             result = train_run(config, progress=args.verbose)
             shutil.copyfile(result.bundle_path, f"{name}.aiecg")
-            summary = {"run_dir": str(result.run_dir), "bundle": f"{name}.aiecg", "test": result.metrics["test"]}
-            if "test_clinical_linear" in result.metrics:
-                summary["test_clinical_linear"] = result.metrics["test_clinical_linear"]
+            summary = {"run_dir": str(result.run_dir), "bundle": f"{name}.aiecg",
+                       "test": headline(result.metrics["test"]),
+                       "comparison": str(result.run_dir / "comparison.md")}
             if args.ext_val:
                 external = evaluate_bundle(result.bundle_path, ext, None, result.run_dir / "external", split="all")
-                summary["external_test"] = external["test"]
+                summary["external_test"] = headline(external["test"])
         else:
             out = Path("runs") / name / "evaluation"
-            summary["test"] = evaluate_bundle(args.load, cohort, None, out, split="test")["test"]
+            summary["test"] = headline(evaluate_bundle(args.load, cohort, None, out, split="test")["test"])
             if args.ext_val:
-                summary["external_test"] = evaluate_bundle(args.load, ext, None, out / "external", split="all")["test"]
+                external = evaluate_bundle(args.load, ext, None, out / "external", split="all")
+                summary["external_test"] = headline(external["test"])
             if not args.save_results:
                 shutil.rmtree(out)
             else:

@@ -38,14 +38,20 @@ def main() -> None:
     ecg_only = run("UKB_iLVM_ecgonly", ["--excl_meta"], args.epochs)
 
     def headline(metrics: dict) -> dict:
-        return {"mae": metrics["ilvm"]["mae"], "pearson_r": metrics["ilvm"]["pearson_r"],
-                "lvh_auroc": metrics.get("lvh_auroc"), "n": metrics["n"]}
+        lvh = metrics.get("lvh_at_validation_youden", {})
+        return {"n": metrics["n"], "mae": metrics["ilvm"]["mae"], "pearson_r": metrics["ilvm"]["pearson_r"],
+                "lvh_auroc_lr": lvh.get("auroc")}
+
+    def row(metrics: dict, name: str) -> dict:
+        return next(r for r in metrics["comparison"]["regression"] if r["name"] == name)
 
     summary = {
         "cohort": "data/synthetic (train.py default: 5,000 participants, LVH enriched to 20%)",
         "fcn_with_clinical": headline(with_meta["metrics"]["test"]),
         "fcn_ecg_only": headline(ecg_only["metrics"]["test"]),
-        "clinical_linear_regression": headline(with_meta["metrics"]["test_clinical_linear"]),
+        "clinical_linear_regression": row(with_meta["metrics"], "Linear clinical-only"),
+        "svr_ecg_plus_clinical": row(with_meta["metrics"], "SVR ecg+clinical"),
+        "comparison_md": "runs/UKB_iLVM/comparison.md",
         "epochs_run": {"with_clinical": with_meta["metrics"]["training"]["epochs_run"],
                        "ecg_only": ecg_only["metrics"]["training"]["epochs_run"]},
         "seconds": {"with_clinical": with_meta["seconds"], "ecg_only": ecg_only["seconds"]},

@@ -44,7 +44,7 @@ def cmd_prepare(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.out) if args.out else Path(args.cohort).parent / "store"
     if args.merge_only:
         return {"store": str(out), **merge_parts(out)}
-    config = PrepareConfig(store_beats=not args.no_beats)
+    config = PrepareConfig(store_beats=not args.no_beats, chunk_size=args.chunk_size)
     summary = prepare_store(args.cohort, out, config, workers=args.workers, shard=args.shard,
                             progress=not args.quiet)
     return {"store": str(out), **summary}
@@ -52,6 +52,7 @@ def cmd_prepare(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     from aiecg.config import RunConfig
+    from aiecg.evaluate.evaluation import headline
     from aiecg.runs import train_run
 
     config = RunConfig.load(args.config) if args.config else RunConfig()
@@ -71,22 +72,39 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     if not config.cohort:
         raise AiecgError("no cohort given: pass --cohort cohort.yaml (or set 'cohort' in --config)")
     result = train_run(config, progress=not args.quiet)
-    return {"run_dir": str(result.run_dir), "bundle": str(result.bundle_path), "test": result.metrics["test"]}
+    return {"run_dir": str(result.run_dir), "bundle": str(result.bundle_path), "test": headline(result.metrics["test"])}
 
 
 def cmd_finetune(args: argparse.Namespace) -> dict[str, Any]:
+    from aiecg.evaluate.evaluation import headline
     from aiecg.runs import finetune_run
 
     result = finetune_run(args.bundle, args.cohort, args.store, args.out, seed=args.seed, criterion=args.criterion,
                           progress=not args.quiet)
     return {"run_dir": str(result.run_dir), "bundle": str(result.bundle_path),
-            "test_untuned": result.metrics["test_untuned"], "test": result.metrics["test"]}
+            "test_untuned": headline(result.metrics["test_untuned"]), "test": headline(result.metrics["test"])}
 
 
 def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
-    from aiecg.runs import evaluate_bundle
+    from aiecg.evaluate.evaluation import evaluate_bundle, headline
 
-    return evaluate_bundle(args.bundle, args.cohort, args.store, args.out, split=args.split)
+    metrics = evaluate_bundle(args.bundle, args.cohort, args.store, args.out, split=args.split,
+                              compare=not args.no_compare, seed=args.seed, n_resamples=args.resamples)
+    return {"out": args.out, "test": headline(metrics["test"])}
+
+
+def cmd_cohort(args: argparse.Namespace) -> dict[str, Any]:
+    from aiecg.data.public import build_ptbxl_cohort, build_wfdb_folder_cohort
+
+    if args.source == "ptbxl":
+        result = build_ptbxl_cohort(args.root, args.out, rate=args.rate, lvh_threshold=args.lvh_threshold,
+                                    below_threshold=args.below_threshold, only_present=not args.all_records,
+                                    use_folds=not args.seeded_split, table_format=args.table_format)
+    else:
+        result = build_wfdb_folder_cohort(args.folder, args.out, lvh_codes=tuple(args.lvh_code or ("164873001",)),
+                                          recursive=not args.no_recursive, table_format=args.table_format,
+                                          name=args.name)
+    return result.to_dict()
 
 
 def cmd_demo(args: argparse.Namespace) -> dict[str, Any]:
@@ -124,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", type=_shard, default=(1, 1), help="K/N: process the K-th of N shards")
     p.add_argument("--merge-only", action="store_true", help="only merge the parts of finished shards")
     p.add_argument("--no-beats", action="store_true", help="store median beats only, not individual beats")
+    p.add_argument("--chunk-size", type=int, default=64, help="records per part (the unit of resumption)")
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("train", help="train a model on a cohort's prepared store")
@@ -166,7 +185,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--split", choices=["test", "all"], default="test",
                    help="'test': the training run's test split (checked); 'all': every participant")
+    p.add_argument("--no-compare", action="store_true", help="skip the baselines and classic criteria")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("cohort", help="a public data set (PTB-XL, a PhysioNet/CinC WFDB folder) -> cohort table + YAML")
+    cohort_sub = p.add_subparsers(dest="source", required=True)
+    q = cohort_sub.add_parser("ptbxl", help="PTB-XL: ptbxl_database.csv + records -> LVH cohort with the folds")
+    q.add_argument("--root", required=True, help="PTB-XL folder (ptbxl_database.csv, records500/, records100/)")
+    q.add_argument("--out", required=True, help="output folder (cohort.csv, cohort.yaml, excluded.csv)")
+    q.add_argument("--rate", type=int, choices=[500, 100], default=500, help="records500 (hr) or records100 (lr)")
+    q.add_argument("--lvh-threshold", type=float, default=0.0,
+                   help="least likelihood (0-100) of the 'LVH' statement that counts as LVH (default 0: any)")
+    q.add_argument("--below-threshold", choices=["negative", "exclude"], default="negative",
+                   help="an LVH statement below the threshold: a negative, or excluded from LVH runs")
+    q.add_argument("--all-records", action="store_true",
+                   help="keep records whose files are absent (default: only those present; the rest in excluded.csv)")
+    q.add_argument("--seeded-split", action="store_true",
+                   help="no predefined folds: runs use the seeded 70/15/15 split (by record, not patient)")
+    q.add_argument("--table-format", choices=["csv", "parquet"], default="csv")
+    q = cohort_sub.add_parser("wfdb-folder", help="WFDB records with # Age/# Sex/# Dx header comments (CinC style)")
+    q.add_argument("--folder", required=True, help="folder of .hea + .mat/.dat records (searched recursively)")
+    q.add_argument("--out", required=True, help="output folder (cohort.csv, cohort.yaml, excluded.csv)")
+    q.add_argument("--lvh-code", action="append",
+                   help="Dx code meaning LVH (repeatable; default: SNOMED-CT 164873001)")
+    q.add_argument("--name", help="cohort name (default: the folder's name)")
+    q.add_argument("--no-recursive", action="store_true", help="only the folder itself, not its sub-folders")
+    q.add_argument("--table-format", choices=["csv", "parquet"], default="csv")
+    p.set_defaults(func=cmd_cohort)
 
     p = sub.add_parser("demo", help="synth -> prepare -> train -> evaluate on a small synthetic cohort")
     p.add_argument("--out", default="runs/demo")

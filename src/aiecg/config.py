@@ -47,6 +47,10 @@ class RunConfig:
         beat_expansion: add every clean beat of LVH participants in the training split as extra samples
             (needs a store prepared with beats).
         resume: continue the run from its last checkpoint.
+        recalib: fit a linear recalibration of the predicted value on (sex, prediction) on the validation split.
+        target_prevalence: the LVH prevalence probabilities are prior-shift adjusted to (default: the training
+            split's).
+        compare: evaluate the ML baselines and classic criteria on the same test participants.
     """
 
     cohort: str = ""
@@ -66,6 +70,9 @@ class RunConfig:
     augment: bool = False
     beat_expansion: bool = False
     resume: bool = False
+    recalib: bool = False
+    target_prevalence: float | None = None
+    compare: bool = True
 
     @property
     def run_dir(self) -> Path:

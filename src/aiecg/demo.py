@@ -13,7 +13,8 @@ from typing import Any
 
 from aiecg.config import RunConfig
 from aiecg.data.prepare import PrepareConfig, prepare_store
-from aiecg.runs import evaluate_bundle, train_run
+from aiecg.evaluate.evaluation import evaluate_bundle, headline
+from aiecg.runs import train_run
 from aiecg.train.loop import FitConfig
 
 DEMO_N = 2500
@@ -49,12 +50,12 @@ def run_demo(config: DemoConfig, progress: bool = True) -> dict[str, Any]:
     )
     result = train_run(run, progress=progress)
     evaluation = evaluate_bundle(result.bundle_path, cohort_yaml, store, out / "evaluation", split="test")
-    test = evaluation["test"]
+    regression = {row["name"]: row for row in evaluation["comparison"].get("regression", [])}
     return {
         "cohort": str(cohort_yaml), "store": str(store), "run_dir": str(result.run_dir),
         "bundle": str(result.bundle_path), "results": str(out / "evaluation" / "results.csv"),
         "metrics": str(out / "evaluation" / "metrics.json"),
-        "test_ilvm_mae": test["ilvm"]["mae"], "test_ilvm_r": test["ilvm"]["pearson_r"],
-        "test_lvh_auroc": test.get("lvh_auroc"), "test_lvh_cases": test.get("lvh_cases"),
-        "clinical_linear_r": result.metrics.get("test_clinical_linear", {}).get("ilvm", {}).get("pearson_r"),
+        "comparison": str(out / "evaluation" / "comparison.md"),
+        "test": headline(evaluation["test"]),
+        "clinical_linear_pearson_r": regression.get("Linear clinical-only", {}).get("pearson_r"),
     }

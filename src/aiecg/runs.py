@@ -6,7 +6,6 @@ These functions tie the stages together for the command line and ``train.py``; e
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -14,22 +13,28 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
-from sklearn.linear_model import LinearRegression
 
 from aiecg import __version__
 from aiecg.bundle import Bundle, load_bundle, save_bundle
 from aiecg.config import RunConfig
 from aiecg.data.augment import AugmentConfig
-from aiecg.data.cohort import ID, SPLIT, Cohort, load_cohort
-from aiecg.data.dataset import Arrays, ECGDataset, TargetScaling, build_arrays, expand_with_beats
+from aiecg.data.cohort import ID, load_cohort
+from aiecg.data.dataset import ECGDataset, TargetScaling, build_arrays, expand_with_beats
 from aiecg.data.features import ClinicalEncoder
-from aiecg.data.splits import Splits, split_participants
-from aiecg.data.store import STATUS_OK, Store
+from aiecg.data.store import Store
 from aiecg.data.targets import TargetSpec, target_spec
-from aiecg.errors import BundleError, CohortError
-from aiecg.evaluate.results import results_table, summarise_results
+from aiecg.errors import CohortError
+from aiecg.evaluate.evaluation import (
+    build_results,
+    check_clinical_columns,
+    evaluate_bundle,
+    ids_digest,
+    lvh_labels,
+    make_splits,
+    usable_cohort,
+)
+from aiecg.evaluate.posthoc import PostHoc, fit_posthoc
 from aiecg.models import create_model
 from aiecg.predict import predict
 from aiecg.train.finetune import FinetuneConfig, staged_finetune
@@ -46,57 +51,8 @@ class RunResult:
     metrics: dict[str, Any]
 
 
-def _ids_digest(ids: np.ndarray) -> str:
-    return hashlib.sha256("\n".join(sorted(map(str, ids))).encode()).hexdigest()[:16]
-
-
-def usable_cohort(cohort: Cohort, store: Store) -> Cohort:
-    """Drop participants whose ECG is missing from the store or failed QC, recording each reason."""
-    index = store.index.set_index("id")
-    status = cohort.frame[ID].map(index["status"]).fillna("not in store")
-    reason = cohort.frame[ID].map(index["reason"]).fillna("")
-    bad = status != STATUS_OK
-    extra = pd.DataFrame({
-        "row": np.nan, ID: cohort.frame.loc[bad, ID],
-        "reason": [f"ECG {s}" + (f": {r}" if r else "") for s, r in zip(status[bad], reason[bad])],
-    })
-    exclusions = pd.concat([cohort.exclusions, extra], ignore_index=True) if len(extra) else cohort.exclusions
-    return Cohort(cohort.mapping, cohort.frame.loc[~bad].reset_index(drop=True), exclusions)
-
-
-def stratification_labels(frame: pd.DataFrame, spec: TargetSpec) -> np.ndarray | None:
-    """Labels to stratify the split by: the class for categorical targets, LVH for mass targets."""
-    if spec.is_categorical:
-        return frame[spec.outputs[0]].to_numpy()
-    if "LVH" in frame and frame["LVH"].notna().all():
-        return frame["LVH"].to_numpy()
-    return None
-
-
-def make_splits(frame: pd.DataFrame, spec: TargetSpec, seed: int,
-                fractions: tuple[float, float, float]) -> Splits:
-    """The cohort's predefined split when its YAML names one (e.g. PTB-XL's folds), else a seeded
-    participant-level split stratified by :func:`stratification_labels`."""
-    if SPLIT in frame:
-        parts = [np.sort(frame.loc[frame[SPLIT] == name, ID].to_numpy(dtype=str)) for name in ("train", "val", "test")]
-        empty = [name for name, ids in zip(("train", "val", "test"), parts) if len(ids) == 0]
-        if empty:
-            raise CohortError(f"the cohort's predefined split leaves {empty} empty")
-        return Splits(*parts)
-    return split_participants(frame[ID].to_numpy(), seed, fractions, stratification_labels(frame, spec))
-
-
 def _required_targets(spec: TargetSpec) -> tuple[str, ...]:
     return tuple(spec.outputs)
-
-
-def evaluate_arrays(model: torch.nn.Module, arrays: Arrays, frame: pd.DataFrame, spec: TargetSpec,
-                    scaling: TargetScaling | None, device: str = "cpu") -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Predict ``arrays`` and build its results table and headline metrics."""
-    y_pred = predict(model, arrays.ecg, arrays.meta, spec, scaling, device=device)
-    lvh = frame.set_index(ID)["LVH"].reindex(arrays.ids).to_numpy() if "LVH" in frame else None
-    table = results_table(arrays.ids, arrays.is_male, spec, arrays.target, y_pred, lvh)
-    return table, summarise_results(table, spec)
 
 
 def class_weights(labels: np.ndarray, spec: TargetSpec) -> tuple[float | None, torch.Tensor | None]:
@@ -109,12 +65,6 @@ def class_weights(labels: np.ndarray, spec: TargetSpec) -> tuple[float | None, t
         return counts[0] / counts[1], None
     weights = counts.sum() / (len(counts) * counts)
     return None, torch.tensor(weights / weights.mean(), dtype=torch.float32)
-
-
-def clinical_linear_baseline(train: Arrays, test: Arrays) -> np.ndarray:
-    """A linear regression on the encoded clinical variables alone, fitted on the training split."""
-    model = LinearRegression().fit(train.meta, train.target)
-    return model.predict(test.meta)
 
 
 def train_run(config: RunConfig, progress: bool = True) -> RunResult:
@@ -165,12 +115,21 @@ def train_run(config: RunConfig, progress: bool = True) -> RunResult:
 
     input_spec = {"leads": list(config.leads), "fs": store.manifest["fs"], "window": store.manifest["window"],
                   "r_offset": store.manifest["r_offset"], "preprocessing": store.manifest["preprocessing"]}
+    val_pred = predict(model, arrays["val"].ecg, arrays["val"].meta, spec, scaling, device=config.fit.device)
+    train_lvh = lvh_labels(frame, splits.train)
+    model_prevalence = None
+    if spec.kind.value == "binary":
+        model_prevalence = 0.5 if config.fit.sampling != "none" else float(np.mean(labels))
+    target_prevalence = config.target_prevalence or (float(np.nanmean(train_lvh)) if train_lvh is not None else None)
+    posthoc = fit_posthoc(spec, val_pred, arrays["val"].is_male, lvh_labels(frame, splits.val), arrays["val"].target,
+                          model_prevalence, target_prevalence, recalibrate=config.recalib)
     bundle = Bundle(
         model_name=config.arch, model_kwargs=config.model_kwargs, n_leads=len(config.leads),
         n_samples=train_arrays.ecg.shape[2], n_meta=train_arrays.meta.shape[1], n_outputs=spec.n_outputs,
         target=spec, input_spec=input_spec, state_dict=model.state_dict(), encoder=encoder, scaling=scaling,
+        thresholds={"posthoc": posthoc.to_dict()},
         training={"cohort": str(Path(config.cohort).resolve()), "split_seed": config.split_seed,
-                  "split_fractions": list(config.split_fractions), "test_ids_sha256": _ids_digest(splits.test),
+                  "split_fractions": list(config.split_fractions), "test_ids_sha256": ids_digest(splits.test),
                   "n_train": len(splits.train), "n_val": len(splits.val), "n_test": len(splits.test),
                   "n_train_samples": len(train_arrays), "criterion": config.criterion,
                   "sampling": config.fit.sampling, "loss_weighting": config.loss_weighting,
@@ -179,79 +138,13 @@ def train_run(config: RunConfig, progress: bool = True) -> RunResult:
                   "epochs_run": result.epochs_run, "seconds": result.seconds, "aiecg": __version__},
     )
     bundle_path = save_bundle(bundle, run_dir / "model.aiecg")
-
-    metrics: dict[str, Any] = {"run": config.name, "target": spec.target.value, "arch": config.arch,
-                               "clinical_features": encoder.feature_names if encoder else [],
-                               "split_sizes": {k: len(v) for k, v in arrays.items()},
-                               "training": bundle.training}
-    for name in ("val", "test"):
-        table, summary = evaluate_arrays(model, arrays[name], frame, spec, scaling, config.fit.device)
-        table.to_csv(run_dir / ("results.csv" if name == "test" else f"results_{name}.csv"), index=False)
-        metrics[name] = summary
-    if spec.is_regression and encoder is not None:
-        baseline = clinical_linear_baseline(arrays["train"], arrays["test"])
-        lvh = frame.set_index(ID)["LVH"].reindex(arrays["test"].ids).to_numpy() if "LVH" in frame else None
-        table = results_table(arrays["test"].ids, arrays["test"].is_male, spec, arrays["test"].target, baseline, lvh)
-        table.to_csv(run_dir / "results_clinical_linear.csv", index=False)
-        metrics["test_clinical_linear"] = summarise_results(table, spec)
+    build_results(spec, arrays["val"], val_pred, frame, posthoc).to_csv(run_dir / "results_val.csv", index=False)
+    metrics = evaluate_bundle(bundle_path, config.cohort, config.store_path(), run_dir, split="test",
+                              compare=config.compare, seed=config.fit.seed)
+    metrics.update({"run": config.name, "arch": config.arch,
+                    "clinical_features": encoder.feature_names if encoder else [], "training": bundle.training})
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
     return RunResult(run_dir, bundle_path, metrics)
-
-
-def check_clinical_columns(bundle: Bundle, cohort: Cohort, cohort_path: str | Path) -> None:
-    """A cohort must map exactly the clinical columns the model was trained with (same names, same kinds)."""
-    if bundle.encoder is None:
-        return
-    expected = list(bundle.encoder.spec.columns)
-    mapped = list(cohort.mapping.clinical.columns)
-    missing = [c for c in expected if c not in mapped or c not in cohort.frame.columns]
-    unexpected = [c for c in mapped if c not in expected]
-    if missing or unexpected:
-        raise CohortError(
-            f"{cohort_path}: the model was trained with clinical columns {expected}; "
-            f"missing here: {missing or 'none'}; unexpected here: {unexpected or 'none'}. "
-            "Map the same variables under 'clinical' (rename columns in the YAML's table), or use an ECG-only model."
-        )
-
-
-def evaluate_bundle(bundle_path: str | Path, cohort_path: str | Path, store_path: str | Path | None,
-                    out_dir: str | Path, split: str = "test") -> dict[str, Any]:
-    """Apply a saved bundle to a cohort and write ``results.csv`` and ``metrics.json`` to ``out_dir``.
-
-    ``split='test'`` re-creates the training run's test split from its seed and checks that it holds the
-    same participants (so a changed cohort cannot silently leak training rows into the test set);
-    ``split='all'`` evaluates every usable participant (an external cohort).
-    """
-    bundle = load_bundle(bundle_path)
-    spec = bundle.target
-    cohort = load_cohort(cohort_path, _required_targets(spec))
-    store = Store.open(store_path or Path(cohort_path).parent / "store")
-    cohort = usable_cohort(cohort, store)
-    frame = cohort.frame
-    if split == "test":
-        training = bundle.training
-        splits = make_splits(frame, spec, int(training["split_seed"]), tuple(training["split_fractions"]))
-        if _ids_digest(splits.test) != training.get("test_ids_sha256"):
-            raise BundleError(f"{cohort_path}: re-creating the test split of {bundle_path} gave other participants "
-                              "than at training time (the cohort changed); use split='all' for a new cohort")
-        ids = splits.test
-    elif split == "all":
-        ids = frame[ID].to_numpy()
-    else:
-        raise ValueError(f"split must be 'test' or 'all', got {split!r}")
-    leads = bundle.input_spec["leads"]
-    check_clinical_columns(bundle, cohort, cohort_path)
-    arrays = build_arrays(store, frame, ids, spec, leads, bundle.encoder)
-    model = bundle.build_model()
-    table, summary = evaluate_arrays(model, arrays, frame, spec, bundle.scaling)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    cohort.write_exclusions(out_dir / "exclusions.csv")
-    table.to_csv(out_dir / "results.csv", index=False)
-    metrics = {"bundle": str(bundle_path), "cohort": str(cohort_path), "split": split, "test": summary}
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
-    return metrics
-
 
 
 def finetune_run(
@@ -276,32 +169,36 @@ def finetune_run(
     cohort.write_exclusions(run_dir / "exclusions.csv")
     check_clinical_columns(bundle, cohort, cohort_path)
     frame = cohort.frame
-    splits = split_participants(frame[ID].to_numpy(), split_seed, split_fractions, stratification_labels(frame, spec))
+    splits = make_splits(frame, spec, split_seed, split_fractions)
     splits.save(run_dir)
     leads = bundle.input_spec["leads"]
     arrays = {name: build_arrays(store, frame, ids, spec, leads, bundle.encoder)
               for name, ids in (("train", splits.train), ("val", splits.val), ("test", splits.test))}
     model = bundle.build_model()
-    metrics: dict[str, Any] = {"finetuned_from": str(bundle_path), "cohort": str(cohort_path),
-                               "split_sizes": {k: len(v) for k, v in arrays.items()}}
-    table, metrics["test_untuned"] = evaluate_arrays(model, arrays["test"], frame, spec, bundle.scaling)
-    table.to_csv(run_dir / "results_untuned.csv", index=False)
+    untuned = evaluate_bundle(bundle_path, cohort_path, store.root, run_dir / "untuned", ids=splits.test, compare=False,
+                              seed=seed)
     labels = arrays["train"].target[:, 0].astype(np.int64) if spec.is_categorical else None
     finetune = finetune or FinetuneConfig()
     results = staged_finetune(model, ECGDataset(arrays["train"], bundle.scaling), ECGDataset(arrays["val"],
                               bundle.scaling), make_loss(criterion, spec), FitConfig(seed=seed), finetune, run_dir,
                               progress, labels)
-    metrics["stages"] = [{"stage": i, "best_epoch": r.best_epoch, "best_val_loss": r.best_val_loss,
-                          "epochs_run": r.epochs_run} for i, r in enumerate(results)]
-    for name in ("val", "test"):
-        table, metrics[name] = evaluate_arrays(model, arrays[name], frame, spec, bundle.scaling)
-        table.to_csv(run_dir / ("results.csv" if name == "test" else f"results_{name}.csv"), index=False)
+    old = PostHoc.from_dict(bundle.thresholds.get("posthoc"))
+    val_pred = predict(model, arrays["val"].ecg, arrays["val"].meta, spec, bundle.scaling)
+    train_lvh = lvh_labels(frame, splits.train)
+    posthoc = fit_posthoc(spec, val_pred, arrays["val"].is_male, lvh_labels(frame, splits.val), arrays["val"].target,
+                          old.model_prevalence, float(np.nanmean(train_lvh)) if train_lvh is not None else None,
+                          recalibrate=old.recalibration is not None)
     tuned = dataclasses.replace(
-        bundle, state_dict=model.state_dict(), versions={},
+        bundle, state_dict=model.state_dict(), versions={}, thresholds={"posthoc": posthoc.to_dict()},
         training={**bundle.training, "finetuned_from": str(bundle_path), "finetune_cohort": str(cohort_path),
                   "split_seed": split_seed, "split_fractions": list(split_fractions),
-                  "test_ids_sha256": _ids_digest(splits.test), "finetune": dataclasses.asdict(finetune)},
+                  "test_ids_sha256": ids_digest(splits.test), "finetune": dataclasses.asdict(finetune)},
     )
     bundle_out = save_bundle(tuned, run_dir / "model.aiecg")
+    build_results(spec, arrays["val"], val_pred, frame, posthoc).to_csv(run_dir / "results_val.csv", index=False)
+    metrics = evaluate_bundle(bundle_out, cohort_path, store.root, run_dir, split="test", seed=seed)
+    metrics.update({"finetuned_from": str(bundle_path), "test_untuned": untuned["test"],
+                    "stages": [{"stage": i, "best_epoch": r.best_epoch, "best_val_loss": r.best_val_loss,
+                                "epochs_run": r.epochs_run} for i, r in enumerate(results)]})
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
     return RunResult(run_dir, bundle_out, metrics)

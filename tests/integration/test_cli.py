@@ -41,13 +41,24 @@ def test_train_then_evaluate_end_to_end(tiny, capsys):
                  "results_val.csv", "metrics.json", "exclusions.csv"):
         assert (run / name).exists(), name
     results = pd.read_csv(run / "results.csv")
-    assert list(results.columns) == ["eid", "is_m", "lvh_true", "ilvm_true", "ilvm_pred", "lvh_pred_cutoff"]
+    assert list(results.columns) == ["eid", "is_m", "lvh_true", "ilvm_true", "ilvm_pred", "lvh_pred_cutoff",
+                                     "lvh_proba_lr", "lvh_proba_prioradj_lr"]
+    assert results["lvh_proba_lr"].between(0, 1).all()
     assert np.isfinite(results[["ilvm_true", "ilvm_pred"]].to_numpy()).all()
     splits = Splits.load(run)
     assert sorted(results["eid"].astype(str)) == sorted(splits.test)
     assert not set(splits.train) & set(splits.test) and not set(splits.val) & set(splits.test)
     metrics = json.loads((run / "metrics.json").read_text())
-    assert np.isfinite(metrics["test"]["ilvm"]["mae"]) and len(metrics["clinical_features"]) == 16
+    assert np.isfinite(metrics["test"]["ilvm"]["mae"]["estimate"]) and len(metrics["clinical_features"]) == 16
+    low, high = metrics["test"]["ilvm"]["mae"]["low"], metrics["test"]["ilvm"]["mae"]["high"]
+    assert low <= metrics["test"]["ilvm"]["mae"]["estimate"] <= high
+    comparison = pd.read_csv(run / "comparison.csv")
+    assert {"Sokolow-Lyon", "Cornell voltage", "Cornell product", "Peguero-Lo Presti", "SVM ecg+clinical",
+            "SVM ecg", "Logistic clinical-only"} <= set(comparison["name"])
+    assert comparison["best"].sum() == 1 and comparison["n"].nunique() == 1
+    assert (run / "comparison.md").read_text().startswith("# fcn (INDEXED_MASS)")
+    regression = pd.read_csv(run / "comparison_regression.csv")
+    assert {"SVR ecg+clinical", "SVR ecg", "Linear clinical-only"} <= set(regression["name"])
     assert len(pd.read_csv(run / "epochs.csv")) == 2
     capsys.readouterr()
 

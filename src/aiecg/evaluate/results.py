@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 
 from aiecg.data.targets import HN_CLASSES, TargetSpec, TaskKind
-from aiecg.evaluate.metrics import compute_auroc, compute_binary_metrics, compute_regression_metrics
 
 COLUMN_STEM = {
     "MASS": "lvm", "INDEXED_MASS": "ilvm", "VOL": "lvedv", "INDEXED_VOL": "ilvedv", "MASS_VOL_RATIO": "mvr",
@@ -49,28 +48,3 @@ def results_table(
         for k, name in enumerate(HN_CLASSES[: y_pred.shape[1]]):
             table[f"hn_proba_{name.lower()}"] = y_pred[:, k]
     return table
-
-
-def summarise_results(table: pd.DataFrame, spec: TargetSpec) -> dict[str, object]:
-    """The headline metrics of a results table: regression metrics per output, LVH discrimination by the
-    predicted mass or probability, and the LVH calls at the sex-specific cut-off (or 0.5)."""
-    summary: dict[str, object] = {"n": len(table), "target": spec.target.value}
-    if "lvh_true" in table:
-        summary["lvh_cases"] = int(np.nansum(table["lvh_true"]))
-    if spec.kind is TaskKind.REGRESSION:
-        for name in spec.outputs:
-            stem = COLUMN_STEM[name]
-            summary[stem] = compute_regression_metrics(table[f"{stem}_true"], table[f"{stem}_pred"])
-        stem = COLUMN_STEM[spec.outputs[0]]
-        if "lvh_true" in table and spec.lvh_thresholds is not None:
-            # the predicted mass relative to each participant's sex-specific cut-off ranks LVH risk
-            cut = np.where(table["is_m"] == 1, spec.lvh_thresholds.male, spec.lvh_thresholds.female)
-            summary["lvh_auroc"] = compute_auroc(table["lvh_true"], table[f"{stem}_pred"] / cut)
-            summary["lvh_cutoff"] = compute_binary_metrics(table["lvh_true"], table["lvh_pred_cutoff"])
-    elif spec.kind is TaskKind.BINARY:
-        summary["lvh_auroc"] = compute_auroc(table["lvh_true"], table["lvh_proba"])
-        summary["lvh_at_0.5"] = compute_binary_metrics(table["lvh_true"], table["lvh_pred"])
-    else:
-        truth = table["hn_true"].to_numpy()
-        summary["accuracy"] = float(np.mean(truth == table["hn_pred"].to_numpy()))
-    return summary
