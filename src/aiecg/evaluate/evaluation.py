@@ -34,7 +34,8 @@ from aiecg.predict import predict
 from aiecg.signal.criteria import all_criteria
 
 CRITERIA_LABELS = {"sokolow_lyon": "Sokolow-Lyon", "cornell_voltage": "Cornell voltage",
-                   "cornell_product": "Cornell product", "peguero_lo_presti": "Peguero-Lo Presti"}
+                   "cornell_product": "Cornell product", "peguero_lo_presti": "Peguero-Lo Presti",
+                   "romhilt_estes": "Romhilt-Estes (partial)"}
 
 
 def ids_digest(ids: np.ndarray) -> str:
@@ -189,8 +190,8 @@ def criteria_rows(store: Store, ids: np.ndarray, is_male: np.ndarray) -> list[Sc
     for name, label in CRITERIA_LABELS.items():
         score, cut = np.asarray(scores[name], dtype=float), np.asarray(thresholds[name], dtype=float)
         # sex-specific cut-offs: compare score minus cut-off, so one threshold (0) serves both sexes
-        rows.append(ScoreRow(label, "criterion", score - cut + (0.0 if name == "sokolow_lyon" else 1e-9), 0.0,
-                             "published cut-off"))
+        strict = name in ("cornell_voltage", "cornell_product")  # '>' cut-offs; the others are '>='
+        rows.append(ScoreRow(label, "criterion", score - cut - (1e-9 if strict else 0.0), 0.0, "published cut-off"))
     return rows
 
 

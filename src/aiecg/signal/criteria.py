@@ -104,7 +104,58 @@ def peguero_lo_presti(m: Mapping[str, float], sex: str) -> CriterionResult:
     return _result("peguero_lo_presti", deepest + _get(m, "S_V4"), threshold, strict=False)
 
 
+LIMB_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF")
+
+
+def romhilt_estes(m: Mapping[str, float]) -> CriterionResult:
+    """Romhilt-Estes point score, as far as median-beat measurements allow; LVH at >= 5 points.
+
+    Romhilt DW, Estes EH. A point-score system for the ECG diagnosis of left ventricular hypertrophy. Am Heart J
+    1968;75:752-758. Points: voltage 3 (largest limb-lead R or S >= 2.0 mV, or S in V1/V2 >= 3.0 mV, or R in
+    V5/V6 >= 3.0 mV); lateral strain 3 (ST depression >= 0.05 mV at J with an inverted T in V5 or V6, beside a
+    dominant R; digitalis use is unknown, so the full 3); left atrial involvement 3 (a negative P in V1 of at least
+    0.1 mV; its 40 ms duration is not measured); left axis deviation 2 (axis <= -30 degrees); QRS >= 90 ms 1.
+    The intrinsicoid deflection (1 point) is not measured, so this partial score can under-call by one point.
+    """
+    needed = [f"{w}_{lead}" for lead in STANDARD_LEADS for w in ("R", "S")] + ["qrs_duration_ms"]
+    if any(math.isnan(_get(m, k)) for k in needed):
+        return CriterionResult("romhilt_estes", math.nan, 5.0, None)
+    limb = max(max(_get(m, f"R_{lead}"), _get(m, f"S_{lead}")) for lead in LIMB_LEADS)
+    voltage = (limb >= 2.0 or max(_get(m, "S_V1"), _get(m, "S_V2")) >= 3.0
+               or max(_get(m, "R_V5"), _get(m, "R_V6")) >= 3.0)
+    strain = any(
+        _get(m, f"J_{lead}") <= -0.05 and _get(m, f"T_{lead}") < 0 and _get(m, f"R_{lead}") > _get(m, f"S_{lead}")
+        for lead in ("V5", "V6")
+    )
+    atrial = _get(m, "P_V1") <= -0.1
+    axis = _get(m, "qrs_axis_deg") <= -30
+    points = 3 * voltage + 3 * strain + 3 * atrial + 2 * axis + 1 * (_get(m, "qrs_duration_ms") >= 90)
+    return _result("romhilt_estes", float(points), 5.0, strict=False)
+
+
+Q_WAVE_GROUPS = {"inferior": ("II", "III", "aVF"), "lateral": ("I", "aVL", "V5", "V6"),
+                 "anterior": ("V1", "V2", "V3", "V4")}
+
+
+def pathological_q_waves(m: Mapping[str, float]) -> CriterionResult:
+    """Pathological Q waves by depth: Q at least 0.1 mV deep and at least a quarter of the R wave, in two or more
+    leads of one contiguous group (inferior, lateral, anterior). Score: the most such leads in one group.
+
+    After the Minnesota code's depth rule (Prineas RJ, Crow RS, Zhang ZM. The Minnesota Code Manual of
+    Electrocardiographic Findings, 2nd ed., Springer 2010); the Q duration (>= 40 ms) is not measured. Not an
+    LVH criterion: a marker of previous infarction, reported beside them.
+    """
+    counts = []
+    for leads in Q_WAVE_GROUPS.values():
+        values = [(_get(m, f"Q_{lead}"), _get(m, f"R_{lead}")) for lead in leads]
+        if any(math.isnan(q) or math.isnan(r) for q, r in values):
+            return CriterionResult("pathological_q_waves", math.nan, 2.0, None)
+        counts.append(sum(q >= 0.1 and q >= 0.25 * r for q, r in values))
+    return _result("pathological_q_waves", float(max(counts)), 2.0, strict=False)
+
+
 def all_criteria(m: Mapping[str, float], sex: str) -> dict[str, CriterionResult]:
-    """All criteria of this module, by name."""
-    results = [sokolow_lyon(m), cornell_voltage(m, sex), cornell_product(m, sex), peguero_lo_presti(m, sex)]
+    """All LVH criteria of this module, by name (pathological Q waves are not an LVH criterion)."""
+    results = [sokolow_lyon(m), cornell_voltage(m, sex), cornell_product(m, sex), peguero_lo_presti(m, sex),
+               romhilt_estes(m)]
     return {r.name: r for r in results}

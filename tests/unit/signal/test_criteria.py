@@ -68,5 +68,64 @@ def test_missing_values_give_no_call_and_bad_sex_raises() -> None:
     with pytest.raises(ValueError, match="sex"):
         cornell_voltage(_m(), "unknown")
     results = all_criteria(_m(S_V1=2.0, R_V5=2.0), "male")
-    assert set(results) == {"sokolow_lyon", "cornell_voltage", "cornell_product", "peguero_lo_presti"}
+    assert set(results) == {"sokolow_lyon", "cornell_voltage", "cornell_product", "peguero_lo_presti", "romhilt_estes"}
     assert results["sokolow_lyon"].positive is True
+
+
+def _full(**values: float) -> dict[str, float]:
+    leads = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+    base = {f"{w}_{lead}": 0.0 for lead in leads for w in ("P", "Q", "R", "S", "J", "T")}
+    base.update({f"R_{lead}": 1.0 for lead in leads})
+    base.update({"qrs_duration_ms": 80.0, "qrs_axis_deg": 40.0})
+    base.update(values)
+    return base
+
+
+def test_romhilt_estes_points_at_their_cut_offs() -> None:
+    from aiecg.signal.criteria import romhilt_estes
+
+    assert romhilt_estes(_full()).score == 0.0
+    assert romhilt_estes(_full(R_V5=3.0)).score == 3.0 and romhilt_estes(_full(R_V5=3.0 - EPS)).score == 0.0
+    assert romhilt_estes(_full(S_aVR=2.0)).score == 3.0  # any limb-lead S counts
+    strain = _full(J_V6=-0.05, T_V6=-0.2)
+    assert romhilt_estes(strain).score == 3.0 and romhilt_estes(_full(J_V6=-0.04, T_V6=-0.2)).score == 0.0
+    assert romhilt_estes(_full(P_V1=-0.1)).score == 3.0
+    assert romhilt_estes(_full(qrs_axis_deg=-30.0, qrs_duration_ms=90.0)).score == 3.0
+    definite = romhilt_estes(_full(R_V5=3.2, qrs_axis_deg=-45.0))  # 3 + 2 = 5 points: LVH
+    assert definite.score == 5.0 and definite.positive is True
+    assert romhilt_estes(_full(R_V5=3.2, qrs_duration_ms=95.0)).positive is False  # 4 points: probable only
+    assert romhilt_estes(_full(R_V5=math.nan)).positive is None
+
+
+def test_pathological_q_waves_need_two_contiguous_leads() -> None:
+    from aiecg.signal.criteria import pathological_q_waves
+
+    one = pathological_q_waves(_full(Q_III=0.3))
+    two = pathological_q_waves(_full(Q_III=0.3, Q_aVF=0.25))
+    scattered = pathological_q_waves(_full(Q_III=0.3, Q_V2=0.3))
+    shallow = pathological_q_waves(_full(Q_III=0.2, Q_aVF=0.2, R_III=1.0, R_aVF=1.0))  # depth < R / 4
+    assert (one.positive, two.positive, scattered.positive, shallow.positive) == (False, True, False, False)
+    assert two.score == 2.0
+
+
+def test_criteria_from_our_measurements_agree_with_the_device(cardiosoft_xml) -> None:
+    """On the real UK Biobank XML the device leaves its Sokolow index empty; its MeasurementTable amplitudes give
+    the criteria the device would compute. Ours, from our median beat, agree within 0.1 mV."""
+    from aiecg.data.prepare import PrepareConfig, analyse_record
+    from aiecg.ecg import STANDARD_LEADS
+    from aiecg.io import read_ecg
+    from aiecg.signal.measurements import compute_measurements
+
+    ecg = read_ecg(cardiosoft_xml)
+    beats = analyse_record(ecg, PrepareConfig())
+    ours = compute_measurements(beats.median, STANDARD_LEADS, 500.0, 150)
+    table = ecg.lead_measurements
+    device = {f"{w}_{lead}": (0.0 if math.isnan(v) else v / 1000.0)
+              for w, name in (("R", "RAmplitude"), ("S", "SAmplitude")) for lead, v in table[name].items()}
+    device["qrs_duration_ms"] = ecg.measurements["QRSDuration"]
+    for name, result in all_criteria(device, "male").items():
+        if name == "romhilt_estes":
+            continue  # needs J, T, P and the axis, which the device table gives in other units
+        tolerance = 10.0 if name == "cornell_product" else 0.1  # mV*ms for the product, mV otherwise
+        assert all_criteria(ours, "male")[name].score == pytest.approx(result.score, abs=tolerance), name
+    assert sokolow_lyon(device).score == pytest.approx(0.737 + 1.650)
