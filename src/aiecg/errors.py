@@ -29,5 +29,9 @@ class CohortError(AiecgError, ValueError):
     """A cohort table or its YAML mapping is not usable as given."""
 
 
+class ConfigError(AiecgError, ValueError):
+    """A run configuration asks for something that does not fit together (e.g. re-sampling a regression target)."""
+
+
 class BundleError(AiecgError):
     """A model bundle is missing, foreign, tampered with or incompatible."""

@@ -24,7 +24,7 @@ from aiecg.data.dataset import ECGDataset, TargetScaling, build_arrays, expand_w
 from aiecg.data.features import ClinicalEncoder
 from aiecg.data.store import Store
 from aiecg.data.targets import TargetSpec, target_spec
-from aiecg.errors import CohortError
+from aiecg.errors import CohortError, ConfigError
 from aiecg.evaluate.evaluation import (
     build_results,
     check_clinical_columns,
@@ -75,6 +75,9 @@ def train_run(config: RunConfig, progress: bool = True) -> RunResult:
     ``results_val.csv`` and ``metrics.json``.
     """
     spec = target_spec(config.target)
+    if spec.is_regression and (config.fit.sampling != "none" or config.loss_weighting):
+        raise ConfigError(f"--sampling and --loss-weighting rebalance classes; target {spec.target.value} is "
+                          "continuous (use --criterion tail to weight rare high values)")
     run_dir = config.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     config.save(run_dir / "config.yaml")
@@ -118,8 +121,9 @@ def train_run(config: RunConfig, progress: bool = True) -> RunResult:
     val_pred = predict(model, arrays["val"].ecg, arrays["val"].meta, spec, scaling, device=config.fit.device)
     train_lvh = lvh_labels(frame, splits.train)
     model_prevalence = None
-    if spec.kind.value == "binary":
-        model_prevalence = 0.5 if config.fit.sampling != "none" else float(np.mean(labels))
+    if spec.kind.value == "binary":  # the LVH share the model's probabilities reflect
+        balanced = config.fit.sampling != "none" or config.loss_weighting
+        model_prevalence = 0.5 if balanced else float(np.mean(labels))
     target_prevalence = config.target_prevalence or (float(np.nanmean(train_lvh)) if train_lvh is not None else None)
     posthoc = fit_posthoc(spec, val_pred, arrays["val"].is_male, lvh_labels(frame, splits.val), arrays["val"].target,
                           model_prevalence, target_prevalence, recalibrate=config.recalib)

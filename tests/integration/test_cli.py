@@ -82,3 +82,9 @@ def test_lvh_target_ecg_only(tiny):
 def test_errors_are_reported_not_raised(tiny, capsys):
     assert main(["-q", "train", "--cohort", str(tiny / "missing.yaml"), "--out", str(tiny / "runs")]) == 2
     assert "missing.yaml not found" in capsys.readouterr().err
+
+
+def test_class_rebalancing_of_a_continuous_target_is_refused(tiny, capsys):
+    assert main(["-q", "train", "--cohort", str(tiny / "data" / "cohort.yaml"), "--target", "INDEXED_MASS",
+                 "--sampling", "oversample", "--out", str(tiny / "runs"), "--name", "bad"]) == 2
+    assert "target INDEXED_MASS is continuous" in capsys.readouterr().err

@@ -96,7 +96,7 @@ def comparison_markdown(lvh: pd.DataFrame, regression: pd.DataFrame | None, titl
                 f"| {r.name} | {r.kind} | {_fmt(r.auroc, r.auroc_low, r.auroc_high)} | {p} | "
                 f"{_fmt(r.sensitivity, r.sensitivity_low, r.sensitivity_high)} | "
                 f"{_fmt(r.specificity, r.specificity_low, r.specificity_high)} | "
-                f"{r.threshold:.3g} ({r.threshold_source}) |")
+                f"{'published cut-off' if r.kind == 'criterion' else f'{r.threshold:.3g} ({r.threshold_source})'} |")
     if regression is not None and len(regression):
         lines += ["", f"Regression on {int(regression['n'].iloc[0])} test participants.", "",
                   "| prediction | MAE (95% CI) | bias (95% CI) | Pearson r (95% CI) |", "|---|---|---|---|"]
