@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from aiecg.evaluate.delong import delong_auc_ci, delong_test
+from aiecg.evaluate.delong import compare_sensitivity, compare_specificity, delong_auc_ci, delong_test
 from aiecg.evaluate.stats import classification_report, regression_report
 
 
@@ -37,7 +37,8 @@ class ScoreRow:
 
 def lvh_comparison(labels: np.ndarray, rows: list[ScoreRow], seed: int, n_resamples: int = 1000) -> pd.DataFrame:
     """AUROC, sensitivity and specificity of every row on the participants where every row has a score, with
-    DeLong p-values against the row of highest AUROC."""
+    DeLong's test of the AUROC and McNemar's tests of sensitivity and specificity against the row of highest
+    AUROC."""
     labels = np.asarray(labels, dtype=float)
     common = np.isfinite(labels)
     for row in rows:
@@ -57,10 +58,17 @@ def lvh_comparison(labels: np.ndarray, rows: list[ScoreRow], seed: int, n_resamp
                for suffix, key in (("", "estimate"), ("_low", "low"), ("_high", "high"))},
         })
     best = int(np.nanargmax(aucs))
+    best_calls = rows[best].scores[common] >= rows[best].threshold
     for i, record in enumerate(records):
-        record["delong_p_vs_best"] = (float("nan") if i == best else
-                                      delong_test(y, rows[best].scores[common], rows[i].scores[common]).p_value)
         record["best"] = i == best
+        if i == best:
+            record.update(delong_p_vs_best=float("nan"), mcnemar_sensitivity_p_vs_best=float("nan"),
+                          mcnemar_specificity_p_vs_best=float("nan"))
+            continue
+        calls = rows[i].scores[common] >= rows[i].threshold
+        record["delong_p_vs_best"] = delong_test(y, rows[best].scores[common], rows[i].scores[common]).p_value
+        record["mcnemar_sensitivity_p_vs_best"] = compare_sensitivity(y, best_calls, calls).p_value
+        record["mcnemar_specificity_p_vs_best"] = compare_specificity(y, best_calls, calls).p_value
     return pd.DataFrame(records)
 
 
@@ -87,15 +95,20 @@ def comparison_markdown(lvh: pd.DataFrame, regression: pd.DataFrame | None, titl
     lines = [f"# {title}", ""]
     if len(lvh):
         lines += [f"LVH discrimination on {int(lvh['n'].iloc[0])} test participants "
-                  f"({int(lvh['lvh_cases'].iloc[0])} with LVH); DeLong p against the best row.", "",
-                  "| score | kind | AUROC (95% CI) | DeLong p | sensitivity (95% CI) | specificity (95% CI) | "
-                  "threshold |", "|---|---|---|---|---|---|---|"]
+                  f"({int(lvh['lvh_cases'].iloc[0])} with LVH); p-values against the best row: DeLong for AUROC, "
+                  "McNemar for sensitivity and specificity.", "",
+                  "| score | kind | AUROC (95% CI) | DeLong p | sensitivity (95% CI) | McNemar p | "
+                  "specificity (95% CI) | McNemar p | threshold |", "|---|---|---|---|---|---|---|---|---|"]
         for r in lvh.itertuples():
-            p = "best" if r.best else (f"{r.delong_p_vs_best:.2g}" if np.isfinite(r.delong_p_vs_best) else "n/a")
+            def p(value: float, best: bool = r.best) -> str:
+                return "best" if best else (f"{value:.2g}" if np.isfinite(value) else "n/a")
+
             lines.append(
-                f"| {r.name} | {r.kind} | {_fmt(r.auroc, r.auroc_low, r.auroc_high)} | {p} | "
+                f"| {r.name} | {r.kind} | {_fmt(r.auroc, r.auroc_low, r.auroc_high)} | {p(r.delong_p_vs_best)} | "
                 f"{_fmt(r.sensitivity, r.sensitivity_low, r.sensitivity_high)} | "
+                f"{p(r.mcnemar_sensitivity_p_vs_best)} | "
                 f"{_fmt(r.specificity, r.specificity_low, r.specificity_high)} | "
+                f"{p(r.mcnemar_specificity_p_vs_best)} | "
                 f"{'published cut-off' if r.kind == 'criterion' else f'{r.threshold:.3g} ({r.threshold_source})'} |")
     if regression is not None and len(regression):
         lines += ["", f"Regression on {int(regression['n'].iloc[0])} test participants.", "",
