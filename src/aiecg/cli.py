@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--all-records", action="store_true",
                    help="keep records whose files are absent (default: only those present; the rest in excluded.csv)")
     q.add_argument("--seeded-split", action="store_true",
-                   help="no predefined folds: runs use the seeded 70/15/15 split (by record, not patient)")
+                   help="no predefined folds: runs use the seeded 70/15/15 split, by patient")
     q.add_argument("--table-format", choices=["csv", "parquet"], default="csv")
     q = cohort_sub.add_parser("wfdb-folder", help="WFDB records with # Age/# Sex/# Dx header comments (CinC style)")
     q.add_argument("--folder", required=True, help="folder of .hea + .mat/.dat records (searched recursively)")

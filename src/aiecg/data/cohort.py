@@ -16,6 +16,7 @@ cohort is described in YAML (paths relative to the YAML file)::
       continuous: [sbp, dbp, age, bmi]
       ranges: {sbp: [50, 300]}       # optional; overrides the built-in human ranges
     split: {column: strat_fold, train: [1, 2, 3, 4, 5, 6, 7, 8], val: [9], test: [10]}   # optional, predefined
+    group: patient_id                # optional: rows sharing it (one patient's ECGs) never straddle splits
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ TARGET_RANGES: dict[str, tuple[float, float]] = {
 }
 """Plausible ranges of the continuous targets (g, g/m2, ml, ml/m2, g/ml); outside them a row is excluded."""
 
-ID, IS_MALE, ECG_PATH, SPLIT = "id", "is_male", "ecg_path", "split"
+ID, IS_MALE, ECG_PATH, SPLIT, GROUP = "id", "is_male", "ecg_path", "split", "group"
 """Canonical column names of :attr:`Cohort.frame`."""
 
 
@@ -102,6 +103,7 @@ class CohortMapping:
     clinical: ClinicalSpec
     source: Path | None = None
     split: dict[str, Any] | None = None
+    group_column: str | None = None
 
 
 def _require(mapping: dict, key: str, where: str) -> Any:
@@ -168,6 +170,7 @@ def load_mapping(path: str | Path) -> CohortMapping:
         clinical=clinical,
         source=path.resolve(),
         split=split,
+        group_column=raw.get("group"),
     )
 
 
@@ -275,6 +278,11 @@ def load_cohort(path: str | Path, required_targets: tuple[str, ...] = ()) -> Coh
                         f"(expected {mapping.male_code!r} or {mapping.female_code!r})"))
     frame[IS_MALE] = is_male
     frame[ECG_PATH] = _resolve_ecg_paths(mapping, table, ids)
+    if mapping.group_column is not None:
+        if mapping.group_column not in table.columns:
+            raise CohortError(f"{where}: group column '{mapping.group_column}' named in {mapping.source} is missing")
+        groups = table[mapping.group_column]
+        frame[GROUP] = groups.map(level_key).where(groups.notna(), ids)  # a row without a group is its own group
     if mapping.split is not None:
         column = mapping.split["column"]
         if column not in table.columns:

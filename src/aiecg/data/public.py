@@ -169,6 +169,7 @@ def ptbxl_mapping(use_folds: bool = True) -> dict[str, Any]:
     """The cohort-YAML keys (all but name and table) of a table written by :func:`build_ptbxl_cohort`."""
     mapping: dict[str, Any] = {
         "id_column": "ecg_id",
+        "group": "patient_id",
         "sex": {"column": "sex", "male": 1, "female": 0},
         "ecg": {"column": "ecg_file", "format": "wfdb"},
         "targets": {"LVH": "lvh"},
@@ -206,7 +207,8 @@ def build_ptbxl_cohort(
             go to ``excluded.csv`` with the reason. With False every record stays in the table and ``prepare``
             reports the missing files in the store.
         use_folds: write the recommended folds as the YAML's predefined split. False leaves the split to the
-            run's seeded 70/15/15 split, which is by record: ECGs of one patient may then fall into two splits.
+            run's seeded 70/15/15 split, made by patient (the YAML's ``group: patient_id``), so one patient's ECGs
+            stay in one split.
         table_format: 'csv' or 'parquet'.
         name: the cohort's name.
 
@@ -274,10 +276,6 @@ def build_ptbxl_cohort(
         if empty:
             log.warning("PTB-XL: the records present leave the predefined %s split(s) empty; build the cohort "
                         "with use_folds=False (--seeded-split) to use the seeded 70/15/15 split", empty)
-    if not use_folds and table["patient_id"].duplicated().any():
-        log.warning("PTB-XL: %d patients have more than one ECG; the seeded split is by record, so one patient "
-                    "may fall into two splits (the predefined folds keep patients together)",
-                    int(table.loc[table["patient_id"].duplicated(), "patient_id"].nunique()))
 
     rule = (f"likelihood >= {lvh_threshold:g}" + (" (any LVH statement)" if lvh_threshold <= 0 else "")
             + f"; below it: {below_threshold}")

@@ -39,6 +39,31 @@ class Splits:
         return cls(*(np.asarray(data[k], dtype=object) for k in ("train", "val", "test")))
 
 
+def split_groups(
+    ids: np.ndarray,
+    groups: np.ndarray,
+    seed: int,
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+    stratify: np.ndarray | None = None,
+) -> Splits:
+    """Split records so that all records of one group (e.g. one patient's ECGs) land in the same split.
+
+    The groups are split by :func:`split_participants`, stratified by the largest label in each group (a patient
+    with any LVH record counts as a case).
+    """
+    ids, groups = np.asarray(ids, dtype=object), np.asarray(groups).astype(str)
+    unique = np.unique(groups)
+    labels = None
+    if stratify is not None:
+        per_group = {g: v for g, v in zip(groups, np.asarray(stratify))}
+        for g, v in zip(groups, np.asarray(stratify)):
+            per_group[g] = max(per_group[g], v)
+        labels = np.asarray([per_group[g] for g in unique])
+    by_group = split_participants(unique.astype(object), seed, fractions, labels)
+    return Splits(*(np.sort(ids[np.isin(groups, part)].astype(str)) for part in (by_group.train, by_group.val,
+                                                                                  by_group.test)))
+
+
 def split_participants(
     ids: np.ndarray,
     seed: int,

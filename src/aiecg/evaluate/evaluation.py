@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 
 from aiecg.bundle import Bundle, load_bundle
-from aiecg.data.cohort import ID, SPLIT, Cohort, load_cohort
+from aiecg.data.cohort import GROUP, ID, SPLIT, Cohort, load_cohort
 from aiecg.data.dataset import Arrays, build_arrays
 from aiecg.data.features import ClinicalEncoder
-from aiecg.data.splits import Splits, split_participants
+from aiecg.data.splits import Splits, split_groups, split_participants
 from aiecg.data.store import STATUS_OK, Store
 from aiecg.data.targets import TargetSpec, TaskKind
 from aiecg.errors import BundleError, CohortError
@@ -68,13 +68,17 @@ def stratification_labels(frame: pd.DataFrame, spec: TargetSpec) -> np.ndarray |
 
 def make_splits(frame: pd.DataFrame, spec: TargetSpec, seed: int, fractions: tuple[float, float, float]) -> Splits:
     """The cohort's predefined split when its YAML names one (e.g. PTB-XL's folds), else a seeded
-    participant-level split stratified by :func:`stratification_labels`."""
+    participant-level split stratified by :func:`stratification_labels` (by group when the YAML names a group
+    column, so one patient's records never straddle splits)."""
     if SPLIT in frame:
         parts = [np.sort(frame.loc[frame[SPLIT] == name, ID].to_numpy(dtype=str)) for name in ("train", "val", "test")]
         empty = [name for name, ids in zip(("train", "val", "test"), parts) if len(ids) == 0]
         if empty:
             raise CohortError(f"the cohort's predefined split leaves {empty} empty")
         return Splits(*parts)
+    if GROUP in frame:
+        return split_groups(frame[ID].to_numpy(), frame[GROUP].to_numpy(), seed, fractions,
+                            stratification_labels(frame, spec))
     return split_participants(frame[ID].to_numpy(), seed, fractions, stratification_labels(frame, spec))
 
 

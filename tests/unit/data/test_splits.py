@@ -20,3 +20,19 @@ def test_splits_are_disjoint_complete_seeded_and_stratified(tmp_path):
     a.save(tmp_path)
     np.testing.assert_array_equal(Splits.load(tmp_path).val, a.val)
     assert (tmp_path / "test_ids.txt").read_text().split() == list(a.test)
+
+
+def test_grouped_split_keeps_each_group_in_one_split():
+    from aiecg.data.splits import split_groups
+
+    ids = np.array([str(i) for i in range(300)], dtype=object)
+    groups = np.array([str(i // 3) for i in range(300)])  # 100 patients with 3 ECGs each
+    labels = (np.arange(300) // 3 % 5 == 0).astype(int)
+    splits = split_groups(ids, groups, seed=1, stratify=labels)
+    where = {}
+    for name in ("train", "val", "test"):
+        for i in getattr(splits, name):
+            where.setdefault(groups[int(i)], set()).add(name)
+    assert all(len(v) == 1 for v in where.values()) and len(where) == 100
+    sizes = [len(splits.train), len(splits.val), len(splits.test)]
+    assert sum(sizes) == 300 and all(size % 3 == 0 for size in sizes) and abs(sizes[0] - 210) <= 6
