@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -65,3 +70,14 @@ def write_cohort(directory: Path, table: pd.DataFrame, **overrides) -> Path:
     path = directory / "cohort.yaml"
     path.write_text(yaml.safe_dump(mapping))
     return path
+
+
+def kill_when(process: subprocess.Popen, ready: Callable[[], bool], timeout: float = 120.0) -> None:
+    """SIGKILL ``process`` as soon as ``ready()`` holds (a crash mid-run); fail if it finishes first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None and not ready():
+        time.sleep(0.01)
+    if process.poll() is not None:
+        pytest.fail("the process finished before it could be killed; give it more work")
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()

@@ -1,17 +1,15 @@
 """``aiecg prepare``: bad files are reported and skipped; a killed run resumes to the same store; shards merge."""
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from aiecg.cli import main as aiecg
+from tests.conftest import kill_when
 
 pytestmark = pytest.mark.integration
 
@@ -53,15 +51,7 @@ def test_killed_prepare_resumes_to_an_identical_store(cohort, tmp_path):
     process = subprocess.Popen(_prepare(cohort_yaml, tmp_path / "killed"), stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     parts = tmp_path / "killed" / "parts"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if parts.exists() and len(list(parts.glob("part-*.npz"))) >= 3:
-            break
-        time.sleep(0.01)
-    if process.poll() is not None:
-        pytest.fail("prepare finished before it could be killed")
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    kill_when(process, lambda: parts.exists() and len(list(parts.glob("part-*.npz"))) >= 3)
     assert not (tmp_path / "killed" / "median.npy").exists()
     subprocess.run(_prepare(cohort_yaml, tmp_path / "killed"), check=True, capture_output=True)
     for name in STORE_FILES:

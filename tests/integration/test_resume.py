@@ -1,10 +1,7 @@
 """A training run killed mid-way (SIGKILL) and resumed ends with the weights of an uninterrupted run."""
 
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +9,7 @@ import torch
 
 from aiecg.bundle import load_bundle
 from aiecg.cli import main as aiecg
+from tests.conftest import kill_when
 
 pytestmark = pytest.mark.integration
 
@@ -30,15 +28,7 @@ def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
 
     process = subprocess.Popen(_train(cohort, runs, "killed"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     epochs = runs / "killed" / "epochs.csv"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if epochs.exists() and len(epochs.read_text().splitlines()) >= 3:  # header + 2 epochs done
-            break
-        time.sleep(0.02)
-    if process.poll() is not None:
-        pytest.fail("the run finished before it could be killed; make it longer")
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    kill_when(process, lambda: epochs.exists() and len(epochs.read_text().splitlines()) >= 3)  # 2 epochs done
     assert not (runs / "killed" / "model.aiecg").exists()
     done_before_kill = len(epochs.read_text().splitlines()) - 1
     assert 2 <= done_before_kill < 6

@@ -5,7 +5,6 @@ LeakyReLU and max-pooling, global average pooling, dropout, and a clinical-fusio
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from aiecg.models.heads import ECGModel
@@ -49,11 +48,6 @@ class FCN(ECGModel):
         self.dropout = nn.Dropout(conv_dropout)
         self.n_features = channels
         self._init_head(n_meta, n_outputs, head_hidden, head_dropout)
-
-    def forward_features(self, ecg: torch.Tensor) -> torch.Tensor:
-        for block in self.blocks:
-            ecg = block(ecg)
-        return self.dropout(ecg.mean(dim=2))
 
 
 @register_model("fcn")

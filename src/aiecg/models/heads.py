@@ -34,11 +34,12 @@ class ECGModel(nn.Module):
     """Base of every aiecg model (after braindecode's ``EEGModuleMixin``): one interface for training,
     fine-tuning and prediction.
 
-    Subclasses set ``self.blocks`` (an ``nn.ModuleList`` from input to output), ``self.n_features`` and call
-    :meth:`_init_head`.
+    Subclasses set ``self.blocks`` (an ``nn.ModuleList`` from input to output), ``self.dropout`` (after pooling),
+    ``self.n_features`` and call :meth:`_init_head`.
     """
 
     blocks: nn.ModuleList
+    dropout: nn.Module
     n_features: int
 
     def _init_head(self, n_meta: int, n_outputs: int, hidden: int, dropout: float) -> None:
@@ -46,8 +47,11 @@ class ECGModel(nn.Module):
         self.head = FusionHead(self.n_features, n_meta, n_outputs, hidden, dropout)
 
     def forward_features(self, ecg: torch.Tensor) -> torch.Tensor:
-        """Pooled ECG features [batch, n_features]."""
-        raise NotImplementedError
+        """Pooled ECG features [batch, n_features]: the blocks in order, global average pooling over time, then
+        ``self.dropout``."""
+        for block in self.blocks:
+            ecg = block(ecg)
+        return self.dropout(ecg.mean(dim=2))
 
     def forward(self, ecg: torch.Tensor, meta: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(self.forward_features(ecg), meta)

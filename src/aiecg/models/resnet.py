@@ -56,11 +56,6 @@ class ResNet1d(ECGModel):
         self.n_features = channels
         self._init_head(n_meta, n_outputs, head_hidden, head_dropout)
 
-    def forward_features(self, ecg: torch.Tensor) -> torch.Tensor:
-        for block in self.blocks:
-            ecg = block(ecg)
-        return self.dropout(ecg.mean(dim=2))
-
 
 @register_model("resnet18")
 def resnet18(n_leads: int, n_samples: int, n_meta: int, n_outputs: int, **kw) -> ResNet1d:
