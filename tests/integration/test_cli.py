@@ -88,3 +88,20 @@ def test_class_rebalancing_of_a_continuous_target_is_refused(tiny, capsys):
     assert main(["-q", "train", "--cohort", str(tiny / "data" / "cohort.yaml"), "--target", "INDEXED_MASS",
                  "--sampling", "oversample", "--out", str(tiny / "runs"), "--name", "bad"]) == 2
     assert "target INDEXED_MASS is continuous" in capsys.readouterr().err
+
+
+def test_beat_expansion_adds_training_beats_of_lvh_participants_only(tiny):
+    from aiecg.data.store import Store
+
+    assert main(["-q", "train", "--cohort", str(tiny / "data" / "cohort.yaml"), "--target", "LVH",
+                 "--beat-expansion", "--epochs", "1", "--out", str(tiny / "runs"), "--name", "beats"]) == 0
+    run = tiny / "runs" / "beats"
+    training = load_bundle(run / "model.aiecg").training
+    splits = Splits.load(run)
+    cohort = pd.read_parquet(tiny / "data" / "cohort.parquet").astype({"eid": str}).set_index("eid")
+    store = Store.open(tiny / "data" / "store")
+    usable = store.usable_ids
+    lvh_train = [i for i in splits.train if cohort.loc[i, "lvh"] == 1 and i in usable]
+    expected_beats = sum(len(store.beats_of(i, ["I"])) for i in lvh_train)
+    assert expected_beats > 0
+    assert training["n_train_samples"] == len(splits.train) + expected_beats
