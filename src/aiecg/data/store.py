@@ -16,6 +16,7 @@ Training never parses ECG files; it reads arrays from here.
 from __future__ import annotations
 
 import json
+import mmap
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,6 +53,31 @@ def atomic_save_npy(path: Path, array: np.ndarray) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def release_pages(array: np.ndarray) -> None:
+    """Drop a read-only memory map's pages from this process's resident set (they stay in the page cache).
+
+    Reading rows spread over a large memory-mapped file would otherwise leave the whole file counted in the
+    process's resident memory.
+    """
+    handle = getattr(array, "_mmap", None)
+    if handle is not None and hasattr(mmap, "MADV_DONTNEED"):
+        handle.madvise(mmap.MADV_DONTNEED)
+
+
+def gather(array: np.ndarray, rows: Sequence[int], lead_rows: Sequence[int], chunk: int = 2048) -> np.ndarray:
+    """``array[rows][:, lead_rows]`` for a memory-mapped [records, leads, window] array, read in file order in
+    chunks of ``chunk`` records whose pages are released after each chunk, so memory stays near the size of the
+    result."""
+    rows = np.asarray(rows)
+    order = np.argsort(rows, kind="stable")
+    out = np.empty((len(rows), len(lead_rows), array.shape[2]), dtype=np.float32)
+    for start in range(0, len(rows), chunk):
+        positions = order[start : start + chunk]
+        out[positions] = array[rows[positions]][:, lead_rows]
+        release_pages(array)
+    return out
 
 
 @dataclass
@@ -110,11 +136,7 @@ class Store:
 
     def medians(self, ids: Sequence[str], leads: Sequence[str]) -> np.ndarray:
         """Median beats of ``ids`` for ``leads``, loaded into memory: float32 [len(ids), len(leads), window]."""
-        rows = self.rows(ids)
-        order = np.argsort(rows, kind="stable")  # read the memory map in file order
-        out = np.empty((len(rows), len(leads), self.median.shape[2]), dtype=np.float32)
-        out[order] = self.median[rows[order]][:, self.lead_rows(leads)]
-        return out
+        return gather(self.median, self.rows(ids), self.lead_rows(leads))
 
     def beats_of(self, record_id: str, leads: Sequence[str]) -> np.ndarray:
         """The clean individual beats of one record, float32 [n, len(leads), window]."""
@@ -122,4 +144,6 @@ class Store:
             raise StoreError(f"{self.root} holds no individual beats; prepare with --beats")
         row = self.index.iloc[self.rows([record_id])[0]]
         start, count = int(row["beat_start"]), int(row["beat_count"])
-        return np.asarray(self.beats[start : start + count][:, self.lead_rows(leads)])
+        beats = np.array(self.beats[start : start + count][:, self.lead_rows(leads)], dtype=np.float32)
+        release_pages(self.beats)
+        return beats
