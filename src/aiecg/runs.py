@@ -51,10 +51,6 @@ class RunResult:
     metrics: dict[str, Any]
 
 
-def _required_targets(spec: TargetSpec) -> tuple[str, ...]:
-    return tuple(spec.outputs)
-
-
 def class_weights(labels: np.ndarray, spec: TargetSpec) -> tuple[float | None, torch.Tensor | None]:
     """BCE ``pos_weight`` (negatives / positives) for a binary target, or inverse-frequency class weights
     (normalised to mean 1) for a multi-class one, from the training labels."""
@@ -81,7 +77,7 @@ def train_run(config: RunConfig, progress: bool = True) -> RunResult:
     run_dir = config.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     config.save(run_dir / "config.yaml")
-    cohort = load_cohort(config.cohort, _required_targets(spec))
+    cohort = load_cohort(config.cohort, spec.outputs)
     store = Store.open(config.store_path())
     cohort = usable_cohort(cohort, store)
     cohort.write_exclusions(run_dir / "exclusions.csv")
@@ -167,7 +163,7 @@ def finetune_run(
     spec = bundle.target
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    cohort = load_cohort(cohort_path, _required_targets(spec))
+    cohort = load_cohort(cohort_path, spec.outputs)
     store = Store.open(store_path or Path(cohort_path).parent / "store")
     cohort = usable_cohort(cohort, store)
     cohort.write_exclusions(run_dir / "exclusions.csv")

@@ -20,7 +20,7 @@ from aiecg.evaluate.delong import delong_auc_ci
 LOA_Z = 1.96  # Bland-Altman limits of agreement: mean difference +- 1.96 SD
 
 
-# --- regression statistics (prediction minus truth, as in metrics.compute_regression_metrics) -----------------
+# --- regression statistics (prediction minus truth) -----------------------------------------------------------
 
 def mean_absolute_error(y_true: np.ndarray, y_pred: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.mean(np.abs(y_pred - y_true), axis=axis)
