@@ -95,10 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     from aiecg.bundle import load_bundle
     from aiecg.config import RunConfig
     from aiecg.errors import AiecgError
-    from aiecg.evaluate.evaluation import evaluate_bundle, headline
-    from aiecg.runs import finetune_run, train_run
+    from aiecg.evaluate.evaluation import headline
     from aiecg.train.finetune import FinetuneConfig
     from aiecg.train.loop import FitConfig
+    from aiecg.workflows.evaluate import evaluate_bundle
+    from aiecg.workflows.train import finetune_run, train_run
 
     try:
         cohort = Path(args.data) if args.data else synthetic_cohort(DEFAULT_DATA, DEFAULT_N, False, args.verbose)

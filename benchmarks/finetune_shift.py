@@ -16,9 +16,9 @@ from pathlib import Path
 
 from aiecg.data.prepare import PrepareConfig, prepare_store
 from aiecg.evaluate.evaluation import headline
-from aiecg.runs import finetune_run
 from aiecg.synth import DomainShift, SynthConfig, generate_cohort
 from aiecg.train.finetune import FinetuneConfig
+from aiecg.workflows.train import finetune_run
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -22,9 +22,9 @@ import train as train_py  # noqa: E402  (the default cohorts are built the way t
 
 from aiecg.config import RunConfig  # noqa: E402
 from aiecg.evaluate.evaluation import headline  # noqa: E402
-from aiecg.runs import finetune_run, train_run  # noqa: E402
 from aiecg.train.finetune import FinetuneConfig  # noqa: E402
 from aiecg.train.loop import FitConfig  # noqa: E402
+from aiecg.workflows.train import finetune_run, train_run  # noqa: E402
 
 OUT = ROOT / "runs" / "benchmark_models"
 

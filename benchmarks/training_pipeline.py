@@ -111,7 +111,8 @@ def tiled_store(cohort_yaml: Path, out: Path, n: int) -> Path:
 
 def peak_memory(cohort_yaml: Path, work: Path) -> dict:
     code = (
-        "from aiecg.config import RunConfig; from aiecg.runs import train_run; from aiecg.train.loop import FitConfig;"
+        "from aiecg.config import RunConfig; from aiecg.workflows.train import train_run;"
+        " from aiecg.train.loop import FitConfig;"
         f"train_run(RunConfig(cohort={str(cohort_yaml)!r}, name='mem', out={str(work)!r}, compare=False,"
         " fit=FitConfig(max_epochs=1)), progress=False)"
     )

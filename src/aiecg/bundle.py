@@ -18,13 +18,14 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from aiecg import __version__
 from aiecg.data.dataset import TargetScaling
 from aiecg.data.features import ClinicalEncoder
 from aiecg.data.targets import TargetSpec
 from aiecg.errors import BundleError
+from aiecg.files import atomic_write_bytes
 from aiecg.models import create_model
 from aiecg.models.heads import ECGModel
 
@@ -85,9 +86,8 @@ def save_bundle(bundle: Bundle, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in bundle.state_dict.items()}
     document = json.dumps(bundle._document(), sort_keys=True, default=float)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"aiecg": document, "sha256": _digest(tensors, document)})
-    tmp.replace(path)
+    data = save(tensors, metadata={"aiecg": document, "sha256": _digest(tensors, document)})
+    atomic_write_bytes(path, data)
     return path
 
 

@@ -53,7 +53,7 @@ def cmd_prepare(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     from aiecg.config import RunConfig
     from aiecg.evaluate.evaluation import headline
-    from aiecg.runs import train_run
+    from aiecg.workflows.train import train_run
 
     config = RunConfig.load(args.config) if args.config else RunConfig()
     model_kwargs = dict(config.model_kwargs)
@@ -77,7 +77,7 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_finetune(args: argparse.Namespace) -> dict[str, Any]:
     from aiecg.evaluate.evaluation import headline
-    from aiecg.runs import finetune_run
+    from aiecg.workflows.train import finetune_run
 
     result = finetune_run(args.bundle, args.cohort, args.store, args.out, seed=args.seed, criterion=args.criterion,
                           progress=not args.quiet)
@@ -86,7 +86,8 @@ def cmd_finetune(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
-    from aiecg.evaluate.evaluation import evaluate_bundle, headline
+    from aiecg.evaluate.evaluation import headline
+    from aiecg.workflows.evaluate import evaluate_bundle
 
     metrics = evaluate_bundle(args.bundle, args.cohort, args.store, args.out, split=args.split,
                               compare=not args.no_compare, seed=args.seed, n_resamples=args.resamples)
@@ -108,7 +109,7 @@ def cmd_cohort(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_demo(args: argparse.Namespace) -> dict[str, Any]:
-    from aiecg.demo import DemoConfig, run_demo
+    from aiecg.workflows.demo import DemoConfig, run_demo
 
     config = DemoConfig(out=Path(args.out), n=args.n, workers=args.workers, max_epochs=args.epochs, seed=args.seed)
     return run_demo(config, progress=not args.quiet)

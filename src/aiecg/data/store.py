@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import mmap
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from aiecg.errors import AiecgError
+from aiecg.files import atomic_write, atomic_write_bytes  # noqa: F401 (re-exported)
 
 MANIFEST, INDEX, MEDIAN, BEATS, ERRORS = "manifest.json", "index.parquet", "median.npy", "beats.npy", "errors.csv"
 STATUS_OK = "ok"
@@ -36,23 +36,9 @@ class StoreError(AiecgError):
     """A store is missing, incomplete or does not match what a model needs."""
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader never sees a half-written file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
+    with atomic_write(path, "wb") as handle:
         np.save(handle, array)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def release_pages(array: np.ndarray) -> None:

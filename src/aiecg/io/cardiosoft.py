@@ -20,6 +20,7 @@ from defusedxml.common import DefusedXmlException
 
 from aiecg.ecg import ECG, STANDARD_LEADS, normalise_lead_name
 from aiecg.errors import ECGReadError, ECGValidationError
+from aiecg.files import atomic_write_bytes
 
 SUFFIXES = (".xml",)
 ROOT_TAG = "CardiologyXML"
@@ -251,10 +252,7 @@ def write_cardiosoft(
     _add_waveforms(strip, ecg.signal, ecg.leads, resolution_uv)
 
     ET.indent(root, space="\t")
-    tmp = path.with_name(path.name + ".tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(tmp, "wb") as handle:
-        handle.write(b'<?xml version="1.0" encoding="ISO-8859-1" ?>\n')
-        handle.write(ET.tostring(root, encoding="ISO-8859-1", xml_declaration=False))
-    tmp.replace(path)
+    atomic_write_bytes(path, b'<?xml version="1.0" encoding="ISO-8859-1" ?>\n'
+                       + ET.tostring(root, encoding="ISO-8859-1", xml_declaration=False))
     return path

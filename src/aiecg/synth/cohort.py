@@ -19,6 +19,7 @@ import pandas as pd
 import yaml
 
 from aiecg.ecg import ECG, STANDARD_LEADS
+from aiecg.files import temp_path
 from aiecg.synth.heart import HeartParams
 from aiecg.synth.population import select_cohort
 from aiecg.synth.record import RecordParams, synthesise_record
@@ -135,9 +136,13 @@ def _run(tasks: list[tuple], workers: int) -> Iterator[dict[str, Any]]:
 
 
 def _write_atomic(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    tmp = temp_path(path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def cohort_mapping(cfg: SynthConfig, table: str = "cohort.parquet") -> dict[str, Any]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from aiecg.data.augment import AugmentConfig, augment_batch
 from aiecg.data.dataset import ECGDataset
 from aiecg.data.sampling import epoch_indices
 from aiecg.device import resolve_device
+from aiecg.files import atomic_write
 
 CHECKPOINT = "checkpoint.pt"
 EPOCH_COLUMNS = ("epoch", "train_loss", "val_loss", "lr", "seconds")
@@ -132,18 +132,15 @@ def validate(model: nn.Module, dataset: ECGDataset, loss_fn: nn.Module, batch_si
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_write(path, "wb") as handle:
+        torch.save(state, handle)
 
 
 def _write_epochs(path: Path, history: list[dict[str, float]]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as handle:
+    with atomic_write(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(EPOCH_COLUMNS)
         writer.writerows([[row[k] for k in EPOCH_COLUMNS] for row in history])
-    os.replace(tmp, path)
 
 
 def fit(

@@ -49,8 +49,8 @@ def test_missing_columns_and_unknown_targets_are_named(tmp_path):
 
 
 def test_predefined_split_column(tmp_path):
+    from aiecg.data.selection import make_splits
     from aiecg.data.targets import target_spec
-    from aiecg.runs import make_splits
 
     table = make_table(30)
     table["fold"] = np.arange(30) % 10 + 1

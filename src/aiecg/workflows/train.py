@@ -22,24 +22,18 @@ from aiecg.data.augment import AugmentConfig
 from aiecg.data.cohort import ID, load_cohort
 from aiecg.data.dataset import ECGDataset, TargetScaling, build_arrays, expand_with_beats
 from aiecg.data.features import ClinicalEncoder
+from aiecg.data.selection import check_clinical_columns, ids_digest, lvh_labels, make_splits, usable_cohort
 from aiecg.data.store import Store
 from aiecg.data.targets import TargetSpec, target_spec
 from aiecg.errors import CohortError, ConfigError
-from aiecg.evaluate.evaluation import (
-    build_results,
-    check_clinical_columns,
-    evaluate_bundle,
-    ids_digest,
-    lvh_labels,
-    make_splits,
-    usable_cohort,
-)
+from aiecg.evaluate.evaluation import build_results
 from aiecg.evaluate.posthoc import PostHoc, fit_posthoc
 from aiecg.models import create_model
 from aiecg.predict import predict
 from aiecg.train.finetune import FinetuneConfig, staged_finetune
 from aiecg.train.loop import FitConfig, fit
 from aiecg.train.losses import make_loss
+from aiecg.workflows.evaluate import evaluate_bundle
 
 log = logging.getLogger("aiecg")
 

@@ -13,9 +13,10 @@ from typing import Any
 
 from aiecg.config import RunConfig
 from aiecg.data.prepare import PrepareConfig, prepare_store
-from aiecg.evaluate.evaluation import evaluate_bundle, headline
-from aiecg.runs import train_run
+from aiecg.evaluate.evaluation import headline
 from aiecg.train.loop import FitConfig
+from aiecg.workflows.evaluate import evaluate_bundle
+from aiecg.workflows.train import train_run
 
 DEMO_N = 2500
 DEMO_LVH_PREVALENCE = 0.2

@@ -1,0 +1,87 @@
+"""Cohort selection and splits: who is usable, who goes where, and the fingerprint of a split.
+
+These decide which participants a run sees; training, fine-tuning and evaluation all call them, so they live
+in ``data/`` (before any model or statistic).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from aiecg.data.cohort import GROUP, ID, SPLIT, Cohort
+from aiecg.data.splits import Splits, split_groups, split_participants
+from aiecg.data.store import STATUS_OK, Store
+from aiecg.data.targets import TargetSpec
+from aiecg.errors import CohortError
+
+if TYPE_CHECKING:
+    from aiecg.bundle import Bundle
+
+
+def ids_digest(ids: np.ndarray) -> str:
+    """A short fingerprint of a set of participant ids (order-free)."""
+    return hashlib.sha256("\n".join(sorted(map(str, ids))).encode()).hexdigest()[:16]
+
+
+def usable_cohort(cohort: Cohort, store: Store) -> Cohort:
+    """Drop participants whose ECG is missing from the store or failed QC, recording each reason."""
+    index = store.index.set_index("id")
+    status = cohort.frame[ID].map(index["status"]).fillna("not in store")
+    reason = cohort.frame[ID].map(index["reason"]).fillna("")
+    bad = status != STATUS_OK
+    extra = pd.DataFrame({
+        "row": np.nan, ID: cohort.frame.loc[bad, ID],
+        "reason": [f"ECG {s}" + (f": {r}" if r else "") for s, r in zip(status[bad], reason[bad])],
+    })
+    exclusions = pd.concat([cohort.exclusions, extra], ignore_index=True) if len(extra) else cohort.exclusions
+    return Cohort(cohort.mapping, cohort.frame.loc[~bad].reset_index(drop=True), exclusions)
+
+
+def stratification_labels(frame: pd.DataFrame, spec: TargetSpec) -> np.ndarray | None:
+    """Labels to stratify the split by: the class for categorical targets, LVH for mass targets."""
+    if spec.is_categorical:
+        return frame[spec.outputs[0]].to_numpy()
+    if "LVH" in frame and frame["LVH"].notna().all():
+        return frame["LVH"].to_numpy()
+    return None
+
+
+def make_splits(frame: pd.DataFrame, spec: TargetSpec, seed: int, fractions: tuple[float, float, float]) -> Splits:
+    """The cohort's predefined split when its YAML names one (e.g. PTB-XL's folds), else a seeded
+    participant-level split stratified by :func:`stratification_labels` (by group when the YAML names a group
+    column, so one patient's records never straddle splits)."""
+    if SPLIT in frame:
+        parts = [np.sort(frame.loc[frame[SPLIT] == name, ID].to_numpy(dtype=str)) for name in ("train", "val", "test")]
+        empty = [name for name, ids in zip(("train", "val", "test"), parts) if len(ids) == 0]
+        if empty:
+            raise CohortError(f"the cohort's predefined split leaves {empty} empty")
+        return Splits(*parts)
+    if GROUP in frame:
+        return split_groups(frame[ID].to_numpy(), frame[GROUP].to_numpy(), seed, fractions,
+                            stratification_labels(frame, spec))
+    return split_participants(frame[ID].to_numpy(), seed, fractions, stratification_labels(frame, spec))
+
+
+def check_clinical_columns(bundle: Bundle, cohort: Cohort, cohort_path: str | Path) -> None:
+    """A cohort must map exactly the clinical columns the model was trained with (same names, same kinds)."""
+    if bundle.encoder is None:
+        return
+    expected = list(bundle.encoder.spec.columns)
+    mapped = list(cohort.mapping.clinical.columns)
+    missing = [c for c in expected if c not in mapped or c not in cohort.frame.columns]
+    unexpected = [c for c in mapped if c not in expected]
+    if missing or unexpected:
+        raise CohortError(
+            f"{cohort_path}: the model was trained with clinical columns {expected}; "
+            f"missing here: {missing or 'none'}; unexpected here: {unexpected or 'none'}. "
+            "Map the same variables under 'clinical' (rename columns in the YAML's table), or use an ECG-only model."
+        )
+
+
+def lvh_labels(frame: pd.DataFrame, ids: np.ndarray) -> np.ndarray | None:
+    return frame.set_index(ID)["LVH"].reindex(ids).to_numpy(dtype=float) if "LVH" in frame else None

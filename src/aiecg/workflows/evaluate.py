@@ -1,0 +1,138 @@
+"""``aiecg evaluate``: a saved bundle applied to a cohort -> results.csv, metrics.json, comparison.csv/.md.
+
+Everything is computed from the bundle and the cohort's prepared store through THE prediction loop
+(:func:`aiecg.predict.predict`). Thresholds and post-hoc models come from the bundle (fitted on the training
+run's validation split).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from aiecg.bundle import Bundle, load_bundle
+from aiecg.data.cohort import ID, Cohort, load_cohort
+from aiecg.data.dataset import build_arrays
+from aiecg.data.selection import check_clinical_columns, ids_digest, make_splits, usable_cohort
+from aiecg.data.splits import Splits
+from aiecg.data.store import Store
+from aiecg.data.targets import TargetSpec
+from aiecg.errors import BundleError
+from aiecg.evaluate.compare import ScoreRow, comparison_markdown, lvh_comparison, regression_comparison
+from aiecg.evaluate.evaluation import (
+    baseline_rows,
+    build_results,
+    compute_metrics,
+    compute_subgroups,
+    criteria_rows,
+    model_label,
+    primary_lvh_score,
+)
+from aiecg.evaluate.posthoc import PostHoc
+from aiecg.evaluate.results import COLUMN_STEM
+from aiecg.predict import predict
+
+
+def evaluate_bundle(
+    bundle_path: str | Path, cohort_path: str | Path, store_path: str | Path | None, out_dir: str | Path,
+    split: str = "test", ids: np.ndarray | None = None, compare: bool = True, seed: int = 0,
+    n_resamples: int = 1000,
+) -> dict[str, Any]:
+    """Apply a saved bundle to a cohort and write ``results.csv``, ``metrics.json`` and (with ``compare``)
+    ``comparison.csv``/``comparison.md``/``comparison_regression.csv`` to ``out_dir``.
+
+    Args:
+        split: ``test`` re-creates the training run's test split from its seed and checks it holds the same
+            participants (so a changed cohort cannot leak training rows into the test set); the ML baselines are
+            then trained on its training split and tuned on its validation split. ``all`` evaluates every usable
+            participant (an external cohort; criteria are compared, baselines are not).
+        ids: evaluate exactly these participants instead (no baselines).
+        compare: build the comparison with baselines and classic criteria.
+        seed, n_resamples: the bootstrap's.
+    """
+    bundle = load_bundle(bundle_path)
+    spec = bundle.target
+    cohort = load_cohort(cohort_path, tuple(spec.outputs))
+    store = Store.open(store_path or Path(cohort_path).parent / "store")
+    cohort = usable_cohort(cohort, store)
+    check_clinical_columns(bundle, cohort, cohort_path)
+    frame = cohort.frame
+    splits = None
+    if ids is not None:
+        test_ids = np.asarray(ids, dtype=str)
+    elif split == "test":
+        training = bundle.training
+        splits = make_splits(frame, spec, int(training["split_seed"]), tuple(training["split_fractions"]))
+        if ids_digest(splits.test) != training.get("test_ids_sha256"):
+            raise BundleError(f"{cohort_path}: re-creating the test split of {bundle_path} gave other participants "
+                              "than at training time (the cohort changed); use split='all' for a new cohort")
+        test_ids = splits.test
+    elif split == "all":
+        test_ids = frame[ID].to_numpy(dtype=str)
+    else:
+        raise ValueError(f"split must be 'test' or 'all', got {split!r}")
+    arrays = build_arrays(store, frame, test_ids, spec, bundle.input_spec["leads"], bundle.encoder)
+    y_pred = predict(bundle.build_model(), arrays.ecg, arrays.meta, spec, bundle.scaling)
+    posthoc = PostHoc.from_dict(bundle.thresholds.get("posthoc"))
+    table = build_results(spec, arrays, y_pred, frame, posthoc)
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cohort.write_exclusions(out_dir / "exclusions.csv")
+    table.to_csv(out_dir / "results.csv", index=False)
+    metrics: dict[str, Any] = {
+        "bundle": str(bundle_path), "cohort": str(cohort_path), "split": "ids" if ids is not None else split,
+        "seed": seed, "n_resamples": n_resamples, "posthoc": posthoc.to_dict(),
+        "test": compute_metrics(spec, table, posthoc, seed, n_resamples),
+        "subgroups": compute_subgroups(spec, table, frame, posthoc, seed, n_resamples),
+    }
+    if splits is not None:
+        metrics["split_sizes"] = {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)}
+    if compare:
+        metrics["comparison"] = write_comparison(spec, bundle, table, store, frame, cohort,
+                                                 splits if ids is None else None, out_dir, seed, n_resamples)
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+    return metrics
+
+
+def write_comparison(spec: TargetSpec, bundle: Bundle, table: pd.DataFrame, store: Store, frame: pd.DataFrame,
+                     cohort: Cohort, splits: Splits | None, out_dir: Path, seed: int, n_resamples: int) -> dict:
+    """Model, baselines (when training data exist) and criteria on the same test participants."""
+    ids = table["eid"].astype(str).to_numpy()
+    rows: list[ScoreRow] = []
+    primary = primary_lvh_score(spec, table)
+    posthoc = PostHoc.from_dict(bundle.thresholds.get("posthoc"))
+    if primary is not None and posthoc.threshold is not None:
+        rows.append(ScoreRow(model_label(bundle), "model", primary[1], posthoc.threshold, "validation Youden"))
+    regression: dict[str, np.ndarray] = {}
+    params: dict[str, Any] = {}
+    if spec.is_regression:
+        stem = COLUMN_STEM[spec.outputs[0]]
+        regression[model_label(bundle)] = table[f"{stem}_pred"].to_numpy()
+        if f"{stem}_pred_recal" in table:
+            regression[f"{model_label(bundle)} recalibrated"] = table[f"{stem}_pred_recal"].to_numpy()
+    if splits is not None:
+        base_rows, base_regression, params = baseline_rows(spec, store, frame, splits, bundle, cohort, seed)
+        rows += base_rows
+        regression.update(base_regression)
+    rows += criteria_rows(store, ids, table["is_m"].to_numpy())
+    summary: dict[str, Any] = {"baseline_hyperparameters": params}
+    lvh = table["lvh_true"].to_numpy(dtype=float) if "lvh_true" in table else None
+    lvh_table = pd.DataFrame()
+    if lvh is not None and min(np.sum(lvh == 1), np.sum(lvh == 0)) >= 2:  # DeLong needs two of each class
+        lvh_table = lvh_comparison(lvh, rows, seed, n_resamples)
+        lvh_table.to_csv(out_dir / "comparison.csv", index=False)
+        summary["lvh"] = lvh_table.to_dict(orient="records")
+    regression_table = None
+    if regression:
+        stem = COLUMN_STEM[spec.outputs[0]]
+        regression_table = regression_comparison(table[f"{stem}_true"].to_numpy(), regression, seed, n_resamples)
+        regression_table.to_csv(out_dir / "comparison_regression.csv", index=False)
+        summary["regression"] = regression_table.to_dict(orient="records")
+    title = f"{model_label(bundle)} against baselines and classic criteria"
+    (out_dir / "comparison.md").write_text(comparison_markdown(lvh_table, regression_table, title))
+    return summary
