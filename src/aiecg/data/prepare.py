@@ -38,7 +38,7 @@ from aiecg.data.store import (
 from aiecg.ecg import ECG, STANDARD_LEADS
 from aiecg.errors import ECGReadError
 from aiecg.io import read_ecg
-from aiecg.signal.beats import BeatConfig, BeatSet, detect_clipping, extract_beats
+from aiecg.signal.beats import BeatConfig, BeatSet, QualityConfig, detect_clipping, extract_beats
 from aiecg.signal.filters import FilterConfig, preprocess
 from aiecg.signal.leads import select_leads
 from aiecg.signal.measurements import compute_measurements
@@ -65,6 +65,14 @@ class PrepareConfig:
     def to_dict(self) -> dict[str, Any]:
         return {"filters": asdict(self.filters), "beats": asdict(self.beats), "store_beats": self.store_beats,
                 "chunk_size": self.chunk_size}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PrepareConfig:
+        """The inverse of :meth:`to_dict` (a store manifest's or a bundle's ``preprocessing``)."""
+        beats = dict(data.get("beats", {}))
+        quality = QualityConfig(**beats.pop("quality", {}))
+        return cls(filters=FilterConfig(**data.get("filters", {})), beats=BeatConfig(**beats, quality=quality),
+                   store_beats=bool(data.get("store_beats", True)), chunk_size=int(data.get("chunk_size", 64)))
 
 
 def analyse_record(ecg: ECG, config: PrepareConfig) -> BeatSet:
