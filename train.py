@@ -32,6 +32,7 @@ DEFAULT_EXT_N = 1500
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from aiecg.config import DEFAULT_DEVICE
     from aiecg.data.targets import list_targets
     from aiecg.train.losses import CRITERIA
 
@@ -60,7 +61,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, help="maximum epochs (default 200, as the reference; per stage when "
                         "fine-tuning, default 50)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=DEFAULT_DEVICE,
+                        help="auto: CUDA when available (bfloat16 autocast), else the CPU")
     args = parser.parse_args(argv)
     if args.oversample and args.undersample:
         parser.error("--oversample and --undersample exclude each other")
@@ -93,11 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     from aiecg.bundle import load_bundle
-    from aiecg.config import RunConfig
+    from aiecg.config import FinetuneConfig, FinetuneRunConfig, FitConfig, RunConfig
     from aiecg.errors import AiecgError
     from aiecg.evaluate.evaluation import headline
-    from aiecg.train.finetune import FinetuneConfig
-    from aiecg.train.loop import FitConfig
     from aiecg.workflows.evaluate import evaluate_bundle
     from aiecg.workflows.train import finetune_run, train_run
 
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             ext = Path(args.ext_data) if args.ext_data else synthetic_cohort(DEFAULT_EXT_DATA, DEFAULT_EXT_N, True,
                                                                              args.verbose)
         if args.load:
-            bundle_target = load_bundle(args.load).target.target.value
+            bundle_target = load_bundle(args.load).target.name
             if bundle_target != args.target:
                 raise AiecgError(f"{args.load} predicts {bundle_target}, not --target {args.target}")
         name = args.save or (Path(args.load).stem if args.load else
@@ -117,8 +117,9 @@ def main(argv: list[str] | None = None) -> int:
         summary: dict = {}
         if args.ext_tune:
             stages = FinetuneConfig(max_epochs_per_stage=args.epochs) if args.epochs else FinetuneConfig()
-            result = finetune_run(args.load, ext, None, Path("runs") / name, finetune=stages, seed=args.seed,
-                                  criterion=args.criterion, progress=args.verbose)
+            run = FinetuneRunConfig(bundle=str(args.load), cohort=str(ext), out=str(Path("runs") / name),
+                                    finetune=stages, seed=args.seed, device=args.device, criterion=args.criterion)
+            result = finetune_run(run, progress=args.verbose)
             shutil.copyfile(result.bundle_path, f"{name}.aiecg")
             summary = {"run_dir": str(result.run_dir), "bundle": f"{name}.aiecg",
                        "external_test_untuned": headline(result.metrics["test_untuned"]),

@@ -14,10 +14,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from aiecg.config import FinetuneConfig, FinetuneRunConfig
 from aiecg.data.prepare import PrepareConfig, prepare_store
 from aiecg.evaluate.evaluation import headline
 from aiecg.synth import DomainShift, SynthConfig, generate_cohort
-from aiecg.train.finetune import FinetuneConfig
 from aiecg.workflows.train import finetune_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,8 +38,9 @@ def main() -> None:
         generate_cohort(work, SynthConfig(n=args.n, seed=1, lvh_prevalence=0.2, workers=2, shift=shift))
         prepare_store(work / "cohort.yaml", work / "store", PrepareConfig(store_beats=False), workers=2,
                       progress=False)
-        tuned = finetune_run(args.bundle, work / "cohort.yaml", None, work / "finetuned",
-                             finetune=FinetuneConfig(max_epochs_per_stage=args.epochs), progress=False)
+        tuned = finetune_run(FinetuneRunConfig(
+            bundle=str(args.bundle), cohort=str(work / "cohort.yaml"), out=str(work / "finetuned"),
+            finetune=FinetuneConfig(max_epochs_per_stage=args.epochs), device="cpu"), progress=False)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -20,9 +20,12 @@ sys.path.insert(0, str(ROOT))
 
 import train as train_py  # noqa: E402  (the default cohorts are built the way train.py builds them)
 
-from aiecg.config import RunConfig  # noqa: E402
+from aiecg.config import (  # noqa: E402
+    FinetuneConfig,
+    FinetuneRunConfig,
+    RunConfig,  # noqa: E402
+)
 from aiecg.evaluate.evaluation import headline  # noqa: E402
-from aiecg.train.finetune import FinetuneConfig  # noqa: E402
 from aiecg.train.loop import FitConfig  # noqa: E402
 from aiecg.workflows.train import finetune_run, train_run  # noqa: E402
 
@@ -75,8 +78,9 @@ def main() -> None:
                                compare=False, fit=FitConfig(max_epochs=args.epochs, early_stopping=10, lr_patience=5))
             train_run(config, progress=False)
         started = time.perf_counter()
-        tuned = finetune_run(bundle, external, None, OUT / "fcn_indexed_mass_finetuned",
-                             finetune=FinetuneConfig(max_epochs_per_stage=args.epochs), progress=False)
+        tuned = finetune_run(FinetuneRunConfig(
+            bundle=str(bundle), cohort=str(external), out=str(OUT / "fcn_indexed_mass_finetuned"),
+            finetune=FinetuneConfig(max_epochs_per_stage=args.epochs), device="cpu"), progress=False)
         before, after = headline(tuned.metrics["test_untuned"]), headline(tuned.metrics["test"])
         results["finetune"] = {
             "external_cohort": "synthetic, EXTERNAL_SHIFT (gain x1.15, noise x2, older/heavier population), 1,500",

@@ -1,9 +1,13 @@
 """A trained model as one self-describing, pickle-free file.
 
 The file is a safetensors container: the weights as tensors, and in its string metadata one JSON document with
-the model configuration, the TargetSpec, the clinical-encoder parameters, the input specification (leads,
-sampling rate, window, pre-processing), target scaling, learned thresholds, versions and training metadata.
-A SHA-256 over the weights and the JSON detects tampering. Loading executes no pickle.
+every constructor argument of the model, the TargetSpec, the clinical-encoder parameters, the input contract
+(leads, sampling rate, window, R offset, filters including the mains notch, beat settings, units), target
+scaling, learned thresholds, versions and training metadata. Loading executes no pickle.
+
+The embedded SHA-256 over the weights and the JSON detects accidental corruption (a truncated copy, a flipped
+bit); it is NOT evidence against deliberate tampering, since anyone who edits the file can recompute it. Trust
+a bundle as you would trust any file from its source.
 """
 
 from __future__ import annotations
@@ -54,10 +58,22 @@ class Bundle:
 
     def build_model(self) -> ECGModel:
         """The model with the bundle's weights, in evaluation mode."""
-        model = create_model(self.model_name, self.n_leads, self.n_samples, self.n_meta, self.n_outputs,
-                             **self.model_kwargs)
-        model.load_state_dict(self.state_dict)
+        try:
+            model = create_model(self.model_name, self.n_leads, self.n_samples, self.n_meta, self.n_outputs,
+                                 **self.model_kwargs)
+            model.load_state_dict(self.state_dict)
+        except (TypeError, ValueError, RuntimeError, KeyError) as exc:
+            raise BundleError(f"the bundle's model {self.model_name!r} cannot be rebuilt from its saved "
+                              f"configuration and weights ({exc}); was it written by another aiecg version?") from None
         return model.eval()
+
+    @property
+    def leads(self) -> list[str]:
+        return list(self.input_spec["leads"])
+
+    def check_input(self, data_spec: dict[str, Any], where: str, fix: str) -> None:
+        """Refuse data prepared otherwise than this model's training data (see :func:`check_input_contract`)."""
+        check_input_contract(self.input_spec, data_spec, where, fix)
 
     def _document(self) -> dict[str, Any]:
         return {
@@ -67,9 +83,64 @@ class Bundle:
             "input_spec": self.input_spec, "encoder": self.encoder.to_dict() if self.encoder else None,
             "scaling": {"mean": list(self.scaling.mean), "sd": list(self.scaling.sd)} if self.scaling else None,
             "thresholds": self.thresholds, "training": self.training,
-            "versions": self.versions or {"aiecg": __version__, "torch": torch.__version__,
-                                          "numpy": np.__version__, "python": platform.python_version()},
+            "versions": self.versions or current_versions(),
         }
+
+
+def current_versions() -> dict[str, str]:
+    """The installed versions a bundle records (aiecg's from the installed package's metadata)."""
+    return {"aiecg": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}
+
+
+def input_contract(leads: list[str] | tuple[str, ...], manifest: dict[str, Any]) -> dict[str, Any]:
+    """The input contract a model trained on a store with this manifest keeps: its leads in order, and the
+    store's sampling rate, window, R offset, pre-processing (filters incl. the mains notch, beat settings) and
+    units."""
+    return {"leads": list(leads), "fs": manifest["fs"], "window": manifest["window"],
+            "r_offset": manifest["r_offset"], "preprocessing": manifest["preprocessing"],
+            "units": manifest.get("units", "mV")}
+
+
+# Settings of the pre-processing that change the model's input values; QC thresholds (which records are
+# usable) and the store's bookkeeping do not, so a store may differ in those.
+_CONTRACT_IGNORES = {"store_beats", "chunk_size", "beats.quality", "beats.min_clean_beats"}
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flatten(item, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: list(value) if isinstance(value, tuple) else value}
+
+
+def check_input_contract(expected: dict[str, Any], data_spec: dict[str, Any], where: str, fix: str) -> None:
+    """Raise :class:`BundleError` naming the first settings where ``data_spec`` (a store manifest, or the
+    contract of files about to be prepared) differs from the model's contract ``expected``.
+
+    Args:
+        where: the data, as a user knows it (``store data/ext/store``).
+        fix: how to re-prepare the data to match (appended to the message).
+    """
+    missing = [lead for lead in expected["leads"] if lead not in data_spec.get("leads", [])]
+    if missing:
+        raise BundleError(f"{where} lacks the leads {missing} the model reads; {fix}")
+    differ = []
+    for key in ("fs", "window", "r_offset", "units"):
+        if key in data_spec and key in expected and data_spec[key] != expected[key]:
+            differ.append((key, data_spec[key], expected[key]))
+    ours = _flatten(expected.get("preprocessing", {}))
+    theirs = _flatten(data_spec.get("preprocessing", {}))
+    for key in sorted(set(ours) | set(theirs)):
+        if any(key == ignored or key.startswith(ignored + ".") for ignored in _CONTRACT_IGNORES):
+            continue
+        if ours.get(key) != theirs.get(key):
+            differ.append((key, theirs.get(key, "unset"), ours.get(key, "unset")))
+    if differ:
+        text = "; ".join(f"{key} is {got} there, the model was trained with {want}" for key, got, want in differ[:4])
+        raise BundleError(f"{where} was prepared with other settings than the model's input contract: {text}. {fix}")
 
 
 def _digest(tensors: dict[str, torch.Tensor], document: str) -> str:
@@ -91,14 +162,40 @@ def save_bundle(bundle: Bundle, path: str | Path) -> Path:
     return path
 
 
+_HEADER_SCHEMA: dict[str, type | tuple[type, ...]] = {
+    "format": str, "format_version": int, "model_name": str, "model_kwargs": dict, "n_leads": int,
+    "n_samples": int, "n_meta": int, "n_outputs": int, "target": dict, "input_spec": dict,
+    "encoder": (dict, type(None)), "scaling": (dict, type(None)), "thresholds": dict, "training": dict,
+    "versions": dict,
+}
+
+
+def _check_header(path: Path, data: Any) -> None:
+    if not isinstance(data, dict):
+        raise BundleError(f"{path}: malformed bundle header (not a JSON object)")
+    if data.get("format") != FORMAT or not isinstance(data.get("format_version"), int) \
+            or data["format_version"] > FORMAT_VERSION:
+        raise BundleError(f"{path}: unsupported bundle format {data.get('format')!r} "
+                          f"v{data.get('format_version')}; this aiecg reads {FORMAT} v{FORMAT_VERSION}")
+    for key, kind in _HEADER_SCHEMA.items():
+        if key not in data:
+            raise BundleError(f"{path}: malformed bundle header: '{key}' is missing")
+        if not isinstance(data[key], kind) or (kind is int and isinstance(data[key], bool)):
+            raise BundleError(f"{path}: malformed bundle header: '{key}' has type {type(data[key]).__name__}")
+    for key in ("leads", "fs", "window", "r_offset", "preprocessing"):
+        if key not in data["input_spec"]:
+            raise BundleError(f"{path}: malformed bundle header: input_spec lacks '{key}'")
+
+
 def load_bundle(path: str | Path) -> Bundle:
     """Read a bundle written by :func:`save_bundle`.
 
     Raises:
-        BundleError: the file is missing, not an aiecg bundle, or its content does not match its checksum.
+        BundleError: the file is missing, not an aiecg bundle, damaged (checksum mismatch: the SHA-256 detects
+            corruption, not deliberate tampering), or its header is malformed.
     """
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise BundleError(f"model bundle {path} not found")
     try:
         from safetensors import safe_open
@@ -106,22 +203,28 @@ def load_bundle(path: str | Path) -> Bundle:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
         tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+    except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as exc:
         raise BundleError(f"{path} is not a readable aiecg bundle ({exc})") from None
     document = metadata.get("aiecg")
     if document is None:
         raise BundleError(f"{path} is a safetensors file but not an aiecg bundle (no 'aiecg' metadata)")
     if metadata.get("sha256") != _digest(tensors, document):
-        raise BundleError(f"{path}: checksum mismatch, the file was modified or damaged; re-export the model")
-    data = json.loads(document)
-    if data.get("format") != FORMAT or int(data.get("format_version", 0)) > FORMAT_VERSION:
-        raise BundleError(f"{path}: unsupported bundle format {data.get('format')} v{data.get('format_version')}")
-    scaling = data.get("scaling")
-    return Bundle(
-        model_name=data["model_name"], model_kwargs=data["model_kwargs"], n_leads=data["n_leads"],
-        n_samples=data["n_samples"], n_meta=data["n_meta"], n_outputs=data["n_outputs"],
-        target=TargetSpec.from_dict(data["target"]), input_spec=data["input_spec"], state_dict=tensors,
-        encoder=ClinicalEncoder.from_dict(data["encoder"]) if data.get("encoder") else None,
-        scaling=TargetScaling(tuple(scaling["mean"]), tuple(scaling["sd"])) if scaling else None,
-        thresholds=data.get("thresholds", {}), training=data.get("training", {}), versions=data.get("versions", {}),
-    )
+        raise BundleError(f"{path}: checksum mismatch: the file is damaged (or was edited); re-copy or re-export "
+                          "the model (the checksum detects corruption, it is not a signature)")
+    try:
+        data = json.loads(document)
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{path}: malformed bundle header (not JSON: {exc})") from None
+    _check_header(path, data)
+    try:
+        scaling = data.get("scaling")
+        return Bundle(
+            model_name=data["model_name"], model_kwargs=data["model_kwargs"], n_leads=data["n_leads"],
+            n_samples=data["n_samples"], n_meta=data["n_meta"], n_outputs=data["n_outputs"],
+            target=TargetSpec.from_dict(data["target"]), input_spec=data["input_spec"], state_dict=tensors,
+            encoder=ClinicalEncoder.from_dict(data["encoder"]) if data.get("encoder") else None,
+            scaling=TargetScaling(tuple(scaling["mean"]), tuple(scaling["sd"])) if scaling else None,
+            thresholds=data["thresholds"], training=data["training"], versions=data["versions"],
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BundleError(f"{path}: malformed bundle header ({type(exc).__name__}: {exc})") from None

@@ -1,4 +1,4 @@
-"""Command line: ``aiecg synth | prepare | train | evaluate | demo``. Thin: parse, build a config, call the package."""
+"""Command line: ``aiecg <command>`` (also ``python -m aiecg``). Thin: parse, build a config, call a workflow."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aiecg.errors import AiecgError
+from aiecg.errors import AiecgError, ConfigError
+
+DEVICES = ("auto", "cpu", "cuda")
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -39,48 +41,61 @@ def cmd_synth(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_prepare(args: argparse.Namespace) -> dict[str, Any]:
+    from aiecg.cliopts import collect_overrides, merge
+    from aiecg.config import default_store
     from aiecg.data.prepare import PrepareConfig, merge_parts, prepare_store
 
-    out = Path(args.out) if args.out else Path(args.cohort).parent / "store"
+    out = Path(args.out) if args.out else default_store(args.cohort)
     if args.merge_only:
         return {"store": str(out), **merge_parts(out)}
-    config = PrepareConfig(store_beats=not args.no_beats, chunk_size=args.chunk_size)
+    changes = collect_overrides(args)
+    if args.mains is not None:
+        changes = merge(changes, {"filters": {"notch_hz": None if args.mains == "none" else float(args.mains)}})
+    if args.no_beats:
+        changes["store_beats"] = False
+    try:
+        config = PrepareConfig.from_dict(merge(PrepareConfig().to_dict(), changes))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"prepare settings: {exc}") from None
     summary = prepare_store(args.cohort, out, config, workers=args.workers, shard=args.shard,
                             progress=not args.quiet)
     return {"store": str(out), **summary}
 
 
-def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
+def _run_config(args: argparse.Namespace):
+    """The run configuration: defaults, then the --config YAML, then every flag given."""
+    from aiecg.cliopts import collect_overrides, merge
     from aiecg.config import RunConfig
+
+    base = RunConfig.load(args.config).to_dict() if args.config else RunConfig().to_dict()
+    changes = collect_overrides(args)
+    kwargs = dict(changes.pop("model_kwargs", {}))
+    if args.conv_dropout is not None:
+        kwargs["conv_dropout"] = args.conv_dropout
+    if args.lin_dropout is not None:
+        kwargs["head_dropout"] = args.lin_dropout
+    config = RunConfig.from_dict(merge(base, {**changes, "model_kwargs": {**base["model_kwargs"], **kwargs}}))
+    if not config.cohort:
+        raise ConfigError("no cohort given: pass --cohort cohort.yaml (or set 'cohort' in --config)")
+    return config
+
+
+def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     from aiecg.evaluate.evaluation import headline
     from aiecg.workflows.train import train_run
 
-    config = RunConfig.load(args.config) if args.config else RunConfig()
-    model_kwargs = dict(config.model_kwargs)
-    if args.conv_dropout is not None:
-        model_kwargs["conv_dropout"] = args.conv_dropout
-    if args.lin_dropout is not None:
-        model_kwargs["head_dropout"] = args.lin_dropout
-    config = config.override(
-        cohort=args.cohort, store=args.store, target=args.target, arch=args.arch, model_kwargs=model_kwargs,
-        excl_meta=True if args.excl_meta else None, out=args.out, name=args.name, split_seed=args.split_seed,
-        criterion=args.criterion, loss_weighting=True if args.loss_weighting else None,
-        augment=True if args.augment else None, beat_expansion=True if args.beat_expansion else None,
-        resume=True if args.resume else None, fit__max_epochs=args.epochs, fit__seed=args.seed,
-        fit__device=args.device, fit__sampling=args.sampling,
-    )
-    if not config.cohort:
-        raise AiecgError("no cohort given: pass --cohort cohort.yaml (or set 'cohort' in --config)")
-    result = train_run(config, progress=not args.quiet)
+    result = train_run(_run_config(args), progress=not args.quiet)
     return {"run_dir": str(result.run_dir), "bundle": str(result.bundle_path), "test": headline(result.metrics["test"])}
 
 
 def cmd_finetune(args: argparse.Namespace) -> dict[str, Any]:
+    from aiecg.cliopts import collect_overrides
+    from aiecg.config import FinetuneRunConfig
     from aiecg.evaluate.evaluation import headline
     from aiecg.workflows.train import finetune_run
 
-    result = finetune_run(args.bundle, args.cohort, args.store, args.out, seed=args.seed, criterion=args.criterion,
-                          progress=not args.quiet)
+    config = FinetuneRunConfig.from_dict(collect_overrides(args))
+    result = finetune_run(config, progress=not args.quiet)
     return {"run_dir": str(result.run_dir), "bundle": str(result.bundle_path),
             "test_untuned": headline(result.metrics["test_untuned"]), "test": headline(result.metrics["test"])}
 
@@ -90,11 +105,14 @@ def cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from aiecg.workflows.evaluate import evaluate_bundle
 
     metrics = evaluate_bundle(args.bundle, args.cohort, args.store, args.out, split=args.split,
-                              compare=not args.no_compare, seed=args.seed, n_resamples=args.resamples)
+                              compare=not args.no_compare, seed=args.seed, n_resamples=args.resamples,
+                              target_prevalence=args.target_prevalence,
+                              criteria_options={"cornell_product": {"female_adjustment_mv": args.cornell_female_mv}})
     return {"out": args.out, "test": headline(metrics["test"])}
 
 
 def cmd_cohort(args: argparse.Namespace) -> dict[str, Any]:
+    from aiecg.conventions import SNOMED_LVH
     from aiecg.data.public import build_ptbxl_cohort, build_wfdb_folder_cohort
 
     if args.source == "ptbxl":
@@ -102,7 +120,7 @@ def cmd_cohort(args: argparse.Namespace) -> dict[str, Any]:
                                     below_threshold=args.below_threshold, only_present=not args.all_records,
                                     use_folds=not args.seeded_split, table_format=args.table_format)
     else:
-        result = build_wfdb_folder_cohort(args.folder, args.out, lvh_codes=tuple(args.lvh_code or ("164873001",)),
+        result = build_wfdb_folder_cohort(args.folder, args.out, lvh_codes=tuple(args.lvh_code or (SNOMED_LVH,)),
                                           recursive=not args.no_recursive, table_format=args.table_format,
                                           name=args.name)
     return result.to_dict()
@@ -116,6 +134,9 @@ def cmd_demo(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from aiecg.cliopts import add_dataclass_options
+    from aiecg.config import FinetuneRunConfig, RunConfig
+    from aiecg.data.prepare import PrepareConfig
     from aiecg.data.sampling import SAMPLING_MODES
     from aiecg.data.targets import list_targets
     from aiecg.models import list_models
@@ -143,40 +164,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", type=_shard, default=(1, 1), help="K/N: process the K-th of N shards")
     p.add_argument("--merge-only", action="store_true", help="only merge the parts of finished shards")
     p.add_argument("--no-beats", action="store_true", help="store median beats only, not individual beats")
-    p.add_argument("--chunk-size", type=int, default=64, help="records per part (the unit of resumption)")
+    p.add_argument("--mains", choices=["50", "60", "none"],
+                   help="mains frequency to notch: 50 (Europe), 60 (North America, e.g. GE MUSE archives from the "
+                        "US) or none [default: 50]; the same as --notch-hz")
+    settings = p.add_argument_group("pre-processing settings (saved in the store's manifest; a model's bundle "
+                                    "records them and refuses a store prepared otherwise)")
+    add_dataclass_options(settings, PrepareConfig, flatten={"filters": "", "beats": "", "beats.quality": "qc-"})
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("train", help="train a model on a cohort's prepared store")
     p.add_argument("--config", help="run-config YAML (flags override it)")
-    p.add_argument("--cohort", help="cohort YAML")
-    p.add_argument("--store", help="store directory (default: store/ beside the cohort YAML)")
-    p.add_argument("--target", choices=list_targets())
-    p.add_argument("--arch", choices=list_models())
-    p.add_argument("--excl-meta", action="store_true", help="ECG only, no clinical variables")
-    p.add_argument("--epochs", type=int, help="maximum epochs")
-    p.add_argument("--seed", type=int, help="training seed")
-    p.add_argument("--split-seed", type=int, help="participant-split seed")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="auto: CUDA when available (bfloat16 autocast)")
-    p.add_argument("--criterion", choices=CRITERIA, help="loss (default: LogCosh, BCE or cross-entropy by target)")
-    p.add_argument("--sampling", choices=SAMPLING_MODES, help="rebalance classes each epoch (categorical targets)")
-    p.add_argument("--loss-weighting", action="store_true", help="weight the rare class in the loss")
-    p.add_argument("--augment", action="store_true", help="seeded augmentation of training batches")
-    p.add_argument("--beat-expansion", action="store_true",
-                   help="every clean beat of a training LVH participant as an extra sample (store with beats)")
-    p.add_argument("--conv-dropout", type=float, help="dropout after the convolutions")
-    p.add_argument("--lin-dropout", type=float, help="dropout in the head")
-    p.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
-    p.add_argument("--out", help="directory of runs")
-    p.add_argument("--name", help="run name")
+    p.add_argument("--epochs", type=int, dest="cfg__fit__max_epochs", default=argparse.SUPPRESS,
+                   help="maximum epochs (the same as --max-epochs)")
+    p.add_argument("--conv-dropout", type=float, help="dropout after the convolutions (a model_kwargs entry)")
+    p.add_argument("--lin-dropout", type=float, help="dropout in the head (a model_kwargs entry: head_dropout)")
+    add_dataclass_options(p, RunConfig, flatten={"fit": ""}, choices={
+        "target": list_targets(), "arch": list_models(), "criterion": CRITERIA, "fit.sampling": SAMPLING_MODES,
+        "fit.device": DEVICES})
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("finetune", help="fine-tune a saved model on an external cohort (staged unfreezing)")
-    p.add_argument("--bundle", required=True)
-    p.add_argument("--cohort", required=True, help="the external cohort YAML")
-    p.add_argument("--store")
-    p.add_argument("--out", required=True, help="run directory")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--criterion", choices=CRITERIA)
+    p.add_argument("--epochs", type=int, dest="cfg__finetune__max_epochs_per_stage", default=argparse.SUPPRESS,
+                   help="maximum epochs per stage (the same as --max-epochs-per-stage)")
+    add_dataclass_options(p, FinetuneRunConfig, flatten={"finetune": ""},
+                          choices={"criterion": CRITERIA, "device": DEVICES})
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("evaluate", help="apply a saved model bundle to a cohort")
@@ -189,6 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-compare", action="store_true", help="skip the baselines and classic criteria")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
+    p.add_argument("--target-prevalence", type=float,
+                   help="the LVH prevalence that prior-shift adjusted probabilities, PPV and NPV describe "
+                        "[default: the bundle's, i.e. its training split's unless set at training]")
+    p.add_argument("--cornell-female-mv", type=float, default=0.6,
+                   help="female adjustment of the Cornell product in mV: 0.6 (LIFE, the default) or 0.8 (Molloy 1992)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("cohort", help="a public data set (PTB-XL, a PhysioNet/CinC WFDB folder) -> cohort table + YAML")
@@ -210,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--folder", required=True, help="folder of .hea + .mat/.dat records (searched recursively)")
     q.add_argument("--out", required=True, help="output folder (cohort.csv, cohort.yaml, excluded.csv)")
     q.add_argument("--lvh-code", action="append",
-                   help="Dx code meaning LVH (repeatable; default: SNOMED-CT 164873001)")
+                   help="Dx code meaning LVH (repeatable; default: the SNOMED-CT code of LVH, 164873001)")
     q.add_argument("--name", help="cohort name (default: the folder's name)")
     q.add_argument("--no-recursive", action="store_true", help="only the folder itself, not its sub-folders")
     q.add_argument("--table-format", choices=["csv", "parquet"], default="csv")

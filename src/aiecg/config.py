@@ -1,17 +1,121 @@
-"""Typed run configuration: loaded from YAML, overridden by command-line flags, saved next to every run."""
+"""Typed configuration: loaded from YAML, overridden by command-line flags, saved next to every run.
+
+Every dataclass here is plain data (no torch), so loading or validating a configuration is cheap; the command
+line's flags are generated from these fields (:mod:`aiecg.cliopts`), so an option is never mapped by hand in two
+places.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from aiecg.data.augment import AugmentConfig
 from aiecg.ecg import MODEL_LEADS
-from aiecg.train.loop import FitConfig
+from aiecg.errors import ConfigError
+
+DEFAULT_DEVICE = "auto"
+"""The device ``aiecg train`` and ``train.py`` use unless told otherwise: CUDA when available, else the CPU."""
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Seeded augmentation of training batches; each transform applies to a sample with its own probability
+    (0 turns it off).
+
+    Attributes:
+        crop_resize: shortest crop, as a fraction of the beat, stretched back to full length (time scaling).
+        crop_resize_p: probability of the crop-and-resize.
+        amplitude: range of the random gain factor (device gain differences).
+        amplitude_p: probability of the gain change.
+        noise_mv: highest per-lead white-noise level in millivolts.
+        noise_p: probability of the noise.
+        max_shift: largest time shift in samples.
+        shift_p: probability of the time shift.
+        mixup_alpha: Beta(alpha, alpha) parameter of mixup (Zhang et al., ICLR 2018), which mixes two samples
+            and their targets (a label-changing augmentation; regression targets only).
+        mixup_p: probability of mixup (0: off, the default).
+    """
+
+    crop_resize: float = 0.9
+    crop_resize_p: float = 0.5
+    amplitude: tuple[float, float] = (0.9, 1.1)
+    amplitude_p: float = 0.5
+    noise_mv: float = 0.01
+    noise_p: float = 0.5
+    max_shift: int = 10
+    shift_p: float = 0.5
+    mixup_alpha: float = 0.2
+    mixup_p: float = 0.0
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Optimisation settings; the defaults are the reference's (Adam 5e-4, batch 32, up to 200 epochs,
+    learning rate x0.1 after 10 epochs without improvement, early stop after 20).
+
+    Attributes:
+        lr: initial learning rate.
+        weight_decay: L2 weight decay.
+        batch_size: samples per batch.
+        max_epochs: most epochs to train.
+        lr_patience: epochs without validation improvement before the learning rate drops.
+        lr_factor: factor of that drop.
+        early_stopping: epochs without validation improvement before training stops.
+        seed: training seed (initialisation, shuffling, augmentation, dropout).
+        device: 'auto' (CUDA when available), 'cpu' or 'cuda'; mixed precision (bfloat16) on CUDA.
+        sampling: 'none', 'oversample' or 'undersample' (categorical targets only).
+        augment: augmentation of training batches, or None.
+        freeze_batchnorm: keep batch-norm running statistics fixed (fine-tuning).
+    """
+
+    lr: float = 5e-4
+    weight_decay: float = 0.0
+    batch_size: int = 32
+    max_epochs: int = 200
+    lr_patience: int = 10
+    lr_factor: float = 0.1
+    early_stopping: int = 20
+    seed: int = 0
+    device: str = DEFAULT_DEVICE
+    sampling: str = "none"
+    augment: AugmentConfig | None = None
+    freeze_batchnorm: bool = False
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Staged unfreezing on an external cohort (the reference's ``--ext_tune``).
+
+    Attributes:
+        head_lr: learning rate of the head.
+        head_weight_decay: weight decay of the head.
+        block_lr: learning rate of the block nearest the output.
+        block_weight_decay: weight decay of the blocks.
+        depth_decay: learning-rate factor per block further from the output.
+        stages: stages to run (None: the head, then every block).
+        max_epochs_per_stage: most epochs per stage.
+        early_stopping: epochs without validation improvement before a stage stops.
+    """
+
+    head_lr: float = 5e-5
+    head_weight_decay: float = 1e-4
+    block_lr: float = 1e-4
+    block_weight_decay: float = 1e-5
+    depth_decay: float = 0.5
+    stages: int | None = None
+    max_epochs_per_stage: int = 50
+    early_stopping: int = 10
+
+
+def default_store(cohort: str | Path) -> Path:
+    """Where a cohort's prepared store lives unless told otherwise: ``store/`` beside its YAML."""
+    return Path(cohort).parent / "store"
 
 
 def _plain(value: Any) -> Any:
@@ -20,6 +124,52 @@ def _plain(value: Any) -> Any:
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
+    return value
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    """A dataclass of type ``cls`` from a (nested) dict, with a clear error for unknown keys or wrong types."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of {cls.__name__} fields, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {unknown}; known: {sorted(known)}")
+    values = {}
+    for name, value in data.items():
+        values[name] = _coerce(hints[name], value, f"{where}.{name}")
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(args[0], value, where)
+    if dataclasses.is_dataclass(hint):
+        return value if isinstance(value, hint) else _build(hint, value, where)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        inner = typing.get_args(hint)[0]
+        return tuple(_coerce(inner, v, where) for v in value)
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if hint in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (hint is int and value != int(value)):
+            raise ConfigError(f"{where}: expected a number ({hint.__name__}), got {value!r}")
+        return hint(value)
+    if hint is str:
+        return str(value)
     return value
 
 
@@ -32,7 +182,7 @@ class RunConfig:
         store: the prepared store of that cohort's ECGs (default: ``store/`` beside the cohort YAML).
         target: a target name (``INDEXED_MASS``, ``LVH``, ...).
         arch: a registered model name.
-        model_kwargs: extra constructor arguments of the model.
+        model_kwargs: extra constructor arguments of the model (KEY=VALUE).
         excl_meta: train on the ECG alone, without clinical variables.
         leads: the leads the model reads, in order.
         split_seed: seed of the participant split (the reference splits 70/15/15).
@@ -43,14 +193,16 @@ class RunConfig:
         criterion: a loss name (``logcosh``, ``huber``, ``tail``, ``bce``, ``ce``); None: the target's default.
         loss_weighting: weight the rare class (BCE ``pos_weight`` = negatives / positives; inverse class
             frequency for cross-entropy).
-        augment: seeded augmentation of training batches.
+        augment: seeded augmentation of training batches with the default settings (or those under fit.augment).
         beat_expansion: add every clean beat of LVH participants in the training split as extra samples
             (needs a store prepared with beats).
         resume: continue the run from its last checkpoint.
         recalib: fit a linear recalibration of the predicted value on (sex, prediction) on the validation split.
-        target_prevalence: the LVH prevalence probabilities are prior-shift adjusted to (default: the training
-            split's).
+        target_prevalence: the LVH prevalence that prior-shift adjusted probabilities, PPV and NPV describe
+            (default: the training split's, which is the enriched prevalence in an enriched cohort).
         compare: evaluate the ML baselines and classic criteria on the same test participants.
+        cornell_female_mv: female adjustment of the Cornell product in mV (0.6 as in LIFE, the default; 0.8 as
+            in Molloy et al. 1992).
     """
 
     cohort: str = ""
@@ -73,48 +225,89 @@ class RunConfig:
     recalib: bool = False
     target_prevalence: float | None = None
     compare: bool = True
+    cornell_female_mv: float = 0.6
+
+    def criteria_options(self) -> dict[str, dict[str, Any]]:
+        return {"cornell_product": {"female_adjustment_mv": self.cornell_female_mv}}
 
     @property
     def run_dir(self) -> Path:
         return Path(self.out) / self.name
 
     def store_path(self) -> Path:
-        return Path(self.store) if self.store else Path(self.cohort).parent / "store"
+        return Path(self.store) if self.store else default_store(self.cohort)
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        from aiecg.files import atomic_write_text
+
+        atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown run-config keys {unknown}; known: {sorted(known)}")
-        data = dict(data)
-        fit = dict(data.pop("fit", {}) or {})
-        fit_known = {f.name for f in dataclasses.fields(FitConfig)}
-        if set(fit) - fit_known:
-            raise ValueError(f"unknown fit keys {sorted(set(fit) - fit_known)}; known: {sorted(fit_known)}")
-        if fit.get("augment") is not None:
-            augment = dict(fit["augment"])
-            if "amplitude" in augment:
-                augment["amplitude"] = tuple(augment["amplitude"])
-            fit["augment"] = AugmentConfig(**augment)
-        if "leads" in data:
-            data["leads"] = tuple(data["leads"])
-        if "split_fractions" in data:
-            data["split_fractions"] = tuple(data["split_fractions"])
-        return cls(fit=FitConfig(**fit), **data)
+    def from_dict(cls, data: dict[str, Any], where: str = "run config") -> RunConfig:
+        return _build(cls, data, where)
 
     @classmethod
     def load(cls, path: str | Path) -> RunConfig:
-        return cls.from_dict(yaml.safe_load(Path(path).read_text()) or {})
+        try:
+            data = yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"run config {path}: cannot read it ({exc})") from None
+        return cls.from_dict(data or {}, str(path))
 
     def override(self, **changes: Any) -> RunConfig:
         """A copy with the given fields changed; ``fit__lr=...`` changes a fit field. ``None`` values are ignored."""
         fit_changes = {k[5:]: v for k, v in changes.items() if k.startswith("fit__") and v is not None}
         top = {k: v for k, v in changes.items() if not k.startswith("fit__") and v is not None}
         return dataclasses.replace(self, fit=dataclasses.replace(self.fit, **fit_changes), **top)
+
+
+@dataclass
+class FinetuneRunConfig:
+    """One fine-tuning run of a saved model on an external cohort.
+
+    Attributes:
+        bundle: the saved model bundle (.aiecg) to fine-tune.
+        cohort: the external cohort YAML.
+        store: its prepared store (default: ``store/`` beside the cohort YAML).
+        out: the run directory.
+        finetune: the staged-unfreezing schedule.
+        seed: training seed.
+        device: 'auto' (CUDA when available), 'cpu' or 'cuda'.
+        batch_size: samples per batch.
+        split_seed: seed of the external cohort's participant split.
+        split_fractions: its train, validation, test shares.
+        criterion: a loss name; None: the target's default.
+        target_prevalence: the LVH prevalence prior-shift adjusted probabilities, PPV and NPV describe (default:
+            the external training split's).
+    """
+
+    bundle: str = ""
+    cohort: str = ""
+    store: str | None = None
+    out: str = ""
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    seed: int = 0
+    device: str = DEFAULT_DEVICE
+    batch_size: int = 32
+    split_seed: int = 42
+    split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    criterion: str | None = None
+    target_prevalence: float | None = None
+
+    def store_path(self) -> Path:
+        return Path(self.store) if self.store else default_store(self.cohort)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+    def save(self, path: str | Path) -> None:
+        from aiecg.files import atomic_write_text
+
+        atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "fine-tuning config") -> FinetuneRunConfig:
+        return _build(cls, data, where)

@@ -55,7 +55,8 @@ def test_train_then_evaluate_end_to_end(tiny, capsys):
     comparison = pd.read_csv(run / "comparison.csv")
     assert {"Sokolow-Lyon", "Cornell voltage", "Cornell product", "Peguero-Lo Presti", "SVM ecg+clinical",
             "SVM ecg", "Logistic clinical-only"} <= set(comparison["name"])
-    assert comparison["best"].sum() == 1 and comparison["n"].nunique() == 1
+    assert comparison["reference"].sum() == 1 and comparison["n"].max() == len(results)
+    assert comparison.loc[comparison["reference"], "kind"].tolist() == ["model"]
     assert (run / "comparison.md").read_text().startswith("# fcn (INDEXED_MASS)")
     regression = pd.read_csv(run / "comparison_regression.csv")
     assert {"SVR ecg+clinical", "SVR ecg", "Linear clinical-only"} <= set(regression["name"])
@@ -105,3 +106,112 @@ def test_beat_expansion_adds_training_beats_of_lvh_participants_only(tiny):
     expected_beats = sum(len(store.beats_of(i, ["I"])) for i in lvh_train)
     assert expected_beats > 0
     assert training["n_train_samples"] == len(splits.train) + expected_beats
+
+
+def test_every_run_config_field_is_a_flag_and_lands_in_config_yaml(tiny):
+    import yaml
+
+    from aiecg.cli import build_parser
+    from aiecg.cliopts import DEST_PREFIX
+    from aiecg.config import FitConfig, RunConfig
+
+    train = next(a for a in build_parser()._subparsers._group_actions[0].choices.items() if a[0] == "train")[1]
+    dests = {a.dest for a in train._actions}
+    import dataclasses
+
+    for field in dataclasses.fields(RunConfig):
+        if field.name != "fit":
+            assert f"{DEST_PREFIX}{field.name}" in dests, field.name
+    for field in dataclasses.fields(FitConfig):
+        if field.name != "augment":
+            assert f"{DEST_PREFIX}fit__{field.name}" in dests, field.name
+    assert main(["-q", "train", "--cohort", str(tiny / "data" / "cohort.yaml"), "--target", "INDEXED_MASS",
+                 "--epochs", "1", "--lr", "0.003", "--batch-size", "8", "--leads", "I,II,V1,V2,V3,V4,V5,V6",
+                 "--target-prevalence", "0.02", "--augment-noise-mv", "0.02", "--no-compare",
+                 "--model-kwargs", "conv_dropout=0.2", "--device", "cpu", "--out", str(tiny / "runs"),
+                 "--name", "flags"]) == 0
+    saved = yaml.safe_load((tiny / "runs" / "flags" / "config.yaml").read_text())
+    assert saved["fit"]["lr"] == 0.003 and saved["fit"]["batch_size"] == 8 and saved["target_prevalence"] == 0.02
+    assert saved["fit"]["augment"]["noise_mv"] == 0.02 and saved["model_kwargs"] == {"conv_dropout": 0.2}
+    bundle = load_bundle(tiny / "runs" / "flags" / "model.aiecg")
+    assert bundle.model_kwargs["conv_dropout"] == 0.2 and bundle.model_kwargs["filters"] == [128, 256, 128]
+    assert bundle.input_spec["preprocessing"]["filters"]["notch_hz"] == 50.0
+    metrics = json.loads((tiny / "runs" / "flags" / "metrics.json").read_text())
+    assert metrics["test"]["prevalence"]["target"] == 0.02
+    assert 0 <= metrics["test"]["prevalence"]["ppv_at_target"]["estimate"] <= 1
+
+
+def test_a_store_prepared_with_other_settings_is_refused_with_one_line(tiny, capsys):
+    cohort = str(tiny / "data" / "cohort.yaml")
+    assert main(["-q", "train", "--cohort", cohort, "--target", "INDEXED_MASS", "--epochs", "1", "--no-compare",
+                 "--out", str(tiny / "runs"), "--name", "contract"]) == 0
+    other = tiny / "store_60hz"
+    assert main(["-q", "prepare", "--cohort", cohort, "--out", str(other), "--mains", "60", "--no-beats",
+                 "--workers", "2"]) == 0
+    capsys.readouterr()
+    bundle = str(tiny / "runs" / "contract" / "model.aiecg")
+    assert main(["-q", "evaluate", "--bundle", bundle, "--cohort", cohort, "--store", str(other),
+                 "--out", str(tiny / "eval_60")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "filters.notch_hz is 60.0 there, the model was trained with 50.0" in err
+    assert "--notch-hz 50.0" in err and not (tiny / "eval_60" / "results.csv").exists()
+    assert main(["-q", "finetune", "--bundle", bundle, "--cohort", cohort, "--store", str(other),
+                 "--out", str(tiny / "ft_60")]) == 2
+    assert "notch_hz" in capsys.readouterr().err
+
+
+def test_an_lvh_column_coded_1_2_ends_at_once_naming_the_column(tiny, capsys):
+    import yaml
+
+    table = pd.read_csv(tiny / "data" / "cohort.csv")
+    table["lvh"] = table["lvh"] + 1
+    table.to_csv(tiny / "data" / "cohort_codes.csv", index=False)
+    mapping = yaml.safe_load((tiny / "data" / "cohort.yaml").read_text())
+    mapping["table"] = "cohort_codes.csv"
+    bad = tiny / "data" / "cohort_codes.yaml"
+    bad.write_text(yaml.safe_dump(mapping))
+    capsys.readouterr()
+    assert main(["-q", "train", "--cohort", str(bad), "--store", str(tiny / "data" / "store"),
+                 "--target", "LVH", "--epochs", "1", "--out", str(tiny / "runs"), "--name", "codes"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'lvh'" in err and "['1', '2']" in err and "0 = no LVH" in err
+    assert not (tiny / "runs" / "codes" / "model.aiecg").exists()
+
+
+@pytest.mark.parametrize("target", ["HN", "INDEXED_MASS_VOL"])
+def test_multiclass_and_two_output_targets_through_evaluate(tiny, target):
+    cohort = str(tiny / "data" / "cohort.yaml")
+    name = target.lower()
+    assert main(["-q", "train", "--cohort", cohort, "--target", target, "--epochs", "1", "--no-compare",
+                 "--out", str(tiny / "runs"), "--name", name]) == 0
+    run = tiny / "runs" / name
+    assert main(["-q", "evaluate", "--bundle", str(run / "model.aiecg"), "--cohort", cohort,
+                 "--out", str(tiny / f"eval_{name}")]) == 0
+    results = pd.read_csv(tiny / f"eval_{name}" / "results.csv")
+    pd.testing.assert_frame_equal(results, pd.read_csv(run / "results.csv"))
+    metrics = json.loads((tiny / f"eval_{name}" / "metrics.json").read_text())["test"]
+    if target == "HN":
+        probabilities = results[[c for c in results if c.startswith("hn_proba_")]].to_numpy()
+        assert probabilities.shape[1] == 4 and np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
+        assert 0 <= metrics["accuracy"] <= 1
+    else:
+        assert {"ilvm_true", "ilvm_pred", "ilvedv_true", "ilvedv_pred"} <= set(results.columns)
+        assert np.isfinite(metrics["ilvedv"]["mae"]["estimate"])
+
+
+def test_finetune_takes_device_epochs_seed_and_writes_its_config(tiny):
+    import yaml
+
+    cohort = str(tiny / "data" / "cohort.yaml")
+    assert main(["-q", "train", "--cohort", cohort, "--target", "INDEXED_MASS", "--epochs", "1", "--no-compare",
+                 "--out", str(tiny / "runs"), "--name", "base"]) == 0
+    out = tiny / "runs" / "tuned"
+    assert main(["-q", "finetune", "--bundle", str(tiny / "runs" / "base" / "model.aiecg"), "--cohort", cohort,
+                 "--out", str(out), "--epochs", "1", "--stages", "2", "--seed", "5", "--device", "cpu",
+                 "--head-lr", "0.001"]) == 0
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["seed"] == 5 and saved["device"] == "cpu" and saved["finetune"]["max_epochs_per_stage"] == 1
+    assert saved["finetune"]["head_lr"] == 0.001 and saved["finetune"]["stages"] == 2
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["stages"]) == 2 and "test_untuned" in metrics
+    assert load_bundle(out / "model.aiecg").training["finetuned_from"].endswith("model.aiecg")

@@ -1,15 +1,21 @@
-"""Seeded ECG augmentation for the training split only; functions on batches [batch, lead, time].
+"""Seeded ECG augmentation for the training split only, on batches [batch, lead, time].
 
-Each transform takes an explicit ``torch.Generator`` (pure given its generator), in the style of braindecode's
-``augmentation/functional.py``.
+Braindecode's pattern: pure functions that take an explicit ``torch.Generator`` (below), and thin transform
+classes over them (:class:`Transform`), each applied to a random subset of the batch with its own probability and
+composed in order (:class:`Compose`). A transform sees and returns the targets too, so label-changing
+augmentations (:class:`Mixup`) fit the same interface. Adding one is one class here (and, to reach it from the
+command line, one field pair in :class:`aiecg.config.AugmentConfig`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch.nn import functional as F
+
+from aiecg.config import AugmentConfig
 
 
 def random_crop_resize(x: torch.Tensor, generator: torch.Generator, min_fraction: float = 0.9) -> torch.Tensor:
@@ -46,28 +52,113 @@ def time_shift(x: torch.Tensor, generator: torch.Generator, max_shift: int = 10)
     return torch.stack([padded[i, :, index - int(shifts[i])] for i in range(x.shape[0])])
 
 
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Which augmentations run, with their strengths; each applies to a sample with probability ``p``."""
+def mixup(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
+          alpha: float = 0.2) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mix each sample with a random partner of the batch, ECG and target alike, by a Beta(alpha, alpha)
+    weight (Zhang et al., "mixup: Beyond empirical risk minimization", ICLR 2018)."""
+    if len(x) < 2:
+        return x, y
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+    weight = torch.from_numpy(np.random.default_rng(seed).beta(alpha, alpha, len(x))).to(x.dtype)
+    partner = torch.randperm(len(x), generator=generator)
+    wx = weight.view(-1, *([1] * (x.dim() - 1)))
+    wy = weight.view(-1, *([1] * (y.dim() - 1)))
+    return wx * x + (1 - wx) * x[partner], wy * y + (1 - wy) * y[partner]
 
-    crop_resize: float = 0.9
-    amplitude: tuple[float, float] = (0.9, 1.1)
-    noise_mv: float = 0.01
+
+@dataclass
+class Transform:
+    """A transform applied to each sample of a batch with ``probability``; subclasses define :meth:`apply`."""
+
+    probability: float = 0.5
+
+    def apply(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor,
+                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        chosen = torch.rand(x.shape[0], generator=generator) < self.probability
+        if not chosen.any():
+            return x, y
+        x, y = x.clone(), y.clone()
+        x[chosen], y[chosen] = self.apply(x[chosen], y[chosen], generator)
+        return x, y
+
+
+@dataclass
+class CropResize(Transform):
+    min_fraction: float = 0.9
+
+    def apply(self, x, y, generator):
+        return random_crop_resize(x, generator, self.min_fraction), y
+
+
+@dataclass
+class AmplitudeScale(Transform):
+    low: float = 0.9
+    high: float = 1.1
+
+    def apply(self, x, y, generator):
+        return amplitude_scale(x, generator, self.low, self.high), y
+
+
+@dataclass
+class GaussianNoise(Transform):
+    sd_mv: float = 0.01
+
+    def apply(self, x, y, generator):
+        return gaussian_noise(x, generator, self.sd_mv), y
+
+
+@dataclass
+class TimeShift(Transform):
     max_shift: int = 10
-    p: float = 0.5
+
+    def apply(self, x, y, generator):
+        return time_shift(x, generator, self.max_shift), y
 
 
-def augment_batch(x: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
-    """Apply each transform to a random subset (probability ``config.p``) of the batch."""
-    steps = (
-        lambda t: random_crop_resize(t, generator, config.crop_resize),
-        lambda t: amplitude_scale(t, generator, *config.amplitude),
-        lambda t: gaussian_noise(t, generator, config.noise_mv),
-        lambda t: time_shift(t, generator, config.max_shift),
-    )
-    for step in steps:
-        chosen = torch.rand(x.shape[0], generator=generator) < config.p
-        if chosen.any():
-            x = x.clone()
-            x[chosen] = step(x[chosen])
-    return x
+@dataclass
+class Mixup(Transform):
+    """Label-changing: mixes targets as well as ECGs (meaningful for regression targets)."""
+
+    alpha: float = 0.2
+
+    def apply(self, x, y, generator):
+        return mixup(x, y, generator, self.alpha)
+
+
+@dataclass
+class Compose:
+    """Transforms applied in order, each with its own probability."""
+
+    transforms: list[Transform]
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor,
+                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        for transform in self.transforms:
+            x, y = transform(x, y, generator)
+        return x, y
+
+
+def build_augmentation(config: AugmentConfig) -> Compose:
+    """The transforms an :class:`AugmentConfig` asks for (those with probability 0 are left out)."""
+    transforms = [
+        CropResize(config.crop_resize_p, config.crop_resize),
+        AmplitudeScale(config.amplitude_p, *config.amplitude),
+        GaussianNoise(config.noise_p, config.noise_mv),
+        TimeShift(config.shift_p, config.max_shift),
+        Mixup(config.mixup_p, config.mixup_alpha),
+    ]
+    return Compose([t for t in transforms if t.probability > 0])
+
+
+def augment_batch(x: torch.Tensor, config: AugmentConfig, generator: torch.Generator,
+                  y: torch.Tensor | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Apply :func:`build_augmentation` of ``config`` to a batch; returns ``x`` alone when no targets are given
+    (mixup then has nothing to mix and is skipped), else ``(x, y)``."""
+    pipeline = build_augmentation(config)
+    if y is None:
+        pipeline = Compose([t for t in pipeline.transforms if not isinstance(t, Mixup)])
+        return pipeline(x, torch.zeros(len(x), 1), generator)[0]
+    return pipeline(x, y, generator)

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from aiecg.data.targets import Target, TargetSpec, target_spec
+from aiecg.data.targets import TargetSpec, mapping_keys, target_spec
 from aiecg.errors import CohortError
 
 HUMAN_RANGES: dict[str, tuple[float, float]] = {
@@ -38,12 +38,6 @@ HUMAN_RANGES: dict[str, tuple[float, float]] = {
     "vent_rate": (20, 250),
 }
 """Values outside these ranges are not human measurements; rows holding them are excluded with a reason."""
-
-TARGET_RANGES: dict[str, tuple[float, float]] = {
-    "MASS": (20, 600), "INDEXED_MASS": (10, 300), "VOL": (20, 600), "INDEXED_VOL": (10, 300),
-    "MASS_VOL_RATIO": (0.2, 4.0),
-}
-"""Plausible ranges of the continuous targets (g, g/m2, ml, ml/m2, g/ml); outside them a row is excluded."""
 
 ID, IS_MALE, ECG_PATH, SPLIT, GROUP = "id", "is_male", "ecg_path", "split", "group"
 """Canonical column names of :attr:`Cohort.frame`."""
@@ -137,9 +131,9 @@ def load_mapping(path: str | Path) -> CohortMapping:
     ecg = raw.get("ecg") or {}
     targets = {str(k).upper(): str(v) for k, v in (raw.get("targets") or {}).items()}
     for name in targets:
-        if name not in Target.__members__:
+        if name not in mapping_keys():
             raise CohortError(
-                f"{where}: unknown target '{name}' under 'targets'; known: {', '.join(Target.__members__)}"
+                f"{where}: unknown target '{name}' under 'targets'; known: {', '.join(mapping_keys())}"
             )
     clinical_raw = raw.get("clinical") or {}
     ranges = {**HUMAN_RANGES, **{k: tuple(v) for k, v in (clinical_raw.get("ranges") or {}).items()}}
@@ -303,7 +297,8 @@ def load_cohort(path: str | Path, required_targets: tuple[str, ...] = ()) -> Coh
                 break
     for name in required_targets:
         values = frame[name]
-        low, high = TARGET_RANGES.get(name, (-np.inf, np.inf))
+        spec = mapping_keys().get(name)
+        low, high = spec.output_range(name) if spec is not None and spec.is_regression else (-np.inf, np.inf)
         for i in table.index[values.isna()]:
             reasons.append((i, ids[i], f"missing {name} (column '{mapping.targets.get(name, name)}')"))
         bad = values.notna() & ((values < low) | (values > high))

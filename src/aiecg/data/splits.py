@@ -64,6 +64,26 @@ def split_groups(
                                                                                   by_group.test)))
 
 
+MIN_STRATUM = 3
+"""A class needs this many participants to be a stratum of its own in the two-step split (one may go to test,
+and two must remain to be split again); rarer classes share one pooled stratum."""
+
+
+def stratification_strata(labels: np.ndarray) -> np.ndarray:
+    """Labels a stratified split can honour: classes rarer than :data:`MIN_STRATUM` are pooled, and a pool that
+    is still too small joins the most frequent class (a rare class then spreads at random, but the split runs)."""
+    labels = np.asarray(labels).astype(str)
+    values, counts = np.unique(labels, return_counts=True)
+    rare = set(values[counts < MIN_STRATUM])
+    if not rare:
+        return labels
+    pooled = np.where(np.isin(labels, list(rare)), "__rare__", labels)
+    if np.sum(pooled == "__rare__") < MIN_STRATUM:
+        common = values[np.argmax(counts)]
+        pooled = np.where(pooled == "__rare__", common, pooled)
+    return pooled
+
+
 def split_participants(
     ids: np.ndarray,
     seed: int,
@@ -86,7 +106,7 @@ def split_participants(
     train_frac, val_frac, test_frac = fractions
     order = np.argsort(ids.astype(str), kind="stable")  # independent of the table's row order
     ids = ids[order]
-    labels = None if stratify is None else np.asarray(stratify)[order]
+    labels = None if stratify is None else stratification_strata(np.asarray(stratify)[order])
     rest_ids, test_ids, rest_labels, _ = train_test_split(
         ids, labels if labels is not None else np.zeros(len(ids)), test_size=test_frac, random_state=seed,
         stratify=labels,

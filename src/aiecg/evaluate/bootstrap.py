@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import special
@@ -50,10 +50,6 @@ class Interval:
     def to_dict(self) -> dict[str, float]:
         """The metric as ``{"estimate", "low", "high"}`` (the form of every report)."""
         return {"estimate": float(self.estimate), "low": float(self.low), "high": float(self.high)}
-
-    def as_dict(self) -> dict[str, object]:
-        """Every field, for provenance."""
-        return asdict(self)
 
 
 def as_generator(seed: SeedLike) -> np.random.Generator:

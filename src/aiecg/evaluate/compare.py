@@ -1,7 +1,8 @@
 """One comparison table: every model, baseline and classic criterion on the same test participants.
 
-LVH discrimination (AUROC with DeLong's interval, and DeLong's test against the best row), and sensitivity and
-specificity at each row's threshold: the validation-chosen Youden threshold for learned scores, the published
+LVH discrimination (AUROC with DeLong's interval, and DeLong's test against the pre-specified reference row, the
+model; never a row chosen by its test AUROC, which would bias every p-value), and sensitivity and specificity at
+each row's threshold: the validation-chosen Youden threshold for learned scores, the published
 cut-off for criteria. For continuous targets, the regression rows (MAE and Pearson r with bootstrap intervals).
 """
 
@@ -35,40 +36,52 @@ class ScoreRow:
     threshold_source: str
 
 
+_LVH_STATISTICS = ("auroc", "auroc_low", "auroc_high", "sensitivity", "sensitivity_low", "sensitivity_high",
+                   "specificity", "specificity_low", "specificity_high", "delong_p_vs_reference",
+                   "mcnemar_sensitivity_p_vs_reference", "mcnemar_specificity_p_vs_reference")
+
+
+def reference_row(rows: list[ScoreRow]) -> int:
+    """The pre-specified reference of a comparison: the first ``model`` row (else the first row)."""
+    return next((i for i, row in enumerate(rows) if row.kind == "model"), 0)
+
+
 def lvh_comparison(labels: np.ndarray, rows: list[ScoreRow], seed: int, n_resamples: int = 1000) -> pd.DataFrame:
-    """AUROC, sensitivity and specificity of every row on the participants where every row has a score, with
-    DeLong's test of the AUROC and McNemar's tests of sensitivity and specificity against the row of highest
-    AUROC."""
+    """AUROC, sensitivity and specificity of every row, with DeLong's test of the AUROC and McNemar's tests of
+    sensitivity and specificity against the reference row (:func:`reference_row`, chosen before looking at any
+    result).
+
+    Each row is evaluated on the participants where both it and the reference have a score (a criterion whose
+    call is unknown for a participant, e.g. a point score with missing inputs, leaves that participant out of its
+    own row only); ``n`` and ``lvh_cases`` say how many.
+    """
     labels = np.asarray(labels, dtype=float)
-    common = np.isfinite(labels)
-    for row in rows:
-        common &= np.isfinite(row.scores)
-    y = labels[common]
-    records, aucs = [], []
-    for row in rows:
-        s = row.scores[common]
+    ref = reference_row(rows)
+    ref_scores = rows[ref].scores
+    records = []
+    for i, row in enumerate(rows):
+        common = np.isfinite(labels) & np.isfinite(row.scores) & np.isfinite(ref_scores)
+        y, s = labels[common], row.scores[common]
+        record = {"name": row.name, "kind": row.kind, "n": int(len(y)), "lvh_cases": int(y.sum()),
+                  "threshold": row.threshold, "threshold_source": row.threshold_source, "reference": i == ref}
+        if min(y.sum(), len(y) - y.sum()) < 2:  # DeLong needs two of each class
+            records.append({**record, **dict.fromkeys(_LVH_STATISTICS, np.nan)})
+            continue
         auc = delong_auc_ci(y, s)
         report = classification_report(y, s, row.threshold, seed=seed, n_resamples=n_resamples, probabilities=False)
-        aucs.append(auc.estimate)
-        records.append({
-            "name": row.name, "kind": row.kind, "n": int(len(y)), "lvh_cases": int(y.sum()),
-            "auroc": auc.estimate, "auroc_low": auc.low, "auroc_high": auc.high,
-            "threshold": row.threshold, "threshold_source": row.threshold_source,
-            **{f"{m}{suffix}": report[m][key] for m in ("sensitivity", "specificity")
-               for suffix, key in (("", "estimate"), ("_low", "low"), ("_high", "high"))},
-        })
-    best = int(np.nanargmax(aucs))
-    best_calls = rows[best].scores[common] >= rows[best].threshold
-    for i, record in enumerate(records):
-        record["best"] = i == best
-        if i == best:
-            record.update(delong_p_vs_best=float("nan"), mcnemar_sensitivity_p_vs_best=float("nan"),
-                          mcnemar_specificity_p_vs_best=float("nan"))
-            continue
-        calls = rows[i].scores[common] >= rows[i].threshold
-        record["delong_p_vs_best"] = delong_test(y, rows[best].scores[common], rows[i].scores[common]).p_value
-        record["mcnemar_sensitivity_p_vs_best"] = compare_sensitivity(y, best_calls, calls).p_value
-        record["mcnemar_specificity_p_vs_best"] = compare_specificity(y, best_calls, calls).p_value
+        record.update({"auroc": auc.estimate, "auroc_low": auc.low, "auroc_high": auc.high,
+                       **{f"{m}{suffix}": report[m][key] for m in ("sensitivity", "specificity")
+                          for suffix, key in (("", "estimate"), ("_low", "low"), ("_high", "high"))}})
+        if i == ref:
+            record.update(delong_p_vs_reference=np.nan, mcnemar_sensitivity_p_vs_reference=np.nan,
+                          mcnemar_specificity_p_vs_reference=np.nan)
+        else:
+            ref_s = ref_scores[common]
+            ref_calls, calls = ref_s >= rows[ref].threshold, s >= row.threshold
+            record["delong_p_vs_reference"] = delong_test(y, ref_s, s).p_value
+            record["mcnemar_sensitivity_p_vs_reference"] = compare_sensitivity(y, ref_calls, calls).p_value
+            record["mcnemar_specificity_p_vs_reference"] = compare_specificity(y, ref_calls, calls).p_value
+        records.append(record)
     return pd.DataFrame(records)
 
 
@@ -94,21 +107,24 @@ def comparison_markdown(lvh: pd.DataFrame, regression: pd.DataFrame | None, titl
     """The comparison as Markdown tables (estimates with 95% intervals)."""
     lines = [f"# {title}", ""]
     if len(lvh):
-        lines += [f"LVH discrimination on {int(lvh['n'].iloc[0])} test participants "
-                  f"({int(lvh['lvh_cases'].iloc[0])} with LVH); p-values against the best row: DeLong for AUROC, "
-                  "McNemar for sensitivity and specificity.", "",
-                  "| score | kind | AUROC (95% CI) | DeLong p | sensitivity (95% CI) | McNemar p | "
-                  "specificity (95% CI) | McNemar p | threshold |", "|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"LVH discrimination on {int(lvh['n'].max())} test participants "
+                  f"({int(lvh['lvh_cases'].max())} with LVH; a row with fewer, n, lacks scores for the others); "
+                  "p-values against the pre-specified reference "
+                  f"({lvh.loc[lvh['reference'], 'name'].iloc[0]}): DeLong for AUROC, McNemar for sensitivity and "
+                  "specificity.", "",
+                  "| score | kind | n | AUROC (95% CI) | DeLong p | sensitivity (95% CI) | McNemar p | "
+                  "specificity (95% CI) | McNemar p | threshold |", "|---|---|---|---|---|---|---|---|---|---|"]
         for r in lvh.itertuples():
-            def p(value: float, best: bool = r.best) -> str:
-                return "best" if best else (f"{value:.2g}" if np.isfinite(value) else "n/a")
+            def p(value: float, reference: bool = r.reference) -> str:
+                return "reference" if reference else (f"{value:.2g}" if np.isfinite(value) else "n/a")
 
             lines.append(
-                f"| {r.name} | {r.kind} | {_fmt(r.auroc, r.auroc_low, r.auroc_high)} | {p(r.delong_p_vs_best)} | "
+                f"| {r.name} | {r.kind} | {r.n} | {_fmt(r.auroc, r.auroc_low, r.auroc_high)} | "
+                f"{p(r.delong_p_vs_reference)} | "
                 f"{_fmt(r.sensitivity, r.sensitivity_low, r.sensitivity_high)} | "
-                f"{p(r.mcnemar_sensitivity_p_vs_best)} | "
+                f"{p(r.mcnemar_sensitivity_p_vs_reference)} | "
                 f"{_fmt(r.specificity, r.specificity_low, r.specificity_high)} | "
-                f"{p(r.mcnemar_specificity_p_vs_best)} | "
+                f"{p(r.mcnemar_specificity_p_vs_reference)} | "
                 f"{'published cut-off' if r.kind == 'criterion' else f'{r.threshold:.3g} ({r.threshold_source})'} |")
     if regression is not None and len(regression):
         lines += ["", f"Regression on {int(regression['n'].iloc[0])} test participants.", "",

@@ -24,13 +24,9 @@ from aiecg.evaluate import baselines
 from aiecg.evaluate.calibration import youden_threshold
 from aiecg.evaluate.compare import ScoreRow
 from aiecg.evaluate.posthoc import PostHoc, posthoc_columns
-from aiecg.evaluate.results import COLUMN_STEM, results_table
+from aiecg.evaluate.results import results_table
 from aiecg.evaluate.stats import classification_report, regression_report, subgroup_reports
-from aiecg.signal.criteria import all_criteria
-
-CRITERIA_LABELS = {"sokolow_lyon": "Sokolow-Lyon", "cornell_voltage": "Cornell voltage",
-                   "cornell_product": "Cornell product", "peguero_lo_presti": "Peguero-Lo Presti",
-                   "romhilt_estes": "Romhilt-Estes (partial)"}
+from aiecg.signal.criteria import CRITERIA, all_criteria
 
 
 def build_results(spec: TargetSpec, arrays: Arrays, y_pred: np.ndarray, frame: pd.DataFrame,
@@ -52,20 +48,52 @@ def primary_lvh_score(spec: TargetSpec, table: pd.DataFrame) -> tuple[str, np.nd
     return None
 
 
+def predictive_values(sensitivity: float, specificity: float, prevalence: float) -> tuple[float, float]:
+    """PPV and NPV at a given prevalence from sensitivity and specificity (Bayes' theorem)."""
+    sens, spec, prev = np.float64(sensitivity), np.float64(specificity), np.float64(prevalence)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ppv = sens * prev / (sens * prev + (1 - spec) * (1 - prev))
+        npv = spec * (1 - prev) / (spec * (1 - prev) + (1 - sens) * prev)
+    return float(ppv), float(npv)
+
+
+def prevalence_report(report: dict[str, Any], sample_prevalence: float,
+                      target_prevalence: float | None) -> dict[str, Any]:
+    """Which prevalence the reported figures describe, and PPV/NPV at the stated target prevalence.
+
+    The bootstrap PPV and NPV of a report describe the sample's own LVH share, which in an enriched cohort is far
+    above the population's; sensitivity and specificity do not depend on it. The target-prevalence PPV/NPV use the
+    sensitivity and specificity estimates; their range combines the two intervals' bounds (a conservative range,
+    since PPV and NPV are monotone in both)."""
+    out: dict[str, Any] = {
+        "sample": sample_prevalence, "target": target_prevalence,
+        "note": "ppv/npv in the threshold reports describe the sample prevalence; *_at_target use the target "
+                "prevalence (prior-shift adjusted probabilities are adjusted to it too)",
+    }
+    if target_prevalence:
+        sens, spec = report["sensitivity"], report["specificity"]
+        ppv, npv = predictive_values(sens["estimate"], spec["estimate"], target_prevalence)
+        ppv_low, npv_low_a = predictive_values(sens["low"], spec["low"], target_prevalence)
+        ppv_high, npv_high_a = predictive_values(sens["high"], spec["high"], target_prevalence)
+        out["ppv_at_target"] = {"estimate": ppv, "low": ppv_low, "high": ppv_high}
+        out["npv_at_target"] = {"estimate": npv, "low": min(npv_low_a, npv_high_a),
+                                "high": max(npv_low_a, npv_high_a)}
+    return out
+
+
 def compute_metrics(spec: TargetSpec, table: pd.DataFrame, posthoc: PostHoc, seed: int,
                     n_resamples: int) -> dict[str, Any]:
     """Every headline number of one results table, each with its 95% interval."""
-    metrics: dict[str, Any] = {"n": len(table), "target": spec.target.value}
+    metrics: dict[str, Any] = {"n": len(table), "target": spec.name}
     if spec.is_regression:
-        for name in spec.outputs:
-            stem = COLUMN_STEM[name]
+        for stem in spec.stems:
             metrics[stem] = regression_report(table[f"{stem}_true"], table[f"{stem}_pred"], seed=seed,
                                               n_resamples=n_resamples)
             if f"{stem}_pred_recal" in table:
                 metrics[f"{stem}_recalibrated"] = regression_report(table[f"{stem}_true"], table[f"{stem}_pred_recal"],
                                                                     seed=seed, n_resamples=n_resamples)
     elif spec.kind is TaskKind.MULTICLASS:
-        truth, pred = table["hn_true"].to_numpy(), table["hn_pred"].to_numpy()
+        truth, pred = table[f"{spec.stem}_true"].to_numpy(), table[f"{spec.stem}_pred"].to_numpy()
         metrics["accuracy"] = float(np.mean(truth == pred))
         metrics["confusion"] = pd.crosstab(truth, pred).to_dict()
     if "lvh_true" not in table or table["lvh_true"].isna().all() or table["lvh_true"].nunique() < 2:
@@ -83,6 +111,9 @@ def compute_metrics(spec: TargetSpec, table: pd.DataFrame, posthoc: PostHoc, see
             metrics["lvh_at_validation_youden"] = classification_report(labels, scores, posthoc.threshold, seed=seed,
                                                                         n_resamples=n_resamples)
         metrics["lvh_at_0.5"] = classification_report(labels, scores, 0.5, seed=seed, n_resamples=n_resamples)
+        if posthoc.threshold is not None:
+            metrics["prevalence"] = prevalence_report(metrics["lvh_at_validation_youden"], float(np.nanmean(labels)),
+                                                      posthoc.target_prevalence)
         optimistic = youden_threshold(labels, scores)
         metrics["lvh_at_test_youden_optimistic"] = {
             "note": "threshold chosen on the test split itself (the reference's way): optimistic",
@@ -101,7 +132,7 @@ def compute_subgroups(spec: TargetSpec, table: pd.DataFrame, frame: pd.DataFrame
         joined[column] = pd.to_numeric(clinical[column].reindex(table["eid"].astype(str)), errors="coerce").to_numpy()
     result: dict[str, Any] = {}
     if spec.is_regression:
-        stem = COLUMN_STEM[spec.outputs[0]]
+        stem = spec.stem
         result[stem] = subgroup_reports(joined, "regression", f"{stem}_true", f"{stem}_pred", seed=seed,
                                         tertile_columns=tertiles, n_resamples=n_resamples)
     primary = primary_lvh_score(spec, table)
@@ -112,22 +143,20 @@ def compute_subgroups(spec: TargetSpec, table: pd.DataFrame, frame: pd.DataFrame
     return result
 
 
-def criteria_rows(store: Store, ids: np.ndarray, is_male: np.ndarray) -> list[ScoreRow]:
-    """The classic ECG-LVH criteria of each participant, from the measurements of their median beat."""
+def criteria_rows(store: Store, ids: np.ndarray, is_male: np.ndarray,
+                  options: dict[str, dict[str, Any]] | None = None) -> list[ScoreRow]:
+    """The registered LVH criteria of each participant, from the measurements of their median beat; each row's
+    score is the criterion's signed margin over its (sex-specific) published cut-off, so calls are ``>= 0``."""
     index = store.index.set_index("id").loc[list(map(str, ids))]
-    scores: dict[str, list[float]] = {name: [] for name in CRITERIA_LABELS}
-    thresholds: dict[str, list[float]] = {name: [] for name in CRITERIA_LABELS}
+    lvh = {name: c for name, c in CRITERIA.items() if c.lvh}
+    margins: dict[str, list[float]] = {name: [] for name in lvh}
     for (_, measurements), male in zip(index.iterrows(), is_male):
-        for name, result in all_criteria(measurements.to_dict(), "male" if male else "female").items():
-            scores[name].append(result.score)
-            thresholds[name].append(result.threshold)
-    rows = []
-    for name, label in CRITERIA_LABELS.items():
-        score, cut = np.asarray(scores[name], dtype=float), np.asarray(thresholds[name], dtype=float)
-        # sex-specific cut-offs: compare score minus cut-off, so one threshold (0) serves both sexes
-        strict = name in ("cornell_voltage", "cornell_product")  # '>' cut-offs; the others are '>='
-        rows.append(ScoreRow(label, "criterion", score - cut - (1e-9 if strict else 0.0), 0.0, "published cut-off"))
-    return rows
+        results = all_criteria(measurements.to_dict(), "male" if male else "female", options)
+        for name, criterion in lvh.items():
+            result = results[name]
+            margins[name].append(np.nan if result.positive is None else criterion.margin(result))
+    return [ScoreRow(criterion.label, "criterion", np.asarray(margins[name], dtype=float), 0.0, "published cut-off")
+            for name, criterion in lvh.items()]
 
 
 def baseline_rows(spec: TargetSpec, store: Store, frame: pd.DataFrame, splits: Splits, bundle: Bundle,
@@ -192,4 +221,4 @@ def headline(test_metrics: dict[str, Any]) -> dict[str, Any]:
 
 def model_label(bundle: Bundle) -> str:
     meta = "" if bundle.encoder is not None else ", ECG only"
-    return f"{bundle.model_name} ({bundle.target.target.value}{meta})"
+    return f"{bundle.model_name} ({bundle.target.name}{meta})"

@@ -28,7 +28,6 @@ from aiecg.evaluate.calibration import (
     prior_shift,
     youden_threshold,
 )
-from aiecg.evaluate.results import COLUMN_STEM
 
 
 @dataclass(frozen=True)
@@ -127,6 +126,6 @@ def posthoc_columns(spec: TargetSpec, posthoc: PostHoc, y_pred: np.ndarray, is_m
         if posthoc.validation_prevalence and target:
             columns["lvh_proba_prioradj_lr"] = prior_shift(proba, posthoc.validation_prevalence, target)
     if posthoc.recalibration is not None:
-        stem = COLUMN_STEM[spec.outputs[0]]
+        stem = spec.stem
         columns[f"{stem}_pred_recal"] = posthoc.recalibration.apply(is_male, y_pred[:, 0])
     return pd.DataFrame(columns)

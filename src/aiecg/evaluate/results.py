@@ -7,12 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from aiecg.data.targets import HN_CLASSES, TargetSpec, TaskKind
-
-COLUMN_STEM = {
-    "MASS": "lvm", "INDEXED_MASS": "ilvm", "VOL": "lvedv", "INDEXED_VOL": "ilvedv", "MASS_VOL_RATIO": "mvr",
-    "LVH": "lvh", "HN": "hn",
-}
+from aiecg.data.targets import TargetSpec, TaskKind
 
 
 def results_table(
@@ -32,8 +27,7 @@ def results_table(
     if lvh_true is not None:
         table["lvh_true"] = lvh_true
     if spec.kind is TaskKind.REGRESSION:
-        for k, name in enumerate(spec.outputs):
-            stem = COLUMN_STEM[name]
+        for k, stem in enumerate(spec.stems):
             table[f"{stem}_true"] = y_true[:, k]
             table[f"{stem}_pred"] = y_pred[:, k]
         if spec.lvh_thresholds is not None:
@@ -43,8 +37,8 @@ def results_table(
         table["lvh_proba"] = y_pred[:, 0]
         table["lvh_pred"] = (y_pred[:, 0] >= 0.5).astype(int)
     else:
-        table["hn_true"] = y_true[:, 0]
-        table["hn_pred"] = y_pred.argmax(axis=1)
-        for k, name in enumerate(HN_CLASSES[: y_pred.shape[1]]):
-            table[f"hn_proba_{name.lower()}"] = y_pred[:, k]
+        table[f"{spec.stem}_true"] = y_true[:, 0]
+        table[f"{spec.stem}_pred"] = y_pred.argmax(axis=1)
+        for k, name in enumerate(spec.classes[: y_pred.shape[1]]):
+            table[f"{spec.stem}_proba_{name.lower().replace(' ', '_')}"] = y_pred[:, k]
     return table

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 
 from aiecg.evaluate import calibration
 from aiecg.evaluate.bootstrap import Interval, SeedLike, as_generator, bootstrap_ci
@@ -41,28 +42,9 @@ def pearson_r(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.where(denominator > 0, np.clip(r, -1.0, 1.0), np.nan)
 
 
-def midranks(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Ranks 1..n along ``axis``, ties sharing the mean of their ranks (``scipy.stats.rankdata``'s "average"),
-    by one sort of the whole block rather than one call per row."""
-    a = np.moveaxis(np.asarray(x, dtype=float), axis, -1)
-    n = a.shape[-1]
-    order = np.argsort(a, axis=-1)
-    ordered = np.take_along_axis(a, order, axis=-1)
-    positions = np.arange(n)
-    new_block = np.ones(a.shape, dtype=bool)
-    new_block[..., 1:] = ordered[..., 1:] != ordered[..., :-1]
-    end_block = np.ones(a.shape, dtype=bool)
-    end_block[..., :-1] = new_block[..., 1:]
-    first = np.maximum.accumulate(np.where(new_block, positions, 0), axis=-1)
-    last = np.minimum.accumulate(np.where(end_block, positions, n)[..., ::-1], axis=-1)[..., ::-1]
-    ranks = np.empty(a.shape)
-    np.put_along_axis(ranks, order, (first + last) / 2 + 1, axis=-1)
-    return np.moveaxis(ranks, -1, axis)
-
-
 def spearman_r(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Spearman rank correlation: Pearson r of midranks."""
-    return pearson_r(midranks(x, axis=axis), midranks(y, axis=axis), axis=axis)
+    """Spearman rank correlation: Pearson r of midranks (``scipy.stats.rankdata``, ties averaged, per row)."""
+    return pearson_r(rankdata(x, axis=axis), rankdata(y, axis=axis), axis=axis)
 
 
 def adjusted_r2(y_true: np.ndarray, y_pred: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+from typing import Any
+
 import torch
 from torch import nn
+
+SHAPE_ARGS = ("n_leads", "n_samples", "n_meta", "n_outputs")
+"""The constructor arguments every model takes first: the input contract and the output width."""
 
 
 class FusionHead(nn.Module):
@@ -34,13 +41,53 @@ class ECGModel(nn.Module):
     """Base of every aiecg model (after braindecode's ``EEGModuleMixin``): one interface for training,
     fine-tuning and prediction.
 
-    Subclasses set ``self.blocks`` (an ``nn.ModuleList`` from input to output), ``self.dropout`` (after pooling),
-    ``self.n_features`` and call :meth:`_init_head`.
+    Subclasses take ``n_leads, n_samples, n_meta, n_outputs`` first, set ``self.blocks`` (an ``nn.ModuleList``
+    from input to output), ``self.dropout`` (after pooling), ``self.n_features`` and call :meth:`_init_head`.
+    Every constructor argument, defaults included, is recorded (:meth:`get_config`), so a bundle rebuilds the
+    model it was trained with even if a default in the code changes later; :meth:`forward` checks the input
+    shape against ``n_leads`` and ``n_samples``.
     """
 
     blocks: nn.ModuleList
     dropout: nn.Module
     n_features: int
+    n_leads: int
+    n_samples: int
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+        @functools.wraps(init)
+        def recording_init(self: ECGModel, *args: Any, **kw: Any) -> None:
+            outermost = not hasattr(self, "_recording")
+            if outermost:
+                object.__setattr__(self, "_recording", True)
+            init(self, *args, **kw)
+            if outermost:
+                signature = inspect.signature(init)  # read now: the defaults this call really used
+                bound = signature.bind(self, *args, **kw)
+                bound.apply_defaults()
+                arguments = dict(bound.arguments)
+                arguments.pop("self")
+                extra = arguments.pop(next((n for n, p in signature.parameters.items()
+                                            if p.kind is p.VAR_KEYWORD), "__none__"), {})
+                self._config = {**arguments, **extra}
+                self.n_leads, self.n_samples = int(self._config["n_leads"]), int(self._config["n_samples"])
+                object.__delattr__(self, "_recording")
+
+        cls.__init__ = recording_init  # type: ignore[method-assign]
+
+    def get_config(self) -> dict[str, Any]:
+        """Every constructor argument of this model, defaults included (tuples as lists, for JSON)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self._config.items()}
+
+    def check_input(self, ecg: torch.Tensor) -> None:
+        """Refuse an ECG batch of another shape than the model was built for ([batch, n_leads, n_samples])."""
+        if ecg.dim() != 3 or ecg.shape[1] != self.n_leads or ecg.shape[2] != self.n_samples:
+            raise ValueError(f"model expects ECG batches of shape [batch, {self.n_leads} leads, {self.n_samples} "
+                             f"samples], got {list(ecg.shape)}")
 
     def _init_head(self, n_meta: int, n_outputs: int, hidden: int, dropout: float) -> None:
         self.n_meta, self.n_outputs, self._hidden, self._head_dropout = n_meta, n_outputs, hidden, dropout
@@ -54,6 +101,7 @@ class ECGModel(nn.Module):
         return self.dropout(ecg.mean(dim=2))
 
     def forward(self, ecg: torch.Tensor, meta: torch.Tensor | None = None) -> torch.Tensor:
+        self.check_input(ecg)
         return self.head(self.forward_features(ecg), meta)
 
     def reset_head(self, n_outputs: int) -> None:

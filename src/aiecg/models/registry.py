@@ -39,3 +39,10 @@ def create_model(name: str, n_leads: int, n_samples: int, n_meta: int, n_outputs
     model = factory(n_leads=n_leads, n_samples=n_samples, n_meta=n_meta, n_outputs=n_outputs, **kwargs)
     model.model_name = name
     return model
+
+
+def model_kwargs(model: nn.Module) -> dict[str, Any]:
+    """Every constructor argument of ``model`` but the four shape arguments: with them,
+    ``create_model(name, n_leads, n_samples, n_meta, n_outputs, **model_kwargs(model))`` rebuilds it exactly."""
+    config = model.get_config()
+    return {k: v for k, v in config.items() if k not in ("n_leads", "n_samples", "n_meta", "n_outputs")}

@@ -60,10 +60,10 @@ class ResNet1d(ECGModel):
 @register_model("resnet18")
 def resnet18(n_leads: int, n_samples: int, n_meta: int, n_outputs: int, **kw) -> ResNet1d:
     """ResNet18 (2-2-2-2 basic blocks), Soto et al. 2022."""
-    return ResNet1d(n_leads, n_samples, n_meta, n_outputs, layers=(2, 2, 2, 2), **kw)
+    return ResNet1d(n_leads, n_samples, n_meta, n_outputs, **{"layers": (2, 2, 2, 2), **kw})
 
 
 @register_model("resnet34")
 def resnet34(n_leads: int, n_samples: int, n_meta: int, n_outputs: int, **kw) -> ResNet1d:
     """ResNet34 (3-4-6-3 basic blocks), Soto et al. 2022."""
-    return ResNet1d(n_leads, n_samples, n_meta, n_outputs, layers=(3, 4, 6, 3), **kw)
+    return ResNet1d(n_leads, n_samples, n_meta, n_outputs, **{"layers": (3, 4, 6, 3), **kw})

@@ -10,28 +10,16 @@ from the output, so deeper (more generic) features move least.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from aiecg.config import FinetuneConfig, FitConfig
 from aiecg.data.dataset import ECGDataset
 from aiecg.models.heads import ECGModel
-from aiecg.train.loop import FitConfig, FitResult, fit
-
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    head_lr: float = 5e-5
-    head_weight_decay: float = 1e-4
-    block_lr: float = 1e-4
-    block_weight_decay: float = 1e-5
-    depth_decay: float = 0.5
-    stages: int | None = None  # None: the head, then every block
-    max_epochs_per_stage: int = 50
-    early_stopping: int = 10
+from aiecg.train.loop import FitResult, fit
 
 
 def set_trainable_stage(model: ECGModel, stage: int) -> list[list[nn.Parameter]]:

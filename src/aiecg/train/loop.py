@@ -11,7 +11,7 @@ import copy
 import csv
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from aiecg.data.augment import AugmentConfig, augment_batch
+from aiecg.config import FitConfig
+from aiecg.data.augment import augment_batch
 from aiecg.data.dataset import ECGDataset
 from aiecg.data.sampling import epoch_indices
 from aiecg.device import resolve_device
@@ -28,32 +29,6 @@ from aiecg.files import atomic_write
 
 CHECKPOINT = "checkpoint.pt"
 EPOCH_COLUMNS = ("epoch", "train_loss", "val_loss", "lr", "seconds")
-
-
-@dataclass(frozen=True)
-class FitConfig:
-    """Optimisation settings; the defaults are the reference's (Adam 5e-4, batch 32, up to 200 epochs,
-    learning rate x0.1 after 10 epochs without improvement, early stop after 20).
-
-    Attributes:
-        sampling: 'none', 'oversample' or 'undersample' (categorical targets only).
-        augment: augmentation of training batches, or None.
-        freeze_batchnorm: keep batch-norm running statistics fixed (fine-tuning).
-        device: 'auto' (CUDA when available), 'cpu' or 'cuda'; mixed precision (bfloat16) on CUDA.
-    """
-
-    lr: float = 5e-4
-    weight_decay: float = 0.0
-    batch_size: int = 32
-    max_epochs: int = 200
-    lr_patience: int = 10
-    lr_factor: float = 0.1
-    early_stopping: int = 20
-    seed: int = 0
-    device: str = "cpu"
-    sampling: str = "none"
-    augment: AugmentConfig | None = None
-    freeze_batchnorm: bool = False
 
 
 @dataclass
@@ -64,7 +39,6 @@ class FitResult:
     history: list[dict[str, float]]
     seconds: float
     resumed_from: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def freeze_batchnorm_statistics(model: nn.Module) -> None:
@@ -105,7 +79,7 @@ def train_one_epoch(
         if len(ecg) < 2 and has_batchnorm and not config.freeze_batchnorm:
             continue  # batch norm cannot estimate statistics from one sample
         if config.augment is not None:
-            ecg = augment_batch(ecg, config.augment, generator)
+            ecg, target = augment_batch(ecg, config.augment, generator, target)
         ecg, meta, target = ecg.to(device), meta.to(device), target.to(device)
         optimizer.zero_grad(set_to_none=True)
         with _autocast(device):

@@ -81,15 +81,15 @@ def make_loss(name: str | None, spec: TargetSpec, pos_weight: float | None = Non
     regression = {"logcosh": LogCoshLoss, "huber": HuberLoss, "tail": TailWeightedL1Loss}
     if name in regression:
         if not spec.is_regression:
-            raise ValueError(f"--criterion {name} is a regression loss; target {spec.target.value} is categorical")
+            raise ValueError(f"--criterion {name} is a regression loss; target {spec.name} is categorical")
         return regression[name]()
     if name == "bce":
         if spec.kind.value != "binary":
-            raise ValueError(f"--criterion bce needs a binary target, not {spec.target.value}")
+            raise ValueError(f"--criterion bce needs a binary target, not {spec.name}")
         return default_loss(spec, pos_weight)
     if name == "ce":
         if spec.is_regression:
-            raise ValueError(f"--criterion ce needs a categorical target, not {spec.target.value}")
+            raise ValueError(f"--criterion ce needs a categorical target, not {spec.name}")
         if spec.kind.value == "binary":
             raise ValueError("--criterion ce: use bce for the binary LVH target")
         return CrossEntropyLoss(class_weight)

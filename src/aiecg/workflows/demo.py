@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiecg.config import RunConfig
+from aiecg.config import FitConfig, RunConfig
 from aiecg.data.prepare import PrepareConfig, prepare_store
 from aiecg.evaluate.evaluation import headline
-from aiecg.train.loop import FitConfig
 from aiecg.workflows.evaluate import evaluate_bundle
 from aiecg.workflows.train import train_run
 

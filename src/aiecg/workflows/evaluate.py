@@ -7,6 +7,7 @@ run's validation split).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,16 @@ import numpy as np
 import pandas as pd
 
 from aiecg.bundle import Bundle, load_bundle
+from aiecg.config import default_store
 from aiecg.data.cohort import ID, Cohort, load_cohort
 from aiecg.data.dataset import build_arrays
-from aiecg.data.selection import check_clinical_columns, ids_digest, make_splits, usable_cohort
+from aiecg.data.selection import (
+    check_clinical_columns,
+    check_target_codes,
+    ids_digest,
+    make_splits,
+    usable_cohort,
+)
 from aiecg.data.splits import Splits
 from aiecg.data.store import Store
 from aiecg.data.targets import TargetSpec
@@ -33,14 +41,24 @@ from aiecg.evaluate.evaluation import (
     primary_lvh_score,
 )
 from aiecg.evaluate.posthoc import PostHoc
-from aiecg.evaluate.results import COLUMN_STEM
+from aiecg.files import atomic_write_text
 from aiecg.predict import predict
+
+
+def check_store_contract(bundle: Bundle, store: Store, cohort_path: str | Path) -> None:
+    """The store must hold what the model was trained on: its leads, rate, window and pre-processing."""
+    from aiecg.cliopts import prepare_flags
+
+    bundle.check_input(store.manifest, f"store {store.root}",
+                       f"Re-prepare the cohort to a new store: aiecg prepare --cohort {cohort_path} --out NEW_STORE "
+                       f"{prepare_flags(bundle.input_spec)}, then pass --store NEW_STORE.")
 
 
 def evaluate_bundle(
     bundle_path: str | Path, cohort_path: str | Path, store_path: str | Path | None, out_dir: str | Path,
     split: str = "test", ids: np.ndarray | None = None, compare: bool = True, seed: int = 0,
-    n_resamples: int = 1000,
+    n_resamples: int = 1000, target_prevalence: float | None = None,
+    criteria_options: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Apply a saved bundle to a cohort and write ``results.csv``, ``metrics.json`` and (with ``compare``)
     ``comparison.csv``/``comparison.md``/``comparison_regression.csv`` to ``out_dir``.
@@ -53,11 +71,16 @@ def evaluate_bundle(
         ids: evaluate exactly these participants instead (no baselines).
         compare: build the comparison with baselines and classic criteria.
         seed, n_resamples: the bootstrap's.
+        target_prevalence: the LVH prevalence prior-adjusted probabilities, PPV and NPV are stated at (default:
+            the bundle's, set at training: the training split's unless chosen).
+        criteria_options: per-criterion options (e.g. ``{"cornell_product": {"female_adjustment_mv": 0.8}}``).
     """
     bundle = load_bundle(bundle_path)
     spec = bundle.target
     cohort = load_cohort(cohort_path, tuple(spec.outputs))
-    store = Store.open(store_path or Path(cohort_path).parent / "store")
+    check_target_codes(cohort, spec, cohort_path)
+    store = Store.open(store_path or default_store(cohort_path))
+    check_store_contract(bundle, store, cohort_path)
     cohort = usable_cohort(cohort, store)
     check_clinical_columns(bundle, cohort, cohort_path)
     frame = cohort.frame
@@ -78,6 +101,8 @@ def evaluate_bundle(
     arrays = build_arrays(store, frame, test_ids, spec, bundle.input_spec["leads"], bundle.encoder)
     y_pred = predict(bundle.build_model(), arrays.ecg, arrays.meta, spec, bundle.scaling)
     posthoc = PostHoc.from_dict(bundle.thresholds.get("posthoc"))
+    if target_prevalence is not None:
+        posthoc = dataclasses.replace(posthoc, target_prevalence=target_prevalence)
     table = build_results(spec, arrays, y_pred, frame, posthoc)
 
     out_dir = Path(out_dir)
@@ -94,13 +119,15 @@ def evaluate_bundle(
         metrics["split_sizes"] = {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)}
     if compare:
         metrics["comparison"] = write_comparison(spec, bundle, table, store, frame, cohort,
-                                                 splits if ids is None else None, out_dir, seed, n_resamples)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+                                                 splits if ids is None else None, out_dir, seed, n_resamples,
+                                                 criteria_options)
+    atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2, default=float))
     return metrics
 
 
 def write_comparison(spec: TargetSpec, bundle: Bundle, table: pd.DataFrame, store: Store, frame: pd.DataFrame,
-                     cohort: Cohort, splits: Splits | None, out_dir: Path, seed: int, n_resamples: int) -> dict:
+                     cohort: Cohort, splits: Splits | None, out_dir: Path, seed: int, n_resamples: int,
+                     criteria_options: dict[str, dict[str, Any]] | None = None) -> dict:
     """Model, baselines (when training data exist) and criteria on the same test participants."""
     ids = table["eid"].astype(str).to_numpy()
     rows: list[ScoreRow] = []
@@ -111,7 +138,7 @@ def write_comparison(spec: TargetSpec, bundle: Bundle, table: pd.DataFrame, stor
     regression: dict[str, np.ndarray] = {}
     params: dict[str, Any] = {}
     if spec.is_regression:
-        stem = COLUMN_STEM[spec.outputs[0]]
+        stem = spec.stem
         regression[model_label(bundle)] = table[f"{stem}_pred"].to_numpy()
         if f"{stem}_pred_recal" in table:
             regression[f"{model_label(bundle)} recalibrated"] = table[f"{stem}_pred_recal"].to_numpy()
@@ -119,7 +146,7 @@ def write_comparison(spec: TargetSpec, bundle: Bundle, table: pd.DataFrame, stor
         base_rows, base_regression, params = baseline_rows(spec, store, frame, splits, bundle, cohort, seed)
         rows += base_rows
         regression.update(base_regression)
-    rows += criteria_rows(store, ids, table["is_m"].to_numpy())
+    rows += criteria_rows(store, ids, table["is_m"].to_numpy(), criteria_options)
     summary: dict[str, Any] = {"baseline_hyperparameters": params}
     lvh = table["lvh_true"].to_numpy(dtype=float) if "lvh_true" in table else None
     lvh_table = pd.DataFrame()
@@ -129,7 +156,7 @@ def write_comparison(spec: TargetSpec, bundle: Bundle, table: pd.DataFrame, stor
         summary["lvh"] = lvh_table.to_dict(orient="records")
     regression_table = None
     if regression:
-        stem = COLUMN_STEM[spec.outputs[0]]
+        stem = spec.stem
         regression_table = regression_comparison(table[f"{stem}_true"].to_numpy(), regression, seed, n_resamples)
         regression_table.to_csv(out_dir / "comparison_regression.csv", index=False)
         summary["regression"] = regression_table.to_dict(orient="records")

@@ -16,24 +16,32 @@ import numpy as np
 import torch
 
 from aiecg import __version__
-from aiecg.bundle import Bundle, load_bundle, save_bundle
-from aiecg.config import RunConfig
-from aiecg.data.augment import AugmentConfig
+from aiecg.bundle import Bundle, input_contract, load_bundle, save_bundle
+from aiecg.config import AugmentConfig, FinetuneRunConfig, FitConfig, RunConfig
 from aiecg.data.cohort import ID, load_cohort
 from aiecg.data.dataset import ECGDataset, TargetScaling, build_arrays, expand_with_beats
 from aiecg.data.features import ClinicalEncoder
-from aiecg.data.selection import check_clinical_columns, ids_digest, lvh_labels, make_splits, usable_cohort
+from aiecg.data.selection import (
+    check_clinical_columns,
+    check_target_codes,
+    ids_digest,
+    lvh_labels,
+    make_splits,
+    usable_cohort,
+)
 from aiecg.data.store import Store
 from aiecg.data.targets import TargetSpec, target_spec
 from aiecg.errors import CohortError, ConfigError
 from aiecg.evaluate.evaluation import build_results
 from aiecg.evaluate.posthoc import PostHoc, fit_posthoc
+from aiecg.files import atomic_write_text
 from aiecg.models import create_model
+from aiecg.models.registry import model_kwargs
 from aiecg.predict import predict
-from aiecg.train.finetune import FinetuneConfig, staged_finetune
-from aiecg.train.loop import FitConfig, fit
+from aiecg.train.finetune import staged_finetune
+from aiecg.train.loop import fit
 from aiecg.train.losses import make_loss
-from aiecg.workflows.evaluate import evaluate_bundle
+from aiecg.workflows.evaluate import check_store_contract, evaluate_bundle
 
 log = logging.getLogger("aiecg")
 
@@ -66,12 +74,13 @@ def train_run(config: RunConfig, progress: bool = True) -> RunResult:
     """
     spec = target_spec(config.target)
     if spec.is_regression and (config.fit.sampling != "none" or config.loss_weighting):
-        raise ConfigError(f"--sampling and --loss-weighting rebalance classes; target {spec.target.value} is "
+        raise ConfigError(f"--sampling and --loss-weighting rebalance classes; target {spec.name} is "
                           "continuous (use --criterion tail to weight rare high values)")
     run_dir = config.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     config.save(run_dir / "config.yaml")
     cohort = load_cohort(config.cohort, spec.outputs)
+    check_target_codes(cohort, spec, config.cohort)
     store = Store.open(config.store_path())
     cohort = usable_cohort(cohort, store)
     cohort.write_exclusions(run_dir / "exclusions.csv")
@@ -85,7 +94,7 @@ def train_run(config: RunConfig, progress: bool = True) -> RunResult:
     encoder = None
     if not config.excl_meta:
         encoder = ClinicalEncoder(cohort.mapping.clinical).fit(frame.set_index(ID).loc[splits.train].reset_index())
-        (run_dir / "encoder.json").write_text(json.dumps(encoder.to_dict(), indent=2, default=float))
+        atomic_write_text(run_dir / "encoder.json", json.dumps(encoder.to_dict(), indent=2, default=float))
     arrays = {name: build_arrays(store, frame, ids, spec, config.leads, encoder)
               for name, ids in (("train", splits.train), ("val", splits.val), ("test", splits.test))}
     train_arrays = arrays["train"]
@@ -106,8 +115,7 @@ def train_run(config: RunConfig, progress: bool = True) -> RunResult:
                  make_loss(config.criterion, spec, pos_weight, class_weight), fit_config, run_dir, progress,
                  labels=labels, resume=config.resume)
 
-    input_spec = {"leads": list(config.leads), "fs": store.manifest["fs"], "window": store.manifest["window"],
-                  "r_offset": store.manifest["r_offset"], "preprocessing": store.manifest["preprocessing"]}
+    input_spec = input_contract(config.leads, store.manifest)
     val_pred = predict(model, arrays["val"].ecg, arrays["val"].meta, spec, scaling, device=config.fit.device)
     train_lvh = lvh_labels(frame, splits.train)
     model_prevalence = None
@@ -118,11 +126,11 @@ def train_run(config: RunConfig, progress: bool = True) -> RunResult:
     posthoc = fit_posthoc(spec, val_pred, arrays["val"].is_male, lvh_labels(frame, splits.val), arrays["val"].target,
                           model_prevalence, target_prevalence, recalibrate=config.recalib)
     bundle = Bundle(
-        model_name=config.arch, model_kwargs=config.model_kwargs, n_leads=len(config.leads),
+        model_name=config.arch, model_kwargs=model_kwargs(model), n_leads=len(config.leads),
         n_samples=train_arrays.ecg.shape[2], n_meta=train_arrays.meta.shape[1], n_outputs=spec.n_outputs,
         target=spec, input_spec=input_spec, state_dict=model.state_dict(), encoder=encoder, scaling=scaling,
         thresholds={"posthoc": posthoc.to_dict()},
-        training={"cohort": str(Path(config.cohort).resolve()), "split_seed": config.split_seed,
+        training={"cohort": str(config.cohort), "split_seed": config.split_seed,
                   "split_fractions": list(config.split_fractions), "test_ids_sha256": ids_digest(splits.test),
                   "n_train": len(splits.train), "n_val": len(splits.val), "n_test": len(splits.test),
                   "n_train_samples": len(train_arrays), "criterion": config.criterion,
@@ -134,65 +142,67 @@ def train_run(config: RunConfig, progress: bool = True) -> RunResult:
     bundle_path = save_bundle(bundle, run_dir / "model.aiecg")
     build_results(spec, arrays["val"], val_pred, frame, posthoc).to_csv(run_dir / "results_val.csv", index=False)
     metrics = evaluate_bundle(bundle_path, config.cohort, config.store_path(), run_dir, split="test",
-                              compare=config.compare, seed=config.fit.seed)
+                              compare=config.compare, seed=config.fit.seed,
+                              criteria_options=config.criteria_options())
     metrics.update({"run": config.name, "arch": config.arch,
                     "clinical_features": encoder.feature_names if encoder else [], "training": bundle.training})
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+    atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=float))
     return RunResult(run_dir, bundle_path, metrics)
 
 
-def finetune_run(
-    bundle_path: str | Path, cohort_path: str | Path, store_path: str | Path | None, run_dir: str | Path,
-    finetune: FinetuneConfig | None = None, seed: int = 0, split_seed: int = 42,
-    split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2), criterion: str | None = None,
-    progress: bool = True,
-) -> RunResult:
+def finetune_run(config: FinetuneRunConfig, progress: bool = True) -> RunResult:
     """Fine-tune a saved model on an external cohort by staged unfreezing (the reference's ``--ext_tune``).
 
     The external cohort gets its own participant split (60/20/20 by default); the model keeps its training
-    encoder and target scaling. ``metrics.json`` holds the external test metrics before (``test_untuned``) and
-    after (``test``) fine-tuning; the tuned bundle is ``run_dir/model.aiecg``.
+    encoder and target scaling, and the store must match the bundle's input contract. Writes ``config.yaml``
+    (the resolved configuration); ``metrics.json`` holds the external test metrics before (``test_untuned``) and
+    after (``test``) fine-tuning; the tuned bundle is ``out/model.aiecg``.
     """
-    bundle = load_bundle(bundle_path)
+    if not config.bundle or not config.cohort or not config.out:
+        raise ConfigError("fine-tuning needs --bundle, --cohort and --out")
+    bundle = load_bundle(config.bundle)
     spec = bundle.target
-    run_dir = Path(run_dir)
+    run_dir = Path(config.out)
     run_dir.mkdir(parents=True, exist_ok=True)
-    cohort = load_cohort(cohort_path, spec.outputs)
-    store = Store.open(store_path or Path(cohort_path).parent / "store")
+    config.save(run_dir / "config.yaml")
+    cohort = load_cohort(config.cohort, spec.outputs)
+    check_target_codes(cohort, spec, config.cohort)
+    store = Store.open(config.store_path())
+    check_store_contract(bundle, store, config.cohort)
     cohort = usable_cohort(cohort, store)
     cohort.write_exclusions(run_dir / "exclusions.csv")
-    check_clinical_columns(bundle, cohort, cohort_path)
+    check_clinical_columns(bundle, cohort, config.cohort)
     frame = cohort.frame
-    splits = make_splits(frame, spec, split_seed, split_fractions)
+    splits = make_splits(frame, spec, config.split_seed, config.split_fractions)
     splits.save(run_dir)
-    leads = bundle.input_spec["leads"]
+    leads = bundle.leads
     arrays = {name: build_arrays(store, frame, ids, spec, leads, bundle.encoder)
               for name, ids in (("train", splits.train), ("val", splits.val), ("test", splits.test))}
     model = bundle.build_model()
-    untuned = evaluate_bundle(bundle_path, cohort_path, store.root, run_dir / "untuned", ids=splits.test, compare=False,
-                              seed=seed)
+    untuned = evaluate_bundle(config.bundle, config.cohort, store.root, run_dir / "untuned", ids=splits.test,
+                              compare=False, seed=config.seed)
     labels = arrays["train"].target[:, 0].astype(np.int64) if spec.is_categorical else None
-    finetune = finetune or FinetuneConfig()
+    fit_config = FitConfig(seed=config.seed, device=config.device, batch_size=config.batch_size)
     results = staged_finetune(model, ECGDataset(arrays["train"], bundle.scaling), ECGDataset(arrays["val"],
-                              bundle.scaling), make_loss(criterion, spec), FitConfig(seed=seed), finetune, run_dir,
-                              progress, labels)
+                              bundle.scaling), make_loss(config.criterion, spec), fit_config, config.finetune,
+                              run_dir, progress, labels)
     old = PostHoc.from_dict(bundle.thresholds.get("posthoc"))
-    val_pred = predict(model, arrays["val"].ecg, arrays["val"].meta, spec, bundle.scaling)
+    val_pred = predict(model, arrays["val"].ecg, arrays["val"].meta, spec, bundle.scaling, device=config.device)
     train_lvh = lvh_labels(frame, splits.train)
+    target_prevalence = config.target_prevalence or (float(np.nanmean(train_lvh)) if train_lvh is not None else None)
     posthoc = fit_posthoc(spec, val_pred, arrays["val"].is_male, lvh_labels(frame, splits.val), arrays["val"].target,
-                          old.model_prevalence, float(np.nanmean(train_lvh)) if train_lvh is not None else None,
-                          recalibrate=old.recalibration is not None)
+                          old.model_prevalence, target_prevalence, recalibrate=old.recalibration is not None)
     tuned = dataclasses.replace(
         bundle, state_dict=model.state_dict(), versions={}, thresholds={"posthoc": posthoc.to_dict()},
-        training={**bundle.training, "finetuned_from": str(bundle_path), "finetune_cohort": str(cohort_path),
-                  "split_seed": split_seed, "split_fractions": list(split_fractions),
-                  "test_ids_sha256": ids_digest(splits.test), "finetune": dataclasses.asdict(finetune)},
+        training={**bundle.training, "finetuned_from": str(config.bundle), "finetune_cohort": str(config.cohort),
+                  "split_seed": config.split_seed, "split_fractions": list(config.split_fractions),
+                  "test_ids_sha256": ids_digest(splits.test), "finetune": dataclasses.asdict(config.finetune)},
     )
     bundle_out = save_bundle(tuned, run_dir / "model.aiecg")
     build_results(spec, arrays["val"], val_pred, frame, posthoc).to_csv(run_dir / "results_val.csv", index=False)
-    metrics = evaluate_bundle(bundle_out, cohort_path, store.root, run_dir, split="test", seed=seed)
-    metrics.update({"finetuned_from": str(bundle_path), "test_untuned": untuned["test"],
+    metrics = evaluate_bundle(bundle_out, config.cohort, store.root, run_dir, split="test", seed=config.seed)
+    metrics.update({"finetuned_from": str(config.bundle), "test_untuned": untuned["test"],
                     "stages": [{"stage": i, "best_epoch": r.best_epoch, "best_val_loss": r.best_val_loss,
                                 "epochs_run": r.epochs_run} for i, r in enumerate(results)]})
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+    atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=float))
     return RunResult(run_dir, bundle_out, metrics)

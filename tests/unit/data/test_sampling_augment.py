@@ -1,8 +1,19 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
-from aiecg.data.augment import AugmentConfig, amplitude_scale, augment_batch, random_crop_resize, time_shift
+from aiecg.config import AugmentConfig
+from aiecg.data.augment import (
+    Compose,
+    Mixup,
+    Transform,
+    amplitude_scale,
+    augment_batch,
+    random_crop_resize,
+    time_shift,
+)
 from aiecg.data.sampling import epoch_indices
 
 
@@ -23,8 +34,9 @@ def test_oversample_and_undersample_balance_classes_reproducibly():
 
 def test_augmentations_are_seeded_and_do_what_they_say():
     x = torch.randn(6, 8, 400)
-    a = augment_batch(x, AugmentConfig(p=1.0), torch.Generator().manual_seed(0))
-    b = augment_batch(x, AugmentConfig(p=1.0), torch.Generator().manual_seed(0))
+    always = AugmentConfig(crop_resize_p=1.0, amplitude_p=1.0, noise_p=1.0, shift_p=1.0)
+    a = augment_batch(x, always, torch.Generator().manual_seed(0))
+    b = augment_batch(x, always, torch.Generator().manual_seed(0))
     assert torch.equal(a, b) and not torch.equal(a, x) and a.shape == x.shape
     scaled = amplitude_scale(x, torch.Generator().manual_seed(1), 2.0, 2.0)
     torch.testing.assert_close(scaled, 2 * x)
@@ -34,3 +46,27 @@ def test_augmentations_are_seeded_and_do_what_they_say():
     assert abs(shift) <= 5 and torch.equal(shifted[0, 0, 50:350], ramp[0, 0, 50:350] - shift)
     same = random_crop_resize(ramp, torch.Generator().manual_seed(3), min_fraction=1.0)
     torch.testing.assert_close(same, ramp)
+
+
+def test_mixup_changes_the_label_with_the_signal_and_is_seeded():
+    x = torch.arange(8.0).view(8, 1, 1).repeat(1, 2, 10)
+    y = 10 * torch.arange(8.0).view(8, 1)
+    config = AugmentConfig(crop_resize_p=0, amplitude_p=0, noise_p=0, shift_p=0, mixup_p=1.0, mixup_alpha=0.4)
+    mx, my = augment_batch(x, config, torch.Generator().manual_seed(5), y)
+    mx2, my2 = augment_batch(x, config, torch.Generator().manual_seed(5), y)
+    assert torch.equal(mx, mx2) and torch.equal(my, my2)
+    # each mixed sample is a convex combination; its label uses the same weight as its signal
+    torch.testing.assert_close(my[:, 0], 10 * mx[:, 0, 0])
+    assert not torch.equal(my, y)
+
+
+def test_a_new_transform_is_one_class_with_its_own_probability():
+    @dataclasses.dataclass
+    class Invert(Transform):
+        def apply(self, x, y, generator):
+            return -x, y
+
+    x, y = torch.ones(1000, 1, 4), torch.zeros(1000, 1)
+    out, same_y = Compose([Invert(probability=0.3), Mixup(probability=0.0)])(x, y, torch.Generator().manual_seed(0))
+    share = float((out[:, 0, 0] < 0).float().mean())
+    assert 0.25 < share < 0.35 and torch.equal(same_y, y)

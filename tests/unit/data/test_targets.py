@@ -1,7 +1,49 @@
+"""Targets are described by their TargetSpec alone: adding one is one registration."""
+
 import numpy as np
 import pytest
 
-from aiecg.data.targets import TargetSpec, TaskKind, list_targets, target_spec
+from aiecg.data import targets
+from aiecg.data.cohort import load_cohort
+from aiecg.data.splits import split_participants, stratification_strata
+from aiecg.data.targets import TargetSpec, TaskKind, list_targets, register_target, target_spec
+from aiecg.evaluate.results import results_table
+from tests.conftest import make_table, write_cohort
+
+
+def test_adding_a_target_is_one_registration(tmp_path, monkeypatch):
+    monkeypatch.setattr(targets, "_SPECS", dict(targets._SPECS))
+    spec = register_target(TargetSpec("SEPTAL_THICKNESS", TaskKind.REGRESSION, ("SEPTAL_THICKNESS",), ("ivs",), 1,
+                                      value_range=((4.0, 30.0),), units=("mm",)))
+    assert "SEPTAL_THICKNESS" in targets.list_targets() and target_spec("septal_thickness") is spec
+    table = make_table(12)
+    table["ivs"] = np.linspace(6, 14, 12)
+    table.loc[3, "ivs"] = 45.0  # outside the spec's plausible range: excluded with a reason
+    cohort = load_cohort(write_cohort(tmp_path, table, targets={"SEPTAL_THICKNESS": "ivs"}), spec.outputs)
+    assert len(cohort.frame) == 11 and "impossible SEPTAL_THICKNESS" in cohort.exclusions["reason"].iloc[0]
+    y = cohort.frame[["SEPTAL_THICKNESS"]].to_numpy()
+    out = results_table(cohort.ids, cohort.frame["is_male"], spec, y, y + 1)
+    assert {"ivs_true", "ivs_pred"} <= set(out.columns) and np.allclose(out["ivs_pred"] - out["ivs_true"], 1)
+
+
+def test_categorical_codes_are_checked_against_the_spec():
+    lvh = target_spec("LVH")
+    assert lvh.invalid_codes([0, 1, 1.0, np.nan, None]) == []
+    assert lvh.invalid_codes([1, 2, 2]) == [2]
+    assert lvh.invalid_codes(["yes", 0]) == ["yes"]
+    assert target_spec("HN").invalid_codes([0, 3, 4, 1.5]) == [4, 1.5]
+    with pytest.raises(ValueError, match="one column stem per output"):
+        TargetSpec("X", TaskKind.REGRESSION, ("A", "B"), ("a",), 2)
+
+
+def test_rare_classes_are_pooled_so_a_stratified_split_runs():
+    labels = np.array([0] * 40 + [1] * 10 + [2] * 1 + [3] * 1)
+    strata = stratification_strata(labels)
+    assert set(strata) == {"0", "1"}  # the pooled rare pair (2 < 3 members) joins the largest class
+    assert set(stratification_strata(np.array([0] * 40 + [2, 2, 3]))) == {"0", "__rare__"}
+    ids = np.array([f"p{i}" for i in range(len(labels))])
+    splits = split_participants(ids, seed=0, stratify=labels)
+    assert sorted([*splits.train, *splits.val, *splits.test]) == sorted(ids)
 
 
 def test_every_reference_target_has_a_spec():

@@ -18,8 +18,8 @@ from aiecg.evaluate.calibration import calibration_intercept, calibration_slope,
 from aiecg.evaluate.stats import (
     average_precision,
     classification_report,
-    midranks,
     regression_report,
+    spearman_r,
     subgroup_reports,
     tertile_cut_points,
 )
@@ -40,10 +40,11 @@ def classification_data(seed=0, n=600):
     return labels, scores
 
 
-def test_midranks_and_average_precision_match_scipy_and_sklearn_with_ties():
+def test_spearman_and_average_precision_match_scipy_and_sklearn_with_ties():
     rng = np.random.default_rng(1)
     x = rng.integers(0, 6, size=(4, 50)).astype(float)
-    np.testing.assert_allclose(midranks(x), stats.rankdata(x, axis=1))
+    y = x + rng.integers(0, 3, size=(4, 50))
+    np.testing.assert_allclose(spearman_r(x, y), [stats.spearmanr(x[k], y[k]).statistic for k in range(4)])
     labels = rng.integers(0, 2, size=(4, 50))
     expected = [average_precision_score(labels[k], x[k]) for k in range(4)]
     np.testing.assert_allclose(average_precision(labels, x), expected, rtol=1e-12)

@@ -11,10 +11,9 @@ import pytest
 from aiecg.ecg import STANDARD_LEADS
 from aiecg.signal.beats import BeatConfig, assess_quality, extract_beats
 from aiecg.signal.filters import FilterConfig, preprocess
+from tests.conftest import SHARED_DATA
 
-DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
-if not DATA.exists():
-    DATA = Path("/work/shared/data")
+DATA = SHARED_DATA
 needs_data = pytest.mark.skipif(not DATA.exists(), reason=f"real ECG data folder {DATA} is absent")
 FS = 500.0
 

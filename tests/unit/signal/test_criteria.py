@@ -76,7 +76,7 @@ def _full(**values: float) -> dict[str, float]:
     leads = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
     base = {f"{w}_{lead}": 0.0 for lead in leads for w in ("P", "Q", "R", "S", "J", "T")}
     base.update({f"R_{lead}": 1.0 for lead in leads})
-    base.update({"qrs_duration_ms": 80.0, "qrs_axis_deg": 40.0})
+    base.update({"qrs_duration_ms": 80.0, "qrs_axis_deg": 40.0, "r_peak_time_V5": 30.0, "r_peak_time_V6": 30.0})
     base.update(values)
     return base
 
@@ -94,7 +94,52 @@ def test_romhilt_estes_points_at_their_cut_offs() -> None:
     definite = romhilt_estes(_full(R_V5=3.2, qrs_axis_deg=-45.0))  # 3 + 2 = 5 points: LVH
     assert definite.score == 5.0 and definite.positive is True
     assert romhilt_estes(_full(R_V5=3.2, qrs_duration_ms=95.0)).positive is False  # 4 points: probable only
-    assert romhilt_estes(_full(R_V5=math.nan)).positive is None
+    # a missing input is unknown, never a silent zero: a call is made only when the unknown points cannot change it
+    assert romhilt_estes(_full(S_V2=math.nan)).positive is False  # 0 known + 3 unknown < 5: decided negative
+    unsure = romhilt_estes(_full(R_V5=math.nan))  # voltage and V5 strain unknown: 6 points could reach 5
+    assert unsure.positive is None and unsure.completeness == pytest.approx(1 - 6 / 13)
+    assert romhilt_estes(_full(R_V5=3.2, P_V1=math.nan)).positive is None  # 3 known + 3 unknown: 5 reachable
+    assert romhilt_estes(_full(R_V5=3.2, P_V1=math.nan, qrs_axis_deg=-40.0)).positive is True  # 5 known
+    assert romhilt_estes(_full(R_V5=3.2, qrs_duration_ms=95.0, r_peak_time_V5=math.nan,
+                               r_peak_time_V6=math.nan)).positive is None  # 4 known + intrinsicoid unknown
+    assert romhilt_estes(_full(R_V5=3.2, qrs_duration_ms=95.0, r_peak_time_V6=55.0)).positive is True  # 5 points
+    assert romhilt_estes(_full()).completeness == 1.0
+
+
+@pytest.mark.parametrize(("axis", "points"), [(-29.0, 0.0), (-30.0, 2.0), (-90.0, 2.0), (-91.0, 0.0),
+                                              (-150.0, 0.0), (170.0, 0.0)])
+def test_romhilt_estes_left_axis_deviation_only_from_minus_30_to_minus_90(axis: float, points: float) -> None:
+    from aiecg.signal.criteria import romhilt_estes
+
+    assert romhilt_estes(_full(qrs_axis_deg=axis)).score == points
+
+
+def test_cornell_product_female_adjustment_is_an_explicit_option() -> None:
+    m = _m(R_aVL=1.0, S_V3=1.0, qrs_duration_ms=100.0)
+    assert cornell_product(m, "female").score == pytest.approx((2.0 + 0.6) * 100)  # LIFE default
+    assert cornell_product(m, "female", female_adjustment_mv=0.8).score == pytest.approx(280.0)  # Molloy 1992
+    assert cornell_product(m, "male", female_adjustment_mv=0.8).score == pytest.approx(200.0)
+    assert all_criteria(m, "female", {"cornell_product": {"female_adjustment_mv": 0.8}})[
+        "cornell_product"].score == pytest.approx(280.0)
+    with pytest.raises(ValueError, match="no options"):
+        all_criteria(m, "female", {"cornell_product": {"female_mv": 0.8}})
+
+
+def test_adding_a_criterion_is_one_registration(monkeypatch) -> None:
+    """A new criterion needs one function and one register_criterion call: the registry feeds all_criteria,
+    the comparison rows (label, strictness) and aiecg measure."""
+    from aiecg.signal import criteria
+
+    monkeypatch.setattr(criteria, "CRITERIA", dict(criteria.CRITERIA))
+    criteria.register_criterion(criteria.Criterion(
+        "lewis", "Lewis index", lambda m, sex: criteria._result(
+            "lewis", m["R_I"] + m["S_III"] - m["R_III"] - m["S_I"], 1.7, strict=False), strict=False))
+    measurements = {**_full(R_I=2.0, S_III=0.5), "S_I": 0.0, "R_III": 0.5}
+    result = criteria.all_criteria(measurements, "male")["lewis"]
+    assert result.score == pytest.approx(2.0) and result.positive is True
+    assert criteria.CRITERIA["lewis"].margin(result) == pytest.approx(0.3)
+    assert "pathological_q_waves" not in criteria.all_criteria(measurements, "male")
+    assert "pathological_q_waves" in criteria.all_criteria(measurements, "male", lvh_only=False)
 
 
 def test_pathological_q_waves_need_two_contiguous_leads() -> None:

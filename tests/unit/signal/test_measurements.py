@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -11,10 +9,9 @@ from aiecg.ecg import MODEL_LEADS, STANDARD_LEADS
 from aiecg.signal.beats import extract_beats
 from aiecg.signal.filters import preprocess
 from aiecg.signal.measurements import compute_measurements
+from tests.conftest import SHARED_DATA
 
-DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
-if not DATA.exists():
-    DATA = Path("/work/shared/data")
+DATA = SHARED_DATA
 XML = DATA / "formats" / "ukb_cardiosoft" / "example-XML1.xml"
 needs_xml = pytest.mark.skipif(not XML.exists(), reason=f"real CardioSoft example {XML} is absent")
 FS = 500.0

@@ -66,7 +66,7 @@ class _Killed(Exception):
 
 
 def test_resume_after_interruption_equals_uninterrupted(tmp_path):
-    from aiecg.data.augment import AugmentConfig
+    from aiecg.config import AugmentConfig
 
     train, val = _toy(96, 0), _toy(32, 1)
     scaling = TargetScaling.fit(train.target)
