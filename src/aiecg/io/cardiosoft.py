@@ -144,8 +144,9 @@ def _waveforms(section: ET.Element, path: Path, name: str) -> tuple[np.ndarray, 
     declared_leads = section.findtext("NumberOfLeads")
     if declared_leads and declared_leads.strip().isdigit() and int(declared_leads) != len(rows):
         raise ECGReadError(path, f"{name} declares {declared_leads} leads but holds {len(rows)}")
-    signal = np.stack(rows) * (resolution / 1000.0)
-    return signal.astype(np.float32), tuple(leads), fs
+    with np.errstate(over="ignore", invalid="ignore"):  # beyond float32 becomes inf, refused by ECG
+        signal = (np.stack(rows) * (resolution / 1000.0)).astype(np.float32)
+    return signal, tuple(leads), fs
 
 
 def _lead_measurements(table: ET.Element | None) -> dict[str, dict[str, float]]:

@@ -6,9 +6,10 @@ Limits (checked on every record at read time, so a later stage never meets an ab
   150 Hz (AHA recommendations, Kligfield et al., Circulation 2007;115:1306) and 100 Hz records (PTB-XL
   ``records100``) are the lowest rate in public use; below 50 Hz the QRS complex (~40 Hz content) is aliased and
   no measurement or model input can be made. High-resolution ECGs are sampled at 1-10 kHz (late-potential work,
-  Simson 1981); nothing recorded from the body surface needs more than 20 kHz. A rate must also be a multiple of
-  ``FS_RESOLUTION`` (1 mHz) so that resampling to a model rate uses a bounded rational factor (up/down
-  <= 20,000,000, and far less for the integer rates of every real device).
+  Simson 1981); nothing recorded from the body surface needs more than 20 kHz. A rate must also be a whole
+  number of Hz, as every ECG device's is (GE 500, Philips 500/1000, Mortara 1000, MIT-BIH 360, INCART 257,
+  Holter 128/256): a rate such as 5000.001 Hz is a damaged field, and with whole rates the resampling factor
+  to any whole model rate is a ratio up/down with both terms <= 20,000 (after dividing by the gcd).
 - Duration ``MIN_DURATION_S`` = 2 s to ``MAX_DURATION_S`` = 30 min. Under 2 s a strip holds at most one or two
   beats (one RR interval at 30 bpm), which is not a recording any median beat, measurement or model can use;
   resting ECGs last 10 s, exercise and long-term strips up to minutes.
@@ -29,7 +30,6 @@ from aiecg.errors import ECGReadError
 
 MIN_FS = 50.0
 MAX_FS = 20_000.0
-FS_RESOLUTION = 1e-3
 MIN_DURATION_S = 2.0
 MAX_DURATION_S = 1800.0
 MAX_VALUES = 16_000_000
@@ -37,15 +37,15 @@ MEDIAN_DURATION_S = (0.2, 5.0)
 
 
 def check_fs(path: str | Path, fs: float, what: str = "signal") -> None:
-    """Refuse a sampling rate outside [MIN_FS, MAX_FS] or finer than FS_RESOLUTION."""
+    """Refuse a sampling rate outside [MIN_FS, MAX_FS] or not a whole number of Hz."""
     if not (math.isfinite(fs) and MIN_FS <= fs <= MAX_FS):
         raise ECGReadError(
             path, f"implausible {what} sampling rate {fs:g} Hz: aiecg reads ECGs sampled at "
                   f"{MIN_FS:g} Hz to {MAX_FS:g} Hz (check the file's sampling-rate field or the fs option)")
-    if abs(fs / FS_RESOLUTION - round(fs / FS_RESOLUTION)) > 1e-6 * max(1.0, fs / FS_RESOLUTION):
+    if abs(fs - round(fs)) > 1e-6:
         raise ECGReadError(
-            path, f"{what} sampling rate {fs!r} Hz is not a multiple of {FS_RESOLUTION * 1000:g} mHz: "
-                  "no device samples at such a rate (check the file's sampling-rate field)")
+            path, f"{what} sampling rate {fs!r} Hz is not a whole number of Hz: no ECG device samples at such a "
+                  "rate (check the file's sampling-rate field or the fs option)")
 
 
 def check_size(path: str | Path, n_leads: int, n_samples: int, fs: float | None = None) -> None:

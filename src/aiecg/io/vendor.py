@@ -117,11 +117,13 @@ def _lead_rows(path: Path, leads: list[Any], what: str) -> tuple[np.ndarray, lis
         if lead.is_raw:
             if not lead.resolution_unit or not lead.resolution:
                 raise ECGReadError(path, f"{what} lead {lead.label} has no amplitude resolution: units unknown")
-            samples = samples * lead.resolution + lead.offset
+            with np.errstate(over="ignore", invalid="ignore"):  # beyond float range: inf, refused later
+                samples = samples * lead.resolution + lead.offset
             unit = lead.resolution_unit
         else:
             unit = lead.units
-        rows.append(samples * unit_to_mv(unit or "", path))
+        with np.errstate(over="ignore", invalid="ignore"):
+            rows.append(samples * unit_to_mv(unit or "", path))
         names.append(str(lead.label))
         try:
             rates.add(float(lead.sampling_rate))
