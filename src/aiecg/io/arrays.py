@@ -334,6 +334,10 @@ def read_csv(
     path = Path(path)
     fs = _require(path, fs, "sampling rate", "a CSV file has none; pass fs=... (cohort YAML: fs)")
     try:
+        size = path.stat().st_size
+        if size > MAX_VALUES * 24:
+            raise ECGReadError(path, f"the file is {size:,} bytes, more text than one ECG of at most "
+                                     f"{MAX_VALUES:,} values takes")
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ECGReadError(path, "file not found") from None
