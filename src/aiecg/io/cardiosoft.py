@@ -71,9 +71,9 @@ def _integer_samples(text: str) -> np.ndarray | None:
     digit = b - np.uint8(48)  # wraps: non-digits become >= 10
     is_digit = digit < 10
     minus = b == 45
-    separator = (b == 44) | (b == 10) | (b == 9)
-    if np.count_nonzero(is_digit) + np.count_nonzero(minus) + np.count_nonzero(separator) \
-            + np.count_nonzero((b == 32) | (b == 13)) != b.size:
+    blanks = np.count_nonzero((b == 32) | (b == 13))
+    separators = np.count_nonzero((b == 44) | (b == 10) | (b == 9))
+    if np.count_nonzero(is_digit) + np.count_nonzero(minus) + separators + blanks != b.size:
         return None  # a character other than digits, '-', separators and blanks
     token = (is_digit | minus).view(np.int8)
     edges = np.empty(b.size + 1, dtype=np.int8)
@@ -82,17 +82,19 @@ def _integer_samples(text: str) -> np.ndarray | None:
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
     if starts.size == 0:
         return None
-    if starts.size > 1:  # each pair of neighbouring numbers has a separator between them, not just a blank
-        separators = np.cumsum(separator, dtype=np.int32)
-        if np.any(separators[starts[1:] - 1] == separators[ends[:-1] - 1]):
+    if blanks and starts.size > 1:  # neighbouring numbers need a separator between them, not just a blank
+        running = np.cumsum((b == 44) | (b == 10) | (b == 9), dtype=np.int32)
+        if np.any(running[starts[1:] - 1] == running[ends[:-1] - 1]):
             return None
     negative = minus[starts]
     length = ends - starts - negative
-    if length.min() < 1 or length.max() > 15 or np.count_nonzero(minus) != np.count_nonzero(negative):
+    longest = int(length.max())
+    if length.min() < 1 or longest > 15 or np.count_nonzero(minus) != np.count_nonzero(negative):
         return None
-    where = np.flatnonzero(is_digit)
-    number = np.repeat(np.arange(starts.size), length)
-    values = np.bincount(number, weights=digit[where] * _POW10[ends[number] - where - 1], minlength=starts.size)
+    values = np.zeros(starts.size)
+    last = ends - 1
+    for k in range(longest):  # units, tens, hundreds, ...: exact integer sums below 2**53
+        values += np.where(length > k, digit[np.maximum(last - k, 0)], 0) * _POW10[k]
     values[negative] *= -1.0
     return values
 
