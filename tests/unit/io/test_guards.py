@@ -318,3 +318,12 @@ def test_bad_sample_text_gives_the_same_error_as_before(tmp_path, record):
         bad.write_text(text[:first] + f"\n{bad_value}," + text[first:], encoding="iso-8859-1")
         with pytest.raises(ECGReadError, match=reason):
             read_ecg(bad)
+
+
+# ------------------------------------------------------------------------------------------------ registry
+
+
+def test_an_option_the_reader_does_not_take_is_named(shared_data):
+    with pytest.raises(ECGReadError, match="the cardiosoft reader does not take the option\\(s\\) fs") as info:
+        read_ecg(shared_data / "formats" / "ukb_cardiosoft" / "example-XML1.xml", fs=500)
+    own_words(info.value)
