@@ -73,6 +73,10 @@ class ECG:
     def __post_init__(self) -> None:
         where = f"record {self.record_id!r}" + (f" ({self.source})" if self.source else "")
         signal = np.asarray(self.signal)
+        if signal.dtype.kind not in "iufb":
+            raise ECGValidationError(f"{where}: signal must hold real numbers, got dtype {signal.dtype}")
+        with np.errstate(over="ignore", invalid="ignore"):  # values beyond float32 become inf: refused below
+            signal = np.ascontiguousarray(signal, dtype=np.float32)
         if signal.ndim != 2:
             raise ECGValidationError(f"{where}: signal must be 2-D [lead, time], got shape {signal.shape}")
         if signal.shape[0] != len(self.leads):
@@ -81,23 +85,27 @@ class ECG:
             )
         if signal.shape[0] == 0 or signal.shape[1] < 2:
             raise ECGValidationError(f"{where}: signal is empty (shape {signal.shape})")
-        if not np.all(np.isfinite(signal)):
+        if not np.all(np.isfinite(signal)):  # checked after the float32 conversion: 1e39 is inf in float32
             bad = [self.leads[i] for i in np.flatnonzero(~np.isfinite(signal).all(axis=1))]
-            raise ECGValidationError(f"{where}: non-finite samples in lead(s) {', '.join(bad)}")
-        if not (np.isfinite(self.fs) and self.fs > 0):
+            raise ECGValidationError(
+                f"{where}: non-finite samples (NaN, or beyond the float32 range of +-3.4e38 mV) in lead(s) "
+                f"{', '.join(str(b) for b in bad)}"
+            )
+        if not (isinstance(self.fs, int | float | np.number) and np.isfinite(self.fs) and self.fs > 0):
             raise ECGValidationError(f"{where}: sampling rate must be > 0 Hz, got {self.fs!r}")
         leads = tuple(normalise_lead_name(lead) for lead in self.leads)
         if len(set(leads)) != len(leads):
             raise ECGValidationError(f"{where}: duplicate lead names {leads}")
         object.__setattr__(self, "leads", leads)
-        object.__setattr__(self, "signal", np.ascontiguousarray(signal, dtype=np.float32))
+        object.__setattr__(self, "signal", signal)
         if self.median is not None:
-            median = np.asarray(self.median, dtype=np.float32)
+            with np.errstate(over="ignore", invalid="ignore"):
+                median = np.asarray(self.median, dtype=np.float32)
             if median.ndim != 2 or median.shape[0] != len(leads) or not np.all(np.isfinite(median)):
                 raise ECGValidationError(
                     f"{where}: vendor median beat must be finite with one row per lead, got {median.shape}"
                 )
-            if not (self.median_fs and self.median_fs > 0):
+            if not (self.median_fs and np.isfinite(self.median_fs) and self.median_fs > 0):
                 raise ECGValidationError(f"{where}: vendor median beat has no sampling rate")
             object.__setattr__(self, "median", median)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import numpy as np
 
 from aiecg.ecg import ECG, STANDARD_LEADS, normalise_lead_name
 from aiecg.errors import ECGReadError, ECGValidationError
+from aiecg.io.checks import MAX_VALUES, check_fs, check_plausible, library_detail
 from aiecg.signal.leads import DERIVED_LIMB_LEADS, derive_limb_leads
 
 NPY_SUFFIXES = (".npy",)
@@ -50,6 +52,7 @@ def _check_fs(path: Path, fs: Any, what: str) -> float:
         raise ECGReadError(path, f"{what} sampling rate is missing or not a number (got {fs!r})") from None
     if not (np.isfinite(value) and value > 0):
         raise ECGReadError(path, f"{what} sampling rate must be > 0 Hz (got {fs!r})")
+    check_fs(path, value, what)
     return value
 
 
@@ -127,7 +130,7 @@ def ecg_from_rows(
             raise ECGReadError(path, f"median beat leads {m_names} differ from the signal leads {names}")
         m = m[[m_names.index(n) for n in names]]
     try:
-        return ECG.from_array(
+        ecg = ECG.from_array(
             x, names, fs_value, record_id=record_id if record_id is not None else path.stem,
             median=m, median_fs=m_fs, measurements=dict(measurements or {}),
             lead_measurements={k: dict(v) for k, v in (lead_measurements or {}).items()},
@@ -135,6 +138,7 @@ def ecg_from_rows(
         )
     except ECGValidationError as exc:
         raise ECGReadError(path, str(exc)) from None
+    return check_plausible(ecg, path)
 
 
 def orient(path: str | Path, array: Any, n_leads: int, layout: str = "auto") -> np.ndarray:
@@ -184,16 +188,83 @@ def read_npy(
     leads = _require(path, leads, "lead names", "a .npy file has none; pass leads=[...] (cohort YAML: leads)")
     fs = _require(path, fs, "sampling rate", "a .npy file has none; pass fs=... (cohort YAML: fs)")
     try:
-        array = np.load(path, allow_pickle=False)
+        with open(path, "rb") as handle:
+            _array_header(path, handle, path.stat().st_size, "the array", MAX_VALUES)
+            handle.seek(0)
+            array = np.load(handle, allow_pickle=False)
     except FileNotFoundError:
         raise ECGReadError(path, "file not found") from None
+    except ECGReadError:
+        raise
     except Exception as exc:  # numpy's header parser lets SyntaxError/TokenError through on damaged headers
-        raise ECGReadError(path, f"not a readable .npy array ({type(exc).__name__}: {exc}); truncated?") from None
+        raise ECGReadError(path, "not a readable .npy array: its data do not decode (truncated or damaged file?)"
+                           + library_detail(exc)) from None
     return ecg_from_rows(path, orient(path, array, len(leads), layout), leads, fs, scale_to_mv=unit_to_mv(units, path))
+
+
+def _array_header(path: Path, handle: Any, available: int, what: str, cap: int) -> tuple[tuple[int, ...], np.dtype]:
+    """Read and check a ``.npy`` header from ``handle``: a numeric or text dtype, at most ``cap`` values, and
+    data that fit in the ``available`` bytes. Leaves ``handle`` at the start of the data."""
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(handle)
+        if version == (1, 0):
+            shape, fortran, dtype = fmt.read_array_header_1_0(handle, max_header_size=10_000)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dtype = fmt.read_array_header_2_0(handle, max_header_size=10_000)
+        else:
+            raise ECGReadError(path, f"{what} has unknown .npy format version {version}")
+    except ECGReadError:
+        raise
+    except Exception as exc:  # ValueError/SyntaxError on a damaged header dictionary
+        raise ECGReadError(path, f"{what} has a damaged .npy header (not a NumPy array file?)"
+                           + library_detail(exc)) from None
+    if dtype.hasobject or dtype.kind not in "biufUS":
+        raise ECGReadError(path, f"{what} holds {dtype} values, not numbers or text")
+    count = 1
+    for size in shape:
+        count *= size
+    if count > cap:
+        raise ECGReadError(path, f"{what} declares shape {shape} ({count:,} values), more than the {cap:,} "
+                                 "aiecg reads in one record")
+    header = handle.tell()
+    if header + count * dtype.itemsize > available:
+        raise ECGReadError(path, f"{what} says shape {shape} ({count * dtype.itemsize:,} bytes of data) but the "
+                                 f"file holds {max(available - header, 0):,}: truncated file?")
+    return tuple(shape), dtype
+
+
+_NPZ_SMALL = 1024
+"""The most values a metadata member of an ``.npz`` (``leads``, ``fs``, ``units``, ``median_fs``) may hold."""
+
+
+def _npz_member(path: Path, archive: zipfile.ZipFile, key: str, cap: int) -> np.ndarray | None:
+    """One member of an ``.npz`` archive, or None when absent; its header is checked before any data is read."""
+    try:
+        info = archive.getinfo(f"{key}.npy")
+    except KeyError:
+        return None
+    what = f"array {key!r}"
+    try:
+        with archive.open(info) as handle:
+            _array_header(path, handle, info.file_size, what, cap)
+        with archive.open(info) as handle:  # the header is fine: now read the data, from the start
+            return np.lib.format.read_array(handle, allow_pickle=False)
+    except ECGReadError:
+        raise
+    except Exception as exc:  # zlib.error, BadZipFile (CRC), EOFError, ValueError from a damaged member
+        raise ECGReadError(path, f"{what} in the archive does not decode (truncated or damaged file?)"
+                           + library_detail(exc)) from None
 
 
 def _npz_text(value: np.ndarray) -> list[str]:
     return [str(v) for v in np.atleast_1d(value).tolist()]
+
+
+def _npz_scalar(path: Path, value: np.ndarray, key: str) -> Any:
+    if value.size != 1:
+        raise ECGReadError(path, f"array {key!r} holds {value.size} values; one number was expected")
+    return value.item()
 
 
 def read_npz(
@@ -212,30 +283,36 @@ def read_npz(
     """
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            content = {name: archive[name] for name in archive.files}
+        archive = zipfile.ZipFile(path)
     except FileNotFoundError:
         raise ECGReadError(path, "file not found") from None
-    except Exception as exc:  # zipfile and numpy's header parser raise many kinds on damaged archives
-        raise ECGReadError(path, f"not a readable .npz archive ({type(exc).__name__}: {exc})") from None
-    if key not in content:
-        raise ECGReadError(path, f"no array {key!r} in the archive (it has {', '.join(sorted(content)) or 'none'})")
-    if leads is None and "leads" in content:
-        leads = _npz_text(content["leads"])
-    leads = _require(path, leads, "lead names", "store a 'leads' key or pass leads=[...]")
-    if fs is None and "fs" in content:
-        fs = content["fs"].item() if content["fs"].size == 1 else content["fs"]
-    fs = _require(path, fs, "sampling rate", "store an 'fs' key or pass fs=...")
-    if units is None:
-        units = _npz_text(content["units"])[0] if "units" in content and content["units"].size == 1 else "mV"
-    scale = unit_to_mv(units, path)
-    median = content.get("median")
-    median_fs = None
-    if median is not None:
-        median = orient(path, median, len(leads), layout)
-        if "median_fs" in content:
-            median_fs = content["median_fs"].item() if content["median_fs"].size == 1 else content["median_fs"]
-    return ecg_from_rows(path, orient(path, content[key], len(leads), layout), leads, fs, scale_to_mv=scale,
+    except Exception as exc:  # BadZipFile, OSError, ValueError on a damaged central directory
+        raise ECGReadError(path, "not a readable .npz archive: its zip directory is damaged or the file is truncated"
+                           + library_detail(exc)) from None
+    with archive:
+        members = sorted(n[:-4] for n in archive.namelist() if n.endswith(".npy"))
+        signal = _npz_member(path, archive, key, MAX_VALUES)
+        if signal is None:
+            raise ECGReadError(path, f"no array {key!r} in the archive (it has {', '.join(members) or 'none'})")
+        if leads is None:
+            stored = _npz_member(path, archive, "leads", _NPZ_SMALL)
+            leads = _npz_text(stored) if stored is not None else None
+        leads = _require(path, leads, "lead names", "store a 'leads' key or pass leads=[...]")
+        if fs is None:
+            stored = _npz_member(path, archive, "fs", _NPZ_SMALL)
+            fs = _npz_scalar(path, stored, "fs") if stored is not None else None
+        fs = _require(path, fs, "sampling rate", "store an 'fs' key or pass fs=...")
+        if units is None:
+            stored = _npz_member(path, archive, "units", _NPZ_SMALL)
+            units = str(_npz_scalar(path, stored, "units")) if stored is not None else "mV"
+        scale = unit_to_mv(units, path)
+        median = _npz_member(path, archive, "median", MAX_VALUES)
+        median_fs = None
+        if median is not None:
+            median = orient(path, median, len(leads), layout)
+            stored = _npz_member(path, archive, "median_fs", _NPZ_SMALL)
+            median_fs = _npz_scalar(path, stored, "median_fs") if stored is not None else None
+    return ecg_from_rows(path, orient(path, signal, len(leads), layout), leads, fs, scale_to_mv=scale,
                          median=median, median_fs=median_fs)
 
 
@@ -257,6 +334,10 @@ def read_csv(
     path = Path(path)
     fs = _require(path, fs, "sampling rate", "a CSV file has none; pass fs=... (cohort YAML: fs)")
     try:
+        size = path.stat().st_size
+        if size > MAX_VALUES * 24:
+            raise ECGReadError(path, f"the file is {size:,} bytes, more text than one ECG of at most "
+                                     f"{MAX_VALUES:,} values takes")
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ECGReadError(path, "file not found") from None

@@ -21,6 +21,7 @@ from defusedxml.common import DefusedXmlException
 from aiecg.ecg import ECG, STANDARD_LEADS, normalise_lead_name
 from aiecg.errors import ECGReadError, ECGValidationError
 from aiecg.files import atomic_write_bytes
+from aiecg.io.checks import check_fs, check_plausible
 
 SUFFIXES = (".xml",)
 ROOT_TAG = "CardiologyXML"
@@ -31,6 +32,10 @@ GLOBAL_MEASUREMENTS = (
     "POnset", "POffset", "QOnset", "QOffset", "TOffset",
 )
 """Global measurements kept from ``RestingECGMeasurements`` (ms, bpm, mV or degrees as the file says)."""
+
+
+MAX_XML_BYTES = 64 * 2**20
+"""The largest CardioSoft file read (a real 10 s export is ~0.5 MB)."""
 
 
 def sniff(head: bytes) -> bool:
@@ -45,7 +50,56 @@ def _float_or_nan(text: str | None) -> float:
         return math.nan
 
 
-def _parse_samples(text: str | None, path: Path, lead: str, section: str) -> np.ndarray:
+_POW10 = 10.0 ** np.arange(16)
+
+
+def _integer_samples(text: str) -> np.ndarray | None:
+    """Vectorised parse of integer sample text (``-4,-2,-2,...``, commas, tabs or newlines between values).
+
+    Works on the bytes with numpy (no Python object per sample). Returns None whenever the text is anything but
+    clean integers of at most 15 digits (exact in float64) separated as :func:`_parse_samples_slow` separates them
+    (a decimal point, an exponent, a stray sign, two numbers in one field, ...), so the general parser decides
+    those: same values, same errors.
+    """
+    try:
+        raw = text.encode("ascii")
+    except UnicodeEncodeError:
+        return None
+    b = np.frombuffer(raw, dtype=np.uint8)
+    if b.size == 0:
+        return None
+    digit = b - np.uint8(48)  # wraps: non-digits become >= 10
+    is_digit = digit < 10
+    minus = b == 45
+    blanks = np.count_nonzero((b == 32) | (b == 13))
+    separators = np.count_nonzero((b == 44) | (b == 10) | (b == 9))
+    if np.count_nonzero(is_digit) + np.count_nonzero(minus) + separators + blanks != b.size:
+        return None  # a character other than digits, '-', separators and blanks
+    token = (is_digit | minus).view(np.int8)
+    edges = np.empty(b.size + 1, dtype=np.int8)
+    edges[0], edges[-1] = token[0], -token[-1]
+    np.subtract(token[1:], token[:-1], out=edges[1:-1])
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    if starts.size == 0:
+        return None
+    if blanks and starts.size > 1:  # neighbouring numbers need a separator between them, not just a blank
+        running = np.cumsum((b == 44) | (b == 10) | (b == 9), dtype=np.int32)
+        if np.any(running[starts[1:] - 1] == running[ends[:-1] - 1]):
+            return None
+    negative = minus[starts]
+    length = ends - starts - negative
+    longest = int(length.max())
+    if length.min() < 1 or longest > 15 or np.count_nonzero(minus) != np.count_nonzero(negative):
+        return None
+    values = np.zeros(starts.size)
+    last = ends - 1
+    for k in range(longest):  # units, tens, hundreds, ...: exact integer sums below 2**53
+        values += np.where(length > k, digit[np.maximum(last - k, 0)], 0) * _POW10[k]
+    values[negative] *= -1.0
+    return values
+
+
+def _parse_samples_slow(text: str | None, path: Path, lead: str, section: str) -> np.ndarray:
     values = (text or "").replace("\n", ",").replace("\t", ",").split(",")
     values = [v for v in (s.strip() for s in values) if v]
     if not values:
@@ -56,10 +110,18 @@ def _parse_samples(text: str | None, path: Path, lead: str, section: str) -> np.
         raise ECGReadError(path, f"{section} lead {lead} holds a value that is not a number") from None
 
 
+def _parse_samples(text: str | None, path: Path, lead: str, section: str) -> np.ndarray:
+    """The samples of one ``WaveformData`` element as float64: the vectorised integer path for the files devices
+    write, the general (per-value) path for anything else, which also words every error."""
+    fast = _integer_samples(text) if text else None
+    return fast if fast is not None else _parse_samples_slow(text, path, lead, section)
+
+
 def _waveforms(section: ET.Element, path: Path, name: str) -> tuple[np.ndarray, tuple[str, ...], float]:
     fs = _float_or_nan(section.findtext("SampleRate"))
     if not (fs > 0):
         raise ECGReadError(path, f"{name} has no valid SampleRate (got {section.findtext('SampleRate')!r})")
+    check_fs(path, fs, name)
     resolution = _float_or_nan(section.findtext("Resolution"))
     if not (resolution > 0):
         raise ECGReadError(path, f"{name} has no valid Resolution in uV per LSB")
@@ -84,8 +146,9 @@ def _waveforms(section: ET.Element, path: Path, name: str) -> tuple[np.ndarray, 
     declared_leads = section.findtext("NumberOfLeads")
     if declared_leads and declared_leads.strip().isdigit() and int(declared_leads) != len(rows):
         raise ECGReadError(path, f"{name} declares {declared_leads} leads but holds {len(rows)}")
-    signal = np.stack(rows) * (resolution / 1000.0)
-    return signal.astype(np.float32), tuple(leads), fs
+    with np.errstate(over="ignore", invalid="ignore"):  # beyond float32 becomes inf, refused by ECG
+        signal = (np.stack(rows) * (resolution / 1000.0)).astype(np.float32)
+    return signal, tuple(leads), fs
 
 
 def _lead_measurements(table: ET.Element | None) -> dict[str, dict[str, float]]:
@@ -124,9 +187,15 @@ def read_cardiosoft(path: str | Path) -> ECG:
     """
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_XML_BYTES:
+            raise ECGReadError(path, f"the file is {size:,} bytes; a CardioSoft export of one ECG is under "
+                                     f"{MAX_XML_BYTES // 2**20} MB")
         root = SafeET.parse(path).getroot()
     except FileNotFoundError:
         raise ECGReadError(path, "file not found") from None
+    except OSError as exc:
+        raise ECGReadError(path, f"cannot open file ({exc.strerror})") from None
     except (ET.ParseError, DefusedXmlException, UnicodeError, ValueError, LookupError) as exc:
         raise ECGReadError(path, f"not well-formed XML ({exc}); the file may be truncated") from None
     if root.tag != ROOT_TAG:
@@ -155,13 +224,14 @@ def read_cardiosoft(path: str | Path) -> ECG:
                 raise ECGReadError(path, f"MedianSamples leads {median_leads} differ from StripData {leads}")
             median = median_raw[[median_leads.index(lead) for lead in leads]]
     try:
-        return ECG.from_array(
+        ecg = ECG.from_array(
             signal, leads, fs, record_id=path.stem, median=median, median_fs=median_fs,
             measurements=measurements, lead_measurements=lead_measurements,
             patient=_patient(root), source=str(path),
         )
     except ECGValidationError as exc:
         raise ECGReadError(path, str(exc)) from None
+    return check_plausible(ecg, path)
 
 
 def _format_samples(values: np.ndarray, per_line: int = 250) -> str:

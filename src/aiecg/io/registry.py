@@ -9,6 +9,7 @@ from typing import Any
 
 from aiecg.ecg import ECG
 from aiecg.errors import ECGReadError
+from aiecg.io.checks import check_plausible, library_detail
 
 
 @dataclass(frozen=True)
@@ -92,8 +93,19 @@ def read_ecg(path: str | Path, format: str | None = None, **options: Any) -> ECG
     path = Path(path)
     reader = get_reader(format) if format else detect_format(path)
     try:
-        return reader.read(path, **options)
+        ecg = reader.read(path, **options)
     except ECGReadError:
         raise
-    except Exception as exc:  # a reader bug or a library error must still name the file
-        raise ECGReadError(path, f"{reader.name} reader failed: {type(exc).__name__}: {exc}") from exc
+    except TypeError as exc:
+        if "unexpected keyword argument" in str(exc):
+            raise ECGReadError(path, f"the {reader.name} reader does not take the option(s) "
+                                     f"{', '.join(sorted(options))}" + library_detail(exc)) from None
+        raise ECGReadError(path, f"the {reader.name} reader could not make sense of this file (damaged?)"
+                           + library_detail(exc)) from exc
+    except MemoryError:
+        raise ECGReadError(path, f"the {reader.name} reader ran out of memory on this file: "
+                                 "not a single ECG, or a damaged size field") from None
+    except Exception as exc:  # a damage no reader check foresaw: still one error naming the file
+        raise ECGReadError(path, f"the {reader.name} reader could not make sense of this file (damaged?)"
+                           + library_detail(exc)) from exc
+    return check_plausible(ecg, path)

@@ -23,6 +23,7 @@ import numpy as np
 from aiecg.ecg import ECG
 from aiecg.errors import ECGReadError
 from aiecg.io.arrays import ecg_from_rows, unit_to_mv
+from aiecg.io.checks import check_fs, check_size, library_detail
 
 MUSE_SUFFIXES = (".xml",)
 HL7_SUFFIXES = (".xml",)
@@ -106,17 +107,29 @@ def _lead_rows(path: Path, leads: list[Any], what: str) -> tuple[np.ndarray, lis
         return None
     rows, names, rates = [], [], set()
     for lead in leads:
-        samples = np.asarray(lead.samples, dtype=np.float64)
+        try:
+            samples = np.asarray(lead.samples, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ECGReadError(path, f"{what} lead {lead.label} holds values that are not numbers"
+                               + library_detail(exc)) from None
+        if samples.ndim != 1:
+            raise ECGReadError(path, f"{what} lead {lead.label} is not a sequence of samples")
         if lead.is_raw:
             if not lead.resolution_unit or not lead.resolution:
                 raise ECGReadError(path, f"{what} lead {lead.label} has no amplitude resolution: units unknown")
-            samples = samples * lead.resolution + lead.offset
+            with np.errstate(over="ignore", invalid="ignore"):  # beyond float range: inf, refused later
+                samples = samples * lead.resolution + lead.offset
             unit = lead.resolution_unit
         else:
             unit = lead.units
-        rows.append(samples * unit_to_mv(unit or "", path))
+        with np.errstate(over="ignore", invalid="ignore"):
+            rows.append(samples * unit_to_mv(unit or "", path))
         names.append(str(lead.label))
-        rates.add(lead.sampling_rate)
+        try:
+            rates.add(float(lead.sampling_rate))
+        except (TypeError, ValueError):
+            raise ECGReadError(path, f"{what} lead {lead.label} has no sampling rate "
+                                     f"(got {lead.sampling_rate!r})") from None
     lengths = {row.size for row in rows}
     if len(lengths) != 1:
         raise ECGReadError(path, f"{what} leads have different lengths {sorted(lengths)}: truncated file?")
@@ -141,6 +154,15 @@ def _measurements(global_measurements: Any) -> dict[str, float]:
         if isinstance(value, int | float):
             out[name] = float(value)
     return out
+
+
+_DAMAGE = {
+    "GE MUSE XML": "malformed XML, or a waveform or measurement element that is damaged or cut off",
+    "HL7 aECG": "malformed XML, or a sequence, scale or digits element that is damaged or cut off",
+    "SCP-ECG": "a section pointer, length or Huffman-coded lead is damaged, or the file is truncated",
+    "Philips Sierra XML": "malformed XML, or an XLI-compressed or plain waveform block that is damaged or cut off",
+}
+"""What a decode failure means for each format, in the package's words (the library's text follows as detail)."""
 
 
 def _read_with_ecgdatakit(
@@ -169,8 +191,12 @@ def _read_with_ecgdatakit(
         warnings.simplefilter("always")
         try:
             record = parser().parse(path)
+        except MemoryError:
+            raise ECGReadError(path, f"the {fmt} file declares more data than one ECG holds (a damaged size field)"
+                               ) from None
         except Exception as exc:  # the library's own errors and the bare ones a damaged file provokes
-            raise ECGReadError(path, f"cannot decode {fmt}: {type(exc).__name__}: {exc}") from None
+            raise ECGReadError(path, f"the {fmt} content does not decode: {_DAMAGE[fmt]}"
+                               + library_detail(exc)) from None
     for warning in caught:
         if issubclass(warning.category, ChecksumWarning) and check_crc:
             raise ECGReadError(path, f"{fmt} checksum mismatch ({warning.message}): the file is corrupt "
@@ -254,8 +280,42 @@ def _dicom_lead_name(channel: Any) -> str:
     return re.sub(r"\s*\(.*\)\s*$", "", meaning).strip()
 
 
+_DICOM_INTERPRETATION = {8: ("SB", "UB", "MB", "AB"), 16: ("SS", "US"), 32: ("SL", "UL"), 64: ("SV", "UV")}
+"""WaveformSampleInterpretation values pydicom decodes for each WaveformBitsAllocated (PS3.3 C.10.9.1.5)."""
+
+
+def _dicom_layout(path: Path, group: Any, index: int) -> None:
+    """Check a multiplex group's declared layout against its data before pydicom decodes it."""
+    what = f"DICOM waveform group {index + 1}"
+    try:
+        channels = int(group.get("NumberOfWaveformChannels"))
+        samples = int(group.get("NumberOfWaveformSamples"))
+        bits = int(group.get("WaveformBitsAllocated"))
+        fs = float(group.get("SamplingFrequency"))
+    except (TypeError, ValueError):
+        raise ECGReadError(path, f"unknown DICOM waveform layout: {what} lacks a valid channel count, sample "
+                                 "count, bits allocated or sampling frequency") from None
+    interpretation = str(group.get("WaveformSampleInterpretation", "") or "")
+    if bits not in _DICOM_INTERPRETATION or interpretation not in _DICOM_INTERPRETATION[bits]:
+        raise ECGReadError(path, f"unknown DICOM waveform layout: {what} stores {bits}-bit samples as "
+                                 f"{interpretation!r}")
+    if channels < 1 or samples < 1:
+        raise ECGReadError(path, f"{what} says {channels} channels of {samples} samples: no waveform")
+    check_fs(path, fs, what)
+    check_size(path, channels, samples, fs)
+    definitions = group.get("ChannelDefinitionSequence") or []
+    if len(definitions) != channels:
+        raise ECGReadError(path, f"{what} says {channels} channels but defines {len(definitions)}")
+    data = group.get("WaveformData")
+    held = len(data) * 8 // (bits * channels) if data is not None else 0
+    if held < samples:
+        raise ECGReadError(path, f"the file says {samples} samples per lead but holds {held} ({what}): "
+                                 "truncated file?")
+
+
 def _dicom_group(path: Path, ds: Any, index: int) -> tuple[np.ndarray, list[str], float]:
     group = ds.WaveformSequence[index]
+    _dicom_layout(path, group, index)
     names, scales = [], []
     for number, channel in enumerate(group.ChannelDefinitionSequence):
         names.append(_dicom_lead_name(channel))
@@ -320,7 +380,8 @@ def read_dicom(path: str | Path) -> ECG:
     except InvalidDicomError as exc:
         raise ECGReadError(path, f"not a DICOM file ({exc})") from None
     except Exception as exc:  # pydicom raises bare errors on truncated or damaged data elements
-        raise ECGReadError(path, f"cannot decode DICOM: {type(exc).__name__}: {exc}") from None
+        raise ECGReadError(path, "the DICOM data elements do not decode: a tag, length or value representation "
+                                 "is damaged, or the file is truncated" + library_detail(exc)) from None
     if not groups:
         raise ECGReadError(path, "the DICOM file holds no WaveformSequence: not an ECG waveform object")
 
@@ -338,7 +399,8 @@ def read_dicom(path: str | Path) -> ECG:
     except ECGReadError:
         raise
     except Exception as exc:  # damaged sequences surface as AttributeError/KeyError/ValueError inside pydicom
-        raise ECGReadError(path, f"cannot decode the DICOM waveform: {type(exc).__name__}: {exc}") from None
+        raise ECGReadError(path, "unknown DICOM waveform layout: a channel definition, sensitivity or annotation "
+                                 "is missing or damaged" + library_detail(exc)) from None
     return ecg_from_rows(
         path, signal, names, fs,
         median=median[0] if median else None, median_leads=median[1] if median else None,

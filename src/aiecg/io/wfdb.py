@@ -2,65 +2,164 @@
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from aiecg.ecg import ECG
 from aiecg.errors import ECGReadError, ECGValidationError
+from aiecg.io.checks import check_fs, check_plausible, check_size, library_detail
 
 SUFFIXES = (".hea",)
 
+_BITS = {"8": 8, "16": 16, "61": 16, "80": 8, "160": 16, "212": 12, "24": 24, "32": 32, "310": 32 / 3, "311": 32 / 3}
+"""Bits per sample of the WFDB storage formats aiecg reads (format 310/311 pack three samples in four bytes)."""
+
+
+def _record_path(path: Path) -> Path:
+    """The record path (header path without ``.hea``) of a header, signal file or suffix-less record path."""
+    if path.suffix.lower() in (".hea", ".dat", ".mat"):
+        return path.with_suffix("")
+    return path
+
+
+def _header(record: Path) -> Path:
+    return record.parent / f"{record.name}.hea"
+
 
 def claims(path: Path) -> bool:
-    """A ``.mat``/``.dat`` signal file with its WFDB header beside it is a WFDB record (PhysioNet challenges)."""
-    return path.suffix.lower() in (".mat", ".dat") and path.with_suffix(".hea").exists()
+    """A WFDB record by its surroundings: a ``.mat``/``.dat`` signal file with its header beside it (PhysioNet
+    challenges), or a record path without suffix (``records500/00841_hr``) whose ``.hea`` exists."""
+    if path.suffix.lower() in (".mat", ".dat"):
+        return path.with_suffix(".hea").exists()
+    return path.suffix.lower() != ".hea" and not path.exists() and _header(path).exists()
+
 
 _UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3, "nu": 1.0, "": 1.0}
+_PAIR = re.compile(r"<\s*([^<>:]+?)\s*>\s*:?\s*([^<]*)")
+_SEX = {"male": "male", "m": "male", "female": "female", "f": "female"}
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(str(text).strip().split()[0])
+    except (ValueError, IndexError):
+        return math.nan
+    return value if math.isfinite(value) else math.nan
+
+
+def parse_comments(comments: list[str]) -> dict[str, Any]:
+    """Patient fields from WFDB header comments, in both PhysioNet styles.
+
+    ``Age: 54`` / ``Sex: Male`` (the PhysioNet/CinC challenges, PTB-XL) and ``<age>: 54 <sex>: M`` (LUDB, the
+    European ST-T and other PhysioNet databases, several pairs per line allowed). Every field is kept under its
+    lower-case name as text; ``age``, ``height_cm`` and ``weight_kg`` become numbers (NaN when not a number,
+    e.g. ``Unknown``) and ``sex`` is ``male``/``female``/``unknown`` as the other readers spell it.
+    """
+    fields: dict[str, str] = {}
+    for comment in comments:
+        text = comment.strip().lstrip("#").strip()
+        pairs = _PAIR.findall(text)
+        if pairs:
+            for key, value in pairs:
+                fields.setdefault(key.strip().lower(), value.strip())
+        elif ":" in text:
+            key, value = text.split(":", 1)
+            fields.setdefault(key.strip().lower(), value.strip())
+    patient: dict[str, Any] = dict(fields)
+    if "age" in fields:
+        patient["age"] = _number(fields["age"])
+    if "sex" in fields or "gender" in fields:
+        patient["sex"] = _SEX.get(fields.get("sex", fields.get("gender", "")).strip().lower(), "unknown")
+    for key, name in (("height", "height_cm"), ("weight", "weight_kg")):
+        if key in fields:
+            patient[name] = _number(fields[key])
+    return patient
+
+
+def _check_signal_files(path: Path, header: Any, record: Path) -> None:
+    """Refuse what wfdb would misread or choke on: an unknown storage format, an absurd size, or a signal file
+    shorter than the header says (checked on the files before any sample is decoded)."""
+    n_sig = int(header.n_sig or 0)
+    if n_sig < 1:
+        raise ECGReadError(path, "the WFDB header lists no signals")
+    fs = float(header.fs or 0)
+    check_fs(path, fs)
+    sig_len = header.sig_len
+    if sig_len is not None:
+        check_size(path, n_sig, int(sig_len), fs)
+    files: dict[str, list[int]] = {}
+    for i, (name, fmt) in enumerate(zip(header.file_name or [], header.fmt or [])):
+        if str(fmt) not in _BITS:
+            raise ECGReadError(path, f"signal {i + 1} is stored in WFDB format {fmt!r}, which aiecg does not read "
+                                     f"(formats {', '.join(sorted(_BITS, key=int))})")
+        if not name or Path(name).name != name:
+            raise ECGReadError(path, f"signal {i + 1} names the signal file {name!r}, which is not a file beside "
+                                     "the header")
+        files.setdefault(name, []).append(i)
+    for name, signals in files.items():
+        file = record.parent / name
+        if not file.exists():
+            raise ECGReadError(path, f"the WFDB signal file {name} named in the header is missing")
+        if sig_len is None:
+            continue
+        offset = max(int((header.byte_offset or [0] * n_sig)[i] or 0) for i in signals)
+        bits = sum(_BITS[str(header.fmt[i])] for i in signals)
+        need = offset + math.ceil(int(sig_len) * bits / 8)
+        size = file.stat().st_size
+        if size < need:
+            held = max(size - offset, 0) * 8 // max(int(bits), 1)
+            raise ECGReadError(path, f"the header says {sig_len} samples per lead but the signal file {name} "
+                                     f"holds {held}: truncated file?")
 
 
 def read_wfdb(path: str | Path) -> ECG:
-    """Read a WFDB record given its header path (or the record path without suffix).
+    """Read a WFDB record given its header path, a signal file with its header beside it, or the record path
+    without suffix.
 
-    Header comment lines of the form ``key: value`` (PhysioNet challenge style) go into ``ECG.patient``.
+    Header comments fill ``ECG.patient`` (see :func:`parse_comments`).
 
     Raises:
-        ECGReadError: missing header or signal file, unknown units, or invalid samples.
+        ECGReadError: missing header or signal file, a header that does not parse, a signal file shorter than the
+            header says, unknown units or storage format, or invalid samples.
     """
     import wfdb
 
     path = Path(path)
-    record_path = path.with_suffix("") if path.suffix.lower() in (".hea", ".dat", ".mat") else path
-    if not record_path.with_suffix(".hea").exists():
+    record = _record_path(path)
+    if not _header(record).exists():
         raise ECGReadError(path, "WFDB header (.hea) not found")
     try:
-        record = wfdb.rdrecord(str(record_path))
+        header = wfdb.rdheader(str(record))
+    except Exception as exc:  # wfdb raises bare ValueError/IndexError/KeyError on a damaged header line
+        raise ECGReadError(path, "the WFDB header does not parse: a record or signal line is damaged"
+                           + library_detail(exc)) from None
+    _check_signal_files(path, header, record)
+    try:
+        data = wfdb.rdrecord(str(record))
     except Exception as exc:  # wfdb raises bare ValueError/IndexError/OSError on damaged files
-        raise ECGReadError(path, f"cannot read WFDB record: {type(exc).__name__}: {exc}") from None
-    if record.p_signal is None or record.p_signal.size == 0:
+        raise ECGReadError(path, "the WFDB signal file does not decode as its header describes it"
+                           + library_detail(exc)) from None
+    if data.p_signal is None or data.p_signal.size == 0:
         raise ECGReadError(path, "WFDB record holds no samples")
     scale = []
-    for unit in record.units or [""] * record.n_sig:
+    for unit in data.units or [""] * data.n_sig:
         key = (unit or "").strip().lower()
         if key not in _UNIT_TO_MV:
             raise ECGReadError(path, f"unknown signal unit {unit!r}; expected mV, uV or V")
         scale.append(_UNIT_TO_MV[key])
-    signal = record.p_signal.T * np.asarray(scale)[:, None]
-    patient: dict[str, str] = {}
-    for comment in record.comments or []:
-        if ":" in comment:
-            key, value = comment.split(":", 1)
-            patient[key.strip().lower()] = value.strip()
-    if "sex" in patient:  # the other readers' spelling: male / female / unknown
-        patient["sex"] = {"male": "male", "m": "male", "female": "female", "f": "female"}.get(
-            patient["sex"].lower(), "unknown")
+    signal = data.p_signal.T * np.asarray(scale)[:, None]
     try:
-        return ECG.from_array(
-            signal, record.sig_name, float(record.fs or 0), record_id=record_path.name,
-            patient=patient, source=str(path),
+        ecg = ECG.from_array(
+            signal, data.sig_name, float(data.fs or 0), record_id=record.name,
+            patient=parse_comments(list(data.comments or [])), source=str(path),
         )
     except ECGValidationError as exc:
         raise ECGReadError(path, str(exc)) from None
+    return check_plausible(ecg, path)
 
 
 def write_wfdb(path: str | Path, ecg: ECG, comments: list[str] | None = None) -> Path:

@@ -81,4 +81,4 @@ def test_challenge_mat_with_header_is_claimed_by_wfdb(shared_data):
     mat = shared_data / "cinc2021" / "E07500.mat"
     assert detect_format(mat).name == "wfdb"
     ecg = read_ecg(mat)
-    assert ecg.signal.shape == (12, 5000) and ecg.patient["sex"] == "male" and ecg.patient["age"] == "78"
+    assert ecg.signal.shape == (12, 5000) and ecg.patient["sex"] == "male" and ecg.patient["age"] == 78.0
