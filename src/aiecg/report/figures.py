@@ -575,9 +575,10 @@ def beat_grid(time_ms: np.ndarray, leads: list[str], curves: list[tuple[str, np.
     for k, (ax, lead) in enumerate(zip(axes, leads)):
         for i, (name, beat, kw) in enumerate(curves):
             if colour_by is not None and i == 0:
-                mappable = ax.scatter(time_ms, beat[k], c=colour_by[k], cmap="RdBu_r", vmin=-limit, vmax=limit, s=3,
-                                      linewidths=0)
-                ax.plot(time_ms, beat[k], color=style.GREY, linewidth=0.4, zorder=0)
+                # colour: sign and size; size: magnitude (so the map survives greyscale printing)
+                mappable = ax.scatter(time_ms, beat[k], c=colour_by[k], cmap="RdBu_r", vmin=-limit, vmax=limit,
+                                      s=1 + 30 * np.abs(colour_by[k]) / limit, linewidths=0, zorder=1)
+                ax.plot(time_ms, beat[k], color=style.BLACK, linewidth=0.5, zorder=2)
             else:
                 ax.plot(time_ms, beat[k], label=name if k == 0 else None, **kw)
         ax.axhline(0, color=style.GREY, linewidth=0.4)
@@ -639,7 +640,8 @@ def median_beats(runs: list[RunData]) -> list[Plot]:
 
 # --- explanations -----------------------------------------------------------------------------------------------
 
-def clinical_beeswarm(feature_names: list[str], attributions: np.ndarray, values: np.ndarray, title: str) -> Figure:
+def clinical_beeswarm(feature_names: list[str], attributions: np.ndarray, values: np.ndarray, title: str,
+                      units: str = "raw output") -> Figure:
     """Attribution of each clinical input per participant (points jittered vertically, coloured by the
     encoded input value), features ordered by mean |attribution|: the layout of a SHAP summary plot."""
     order = np.argsort(np.abs(attributions).mean(axis=0))
@@ -655,7 +657,7 @@ def clinical_beeswarm(feature_names: list[str], attributions: np.ndarray, values
                               vmin=0, vmax=1, linewidths=0)
     ax.axvline(0, color=style.GREY, linewidth=0.6)
     ax.set_yticks(range(len(order)), [feature_names[j] for j in order])
-    ax.set_xlabel("attribution to the model output (integrated gradients)")
+    ax.set_xlabel(f"attribution to the model output ({units}; integrated gradients)")
     ax.set_title(title)
     fig.colorbar(mappable, ax=ax, label="input value (low → high)", shrink=0.8)
     return fig
@@ -677,7 +679,7 @@ def attribution_over_time(time_ms: np.ndarray, leads: list[str], mean_abs: np.nd
 
 
 def cam_plot(time_ms: np.ndarray, beat: np.ndarray, cams: list[tuple[str, np.ndarray]], lead: str,
-             title: str) -> Figure:
+             title: str, units: str = "raw output") -> Figure:
     """Class activation maps (contribution per time point of the last feature map, upsampled) under lead
     ``lead`` of the average median beat."""
     fig = style.new_figure(6.0, 3.6)
@@ -688,7 +690,7 @@ def cam_plot(time_ms: np.ndarray, beat: np.ndarray, cams: list[tuple[str, np.nda
     for i, (name, cam) in enumerate(cams):
         cam_ax.plot(time_ms, cam, color=style.CYCLE[i], linestyle=style.LINESTYLES[i], label=name)
     cam_ax.axhline(0, color=style.GREY, linewidth=0.5)
-    cam_ax.set_ylabel("contribution to output")
+    cam_ax.set_ylabel(f"CAM ({units})")
     cam_ax.set_xlabel("time from R peak (ms)")
     cam_ax.legend(frameon=False, fontsize=7)
     return fig
@@ -704,29 +706,32 @@ def explanation_plots(run: RunData) -> list[Plot]:
     leads, features = list(data["leads"]), list(data["features"])
     time_ms, plots = data["time_ms"], []
     slug = "".join(c if c.isalnum() else "_" for c in run.label)
+    units = info.get("output_units", "raw output")
+    title = f"{info.get('model', run.label)} on {info.get('cohort_name', run.path.name)}"
     delta = info.get("convergence_delta", {})
     note = (f"Integrated gradients ({info.get('n_steps')} steps) from an all-zero ECG and the clinical baseline; "
             f"convergence delta |sum of attributions - (output - baseline output)|: median "
-            f"{delta.get('median_abs', np.nan):.2g}, max {delta.get('max_abs', np.nan):.2g} (output units: "
-            f"{info.get('output_units', 'raw')}).")
+            f"{delta.get('median_abs', np.nan):.2g}, max {delta.get('max_abs', np.nan):.2g} ({units}; the mean "
+            f"|output - baseline output| is {delta.get('mean_abs_output_change', np.nan):.2g}).")
     if len(features):
         plots.append(Plot(f"explain_clinical_{slug}", "Clinical-variable attributions",
                           note + " One point per participant.",
-                          clinical_beeswarm(features, data["meta_attr"], data["meta"], f"{run.label}")))
+                          clinical_beeswarm(features, data["meta_attr"], data["meta"], title, units)))
     mean_abs = np.abs(data["ecg_attr"]).mean(axis=0)
     plots.append(Plot(f"explain_time_{slug}", "Where in the beat the model looks",
                       note + " Mean |attribution| per lead and time point over participants.",
-                      attribution_over_time(time_ms, leads, mean_abs, run.label)))
+                      attribution_over_time(time_ms, leads, mean_abs, title)))
     for group in ("low", "high"):
         key = f"typical_{group}"
         if key in data.files:
             index = data[key]
             plots.append(Plot(f"explain_beats_{group}_{slug}", f"Attribution on the median beat, {group} prediction",
                               note + f" Participant {data['ids'][index]} (prediction near the median of the "
-                              f"{'lowest' if group == 'low' else 'highest'} fifth); red: pushes the output up.",
+                              f"{'lowest' if group == 'low' else 'highest'} fifth); red: pushes the output up, blue: "
+                              "down; larger dots: larger |attribution|.",
                               beat_grid(time_ms, leads, [("beat", data["ecg"][index], {})],
-                                        f"{run.label}: participant {data['ids'][index]}",
-                                        colour_by=data["ecg_attr"][index], colour_label="attribution")))
+                                        f"{title}: participant {data['ids'][index]}",
+                                        colour_by=data["ecg_attr"][index], colour_label=f"attribution ({units})")))
     if "cam" in data.files:
         cam = data["cam"]
         pred = data["outputs"]
@@ -739,5 +744,5 @@ def explanation_plots(run: RunData) -> list[Plot]:
                           "pattern), averaged over the lowest and highest fifth of predictions.",
                           cam_plot(time_ms, data["ecg"].mean(axis=0)[k],
                                    [("highest fifth", cam[high].mean(axis=0)), ("lowest fifth", cam[low].mean(axis=0))],
-                                   lead, run.label)))
+                                   lead, title, units)))
     return plots

@@ -106,7 +106,7 @@ def load_run(path: str | Path) -> RunData:
     if not path.is_dir():
         raise ReportError(f"{path} is not a folder; pass a run folder (with metrics.json) or an explain folder")
     if (path / "explain.json").exists() and not (path / "metrics.json").exists():
-        data = RunData(path=path, label=path.name, kind="explain")
+        data = RunData(path=path, label=f"explanations ({path.name})", kind="explain")
         data.explain = json.loads((path / "explain.json").read_text())
         return data
     if not (path / "metrics.json").exists():
