@@ -1,1 +1,2 @@
-"""Attributions (integrated gradients through captum, the optional `explain` extra) and exact FCN class activation maps."""
+"""Attributions: integrated gradients (captum, the optional `explain` extra) and exact FCN class activation
+maps."""

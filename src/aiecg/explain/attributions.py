@@ -97,7 +97,8 @@ def integrated_gradients(model: nn.Module, ecg: np.ndarray, meta: np.ndarray, ec
 
 
 @torch.no_grad()
-def fcn_cam(model: nn.Module, ecg: np.ndarray, meta: np.ndarray, output_index: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def fcn_cam(model: nn.Module, ecg: np.ndarray, meta: np.ndarray,
+            output_index: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Exact class activation map of a model with blocks -> global average pooling -> fusion head.
 
     Returns:

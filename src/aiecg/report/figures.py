@@ -89,15 +89,16 @@ def predicted_vs_true(runs: list[RunData]) -> Plot:
         ax.plot(line, line, "--", color=style.BLACK, linewidth=1, label="identity")
         if finite.sum() >= 2:
             slope, intercept = np.polyfit(x[finite], y[finite], 1)
-            ax.plot(line, intercept + slope * line, "-", color=style.GREEN, linewidth=1.5,
-                    label=f"fit: y = {intercept:.1f} + {slope:.2f}x")
+            ax.plot(line, intercept + slope * line, "-", color=style.GREEN, linewidth=1.5, label="least-squares fit")
         ax.set_xlim(line)
         ax.set_ylim(line)
         ax.set_aspect("equal")
         metric = run.metrics.get("test", {}).get(stem, {})
         r, mae = _interval(metric.get("pearson_r")), _interval(metric.get("mae"))
         ax.set_title(f"{run.label}\n{run.cohort_name}, n = {int(finite.sum())}")
-        ax.text(0.03, 0.97, f"r = {r[0]:.2f} ({r[1]:.2f}-{r[2]:.2f})\nMAE = {mae[0]:.1f} ({mae[1]:.1f}-{mae[2]:.1f})",
+        fit_text = f"\nfit: y = {intercept:.1f} + {slope:.2f}x" if finite.sum() >= 2 else ""
+        ax.text(0.03, 0.97, f"r = {r[0]:.2f} ({r[1]:.2f}-{r[2]:.2f})\nMAE = {mae[0]:.1f} ({mae[1]:.1f}-{mae[2]:.1f})"
+                + fit_text,
                 transform=ax.transAxes, va="top", fontsize=8,
                 bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8})
         ax.set_xlabel(style.axis_label(stem, "CMR"))
@@ -128,14 +129,16 @@ def bland_altman(runs: list[RunData]) -> Plot:
             ax.scatter(mean[own], diff[own], s=14, marker=style.SEX_MARKER[sex], facecolors="none",
                        edgecolors=style.SEX_COLOUR[sex], linewidths=0.8, label=style.SEX_LABEL[sex])
         metric = run.metrics.get("test", {}).get(stem, {})
-        for key, ls, name in (("bias", "-", "bias"), ("loa_lower", "--", "lower LoA"), ("loa_upper", "--", "upper LoA")):
+        lines = (("bias", "-", "bias"), ("loa_lower", "--", "lower LoA"), ("loa_upper", "--", "upper LoA"))
+        for key, ls, name in lines:
             est, low, high = _interval(metric.get(key))
             if not np.isfinite(est):
                 continue
             ax.axhline(est, color=style.BLACK, linestyle=ls, linewidth=1)
             if np.isfinite(low) and np.isfinite(high):
                 ax.axhspan(low, high, color=style.GREY, alpha=0.25, linewidth=0)
-            ax.annotate(f"{name} {est:.1f} ({low:.1f} to {high:.1f})", xy=(1.0, est), xycoords=("axes fraction", "data"),
+            ax.annotate(f"{name} {est:.1f} ({low:.1f} to {high:.1f})", xy=(1.0, est),
+                        xycoords=("axes fraction", "data"),
                         xytext=(-2, 2), textcoords="offset points", ha="right", va="bottom", fontsize=7,
                         bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.7, "pad": 0.5})
         ax.axhline(0, color=style.GREY, linewidth=0.6, linestyle=":")
@@ -201,7 +204,8 @@ def _operating_points(run: RunData) -> list[tuple[str, float, float, str]]:
     test = run.metrics.get("test", {})
     points = []
     for key, label, marker in (("lvh_at_validation_youden", "validation-chosen threshold", "o"),
-                               ("lvh_at_0.5", "LR probability 0.5", "s"), ("lvh_cutoff", "sex-specific mass cut-off", "D")):
+                               ("lvh_at_0.5", "LR probability 0.5", "s"),
+                               ("lvh_cutoff", "sex-specific mass cut-off", "D")):
         report = test.get(key)
         if report and "sensitivity" in report:
             if key == "lvh_at_0.5" and test.get("lvh_score") == "lvh_proba":
@@ -284,7 +288,7 @@ def pr_curves(runs: list[RunData]) -> Plot:
         plot.notes.append("no run has LVH labels and an LVH score in results.csv")
         return plot
     fig, axes = _grid(len(usable), 4.4, 5.6, cols=2)
-    for ax, (run, (column, labels, scores)) in zip(axes, usable):
+    for ax, (run, (_, labels, scores)) in zip(axes, usable):
         precision, recall, _ = precision_recall_curve(labels, scores)
         ap = _interval(run.metrics.get("test", {}).get("lvh_at_validation_youden", {}).get("auprc"))
         ax.step(recall, precision, where="post", color=style.BLUE, linewidth=2,
@@ -533,7 +537,8 @@ def training_curves(runs: list[RunData]) -> Plot:
                 loss_ax.axvspan(offset + 0.5, epochs.max() + 0.5, color=style.GREY, alpha=0.12 * (k % 2), lw=0)
                 loss_ax.annotate(stage, xy=(offset + 1, 1.0), xycoords=("data", "axes fraction"), fontsize=7, va="top")
             loss_ax.plot(epochs, table["train_loss"], "-", color=style.BLUE, label="training" if k == 0 else None)
-            loss_ax.plot(epochs, table["val_loss"], "--", color=style.VERMILLION, label="validation" if k == 0 else None)
+            loss_ax.plot(epochs, table["val_loss"], "--", color=style.VERMILLION,
+                         label="validation" if k == 0 else None)
             best = int(np.argmin(table["val_loss"].to_numpy()))
             loss_ax.plot(epochs[best], table["val_loss"].iloc[best], "o", color=style.VERMILLION, mfc="white",
                          label="best validation" if k == 0 else None)

@@ -61,9 +61,10 @@ class RunData:
 
     @property
     def cohort_name(self) -> str:
-        if self.cohort is not None:
-            return str(self.cohort.mapping.name)
-        return Path(str(self.metrics.get("cohort", "?"))).parent.name or "?"
+        folder = Path(str(self.metrics.get("cohort", "?"))).parent.name or "?"
+        if self.cohort is not None:  # the folder too: two cohorts may carry one name (a synthetic shifted copy)
+            return f"{self.cohort.mapping.name} ({folder})" if folder != self.cohort.mapping.name else folder
+        return folder
 
     @property
     def posthoc(self) -> dict[str, Any]:

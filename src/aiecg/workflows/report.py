@@ -21,7 +21,15 @@ def write_report(inputs: list[str | Path], out: str | Path, title: str = "aiecg 
 
     if not inputs:
         raise ReportError("no folders given: pass one or more run, evaluation or explain folders")
-    runs = [load_run(path) for path in inputs]
+    runs = []
+    for path in inputs:
+        run = load_run(path)
+        untuned = Path(path) / "untuned"
+        if run.kind == "finetune" and (untuned / "metrics.json").exists():  # the same test split before tuning
+            before = load_run(untuned)
+            before.label = f"{Path(path).name} (before fine-tuning)"
+            runs.append(before)
+        runs.append(run)
     if all(run.kind == "explain" for run in runs):
         raise ReportError("only explain folders given: add the run or evaluation folder they explain")
     return render_report(runs, out, title)
