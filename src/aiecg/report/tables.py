@@ -53,7 +53,8 @@ def compare_groups(groups: list[tuple[str, pd.DataFrame]], variables: list[tuple
             values = [pd.to_numeric(g[column], errors="coerce").dropna().to_numpy(float) for _, g in groups]
             row = {"variable": label, "summary": "median (SD)"}
             for (name, _), v in zip(groups, values):
-                row[name] = f"{np.median(v):.1f} ({np.std(v, ddof=1):.1f})" if len(v) > 1 else "n/a"
+                digits = 2 if len(v) and np.median(np.abs(v)) < 10 else 1
+                row[name] = f"{np.median(v):.{digits}f} ({np.std(v, ddof=1):.{digits}f})" if len(v) > 1 else "n/a"
             p = np.nan
             if len(values) == 2 and min(len(v) for v in values) >= 2:
                 p = float(stats.ttest_ind(values[0], values[1], equal_var=False).pvalue)
@@ -99,9 +100,9 @@ def characteristics_by_lvh(run: RunData) -> pd.DataFrame | None:
 def characteristics_by_cohort(runs: list[RunData]) -> pd.DataFrame | None:
     """Cohort against cohort (the first two distinct cohorts among the runs; all participants each run used)."""
     seen: dict[str, tuple[RunData, pd.DataFrame]] = {}
-    for run in runs:
+    for run in runs:  # per cohort, the run that used the most of its participants
         frame = cohort_rows(run)
-        if frame is not None and run.cohort_name not in seen:
+        if frame is not None and (run.cohort_name not in seen or len(frame) > len(seen[run.cohort_name][1])):
             seen[run.cohort_name] = (run, frame)
     if len(seen) < 2:
         return None
@@ -133,7 +134,8 @@ def participant_flow(run: RunData) -> pd.DataFrame | None:
     ecg = reasons.str.startswith("ECG ")
     used = sum(len(v) for v in run.splits.values()) if run.splits else (
         len(run.results) if run.results is not None else 0)
-    rows = [("rows in the cohort table", len(exclusions) + used, "")]
+    subset = run.splits is None and run.metrics.get("split") == "ids"  # evaluated on given ids: total unknown
+    rows = [("rows in the cohort table", np.nan if subset else len(exclusions) + used, "")]
     rows.append(("excluded by the cohort checks", int((~ecg).sum()), ""))
     for reason, count in reasons[~ecg].map(_reason_group).value_counts().items():
         rows.append(("", int(count), reason))
@@ -145,7 +147,9 @@ def participant_flow(run: RunData) -> pd.DataFrame | None:
         for name in ("train", "val", "test"):
             rows.append((f"{name} split", len(run.splits.get(name, [])), ""))
     elif run.results is not None:
-        rows.append(("evaluated", len(run.results), "(no split of its own)"))
+        rows.append(("evaluated", len(run.results), "the ids given" if subset else "every usable participant"))
+    if subset:
+        rows = [r for r in rows if r[0] != "usable participants"]
     return pd.DataFrame(rows, columns=["step", "participants", "reason"])
 
 
