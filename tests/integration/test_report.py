@@ -234,3 +234,29 @@ def test_page_renders_in_headless_chromium(reported, tmp_path):
               or (e.get("method") == "Runtime.consoleAPICalled" and e["params"].get("type") == "error")
               or (e.get("method") == "Log.entryAdded" and e["params"]["entry"].get("level") == "error")]
     assert not errors, errors
+
+
+def test_panels_that_need_missing_files_are_skipped_with_a_note(reported, tmp_path):
+    from aiecg.report import figures
+    from aiecg.report.runs import load_run
+
+    copy = tmp_path / "run"
+    shutil.copytree(reported / "runs" / "fcn", copy)
+    for name in ("epochs.csv", "comparison.csv", "model.aiecg"):
+        (copy / name).unlink()
+    metrics = json.loads((copy / "metrics.json").read_text())
+    metrics["cohort"] = str(tmp_path / "moved" / "cohort.yaml")  # the cohort was moved away
+    metrics["bundle"] = str(tmp_path / "moved" / "model.aiecg")
+    (copy / "metrics.json").write_text(json.dumps(metrics))
+    (copy / "config.yaml").unlink()
+    run = load_run(copy)
+    assert run.cohort is None and run.store is None and run.bundle is None
+    assert any("cohort" in note for note in run.notes)
+    training = figures.training_curves([run])
+    assert training.figure is None and training.notes == ["no run saved epochs.csv"]
+    assert figures.median_beats([run]) == []
+    forest = figures.forest_auroc([run])  # falls back on the AUROC in metrics.json
+    assert forest.figure is not None
+    roc = figures.roc_curves([run])
+    assert roc.figure is not None and roc.notes == []  # no comparison rows: nothing claimed about baselines
+    assert figures.predicted_vs_true([run]).figure is not None
