@@ -695,9 +695,9 @@ def cam_plot(time_ms: np.ndarray, beat: np.ndarray, cams: list[tuple[str, np.nda
     for i, (name, cam) in enumerate(cams):
         cam_ax.plot(time_ms, cam, color=style.CYCLE[i], linestyle=style.LINESTYLES[i], label=name)
     cam_ax.axhline(0, color=style.GREY, linewidth=0.5)
-    cam_ax.set_ylabel(f"CAM ({units})")
+    cam_ax.set_ylabel("CAM")
     cam_ax.set_xlabel("time from R peak (ms)")
-    cam_ax.legend(frameon=False, fontsize=7)
+    cam_ax.legend(frameon=False, fontsize=7, title=f"units: {units}", title_fontsize=7)
     return fig
 
 
@@ -720,7 +720,8 @@ def explanation_plots(run: RunData) -> list[Plot]:
             f"|output - baseline output| is {delta.get('mean_abs_output_change', np.nan):.2g}).")
     if len(features):
         plots.append(Plot(f"explain_clinical_{slug}", "Clinical-variable attributions",
-                          note + " One point per participant.",
+                          note + " One point per participant; colour: the encoded input value. A participant "
+                          "whose value equals the baseline (the training median or mode) gets zero attribution.",
                           clinical_beeswarm(features, data["meta_attr"], data["meta"], title, units)))
     mean_abs = np.abs(data["ecg_attr"]).mean(axis=0)
     plots.append(Plot(f"explain_time_{slug}", "Where in the beat the model looks",
