@@ -128,8 +128,10 @@ def test_report_of_a_folder_without_results_is_one_clear_error(tmp_path, capsys)
 
 
 def test_the_report_code_never_imports_the_training_code(reported):
-    code = ("import sys; from aiecg.workflows.report import write_report; "
-            f"write_report([{str(reported / 'runs' / 'fcn')!r}], {str(reported / 'report2')!r}); "
+    code = ("import sys; import aiecg.workflows.report, aiecg.report.html; "
+            "from aiecg.report import figures, runs, tables; "
+            f"run = runs.load_run({str(reported / 'runs' / 'fcn')!r}); tables.model_card(run); "
+            "assert figures.criteria_scores(run); "
             "bad = sorted(m for m in sys.modules if m.startswith('aiecg.train')); print(bad); "
             "sys.exit(1 if bad else 0)")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
@@ -176,14 +178,14 @@ class DevTools:
         raise TimeoutError(method)
 
 
-def test_page_renders_in_headless_chromium(reported, tmp_path):
-    browser = chromium_binary()
-    if browser is None:
-        pytest.skip("no Chromium on this machine (CI installs the Debian package 'chromium' in .ci/run)")
-    pytest.importorskip("websocket", reason="websocket-client (the 'dev' extra) drives the browser")
+def render_in_chromium(browser: str, page: Path, profile: Path) -> tuple[list[dict], list[dict], bytes]:
+    """Open ``page`` in headless Chromium; returns its images' load state, the console/network error events and a
+    PNG screenshot."""
+    import base64
+
     process = subprocess.Popen(
         [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+         "--disable-component-update", "--no-first-run", "--disable-sync", f"--user-data-dir={profile}",
          "--remote-debugging-port=0", "--window-size=1280,2000", "about:blank"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -203,12 +205,12 @@ def test_page_renders_in_headless_chromium(reported, tmp_path):
         tools = DevTools(page_url)
         for domain in ("Page", "Runtime", "Log", "Network"):
             tools.call(f"{domain}.enable")
-        tools.call("Page.navigate", url=(reported / "report" / "index.html").resolve().as_uri())
+        tools.call("Page.navigate", url=page.resolve().as_uri())
         tools.wait_for("Page.loadEventFired")
         images = json.loads(tools.call("Runtime.evaluate", returnByValue=True, expression=(
             "JSON.stringify(Array.from(document.images).map(i => "
             "({src: i.getAttribute('src'), complete: i.complete, width: i.naturalWidth})))"))["result"]["value"])
-        shot = tools.call("Page.captureScreenshot", format="png")
+        shot = base64.b64decode(tools.call("Page.captureScreenshot", format="png")["data"])
         tools.socket.close()
     finally:
         process.terminate()
@@ -217,22 +219,29 @@ def test_page_renders_in_headless_chromium(reported, tmp_path):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-    import base64
+    errors = [e for e in tools.events if e.get("method") in ("Runtime.exceptionThrown", "Network.loadingFailed")
+              or (e.get("method") == "Runtime.consoleAPICalled" and e["params"].get("type") == "error")
+              or (e.get("method") == "Log.entryAdded" and e["params"]["entry"].get("level") == "error")]
+    return images, errors, shot
+
+
+def test_page_renders_in_headless_chromium(reported, tmp_path):
+    browser = chromium_binary()
+    if browser is None:
+        pytest.skip("no Chromium on this machine (CI installs the Debian package 'chromium' in .ci/run)")
+    pytest.importorskip("websocket", reason="websocket-client (the 'dev' extra) drives the browser")
     import io
 
     from PIL import Image
 
-    screenshot = tmp_path / "screenshot.png"
-    screenshot.write_bytes(base64.b64decode(shot["data"]))
-    with Image.open(io.BytesIO(screenshot.read_bytes())) as image:
+    images, errors, shot = render_in_chromium(browser, reported / "report" / "index.html", tmp_path / "profile")
+    (tmp_path / "screenshot.png").write_bytes(shot)
+    with Image.open(io.BytesIO(shot)) as image:
         low, high = image.convert("L").getextrema()
         assert image.size[0] >= 1000 and high - low > 100  # not a blank page
     assert len(images) >= 12
     broken = [i["src"] for i in images if not i["complete"] or i["width"] == 0]
     assert not broken, f"images that did not load: {broken}"
-    errors = [e for e in tools.events if e.get("method") in ("Runtime.exceptionThrown", "Network.loadingFailed")
-              or (e.get("method") == "Runtime.consoleAPICalled" and e["params"].get("type") == "error")
-              or (e.get("method") == "Log.entryAdded" and e["params"]["entry"].get("level") == "error")]
     assert not errors, errors
 
 

@@ -234,7 +234,8 @@ def model_card(run: RunData) -> list[tuple[str, str]]:
         card.append(("target", f"{spec.target.value} ({spec.kind.value}){lvh}"))
     if bundle is not None:
         n_params = sum(int(np.prod(t.shape)) for t in bundle.state_dict.values())
-        card.append(("model", f"{bundle.model_name} {bundle.model_kwargs or ''}; {n_params:,} weights; inputs: "
+        settings = ", ".join(f"{k}={v}" for k, v in bundle.model_kwargs.items()) or "default settings"
+        card.append(("model", f"{bundle.model_name} ({settings}); {n_params:,} weights; inputs: "
                               f"{bundle.n_leads} leads x {bundle.n_samples} samples median beat at "
                               f"{bundle.input_spec.get('fs')} Hz + {bundle.n_meta} clinical features"))
         if bundle.encoder is not None:
@@ -242,7 +243,7 @@ def model_card(run: RunData) -> list[tuple[str, str]]:
     if training:
         card.append(("split", f"seed {training.get('split_seed')}, fractions {training.get('split_fractions')}; "
                               f"test ids sha256 {training.get('test_ids_sha256')}"))
-        card.append(("training", f"loss {training.get('criterion') or 'default'}, sampling "
+        card.append(("training", f"loss {training.get('criterion') or 'the default for the target'}, sampling "
                                  f"{training.get('sampling')}, best epoch {training.get('best_epoch')} of "
                                  f"{training.get('epochs_run')}"
                      + (f"; fine-tuned from {training['finetuned_from']}" if training.get("finetuned_from") else "")))
