@@ -459,6 +459,48 @@ def calibration_curves(runs: list[RunData]) -> Plot:
     return plot
 
 
+def regression_calibration(runs: list[RunData]) -> Plot:
+    """Mean CMR value against mean prediction in deciles of the prediction, before and after the linear
+    recalibration fitted on the validation split (``--recalib``)."""
+    plot = Plot("regression_calibration", "Calibration of the predicted LV mass",
+                "Mean CMR value against mean prediction in quantile bins of the prediction; circles: as predicted, "
+                "squares: after the linear recalibration on sex and prediction fitted on the validation split. "
+                "Dotted: identity.")
+    usable = [(run, stem) for run in runs if (stem := regression_stem(run))]
+    if not usable:
+        plot.notes.append("no run predicts a continuous target")
+        return plot
+    if not any(f"{stem}_pred_recal" in run.results for run, stem in usable):
+        plot.notes.append("no run was recalibrated (train with --recalib): only the raw predictions are shown")
+    fig, axes = _grid(len(usable), 4.0, 3.8)
+    for ax, (run, stem) in zip(axes, usable):
+        truth = run.results[f"{stem}_true"].to_numpy(float)
+        n_bins = int(np.clip(len(truth) // 10, 3, 10))
+        series = [(f"{stem}_pred", "as predicted", "o", "-", style.BLUE),
+                  (f"{stem}_pred_recal", "recalibrated", "s", "--", style.VERMILLION)]
+        values = []
+        for column, label, marker, ls, colour in series:
+            if column not in run.results:
+                continue
+            pred = run.results[column].to_numpy(float)
+            keep = np.isfinite(pred) & np.isfinite(truth)
+            mean_pred, mean_true, _ = reliability(truth[keep], pred[keep], n_bins)
+            ax.plot(mean_pred, mean_true, marker=marker, linestyle=ls, color=colour, label=label, markersize=4)
+            values += [*mean_pred, *mean_true]
+        low, high = min(values), max(values)
+        pad = 0.05 * (high - low)
+        ax.plot([low - pad, high + pad], [low - pad, high + pad], ":", color=style.GREY)
+        ax.set_xlim(low - pad, high + pad)
+        ax.set_ylim(low - pad, high + pad)
+        ax.set_aspect("equal")
+        ax.set_xlabel(style.axis_label(stem, "mean predicted"))
+        ax.set_ylabel(style.axis_label(stem, "mean CMR"))
+        ax.set_title(f"{run.label}\n{run.cohort_name} ({n_bins} quantile bins)")
+        ax.legend(loc="upper left", frameon=False, fontsize=7)
+    plot.figure = fig
+    return plot
+
+
 def lr_thresholding(runs: list[RunData]) -> Plot:
     """LVH probability of the LR pipeline against the predicted (indexed) mass, by sex, with the cut-off each
     sex gets at the validation-chosen threshold and the guideline cut-offs of the target."""
