@@ -125,7 +125,7 @@ def cmd_explain(args: argparse.Namespace) -> dict[str, Any]:
     from aiecg.workflows.explain import explain_bundle
 
     summary = explain_bundle(args.bundle, args.cohort, args.store, args.out, split=args.split, n_steps=args.steps,
-                             max_participants=args.max_participants, seed=args.seed)
+                             max_participants=args.max_participants, seed=args.seed, figures=not args.no_figures)
     return {"out": args.out, "n": summary["n"], "convergence_delta": summary["convergence_delta"]}
 
 
@@ -254,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=50, help="integration steps")
     p.add_argument("--max-participants", type=int, default=500, help="explain a seeded sample of at most this many")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-figures", action="store_true", help="save the attributions only (the report draws them)")
     p.set_defaults(func=cmd_explain)
     return parser
 

@@ -38,7 +38,7 @@ def reported(tmp_path_factory):
                  "--out", str(root / "runs"), "--name", "fcn"]) == 0
     assert main(["-q", "explain", "--bundle", str(root / "runs" / "fcn" / "model.aiecg"), "--cohort",
                  str(data / "cohort.yaml"), "--out", str(root / "explain"), "--max-participants", "6",
-                 "--steps", "8"]) == 0
+                 "--steps", "8", "--no-figures"]) == 0
     assert main(["-q", "report", str(root / "runs" / "fcn"), str(root / "explain"), "--out", str(root / "report")]) == 0
     return root
 
