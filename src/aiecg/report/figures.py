@@ -54,6 +54,27 @@ def _grid(n: int, width: float = 3.6, height: float = 3.4, cols: int = 3) -> tup
     return fig, axes[:n]
 
 
+def _legend_panels(n: int, width: float, height: float, legend_rows: int, cols: int = 2) -> tuple[Figure, list]:
+    """Panels each with its own legend area below, sized for ``legend_rows`` lines, so a long legend never runs
+    into the panel beneath it; returns (figure, [(axes, legend axes)])."""
+    cols = min(cols, n)
+    rows = int(np.ceil(n / cols))
+    legend_height = 0.16 * legend_rows + 0.3
+    fig = style.new_figure(width * cols, rows * (height + legend_height))
+    pairs = []
+    for sub in fig.subfigures(rows, cols, squeeze=False).ravel()[:n]:
+        ax, legend_ax = sub.subplots(2, 1, height_ratios=[height, legend_height])
+        legend_ax.axis("off")
+        pairs.append((ax, legend_ax))
+    return fig, pairs
+
+
+def _legend_below(ax, legend_ax, ncol: int = 1, title: str | None = None) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    legend_ax.legend(handles, labels, loc="upper center", fontsize=7, frameon=False, ncol=ncol, title=title,
+                     title_fontsize=7)
+
+
 def _interval(d: dict | None) -> tuple[float, float, float]:
     d = d or {}
     return float(d.get("estimate", np.nan)), float(d.get("low", np.nan)), float(d.get("high", np.nan))
@@ -226,10 +247,14 @@ def roc_curves(runs: list[RunData]) -> Plot:
     if not usable:
         plot.notes.append("no run has LVH labels and an LVH score in results.csv")
         return plot
-    fig, axes = _grid(len(usable), 4.8, 6.7, cols=2)
+    criteria = [criteria_scores(run) for run, _ in usable]
+    entries = max(1 + len(c) + len(_operating_points(run)) + (
+        int((run.comparison["kind"] == "baseline").sum()) if run.comparison is not None else 0)
+        for (run, _), c in zip(usable, criteria))
+    fig, pairs = _legend_panels(len(usable), 4.8, 4.6, entries + 1)
     grid = np.linspace(0, 1, 101)
     missing_baselines = False
-    for ax, (run, (column, labels, scores)) in zip(axes, usable):
+    for (ax, legend_ax), (run, (column, labels, scores)), run_criteria in zip(pairs, usable, criteria):
         ax.plot([0, 1], [0, 1], color=style.GREY, linewidth=0.6, linestyle=":")
         low, high = roc_band(labels, scores, grid)
         ax.fill_between(grid, low, high, color=style.BLUE, alpha=0.18, linewidth=0)
@@ -240,7 +265,7 @@ def roc_curves(runs: list[RunData]) -> Plot:
         comparison = run.comparison if run.comparison is not None else pd.DataFrame(columns=["name", "kind"])
         by_name = {r.name: r for r in comparison.itertuples()}
         y_all = run.results["lvh_true"].to_numpy(float)
-        for i, (name, crit) in enumerate(criteria_scores(run).items()):
+        for i, (name, crit) in enumerate(run_criteria.items()):
             keep = np.isfinite(crit) & np.isin(y_all, (0, 1))
             if len(np.unique(y_all[keep])) < 2:
                 continue
@@ -260,7 +285,7 @@ def roc_curves(runs: list[RunData]) -> Plot:
             ax.errorbar(1 - row.specificity, row.sensitivity,
                         xerr=[[row.specificity_high - row.specificity], [row.specificity - row.specificity_low]],
                         yerr=[[row.sensitivity - row.sensitivity_low], [row.sensitivity_high - row.sensitivity]],
-                        fmt=style.MARKERS[(i + 3) % len(style.MARKERS)], color=style.BLACK, markersize=5,
+                        fmt=style.MARKERS[(i + 5) % len(style.MARKERS)], color=style.BLACK, markersize=6,
                         elinewidth=0.6, capsize=2,
                         label=f"{row.name}: {row.auroc:.2f} ({row.auroc_low:.2f}-{row.auroc_high:.2f})")
         missing_baselines |= bool(len(baselines))
@@ -270,8 +295,7 @@ def roc_curves(runs: list[RunData]) -> Plot:
         ax.set_xlabel("1 - specificity")
         ax.set_ylabel("sensitivity")
         ax.set_title(f"{run.label}\n{run.cohort_name}: {int(labels.sum())} LVH of {len(labels)}")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=7, frameon=False,
-                  title="AUROC (95% CI)", title_fontsize=7)
+        _legend_below(ax, legend_ax, title="AUROC (95% CI)")
     if missing_baselines:
         plot.notes.append("ML baselines are shown as operating points only: the runs do not save their "
                           "per-participant scores, so their full curves cannot be drawn")
@@ -287,13 +311,14 @@ def pr_curves(runs: list[RunData]) -> Plot:
     if not usable:
         plot.notes.append("no run has LVH labels and an LVH score in results.csv")
         return plot
-    fig, axes = _grid(len(usable), 4.4, 5.6, cols=2)
-    for ax, (run, (_, labels, scores)) in zip(axes, usable):
+    criteria = [criteria_scores(run) for run, _ in usable]
+    fig, pairs = _legend_panels(len(usable), 4.4, 3.8, int(np.ceil((2 + max(map(len, criteria))) / 2)))
+    for (ax, legend_ax), (run, (_, labels, scores)), run_criteria in zip(pairs, usable, criteria):
         precision, recall, _ = precision_recall_curve(labels, scores)
         ap = _interval(run.metrics.get("test", {}).get("lvh_at_validation_youden", {}).get("auprc"))
         ax.step(recall, precision, where="post", color=style.BLUE, linewidth=2,
                 label=f"model, AUPRC {ap[0]:.2f} ({ap[1]:.2f}-{ap[2]:.2f})")
-        for i, (name, crit) in enumerate(criteria_scores(run).items()):
+        for i, (name, crit) in enumerate(run_criteria.items()):
             y_all = run.results["lvh_true"].to_numpy(float)
             keep = np.isfinite(crit) & np.isin(y_all, (0, 1))
             if len(np.unique(y_all[keep])) < 2:
@@ -307,7 +332,7 @@ def pr_curves(runs: list[RunData]) -> Plot:
         ax.set_xlabel("recall (sensitivity)")
         ax.set_ylabel("precision (PPV)")
         ax.set_title(f"{run.label}\n{run.cohort_name}")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=7, frameon=False, ncol=2)
+        _legend_below(ax, legend_ax, ncol=2)
     plot.figure = fig
     return plot
 
@@ -388,9 +413,13 @@ def subgroups(runs: list[RunData]) -> Plot:
             if np.isfinite(est):
                 ax.errorbar(est, yi, xerr=[[est - low], [high - est]] if np.isfinite(low) else None, fmt="o",
                             color=style.BLUE if yi == y[0] else style.BLACK, capsize=2, markersize=4)
+            else:  # e.g. AUROC of a subgroup with one class only: say so rather than leave a silent gap
+                ax.annotate("not estimable", xy=(0.02, yi), xycoords=("axes fraction", "data"), va="center",
+                            fontsize=7, color=style.GREY)
             ax.annotate(f"n={n}", xy=(1.0, yi), xycoords=("axes fraction", "data"), xytext=(4, 0),
                         textcoords="offset points", va="center", fontsize=7)
         ax.set_yticks(y, [r[0] for r in rows])
+        ax.set_ylim(-0.6, len(rows) - 0.4)
         overall = rows[0][1]
         if np.isfinite(overall):
             ax.axvline(overall, color=style.GREY, linestyle=":", linewidth=1)
@@ -515,8 +544,8 @@ def lr_thresholding(runs: list[RunData]) -> Plot:
         return plot
     from scipy.special import expit, logit
 
-    fig, axes = _grid(len(usable), 5.2, 5.0, cols=2)
-    for ax, (run, stem) in zip(axes, usable):
+    fig, pairs = _legend_panels(len(usable), 5.2, 3.8, 5)
+    for (ax, legend_ax), (run, stem) in zip(pairs, usable):
         table, lr = run.results, run.posthoc["lr"]
         threshold = run.posthoc.get("threshold")
         x = table[f"{stem}_pred"].to_numpy(float)
@@ -552,7 +581,7 @@ def lr_thresholding(runs: list[RunData]) -> Plot:
         ax.set_xlabel(style.axis_label(stem, "predicted"))
         ax.set_ylabel("LVH probability (LR)")
         ax.set_title(f"{run.label}\n{run.cohort_name}")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=7, frameon=False, ncol=2)
+        _legend_below(ax, legend_ax, ncol=2)
     plot.figure = fig
     return plot
 
