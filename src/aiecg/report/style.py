@@ -13,7 +13,8 @@ from matplotlib.figure import Figure
 BLACK, ORANGE, SKY, GREEN, YELLOW, BLUE, VERMILLION, PURPLE = (
     "#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7")
 CYCLE = [BLUE, VERMILLION, GREEN, PURPLE, ORANGE, SKY, BLACK]
-LINESTYLES = ["-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 1)), (0, (8, 2))]
+# dotted (":") is kept for reference lines (identity, chance, prevalence), so no data series uses it
+LINESTYLES = ["-", "--", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (8, 2)), (0, (3, 1, 1, 1, 1, 1, 1, 1)), (0, (12, 3))]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 GREY = "#7f7f7f"
 
