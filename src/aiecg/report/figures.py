@@ -18,6 +18,7 @@ from aiecg.evaluate.results import COLUMN_STEM
 from aiecg.report import style
 from aiecg.report.runs import RunData
 
+RASTER_ABOVE = 5000  # points: larger scatter layers go into SVG files as one embedded image, not 10^4 paths
 LEAD_ORDER = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 PROBABILITY_COLUMNS = {
     "lvh_proba": "model probability", "lvh_proba_prioradj": "model, prior-shift adjusted",
@@ -100,9 +101,10 @@ def predicted_vs_true(runs: list[RunData]) -> Plot:
             own = table["is_m"].to_numpy() == sex
             ax.scatter(x[own & ~lvh], y[own & ~lvh], s=16, marker=style.SEX_MARKER[sex], facecolors="none",
                        edgecolors=style.SEX_COLOUR[sex], linewidths=0.8, alpha=0.8,
-                       label=f"{style.SEX_LABEL[sex]}, no LVH")
+                       label=f"{style.SEX_LABEL[sex]}, no LVH", rasterized=len(x) > RASTER_ABOVE)
             ax.scatter(x[own & lvh], y[own & lvh], s=30, marker=style.SEX_MARKER[sex], color=style.SEX_COLOUR[sex],
-                       edgecolors=style.BLACK, linewidths=0.6, label=f"{style.SEX_LABEL[sex]}, LVH", zorder=3)
+                       edgecolors=style.BLACK, linewidths=0.6, label=f"{style.SEX_LABEL[sex]}, LVH", zorder=3,
+                       rasterized=len(x) > RASTER_ABOVE)
         finite = np.isfinite(x) & np.isfinite(y)
         low, high = np.nanmin([x[finite].min(), y[finite].min()]), np.nanmax([x[finite].max(), y[finite].max()])
         pad = 0.05 * (high - low)
@@ -148,7 +150,8 @@ def bland_altman(runs: list[RunData]) -> Plot:
         for sex in (0, 1):
             own = table["is_m"].to_numpy() == sex
             ax.scatter(mean[own], diff[own], s=14, marker=style.SEX_MARKER[sex], facecolors="none",
-                       edgecolors=style.SEX_COLOUR[sex], linewidths=0.8, label=style.SEX_LABEL[sex])
+                       edgecolors=style.SEX_COLOUR[sex], linewidths=0.8, label=style.SEX_LABEL[sex],
+                       rasterized=len(mean) > RASTER_ABOVE)
         metric = run.metrics.get("test", {}).get(stem, {})
         lines = (("bias", "-", "bias"), ("loa_lower", "--", "lower LoA"), ("loa_upper", "--", "upper LoA"))
         for key, ls, name in lines:
@@ -557,10 +560,10 @@ def lr_thresholding(runs: list[RunData]) -> Plot:
             colour = style.SEX_COLOUR[sex]
             ax.scatter(x[own & ~lvh], table["lvh_proba_lr"].to_numpy(float)[own & ~lvh], s=14, facecolors="none",
                        edgecolors=colour, marker=style.SEX_MARKER[sex], linewidths=0.8,
-                       label=f"{style.SEX_LABEL[sex]}, no LVH")
+                       label=f"{style.SEX_LABEL[sex]}, no LVH", rasterized=len(x) > RASTER_ABOVE)
             ax.scatter(x[own & lvh], table["lvh_proba_lr"].to_numpy(float)[own & lvh], s=28, color=colour,
                        edgecolors=style.BLACK, marker=style.SEX_MARKER[sex], linewidths=0.6,
-                       label=f"{style.SEX_LABEL[sex]}, LVH", zorder=3)
+                       label=f"{style.SEX_LABEL[sex]}, LVH", zorder=3, rasterized=len(x) > RASTER_ABOVE)
             ls = "-" if sex else "--"
             ax.plot(grid, expit(lr["intercept"] + lr["coef_sex"] * sex + lr["coef_value"] * grid), color=colour,
                     linestyle=ls, linewidth=1.2, label=f"LR model, {style.SEX_LABEL[sex]}")
@@ -730,7 +733,7 @@ def clinical_beeswarm(feature_names: list[str], attributions: np.ndarray, values
         v = values[:, j]
         span = np.ptp(v) or 1.0
         mappable = ax.scatter(attributions[:, j], row + jitter, c=(v - v.min()) / span, cmap="viridis", s=8,
-                              vmin=0, vmax=1, linewidths=0)
+                              vmin=0, vmax=1, linewidths=0, rasterized=attributions.size > RASTER_ABOVE)
     ax.axvline(0, color=style.GREY, linewidth=0.6)
     ax.set_yticks(range(len(order)), [feature_names[j] for j in order])
     ax.set_xlabel(f"attribution to the model output ({units}; integrated gradients)")
