@@ -133,6 +133,20 @@ def cmd_demo(args: argparse.Namespace) -> dict[str, Any]:
     return run_demo(config, progress=not args.quiet)
 
 
+def cmd_report(args: argparse.Namespace) -> dict[str, Any]:
+    from aiecg.workflows.report import write_report
+
+    return {"report": str(write_report(args.runs, args.out, title=args.title))}
+
+
+def cmd_explain(args: argparse.Namespace) -> dict[str, Any]:
+    from aiecg.workflows.explain import explain_bundle
+
+    summary = explain_bundle(args.bundle, args.cohort, args.store, args.out, split=args.split, n_steps=args.steps,
+                             max_participants=args.max_participants, seed=args.seed, figures=not args.no_figures)
+    return {"out": args.out, "n": summary["n"], "convergence_delta": summary["convergence_delta"]}
+
+
 def build_parser() -> argparse.ArgumentParser:
     from aiecg.cliopts import add_dataclass_options
     from aiecg.config import FinetuneRunConfig, RunConfig
@@ -239,6 +253,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("report", help="run/evaluation/explain folders -> a static HTML report with figures and tables")
+    p.add_argument("runs", nargs="+", help="training, fine-tuning, `aiecg evaluate` or `aiecg explain` folders")
+    p.add_argument("--out", required=True, help="report folder (index.html, figures/, tables/)")
+    p.add_argument("--title", default="aiecg report")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("explain", help="integrated gradients and class activation maps of a saved model on a cohort")
+    p.add_argument("--bundle", required=True)
+    p.add_argument("--cohort", required=True)
+    p.add_argument("--store")
+    p.add_argument("--out", required=True, help="output folder (attributions.npz, explain.json, figures/)")
+    p.add_argument("--split", choices=["test", "all"], default="test",
+                   help="'test': the bundle's test split (checked); 'all': every usable participant")
+    p.add_argument("--steps", type=int, default=50, help="integration steps")
+    p.add_argument("--max-participants", type=int, default=500, help="explain a seeded sample of at most this many")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-figures", action="store_true", help="save the attributions only (the report draws them)")
+    p.set_defaults(func=cmd_explain)
     return parser
 
 

@@ -51,7 +51,26 @@ def run_demo(config: DemoConfig, progress: bool = True) -> dict[str, Any]:
     result = train_run(run, progress=progress)
     evaluation = evaluate_bundle(result.bundle_path, cohort_yaml, store, out / "evaluation", split="test")
     regression = {row["name"]: row for row in evaluation["comparison"].get("regression", [])}
+    # the last steps: explanations (they need the optional captum, the 'explain' extra) and the HTML report
+    import logging
+
+    from aiecg.explain.attributions import ExplainError
+    from aiecg.workflows.report import write_report
+
+    log = logging.getLogger("aiecg")
+    report_inputs = [result.run_dir]
+    try:
+        from aiecg.workflows.explain import explain_bundle
+
+        explain_bundle(result.bundle_path, cohort_yaml, store, out / "explain", n_steps=32, max_participants=64,
+                       seed=config.seed, figures=False)
+        report_inputs.append(out / "explain")
+    except ExplainError as exc:
+        log.warning("explanations skipped: %s", exc)
+    report_html = write_report(report_inputs, out / "report", title="aiecg demo report")
+    log.info("report: %s", report_html)
     return {
+        "report": str(report_html),
         "cohort": str(cohort_yaml), "store": str(store), "run_dir": str(result.run_dir),
         "bundle": str(result.bundle_path), "results": str(out / "evaluation" / "results.csv"),
         "metrics": str(out / "evaluation" / "metrics.json"),

@@ -1,0 +1,178 @@
+"""Read what a run saved: a training run, a fine-tuning run, an ``aiecg evaluate`` folder or an ``aiecg explain``
+folder. Nothing here predicts; every number shown in a report comes from these files (or, for the classic
+criteria and median beats, from the cohort's prepared store).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from aiecg.data.cohort import ID, Cohort, load_cohort
+from aiecg.data.store import Store
+from aiecg.data.targets import TargetSpec, target_spec
+from aiecg.errors import AiecgError
+
+
+class ReportError(AiecgError):
+    """A folder given to ``aiecg report`` holds no results it can render."""
+
+
+@dataclass
+class RunData:
+    """Everything one run folder saved, loaded for rendering.
+
+    Attributes:
+        kind: ``train``, ``finetune``, ``evaluate`` (an ``aiecg evaluate`` folder) or ``explain``.
+        epochs: (stage label, epochs table) per training stage; one entry for a plain run.
+        notes: what could not be read and why (shown in the report instead of the missing panels).
+    """
+
+    path: Path
+    label: str
+    kind: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    results: pd.DataFrame | None = None
+    results_val: pd.DataFrame | None = None
+    comparison: pd.DataFrame | None = None
+    comparison_regression: pd.DataFrame | None = None
+    epochs: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
+    exclusions: pd.DataFrame | None = None
+    splits: dict[str, list[str]] | None = None
+    config: dict[str, Any] | None = None
+    bundle: Any = None
+    cohort: Cohort | None = None
+    store: Store | None = None
+    explain: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def spec(self) -> TargetSpec | None:
+        if self.bundle is not None:
+            return self.bundle.target
+        name = self.metrics.get("test", {}).get("target")
+        return target_spec(name) if name else None
+
+    @property
+    def cohort_name(self) -> str:
+        folder = Path(str(self.metrics.get("cohort", "?"))).parent.name or "?"
+        if self.cohort is not None:  # the folder too: two cohorts may carry one name (a synthetic shifted copy)
+            return f"{self.cohort.mapping.name} ({folder})" if folder != self.cohort.mapping.name else folder
+        return folder
+
+    @property
+    def posthoc(self) -> dict[str, Any]:
+        return self.metrics.get("posthoc") or {}
+
+
+def _csv(path: Path) -> pd.DataFrame | None:
+    if not path.exists():
+        return None
+    try:
+        return pd.read_csv(path, dtype={"eid": str, "id": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ReportError(f"{path} is not a readable CSV ({exc}); re-run the step that wrote it") from None
+
+
+def _resolve(path_text: str | None, base: Path) -> Path | None:
+    """A path saved in a run (absolute at write time) or relative to the run folder."""
+    if not path_text:
+        return None
+    path = Path(path_text)
+    for candidate in (path, base / path, base.parent / path):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _load_bundle(path: Path, notes: list[str]) -> Any:
+    from aiecg.bundle import load_bundle
+
+    try:
+        return load_bundle(path)
+    except AiecgError as exc:
+        notes.append(f"model bundle not readable: {exc}")
+        return None
+
+
+def load_run(path: str | Path) -> RunData:
+    """Load one folder; raises :class:`ReportError` when it holds neither ``metrics.json`` nor ``explain.json``."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ReportError(f"{path} is not a folder; pass a run folder (with metrics.json) or an explain folder")
+    if (path / "explain.json").exists() and not (path / "metrics.json").exists():
+        data = RunData(path=path, label=f"explanations ({path.name})", kind="explain")
+        data.explain = json.loads((path / "explain.json").read_text())
+        return data
+    if not (path / "metrics.json").exists():
+        raise ReportError(f"{path} holds no metrics.json: pass the folder of a training, fine-tuning or "
+                          "`aiecg evaluate` run (or of `aiecg explain`)")
+    try:
+        metrics = json.loads((path / "metrics.json").read_text())
+    except json.JSONDecodeError as exc:
+        raise ReportError(f"{path / 'metrics.json'} is not valid JSON ({exc}); re-run the evaluation") from None
+    kind = "finetune" if "finetuned_from" in metrics else ("train" if "training" in metrics else "evaluate")
+    label = str(metrics.get("run") or path.name)
+    if kind == "finetune":
+        label = f"{path.name} (fine-tuned)"
+    data = RunData(path=path, label=label, kind=kind, metrics=metrics)
+    data.results = _csv(path / "results.csv")
+    data.results_val = _csv(path / "results_val.csv")
+    data.comparison = _csv(path / "comparison.csv")
+    data.comparison_regression = _csv(path / "comparison_regression.csv")
+    data.exclusions = _csv(path / "exclusions.csv")
+    if (path / "epochs.csv").exists():
+        data.epochs.append(("training", _csv(path / "epochs.csv")))
+    for stage in sorted(path.glob("stage*/epochs.csv"), key=lambda p: int(p.parent.name[5:] or 0)):
+        data.epochs.append((f"stage {stage.parent.name[5:]}", _csv(stage)))
+    if (path / "splits.json").exists():
+        data.splits = json.loads((path / "splits.json").read_text())
+    if (path / "config.yaml").exists():
+        data.config = yaml.safe_load((path / "config.yaml").read_text())
+    bundle_path = path / "model.aiecg" if (path / "model.aiecg").exists() else _resolve(metrics.get("bundle"), path)
+    if bundle_path is not None:
+        data.bundle = _load_bundle(bundle_path, data.notes)
+    else:
+        data.notes.append("model bundle not found (model card and LR cut-offs left out)")
+    cohort_path = _resolve(metrics.get("cohort") or (data.config or {}).get("cohort"), path)
+    if cohort_path is None:
+        data.notes.append(f"cohort {metrics.get('cohort')} not found: participant characteristics, criteria curves "
+                          "and median beats are left out")
+    else:
+        try:
+            spec = data.spec
+            data.cohort = load_cohort(cohort_path, tuple(spec.outputs) if spec else ())
+        except AiecgError as exc:
+            data.notes.append(f"cohort not readable: {exc}")
+        store_path = _resolve((data.config or {}).get("store"), path) or cohort_path.parent / "store"
+        try:
+            data.store = Store.open(store_path)
+        except AiecgError as exc:
+            data.notes.append(f"store not readable: {exc}")
+    if data.results is None:
+        data.notes.append("no results.csv: the per-participant figures are left out")
+    return data
+
+
+def run_ids(run: RunData) -> np.ndarray:
+    """Every participant the run used (its splits), else those of its results table."""
+    if run.splits:
+        return np.asarray([i for name in ("train", "val", "test") for i in run.splits.get(name, [])], dtype=str)
+    if run.results is not None:
+        return run.results["eid"].astype(str).to_numpy()
+    return np.asarray([], dtype=str)
+
+
+def cohort_rows(run: RunData, ids: np.ndarray | None = None) -> pd.DataFrame | None:
+    """The cohort rows of ``ids`` (default: every participant the run used)."""
+    if run.cohort is None:
+        return None
+    frame = run.cohort.frame.set_index(ID)
+    ids = run_ids(run) if ids is None else ids
+    return frame.loc[frame.index.intersection(pd.Index(ids))].reset_index()

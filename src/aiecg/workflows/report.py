@@ -1,0 +1,35 @@
+"""``aiecg report``: run, evaluation and explanation folders -> one static HTML page with figures and tables.
+
+Renders saved results only (results.csv, metrics.json, comparison*.csv, epochs.csv, exclusions.csv, splits, the
+bundle's metadata, the cohort's store); it never runs a model and never imports the training code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+from aiecg.report.runs import ReportError, load_run
+
+matplotlib.use("Agg")
+
+
+def write_report(inputs: list[str | Path], out: str | Path, title: str = "aiecg report") -> Path:
+    """Render every folder in ``inputs`` into ``out/index.html``; returns the page's path."""
+    from aiecg.report.html import render_report
+
+    if not inputs:
+        raise ReportError("no folders given: pass one or more run, evaluation or explain folders")
+    runs = []
+    for path in inputs:
+        run = load_run(path)
+        untuned = Path(path) / "untuned"
+        if run.kind == "finetune" and (untuned / "metrics.json").exists():  # the same test split before tuning
+            before = load_run(untuned)
+            before.label = f"{Path(path).name} (before fine-tuning)"
+            runs.append(before)
+        runs.append(run)
+    if all(run.kind == "explain" for run in runs):
+        raise ReportError("only explain folders given: add the run or evaluation folder they explain")
+    return render_report(runs, out, title)

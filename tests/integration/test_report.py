@@ -1,0 +1,271 @@
+"""``aiecg report`` and ``aiecg explain`` end to end on a tiny synthetic run: the page opens offline, every image
+loads in a real (headless) Chromium without a console error, and the tables hold the run's numbers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from aiecg.cli import main
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def reported(tmp_path_factory):
+    """synth (60) -> prepare -> train (1 epoch) -> explain (6 participants) -> report."""
+    pytest.importorskip("captum")
+    root = tmp_path_factory.mktemp("report")
+    data = root / "data"
+    assert main(["-q", "synth", "--out", str(data), "--n", "60", "--lvh-prevalence", "0.3", "--seed", "4",
+                 "--workers", "2"]) == 0
+    assert main(["-q", "prepare", "--cohort", str(data / "cohort.yaml"), "--workers", "2", "--no-beats"]) == 0
+    assert main(["-q", "train", "--cohort", str(data / "cohort.yaml"), "--target", "INDEXED_MASS", "--epochs", "1",
+                 "--out", str(root / "runs"), "--name", "fcn"]) == 0
+    assert main(["-q", "explain", "--bundle", str(root / "runs" / "fcn" / "model.aiecg"), "--cohort",
+                 str(data / "cohort.yaml"), "--out", str(root / "explain"), "--max-participants", "6",
+                 "--steps", "8", "--no-figures"]) == 0
+    assert main(["-q", "report", str(root / "runs" / "fcn"), str(root / "explain"), "--out", str(root / "report")]) == 0
+    return root
+
+
+class References(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.refs: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name in ("src", "href") and value and not value.startswith("#"):
+                self.refs.append((tag, value))
+
+
+def test_every_reference_is_a_local_file_that_decodes(reported):
+    import defusedxml.ElementTree as ElementTree
+    from PIL import Image
+
+    out = (reported / "report").resolve()
+    page = (out / "index.html").read_text()
+    parser = References()
+    parser.feed(page)
+    images = [ref for tag, ref in parser.refs if tag == "img"]
+    assert len(images) >= 12  # agreement, ROC, PR, forest, subgroups, calibration, LR, training, beats, explanations
+    assert "<script" not in page and "http://" not in page and "https://" not in page
+    for _, ref in parser.refs:
+        url = urlparse(ref)
+        assert not url.scheme and not url.netloc and not ref.startswith("/"), ref
+        target = (out / unquote(url.path)).resolve()
+        assert target.is_relative_to(out) and target.is_file(), ref
+        if target.suffix == ".png":
+            with Image.open(target) as image:
+                image.verify()
+        elif target.suffix == ".svg":
+            assert ElementTree.parse(target).getroot().tag.endswith("svg")
+        elif target.suffix == ".csv":
+            assert len(pd.read_csv(target)) > 0
+    for image in images:  # every figure also as SVG for a manuscript
+        assert (out / image).with_suffix(".svg").is_file()
+
+
+def test_tables_hold_the_runs_numbers(reported):
+    run = reported / "runs" / "fcn"
+    tables = reported / "report" / "tables"
+    flow = pd.read_csv(next(tables.glob("flow_*.csv")))
+    counts = dict(zip(flow["step"].fillna(""), flow["participants"]))
+    splits = json.loads((run / "splits.json").read_text())
+    assert counts["rows in the cohort table"] == 60
+    assert counts["usable participants"] == sum(len(v) for v in splits.values())
+    assert counts["test split"] == len(splits["test"])
+    excluded = len(pd.read_csv(run / "exclusions.csv"))
+    assert counts["excluded by the cohort checks"] + counts["excluded: ECG missing or failed QC"] == excluded
+
+    # the characteristics' Welch p-value for age is scipy's on the run's participants
+    cohort = pd.read_parquet(reported / "data" / "cohort.parquet").astype({"eid": str}).set_index("eid")
+    used = cohort.loc[[i for v in splits.values() for i in v]]
+    expected = stats.ttest_ind(used.loc[used["lvh"] == 1, "age"], used.loc[used["lvh"] == 0, "age"],
+                               equal_var=False).pvalue
+    characteristics = pd.read_csv(next(tables.glob("characteristics_*.csv")))
+    age = characteristics.set_index("variable").loc["age"]
+    assert float(age["p"]) == pytest.approx(expected, rel=1e-9)
+    lvh_age = used.loc[used["lvh"] == 1, "age"]
+    assert age["LVH"] == f"{lvh_age.median():.1f} ({lvh_age.std():.1f})"
+
+    comparison = pd.read_csv(next(tables.glob("comparison_0_*.csv")))
+    saved = pd.read_csv(run / "comparison.csv")
+    assert list(comparison["score"]) == list(saved["name"])
+    assert (comparison["DeLong p"] == "reference").sum() == 1
+
+
+def test_explanations_are_complete_and_rendered(reported):
+    summary = json.loads((reported / "explain" / "explain.json").read_text())
+    data = np.load(reported / "explain" / "attributions.npz")
+    total = data["ecg_attr"].sum(axis=(1, 2)) + data["meta_attr"].sum(axis=1)
+    gap = total - (data["outputs"] - data["baseline_outputs"])
+    np.testing.assert_allclose(gap, data["delta"], atol=1e-4)
+    assert summary["convergence_delta"]["max_abs"] == pytest.approx(np.abs(data["delta"]).max(), rel=1e-5)
+    assert summary["n"] == 6 and data["ecg_attr"].shape == data["ecg"].shape
+    page = (reported / "report" / "index.html").read_text()
+    assert 'id="explain"' in page and "Class activation maps (FCN)" in page
+
+
+def test_report_of_a_folder_without_results_is_one_clear_error(tmp_path, capsys):
+    assert main(["-q", "report", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    assert "holds no metrics.json" in capsys.readouterr().err
+
+
+def test_the_report_code_never_imports_the_training_code(reported):
+    code = ("import sys; import aiecg.workflows.report, aiecg.report.html; "
+            "from aiecg.report import figures, runs, tables; "
+            f"run = runs.load_run({str(reported / 'runs' / 'fcn')!r}); tables.model_card(run); "
+            "assert figures.criteria_scores(run); "
+            "bad = sorted(m for m in sys.modules if m.startswith('aiecg.train')); print(bad); "
+            "sys.exit(1 if bad else 0)")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+# --- a real browser ----------------------------------------------------------------------------------------------
+
+def chromium_binary() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
+        if path := shutil.which(name):
+            return path
+    return None
+
+
+class DevTools:
+    """A minimal Chrome DevTools Protocol client over one page's websocket."""
+
+    def __init__(self, url: str):
+        import websocket
+
+        self.socket = websocket.create_connection(url, timeout=60)
+        self.next_id = 0
+        self.events: list[dict] = []
+
+    def call(self, method: str, **params) -> dict:
+        self.next_id += 1
+        self.socket.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.socket.recv())
+            if message.get("id") == self.next_id:
+                assert "error" not in message, message
+                return message.get("result", {})
+            self.events.append(message)
+
+    def wait_for(self, method: str, timeout: float = 60.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for event in self.events:
+                if event.get("method") == method:
+                    return event
+            self.events.append(json.loads(self.socket.recv()))
+        raise TimeoutError(method)
+
+
+def render_in_chromium(browser: str, page: Path, profile: Path) -> tuple[list[dict], list[dict], bytes]:
+    """Open ``page`` in headless Chromium; returns its images' load state, the console/network error events and a
+    PNG screenshot."""
+    import base64
+
+    process = subprocess.Popen(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run", "--disable-sync", f"--user-data-dir={profile}",
+         "--remote-debugging-port=0", "--window-size=1280,2000", "about:blank"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        ws_url = None
+        deadline = time.monotonic() + 60
+        while ws_url is None and time.monotonic() < deadline:
+            line = process.stderr.readline()
+            if not line and process.poll() is not None:
+                pytest.fail(f"chromium exited with {process.returncode} before listening")
+            if "DevTools listening on" in line:
+                ws_url = line.split("DevTools listening on", 1)[1].strip()
+        assert ws_url, "chromium never printed its DevTools address"
+        threading.Thread(target=process.stderr.read, daemon=True).start()  # keep its pipe drained
+        port = urlparse(ws_url).port
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=30) as response:
+            page_url = next(t["webSocketDebuggerUrl"] for t in json.load(response) if t["type"] == "page")
+        tools = DevTools(page_url)
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            tools.call(f"{domain}.enable")
+        tools.call("Page.navigate", url=page.resolve().as_uri())
+        tools.wait_for("Page.loadEventFired")
+        images = json.loads(tools.call("Runtime.evaluate", returnByValue=True, expression=(
+            "JSON.stringify(Array.from(document.images).map(i => "
+            "({src: i.getAttribute('src'), complete: i.complete, width: i.naturalWidth})))"))["result"]["value"])
+        shot = base64.b64decode(tools.call("Page.captureScreenshot", format="png")["data"])
+        tools.socket.close()
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    errors = [e for e in tools.events if e.get("method") in ("Runtime.exceptionThrown", "Network.loadingFailed")
+              or (e.get("method") == "Runtime.consoleAPICalled" and e["params"].get("type") == "error")
+              or (e.get("method") == "Log.entryAdded" and e["params"]["entry"].get("level") == "error")]
+    return images, errors, shot
+
+
+def test_page_renders_in_headless_chromium(reported, tmp_path):
+    browser = chromium_binary()
+    if browser is None:
+        pytest.skip("no Chromium on this machine (CI installs the Debian package 'chromium' in .ci/run)")
+    pytest.importorskip("websocket", reason="websocket-client (the 'dev' extra) drives the browser")
+    import io
+
+    from PIL import Image
+
+    images, errors, shot = render_in_chromium(browser, reported / "report" / "index.html", tmp_path / "profile")
+    (tmp_path / "screenshot.png").write_bytes(shot)
+    with Image.open(io.BytesIO(shot)) as image:
+        low, high = image.convert("L").getextrema()
+        assert image.size[0] >= 1000 and high - low > 100  # not a blank page
+    assert len(images) >= 12
+    broken = [i["src"] for i in images if not i["complete"] or i["width"] == 0]
+    assert not broken, f"images that did not load: {broken}"
+    assert not errors, errors
+
+
+def test_panels_that_need_missing_files_are_skipped_with_a_note(reported, tmp_path):
+    from aiecg.report import figures
+    from aiecg.report.runs import load_run
+
+    copy = tmp_path / "run"
+    shutil.copytree(reported / "runs" / "fcn", copy)
+    for name in ("epochs.csv", "comparison.csv", "model.aiecg"):
+        (copy / name).unlink()
+    metrics = json.loads((copy / "metrics.json").read_text())
+    metrics["cohort"] = str(tmp_path / "moved" / "cohort.yaml")  # the cohort was moved away
+    metrics["bundle"] = str(tmp_path / "moved" / "model.aiecg")
+    (copy / "metrics.json").write_text(json.dumps(metrics))
+    (copy / "config.yaml").unlink()
+    run = load_run(copy)
+    assert run.cohort is None and run.store is None and run.bundle is None
+    assert any("cohort" in note for note in run.notes)
+    training = figures.training_curves([run])
+    assert training.figure is None and training.notes == ["no run saved epochs.csv"]
+    assert figures.median_beats([run]) == []
+    forest = figures.forest_auroc([run])  # falls back on the AUROC in metrics.json
+    assert forest.figure is not None
+    roc = figures.roc_curves([run])
+    assert roc.figure is not None and roc.notes == []  # no comparison rows: nothing claimed about baselines
+    assert figures.predicted_vs_true([run]).figure is not None

@@ -1,0 +1,43 @@
+"""The characteristics table's tests are scipy's, and exclusion reasons collapse into countable categories."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from aiecg.report.tables import _reason_group, compare_groups, format_p
+
+
+@pytest.fixture
+def groups():
+    rng = np.random.default_rng(0)
+    a = pd.DataFrame({"age": rng.normal(60, 8, 40), "htn": rng.integers(0, 2, 40), "smoking": rng.integers(0, 3, 40)})
+    b = pd.DataFrame({"age": rng.normal(66, 12, 25), "htn": (rng.random(25) < 0.8).astype(int),
+                      "smoking": rng.integers(0, 3, 25)})
+    return a, b
+
+
+def test_group_comparison_uses_welch_fisher_and_chi_squared(groups):
+    a, b = groups
+    table = compare_groups([("A", a), ("B", b)], [("age", "age", "continuous"), ("htn", "hypertension", "binary"),
+                                                  ("smoking", "smoking", "categorical")])
+    rows = table.set_index("variable")
+    assert rows.loc["n", "A"] == "40" and rows.loc["n", "B"] == "25"
+    assert rows.loc["age", "p"] == pytest.approx(stats.ttest_ind(a["age"], b["age"], equal_var=False).pvalue)
+    assert rows.loc["age", "A"] == f"{np.median(a['age']):.1f} ({np.std(a['age'], ddof=1):.1f})"
+    two_by_two = [[(a["htn"] == 0).sum(), (a["htn"] == 1).sum()], [(b["htn"] == 0).sum(), (b["htn"] == 1).sum()]]
+    assert rows.loc["hypertension", "p"] == pytest.approx(stats.fisher_exact(two_by_two).pvalue)
+    n_a = int((a["htn"] == 1).sum())
+    assert rows.loc["hypertension", "A"] == f"{n_a} ({100 * n_a / 40:.1f}%)"
+    counts = [[(g["smoking"] == k).sum() for k in range(3)] for g in (a, b)]
+    assert rows.loc["smoking = 0", "p"] == pytest.approx(stats.chi2_contingency(counts).pvalue)
+    assert np.isnan(rows.loc["smoking = 1", "p"])  # one p-value per variable, on its first level
+    assert rows.loc["smoking = 0", "test"] == "chi-squared" and rows.loc["hypertension", "test"] == "Fisher's exact"
+
+
+def test_exclusion_reasons_are_grouped_without_values_or_leads():
+    assert _reason_group("saturated lead V5") == _reason_group("saturated lead V6") == "saturated lead"
+    assert _reason_group("excessive noise in lead I (44% of power >= 40 Hz)") == "excessive noise in lead"
+    assert _reason_group("clinical value sbp=300.0 outside human range 60-280") == \
+        _reason_group("clinical value sbp=20 outside human range 60-280")
+    assert format_p(0.0004) == "<0.001" and format_p(0.0312) == "0.031" and format_p(float("nan")) == "n/a"
