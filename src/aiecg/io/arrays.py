@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from aiecg.conventions import millivolts_per
 from aiecg.ecg import ECG, STANDARD_LEADS, normalise_lead_name
 from aiecg.errors import ECGReadError, ECGValidationError
 from aiecg.io.checks import MAX_VALUES, check_fs, check_plausible, library_detail
@@ -25,12 +26,6 @@ NPY_SUFFIXES = (".npy",)
 NPZ_SUFFIXES = (".npz",)
 CSV_SUFFIXES = (".csv",)
 
-_UNIT_TO_MV = {
-    "mv": 1.0, "millivolt": 1.0, "millivolts": 1.0,
-    "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "microvolt": 1e-3, "microvolts": 1e-3,
-    "v": 1e3, "volt": 1e3, "volts": 1e3,
-    "nv": 1e-6, "nanovolt": 1e-6, "nanovolts": 1e-6,
-}
 
 
 def unit_to_mv(unit: str, path: str | Path = "") -> float:
@@ -39,10 +34,10 @@ def unit_to_mv(unit: str, path: str | Path = "") -> float:
     Raises:
         ECGReadError: the unit is not a voltage unit aiecg knows.
     """
-    key = str(unit).strip().lower()
-    if key not in _UNIT_TO_MV:
+    factor = millivolts_per(unit)
+    if factor is None:
         raise ECGReadError(path, f"unknown signal unit {unit!r}; expected mV, uV, V or nV")
-    return _UNIT_TO_MV[key]
+    return factor
 
 
 def _check_fs(path: Path, fs: Any, what: str) -> float:

@@ -18,6 +18,7 @@ import numpy as np
 from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
 
+from aiecg.conventions import sex_or_unknown
 from aiecg.ecg import ECG, STANDARD_LEADS, normalise_lead_name
 from aiecg.errors import ECGReadError, ECGValidationError
 from aiecg.files import atomic_write_bytes
@@ -173,7 +174,7 @@ def _patient(root: ET.Element) -> dict[str, Any]:
     return {
         "pid": (info.findtext("PID") or "").strip(),
         "age": _float_or_nan(info.findtext("Age")),
-        "sex": {"MALE": "male", "FEMALE": "female"}.get(gender, "unknown"),
+        "sex": sex_or_unknown(gender),
         "height_cm": _float_or_nan(info.findtext("Height")),
         "weight_kg": _float_or_nan(info.findtext("Weight")),
     }

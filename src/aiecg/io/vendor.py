@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from aiecg.conventions import sex_or_unknown
 from aiecg.ecg import ECG
 from aiecg.errors import ECGReadError
 from aiecg.io.arrays import ecg_from_rows, unit_to_mv
@@ -139,7 +140,7 @@ def _lead_rows(path: Path, leads: list[Any], what: str) -> tuple[np.ndarray, lis
 
 
 def _patient(info: Any) -> dict[str, Any]:
-    sex = {"M": "male", "F": "female"}.get(str(getattr(info, "sex", "") or "").strip().upper()[:1], "unknown")
+    sex = sex_or_unknown(getattr(info, "sex", ""))
     patient: dict[str, Any] = {"pid": str(getattr(info, "patient_id", "") or "").strip(), "sex": sex}
     for key, attr in (("age", "age"), ("height_cm", "height"), ("weight_kg", "weight")):
         value = getattr(info, attr, None)
@@ -330,7 +331,7 @@ def _dicom_group(path: Path, ds: Any, index: int) -> tuple[np.ndarray, list[str]
 
 
 def _dicom_patient(ds: Any) -> dict[str, Any]:
-    sex = {"M": "male", "F": "female"}.get(str(ds.get("PatientSex", "") or "").strip().upper()[:1], "unknown")
+    sex = sex_or_unknown(ds.get("PatientSex", ""))
     age = str(ds.get("PatientAge", "") or "")
     match = re.fullmatch(r"(\d{1,3})([DWMY])", age.strip())
     divisor = {"D": 365.25, "W": 52.18, "M": 12.0, "Y": 1.0}

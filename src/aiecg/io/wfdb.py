@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from aiecg.conventions import millivolts_per, sex_or_unknown
 from aiecg.ecg import ECG
 from aiecg.errors import ECGReadError, ECGValidationError
 from aiecg.io.checks import check_fs, check_plausible, check_size, library_detail
@@ -38,9 +39,7 @@ def claims(path: Path) -> bool:
     return path.suffix.lower() != ".hea" and not path.exists() and _header(path).exists()
 
 
-_UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3, "nu": 1.0, "": 1.0}
 _PAIR = re.compile(r"<\s*([^<>:]+?)\s*>\s*:?\s*([^<]*)")
-_SEX = {"male": "male", "m": "male", "female": "female", "f": "female"}
 
 
 def _number(text: str) -> float:
@@ -73,7 +72,7 @@ def parse_comments(comments: list[str]) -> dict[str, Any]:
     if "age" in fields:
         patient["age"] = _number(fields["age"])
     if "sex" in fields or "gender" in fields:
-        patient["sex"] = _SEX.get(fields.get("sex", fields.get("gender", "")).strip().lower(), "unknown")
+        patient["sex"] = sex_or_unknown(fields.get("sex", fields.get("gender", "")))
     for key, name in (("height", "height_cm"), ("weight", "weight_kg")):
         if key in fields:
             patient[name] = _number(fields[key])
@@ -147,10 +146,11 @@ def read_wfdb(path: str | Path) -> ECG:
         raise ECGReadError(path, "WFDB record holds no samples")
     scale = []
     for unit in data.units or [""] * data.n_sig:
-        key = (unit or "").strip().lower()
-        if key not in _UNIT_TO_MV:
+        # WFDB's "NU" (no unit) and a blank unit are taken as millivolts, the PhysioNet convention for ECGs
+        factor = 1.0 if (unit or "").strip().lower() in ("", "nu") else millivolts_per(unit)
+        if factor is None:
             raise ECGReadError(path, f"unknown signal unit {unit!r}; expected mV, uV or V")
-        scale.append(_UNIT_TO_MV[key])
+        scale.append(factor)
     signal = data.p_signal.T * np.asarray(scale)[:, None]
     try:
         ecg = ECG.from_array(

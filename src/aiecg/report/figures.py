@@ -14,7 +14,6 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-from aiecg.evaluate.results import COLUMN_STEM
 from aiecg.report import style
 from aiecg.report.runs import RunData
 
@@ -41,7 +40,7 @@ def regression_stem(run: RunData) -> str | None:
     spec = run.spec
     if spec is None or not spec.is_regression or run.results is None:
         return None
-    stem = COLUMN_STEM.get(spec.outputs[0])
+    stem = spec.stem
     return stem if stem and f"{stem}_pred" in run.results else None
 
 
@@ -245,7 +244,8 @@ def roc_curves(runs: list[RunData]) -> Plot:
                 "Model (thick line; shaded: pointwise bootstrap 95% band) and the classic criteria (thin lines, from "
                 "the store's median-beat measurements; open markers: their published cut-offs) on the test "
                 "participants. Filled markers: the model's operating points; black markers with 95% intervals: ML "
-                "baselines at their validation-chosen thresholds (comparison.csv). AUROC with DeLong 95% CI.")
+                "baselines at their validation-chosen thresholds (comparison.csv), with their curves (thin black "
+                "lines, comparison_scores.csv). AUROC with DeLong 95% CI.")
     usable = [(run, score) for run in runs if (score := primary_score(run))]
     if not usable:
         plot.notes.append("no run has LVH labels and an LVH score in results.csv")
@@ -284,14 +284,23 @@ def roc_curves(runs: list[RunData]) -> Plot:
             ax.plot(1 - spec, sens, marker=marker, color=style.BLUE, markeredgecolor=style.BLACK, markersize=7,
                     linestyle="none", label=f"model at {label}", zorder=4)
         baselines = comparison[comparison["kind"] == "baseline"] if len(comparison) else comparison
+        saved = run.comparison_scores
         for i, row in enumerate(baselines.itertuples()):
+            column = f"score: {row.name}"
+            if saved is not None and column in saved and len(saved) == len(y_all):
+                base = saved[column].to_numpy(float)
+                keep = np.isfinite(base) & np.isin(y_all, (0, 1))
+                if len(np.unique(y_all[keep])) == 2:
+                    f, t, _ = roc_curve(y_all[keep], base[keep])
+                    ax.plot(f, t, color=style.BLACK, linewidth=0.8, alpha=0.7,
+                            linestyle=style.LINESTYLES[(i + 2) % len(style.LINESTYLES)])
             ax.errorbar(1 - row.specificity, row.sensitivity,
                         xerr=[[row.specificity_high - row.specificity], [row.specificity - row.specificity_low]],
                         yerr=[[row.sensitivity - row.sensitivity_low], [row.sensitivity_high - row.sensitivity]],
                         fmt=style.MARKERS[(i + 5) % len(style.MARKERS)], color=style.BLACK, markersize=6,
                         elinewidth=0.6, capsize=2,
                         label=f"{row.name}: {row.auroc:.2f} ({row.auroc_low:.2f}-{row.auroc_high:.2f})")
-        missing_baselines |= bool(len(baselines))
+        missing_baselines |= bool(len(baselines)) and saved is None
         ax.set_xlim(-0.01, 1.01)
         ax.set_ylim(-0.01, 1.01)
         ax.set_aspect("equal")

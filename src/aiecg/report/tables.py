@@ -231,7 +231,7 @@ def model_card(run: RunData) -> list[tuple[str, str]]:
     if spec is not None:
         thresholds = spec.lvh_thresholds
         lvh = (f"; LVH: > {thresholds.male:g} (men), > {thresholds.female:g} (women)" if thresholds else "")
-        card.append(("target", f"{spec.target.value} ({spec.kind.value}){lvh}"))
+        card.append(("target", f"{spec.name} ({spec.kind.value}){lvh}"))
     if bundle is not None:
         n_params = sum(int(np.prod(t.shape)) for t in bundle.state_dict.values())
         settings = ", ".join(f"{k}={v}" for k, v in bundle.model_kwargs.items()) or "default settings"

@@ -128,7 +128,11 @@ def evaluate_bundle(
 def write_comparison(spec: TargetSpec, bundle: Bundle, table: pd.DataFrame, store: Store, frame: pd.DataFrame,
                      cohort: Cohort, splits: Splits | None, out_dir: Path, seed: int, n_resamples: int,
                      criteria_options: dict[str, dict[str, Any]] | None = None) -> dict:
-    """Model, baselines (when training data exist) and criteria on the same test participants."""
+    """Model, baselines (when training data exist) and criteria on the same test participants.
+
+    Writes ``comparison.csv``/``comparison.md`` (and ``comparison_regression.csv``), and every row's
+    per-participant score (``score: NAME``; criteria as their margin over the published cut-off, so a call is
+    ``>= 0``) and regression prediction (``prediction: NAME``) in ``comparison_scores.csv`` for figures."""
     ids = table["eid"].astype(str).to_numpy()
     rows: list[ScoreRow] = []
     primary = primary_lvh_score(spec, table)
@@ -147,7 +151,10 @@ def write_comparison(spec: TargetSpec, bundle: Bundle, table: pd.DataFrame, stor
         rows += base_rows
         regression.update(base_regression)
     rows += criteria_rows(store, ids, table["is_m"].to_numpy(), criteria_options)
-    summary: dict[str, Any] = {"baseline_hyperparameters": params}
+    scores = pd.DataFrame({"eid": ids, **{f"score: {row.name}": row.scores for row in rows},
+                           **{f"prediction: {name}": values for name, values in regression.items()}})
+    scores.to_csv(out_dir / "comparison_scores.csv", index=False)
+    summary: dict[str, Any] = {"baseline_hyperparameters": params, "scores_file": "comparison_scores.csv"}
     lvh = table["lvh_true"].to_numpy(dtype=float) if "lvh_true" in table else None
     lvh_table = pd.DataFrame()
     if lvh is not None and min(np.sum(lvh == 1), np.sum(lvh == 0)) >= 2:  # DeLong needs two of each class

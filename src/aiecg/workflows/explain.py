@@ -86,14 +86,14 @@ def explain_bundle(bundle_path: str | Path, cohort_path: str | Path, store_path:
     out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out / "attributions.npz", **arrays_out)
     delta = np.abs(attr.delta)
-    units = f"standardised {spec.target.value}" if spec.is_regression else "logit"
+    units = f"standardised {spec.name}" if spec.is_regression else "logit"
     summary: dict[str, Any] = {
         "method": "integrated gradients (captum, Gauss-Legendre)", "n_steps": n_steps,
         "baselines": {"ecg": "zeros (isoelectric line)",
                       "clinical": "encoded fill values of the training encoder" if bundle.encoder else "none"},
         "bundle": str(bundle_path), "cohort": str(cohort_path), "split": split, "n": int(len(ids)),
         "output_units": units, "attributions": "attributions.npz",
-        "model": f"{bundle.model_name} ({spec.target.value})", "cohort_name": str(cohort.mapping.name),
+        "model": f"{bundle.model_name} ({spec.name})", "cohort_name": str(cohort.mapping.name),
         "convergence_delta": {"median_abs": float(np.median(delta)), "max_abs": float(delta.max()),
                               "mean_abs_output_change": float(np.mean(np.abs(attr.outputs - attr.baseline_outputs)))},
         "mean_abs_attribution_per_lead": dict(zip(arrays_out["leads"].tolist(),
