@@ -72,6 +72,8 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     if not config.cohort:
         raise AiecgError("no cohort given: pass --cohort cohort.yaml (or set 'cohort' in --config)")
     result = train_run(config, progress=not args.quiet)
+    if not result.metrics:  # a torchrun rank other than 0: rank 0 reports
+        return {"run_dir": str(result.run_dir), "rank": int(os.environ.get("RANK", 0))}
     return {"run_dir": str(result.run_dir), "bundle": str(result.bundle_path), "test": headline(result.metrics["test"])}
 
 
