@@ -276,7 +276,7 @@ def run_worker(study: Any, objective: Callable[[Any], float], n_trials: int, hea
         if finished + running >= n_trials:
             time.sleep(min(heartbeat, 2.0))
             continue
-        study.optimize(wrapped, n_trials=1, gc_after_trial=True)
+        study.optimize(wrapped, n_trials=1)
         ran += 1
 
 
