@@ -199,8 +199,8 @@ def finalise(config: TuneConfig, progress: bool = True) -> dict[str, Any]:
     base = dataclasses.replace(config.base, out=str(out), name="best", resume=False,
                                fit=dataclasses.replace(config.base.fit, max_epochs=config.max_epochs))
     result = train_run(hpo.apply_params(base, best.params), progress=progress)
-    summary = {"study": config.study, "best_trial": best.number, "params": hpo.clean(best.params), "val_loss": best.value,
-               "retrained_val_loss": result.metrics["training"]["best_val_loss"],
+    summary = {"study": config.study, "best_trial": best.number, "params": hpo.clean(best.params),
+               "val_loss": best.value, "retrained_val_loss": result.metrics["training"]["best_val_loss"],
                "best_epoch": result.metrics["training"]["best_epoch"], "n_trials": len(table),
                "finished": int(table["state"].isin(hpo.FINISHED).sum()),
                "pruned": int((table["state"] == "PRUNED").sum()), "importance": importance,
