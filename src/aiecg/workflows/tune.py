@@ -132,8 +132,12 @@ def objective_for(data: SearchData, config: TuneConfig, space: list[hpo.Param]) 
             fit_config = dataclasses.replace(fit_config, augment=AugmentConfig())
         pos_weight, class_weight = class_weights(data.labels, data.spec) if run.loss_weighting else (None, None)
         torch.manual_seed(run.fit.seed)  # model initialisation, as in train_run
-        model = create_model(run.arch, len(run.leads), data.train.ecg.shape[2], data.train.meta.shape[1],
-                             data.spec.n_outputs, **run.model_kwargs)
+        try:
+            model = create_model(run.arch, len(run.leads), data.train.ecg.shape[2], data.train.meta.shape[1],
+                                 data.spec.n_outputs, **run.model_kwargs)
+        except TypeError as exc:  # a model setting of the space that this architecture does not take
+            raise ConfigError(f"search space: model {run.arch!r} rejects {run.model_kwargs} ({exc}); "
+                              "search only settings of the searched architectures") from None
 
         def report(row: dict[str, float]) -> None:
             trial.report(row["val_loss"], int(row["epoch"]))
