@@ -1,5 +1,5 @@
-"""Started by torchrun from test_distributed.py: one epoch of ``fit`` on a toy set; each rank saves the rows it
-trained on and its final weights to OUT/rank{RANK}.pt."""
+"""Started by torchrun from test_distributed.py: ``fit`` on a toy set (``python ddp_fit_worker.py OUT N_TRAIN
+[EPOCHS [resume]]``); each rank saves the rows it trained on and its final weights to OUT/rank{RANK}.pt."""
 
 import os
 import sys
@@ -22,17 +22,18 @@ def toy(n: int, seed: int) -> Arrays:
                   rng.standard_normal((n, 3)).astype(np.float32), y[:, None])
 
 
-def main(out: Path, n_train: int) -> None:
+def main(out: Path, n_train: int, epochs: int = 1, resume: bool = False) -> None:
     torch.manual_seed(0)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
     model = create_model("fcn", 2, 64, 3, 1, filters=(8, 8, 8), kernels=(5, 3, 3), conv_dropout=0.2,
                          head_dropout=0.3)
     seen: list[np.ndarray] = []
-    config = FitConfig(lr=1e-2, batch_size=16, max_epochs=1, seed=4, sampling="none")
+    config = FitConfig(lr=1e-2, batch_size=16, max_epochs=epochs, seed=4, sampling="none")
     result = fit(model, ECGDataset(toy(n_train, 0)), ECGDataset(toy(21, 1)), LogCoshLoss(), config,
-                 out / "run", progress=False, seen=seen)
+                 out / "run", progress=False, seen=seen, resume=resume)
     torch.save({"seen": np.concatenate(seen), "state": model.state_dict(), "val_loss": result.best_val_loss,
                 "train_loss": result.history[-1]["train_loss"]}, out / f"rank{os.environ.get('RANK', '0')}.pt")
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), int(sys.argv[2]))
+    main(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 1,
+         len(sys.argv) > 4 and sys.argv[4] == "resume")

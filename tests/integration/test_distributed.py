@@ -52,6 +52,17 @@ def test_one_epoch_on_two_ranks_sees_every_sample_once_and_ends_with_identical_w
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoint.pt", "epochs.csv"]
 
 
+def test_a_resumed_two_rank_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path):
+    worker = str(ROOT / "tests" / "integration" / "ddp_fit_worker.py")
+    _torchrun(worker, str(tmp_path / "whole"), "64", "2")
+    _torchrun(worker, str(tmp_path / "cut"), "64", "1")  # stops after epoch 1, as if killed there
+    _torchrun(worker, str(tmp_path / "cut"), "64", "2", "resume")
+    whole, resumed = (torch.load(tmp_path / run / "rank1.pt", weights_only=False)["state"] for run in ("whole", "cut"))
+    for key in whole:
+        assert torch.equal(whole[key], resumed[key]), key
+    assert (tmp_path / "cut" / "run" / "epochs.csv").read_text().count("\n") == 3
+
+
 def test_torchrun_aiecg_train_writes_one_run(tmp_path):
     data = tmp_path / "data"
     assert aiecg(["-q", "synth", "--out", str(data), "--n", "40", "--seed", "5", "--workers", "2"]) == 0

@@ -86,7 +86,12 @@ class Param:
     def to_dict(self) -> dict[str, Any]:
         if self.choices is not None:
             return {"choices": list(self.choices)}
-        return {k: v for k, v in (("low", self.low), ("high", self.high), ("step", self.step), ("log", self.log)) if v}
+        described: dict[str, Any] = {"low": self.low, "high": self.high}
+        if self.step is not None:
+            described["step"] = self.step
+        if self.log:
+            described["log"] = True
+        return described
 
 
 def _number(value: Any) -> Any:

@@ -17,6 +17,7 @@ def test_default_space_is_the_reference_space_plus_rebalancing_for_categorical_t
     assert regression["lr"].choices == (1e-4, 1e-3, 1e-2) and regression["batch_size"].choices == (16, 32, 64, 128)
     assert (regression["conv_dropout"].low, regression["conv_dropout"].high, regression["conv_dropout"].step) == (
         0.0, 0.8, 0.1)
+    assert regression["head_dropout"].to_dict() == {"low": 0.0, "high": 0.8, "step": 0.1}
     categorical = {p.name for p in hpo.load_space(None, categorical=True)}
     assert categorical - set(regression) == {"sampling", "loss_weighting"}
 
