@@ -15,6 +15,7 @@ The machine is shared: the load average before and after each measurement is rec
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import statistics
@@ -89,7 +90,12 @@ def search_wall_time(cohort: Path, workers: int, trials: int, epochs: int, scrat
     if any(p.returncode for p in processes):
         raise RuntimeError("a tune worker failed:\n" + "\n".join(outputs))
     reports = [json.loads(o[o.index("{"):]) for o in outputs]
+    with open(scratch / f"tune_{workers}" / "trials.csv", newline="") as handle:
+        table = list(csv.DictReader(handle))
     return {"workers": workers, "trials": trials, "epochs_per_trial": epochs, "wall_seconds": round(wall, 1),
+            # the trials differ between runs (other samples of the space), so the work done is recorded too
+            "epochs_trained": sum(int(row["epochs"]) for row in table),
+            "trial_seconds_sum": round(sum(float(row["duration_s"]) for row in table), 1),
             "trials_per_worker": [r["search"]["trials_run"] for r in reports],
             "finished": reports[0]["search"]["finished"], "pruned": max(r["search"]["pruned"] for r in reports),
             "loadavg_before": before, "loadavg_after": _load()}
@@ -104,23 +110,29 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=3, help="epochs per trial")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "distributed_tune.json"))
+    parser.add_argument("--only", choices=["ddp", "search"], help="rerun one part, keeping the other's result")
     args = parser.parse_args()
     if args.ddp_worker:
         ddp_worker(Path(args.ddp_worker[0]), int(args.ddp_worker[1]), int(args.ddp_worker[2]))
         return
-    result: dict = {"cpu_count": os.cpu_count(), "loadavg_start": _load()}
+    out = Path(args.out)
+    result: dict = json.loads(out.read_text()) if args.only and out.exists() else {}
+    result.update({"cpu_count": os.cpu_count(), "loadavg_start": _load()})
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
-        result["ddp"] = [ddp_throughput(p, t, args.n, args.ddp_epochs, scratch) for p, t in ((1, 1), (2, 1), (1, 2))]
-        data = scratch / "data"
-        for step in (["synth", "--out", str(data), "--n", str(args.cohort_n), "--seed", "1", "--workers", "2"],
-                     ["prepare", "--cohort", str(data / "cohort.yaml"), "--workers", "2"]):
-            subprocess.run([sys.executable, "-m", "aiecg.cli", "-q", *step], env=_env(1), check=True,
-                           capture_output=True)
-        result["search"] = [search_wall_time(data / "cohort.yaml", w, args.trials, args.epochs, scratch)
-                            for w in (1, 2)]
+        if args.only in (None, "ddp"):
+            result["ddp"] = [ddp_throughput(p, t, args.n, args.ddp_epochs, scratch)
+                             for p, t in ((1, 1), (2, 1), (1, 2))]
+        if args.only in (None, "search"):
+            data = scratch / "data"
+            for step in (["synth", "--out", str(data), "--n", str(args.cohort_n), "--seed", "1", "--workers", "2"],
+                         ["prepare", "--cohort", str(data / "cohort.yaml"), "--workers", "2"]):
+                subprocess.run([sys.executable, "-m", "aiecg.cli", "-q", *step], env=_env(1), check=True,
+                               capture_output=True)
+            result["search"] = [search_wall_time(data / "cohort.yaml", w, args.trials, args.epochs, scratch)
+                                for w in (1, 2)]
     result["loadavg_end"] = _load()
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
 
 

@@ -116,3 +116,17 @@ def test_the_search_never_loads_a_test_participant(cohort):
     assert len(data.test_ids) > 0
     assert not set(data.train.ids) & set(data.test_ids) and not set(data.val.ids) & set(data.test_ids)
     assert len(data.train) + len(data.val) + len(data.test_ids) <= 60
+
+
+def test_bad_searches_are_one_line_errors(cohort, tmp_path, capsys):
+    base = ["-q", "tune", "--cohort", str(cohort), "--out", str(tmp_path / "t")]
+    space = tmp_path / "space.yaml"
+    space.write_text("sampling: {choices: [none, oversample]}\n")
+    for extra, message in ((["--space", str(tmp_path / "none.yaml")], "search-space file not found"),
+                           (["--space", str(space)], "rebalance classes; target INDEXED_MASS is continuous"),
+                           (["--final-only"], "no study 'aiecg-tune'"),
+                           (["--storage", "study.db"], "give sqlite:///file.db")):
+        capsys.readouterr()
+        assert aiecg(base + extra) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
