@@ -35,6 +35,7 @@ from aiecg.errors import CohortError, ConfigError
 from aiecg.files import atomic_write_text
 from aiecg.models import create_model
 from aiecg.train import hpo
+from aiecg.train.distributed import current_world
 from aiecg.train.loop import fit
 from aiecg.train.losses import make_loss
 from aiecg.workflows.train import class_weights, train_run
@@ -160,6 +161,9 @@ def search(config: TuneConfig, progress: bool = True) -> dict[str, Any]:
 
     if not progress:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if current_world().active:
+        raise ConfigError("aiecg tune runs its workers as separate processes sharing a --storage, not under "
+                          "torchrun (see docs/cluster.md)")
     spec = target_spec(config.base.target)
     space = hpo.load_space(config.space, spec.is_categorical)
     _check(config, spec, space)
