@@ -81,3 +81,32 @@ def kill_when(process: subprocess.Popen, ready: Callable[[], bool], timeout: flo
         pytest.fail("the process finished before it could be killed; give it more work")
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux /proc), children first found first."""
+    found, queue = [], [pid]
+    while queue:
+        parent = queue.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                children = [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            found += children
+            queue += children
+    return found
+
+
+def kill_tree(process: subprocess.Popen) -> None:
+    """SIGKILL a process started with ``start_new_session=True``, its group and every descendant, even those in
+    sessions of their own (torchrun starts its workers that way); a no-op for a process that already ended and
+    left nothing behind."""
+    pids = _descendants(process.pid)
+    for pid in [process.pid, *pids]:
+        for kill in (lambda p: os.killpg(p, signal.SIGKILL), lambda p: os.kill(p, signal.SIGKILL)):
+            try:
+                kill(pid)
+            except (ProcessLookupError, PermissionError):
+                pass
+    process.wait()

@@ -85,6 +85,8 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     from aiecg.workflows.train import train_run
 
     result = train_run(_run_config(args), progress=not args.quiet)
+    if not result.metrics:  # a torchrun rank other than 0: rank 0 reports
+        return {"run_dir": str(result.run_dir), "rank": int(os.environ.get("RANK", 0))}
     return {"run_dir": str(result.run_dir), "bundle": str(result.bundle_path), "test": headline(result.metrics["test"])}
 
 
@@ -145,6 +147,31 @@ def cmd_explain(args: argparse.Namespace) -> dict[str, Any]:
     summary = explain_bundle(args.bundle, args.cohort, args.store, args.out, split=args.split, n_steps=args.steps,
                              max_participants=args.max_participants, seed=args.seed, figures=not args.no_figures)
     return {"out": args.out, "n": summary["n"], "convergence_delta": summary["convergence_delta"]}
+
+
+def cmd_tune(args: argparse.Namespace) -> dict[str, Any]:
+    from aiecg.config import RunConfig
+    from aiecg.evaluate.evaluation import headline
+    from aiecg.workflows.tune import TuneConfig, finalise, search
+
+    base = RunConfig.load(args.config) if args.config else RunConfig()
+    base = base.override(cohort=args.cohort, store=args.store, target=args.target, arch=args.arch,
+                         excl_meta=True if args.excl_meta else None, split_seed=args.split_seed,
+                         criterion=args.criterion, fit__seed=args.seed, fit__device=args.device)
+    if not base.cohort:
+        raise AiecgError("no cohort given: pass --cohort cohort.yaml (or set 'cohort' in --config)")
+    worker = args.worker_id if args.worker_id is not None else int(os.environ.get("SLURM_ARRAY_TASK_ID", 0))
+    config = TuneConfig(base=base, out=Path(args.out), space=args.space, n_trials=args.trials,
+                        max_epochs=args.epochs, storage=args.storage, study=args.study, pruner=args.pruner,
+                        worker=worker, heartbeat=args.heartbeat)
+    summary: dict[str, Any] = {}
+    if not args.final_only:
+        summary["search"] = search(config, progress=not args.quiet)
+    if not args.search_only:
+        best = finalise(config, progress=not args.quiet)
+        summary["best"] = {**{k: best[k] for k in ("best_trial", "params", "val_loss", "bundle")},
+                           "test": headline(best["test"])}
+    return summary
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -272,6 +299,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-figures", action="store_true", help="save the attributions only (the report draws them)")
     p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("tune", help="hyperparameter search (Optuna; pruned on validation loss), then the best "
+                                    "setting retrained and tested once")
+    p.add_argument("--config", help="run-config YAML every trial starts from (flags override it)")
+    p.add_argument("--cohort", help="cohort YAML")
+    p.add_argument("--store", help="store directory (default: store/ beside the cohort YAML)")
+    p.add_argument("--target", choices=list_targets())
+    p.add_argument("--arch", choices=list_models(), help="base model (the default space also searches it)")
+    p.add_argument("--excl-meta", action="store_true", help="ECG only, no clinical variables")
+    p.add_argument("--criterion", choices=CRITERIA)
+    p.add_argument("--split-seed", type=int)
+    p.add_argument("--seed", type=int, help="training and sampler seed")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--space", help="search-space YAML replacing the reference's space")
+    p.add_argument("--trials", type=int, default=50, help="finished trials the study ends with (all workers)")
+    p.add_argument("--epochs", type=int, default=125, help="epochs per trial at most")
+    p.add_argument("--pruner", choices=["hyperband", "halving", "none"], default="hyperband")
+    p.add_argument("--storage", help="sqlite:///file.db (default OUT/study.db), journal:///shared/fs/study.log "
+                                     "or a database URL; workers with one storage and --study share the study")
+    p.add_argument("--study", default="aiecg-tune", help="study name")
+    p.add_argument("--worker-id", type=int, help="distinct per worker (default: $SLURM_ARRAY_TASK_ID or 0)")
+    p.add_argument("--heartbeat", type=float, default=30.0,
+                   help="seconds between heartbeats; a trial silent for 4 is re-queued (a killed worker)")
+    p.add_argument("--out", default="runs/tune", help="output directory (trials.csv, best.json, best/)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--search-only", action="store_true", help="run trials, do not retrain the best (workers)")
+    mode.add_argument("--final-only", action="store_true", help="only retrain and test the study's best trial")
+    p.set_defaults(func=cmd_tune)
     return parser
 
 

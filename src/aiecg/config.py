@@ -72,6 +72,8 @@ class FitConfig:
         sampling: 'none', 'oversample' or 'undersample' (categorical targets only).
         augment: augmentation of training batches, or None.
         freeze_batchnorm: keep batch-norm running statistics fixed (fine-tuning).
+        optimizer: 'adam' or 'sgd' (with ``momentum``), the two optimisers of the reference's search space.
+        momentum: SGD momentum.
     """
 
     lr: float = 5e-4
@@ -86,6 +88,8 @@ class FitConfig:
     sampling: str = "none"
     augment: AugmentConfig | None = None
     freeze_batchnorm: bool = False
+    optimizer: str = "adam"
+    momentum: float = 0.9
 
 
 @dataclass(frozen=True)

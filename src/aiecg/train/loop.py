@@ -3,6 +3,10 @@ best checkpoint by validation loss), seeded, resumable, with per-epoch metrics w
 
 Every random draw of an epoch (shuffling or re-sampling, augmentation, dropout) is seeded from (seed, epoch),
 so a run resumed from its last checkpoint ends with exactly the weights of an uninterrupted run.
+
+The same loop runs in one process or in N processes started by torchrun (:mod:`aiecg.train.distributed`):
+each global batch of ``batch_size`` rows is split over the ranks, the loss of each rank is scaled so that the
+DDP-averaged gradient is the gradient of the global batch's mean loss, and only rank 0 writes.
 """
 
 from __future__ import annotations
@@ -26,8 +30,11 @@ from aiecg.data.dataset import ECGDataset
 from aiecg.data.sampling import epoch_indices
 from aiecg.device import resolve_device
 from aiecg.files import atomic_write
+from aiecg.train import distributed
+from aiecg.train.distributed import World
 
 CHECKPOINT = "checkpoint.pt"
+OPTIMIZERS = ("adam", "sgd")
 EPOCH_COLUMNS = ("epoch", "train_loss", "val_loss", "lr", "seconds")
 
 
@@ -65,19 +72,30 @@ def _autocast(device: torch.device):
 def train_one_epoch(
     model: nn.Module, dataset: ECGDataset, loss_fn: nn.Module, optimizer: torch.optim.Optimizer,
     config: FitConfig, epoch: int, device: torch.device, labels: np.ndarray | None = None,
+    world: World | None = None, seen: list[np.ndarray] | None = None,
 ) -> float:
-    """One pass over the (re-sampled, shuffled, augmented) training set; returns the sample-weighted mean loss."""
+    """One pass over the (re-sampled, shuffled, augmented) training set; returns the sample-weighted mean loss
+    (over all ranks). ``model`` may be wrapped in DDP; ``seen`` collects the row indices this rank trained on.
+    """
+    world = world or World()
     model.train()
     if config.freeze_batchnorm:
         freeze_batchnorm_statistics(model)
-    torch.manual_seed(config.seed * 100_003 + epoch)  # dropout
-    generator = torch.Generator().manual_seed(config.seed * 100_019 + epoch)  # augmentation
-    order = epoch_indices(len(dataset), labels, config.sampling, config.seed, epoch)
+    rank_seed = 1_000_003 * world.rank  # 0 in one process: the same draws as before DDP existed
+    torch.manual_seed(config.seed * 100_003 + epoch + rank_seed)  # dropout
+    generator = torch.Generator().manual_seed(config.seed * 100_019 + epoch + rank_seed)  # augmentation
+    order = torch.as_tensor(epoch_indices(len(dataset), labels, config.sampling, config.seed, epoch))
     has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    smallest = 2 if has_batchnorm and not config.freeze_batchnorm else 1  # batch norm needs two samples
     total, count = 0.0, 0
-    for ecg, meta, target in iterate_batches(dataset, config.batch_size, order):
-        if len(ecg) < 2 and has_batchnorm and not config.freeze_batchnorm:
-            continue  # batch norm cannot estimate statistics from one sample
+    for start in range(0, len(order), config.batch_size):
+        batch = order[start : start + config.batch_size]
+        if len(batch) // world.size < smallest:
+            continue  # the same decision on every rank: each must take part in every step
+        index = distributed.shard(batch, world)
+        if seen is not None:
+            seen.append(index.numpy().copy())
+        ecg, meta, target = dataset.ecg[index], dataset.meta[index], dataset.target[index]
         if config.augment is not None:
             ecg, target = augment_batch(ecg, config.augment, generator, target)
         ecg, meta, target = ecg.to(device), meta.to(device), target.to(device)
@@ -85,24 +103,40 @@ def train_one_epoch(
         with _autocast(device):
             output = model(ecg, meta)
         loss = loss_fn(output.float(), target)
-        loss.backward()
+        # DDP averages gradients over ranks: weight each rank's mean by its share of the global batch
+        (loss * (len(index) * world.size / len(batch)) if world.active else loss).backward()
         optimizer.step()
         total += float(loss.detach()) * len(ecg)
         count += len(ecg)
+    total, count = distributed.reduce_sums([total, float(count)], world, device)
     return total / max(count, 1)
 
 
 @torch.no_grad()
-def validate(model: nn.Module, dataset: ECGDataset, loss_fn: nn.Module, batch_size: int, device: torch.device) -> float:
-    """Mean loss over ``dataset`` in evaluation mode."""
+def validate(model: nn.Module, dataset: ECGDataset, loss_fn: nn.Module, batch_size: int, device: torch.device,
+             world: World | None = None) -> float:
+    """Mean loss over ``dataset`` in evaluation mode (each rank scores every N-th row; the sums are reduced)."""
+    world = world or World()
     model.eval()
+    order = np.arange(world.rank, len(dataset), world.size)
     total, count = 0.0, 0
-    for ecg, meta, target in iterate_batches(dataset, batch_size):
+    for ecg, meta, target in iterate_batches(dataset, batch_size, order):
         with _autocast(device):
             output = model(ecg.to(device), meta.to(device))
         total += float(loss_fn(output.float(), target.to(device))) * len(ecg)
         count += len(ecg)
+    total, count = distributed.reduce_sums([total, float(count)], world, device)
     return total / max(count, 1)
+
+
+def make_optimizer(model: nn.Module, config: FitConfig) -> torch.optim.Optimizer:
+    """Adam or SGD with momentum over the trainable parameters."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {config.optimizer!r}")
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -129,6 +163,8 @@ def fit(
     resume: bool = False,
     optimizer: torch.optim.Optimizer | None = None,
     on_epoch_end: Callable[[int], None] | None = None,
+    on_validation: Callable[[dict[str, float]], None] | None = None,
+    seen: list[np.ndarray] | None = None,
 ) -> FitResult:
     """Train ``model`` in place and leave it holding the weights of the best validation epoch.
 
@@ -140,19 +176,23 @@ def fit(
         resume: continue from ``run_dir/checkpoint.pt`` when it exists.
         optimizer: a custom optimizer (e.g. per-group learning rates for fine-tuning); default Adam.
         on_epoch_end: called with the epoch number after its checkpoint is written.
+        on_validation: called with the epoch's history row (epoch, train_loss, val_loss, lr, seconds) after
+            ``on_epoch_end``, on every rank; e.g. to report to a pruner, which may stop the run by raising.
+        seen: if given, collects the training-row indices of every batch this rank trained on.
+
+    Started by torchrun, ``fit`` joins the process group itself (:func:`aiecg.train.distributed.setup`); every
+    rank returns the same result and the same weights.
     """
-    device = resolve_device(config.device)
+    world, device = distributed.setup(resolve_device(config.device))
     model.to(device)
     loss_fn.to(device)
     if optimizer is None:
-        optimizer = torch.optim.Adam(
-            [p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay
-        )
+        optimizer = make_optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=config.lr_factor, patience=config.lr_patience
     )
     run_dir = Path(run_dir) if run_dir is not None else None
-    if run_dir is not None:
+    if run_dir is not None and world.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = run_dir / CHECKPOINT if run_dir is not None else None
     best_state, best_loss, best_epoch, stale, start = copy.deepcopy(model.state_dict()), float("inf"), 0, 0, 1
@@ -165,16 +205,19 @@ def fit(
         best_state, best_loss, best_epoch = state["best_state"], float(state["best_loss"]), int(state["best_epoch"])
         stale, history, start = int(state["stale"]), list(state["history"]), int(state["epoch"]) + 1
     resumed_from = start - 1
+    net = distributed.wrap(model, world, device)
     started = time.perf_counter()
     finished = stale >= config.early_stopping
-    bar = tqdm(total=config.max_epochs, initial=resumed_from, desc="train", unit="epoch", disable=not progress)
+    bar = tqdm(total=config.max_epochs, initial=resumed_from, desc="train", unit="epoch",
+               disable=not progress or not world.is_main)
     for epoch in range(start, config.max_epochs + 1):
         if finished:
             break
         tic = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
-        train_loss = train_one_epoch(model, train, loss_fn, optimizer, config, epoch, device, labels)
-        val_loss = validate(model, val, loss_fn, config.batch_size, device)
+        train_loss = train_one_epoch(net, train, loss_fn, optimizer, config, epoch, device, labels, world, seen)
+        distributed.sync_buffers(model, world)
+        val_loss = validate(model, val, loss_fn, config.batch_size, device, world)
         scheduler.step(val_loss)
         history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": lr,
                         "seconds": time.perf_counter() - tic})
@@ -183,7 +226,7 @@ def fit(
         else:
             stale += 1
             finished = stale >= config.early_stopping
-        if run_dir is not None:
+        if run_dir is not None and world.is_main:
             _write_epochs(run_dir / "epochs.csv", history)
             _save_checkpoint(checkpoint, {
                 "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -194,6 +237,8 @@ def fit(
         bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
         if on_epoch_end is not None:
             on_epoch_end(epoch)
+        if on_validation is not None:
+            on_validation(history[-1])
     bar.close()
     model.load_state_dict(best_state)
     return FitResult(best_epoch, best_loss, len(history), history, time.perf_counter() - started, resumed_from)

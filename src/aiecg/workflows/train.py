@@ -38,6 +38,7 @@ from aiecg.files import atomic_write_text
 from aiecg.models import create_model
 from aiecg.models.registry import model_kwargs
 from aiecg.predict import predict
+from aiecg.train.distributed import is_main_process
 from aiecg.train.finetune import staged_finetune
 from aiecg.train.loop import fit
 from aiecg.train.losses import make_loss
@@ -77,24 +78,29 @@ def train_run(config: RunConfig, progress: bool = True) -> RunResult:
         raise ConfigError(f"--sampling and --loss-weighting rebalance classes; target {spec.name} is "
                           "continuous (use --criterion tail to weight rare high values)")
     run_dir = config.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config.save(run_dir / "config.yaml")
+    main = is_main_process()  # under torchrun only rank 0 writes (issue 15)
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config.save(run_dir / "config.yaml")
     cohort = load_cohort(config.cohort, spec.outputs)
     check_target_codes(cohort, spec, config.cohort)
     store = Store.open(config.store_path())
     cohort = usable_cohort(cohort, store)
-    cohort.write_exclusions(run_dir / "exclusions.csv")
-    if len(cohort.exclusions):
+    if main:
+        cohort.write_exclusions(run_dir / "exclusions.csv")
+    if len(cohort.exclusions) and main:
         log.warning("%d participants excluded; reasons in %s", len(cohort.exclusions), run_dir / "exclusions.csv")
     frame = cohort.frame
     if len(frame) < 10:
         raise CohortError(f"{config.cohort}: only {len(frame)} usable participants; need at least 10 to split")
     splits = make_splits(frame, spec, config.split_seed, config.split_fractions)
-    splits.save(run_dir)
+    if main:
+        splits.save(run_dir)
     encoder = None
     if not config.excl_meta:
         encoder = ClinicalEncoder(cohort.mapping.clinical).fit(frame.set_index(ID).loc[splits.train].reset_index())
-        atomic_write_text(run_dir / "encoder.json", json.dumps(encoder.to_dict(), indent=2, default=float))
+        if main:
+            atomic_write_text(run_dir / "encoder.json", json.dumps(encoder.to_dict(), indent=2, default=float))
     arrays = {name: build_arrays(store, frame, ids, spec, config.leads, encoder)
               for name, ids in (("train", splits.train), ("val", splits.val), ("test", splits.test))}
     train_arrays = arrays["train"]
@@ -114,6 +120,8 @@ def train_run(config: RunConfig, progress: bool = True) -> RunResult:
     result = fit(model, ECGDataset(train_arrays, scaling), ECGDataset(arrays["val"], scaling),
                  make_loss(config.criterion, spec, pos_weight, class_weight), fit_config, run_dir, progress,
                  labels=labels, resume=config.resume)
+    if not main:  # the other ranks' work ends with training; rank 0 evaluates and writes
+        return RunResult(run_dir, run_dir / "model.aiecg", {})
 
     input_spec = input_contract(config.leads, store.manifest)
     val_pred = predict(model, arrays["val"].ecg, arrays["val"].meta, spec, scaling, device=config.fit.device)

@@ -97,3 +97,20 @@ def test_resume_after_interruption_equals_uninterrupted(tmp_path):
     assert (tmp_path / "a" / "epochs.csv").read_text().count("\n") == (tmp_path / "b" / "epochs.csv").read_text().count(
         "\n"
     ) == 6
+
+
+def test_sgd_optimizer_and_the_per_epoch_validation_hook():
+    from aiecg.train.loop import make_optimizer
+
+    train, val = _toy(48, 0), _toy(16, 1)
+    model = create_model("fcn", 2, 100, 0, 1, filters=(4, 4, 4), conv_dropout=0.0, head_dropout=0.0)
+    optimizer = make_optimizer(model, FitConfig(optimizer="sgd", lr=0.01, momentum=0.8))
+    assert isinstance(optimizer, torch.optim.SGD) and optimizer.param_groups[0]["momentum"] == 0.8
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        make_optimizer(model, FitConfig(optimizer="lbfgs"))
+    rows = []
+    scaling = TargetScaling.fit(train.target)
+    result = fit(model, ECGDataset(train, scaling), ECGDataset(val, scaling), LogCoshLoss(),
+                 FitConfig(optimizer="sgd", lr=0.01, max_epochs=2, seed=0), None, progress=False,
+                 on_validation=rows.append)
+    assert rows == result.history and [r["epoch"] for r in rows] == [1, 2]

@@ -1,0 +1,218 @@
+"""``aiecg tune``: a hyperparameter search over one cohort, then the best setting retrained and tested once.
+
+The search loads the training and validation splits only: trials are trained on the training split, pruned and
+ranked on the validation loss, and never see a test participant. ``finalise`` retrains the best trial's setting
+with :func:`aiecg.workflows.train.train_run` (same seed, so the same weights as the trial) and evaluates it once
+on the test split.
+
+Output directory: ``tune.yaml`` (the search), ``study.db`` (default storage), ``trials.csv``,
+``importance.csv``, ``best.json`` and ``best/`` (the retrained run with its bundle and test metrics).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from aiecg.config import AugmentConfig, RunConfig
+from aiecg.data.cohort import ID, load_cohort
+from aiecg.data.dataset import Arrays, ECGDataset, TargetScaling, build_arrays, expand_with_beats
+from aiecg.data.features import ClinicalEncoder
+from aiecg.data.selection import check_target_codes, make_splits, usable_cohort
+from aiecg.data.store import Store
+from aiecg.data.targets import TargetSpec, target_spec
+from aiecg.errors import CohortError, ConfigError
+from aiecg.files import atomic_write_text
+from aiecg.models import create_model
+from aiecg.train import hpo
+from aiecg.train.distributed import current_world
+from aiecg.train.loop import fit
+from aiecg.train.losses import make_loss
+from aiecg.workflows.train import class_weights, train_run
+
+log = logging.getLogger("aiecg")
+
+
+@dataclass
+class TuneConfig:
+    """One search.
+
+    Attributes:
+        base: the run every trial starts from (cohort, target, arch, fit settings, ...).
+        out: the search's directory.
+        space: a YAML search space (None: the reference's).
+        n_trials: finished (complete or pruned) trials the study ends with, over all workers.
+        max_epochs: epochs per trial at most (Hyperband's maximum resource).
+        storage: study storage URL (None: ``sqlite:///OUT/study.db``).
+        study: the study's name; workers with the same storage and name share it.
+        pruner: 'hyperband', 'halving' or 'none'.
+        worker: this worker's number (seeds its sampler; use a distinct one per worker).
+        heartbeat: seconds between heartbeats; a trial silent for 4 heartbeats is re-queued.
+    """
+
+    base: RunConfig
+    out: Path = Path("runs/tune")
+    space: str | None = None
+    n_trials: int = 50
+    max_epochs: int = 125
+    storage: str | None = None
+    study: str = "aiecg-tune"
+    pruner: str = "hyperband"
+    worker: int = 0
+    heartbeat: float = 30.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def storage_url(self) -> str:
+        return self.storage or f"sqlite:///{(Path(self.out) / 'study.db').resolve()}"
+
+
+@dataclass
+class SearchData:
+    """The training and validation inputs of a search, loaded once per worker (no test rows)."""
+
+    spec: TargetSpec
+    train: Arrays
+    val: Arrays
+    scaling: TargetScaling | None
+    labels: np.ndarray | None
+    test_ids: list[str]
+
+    @classmethod
+    def load(cls, config: RunConfig) -> SearchData:
+        spec = target_spec(config.target)
+        store = Store.open(config.store_path())
+        cohort = load_cohort(config.cohort, spec.outputs)
+        check_target_codes(cohort, spec, config.cohort)
+        cohort = usable_cohort(cohort, store)
+        frame = cohort.frame
+        if len(frame) < 10:
+            raise CohortError(f"{config.cohort}: only {len(frame)} usable participants; need at least 10 to split")
+        splits = make_splits(frame, spec, config.split_seed, config.split_fractions)
+        encoder = None
+        if not config.excl_meta:
+            encoder = ClinicalEncoder(cohort.mapping.clinical).fit(frame.set_index(ID).loc[splits.train].reset_index())
+        train = build_arrays(store, frame, splits.train, spec, config.leads, encoder)
+        scaling = TargetScaling.fit(train.target) if spec.is_regression else None
+        if config.beat_expansion:
+            lvh = frame.set_index(ID)["LVH"].reindex(train.ids).to_numpy() == 1
+            train = expand_with_beats(train, store, lvh, config.leads)
+        labels = train.target[:, 0].astype(np.int64) if spec.is_categorical else None
+        val = build_arrays(store, frame, splits.val, spec, config.leads, encoder)
+        return cls(spec, train, val, scaling, labels, list(splits.test))
+
+
+def _check(config: TuneConfig, spec: TargetSpec, space: list[hpo.Param]) -> None:
+    if config.n_trials < 1 or config.max_epochs < 1:
+        raise ConfigError("--trials and --epochs must be at least 1")
+    if spec.is_regression:
+        rebalancing = [p.name for p in space if p.name in ("sampling", "loss_weighting")]
+        if rebalancing:
+            raise ConfigError(f"search space: {rebalancing} rebalance classes; target {spec.name} is "
+                              "continuous (remove them from the space)")
+
+
+def objective_for(data: SearchData, config: TuneConfig, space: list[hpo.Param]) -> Any:
+    """The Optuna objective: train one trial's setting, report the validation loss each epoch (the pruner may
+    stop it), return the best validation loss."""
+    import optuna
+
+    base = dataclasses.replace(config.base, fit=dataclasses.replace(config.base.fit, max_epochs=config.max_epochs))
+
+    def objective(trial: optuna.Trial) -> float:
+        run = hpo.apply_params(base, {p.name: p.suggest(trial) for p in space})
+        fit_config = run.fit
+        if run.augment and fit_config.augment is None:
+            fit_config = dataclasses.replace(fit_config, augment=AugmentConfig())
+        pos_weight, class_weight = class_weights(data.labels, data.spec) if run.loss_weighting else (None, None)
+        torch.manual_seed(run.fit.seed)  # model initialisation, as in train_run
+        try:
+            model = create_model(run.arch, len(run.leads), data.train.ecg.shape[2], data.train.meta.shape[1],
+                                 data.spec.n_outputs, **run.model_kwargs)
+        except TypeError as exc:  # a model setting of the space that this architecture does not take
+            raise ConfigError(f"search space: model {run.arch!r} rejects {run.model_kwargs} ({exc}); "
+                              "search only settings of the searched architectures") from None
+
+        def report(row: dict[str, float]) -> None:
+            trial.report(row["val_loss"], int(row["epoch"]))
+            if not math.isfinite(row["val_loss"]) or trial.should_prune():
+                raise optuna.TrialPruned(f"epoch {int(row['epoch'])}: validation loss {row['val_loss']:.4f}")
+
+        result = fit(model, ECGDataset(data.train, data.scaling), ECGDataset(data.val, data.scaling),
+                     make_loss(run.criterion, data.spec, pos_weight, class_weight), fit_config, None, progress=False,
+                     labels=data.labels, on_validation=report)
+        trial.set_user_attr("best_epoch", result.best_epoch)
+        return result.best_val_loss
+
+    return objective
+
+
+def search(config: TuneConfig, progress: bool = True) -> dict[str, Any]:
+    """Join (or create) the study and run trials until it holds ``n_trials`` finished ones; writes trials.csv."""
+    hpo.require_optuna()
+    import optuna
+
+    if not progress:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if current_world().active:
+        raise ConfigError("aiecg tune runs its workers as separate processes sharing a --storage, not under "
+                          "torchrun (see docs/cluster.md)")
+    spec = target_spec(config.base.target)
+    space = hpo.load_space(config.space, spec.is_categorical)
+    _check(config, spec, space)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    describe = {"study": config.study, "storage": config.storage_url(), "n_trials": config.n_trials,
+                "max_epochs": config.max_epochs, "pruner": config.pruner,
+                "space": {p.name: p.to_dict() for p in space}, "base": config.base.to_dict()}
+    atomic_write_text(out / "tune.yaml", yaml.safe_dump(describe, sort_keys=False))
+    study = hpo.open_study(config.storage_url(), config.study, space, config.pruner, config.max_epochs,
+                           config.base.fit.seed, config.worker)
+    data = SearchData.load(config.base)
+    ran = hpo.run_worker(study, objective_for(data, config, space), config.n_trials, config.heartbeat,
+                         config.worker, log.info)
+    table = hpo.write_trials(study, out / "trials.csv")
+    return {"study": config.study, "storage": config.storage_url(), "worker": config.worker, "trials_run": ran,
+            "finished": int(table["state"].isin(hpo.FINISHED).sum()), "pruned": int((table["state"] == "PRUNED").sum()),
+            "trials_csv": str(out / "trials.csv")}
+
+
+def finalise(config: TuneConfig, progress: bool = True) -> dict[str, Any]:
+    """Retrain the best trial's setting (train + validation splits), evaluate it once on the test split, and
+    write trials.csv, importance.csv and best.json."""
+    hpo.require_optuna()
+    import optuna
+
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        study = optuna.load_study(study_name=config.study, storage=hpo.open_storage(config.storage_url()))
+    except KeyError:
+        raise ConfigError(f"no study {config.study!r} in {config.storage_url()}; run the search first") from None
+    table = hpo.write_trials(study, out / "trials.csv")
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not complete:
+        raise ConfigError(f"study {config.study!r} has no complete trial yet ({len(table)} trials); search first")
+    best = min(complete, key=lambda t: t.value)
+    importance = hpo.param_importance(study)
+    atomic_write_text(out / "importance.csv", "param,importance\n" +
+                      "".join(f"{k},{v:.6f}\n" for k, v in importance.items()))
+    base = dataclasses.replace(config.base, out=str(out), name="best", resume=False,
+                               fit=dataclasses.replace(config.base.fit, max_epochs=config.max_epochs))
+    result = train_run(hpo.apply_params(base, best.params), progress=progress)
+    summary = {"study": config.study, "best_trial": best.number, "params": hpo.clean(best.params),
+               "val_loss": best.value, "retrained_val_loss": result.metrics["training"]["best_val_loss"],
+               "best_epoch": result.metrics["training"]["best_epoch"], "n_trials": len(table),
+               "finished": int(table["state"].isin(hpo.FINISHED).sum()),
+               "pruned": int((table["state"] == "PRUNED").sum()), "importance": importance,
+               "run_dir": str(result.run_dir), "bundle": str(result.bundle_path), "test": result.metrics["test"]}
+    atomic_write_text(out / "best.json", json.dumps(summary, indent=2, default=float))
+    return summary

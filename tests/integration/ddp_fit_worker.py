@@ -1,0 +1,39 @@
+"""Started by torchrun from test_distributed.py: ``fit`` on a toy set (``python ddp_fit_worker.py OUT N_TRAIN
+[EPOCHS [resume]]``); each rank saves the rows it trained on and its final weights to OUT/rank{RANK}.pt."""
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from aiecg.data.dataset import Arrays, ECGDataset
+from aiecg.models import create_model
+from aiecg.train.loop import FitConfig, fit
+from aiecg.train.losses import LogCoshLoss
+
+
+def toy(n: int, seed: int) -> Arrays:
+    rng = np.random.default_rng(seed)
+    y = rng.normal(0, 1, n).astype(np.float32)
+    ecg = y[:, None, None] * np.hanning(64)[None, None, :] + 0.1 * rng.standard_normal((n, 2, 64))
+    return Arrays(np.arange(n).astype(str), np.zeros(n, int), ecg.astype(np.float32),
+                  rng.standard_normal((n, 3)).astype(np.float32), y[:, None])
+
+
+def main(out: Path, n_train: int, epochs: int = 1, resume: bool = False) -> None:
+    torch.manual_seed(0)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
+    model = create_model("fcn", 2, 64, 3, 1, filters=(8, 8, 8), kernels=(5, 3, 3), conv_dropout=0.2,
+                         head_dropout=0.3)
+    seen: list[np.ndarray] = []
+    config = FitConfig(lr=1e-2, batch_size=16, max_epochs=epochs, seed=4, sampling="none")
+    result = fit(model, ECGDataset(toy(n_train, 0)), ECGDataset(toy(21, 1)), LogCoshLoss(), config,
+                 out / "run", progress=False, seen=seen, resume=resume)
+    torch.save({"seen": np.concatenate(seen), "state": model.state_dict(), "val_loss": result.best_val_loss,
+                "train_loss": result.history[-1]["train_loss"]}, out / f"rank{os.environ.get('RANK', '0')}.pt")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 1,
+         len(sys.argv) > 4 and sys.argv[4] == "resume")

@@ -1,0 +1,77 @@
+"""Two DDP processes under torchrun on CPU (gloo): disjoint shards that cover the epoch, identical weights."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from aiecg.cli import main as aiecg
+from tests.conftest import kill_tree
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _torchrun(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """torchrun with 2 local processes in its own process group, killed whole if the test fails or hangs."""
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
+    command = [torchrun, "--nproc_per_node", "2", "--standalone", *args] if torchrun else \
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone", *args]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    finally:
+        kill_tree(process)
+    assert process.returncode == 0, output[-4000:]
+    return subprocess.CompletedProcess(command, process.returncode, output)
+
+
+def test_one_epoch_on_two_ranks_sees_every_sample_once_and_ends_with_identical_weights(tmp_path):
+    n_train = 85  # 5 full global batches of 16 and a last one of 5 (ranks take 3 and 2 rows)
+    _torchrun(str(ROOT / "tests" / "integration" / "ddp_fit_worker.py"), str(tmp_path), str(n_train))
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    assert len(rank0["seen"]) + len(rank1["seen"]) == n_train
+    assert not set(rank0["seen"]) & set(rank1["seen"])
+    np.testing.assert_array_equal(np.sort(np.concatenate([rank0["seen"], rank1["seen"]])), np.arange(n_train))
+    assert len(rank0["seen"]) == 43 and len(rank1["seen"]) == 42
+    assert rank0["state"].keys() == rank1["state"].keys()
+    for key in rank0["state"]:
+        assert torch.equal(rank0["state"][key], rank1["state"][key]), key
+    assert rank0["val_loss"] == rank1["val_loss"] and rank0["train_loss"] == rank1["train_loss"]
+    assert np.isfinite(rank0["val_loss"])
+    # only rank 0 wrote the run's files: one epoch row, one checkpoint
+    assert (tmp_path / "run" / "epochs.csv").read_text().count("\n") == 2
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoint.pt", "epochs.csv"]
+
+
+def test_a_resumed_two_rank_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path):
+    worker = str(ROOT / "tests" / "integration" / "ddp_fit_worker.py")
+    _torchrun(worker, str(tmp_path / "whole"), "64", "2")
+    _torchrun(worker, str(tmp_path / "cut"), "64", "1")  # stops after epoch 1, as if killed there
+    _torchrun(worker, str(tmp_path / "cut"), "64", "2", "resume")
+    whole, resumed = (torch.load(tmp_path / run / "rank1.pt", weights_only=False)["state"] for run in ("whole", "cut"))
+    for key in whole:
+        assert torch.equal(whole[key], resumed[key]), key
+    assert (tmp_path / "cut" / "run" / "epochs.csv").read_text().count("\n") == 3
+
+
+def test_torchrun_aiecg_train_writes_one_run(tmp_path):
+    data = tmp_path / "data"
+    assert aiecg(["-q", "synth", "--out", str(data), "--n", "40", "--seed", "5", "--workers", "2"]) == 0
+    assert aiecg(["-q", "prepare", "--cohort", str(data / "cohort.yaml"), "--workers", "2"]) == 0
+    result = _torchrun("-m", "aiecg.cli", "-q", "train", "--cohort", str(data / "cohort.yaml"), "--epochs", "2",
+                       "--out", str(tmp_path / "runs"), "--name", "ddp", "--device", "cpu")
+    run = tmp_path / "runs" / "ddp"
+    assert (run / "model.aiecg").exists() and (run / "metrics.json").exists()
+    assert (run / "epochs.csv").read_text().count("\n") == 3
+    assert np.isfinite(json.loads((run / "metrics.json").read_text())["training"]["best_val_loss"])
+    assert '"rank": 1' in result.stdout  # rank 1 trained, reported its rank and wrote nothing
+    assert not list(run.glob(".*.tmp"))
