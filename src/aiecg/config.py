@@ -177,8 +177,40 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     return value
 
 
+class SavedConfig:
+    """What a run's configuration can do: save itself as YAML beside the run, load back with checked keys and
+    types, and name its cohort's store."""
+
+    _WHERE = "config"
+    cohort: str
+    store: str | None
+
+    def store_path(self) -> Path:
+        return Path(self.store) if self.store else default_store(self.cohort)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+    def save(self, path: str | Path) -> None:
+        from aiecg.files import atomic_write_text
+
+        atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str | None = None) -> Any:
+        return _build(cls, data, where or cls._WHERE)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Any:
+        try:
+            data = yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{cls._WHERE} {path}: cannot read it ({exc})") from None
+        return cls.from_dict(data or {}, str(path))
+
+
 @dataclass
-class RunConfig:
+class RunConfig(SavedConfig):
     """One training (or evaluation) run.
 
     Attributes:
@@ -238,28 +270,7 @@ class RunConfig:
     def run_dir(self) -> Path:
         return Path(self.out) / self.name
 
-    def store_path(self) -> Path:
-        return Path(self.store) if self.store else default_store(self.cohort)
-
-    def to_dict(self) -> dict[str, Any]:
-        return _plain(dataclasses.asdict(self))
-
-    def save(self, path: str | Path) -> None:
-        from aiecg.files import atomic_write_text
-
-        atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "run config") -> RunConfig:
-        return _build(cls, data, where)
-
-    @classmethod
-    def load(cls, path: str | Path) -> RunConfig:
-        try:
-            data = yaml.safe_load(Path(path).read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"run config {path}: cannot read it ({exc})") from None
-        return cls.from_dict(data or {}, str(path))
+    _WHERE = "run config"
 
     def override(self, **changes: Any) -> RunConfig:
         """A copy with the given fields changed; ``fit__lr=...`` changes a fit field. ``None`` values are ignored."""
@@ -269,7 +280,7 @@ class RunConfig:
 
 
 @dataclass
-class FinetuneRunConfig:
+class FinetuneRunConfig(SavedConfig):
     """One fine-tuning run of a saved model on an external cohort.
 
     Attributes:
@@ -301,17 +312,4 @@ class FinetuneRunConfig:
     criterion: str | None = None
     target_prevalence: float | None = None
 
-    def store_path(self) -> Path:
-        return Path(self.store) if self.store else default_store(self.cohort)
-
-    def to_dict(self) -> dict[str, Any]:
-        return _plain(dataclasses.asdict(self))
-
-    def save(self, path: str | Path) -> None:
-        from aiecg.files import atomic_write_text
-
-        atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "fine-tuning config") -> FinetuneRunConfig:
-        return _build(cls, data, where)
+    _WHERE = "fine-tuning config"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import pickle
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from aiecg.data.augment import augment_batch
 from aiecg.data.dataset import ECGDataset
 from aiecg.data.sampling import epoch_indices
 from aiecg.device import resolve_device
+from aiecg.errors import BundleError
 from aiecg.files import atomic_write
 from aiecg.train import distributed
 from aiecg.train.distributed import World
@@ -151,6 +153,27 @@ def _write_epochs(path: Path, history: list[dict[str, float]]) -> None:
         writer.writerows([[row[k] for k in EPOCH_COLUMNS] for row in history])
 
 
+def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """A training checkpoint, loaded without executing any pickled code (``weights_only``).
+
+    Raises:
+        BundleError: the file is damaged, or holds code or objects beyond tensors and plain values (a pickle
+            payload is refused, never run).
+    """
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError:
+        raise BundleError(f"{path}: the checkpoint is damaged or holds objects other than tensors and plain "
+                          "values, and was refused (aiecg never runs pickled code); delete it to start the run "
+                          "afresh") from None
+    except (OSError, RuntimeError, EOFError, ValueError) as exc:
+        raise BundleError(f"{path}: damaged checkpoint ({type(exc).__name__}); delete it to start the run afresh"
+                          ) from None
+    if not isinstance(state, dict):
+        raise BundleError(f"{path}: not an aiecg checkpoint; delete it to start the run afresh")
+    return state
+
+
 def fit(
     model: nn.Module,
     train: ECGDataset,
@@ -198,12 +221,17 @@ def fit(
     best_state, best_loss, best_epoch, stale, start = copy.deepcopy(model.state_dict()), float("inf"), 0, 0, 1
     history: list[dict[str, float]] = []
     if resume and checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        best_state, best_loss, best_epoch = state["best_state"], float(state["best_loss"]), int(state["best_epoch"])
-        stale, history, start = int(state["stale"]), list(state["history"]), int(state["epoch"]) + 1
+        state = load_checkpoint(checkpoint, device)
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            best_state, best_loss = state["best_state"], float(state["best_loss"])
+            best_epoch, stale = int(state["best_epoch"]), int(state["stale"])
+            history, start = list(state["history"]), int(state["epoch"]) + 1
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise BundleError(f"{checkpoint}: not a checkpoint of this run ({type(exc).__name__}: {exc}); "
+                              "delete it to start the run afresh") from None
     resumed_from = start - 1
     net = distributed.wrap(model, world, device)
     started = time.perf_counter()

@@ -45,6 +45,17 @@ from aiecg.files import atomic_write_text
 from aiecg.predict import predict
 
 
+def training_splits(bundle: Bundle, frame: pd.DataFrame, cohort_path: str | Path, bundle_path: str | Path) -> Splits:
+    """The training run's splits, re-created from its seed; refused when the test split is not the one the
+    model was tested on (a changed cohort could otherwise leak training participants into the test set)."""
+    training = bundle.training
+    splits = make_splits(frame, bundle.target, int(training["split_seed"]), tuple(training["split_fractions"]))
+    if ids_digest(splits.test) != training.get("test_ids_sha256"):
+        raise BundleError(f"{cohort_path}: re-creating the test split of {bundle_path} gave other participants "
+                          "than at training time (the cohort changed); use --split all for another cohort")
+    return splits
+
+
 def check_store_contract(bundle: Bundle, store: Store, cohort_path: str | Path) -> None:
     """The store must hold what the model was trained on: its leads, rate, window and pre-processing."""
     from aiecg.cliopts import prepare_flags
@@ -88,11 +99,7 @@ def evaluate_bundle(
     if ids is not None:
         test_ids = np.asarray(ids, dtype=str)
     elif split == "test":
-        training = bundle.training
-        splits = make_splits(frame, spec, int(training["split_seed"]), tuple(training["split_fractions"]))
-        if ids_digest(splits.test) != training.get("test_ids_sha256"):
-            raise BundleError(f"{cohort_path}: re-creating the test split of {bundle_path} gave other participants "
-                              "than at training time (the cohort changed); use split='all' for a new cohort")
+        splits = training_splits(bundle, frame, cohort_path, bundle_path)
         test_ids = splits.test
     elif split == "all":
         test_ids = frame[ID].to_numpy(dtype=str)

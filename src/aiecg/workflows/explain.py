@@ -18,11 +18,10 @@ from aiecg.bundle import load_bundle
 from aiecg.config import default_store
 from aiecg.data.cohort import ID, load_cohort
 from aiecg.data.dataset import build_arrays
-from aiecg.data.selection import check_clinical_columns, ids_digest, make_splits, usable_cohort
+from aiecg.data.selection import check_clinical_columns, usable_cohort
 from aiecg.data.store import Store
-from aiecg.errors import BundleError
 from aiecg.explain.attributions import ExplainError, fcn_cam, integrated_gradients, upsample
-from aiecg.workflows.evaluate import check_store_contract
+from aiecg.workflows.evaluate import check_store_contract, training_splits
 
 
 def typical(outputs: np.ndarray, high: bool) -> int:
@@ -46,12 +45,7 @@ def explain_bundle(bundle_path: str | Path, cohort_path: str | Path, store_path:
     check_clinical_columns(bundle, cohort, cohort_path)
     frame = cohort.frame
     if split == "test":
-        training = bundle.training
-        splits = make_splits(frame, spec, int(training["split_seed"]), tuple(training["split_fractions"]))
-        if ids_digest(splits.test) != training.get("test_ids_sha256"):
-            raise BundleError(f"{cohort_path}: its test split differs from the one {bundle_path} was tested on; "
-                              "use --split all for another cohort")
-        ids = np.asarray(splits.test, dtype=str)
+        ids = np.asarray(training_splits(bundle, frame, cohort_path, bundle_path).test, dtype=str)
     elif split == "all":
         ids = frame[ID].to_numpy(dtype=str)
     else:

@@ -114,3 +114,24 @@ def test_sgd_optimizer_and_the_per_epoch_validation_hook():
                  FitConfig(optimizer="sgd", lr=0.01, max_epochs=2, seed=0), None, progress=False,
                  on_validation=rows.append)
     assert rows == result.history and [r["epoch"] for r in rows] == [1, 2]
+
+
+def test_a_checkpoint_with_a_pickle_payload_is_refused_as_a_bundle_error(tmp_path):
+    import os
+
+    import pytest
+
+    from aiecg.errors import BundleError
+    from aiecg.train.loop import load_checkpoint
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "ran"),))
+
+    torch.save({"model": Payload()}, tmp_path / "checkpoint.pt")
+    with pytest.raises(BundleError, match="refused.*never runs pickled code"):
+        load_checkpoint(tmp_path / "checkpoint.pt")
+    assert not (tmp_path / "ran").exists()
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "checkpoint.pt").read_bytes()[:20])
+    with pytest.raises(BundleError, match="delete it"):
+        load_checkpoint(tmp_path / "cut.pt")
