@@ -40,13 +40,15 @@ def cmd_synth(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_prepare(args: argparse.Namespace) -> dict[str, Any]:
     from aiecg.data.prepare import PrepareConfig, merge_parts, prepare_store
+    from aiecg.data.workers import Limits
 
     out = Path(args.out) if args.out else Path(args.cohort).parent / "store"
     if args.merge_only:
         return {"store": str(out), **merge_parts(out)}
     config = PrepareConfig(store_beats=not args.no_beats, chunk_size=args.chunk_size)
+    limits = Limits(timeout_s=args.record_timeout or None, memory_mb=args.max_memory_mb)
     summary = prepare_store(args.cohort, out, config, workers=args.workers, shard=args.shard,
-                            progress=not args.quiet)
+                            progress=not args.quiet, limits=limits)
     return {"store": str(out), **summary}
 
 
@@ -144,6 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--merge-only", action="store_true", help="only merge the parts of finished shards")
     p.add_argument("--no-beats", action="store_true", help="store median beats only, not individual beats")
     p.add_argument("--chunk-size", type=int, default=64, help="records per part (the unit of resumption)")
+    p.add_argument("--record-timeout", type=float, default=300.0,
+                   help="seconds one record may take before it is an error row (0: no limit)")
+    p.add_argument("--max-memory-mb", type=int, default=None,
+                   help="memory a worker may add while reading one record; beyond it the record is an error row")
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("train", help="train a model on a cohort's prepared store")

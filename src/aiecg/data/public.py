@@ -20,7 +20,6 @@ trained on one cohort reads the ``sex`` variable of another the same way.
 
 from __future__ import annotations
 
-import ast
 import logging
 import math
 import re
@@ -116,25 +115,46 @@ def _write_outputs(out: Path, name: str, table: pd.DataFrame, excluded: pd.DataF
 
 # ------------------------------------------------------------------------------------------------------ PTB-XL
 
+MAX_SCP_CODES_CHARS = 2000
+"""The longest ``scp_codes`` cell accepted (PTB-XL's longest holds about 150 characters)."""
+
+_SCP_ITEM = re.compile(r"""\s*(['"])([^'"]{1,64})\1\s*:\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(,|\})""")
+
+
 def parse_scp_codes(text: Any, record: Any = "?") -> dict[str, float]:
     """PTB-XL's ``scp_codes`` cell (a Python dict literal, statement -> likelihood 0-100) as a dict.
 
-    Parsed with :func:`ast.literal_eval`, which accepts literals only and never runs code.
+    Parsed by a small grammar of its own (``{'CODE': number, ...}``) after a length cap, so a hostile cell costs
+    neither memory nor time and nothing in it is ever evaluated.
 
     Raises:
-        CohortError: the cell is not a dict literal of statement -> number.
+        CohortError: the cell is too long or not a dict literal of statement -> number.
     """
     if text is None or (isinstance(text, float) and math.isnan(text)) or str(text).strip() == "":
         return {}
-    try:
-        value = ast.literal_eval(str(text))
-    except (ValueError, SyntaxError):
-        raise CohortError(f"ptbxl_database.csv: ecg_id {record}: scp_codes {str(text)[:80]!r} is not a dict "
-                          "literal such as {'LVH': 100.0, 'SR': 0.0}") from None
-    if not isinstance(value, dict) or not all(isinstance(v, (int, float)) for v in value.values()):
-        raise CohortError(f"ptbxl_database.csv: ecg_id {record}: scp_codes must map statements to likelihoods, "
-                          f"got {str(text)[:80]!r}")
-    return {str(k): float(v) for k, v in value.items()}
+    text = str(text)
+    if len(text) > MAX_SCP_CODES_CHARS:
+        raise CohortError(f"ptbxl_database.csv: ecg_id {record}: scp_codes cell of {len(text):,} characters is longer "
+                          f"than any real one (at most {MAX_SCP_CODES_CHARS:,}); is the file damaged?")
+    body = text.strip()
+    codes: dict[str, float] = {}
+    position = 1
+    ok = body.startswith("{") and body.endswith("}")
+    if ok and body[1:-1].strip():
+        while ok:
+            match = _SCP_ITEM.match(body, position)
+            if match is None:
+                ok = body[position:].strip() == "}" and position > 1  # a trailing comma
+                break
+            codes[match.group(2)] = float(match.group(3))
+            position = match.end()
+            if match.group(4) == "}":
+                ok = position == len(body)
+                break
+    if not ok:
+        raise CohortError(f"ptbxl_database.csv: ecg_id {record}: scp_codes {text[:80]!r} does not map statements "
+                          "to likelihoods like {'LVH': 100.0, 'SR': 0.0}")
+    return codes
 
 
 def ptbxl_lvh_label(codes: dict[str, float], threshold: float = 0.0, below_threshold: str = "negative",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import faulthandler
 import multiprocessing as mp
 import os
 import resource
@@ -99,6 +100,7 @@ def _limit_memory(memory_mb: int) -> None:
 def _worker_main(conn: Connection, parent_pid: int, memory_mb: int | None, close_fds: tuple[int, ...],
                  function: Callable[..., Any]) -> None:
     _die_with_parent(parent_pid)
+    faulthandler.disable()  # a crash is reported by the parent as the task's outcome, not as a dump here
     for fd in close_fds:  # e.g. the parent's store lock: it must not outlive the parent in a worker
         try:
             os.close(fd)

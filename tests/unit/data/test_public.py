@@ -49,6 +49,25 @@ def test_scp_codes_are_parsed_as_literals_never_executed():
         parse_scp_codes("__import__('os').getcwd()", record=7)
     with pytest.raises(CohortError, match="likelihoods"):
         parse_scp_codes("{'LVH': 'yes'}")
+    assert parse_scp_codes('{"A": 5, }') == {"A": 5.0}
+    for broken in ("{'A': 1, 'B'}", "{'A': 1}}", "{'A': 1e400x}", "[('A', 1)]", "{'A': 1,, 'B': 2}"):
+        with pytest.raises(CohortError, match="likelihoods"):
+            parse_scp_codes(broken)
+
+
+def test_a_huge_scp_codes_cell_is_refused_by_length_not_parsed():
+    for cell in ("{" + "(" * 200_000 + "}", "{'A': 1.0, " + "'B': 2.0, " * 20_000 + "}"):
+        with pytest.raises(CohortError, match=r"ecg_id 9: scp_codes cell of [\d,]+ characters is longer"):
+            parse_scp_codes(cell, record=9)
+
+
+def test_every_real_scp_codes_cell_parses_as_the_python_literal(shared_data):
+    import ast
+
+    meta = pd.read_csv(shared_data / "ptbxl" / "ptbxl_database.csv", usecols=["scp_codes"])
+    assert len(meta) == 21837
+    for cell in meta["scp_codes"]:
+        assert parse_scp_codes(cell) == {k: float(v) for k, v in ast.literal_eval(cell).items()}
 
 
 def test_lvh_label_threshold_and_below_threshold_policy():
