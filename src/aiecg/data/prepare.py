@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 import io
 import json
 import logging
@@ -56,6 +57,8 @@ from aiecg.signal.leads import select_leads
 from aiecg.signal.measurements import compute_measurements
 
 PARTS = "parts"
+WARM_MODULES = ("neurokit2", "scipy.io")
+"""Imported once in the parent before workers fork, so no worker (nor one restarted after a crash) pays for them."""
 _PART_NAME = re.compile(r"^part-(\d+)\.npz$")
 log = logging.getLogger(__name__)
 
@@ -201,6 +204,12 @@ def _process_parts(root: Path, parts: dict[int, pd.DataFrame], config: PrepareCo
                                                      config))
             else:
                 tasks.append(((part, position), (record.id, record.ecg_path, record.format, config, record.options)))
+    if tasks:
+        for module in WARM_MODULES:
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                pass
     for (part, position), outcome in run_supervised(process_record, tasks, workers, limits, close_fds):
         settle(part, position, _record_row(parts[part].iloc[position], outcome, config, limits))
     bar.close()
