@@ -84,8 +84,8 @@ def test_scipy_really_crashes_on_the_matlab_file(matrix):
 def test_each_bad_record_is_one_error_row_and_every_good_record_is_kept(matrix):
     folder, _ = matrix
     store = folder / "store"
-    run = _prepare(folder / "cohort.yaml", store, "--workers", "2", "--record-timeout", "20",
-                   "--max-memory-mb", "3000")
+    run = _prepare(folder / "cohort.yaml", store, "--workers", "2", "--record-timeout", "120",
+                   "--max-memory-mb", "1000")
     assert run.returncode == 0, run.stderr
     assert "Traceback" not in run.stderr and "Fatal Python error" not in run.stderr
     index = pd.read_parquet(store / "index.parquet").set_index("id")
@@ -165,17 +165,33 @@ CASES = {
 }
 
 
-def test_every_cohort_level_mistake_is_exit_2_and_one_clear_line(matrix):
+SUBPROCESS_CASES = ("ecg a string", "unknown format", "blank id", "no usable record")
+"""Run as a user runs them (a fresh interpreter each: ~5 s of imports on a loaded machine); the rest in-process."""
+
+
+def test_cohort_level_mistakes_are_exit_2_and_one_clear_line_from_the_command_line(matrix):
     folder, _ = matrix
-    names = list(CASES)
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        runs = list(pool.map(lambda n: _prepare(CASES[n][0](matrix), folder / f"out-{names.index(n)}"), names))
-    for name, run in zip(names, runs):
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = list(pool.map(lambda n: _prepare(CASES[n][0](matrix), folder / f"out-{n}"), SUBPROCESS_CASES))
+    for name, run in zip(SUBPROCESS_CASES, runs):
         lines = run.stderr.strip().splitlines()
         assert run.returncode == 2, (name, run.stderr)
         assert len(lines) == 1 and lines[0].startswith("aiecg prepare: error: "), (name, run.stderr)
         assert CASES[name][1] in lines[0], (name, lines[0])
-    assert (folder / f"out-{names.index('no usable record')}" / "errors.csv").exists()
+    assert (folder / "out-no usable record" / "errors.csv").exists()
+
+
+@pytest.mark.parametrize("name", [n for n in CASES if n not in SUBPROCESS_CASES])
+def test_cohort_level_mistakes_are_exit_2_and_one_clear_line(matrix, name, capsys):
+    from aiecg.cli import main as aiecg
+
+    folder, _ = matrix
+    cohort_yaml = CASES[name][0](matrix)
+    capsys.readouterr()
+    assert aiecg(["-q", "prepare", "--cohort", str(cohort_yaml), "--out", str(folder / f"out-{name}")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("aiecg prepare: error: "), lines
+    assert CASES[name][1] in lines[0]
 
 
 def test_a_read_only_output_folder_is_exit_2_and_one_clear_line(matrix, tmp_path):
