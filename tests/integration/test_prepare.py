@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from aiecg.cli import main as aiecg
-from aiecg.data.prepare import prepare_store
+from aiecg.data.prepare import PrepareConfig, prepare_store
 from aiecg.data.workers import Limits
 from aiecg.io import registry
 from aiecg.io.registry import Reader, register_reader
@@ -260,3 +260,18 @@ def test_a_full_disk_is_one_clear_line_and_leaves_no_temporary_file(cohort, tmp_
     assert _temp_files(store) == [] and len(list((store / "parts").glob("part-*.npz"))) == 2
     monkeypatch.undo()
     assert aiecg(["-q", "prepare", "--cohort", str(cohort[0]), "--out", str(store), "--chunk-size", "4"]) == 0
+
+
+def test_shards_of_one_store_may_run_at_once_and_the_last_one_merges(cardiosoft_xml, tmp_path):
+    cohort_yaml = _small_cohort(tmp_path, cardiosoft_xml, [])
+    prepare_store(cohort_yaml, tmp_path / "whole", workers=1, progress=False, config=PrepareConfig(chunk_size=1))
+    store = tmp_path / "sharded"
+    runs = [subprocess.Popen(_prepare(cohort_yaml, store, "--chunk-size", "1", "--workers", "1", "--shard", f"{k}/3"),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in (1, 2, 3)]
+    results = [(run.wait(timeout=300), *run.communicate()) for run in runs]
+    assert [code for code, _, _ in results] == [0, 0, 0], results
+    summaries = [json.loads(out) for _, out, _ in results]
+    assert sum(s["merged"] for s in summaries) >= 1
+    for name in STORE_FILES:
+        assert (tmp_path / "whole" / name).read_bytes() == (store / name).read_bytes(), name
+    assert _temp_files(store) == []
