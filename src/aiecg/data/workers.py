@@ -101,6 +101,7 @@ def _worker_main(conn: Connection, parent_pid: int, memory_mb: int | None, close
                  function: Callable[..., Any]) -> None:
     _die_with_parent(parent_pid)
     faulthandler.disable()  # a crash is reported by the parent as the task's outcome, not as a dump here
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops the workers
     for fd in close_fds:  # e.g. the parent's store lock: it must not outlive the parent in a worker
         try:
             os.close(fd)
