@@ -44,6 +44,7 @@ def cmd_prepare(args: argparse.Namespace) -> dict[str, Any]:
     from aiecg.cliopts import collect_overrides, merge
     from aiecg.config import default_store
     from aiecg.data.prepare import PrepareConfig, merge_parts, prepare_store
+    from aiecg.data.workers import Limits
 
     out = Path(args.out) if args.out else default_store(args.cohort)
     if args.merge_only:
@@ -57,8 +58,9 @@ def cmd_prepare(args: argparse.Namespace) -> dict[str, Any]:
         config = PrepareConfig.from_dict(merge(PrepareConfig().to_dict(), changes))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"prepare settings: {exc}") from None
+    limits = Limits(timeout_s=args.record_timeout or None, memory_mb=args.max_memory_mb)
     summary = prepare_store(args.cohort, out, config, workers=args.workers, shard=args.shard,
-                            progress=not args.quiet)
+                            progress=not args.quiet, limits=limits)
     return {"store": str(out), **summary}
 
 
@@ -205,6 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", type=_shard, default=(1, 1), help="K/N: process the K-th of N shards")
     p.add_argument("--merge-only", action="store_true", help="only merge the parts of finished shards")
     p.add_argument("--no-beats", action="store_true", help="store median beats only, not individual beats")
+    p.add_argument("--record-timeout", type=float, default=300.0,
+                   help="seconds one record may take before it is an error row (0: no limit)")
+    p.add_argument("--max-memory-mb", type=int, default=None,
+                   help="memory a worker may add while reading one record; beyond it the record is an error row")
     p.add_argument("--mains", choices=["50", "60", "none"],
                    help="mains frequency to notch: 50 (Europe), 60 (North America, e.g. GE MUSE archives from the "
                         "US) or none [default: 50]; the same as --notch-hz")

@@ -17,18 +17,32 @@ cohort is described in YAML (paths relative to the YAML file)::
       ranges: {sbp: [50, 300]}       # optional; overrides the built-in human ranges
     split: {column: strat_fold, train: [1, 2, 3, 4, 5, 6, 7, 8], val: [9], test: [10]}   # optional, predefined
     group: patient_id                # optional: rows sharing it (one patient's ECGs) never straddle splits
+
+The YAML is checked against this schema before anything is read (a wrong key says which and what it should be;
+an unknown ``format`` or reader option is refused), and what it may expand to is capped (YAML aliases).
+
+Ids are text, always (``001000001`` keeps its zeros); a row without an id is an error naming the row. A
+non-numeric cell (``abc``, ``n/a``) in a required target or a continuous clinical column excludes its row with
+that reason; an empty cell is a missing value.
+
+ECG paths stay inside the ECG folder: relative paths in the ``ecg.column`` resolve against ``ecg.dir`` (default:
+the YAML's folder) and a ``{id}`` pattern against ``ecg.dir``; one that leads outside it (``..``, an id such as
+``../../etc/passwd``) is refused as that record's error. To use files elsewhere on purpose, write absolute
+paths in the table's ECG column (what ``aiecg cohort`` writes): those are taken as given.
 """
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from aiecg.data.cohort_schema import load_yaml, validate_mapping
 from aiecg.data.targets import TargetSpec, mapping_keys, target_spec
 from aiecg.errors import CohortError
 
@@ -41,6 +55,10 @@ HUMAN_RANGES: dict[str, tuple[float, float]] = {
 
 ID, IS_MALE, ECG_PATH, SPLIT, GROUP = "id", "is_male", "ecg_path", "split", "group"
 """Canonical column names of :attr:`Cohort.frame`."""
+PROBLEM = "problem"
+"""Column of :func:`ecg_records`: why a record's ECG must not be opened ('' when it may)."""
+
+MAX_ID_LENGTH = 200
 
 
 def level_key(value: Any) -> str:
@@ -100,34 +118,19 @@ class CohortMapping:
     group_column: str | None = None
 
 
-def _require(mapping: dict, key: str, where: str) -> Any:
-    if key not in mapping or mapping[key] in (None, ""):
-        raise CohortError(f"{where}: missing required key '{key}'")
-    return mapping[key]
-
-
 def load_mapping(path: str | Path) -> CohortMapping:
-    """Parse a cohort YAML file.
+    """Parse and validate a cohort YAML file.
 
     Raises:
-        CohortError: the YAML is missing a required key or names an unknown target.
+        CohortError: the YAML is not valid against the schema (the message names the key), or names an unknown
+            target, format or reader option.
     """
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise CohortError(f"cohort file {path} not found") from None
-    except yaml.YAMLError as exc:
-        raise CohortError(f"{path}: not valid YAML ({exc})") from None
-    if not isinstance(raw, dict):
-        raise CohortError(f"{path}: expected a mapping of keys, got {type(raw).__name__}")
+    raw = load_yaml(path)
     where = str(path)
+    validate_mapping(raw, where)
     root = path.parent.resolve()
-    sex = _require(raw, "sex", where)
-    if not isinstance(sex, dict) or not {"column", "male", "female"} <= set(sex):
-        raise CohortError(
-            f"{where}: 'sex' must give column, male and female codes, e.g. {{column: sex, male: 1, female: 0}}"
-        )
+    sex = raw["sex"]
     ecg = raw.get("ecg") or {}
     targets = {str(k).upper(): str(v) for k, v in (raw.get("targets") or {}).items()}
     for name in targets:
@@ -136,35 +139,31 @@ def load_mapping(path: str | Path) -> CohortMapping:
                 f"{where}: unknown target '{name}' under 'targets'; known: {', '.join(mapping_keys())}"
             )
     clinical_raw = raw.get("clinical") or {}
-    ranges = {**HUMAN_RANGES, **{k: tuple(v) for k, v in (clinical_raw.get("ranges") or {}).items()}}
+    ranges = {**HUMAN_RANGES, **{str(k): tuple(v) for k, v in (clinical_raw.get("ranges") or {}).items()}}
     clinical = ClinicalSpec(
-        binary=tuple(clinical_raw.get("binary") or ()),
-        categorical={k: tuple(v) for k, v in (clinical_raw.get("categorical") or {}).items()},
-        continuous=tuple(clinical_raw.get("continuous") or ()),
+        binary=tuple(str(c) for c in clinical_raw.get("binary") or ()),
+        categorical={str(k): tuple(v) for k, v in (clinical_raw.get("categorical") or {}).items()},
+        continuous=tuple(str(c) for c in clinical_raw.get("continuous") or ()),
         ranges=ranges,
     )
-    split = raw.get("split")
-    if split is not None and (not isinstance(split, dict) or not {"column", "train", "val", "test"} <= set(split)):
-        raise CohortError(f"{where}: 'split' must give column, train, val and test values, "
-                          "e.g. {column: strat_fold, train: [1, 2, 3, 4, 5, 6, 7, 8], val: [9], test: [10]}")
     return CohortMapping(
         name=str(raw.get("name", path.stem)),
         root=root,
-        table=(root / _require(raw, "table", where)).resolve(),
-        id_column=str(_require(raw, "id_column", where)),
+        table=(root / raw["table"]).resolve(),
+        id_column=str(raw["id_column"]),
         sex_column=str(sex["column"]),
         male_code=sex["male"],
         female_code=sex["female"],
         ecg_format=ecg.get("format"),
         ecg_options=dict(ecg.get("options") or {}),
-        ecg_column=ecg.get("column"),
+        ecg_column=str(ecg["column"]) if ecg.get("column") is not None else None,
         ecg_dir=(root / ecg["dir"]).resolve() if ecg.get("dir") else None,
         ecg_pattern=ecg.get("pattern"),
         targets=targets,
         clinical=clinical,
         source=path.resolve(),
-        split=split,
-        group_column=raw.get("group"),
+        split=raw.get("split"),
+        group_column=str(raw["group"]) if raw.get("group") is not None else None,
     )
 
 
@@ -195,27 +194,117 @@ class Cohort:
         return path
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """Read a cohort table from Parquet or CSV."""
+def _csv_sep(path: Path) -> str:
+    return "\t" if path.suffix.lower() == ".tsv" else ","
+
+
+def read_table(path: Path, id_column: str | None = None) -> pd.DataFrame:
+    """Read a cohort table from Parquet or CSV (the id column of a CSV as text, so ``001`` stays ``001``)."""
     if not path.exists():
         raise CohortError(f"cohort table {path} not found")
-    if path.suffix.lower() in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    if path.suffix.lower() in (".csv", ".tsv", ".txt"):
-        return pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
-    raise CohortError(f"cohort table {path}: unsupported suffix {path.suffix!r}; use .parquet or .csv")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            table = pd.read_parquet(path)
+        elif path.suffix.lower() in (".csv", ".tsv", ".txt"):
+            table = pd.read_csv(path, sep=_csv_sep(path), dtype={id_column: str} if id_column else None)
+        else:
+            raise CohortError(f"cohort table {path}: unsupported suffix {path.suffix!r}; use .parquet or .csv")
+    except CohortError:
+        raise
+    except Exception as exc:  # pandas/pyarrow raise many kinds on a damaged table
+        raise CohortError(f"cohort table {path} cannot be read ({type(exc).__name__}: {exc})") from None
+    table.columns = [str(c) for c in table.columns]
+    return table
 
 
-def _resolve_ecg_paths(mapping: CohortMapping, table: pd.DataFrame, ids: pd.Series) -> pd.Series:
+def _cell_text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return ""
+    return str(value).strip()
+
+
+def _text_columns(mapping: CohortMapping, table: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The cells of ``columns`` as written (a CSV re-read as text: pandas would turn 'n/a' into NaN)."""
+    columns = [c for c in dict.fromkeys(columns) if c in table.columns]
+    if mapping.table.suffix.lower() in (".csv", ".tsv", ".txt") and columns:
+        raw = pd.read_csv(mapping.table, sep=_csv_sep(mapping.table), dtype=str, keep_default_na=False,
+                          usecols=columns)
+        raw.index = table.index
+        return raw.map(_cell_text)
+    return table[columns].map(_cell_text)
+
+
+def read_ids(mapping: CohortMapping, table: pd.DataFrame) -> pd.Series:
+    """The id column as text; ids read as numbers lose nothing (``1000001.0`` is ``1000001``).
+
+    Raises:
+        CohortError: the column is missing, or rows have no id or an absurdly long one.
+    """
+    where = f"cohort table {mapping.table}"
+    if mapping.id_column not in table.columns:
+        raise CohortError(f"{where}: id column '{mapping.id_column}' not found; the table has {list(table.columns)}")
+    column = table[mapping.id_column]
+    if column.dtype.kind == "f":
+        ids = column.map(lambda v: level_key(v) if pd.notna(v) else "")
+    else:
+        ids = column.map(_cell_text)
+    blank = ids == ""
+    if blank.any():
+        rows = ", ".join(str(i + 2) for i in table.index[blank][:20])
+        raise CohortError(f"{where}: {int(blank.sum())} row(s) have no id in column '{mapping.id_column}' "
+                          f"(rows {rows}); give every row an id or remove it")
+    long = ids.str.len() > MAX_ID_LENGTH
+    if long.any():
+        raise CohortError(f"{where}: the id in row {table.index[long][0] + 2} is longer than {MAX_ID_LENGTH} "
+                          "characters; is the id column right?")
+    return ids.astype(str)
+
+
+def _numeric(mapping: CohortMapping, table: pd.DataFrame, text: pd.DataFrame, column: str) -> tuple[pd.Series,
+                                                                                                   pd.Series]:
+    """A column as numbers, and which rows held text that is not a number (their value becomes missing)."""
+    values = pd.to_numeric(table[column], errors="coerce").astype(float)
+    cells = text[column]
+    bad = values.isna() & (cells != "") & (cells.str.lower() != "nan")
+    infinite = np.isinf(values)
+    return values.where(~infinite), bad | infinite
+
+
+def _inside(base: str, path: str) -> bool:
+    return path == base or path.startswith(base.rstrip(os.sep) + os.sep)
+
+
+def _resolve_ecg_paths(mapping: CohortMapping, table: pd.DataFrame, ids: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Each row's ECG path, and why it must not be opened ('' when it may): it leads outside the ECG folder."""
+    paths, problems = [], []
     if mapping.ecg_column:
         if mapping.ecg_column not in table.columns:
             raise CohortError(f"{mapping.source}: ECG column '{mapping.ecg_column}' not in table {mapping.table}")
-        return table[mapping.ecg_column].map(
-            lambda p: str((mapping.root / str(p)).resolve()) if isinstance(p, str) and p else ""
-        )
-    if mapping.ecg_dir and mapping.ecg_pattern:
-        return ids.map(lambda i: str(mapping.ecg_dir / mapping.ecg_pattern.format(id=i)))
-    return pd.Series([""] * len(table), index=table.index)
+        base = os.path.normpath(mapping.ecg_dir or mapping.root)
+        for value in table[mapping.ecg_column]:
+            name = _cell_text(value)
+            if not name or os.path.isabs(name):  # absolute paths in the table: taken as given, on purpose
+                paths.append(os.path.normpath(name) if name else "")
+                problems.append("")
+                continue
+            path = os.path.normpath(os.path.join(base, name))
+            paths.append(path)
+            problems.append("" if _inside(base, path) else
+                            f"ECG path {name!r} leads outside the cohort's ECG folder {base}; write a path inside "
+                            "it, or an absolute path if the file is elsewhere on purpose")
+    elif mapping.ecg_dir and mapping.ecg_pattern:
+        base = os.path.normpath(mapping.ecg_dir)
+        for record_id in ids:
+            name = mapping.ecg_pattern.format(id=record_id)
+            path = os.path.normpath(os.path.join(base, name))
+            paths.append(path)
+            problems.append("" if _inside(base, path) and os.path.dirname(path) == os.path.dirname(
+                os.path.normpath(os.path.join(base, mapping.ecg_pattern.format(id="x")))) else
+                f"id {record_id!r} makes the ECG path {name!r} point outside the ECG folder {base}; "
+                "ids must not hold '/' or '..'")
+    else:
+        paths, problems = [""] * len(table), [""] * len(table)
+    return pd.Series(paths, index=table.index, dtype=object), pd.Series(problems, index=table.index, dtype=object)
 
 
 def derive_lvh(frame: pd.DataFrame, spec_mass: TargetSpec) -> pd.Series:
@@ -238,7 +327,7 @@ def load_cohort(path: str | Path, required_targets: tuple[str, ...] = ()) -> Coh
         required_targets: target names (table keys such as ``INDEXED_MASS``) every kept row must have.
     """
     mapping = load_mapping(path)
-    table = read_table(mapping.table)
+    table = read_table(mapping.table, mapping.id_column)
     where = f"cohort table {mapping.table}"
     needed = [mapping.id_column, mapping.sex_column, *mapping.clinical.columns]
     needed += [c for k, c in mapping.targets.items() if k in required_targets]
@@ -252,12 +341,14 @@ def load_cohort(path: str | Path, required_targets: tuple[str, ...] = ()) -> Coh
         if name not in mapping.targets and not (name == "LVH" and {"INDEXED_MASS", "MASS"} & set(mapping.targets)):
             raise CohortError(f"{mapping.source}: target {name} is not mapped under 'targets'")
 
-    ids = table[mapping.id_column].astype(str).str.strip()
+    ids = read_ids(mapping, table)
     duplicated = ids[ids.duplicated(keep=False)]
     if len(duplicated):
         rows = ", ".join(f"row {i + 2} (id {v})" for i, v in duplicated.head(20).items())
         raise CohortError(f"{where}: duplicate participant ids in column '{mapping.id_column}': {rows}. "
                           "Remove or merge the duplicates.")
+    numeric_columns = [c for k, c in mapping.targets.items() if k in required_targets and c in table.columns]
+    text = _text_columns(mapping, table, [*numeric_columns, *mapping.clinical.continuous])
 
     frame = pd.DataFrame({ID: ids})
     reasons: list[tuple[int, str, str]] = []
@@ -271,7 +362,8 @@ def load_cohort(path: str | Path, required_targets: tuple[str, ...] = ()) -> Coh
         reasons.append((i, ids[i], f"unknown sex code {sex_raw[i]} in column '{mapping.sex_column}' "
                         f"(expected {mapping.male_code!r} or {mapping.female_code!r})"))
     frame[IS_MALE] = is_male
-    frame[ECG_PATH] = _resolve_ecg_paths(mapping, table, ids)
+    paths, problems = _resolve_ecg_paths(mapping, table, ids)
+    frame[ECG_PATH] = paths.where(problems == "", "")  # a path outside the ECG folder is never handed on
     if mapping.group_column is not None:
         if mapping.group_column not in table.columns:
             raise CohortError(f"{where}: group column '{mapping.group_column}' named in {mapping.source} is missing")
@@ -290,6 +382,12 @@ def load_cohort(path: str | Path, required_targets: tuple[str, ...] = ()) -> Coh
     for name, column in mapping.targets.items():
         if column in table.columns:
             frame[name] = pd.to_numeric(table[column], errors="coerce")
+            if name in required_targets:
+                values, bad = _numeric(mapping, table, text, column)
+                frame[name] = values
+                for i in table.index[bad]:
+                    reasons.append((i, ids[i], f"non-numeric {name} value {text[column][i]!r} in column '{column}' "
+                                    "(a number, or an empty cell if missing)"))
     if "LVH" not in frame:
         for source in ("INDEXED_MASS", "MASS"):
             if source in frame:
@@ -299,8 +397,12 @@ def load_cohort(path: str | Path, required_targets: tuple[str, ...] = ()) -> Coh
         values = frame[name]
         spec = mapping_keys().get(name)
         low, high = spec.output_range(name) if spec is not None and spec.is_regression else (-np.inf, np.inf)
-        for i in table.index[values.isna()]:
-            reasons.append((i, ids[i], f"missing {name} (column '{mapping.targets.get(name, name)}')"))
+        column = mapping.targets.get(name, name)
+        unreadable = pd.Series(False, index=table.index)
+        if column in text:
+            unreadable = (text[column] != "") & (text[column].str.lower() != "nan")
+        for i in table.index[values.isna() & ~unreadable]:
+            reasons.append((i, ids[i], f"missing {name} (column '{column}')"))
         bad = values.notna() & ((values < low) | (values > high))
         for i in table.index[bad]:
             reasons.append((i, ids[i], f"impossible {name} value {values[i]} (expected {low}-{high})"))
@@ -308,8 +410,11 @@ def load_cohort(path: str | Path, required_targets: tuple[str, ...] = ()) -> Coh
     for column in mapping.clinical.columns:
         frame[column] = table[column]
     for column in mapping.clinical.continuous:
-        values = pd.to_numeric(table[column], errors="coerce")
+        values, bad = _numeric(mapping, table, text, column)
         frame[column] = values
+        for i in table.index[bad]:
+            reasons.append((i, ids[i], f"non-numeric value {text[column][i]!r} in clinical column '{column}' "
+                            "(a number, or an empty cell if missing)"))
         if column in mapping.clinical.ranges:
             low, high = mapping.clinical.ranges[column]
             for i in table.index[values.notna() & ((values < low) | (values > high))]:
@@ -325,18 +430,19 @@ def load_cohort(path: str | Path, required_targets: tuple[str, ...] = ()) -> Coh
 
 
 def ecg_records(path: str | Path) -> pd.DataFrame:
-    """Every (id, ecg_path, format) of a cohort's table, before any row validation.
+    """Every (id, ecg_path, format, options, problem) of a cohort's table, before any row validation.
 
-    ``prepare`` processes all ECGs a cohort names; which participants a run uses is decided later.
+    ``prepare`` processes all ECGs a cohort names; which participants a run uses is decided later. ``problem``
+    says why a record's file must not be opened ('' when it may).
     """
     mapping = load_mapping(path)
-    table = read_table(mapping.table)
-    if mapping.id_column not in table.columns:
-        raise CohortError(f"cohort table {mapping.table}: id column '{mapping.id_column}' not found")
-    ids = table[mapping.id_column].astype(str).str.strip()
+    table = read_table(mapping.table, mapping.id_column)
+    ids = read_ids(mapping, table)
     if ids.duplicated().any():
         raise CohortError(f"cohort table {mapping.table}: duplicate ids {sorted(set(ids[ids.duplicated()]))[:10]}")
-    frame = pd.DataFrame({ID: ids, ECG_PATH: _resolve_ecg_paths(mapping, table, ids)})
+    paths, problems = _resolve_ecg_paths(mapping, table, ids)
+    frame = pd.DataFrame({ID: ids, ECG_PATH: paths})
     frame["format"] = mapping.ecg_format
     frame["options"] = [mapping.ecg_options] * len(frame)
+    frame[PROBLEM] = problems
     return frame

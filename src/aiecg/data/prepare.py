@@ -1,19 +1,26 @@
 """``aiecg prepare``: ECG files -> the prepared store, in parallel, resumable and shardable.
 
-Records are processed in fixed chunks (parts) in id order. Each part is written atomically by the worker
-that computed it, so a run killed at any moment restarts where it stopped and recomputes nothing that
-finished. ``shard=(k, n)`` processes only the parts with ``part % n == k - 1``, for cluster job arrays; the
-merge step concatenates all parts into the store once every part exists.
+Records are processed in fixed chunks (parts) in id order. Every record runs in a supervised child process
+(:mod:`aiecg.data.workers`, even with one worker), so a file that crashes its reader, hangs or exhausts memory
+becomes one error row and the batch goes on. Each finished part is written atomically, so a run killed at any
+moment restarts where it stopped and recomputes nothing that finished; its workers die with it. One run writes
+a store at a time (a lock file names it); a resumed run first deletes the temporary files a killed one left.
+``shard=(k, n)`` processes only the parts with ``part % n == k - 1``, for cluster job arrays (shards of one
+store may run at once); the merge step concatenates all parts into the store once every part exists. A
+finished store is left as it is.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import importlib
 import io
 import json
+import logging
 import platform
+import re
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,15 +35,21 @@ from aiecg.data.store import (
     BEATS,
     ERRORS,
     INDEX,
+    LOCK,
     MANIFEST,
     MEDIAN,
     STATUS_OK,
+    StoreBusyError,
     StoreError,
+    StoreLock,
     atomic_save_npy,
     atomic_write_bytes,
+    remove_temp_files,
+    writing,
 )
+from aiecg.data.workers import CRASHED, ERROR, OK, OUT_OF_MEMORY, TIMED_OUT, Limits, Outcome, run_supervised
 from aiecg.ecg import ECG, STANDARD_LEADS
-from aiecg.errors import ECGReadError
+from aiecg.errors import CohortError, ECGReadError
 from aiecg.io import read_ecg
 from aiecg.signal.beats import BeatConfig, BeatSet, QualityConfig, detect_clipping, extract_beats
 from aiecg.signal.filters import FilterConfig, preprocess
@@ -44,6 +57,10 @@ from aiecg.signal.leads import select_leads
 from aiecg.signal.measurements import compute_measurements
 
 PARTS = "parts"
+WARM_MODULES = ("neurokit2", "scipy.io")
+"""Imported once in the parent before workers fork, so no worker (nor one restarted after a crash) pays for them."""
+_PART_NAME = re.compile(r"^part-(\d+)\.npz$")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -133,8 +150,33 @@ def _part_path(root: Path, part: int) -> Path:
     return root / PARTS / f"part-{part:06d}.npz"
 
 
-def _process_part(root: Path, part: int, records: pd.DataFrame, config: PrepareConfig) -> dict[str, int]:
-    results = [process_record(r.id, r.ecg_path, r.format, config, r.options) for r in records.itertuples()]
+def failed_record(record_id: str, path: str, status: str, reason: str, config: PrepareConfig) -> dict[str, Any]:
+    """The store row of a record that produced nothing usable (empty beats, a zero median)."""
+    window = config.beats.window
+    return {"id": record_id, "file": path, "status": status, "reason": reason,
+            "median": np.zeros((len(STANDARD_LEADS), window), np.float32),
+            "beats": np.zeros((0, len(STANDARD_LEADS), window), np.float32)}
+
+
+def _record_row(record: Any, outcome: Outcome, config: PrepareConfig, limits: Limits) -> dict[str, Any]:
+    """A worker's outcome for one record -> its store row (a failed worker is one error row)."""
+    memory = (f"ran out of memory (each worker may use {limits.memory_mb} MB more than at start; raise "
+              "--max-memory-mb if such files are expected)" if limits.memory_mb else "ran out of memory")
+    if outcome.kind == OK:
+        result = outcome.value
+        if "MemoryError" in str(result.get("reason", "")):
+            return failed_record(record.id, record.ecg_path, OUT_OF_MEMORY, memory, config)
+        return result
+    status, reason = {
+        ERROR: ("processing_error", f"processing failed: {outcome.detail}"),
+        OUT_OF_MEMORY: (OUT_OF_MEMORY, memory),
+        CRASHED: (CRASHED, f"the reader crashed on this file (its worker process {outcome.detail})"),
+        TIMED_OUT: (TIMED_OUT, f"{outcome.detail}; raise --record-timeout if such files are expected"),
+    }[outcome.kind]
+    return failed_record(record.id, record.ecg_path, status, reason, config)
+
+
+def _write_part(root: Path, part: int, results: list[dict[str, Any]]) -> None:
     rows = [{k: v for k, v in r.items() if k not in ("median", "beats")} for r in results]
     counts = np.asarray([len(r["beats"]) for r in results], dtype=np.int64)
     buffer = io.BytesIO()
@@ -146,28 +188,85 @@ def _process_part(root: Path, part: int, records: pd.DataFrame, config: PrepareC
         index=np.frombuffer(json.dumps(rows, default=float).encode(), dtype=np.uint8),
     )
     atomic_write_bytes(_part_path(root, part), buffer.getvalue())
-    return pd.Series([r["status"] for r in rows]).value_counts().to_dict()
 
 
-def _run_part(args: tuple[Path, int, pd.DataFrame, PrepareConfig]) -> dict[str, int]:
-    return _process_part(*args)
+def _process_parts(root: Path, parts: dict[int, pd.DataFrame], config: PrepareConfig, workers: int,
+                   limits: Limits, close_fds: tuple[int, ...], progress: bool) -> None:
+    """Run every record of ``parts`` in supervised workers; write each part as soon as its last record is in."""
+    results: dict[int, list[dict[str, Any] | None]] = {p: [None] * len(frame) for p, frame in parts.items()}
+    left = {p: len(frame) for p, frame in parts.items()}
+    bar = tqdm(total=sum(left.values()), desc="prepare", unit="ECG", disable=not progress)
+
+    def settle(part: int, position: int, row: dict[str, Any]) -> None:
+        results[part][position] = row
+        left[part] -= 1
+        bar.update(1)
+        if left[part] == 0:
+            _write_part(root, part, results.pop(part))  # type: ignore[arg-type]
+
+    tasks = []
+    for part, frame in parts.items():
+        for position, record in enumerate(frame.itertuples()):
+            if record.problem:  # refused before reading (e.g. a path outside the ECG folder)
+                settle(part, position, failed_record(record.id, record.ecg_path, "read_error", record.problem,
+                                                     config))
+            else:
+                tasks.append(((part, position), (record.id, record.ecg_path, record.format, config, record.options)))
+    if tasks:
+        for module in WARM_MODULES:
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                pass
+    for (part, position), outcome in run_supervised(process_record, tasks, workers, limits, close_fds):
+        settle(part, position, _record_row(parts[part].iloc[position], outcome, config, limits))
+    bar.close()
 
 
-def _write_manifest(root: Path, cohort: Path, config: PrepareConfig, n_records: int) -> None:
+def _records_digest(records: pd.DataFrame) -> str:
+    text = "\n".join(f"{i}\t{p}" for i, p in zip(records["id"], records["ecg_path"]))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _write_manifest(root: Path, cohort: Path, config: PrepareConfig, records: pd.DataFrame) -> None:
     manifest = {
-        "format": "aiecg-store", "format_version": 1, "cohort": str(cohort), "n_records": n_records,
+        "format": "aiecg-store", "format_version": 1, "cohort": str(cohort), "n_records": len(records),
+        "records_sha256": _records_digest(records),
         "leads": list(STANDARD_LEADS), "fs": config.filters.target_fs, "window": config.beats.window,
         "r_offset": config.beats.r_offset, "preprocessing": config.to_dict(),
         "versions": {"aiecg": __version__, "numpy": np.__version__, "python": platform.python_version()},
     }
     existing = root / MANIFEST
     if existing.exists():
-        old = json.loads(existing.read_text())
-        if old.get("preprocessing") != manifest["preprocessing"] or old.get("n_records") != n_records:
+        try:
+            old = json.loads(existing.read_text())
+        except ValueError:
+            raise StoreError(f"{existing} is not valid JSON; use a new --out directory or delete this one") from None
+        same_records = old.get("records_sha256", manifest["records_sha256"]) == manifest["records_sha256"]
+        if old.get("preprocessing") != manifest["preprocessing"] or old.get("n_records") != len(records) \
+                or not same_records:
             raise StoreError(f"{root} was started with other settings or another cohort; "
                              "use a new --out directory or delete this one")
         return
     atomic_write_bytes(existing, json.dumps(manifest, indent=2).encode())
+
+
+def _check_usable(root: Path, counts: dict[str, int]) -> None:
+    if not counts.get(STATUS_OK):
+        total = sum(counts.values())
+        summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        raise StoreError(f"none of the {total} ECGs could be used ({summary}); the reason for each is in "
+                         f"{root / ERRORS}")
+
+
+def _own_part(shard: tuple[int, int]) -> Any:
+    k, n = shard
+
+    def owned(name: str) -> bool:
+        match = _PART_NAME.match(name)
+        return bool(match) and int(match.group(1)) % n == k - 1
+
+    return owned
 
 
 def prepare_store(
@@ -178,59 +277,104 @@ def prepare_store(
     shard: tuple[int, int] = (1, 1),
     merge: bool = True,
     progress: bool = True,
+    limits: Limits | None = None,
 ) -> dict[str, Any]:
     """Prepare every ECG of a cohort into a store at ``out``.
 
     Args:
         cohort: the cohort YAML (its table names the ECG files).
-        out: the store directory; an existing one is resumed.
+        out: the store directory; an existing one is resumed, a finished one left as it is.
         config: pre-processing settings.
-        workers: processes in the pool (1 runs in this process).
+        workers: worker processes (each record runs in one, even with 1).
         shard: (k, n) to process only the k-th of n shards (1-based).
         merge: merge the parts into the store when every part exists.
         progress: show a progress bar.
+        limits: time and memory a record may take in its worker.
 
     Returns:
         A summary: records per status, parts done, and whether the store was merged.
+
+    Raises:
+        StoreBusyError: another run is writing this store (or this shard).
+        StoreError: the store cannot be written, belongs to other settings, or no record was usable.
+        CohortError: the cohort YAML or table is not usable.
     """
     config = config or PrepareConfig()
-    root = Path(out)
-    (root / PARTS).mkdir(parents=True, exist_ok=True)
-    for leftover in (root / PARTS).glob(".*.tmp"):  # a part that a killed run was writing
-        leftover.unlink(missing_ok=True)
-    records = ecg_records(cohort).sort_values("id", kind="stable").reset_index(drop=True)
-    _write_manifest(root, Path(cohort).resolve(), config, len(records))
+    limits = limits or Limits()
     k, n = shard
     if not (1 <= k <= n):
         raise ValueError(f"shard must be K/N with 1 <= K <= N, got {k}/{n}")
+    records = ecg_records(cohort).sort_values("id", kind="stable").reset_index(drop=True)
+    if records.empty:
+        raise CohortError(f"{cohort}: the cohort table has no rows, so there is nothing to prepare")
+    root = Path(out)
     n_parts = max(1, -(-len(records) // config.chunk_size))
-    todo = [p for p in range(n_parts) if p % n == k - 1 and not _part_path(root, p).exists()]
-    tasks = [(root, p, records.iloc[p * config.chunk_size : (p + 1) * config.chunk_size], config) for p in todo]
-    started = time.perf_counter()
-    bar = tqdm(total=sum(len(t[2]) for t in tasks), desc="prepare", unit="ECG", disable=not progress)
-    if workers > 1 and len(tasks) > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for task, _ in zip(tasks, pool.map(_run_part, tasks)):
-                bar.update(len(task[2]))
-    else:
-        for task in tasks:
-            _run_part(task)
-            bar.update(len(task[2]))
-    bar.close()
-    elapsed = time.perf_counter() - started
-    done = all(_part_path(root, p).exists() for p in range(n_parts))
-    summary: dict[str, Any] = {
-        "records": len(records), "parts": n_parts, "processed_now": sum(len(t[2]) for t in tasks),
-        "seconds": elapsed, "complete": done, "merged": False,
-    }
-    if done and merge:
-        summary.update(merge_parts(root, n_parts), merged=True)
-    return summary
+    locks: list[StoreLock] = []
+    with writing(root):
+        try:
+            (root / PARTS).mkdir(parents=True, exist_ok=True)
+            locks.append(StoreLock(root / LOCK, f"store {root}").acquire(shared=n > 1))
+            if n > 1:
+                locks.append(StoreLock(root / PARTS / f".lock-shard-{k}-of-{n}", f"shard {k}/{n} of store {root}")
+                             .acquire())
+                remove_temp_files(root / PARTS, _own_part(shard))
+            else:
+                remove_temp_files(root)
+                remove_temp_files(root / PARTS)
+            _write_manifest(root, Path(cohort).resolve(), config, records)
+            summary: dict[str, Any] = {"records": len(records), "parts": n_parts, "processed_now": 0, "seconds": 0.0,
+                                       "complete": True, "merged": True}
+            if (root / INDEX).exists():
+                counts = pd.read_parquet(root / INDEX, columns=["status"])["status"].value_counts().to_dict()
+                _check_usable(root, counts)
+                log.info("store %s is already complete (%d records); nothing to do", root, len(records))
+                return {**summary, "status_counts": counts, "note": "already complete; nothing to do"}
+            todo = [p for p in range(n_parts) if p % n == k - 1 and not _part_path(root, p).exists()]
+            parts = {p: records.iloc[p * config.chunk_size : (p + 1) * config.chunk_size] for p in todo}
+            started = time.perf_counter()
+            _process_parts(root, parts, config, workers, limits, tuple(lock.fd for lock in locks), progress)
+            summary.update(processed_now=sum(len(f) for f in parts.values()),
+                           seconds=time.perf_counter() - started, merged=False)
+            if n > 1:  # the last shard to finish merges: it needs the store to itself
+                for lock in reversed(locks):
+                    lock.release()
+                locks.clear()
+                try:
+                    locks.append(StoreLock(root / LOCK, f"store {root}").acquire())
+                except StoreBusyError:
+                    summary.update(complete=False, note="other shards are still running; the last one merges")
+                    return summary
+                remove_temp_files(root)
+                remove_temp_files(root / PARTS)
+            summary["complete"] = all(_part_path(root, p).exists() for p in range(n_parts))
+            if summary["complete"] and merge:
+                summary.update(_merge(root, n_parts), merged=True)
+                _check_usable(root, summary["status_counts"])
+            return summary
+        finally:
+            for lock in reversed(locks):
+                lock.release()
 
 
 def merge_parts(root: str | Path, n_parts: int | None = None) -> dict[str, Any]:
-    """Concatenate all parts into ``median.npy``, ``beats.npy``, ``index.parquet`` and ``errors.csv``."""
+    """Concatenate all parts into ``median.npy``, ``beats.npy``, ``index.parquet`` and ``errors.csv``
+    (holding the store's lock)."""
     root = Path(root)
+    if not (root / MANIFEST).exists():
+        raise StoreError(f"{root} holds no prepared parts (no {MANIFEST}); run `aiecg prepare` first")
+    with writing(root):
+        lock = StoreLock(root / LOCK, f"store {root}").acquire()
+        try:
+            remove_temp_files(root)
+            remove_temp_files(root / PARTS)
+            summary = _merge(root, n_parts)
+            _check_usable(root, summary["status_counts"])
+            return summary
+        finally:
+            lock.release()
+
+
+def _merge(root: Path, n_parts: int | None = None) -> dict[str, Any]:
     manifest = json.loads((root / MANIFEST).read_text())
     if n_parts is None:
         n_parts = max(1, -(-manifest["n_records"] // manifest["preprocessing"]["chunk_size"]))
@@ -255,5 +399,5 @@ def merge_parts(root: str | Path, n_parts: int | None = None) -> dict[str, Any]:
     atomic_write_bytes(root / ERRORS, errors.to_csv(index=False).encode())
     buffer = io.BytesIO()
     index.to_parquet(buffer, index=False)
-    atomic_write_bytes(root / INDEX, buffer.getvalue())
+    atomic_write_bytes(root / INDEX, buffer.getvalue())  # last: its presence marks a finished store
     return {"status_counts": index["status"].value_counts().to_dict()}

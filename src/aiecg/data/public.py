@@ -20,9 +20,9 @@ trained on one cohort reads the ``sex`` variable of another the same way.
 
 from __future__ import annotations
 
-import ast
 import logging
 import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,12 +32,12 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from aiecg.conventions import SNOMED_LVH, sex_or_unknown
 from aiecg.data.cohort import HUMAN_RANGES
 from aiecg.errors import CohortError
 
 log = logging.getLogger("aiecg")
 
-SNOMED_LVH = "164873001"
 """SNOMED-CT concept 'left ventricular hypertrophy' as used in the PhysioNet/CinC 2020/2021 challenges."""
 
 PTBXL_LVH = "LVH"
@@ -52,8 +52,6 @@ PTBXL_AGE_CAPPED = 90.0
 
 EXCLUDED_COLUMNS = ["id", "reason"]
 
-_MALE = {"male", "m", "man"}
-_FEMALE = {"female", "f", "woman"}
 
 
 @dataclass(frozen=True)
@@ -116,25 +114,46 @@ def _write_outputs(out: Path, name: str, table: pd.DataFrame, excluded: pd.DataF
 
 # ------------------------------------------------------------------------------------------------------ PTB-XL
 
+MAX_SCP_CODES_CHARS = 2000
+"""The longest ``scp_codes`` cell accepted (PTB-XL's longest holds about 150 characters)."""
+
+_SCP_ITEM = re.compile(r"""\s*(['"])([^'"]{1,64})\1\s*:\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(,|\})""")
+
+
 def parse_scp_codes(text: Any, record: Any = "?") -> dict[str, float]:
     """PTB-XL's ``scp_codes`` cell (a Python dict literal, statement -> likelihood 0-100) as a dict.
 
-    Parsed with :func:`ast.literal_eval`, which accepts literals only and never runs code.
+    Parsed by a small grammar of its own (``{'CODE': number, ...}``) after a length cap, so a hostile cell costs
+    neither memory nor time and nothing in it is ever evaluated.
 
     Raises:
-        CohortError: the cell is not a dict literal of statement -> number.
+        CohortError: the cell is too long or not a dict literal of statement -> number.
     """
     if text is None or (isinstance(text, float) and math.isnan(text)) or str(text).strip() == "":
         return {}
-    try:
-        value = ast.literal_eval(str(text))
-    except (ValueError, SyntaxError):
-        raise CohortError(f"ptbxl_database.csv: ecg_id {record}: scp_codes {str(text)[:80]!r} is not a dict "
-                          "literal such as {'LVH': 100.0, 'SR': 0.0}") from None
-    if not isinstance(value, dict) or not all(isinstance(v, (int, float)) for v in value.values()):
-        raise CohortError(f"ptbxl_database.csv: ecg_id {record}: scp_codes must map statements to likelihoods, "
-                          f"got {str(text)[:80]!r}")
-    return {str(k): float(v) for k, v in value.items()}
+    text = str(text)
+    if len(text) > MAX_SCP_CODES_CHARS:
+        raise CohortError(f"ptbxl_database.csv: ecg_id {record}: scp_codes cell of {len(text):,} characters is longer "
+                          f"than any real one (at most {MAX_SCP_CODES_CHARS:,}); is the file damaged?")
+    body = text.strip()
+    codes: dict[str, float] = {}
+    position = 1
+    ok = body.startswith("{") and body.endswith("}")
+    if ok and body[1:-1].strip():
+        while ok:
+            match = _SCP_ITEM.match(body, position)
+            if match is None:
+                ok = body[position:].strip() == "}" and position > 1  # a trailing comma
+                break
+            codes[match.group(2)] = float(match.group(3))
+            position = match.end()
+            if match.group(4) == "}":
+                ok = position == len(body)
+                break
+    if not ok:
+        raise CohortError(f"ptbxl_database.csv: ecg_id {record}: scp_codes {text[:80]!r} does not map statements "
+                          "to likelihoods like {'LVH': 100.0, 'SR': 0.0}")
+    return codes
 
 
 def ptbxl_lvh_label(codes: dict[str, float], threshold: float = 0.0, below_threshold: str = "negative",
@@ -163,6 +182,12 @@ def _ptbxl_record_files(root: Path, filename: str, rate: int) -> tuple[Path, str
                 return header, ""
             return header, f"signal file {stem}.dat missing beside {header}"
     return root / f"{filename}.hea", f"record {filename} not found under {root} (nor flat in records{rate}/)"
+
+
+def _relative(path: Path, start: Path) -> str:
+    """``path`` relative to ``start`` (POSIX separators), so a cohort folder and its data can move together and
+    no machine's absolute path is written into a table or YAML."""
+    return Path(os.path.relpath(Path(path).resolve(), Path(start).resolve())).as_posix()
 
 
 def ptbxl_mapping(use_folds: bool = True) -> dict[str, Any]:
@@ -256,7 +281,7 @@ def build_ptbxl_cohort(
     table["strat_fold"] = meta["strat_fold"].astype(int)
     table["scp_codes"] = meta["scp_codes"]
     located = [_ptbxl_record_files(root, str(f), rate) for f in meta[file_column]]
-    table["ecg_file"] = [str(path.resolve()) for path, _ in located]
+    table["ecg_file"] = [_relative(path, root) for path, _ in located]
     absent = np.asarray([bool(reason) for _, reason in located])
 
     excluded = pd.DataFrame(columns=EXCLUDED_COLUMNS)
@@ -280,13 +305,14 @@ def build_ptbxl_cohort(
     rule = (f"likelihood >= {lvh_threshold:g}" + (" (any LVH statement)" if lvh_threshold <= 0 else "")
             + f"; below it: {below_threshold}")
     header = (f"# PTB-XL (Wagner et al. 2020, Scientific Data 7:154) as an aiecg cohort; written by\n"
-              f"# aiecg cohort ptbxl from {database.resolve()} ({rate} Hz records).\n"
+              f"# aiecg cohort ptbxl ({rate} Hz records); ECG paths are relative to ecg.dir, the PTB-XL folder.\n"
               f"# lvh: SCP statement 'LVH' with {rule}.\n"
               f"# sex: 1 male, 0 female (PTB-XL's 0 male / 1 female recoded). Age 300 (>89, anonymised) -> 90.\n"
               f"# height/weight outside human range are set to missing (cleaned.csv); bmi and bsa (Mosteller)\n"
               f"# where both are known. Records left out of the table: excluded.csv.\n")
-    yaml_path, table_path, excluded_path = _write_outputs(out, name, table, excluded, ptbxl_mapping(use_folds),
-                                                          header, table_format)
+    mapping = ptbxl_mapping(use_folds)
+    mapping["ecg"]["dir"] = _relative(root, out)
+    yaml_path, table_path, excluded_path = _write_outputs(out, name, table, excluded, mapping, header, table_format)
     cleaned_path = out / "cleaned.csv"
     pd.DataFrame(cleaned, columns=["id", "column", "value", "reason"]).to_csv(cleaned_path, index=False)
     return PublicCohort(name, yaml_path, table_path, excluded_path, n_records=len(table),
@@ -319,8 +345,8 @@ def parse_age(text: str | None) -> float:
 
 def parse_sex(text: str | None) -> int | None:
     """1 for male, 0 for female, None when unknown."""
-    key = str(text or "").strip().lower()
-    return 1 if key in _MALE else 0 if key in _FEMALE else None
+    sex = sex_or_unknown(text)
+    return 1 if sex == "male" else 0 if sex == "female" else None
 
 
 def parse_dx(text: str | None) -> tuple[str, ...]:
@@ -404,18 +430,19 @@ def build_wfdb_folder_cohort(
         rows.append({
             "record": record, "age": parse_age(fields.get("age")), "sex": sex, "lvh": int(bool(codes & set(dx))),
             "dx": ",".join(dx), "fs": float(head.fs or np.nan), "n_samples": int(head.sig_len or 0),
-            "subfolder": header.parent.relative_to(folder).as_posix(), "ecg_file": str(header.resolve()),
+            "subfolder": header.parent.relative_to(folder).as_posix(), "ecg_file": _relative(header, folder),
         })
     columns = ["record", "age", "sex", "lvh", "dx", "fs", "n_samples", "subfolder", "ecg_file"]
     table = pd.DataFrame(rows, columns=columns)
     name = name or folder.resolve().name
-    header_text = (f"# WFDB records of {folder.resolve()} as an aiecg cohort (PhysioNet/CinC Challenge 2021 header\n"
+    header_text = (f"# WFDB records of the folder {name} as an aiecg cohort (PhysioNet/CinC Challenge 2021 header\n"
                    f"# style, Reyna et al. 2021); written by aiecg cohort wfdb-folder from the headers' comments.\n"
                    f"# lvh: any of the Dx codes {sorted(codes)}; sex: Male 1, Female 0; age 'NaN'/'Unknown' ->\n"
                    f"# missing (the encoder imputes it). No predefined split: runs use the seeded 70/15/15 split.\n"
                    f"# Records left out of the table: excluded.csv.\n")
+    mapping = wfdb_folder_mapping()
+    mapping["ecg"]["dir"] = _relative(folder, out)
     yaml_path, table_path, excluded_path = _write_outputs(
-        out, name, table, pd.DataFrame(excluded, columns=EXCLUDED_COLUMNS), wfdb_folder_mapping(), header_text,
-        table_format)
+        out, name, table, pd.DataFrame(excluded, columns=EXCLUDED_COLUMNS), mapping, header_text, table_format)
     return PublicCohort(name, yaml_path, table_path, excluded_path, n_records=len(table),
                         n_lvh=int(table["lvh"].sum()), n_excluded=len(excluded))

@@ -9,16 +9,28 @@ Layout of a store directory::
     beats.npy        float32 [beats, leads, window] clean individual beats (optional)
     errors.csv       record, file, reason for every record that was not usable
     parts/           the chunks a (possibly sharded, possibly interrupted) prepare run wrote; merged at the end
+    .lock            held (``flock``) by the run writing the store: one writer per store; sharded runs share it
+                     and each holds ``parts/.lock-shard-K-of-N`` alone
+
+Statuses: ``ok``, ``qc_fail``, ``read_error``, ``processing_error``, and for a record whose worker failed:
+``crashed`` (the worker process died, e.g. a segfault in a library), ``timed_out``, ``out_of_memory``.
 
 Training never parses ECG files; it reads arrays from here.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import mmap
-from collections.abc import Sequence
+import os
+import re
+import socket
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +42,106 @@ from aiecg.files import atomic_write, atomic_write_bytes  # noqa: F401 (re-expor
 
 MANIFEST, INDEX, MEDIAN, BEATS, ERRORS = "manifest.json", "index.parquet", "median.npy", "beats.npy", "errors.csv"
 STATUS_OK = "ok"
+LOCK = ".lock"
+TEMP_PATTERN = re.compile(r"^\..+\.\d+\.tmp$")
+"""Names of :func:`aiecg.files.atomic_write`'s temporary files (``.NAME.PID.tmp``)."""
 
 
 class StoreError(AiecgError):
-    """A store is missing, incomplete or does not match what a model needs."""
+    """A store is missing, incomplete, cannot be written, or does not match what a model needs."""
+
+
+class StoreBusyError(StoreError):
+    """Another process is writing the store."""
+
+
+_WRITE_PROBLEMS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exhausted",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EEXIST: "a file is in the way of a folder",
+}
+
+
+@contextmanager
+def writing(root: Path) -> Iterator[None]:
+    """Turn an ``OSError`` while writing the store at ``root`` into one clear :class:`StoreError`."""
+    try:
+        yield
+    except OSError as exc:
+        problem = _WRITE_PROBLEMS.get(exc.errno or 0, exc.strerror or str(exc))
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise StoreError(f"cannot write the store {root}: {problem}{where}; free space, or pass a writable --out"
+                         ) from None
+
+
+def remove_temp_files(folder: Path, owned: Callable[[str], bool] | None = None) -> list[Path]:
+    """Delete the atomic-write temporary files a killed writer left in ``folder`` (only those ``owned(name)``
+    accepts, by the target file's name). Call only while holding the lock that makes them stale."""
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for path in folder.iterdir():
+        if TEMP_PATTERN.match(path.name) and path.is_file():
+            target = path.name[1:].rsplit(".", 2)[0]
+            if owned is None or owned(target):
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
+
+
+class StoreLock:
+    """An advisory ``flock`` on a lock file: one writer per store (or per shard of a store).
+
+    The holder writes its pid, host and start time into the file, so a refused run can name it; it empties the
+    file on release. The kernel releases the lock when the holder dies, however it dies.
+    """
+
+    def __init__(self, path: Path, what: str):
+        self.path, self.what = path, what
+        self.fd: int | None = None
+
+    def acquire(self, shared: bool = False) -> StoreLock:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StoreBusyError(f"{self.what} is being written by another aiecg prepare ({self.holder()}); "
+                                 "wait for it to finish or stop it, then run again") from None
+        self.fd = fd
+        os.ftruncate(fd, 0)  # a signature left here is a dead holder's: no live one can hold it beside us
+        if not shared:
+            os.pwrite(fd, json.dumps(lock_info()).encode(), 0)
+        return self
+
+    def holder(self) -> str:
+        try:
+            info = json.loads(self.path.read_text() or "{}")
+        except (OSError, ValueError):
+            info = {}
+        if not info:
+            return "a sharded run, or one that has not yet signed the lock file"
+        return f"pid {info.get('pid')} on host {info.get('host')}, started {info.get('started')}"
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the sole holder unsigns the file
+            os.ftruncate(self.fd, 0)
+        except OSError:
+            pass
+        os.close(self.fd)
+        self.fd = None
+
+
+def lock_info() -> dict[str, Any]:
+    return {"pid": os.getpid(), "host": socket.gethostname(),
+            "started": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
 def atomic_save_npy(path: Path, array: np.ndarray) -> None:

@@ -49,6 +49,25 @@ def test_scp_codes_are_parsed_as_literals_never_executed():
         parse_scp_codes("__import__('os').getcwd()", record=7)
     with pytest.raises(CohortError, match="likelihoods"):
         parse_scp_codes("{'LVH': 'yes'}")
+    assert parse_scp_codes('{"A": 5, }') == {"A": 5.0}
+    for broken in ("{'A': 1, 'B'}", "{'A': 1}}", "{'A': 1e400x}", "[('A', 1)]", "{'A': 1,, 'B': 2}"):
+        with pytest.raises(CohortError, match="likelihoods"):
+            parse_scp_codes(broken)
+
+
+def test_a_huge_scp_codes_cell_is_refused_by_length_not_parsed():
+    for cell in ("{" + "(" * 200_000 + "}", "{'A': 1.0, " + "'B': 2.0, " * 20_000 + "}"):
+        with pytest.raises(CohortError, match=r"ecg_id 9: scp_codes cell of [\d,]+ characters is longer"):
+            parse_scp_codes(cell, record=9)
+
+
+def test_every_real_scp_codes_cell_parses_as_the_python_literal(shared_data):
+    import ast
+
+    meta = pd.read_csv(shared_data / "ptbxl" / "ptbxl_database.csv", usecols=["scp_codes"])
+    assert len(meta) == 21837
+    for cell in meta["scp_codes"]:
+        assert parse_scp_codes(cell) == {k: float(v) for k, v in ast.literal_eval(cell).items()}
 
 
 def test_lvh_label_threshold_and_below_threshold_policy():
@@ -111,10 +130,11 @@ def test_ptbxl_shared_records(ptbxl, shared_data):
     assert (row["sex"], row["age"], row["height"], row["weight"]) == (0, 73.0, 150.0, 70.0)
     assert row["bsa"] == pytest.approx(np.sqrt(150 * 70 / 3600)) and row["bmi"] == pytest.approx(70 / 1.5**2)
     assert (table.loc[10429, "sex"], table.loc[10429, "age"]) == (1, 66.0) and np.isnan(table.loc[10429, "height"])
-    # the flat layout resolves, every path exists
+    # the flat layout resolves, every path exists; paths are relative to the PTB-XL folder (the YAML's ecg.dir)
     for path in table["ecg_file"]:
-        assert Path(path).exists() and Path(path).with_suffix(".dat").exists()
-    assert Path(table.loc[841, "ecg_file"]) == (shared_data / "ptbxl" / "records500" / "00841_hr.hea").resolve()
+        assert not Path(path).is_absolute()
+        assert (shared_data / "ptbxl" / path).exists() and (shared_data / "ptbxl" / path).with_suffix(".dat").exists()
+    assert table.loc[841, "ecg_file"] == "records500/00841_hr.hea"
     excluded = pd.read_csv(ptbxl.excluded)
     assert not set(excluded["id"].astype(str)) & set(table.index.astype(str))
     assert excluded.loc[excluded["id"] == 1, "reason"].item().startswith("record records500/00000/00001_hr not found")
@@ -139,14 +159,15 @@ def test_ptbxl_missing_database_is_a_clear_error(tmp_path):
         build_ptbxl_cohort(tmp_path, tmp_path / "out")
 
 
-def test_cinc_folder(cinc):
+def test_cinc_folder(cinc, shared_data):
     assert (cinc.n_records, cinc.n_lvh, cinc.n_excluded) == (50, 3, 0)
     table = pd.read_csv(cinc.table).set_index("record")
     assert set(table.index[table["lvh"] == 1]) == CINC_LVH
     assert (table.loc["E07500", "age"], table.loc["E07500", "sex"]) == (78, 1)
     assert (table.loc["HR06000", "age"], table.loc["HR06000", "sex"]) == (59, 0)
     assert table.loc["JS20014", "dx"] == "284470004,698252002,426177001,164873001,55930002"
-    assert all(Path(p).exists() and Path(p).with_suffix(".mat").exists() for p in table["ecg_file"])
+    folder = shared_data / "cinc2021"
+    assert all((folder / p).exists() and (folder / p).with_suffix(".mat").exists() for p in table["ecg_file"])
     cohort = load_cohort(cinc.cohort_yaml, ("LVH",))
     assert SPLIT not in cohort.frame  # runs use the seeded split
     assert cohort.exclusions["id"].tolist() == ["JS20008"]  # a 5-year-old: outside the adult age range
@@ -204,8 +225,31 @@ def test_ptbxl_nested_layout_anonymised_age_and_unknown_sex(shared_data, tmp_pat
     result = build_ptbxl_cohort(root, tmp_path / "out")
     table = pd.read_csv(result.table).set_index("ecg_id")
     assert sorted(table.index) == [841, 1612] and result.n_excluded == 2
-    assert Path(table.loc[841, "ecg_file"]) == (root / "records500" / "00000" / "00841_hr.hea").resolve()
+    assert table.loc[841, "ecg_file"] == "records500/00000/00841_hr.hea"
     assert (table.loc[1612, "age"], table.loc[1612, "age_capped"]) == (90.0, 1)
     reasons = pd.read_csv(result.excluded).set_index("id")["reason"]
     assert "unknown sex code 9" in reasons[2132] and "not found" in reasons[1]
     assert result.n_lvh == 1  # 841
+
+
+def test_adapters_write_relative_paths_so_the_cohort_folder_can_move(ptbxl, cinc, shared_data, tmp_path):
+    import shutil
+
+    import yaml
+
+    from aiecg.data.cohort import ECG_PATH, load_cohort
+
+    for result in (ptbxl, cinc):
+        table = pd.read_csv(result.table)
+        assert not any(Path(p).is_absolute() for p in table["ecg_file"])
+        mapping = yaml.safe_load(Path(result.cohort_yaml).read_text())
+        assert not Path(mapping["ecg"]["dir"]).is_absolute()
+        frame = load_cohort(result.cohort_yaml).frame
+        assert len(frame) and all(Path(p).exists() for p in frame[ECG_PATH])
+    # the data set and its cohort folder moved together: the cohort still finds every record
+    moved = tmp_path / "moved"
+    shutil.copytree(shared_data / "cinc2021", moved / "cinc2021")
+    built = build_wfdb_folder_cohort(moved / "cinc2021", moved / "cohort")
+    shutil.move(str(moved), str(tmp_path / "elsewhere"))
+    frame = load_cohort(tmp_path / "elsewhere" / "cohort" / Path(built.cohort_yaml).name).frame
+    assert len(frame) == built.n_records - 1 and all(Path(p).exists() for p in frame[ECG_PATH])  # JS20008: age 5
