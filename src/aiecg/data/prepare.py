@@ -164,7 +164,8 @@ def _record_row(record: Any, outcome: Outcome, config: PrepareConfig, limits: Li
               "--max-memory-mb if such files are expected)" if limits.memory_mb else "ran out of memory")
     if outcome.kind == OK:
         result = outcome.value
-        if "MemoryError" in str(result.get("reason", "")):
+        reason = str(result.get("reason", ""))
+        if "MemoryError" in reason or "ran out of memory" in reason:  # the reader caught it (aiecg.io.registry)
             return failed_record(record.id, record.ecg_path, OUT_OF_MEMORY, memory, config)
         return result
     status, reason = {
