@@ -115,6 +115,13 @@ def cmd_demo(args: argparse.Namespace) -> dict[str, Any]:
     return run_demo(config, progress=not args.quiet)
 
 
+def cmd_measure(args: argparse.Namespace) -> dict[str, Any]:
+    from aiecg.workflows.measure import run_measure
+
+    return run_measure(args.inputs, args.out, with_beats=args.beats, fmt=args.format, workers=args.workers,
+                       progress=not args.quiet)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from aiecg.data.sampling import SAMPLING_MODES
     from aiecg.data.targets import list_targets
@@ -223,6 +230,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("measure", help="ECG files/folders/cohort YAML -> measurements.csv (+ beats.csv): intervals, "
+                       "axes, amplitudes, criteria, per-beat P/QRS/T fiducials, QC")
+    p.add_argument("inputs", nargs="+", help="ECG files, folders (searched recursively) or cohort YAML files")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--beats", action="store_true", help="also write beats.csv, one row per detected beat")
+    p.add_argument("--format", help="force a reader format for files and folders (default: detected per file)")
+    p.add_argument("--workers", type=int, default=1, help="processes in the pool")
+    p.set_defaults(func=cmd_measure)
     return parser
 
 
