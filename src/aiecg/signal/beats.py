@@ -163,9 +163,9 @@ def detect_r_peaks(signal: np.ndarray, fs: float) -> np.ndarray:
     """First-pass R peaks (int64 sample indices) of a multi-lead ECG, on the combined lead ``qrs_energy``.
 
     A candidate with less than 40 % of the median candidate's combined energy lies off the QRS (the detector
-    can fire on a P wave or a pacing artefact ahead of the complex): it is moved to the nearest QRS within
-    +-0.3 s (the nearest stretch above that level, at its energy maximum), and dropped only where there is
-    none; two candidates on one QRS become one.
+    can fire on a P wave or a pacing artefact ahead of the complex): it is moved to the nearest undetected QRS
+    within +-0.3 s (``snap_to_qrs``), kept in place with at least 20 % (a premature ventricular beat), and
+    dropped otherwise; two candidates on one QRS become one.
     """
     import neurokit2 as nk
 
@@ -187,31 +187,40 @@ def detect_r_peaks(signal: np.ndarray, fs: float) -> np.ndarray:
 
 
 def snap_to_qrs(combined: np.ndarray, peaks: np.ndarray, level: float, fs: float,
-                search_s: float = 0.3, merge_s: float = 0.12) -> np.ndarray:
+                search_s: float = 0.3, merge_s: float = 0.12, keep_share: float = 0.5) -> np.ndarray:
     """Move candidates whose combined energy is below ``level`` to the energy maximum of the nearest QRS
-    (a stretch above ``level``) within +-``search_s``; drop them where there is none; merge candidates closer
-    than ``merge_s`` (keeping the more energetic)."""
+    (a stretch above ``level``) within +-``search_s`` that no other candidate holds yet. A candidate whose
+    nearest QRS is already detected stays where it is if it still has ``keep_share`` x ``level`` (a premature
+    ventricular beat carries less 5-30 Hz energy than a sinus beat), else it is dropped; so is one with no QRS
+    nearby. Candidates closer than ``merge_s`` become one (the more energetic).
+    """
     n = combined.size
     above = combined >= level
-    k, half = int(round(search_s * fs)), int(round(0.05 * fs))
-    out = []
+    k, half, merge = int(round(search_s * fs)), int(round(0.05 * fs)), merge_s * fs
+    strong = [int(p) for p in peaks if above[p]]
+    out = list(strong)
     for p in peaks:
         if above[p]:
-            out.append(int(p))
             continue
         lo, hi = max(0, p - k), min(n, p + k + 1)
         idx = np.flatnonzero(above[lo:hi]) + lo
-        if not idx.size:
-            continue
-        near = int(idx[np.argmin(np.abs(idx - p))])
-        a, b = max(0, near - half), min(n, near + half + 1)
-        out.append(a + int(np.argmax(combined[a:b])))
+        target = None
+        if idx.size:
+            near = int(idx[np.argmin(np.abs(idx - p))])
+            a, b = max(0, near - half), min(n, near + half + 1)
+            target = a + int(np.argmax(combined[a:b]))
+            if any(abs(target - q) < merge for q in strong):
+                target = None  # that QRS is detected already
+        if target is not None:
+            out.append(target)
+        elif combined[p] >= keep_share * level:
+            out.append(int(p))
     if not out:
         return np.zeros(0, dtype=np.int64)
     out_a = np.unique(np.asarray(out, dtype=np.int64))
     merged = [int(out_a[0])]
     for p in out_a[1:]:
-        if p - merged[-1] < merge_s * fs:
+        if p - merged[-1] < merge:
             if combined[p] > combined[merged[-1]]:
                 merged[-1] = int(p)
         else:

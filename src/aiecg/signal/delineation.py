@@ -61,7 +61,7 @@ class DelineationConfig:
     after_s: float = 0.7
     smooth_s: float = 0.004
     qrs_on_frac: float = 0.03
-    qrs_off_frac: float = 0.05
+    qrs_off_frac: float = 0.06
     quiet_s: float = 0.01
     p_frac: float = 0.1
     p_min_mv: float = 0.02

@@ -52,7 +52,7 @@ class QualityConfig:
         qrs_ms, heart_rate_bpm: plausible ranges of the measured QRS duration and heart rate.
         rr_consistency: the heart rate from the beat count over the strip and from the median RR interval
             must agree within this share.
-        einthoven_tolerance: III - (II - I) may have an RMS of up to this share of the RMS of III (plus 50 uV).
+        einthoven_tolerance: III - (II - I) may have an RMS of up to this share of the RMS of III (plus 40 uV).
     """
 
     flat_snr: float = 2.0
@@ -161,7 +161,7 @@ def einthoven_note(raw: np.ndarray, names: Sequence[str], cfg: QualityConfig | N
     lead_i, lead_ii, lead_iii = (v - np.median(v) for v in (lead_i, lead_ii, lead_iii))
     resid = float(np.sqrt(np.mean((lead_iii - (lead_ii - lead_i)) ** 2)))
     scale = float(np.sqrt(np.mean(lead_iii ** 2)))
-    if resid <= cfg.einthoven_tolerance * scale + 0.05:
+    if resid <= cfg.einthoven_tolerance * scale + 0.04:
         return ""
     return (f"Einthoven's law fails: III differs from II - I by {resid:.3f} mV RMS ({scale:.3f} mV RMS in III); "
             "check the per-lead gains")
