@@ -187,7 +187,8 @@ def speed(work: Path, n: int) -> dict:
     for f in files:
         read_ecg(f)
     read_s = time.perf_counter() - started
-    return {"records": len(files), "seconds": round(elapsed, 2), "records_per_s_per_core": round(len(files) / elapsed, 1),
+    return {"records": len(files), "seconds": round(elapsed, 2),
+            "records_per_s_per_core": round(len(files) / elapsed, 1),
             "read_only_records_per_s": round(len(files) / read_s, 1), "loadavg": os.getloadavg(),
             "cpus": os.cpu_count()}
 

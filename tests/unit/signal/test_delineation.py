@@ -71,7 +71,7 @@ def test_per_beat_fiducials_meet_the_tolerances_on_synthetic_truth(synthetic) ->
         tb = truth[truth["eid"] == eid].reset_index(drop=True)
         found = analysis.table
         n_true, n_found = n_true + len(tb), n_found + len(found)
-        for i, row in tb.iterrows():
+        for _, row in tb.iterrows():
             d = np.abs(found["r_peak_s"].to_numpy() - row["r_peak_s"])
             if d.min() > 0.15:
                 continue
