@@ -7,7 +7,8 @@ synthetic and real records, and throughput on CardioSoft XML. Writes
 
 Errors are ours minus the reference (ms; degrees for axes, bpm for rate). Per beat: every detected beat matched
 one-to-one to a true beat within 150 ms of its R peak (the EC57 window; premature ventricular beats included,
-reported apart too). Global: the median beat's fiducials
+reported apart too); beats with R within 50 ms of the strip's ends (cut complexes) are left out on both sides.
+Global: the median beat's fiducials
 (relative to R) against the median of the true normal beats'. Vendor files: our global intervals against the
 device's own (GE CardioSoft/MUSE, Philips, HL7 aECG, DICOM, SCP where they carry them).
 """
@@ -37,6 +38,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from delineation_truth import load_beat_truth  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
+EDGE_S = 0.05
 MATCH_S = 0.15  # a detection matches a true beat within 150 ms (ANSI/AAMI EC57, as IEC 60601-2-25 refers)
 GOALS_MS = {"qrs_on": 10, "qrs_off": 10, "p_on": 15, "p_off": 15, "t_off": 25}
 DEVICE_KEYS = {"qrs_duration_ms": "QRSDuration", "pr_ms": "PQInterval", "qt_ms": "QTInterval",
@@ -86,8 +88,11 @@ def synthetic(n: int, work: Path) -> dict:
         qc.append({"truth": bad, "ok": bs.qc_ok, "reason": bs.qc_reason})
         if bad:
             continue
-        tb = beats_truth[beats_truth["eid"] == eid].reset_index(drop=True)
+        # beats whose R lies within 50 ms of the strip's ends are cut: left out on both sides
+        tb = beats_truth[beats_truth["eid"] == eid]
+        tb = tb[tb["r_peak_s"].between(EDGE_S, 10.0 - EDGE_S)].reset_index(drop=True)
         found = analysis.table
+        found = found[found["r_peak_s"].between(EDGE_S, 10.0 - EDGE_S)].reset_index(drop=True)
         pairs = _match(tb["r_peak_s"].to_numpy(), found["r_peak_s"].to_numpy(), MATCH_S)
         tp += len(pairs)
         n_true += len(tb)

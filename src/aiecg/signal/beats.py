@@ -162,7 +162,7 @@ def qrs_energy(signal: np.ndarray, fs: float) -> np.ndarray:
 def detect_r_peaks(signal: np.ndarray, fs: float) -> np.ndarray:
     """First-pass R peaks (int64 sample indices) of a multi-lead ECG, on the combined lead ``qrs_energy``.
 
-    A candidate with less than 40 % of the median candidate's combined energy lies off the QRS (the detector
+    A candidate with less than 40 % of the upper-quartile candidate's combined energy lies off the QRS (the detector
     can fire on a P wave or a pacing artefact ahead of the complex): it is moved to the nearest undetected QRS
     within +-0.3 s (``snap_to_qrs``), kept in place with at least 20 % (a premature ventricular beat), and
     dropped otherwise; two candidates on one QRS become one.
@@ -182,7 +182,9 @@ def detect_r_peaks(signal: np.ndarray, fs: float) -> np.ndarray:
     if peaks.size:
         # The detector's threshold follows a 0.75 s moving average, so in long RR intervals (bradycardia) it
         # can fire on noise or a P wave; a QRS carries far more band energy than that.
-        peaks = snap_to_qrs(combined, peaks, 0.4 * float(np.median(combined[peaks])), fs)
+        # the upper quartile, not the median: when the detector also fires on every T wave, half the candidates
+        # are T waves
+        peaks = snap_to_qrs(combined, peaks, 0.4 * float(np.percentile(combined[peaks], 75)), fs)
     return peaks
 
 
@@ -190,15 +192,17 @@ def snap_to_qrs(combined: np.ndarray, peaks: np.ndarray, level: float, fs: float
                 search_s: float = 0.3, merge_s: float = 0.12, keep_share: float = 0.5) -> np.ndarray:
     """Move candidates whose combined energy is below ``level`` to the energy maximum of the nearest QRS
     (a stretch above ``level``) within +-``search_s`` that no other candidate holds yet. A candidate whose
-    nearest QRS is already detected stays where it is if it still has ``keep_share`` x ``level`` (a premature
-    ventricular beat carries less 5-30 Hz energy than a sinus beat), else it is dropped; so is one with no QRS
-    nearby. Candidates closer than ``merge_s`` become one (the more energetic).
+    nearest QRS is already detected stays where it is if it still has ``keep_share`` x ``level`` and follows a
+    detected beat (a premature ventricular beat carries less 5-30 Hz energy than a sinus beat), unless such
+    candidates follow a quarter of the beats or more (then they are T waves); else it is dropped.
+    Candidates closer than ``merge_s`` become one (the more energetic).
     """
     n = combined.size
     above = combined >= level
     k, half, merge = int(round(search_s * fs)), int(round(0.05 * fs)), merge_s * fs
     strong = [int(p) for p in peaks if above[p]]
     out = list(strong)
+    weak = []
     for p in peaks:
         if above[p]:
             continue
@@ -213,8 +217,12 @@ def snap_to_qrs(combined: np.ndarray, peaks: np.ndarray, level: float, fs: float
                 target = None  # that QRS is detected already
         if target is not None:
             out.append(target)
-        elif combined[p] >= keep_share * level:
-            out.append(int(p))
+        elif combined[p] >= keep_share * level and any(q < p for q in strong):
+            weak.append(int(p))
+    # A premature beat is an exception; weak candidates behind a quarter of the beats or more are the detector
+    # firing on T waves, not beats.
+    if len(weak) <= 0.25 * max(len(strong), 1):
+        out += weak
     if not out:
         return np.zeros(0, dtype=np.int64)
     out_a = np.unique(np.asarray(out, dtype=np.int64))

@@ -94,7 +94,8 @@ def analyse_signal(
 
     peaks, clean = bs.r_peaks, bs.clean
     rr = float(np.median(np.diff(peaks))) / tfs if peaks.size >= 2 else None
-    med, r0 = wide_median(x[good], peaks, clean, tfs, dcfg)
+    full, r0 = wide_median(x, peaks, clean, tfs, dcfg)
+    med = full[good]
     fid = delineate(med, tfs, r0, rr, dcfg) if clean.any() else Fiducials()
     per_beat = beat_fiducials(x[good], tfs, peaks, clean, med, r0, fid, dcfg)
     table = _beat_table(peaks, per_beat, clean, tfs)
@@ -102,7 +103,6 @@ def analyse_signal(
     measurements: dict[str, float] = {}
     shift = float(r0 - beats.r_offset)
     if clean.any():
-        full, _ = wide_median(x, peaks, clean, tfs, dcfg)
         measurements = compute_measurements(full, STANDARD_LEADS, tfs, r0, bs.heart_rate, fid, list(bad), dcfg)
         for key in INDEX_KEYS:
             measurements[key] = measurements[key] - shift
