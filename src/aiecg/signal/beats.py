@@ -130,9 +130,9 @@ def assess_quality(
     signal: np.ndarray, fs: float, leads: Sequence[str], cfg: QualityConfig | None = None
 ) -> tuple[bool, str]:
     """Record-level QC of a FILTERED strip: (ok, reason). A flat or noisy lead fails the record when it is
-    one of ``cfg.required_leads`` (the model inputs); see ``aiecg.signal.quality``."""
+    one of the model inputs (I, II, V1-V6); see ``aiecg.signal.quality``."""
     cfg = cfg or QualityConfig()
-    ok, reason, _ = record_verdict(lead_quality(signal, fs, leads, cfg), cfg.required_leads)
+    ok, reason, _ = record_verdict(lead_quality(signal, fs, leads, cfg))
     return ok, reason
 
 
@@ -346,7 +346,7 @@ def extract_beats(
     for lead, why in silent_leads(x, fs, names, peaks, cfg.quality).items():
         bad.setdefault(lead, why)
     bad = {name: bad[name] for name in names if name in bad}
-    ok, reason, notes = record_verdict(bad, cfg.quality.required_leads)
+    ok, reason, notes = record_verdict(bad)
     good = [i for i, name in enumerate(names) if name not in bad] or list(range(n_leads))
     peaks = refine_to_dominant(x[good], peaks, fs)
     if peaks.size:

@@ -47,9 +47,8 @@ class QualityConfig:
         noise_hz: frequencies at or above this (Hz) count as noise (the QRS has little power above 40 Hz).
         noise_ratio: a lead is noisy when more than this fraction of its power lies above ``noise_hz`` ...
         noise_mv: ... and that high-frequency part has an RMS above this (mV).
-        required_leads: leads the record cannot do without (the model inputs); a bad lead among them fails
-            the record, a bad other lead is noted.
-        qrs_ms, heart_rate_bpm: plausible ranges of the measured QRS duration and heart rate.
+        qrs_min_ms, qrs_max_ms, hr_min_bpm, hr_max_bpm: plausible ranges of the measured QRS duration and
+            heart rate.
         rr_consistency: the heart rate from the beat count over the strip and from the median RR interval
             must agree within this share.
         einthoven_tolerance: III - (II - I) may have an RMS of up to this share of the RMS of III (plus 40 uV).
@@ -62,9 +61,10 @@ class QualityConfig:
     noise_hz: float = 40.0
     noise_ratio: float = 0.25
     noise_mv: float = 0.03
-    required_leads: tuple[str, ...] = MODEL_LEADS
-    qrs_ms: tuple[float, float] = (40.0, 200.0)
-    heart_rate_bpm: tuple[float, float] = (20.0, 250.0)
+    qrs_min_ms: float = 40.0
+    qrs_max_ms: float = 200.0
+    hr_min_bpm: float = 20.0
+    hr_max_bpm: float = 250.0
     rr_consistency: float = 0.3
     einthoven_tolerance: float = 0.1
 
@@ -173,11 +173,10 @@ def plausibility(measurements: dict[str, float], n_beats: int, span_s: float,
     cfg = cfg or QualityConfig()
     qrs = measurements.get("qrs_duration_ms", float("nan"))
     hr = measurements.get("heart_rate_bpm", float("nan"))
-    if not np.isfinite(qrs) or not cfg.qrs_ms[0] <= qrs <= cfg.qrs_ms[1]:
-        return f"implausible QRS duration ({qrs:.0f} ms; expected {cfg.qrs_ms[0]:g}-{cfg.qrs_ms[1]:g} ms)"
-    if not np.isfinite(hr) or not cfg.heart_rate_bpm[0] <= hr <= cfg.heart_rate_bpm[1]:
-        return (f"implausible heart rate ({hr:.0f} bpm; expected "
-                f"{cfg.heart_rate_bpm[0]:g}-{cfg.heart_rate_bpm[1]:g} bpm)")
+    if not np.isfinite(qrs) or not cfg.qrs_min_ms <= qrs <= cfg.qrs_max_ms:
+        return f"implausible QRS duration ({qrs:.0f} ms; expected {cfg.qrs_min_ms:g}-{cfg.qrs_max_ms:g} ms)"
+    if not np.isfinite(hr) or not cfg.hr_min_bpm <= hr <= cfg.hr_max_bpm:
+        return f"implausible heart rate ({hr:.0f} bpm; expected {cfg.hr_min_bpm:g}-{cfg.hr_max_bpm:g} bpm)"
     if n_beats >= 3 and span_s > 0:
         hr_count = 60.0 * (n_beats - 1) / span_s
         if abs(hr_count - hr) > cfg.rr_consistency * hr:
@@ -185,8 +184,9 @@ def plausibility(measurements: dict[str, float], n_beats: int, span_s: float,
     return ""
 
 
-def record_verdict(bad_leads: dict[str, str], required: Sequence[str]) -> tuple[bool, str, list[str]]:
-    """(ok, reason, notes): the record fails on a bad required lead; other bad leads become notes."""
+def record_verdict(bad_leads: dict[str, str], required: Sequence[str] = MODEL_LEADS) -> tuple[bool, str, list[str]]:
+    """(ok, reason, notes): the record fails on a bad lead it cannot do without (``required``, the model inputs);
+    other bad leads become notes."""
     failing = [reason for lead, reason in bad_leads.items() if lead in required]
     notes = [f"{reason} (its measurements are left out)" for lead, reason in bad_leads.items() if lead not in required]
     if failing:

@@ -87,7 +87,7 @@ def analyse_signal(
     for lead, why in clipped_leads(raw, fs, STANDARD_LEADS, bs.r_peaks / tfs, qcfg).items():
         bad.setdefault(lead, why)
     bad = {n: bad[n] for n in STANDARD_LEADS if n in bad}
-    ok, reason, lead_notes = record_verdict(bad, qcfg.required_leads)
+    ok, reason, lead_notes = record_verdict(bad)
     if ok and not bs.qc_ok:  # beat-level failure (too few clean beats, no beats)
         ok, reason = False, bs.qc_reason
     good = [i for i, n in enumerate(STANDARD_LEADS) if n not in bad] or list(range(len(STANDARD_LEADS)))
