@@ -6,7 +6,7 @@ the earliest onset and QRS offset the latest offset over all leads. We get them 
 * QRS: the spatial velocity (the norm over leads of the first derivative; Xue Q, Reddy S. J Electrocardiol
   1997;30 Suppl:S31) of the median beat. Onset and offset are where it rises above, and falls back below, a
   small share of its QRS peak over the noise floor, bordering a quiet stretch (so the slope at the tip of a
-  Q, R or S wave does not end the search). A low share (2-3 %) finds the earliest deflection of any lead.
+  Q, R or S wave does not end the search). A low share (4-6 %) finds the earliest deflection of any lead.
 * P and T: the spatial magnitude (norm over leads) of the beat against the isoelectric level just before QRS
   onset. The P peak is its maximum between the previous T wave and QRS onset; P onset and offset are where
   it falls below a share of that peak. The T peak is its maximum after the ST segment; T end is the tangent
@@ -65,7 +65,7 @@ class DelineationConfig:
     before_s: float = 0.5
     after_s: float = 0.7
     smooth_s: float = 0.004
-    qrs_on_frac: float = 0.03
+    qrs_on_frac: float = 0.04
     qrs_off_frac: float = 0.06
     quiet_s: float = 0.01
     p_frac: float = 0.1
