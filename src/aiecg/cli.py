@@ -237,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--beats", action="store_true", help="also write beats.csv, one row per detected beat")
     p.add_argument("--format", help="force a reader format for files and folders (default: detected per file)")
-    p.add_argument("--workers", type=int, default=1, help="processes in the pool")
+    p.add_argument("--workers", type=int, default=_default_workers(), help="processes in the pool")
     p.set_defaults(func=cmd_measure)
     return parser
 

@@ -111,12 +111,13 @@ def measure_file(task: MeasureTask, with_beats: bool = False) -> tuple[dict[str,
     from aiecg.io import read_ecg
     from aiecg.signal.record import analyse_ecg
 
-    row: dict[str, Any] = {"file": task.file, "record_id": task.record_id, "status": "ok", "reason": ""}
+    row: dict[str, Any] = {"file": task.file, "record_id": task.record_id or Path(task.file).stem, "status": "ok",
+                           "reason": ""}
     try:
         if not task.file:
             raise ECGReadError(task.record_id, "the cohort table names no ECG file for this record")
         ecg = read_ecg(task.file, format=task.format, **(task.options or {}))
-        row["record_id"] = task.record_id or ecg.record_id or Path(task.file).stem
+        row["record_id"] = task.record_id or ecg.record_id or row["record_id"]
         analysis = analyse_ecg(ecg)
     except ECGReadError as exc:
         row.update(status="read_error", reason=exc.reason)
