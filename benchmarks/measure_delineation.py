@@ -148,7 +148,7 @@ def vendors() -> dict:
         try:
             ecg = read_ecg(path)
         except Exception as exc:  # the corrupt demo.scp
-            rows.append({"file": str(path.relative_to(DATA)), "error": str(exc)[:120]})
+            rows.append({"file": str(path.relative_to(DATA)), "error": getattr(exc, "reason", str(exc))[:120]})
             continue
         m = analyse_ecg(ecg).measurements
         row = {"file": str(path.relative_to(DATA))}
