@@ -11,12 +11,13 @@ The pipeline for one record (``extract_beats``):
    QRS-block approach; Makowski et al., Behav Res Methods 2021;53:1689): < 1 ms for 10 s, where most of
    neurokit2's other detectors take 4-60 ms, and no misses or false beats on our synthetic records (45-157
    bpm, with noise and wander). Only the detector is used, never ``ecg_process``. Its threshold follows a
-   0.75 s moving average, so in long RR intervals it can fire on noise or a P wave; candidates with < 40 % of
-   the median candidate's combined energy are moved to the nearest QRS (dropped only where there is none).
+   0.75 s moving average, so in long RR intervals it can fire on noise, a P or a T wave; candidates with < 40 %
+   of the upper-quartile candidate's combined energy are moved to the nearest undetected QRS, kept where they
+   are as an occasional weaker (premature ventricular) beat, and dropped otherwise (``snap_to_qrs``).
 3. Alignment: each peak moves to the extremum of the record's dominant QRS deflection (the lead and polarity
    with the largest, most one-sided QRS deflection; usually an R wave, a QS/S wave where that dominates),
    then every beat is shifted by the lag (within +-``max_shift_ms``) that maximises its normalised
-   cross-correlation with a first-pass median over the QRS of all leads. Precise alignment is what keeps
+   cross-correlation with a first-pass median over the QRS of the usable leads. Precise alignment is what keeps
    the median's QRS sharp.
 4. Beat QC: a beat is clean when its window lies inside the strip, its RR interval is regular and it
    correlates with the template (see ``BeatConfig``). The median beat is the per-lead, per-sample median
