@@ -310,6 +310,29 @@ def _best_lag(x: np.ndarray, template: np.ndarray, centre: int, half: int, max_l
     return k - max_lag, float(corr[k])
 
 
+def _best_lags(x: np.ndarray, template: np.ndarray, centres: np.ndarray, half: int,
+               max_lag: int) -> tuple[np.ndarray, np.ndarray]:
+    """``_best_lag`` for many centres at once: (lags, correlations), correlation -1 where out of range."""
+    n = x.shape[1]
+    centres = np.asarray(centres, dtype=np.int64)
+    lags = np.arange(-max_lag, max_lag + 1)
+    ok = (centres - half - max_lag >= 0) & (centres + half + max_lag < n)
+    out_lag, out_corr = np.zeros(centres.size, np.int64), np.full(centres.size, -1.0)
+    if not ok.any():
+        return out_lag, out_corr
+    idx = centres[ok][:, None, None] + lags[None, :, None] + np.arange(-half, half + 1)[None, None, :]
+    seg = x[:, idx]  # [lead, beat, lag, time]
+    seg = seg - seg.mean(axis=3, keepdims=True)
+    t = template - template.mean(axis=1, keepdims=True)
+    num = np.einsum("lbks,ls->bk", seg, t)
+    den = np.sqrt(np.einsum("lbks,lbks->bk", seg, seg) * (t * t).sum()) + 1e-12
+    corr = num / den
+    best = np.argmax(corr, axis=1)
+    out_lag[ok] = lags[best]
+    out_corr[ok] = corr[np.arange(best.size), best]
+    return out_lag, out_corr
+
+
 def beat_fiducials(
     x: np.ndarray, fs: float, r_peaks: np.ndarray, clean: np.ndarray, median: np.ndarray, r_offset: int,
     median_fid: Fiducials, cfg: DelineationConfig | None = None,
@@ -333,25 +356,28 @@ def beat_fiducials(
     out: list[Fiducials] = []
     before, after = int(round(cfg.before_s * fs)), int(round(cfg.after_s * fs))
     own_cfg = replace(cfg, qrs_on_frac=cfg.own_qrs_on_frac, qrs_off_frac=cfg.own_qrs_off_frac, quiet_s=cfg.own_quiet_s)
+    # clean beats: the median's fiducials through the R peak, each boundary refined for all beats at once
+    clean = np.asarray(clean, dtype=bool)
+    projected = {b: median_fid.shifted(float(r - r_offset)).as_dict() for b, r in enumerate(peaks) if clean[b]}
+    if cfg.refine and projected:
+        rows = np.asarray(sorted(projected), dtype=np.int64)
+        for key, half, max_lag in plan:
+            m_pos = getattr(median_fid, key)
+            if not np.isfinite(m_pos):
+                continue
+            tmpl = _segment(median, int(round(m_pos)), half)
+            if tmpl is None:
+                continue
+            centres = np.rint(m_pos + (peaks[rows] - r_offset)).astype(np.int64)
+            lags, corr = _best_lags(x, tmpl, centres, half, max_lag)
+            for b, lag, c in zip(rows, lags, corr):
+                if c >= 0.8:
+                    projected[int(b)][key] += lag
+                    if key == "t_off":
+                        projected[int(b)]["t_peak"] += lag
     for b, r in enumerate(peaks):
-        delta = float(r - r_offset)
         if clean[b]:
-            fid = median_fid.shifted(delta)
-            if cfg.refine:
-                values = fid.as_dict()
-                for key, half, max_lag in plan:
-                    m_pos = getattr(median_fid, key)
-                    if not np.isfinite(m_pos):
-                        continue
-                    tmpl = _segment(median, int(round(m_pos)), half)
-                    if tmpl is None:
-                        continue
-                    lag, corr = _best_lag(x, tmpl, int(round(m_pos + delta)), half, max_lag)
-                    if corr >= 0.8:
-                        values[key] = values[key] + lag
-                        if key == "t_off":
-                            values["t_peak"] = values["t_peak"] + lag
-                fid = Fiducials(**values)
+            fid = Fiducials(**projected[b])
         else:
             lo, hi = max(0, r - before), min(n, r + after)
             own = delineate(x[:, lo:hi], fs, int(r - lo), rr_before[b], own_cfg).shifted(float(lo))
