@@ -176,6 +176,13 @@ def cmd_tune(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
+def cmd_measure(args: argparse.Namespace) -> dict[str, Any]:
+    from aiecg.workflows.measure import run_measure
+
+    return run_measure(args.inputs, args.out, with_beats=args.beats, fmt=args.format, workers=args.workers,
+                       progress=not args.quiet)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from aiecg.cliopts import add_dataclass_options
     from aiecg.config import FinetuneRunConfig, RunConfig
@@ -333,6 +340,15 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--search-only", action="store_true", help="run trials, do not retrain the best (workers)")
     mode.add_argument("--final-only", action="store_true", help="only retrain and test the study's best trial")
     p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("measure", help="ECG files/folders/cohort YAML -> measurements.csv (+ beats.csv): intervals, "
+                       "axes, amplitudes, criteria, per-beat P/QRS/T fiducials, QC")
+    p.add_argument("inputs", nargs="+", help="ECG files, folders (searched recursively) or cohort YAML files")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--beats", action="store_true", help="also write beats.csv, one row per detected beat")
+    p.add_argument("--format", help="force a reader format for files and folders (default: detected per file)")
+    p.add_argument("--workers", type=int, default=_default_workers(), help="processes in the pool")
+    p.set_defaults(func=cmd_measure)
     return parser
 
 

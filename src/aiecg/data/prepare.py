@@ -12,7 +12,6 @@ finished store is left as it is.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import importlib
 import io
@@ -51,10 +50,10 @@ from aiecg.data.workers import CRASHED, ERROR, OK, OUT_OF_MEMORY, TIMED_OUT, Lim
 from aiecg.ecg import ECG, STANDARD_LEADS
 from aiecg.errors import CohortError, ECGReadError
 from aiecg.io import read_ecg
-from aiecg.signal.beats import BeatConfig, BeatSet, QualityConfig, detect_clipping, extract_beats
-from aiecg.signal.filters import FilterConfig, preprocess
-from aiecg.signal.leads import select_leads
-from aiecg.signal.measurements import compute_measurements
+from aiecg.signal.beats import BeatConfig, BeatSet
+from aiecg.signal.filters import FilterConfig
+from aiecg.signal.quality import QualityConfig
+from aiecg.signal.record import RecordAnalysis, analyse_signal
 
 PARTS = "parts"
 WARM_MODULES = ("neurokit2", "scipy.io")
@@ -95,29 +94,30 @@ class PrepareConfig:
 def analyse_record(ecg: ECG, config: PrepareConfig) -> BeatSet:
     """The 12 standard leads of one record -> its beats, median beat and QC verdict.
 
-    Clipping is judged on the raw strip (filtering smooths a clipped plateau away), everything else on the
-    filtered one.
+    The same per-record path as ``aiecg measure`` (``aiecg.signal.record.analyse_signal``): lead QC, clipping
+    on the raw strip, plausibility of the measurements; see ``analyse_record_full`` for the measurements.
 
     Raises:
         ECGReadError: leads are missing and cannot be derived from I and II.
     """
+    return analyse_record_full(ecg, config).beats
+
+
+def analyse_record_full(ecg: ECG, config: PrepareConfig) -> RecordAnalysis:
+    """``analyse_record`` with the measurements, global fiducials and per-beat table."""
     try:
-        signal = select_leads(ecg.signal, ecg.leads, STANDARD_LEADS)
+        return analyse_signal(ecg.signal, ecg.fs, ecg.leads, config.filters, config.beats)
     except KeyError as exc:
         raise ECGReadError(ecg.source or ecg.record_id, str(exc.args[0])) from None
-    clip_ok, clip_reason = detect_clipping(signal, ecg.fs, STANDARD_LEADS)
-    filtered = preprocess(signal, ecg.fs, config.filters)
-    beats = extract_beats(filtered, config.filters.target_fs, STANDARD_LEADS, config.beats)
-    if not clip_ok and beats.qc_ok:
-        beats = dataclasses.replace(beats, qc_ok=False, qc_reason=clip_reason)
-    return beats
 
 
 def process_record(record_id: str, path: str, fmt: str | None, config: PrepareConfig,
                    options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Read, pre-process and summarise one ECG; never raises for a bad file (the reason is returned).
 
-    ``fmt`` and ``options`` come from the cohort YAML (``ecg: {format: ..., options: {...}}``).
+    ``fmt`` and ``options`` come from the cohort YAML (``ecg: {format: ..., options: {...}}``). Records that
+    fail QC keep their measurements where a median beat exists (the status says they are not to be used);
+    ``qc_notes`` holds warnings that do not fail the record (a bad lead outside the model inputs, Einthoven).
     """
     window = config.beats.window
     result: dict[str, Any] = {"id": record_id, "file": path, "status": STATUS_OK, "reason": "",
@@ -127,22 +127,22 @@ def process_record(record_id: str, path: str, fmt: str | None, config: PrepareCo
         if not path:
             raise ECGReadError(record_id, "the cohort table names no ECG file for this participant")
         ecg = read_ecg(path, format=fmt, **(options or {}))
-        beats = analyse_record(ecg, config)
+        analysis = analyse_record_full(ecg, config)
     except ECGReadError as exc:
         result.update(status="read_error", reason=str(exc.reason))
         return result
     except Exception as exc:  # a signal-processing failure on odd data must not stop the batch
         result.update(status="processing_error", reason=f"{type(exc).__name__}: {exc}")
         return result
+    beats = analysis.beats
     result["median"] = beats.median.astype(np.float32)
     if config.store_beats and beats.qc_ok:
         result["beats"] = beats.beats.astype(np.float32)
-    result.update(heart_rate=float(beats.heart_rate), n_beats=int(len(beats.r_peaks)), n_clean=int(beats.clean.sum()))
+    result.update(heart_rate=float(beats.heart_rate), n_beats=int(len(beats.r_peaks)), n_clean=int(beats.clean.sum()),
+                  qc_notes="; ".join(beats.qc_notes), bad_leads=" ".join(beats.bad_leads))
     if not beats.qc_ok:
         result.update(status="qc_fail", reason=beats.qc_reason)
-    else:
-        result.update(compute_measurements(beats.median, STANDARD_LEADS, config.filters.target_fs,
-                                           config.beats.r_offset, heart_rate=beats.heart_rate))
+    result.update(analysis.measurements)
     return result
 
 

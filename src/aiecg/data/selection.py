@@ -100,7 +100,8 @@ def check_target_codes(cohort: Cohort, spec: TargetSpec, cohort_path: str | Path
         bad = key_spec.invalid_codes(cohort.frame[key].tolist())
         if bad:
             column = cohort.mapping.targets.get(key, key)
-            seen = sorted({str(v) for v in cohort.frame[key].dropna().unique()})[:10]
+            seen = sorted({f"{v:g}" if isinstance(v, float) else str(v) for v in cohort.frame[key].dropna().unique()})
+            seen = seen[:10]
             codes = ", ".join(f"{i} = {name}" for i, name in enumerate(key_spec.classes))
             raise CohortError(f"{cohort_path}: target column '{column}' ({key}) holds codes {seen}; "
                               f"{key} must be coded {codes}. Recode the column (e.g. 1/2 -> 0/1).")

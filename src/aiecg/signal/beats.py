@@ -2,20 +2,22 @@
 
 The pipeline for one record (``extract_beats``):
 
-1. Record QC (``assess_quality``): flat, saturated and noisy leads.
-2. R peaks on one combined lead: the root-mean-square over all leads of the 5-30 Hz band-passed signal. This
+1. Lead QC (``lead_quality``, see ``aiecg.signal.quality``): constant, heartbeat-free and noisy leads; a bad
+   model-input lead fails the record, another bad lead is noted and left out of R-peak detection.
+2. R peaks on one combined lead: the root-mean-square over the usable leads of the 5-30 Hz band-passed signal. This
    emphasises the QRS of whichever leads carry it (so a small QRS in one lead or an inverted complex costs
    nothing) and suppresses P and T waves, whose energy lies mostly below 5 Hz. On it runs neurokit2's own
    detector (``ecg_findpeaks(method="neurokit")``: thresholded, smoothed absolute gradient, after Elgendi's
    QRS-block approach; Makowski et al., Behav Res Methods 2021;53:1689): < 1 ms for 10 s, where most of
    neurokit2's other detectors take 4-60 ms, and no misses or false beats on our synthetic records (45-157
    bpm, with noise and wander). Only the detector is used, never ``ecg_process``. Its threshold follows a
-   0.75 s moving average, so in long RR intervals it can fire on noise; candidates with < 20 % of the median
-   candidate's combined energy are dropped.
+   0.75 s moving average, so in long RR intervals it can fire on noise, a P or a T wave; candidates with < 40 %
+   of the upper-quartile candidate's combined energy are moved to the nearest undetected QRS, kept where they
+   are as an occasional weaker (premature ventricular) beat, and dropped otherwise (``snap_to_qrs``).
 3. Alignment: each peak moves to the extremum of the record's dominant QRS deflection (the lead and polarity
    with the largest, most one-sided QRS deflection; usually an R wave, a QS/S wave where that dominates),
    then every beat is shifted by the lag (within +-``max_shift_ms``) that maximises its normalised
-   cross-correlation with a first-pass median over the QRS of all leads. Precise alignment is what keeps
+   cross-correlation with a first-pass median over the QRS of the usable leads. Precise alignment is what keeps
    the median's QRS sharp.
 4. Beat QC: a beat is clean when its window lies inside the strip, its RR interval is regular and it
    correlates with the template (see ``BeatConfig``). The median beat is the per-lead, per-sample median
@@ -30,35 +32,15 @@ from functools import lru_cache
 
 import numpy as np
 from scipy import signal as sps
-from scipy.ndimage import uniform_filter1d
 
-
-@dataclass(frozen=True)
-class QualityConfig:
-    """Thresholds of the record-level QC (``assess_quality``).
-
-    Attributes:
-        flat_mv: a lead whose standard deviation is below this (mV) is flat (disconnected electrode; real
-            leads, even a near-isoelectric aVL, show > 20 uV of QRS and T).
-        saturation_run_s: a lead is saturated when it shows no ECG activity (see ``saturation_activity_mv``)
-            for at least this long while most other leads are active: clipping at the amplifier's range
-            holds a lead at a constant value, which the high-pass turns into a smooth, noise-free curve
-            (0.2 s: real leads, even of quantised 5 uV data, always carry some noise after filtering; the
-            TP segment of a noise-free synthetic ECG is quiet in all leads at once, so it does not count).
-        saturation_activity_mv: activity threshold: the 20 ms moving mean of the absolute second difference
-            (mV per sample squared); real filtered records stay well above 3e-5.
-        noise_hz: frequencies at or above this (Hz) count as noise (the QRS has little power above 40 Hz).
-        noise_ratio: a lead is noisy when more than this fraction of its power lies above ``noise_hz`` ...
-        noise_mv: ... and that high-frequency part has an RMS above this (mV), so that a near-isoelectric
-            lead with ordinary amplifier noise is not called noisy.
-    """
-
-    flat_mv: float = 0.01
-    saturation_run_s: float = 0.2
-    saturation_activity_mv: float = 3e-5
-    noise_hz: float = 40.0
-    noise_ratio: float = 0.25
-    noise_mv: float = 0.03
+from aiecg.signal.quality import (
+    QualityConfig,
+    clipped_leads,
+    constant_leads,
+    noisy_leads,
+    record_verdict,
+    silent_leads,
+)
 
 
 @dataclass(frozen=True)
@@ -105,6 +87,8 @@ class BeatSet:
         heart_rate: bpm from the median RR interval of all detected beats (NaN with fewer than 2 beats).
         qc_ok: True when the record passed record and beat QC.
         qc_reason: '' when ok, else why not (the first failure found).
+        bad_leads: lead -> why it is unusable (flat, noisy, saturated), also where the record stays usable.
+        qc_notes: warnings that do not fail the record (a bad lead outside the model inputs, Einthoven).
     """
 
     median: np.ndarray
@@ -114,96 +98,54 @@ class BeatSet:
     heart_rate: float
     qc_ok: bool
     qc_reason: str
+    bad_leads: dict[str, str] = field(default_factory=dict)
+    qc_notes: tuple[str, ...] = ()
 
 
 # ----------------------------------------------------------------------------------------------- record QC
 
 
-def _dead(x: np.ndarray, fs: float, tol: float) -> np.ndarray:
-    """Samples without ECG activity: the 20 ms moving mean of |second difference| below ``tol`` (mV)."""
-    d2 = np.zeros_like(x)
-    d2[:, 1:-1] = np.abs(x[:, 2:] - 2 * x[:, 1:-1] + x[:, :-2])
-    return uniform_filter1d(d2, max(1, int(round(0.02 * fs))), axis=1, mode="nearest") < tol
-
-
-def _longest_run(mask: np.ndarray) -> np.ndarray:
-    """Longest run of True along the last axis, per row."""
-    m = np.asarray(mask, dtype=np.int8)
-    padded = np.zeros(m.shape[:-1] + (m.shape[-1] + 2,), dtype=np.int8)
-    padded[..., 1:-1] = m
-    d = np.diff(padded, axis=-1)
-    out = np.zeros(m.shape[:-1], dtype=np.int64)
-    for row in np.ndindex(m.shape[:-1]):
-        starts = np.flatnonzero(d[row] == 1)
-        ends = np.flatnonzero(d[row] == -1)
-        if starts.size:
-            out[row] = int((ends - starts).max())
-    return out
-
-
-def assess_quality(
-    signal: np.ndarray, fs: float, leads: Sequence[str], cfg: QualityConfig | None = None
-) -> tuple[bool, str]:
-    """Record-level QC: returns (ok, reason); the reason names the first failing check and lead.
-
-    Checks, in order: flat lead (standard deviation below ``flat_mv``), saturated lead (no ECG activity for
-    ``saturation_run_s`` while the other leads are active) and excessive noise (share and RMS of the power at
-    or above ``noise_hz``). Meant for the signal after ``preprocess``, as ``extract_beats`` uses it: baseline
-    wander inflates the variance and mains hum the high-frequency power of a raw signal, and raw quantised
-    records can hold exactly constant stretches of a few hundred ms that are not clipping.
-    """
+def lead_quality(
+    signal: np.ndarray, fs: float, leads: Sequence[str], cfg: QualityConfig | None = None,
+    r_peaks: np.ndarray | None = None,
+) -> dict[str, str]:
+    """Unusable leads of a FILTERED strip, lead -> reason: constant, without a heartbeat (needs R peaks;
+    detected here when not given), or noisy. Clipping is judged on the raw strip (``detect_clipping``)."""
     cfg = cfg or QualityConfig()
     x = np.asarray(signal, dtype=np.float64)
     names = list(leads)
     if x.ndim != 2 or x.shape[0] != len(names):
         raise ValueError(f"signal must be [lead, time] with {len(names)} leads, got shape {x.shape}")
-    std = x.std(axis=1)
-    for i in np.flatnonzero(std < cfg.flat_mv):
-        return False, f"flat lead {names[i]}"
-
-    dead = _dead(x, fs, cfg.saturation_activity_mv)
-    min_run = max(2, int(round(cfg.saturation_run_s * fs)))
-    others_active = (~dead).sum(axis=0)  # number of leads with ECG activity, per sample
-    for i in range(x.shape[0]):
-        if _longest_run(dead[i][None])[0] < min_run:
-            continue
-        # Clipped while the others go on: at least half of the other leads active for half of the dead time.
-        active = others_active[dead[i]]  # lead i is dead there, so it does not count itself
-        if np.mean(active >= (x.shape[0] - 1) / 2) >= 0.5:
-            return False, f"saturated lead {names[i]}"
-
-    spectrum = np.abs(np.fft.rfft(x - x.mean(axis=1, keepdims=True), axis=1)) ** 2
-    freqs = np.fft.rfftfreq(x.shape[1], d=1.0 / fs)
-    total = spectrum.sum(axis=1)
-    high = spectrum[:, freqs >= cfg.noise_hz].sum(axis=1)
-    ratio = high / np.maximum(total, 1e-30)
-    # Parseval: the RMS of the high-frequency part (one-sided spectrum, so twice the bins except DC).
-    high_rms = np.sqrt(2.0 * high) / x.shape[1]
-    noisy = (ratio > cfg.noise_ratio) & (high_rms > cfg.noise_mv)
-    for i in np.flatnonzero(noisy):
-        return False, f"excessive noise in lead {names[i]} ({100 * ratio[i]:.0f}% of power >= {cfg.noise_hz:g} Hz)"
-    return True, ""
+    bad = constant_leads(x, names)
+    for lead, reason in noisy_leads(x, fs, names, cfg).items():
+        bad.setdefault(lead, reason)
+    if r_peaks is None:
+        good = [i for i, n in enumerate(names) if n not in bad]
+        r_peaks = detect_r_peaks(x[good], fs) if good else np.zeros(0, np.int64)
+    for lead, reason in silent_leads(x, fs, names, r_peaks, cfg).items():
+        bad.setdefault(lead, reason)
+    return {n: bad[n] for n in names if n in bad}  # in lead order
 
 
-# ------------------------------------------------------------------------------------------ R-peak detection
+def assess_quality(
+    signal: np.ndarray, fs: float, leads: Sequence[str], cfg: QualityConfig | None = None
+) -> tuple[bool, str]:
+    """Record-level QC of a FILTERED strip: (ok, reason). A flat or noisy lead fails the record when it is
+    one of the model inputs (I, II, V1-V6); see ``aiecg.signal.quality``."""
+    cfg = cfg or QualityConfig()
+    ok, reason, _ = record_verdict(lead_quality(signal, fs, leads, cfg))
+    return ok, reason
 
 
-def detect_clipping(signal: np.ndarray, fs: float, leads: Sequence[str], min_run_s: float = 0.2) -> tuple[bool, str]:
-    """Saturation on the RAW strip (before filtering, which would smooth a clipped plateau away): a lead that
-    stays at its own maximum or minimum for ``min_run_s`` or longer has hit the amplifier's rail. (Real PTB-XL and
-    CinC records hold flat stretches of up to about 110 ms at their extremes, hence 200 ms.)
-
-    Returns (ok, reason), e.g. (False, 'saturated lead V3').
+def detect_clipping(signal: np.ndarray, fs: float, leads: Sequence[str], min_run_s: float = 0.2,
+                    r_peaks_s: np.ndarray | None = None) -> tuple[bool, str]:
+    """Saturation on the RAW strip (before filtering, which would smooth a clipped plateau away): a lead at its
+    own extreme for ``min_run_s`` or longer, away from its baseline or over other leads' QRS complexes
+    (``aiecg.signal.quality.clipped_leads``). Returns (ok, reason), e.g. (False, 'saturated lead V3').
     """
-    x = np.asarray(signal, dtype=np.float64)
-    min_run = max(2, int(round(min_run_s * fs)))
-    for i, lead in enumerate(leads):
-        row = x[i]
-        if np.ptp(row) == 0:
-            continue  # a flat lead is reported by assess_quality
-        for extreme in (row.max(), row.min()):
-            if _longest_run(np.abs(row - extreme) <= 1e-6) >= min_run:
-                return False, f"saturated lead {lead}"
+    bad = clipped_leads(signal, fs, list(leads), r_peaks_s, QualityConfig(saturation_run_s=min_run_s))
+    if bad:
+        return False, next(iter(bad.values()))
     return True, ""
 
 
@@ -221,7 +163,10 @@ def qrs_energy(signal: np.ndarray, fs: float) -> np.ndarray:
 def detect_r_peaks(signal: np.ndarray, fs: float) -> np.ndarray:
     """First-pass R peaks (int64 sample indices) of a multi-lead ECG, on the combined lead ``qrs_energy``.
 
-    Candidates with less than 40 % of the median candidate's combined energy are dropped.
+    A candidate with less than 40 % of the upper-quartile candidate's combined energy lies off the QRS (the detector
+    can fire on a P wave or a pacing artefact ahead of the complex): it is moved to the nearest undetected QRS
+    within +-0.3 s (``snap_to_qrs``), kept in place with at least 20 % (a premature ventricular beat), and
+    dropped otherwise; two candidates on one QRS become one.
     """
     import neurokit2 as nk
 
@@ -237,9 +182,59 @@ def detect_r_peaks(signal: np.ndarray, fs: float) -> np.ndarray:
     peaks = peaks[(peaks >= 0) & (peaks < combined.size)]
     if peaks.size:
         # The detector's threshold follows a 0.75 s moving average, so in long RR intervals (bradycardia) it
-        # can fire on noise; a QRS carries far more band energy than that.
-        peaks = peaks[combined[peaks] >= 0.4 * np.median(combined[peaks])]
+        # can fire on noise or a P wave; a QRS carries far more band energy than that.
+        # the upper quartile, not the median: when the detector also fires on every T wave, half the candidates
+        # are T waves
+        peaks = snap_to_qrs(combined, peaks, 0.4 * float(np.percentile(combined[peaks], 75)), fs)
     return peaks
+
+
+def snap_to_qrs(combined: np.ndarray, peaks: np.ndarray, level: float, fs: float,
+                search_s: float = 0.3, merge_s: float = 0.12, keep_share: float = 0.5) -> np.ndarray:
+    """Move candidates whose combined energy is below ``level`` to the energy maximum of the nearest QRS
+    (a stretch above ``level``) within +-``search_s`` that no other candidate holds yet. A candidate whose
+    nearest QRS is already detected stays where it is if it still has ``keep_share`` x ``level`` and follows a
+    detected beat (a premature ventricular beat carries less 5-30 Hz energy than a sinus beat), unless such
+    candidates follow a quarter of the beats or more (then they are T waves); else it is dropped.
+    Candidates closer than ``merge_s`` become one (the more energetic).
+    """
+    n = combined.size
+    above = combined >= level
+    k, half, merge = int(round(search_s * fs)), int(round(0.05 * fs)), merge_s * fs
+    strong = [int(p) for p in peaks if above[p]]
+    out = list(strong)
+    weak = []
+    for p in peaks:
+        if above[p]:
+            continue
+        lo, hi = max(0, p - k), min(n, p + k + 1)
+        idx = np.flatnonzero(above[lo:hi]) + lo
+        target = None
+        if idx.size:
+            near = int(idx[np.argmin(np.abs(idx - p))])
+            a, b = max(0, near - half), min(n, near + half + 1)
+            target = a + int(np.argmax(combined[a:b]))
+            if any(abs(target - q) < merge for q in strong):
+                target = None  # that QRS is detected already
+        if target is not None:
+            out.append(target)
+        elif combined[p] >= keep_share * level and any(q < p for q in strong):
+            weak.append(int(p))
+    # A premature beat is an exception; weak candidates behind a quarter of the beats or more are the detector
+    # firing on T waves, not beats.
+    if len(weak) <= 0.25 * max(len(strong), 1):
+        out += weak
+    if not out:
+        return np.zeros(0, dtype=np.int64)
+    out_a = np.unique(np.asarray(out, dtype=np.int64))
+    merged = [int(out_a[0])]
+    for p in out_a[1:]:
+        if p - merged[-1] < merge:
+            if combined[p] > combined[merged[-1]]:
+                merged[-1] = int(p)
+        else:
+            merged.append(int(p))
+    return np.asarray(merged, dtype=np.int64)
 
 
 def _windows(n: int, centres: np.ndarray, before: int, after: int) -> tuple[np.ndarray, np.ndarray]:
@@ -344,10 +339,17 @@ def extract_beats(
     n_leads, n = x.shape
     before, after = cfg.r_offset, cfg.window - cfg.r_offset
 
-    ok, reason = assess_quality(x, fs, names, cfg.quality)
-
-    peaks = detect_r_peaks(x, fs)
-    peaks = refine_to_dominant(x, peaks, fs)
+    bad = constant_leads(x, names)
+    for lead, why in noisy_leads(x, fs, names, cfg.quality).items():
+        bad.setdefault(lead, why)
+    good = [i for i, name in enumerate(names) if name not in bad] or list(range(n_leads))
+    peaks = detect_r_peaks(x[good], fs)
+    for lead, why in silent_leads(x, fs, names, peaks, cfg.quality).items():
+        bad.setdefault(lead, why)
+    bad = {name: bad[name] for name in names if name in bad}
+    ok, reason, notes = record_verdict(bad)
+    good = [i for i, name in enumerate(names) if name not in bad] or list(range(n_leads))
+    peaks = refine_to_dominant(x[good], peaks, fs)
     if peaks.size:
         # an extremum on the strip's first or last sample lies outside it: a cut-off beat, not a fiducial point
         peaks = np.unique(peaks[(peaks > 0) & (peaks < n - 1)])
@@ -357,7 +359,7 @@ def extract_beats(
             median=np.zeros((n_leads, cfg.window), np.float32),
             beats=np.zeros((0, n_leads, cfg.window), np.float32),
             r_peaks=peaks, clean=np.zeros(peaks.size, bool), heart_rate=hr,
-            qc_ok=False, qc_reason=reason or msg,
+            qc_ok=False, qc_reason=reason or msg, bad_leads=bad, qc_notes=tuple(notes),
         )
 
     hr = float(60.0 / (np.median(np.diff(peaks)) / fs)) if peaks.size >= 2 else float("nan")
@@ -373,7 +375,7 @@ def extract_beats(
     shift = int(round(cfg.max_shift_ms * fs / 1000))
     qrs_before, qrs_after = int(round(0.05 * fs)), int(round(0.08 * fs))
     if shift > 0 and before >= qrs_before and after >= qrs_after:
-        peaks = _align_xcorr(x, peaks, template, cfg.r_offset, qrs_before, qrs_after, shift)
+        peaks = _align_xcorr(x[good], peaks, template[good], cfg.r_offset, qrs_before, qrs_after, shift)
         hr = float(60.0 / (np.median(np.diff(peaks)) / fs)) if peaks.size >= 2 else float("nan")
         idx, inside = _windows(n, peaks, before, after)
         regular, rr_med = _rr_regular(peaks, fs, cfg.rr_tolerance)
@@ -388,7 +390,7 @@ def extract_beats(
     c0 = max(0, cfg.r_offset - int(round(0.08 * fs)))
     c1 = min(cfg.window, cfg.r_offset + int(round(0.12 * fs)))
     stack = x[:, idx].transpose(1, 0, 2)  # [beat, lead, window]
-    corr = _centred_corr(stack[:, :, c0:c1], template[:, c0:c1])
+    corr = _centred_corr(stack[:, good, c0:c1], template[good, c0:c1])
     clean = inside & regular & (corr >= cfg.corr_threshold)
 
     beats = np.ascontiguousarray(stack[clean], dtype=np.float32)
@@ -397,5 +399,5 @@ def extract_beats(
         ok, reason = False, f"too few clean beats ({len(beats)} < {cfg.min_clean_beats})"
     return BeatSet(
         median=median, beats=beats, r_peaks=peaks.astype(np.int64), clean=clean, heart_rate=hr,
-        qc_ok=ok, qc_reason=reason,
+        qc_ok=ok, qc_reason=reason, bad_leads=bad, qc_notes=tuple(notes),
     )

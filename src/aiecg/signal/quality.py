@@ -1,0 +1,194 @@
+"""Record quality control: what makes a lead, or a record, unusable; and plausibility of the result.
+
+The checks judge usability, not appearance, and every threshold is relative to the lead's own scale:
+
+* Flat lead (disconnected electrode, missing lead): the lead is exactly constant, or it carries no
+  heartbeat: its beat-synchronous part (the average QRS over the detected beats) is no larger than the
+  beat-to-beat residual expected from noise, and under 2 % of the typical lead's QRS. A quiet lead (a
+  near-isoelectric aVL) or a low-gain lead still shows a QRS in every beat, so it is not flat.
+* Saturation (clipping), on the RAW strip: a lead sitting at its own extreme value (the recording's rail)
+  for a physiologically impossible time (200 ms), where that plateau is not the lead's baseline. A lead
+  holding exactly 0 between beats sits at its baseline; a lead pinned at its rail sits far from it, or
+  swallows the QRS complexes the other leads show.
+* Noise: more than ``noise_ratio`` of the lead's power at or above ``noise_hz`` and an RMS of that part
+  above ``noise_mv`` (so ordinary amplifier noise on a quiet lead does not count).
+* Plausibility of the measurements (``plausibility``): QRS 40-200 ms, heart rate 20-250 bpm and the RR
+  intervals consistent with the number of beats; gross failures (R over-detection, a garbage median) are
+  flagged instead of passed.
+* Einthoven's law (``einthoven_note``): where a file stores I, II and III, III = II - I within tolerance;
+  a failure points to a wrong per-lead gain and is a warning in the record's QC notes, not a rejection.
+
+A bad lead that is not a model input (III, aVR, aVL, aVF; the model reads I, II, V1-V6) leaves the record
+usable: the reason goes to the QC notes and that lead's measurements are NaN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from aiecg.ecg import MODEL_LEADS
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    """Thresholds of the record QC.
+
+    Attributes:
+        flat_snr: a lead is flat when its average QRS is at most this many times the residual expected from
+            noise alone (1 / sqrt(beats) of the per-beat residual) ...
+        flat_share: ... and at most this share of the median lead's average QRS (peak to peak).
+        saturation_run_s: a plateau at the lead's extreme lasting this long is clipping (200 ms: real PTB-XL
+            and CinC records hold flat extremes of up to ~110 ms).
+        saturation_level: ... when the plateau lies at least this share of the lead's range away from the
+            median of the lead's other samples (its baseline), or covers a QRS of the other leads.
+        noise_hz: frequencies at or above this (Hz) count as noise (the QRS has little power above 40 Hz).
+        noise_ratio: a lead is noisy when more than this fraction of its power lies above ``noise_hz`` ...
+        noise_mv: ... and that high-frequency part has an RMS above this (mV).
+        qrs_min_ms, qrs_max_ms, hr_min_bpm, hr_max_bpm: plausible ranges of the measured QRS duration and
+            heart rate.
+        rr_consistency: the heart rate from the beat count over the strip and from the median RR interval
+            must agree within this share.
+        einthoven_tolerance: III - (II - I) may have an RMS of up to this share of the RMS of III (plus 40 uV).
+    """
+
+    flat_snr: float = 2.0
+    flat_share: float = 0.02
+    saturation_run_s: float = 0.2
+    saturation_level: float = 0.25
+    noise_hz: float = 40.0
+    noise_ratio: float = 0.25
+    noise_mv: float = 0.03
+    qrs_min_ms: float = 40.0
+    qrs_max_ms: float = 200.0
+    hr_min_bpm: float = 20.0
+    hr_max_bpm: float = 250.0
+    rr_consistency: float = 0.3
+    einthoven_tolerance: float = 0.1
+
+
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (exclusive) of the runs of True in a 1-D mask."""
+    d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+
+
+def constant_leads(x: np.ndarray, names: Sequence[str]) -> dict[str, str]:
+    """Leads that hold one value over the whole strip (all-zero or missing leads)."""
+    ptp = np.ptp(np.asarray(x), axis=1)
+    return {names[i]: f"flat lead {names[i]}" for i in np.flatnonzero(ptp <= 1e-9)}
+
+
+def silent_leads(x: np.ndarray, fs: float, names: Sequence[str], r_peaks: np.ndarray,
+                 cfg: QualityConfig | None = None) -> dict[str, str]:
+    """Leads without a heartbeat: the average QRS (+-60 ms around the R peaks) of the filtered strip is within
+    noise of zero and tiny against the other leads' (see ``QualityConfig.flat_snr`` and ``flat_share``)."""
+    cfg = cfg or QualityConfig()
+    x = np.asarray(x, dtype=np.float64)
+    half = int(round(0.06 * fs))
+    peaks = np.asarray(r_peaks, dtype=np.int64)
+    peaks = peaks[(peaks - half >= 0) & (peaks + half < x.shape[1])]
+    if peaks.size < 3:
+        return {}
+    seg = x[:, peaks[:, None] + np.arange(-half, half + 1)[None, :]]  # [lead, beat, time]
+    seg = seg - seg.mean(axis=2, keepdims=True)
+    avg = seg.mean(axis=1)
+    signal = np.sqrt((avg * avg).mean(axis=1))
+    resid = np.sqrt(((seg - avg[:, None, :]) ** 2).mean(axis=(1, 2))) / np.sqrt(peaks.size)
+    ptp = np.ptp(avg, axis=1)
+    typical = float(np.median(ptp))
+    silent = (signal <= cfg.flat_snr * resid) & (ptp <= cfg.flat_share * typical)
+    return {names[i]: f"flat lead {names[i]}" for i in np.flatnonzero(silent)}
+
+
+def noisy_leads(x: np.ndarray, fs: float, names: Sequence[str], cfg: QualityConfig | None = None) -> dict[str, str]:
+    """Leads with excessive high-frequency noise (share and RMS of the power at or above ``noise_hz``)."""
+    cfg = cfg or QualityConfig()
+    x = np.asarray(x, dtype=np.float64)
+    spectrum = np.abs(np.fft.rfft(x - x.mean(axis=1, keepdims=True), axis=1)) ** 2
+    freqs = np.fft.rfftfreq(x.shape[1], d=1.0 / fs)
+    total = spectrum.sum(axis=1)
+    high = spectrum[:, freqs >= cfg.noise_hz].sum(axis=1)
+    ratio = high / np.maximum(total, 1e-30)
+    high_rms = np.sqrt(2.0 * high) / x.shape[1]  # Parseval, one-sided spectrum
+    noisy = (ratio > cfg.noise_ratio) & (high_rms > cfg.noise_mv)
+    return {names[i]: f"excessive noise in lead {names[i]} ({100 * ratio[i]:.0f}% of power >= {cfg.noise_hz:g} Hz)"
+            for i in np.flatnonzero(noisy)}
+
+
+def clipped_leads(raw: np.ndarray, fs: float, names: Sequence[str], r_peaks_s: np.ndarray | None = None,
+                  cfg: QualityConfig | None = None) -> dict[str, str]:
+    """Leads of the RAW strip held at their rail (see the module docstring); ``r_peaks_s`` are the beat times
+    in seconds (from the other leads), used to tell a clipped plateau that swallows QRS complexes."""
+    cfg = cfg or QualityConfig()
+    x = np.asarray(raw, dtype=np.float64)
+    min_run = max(2, int(round(cfg.saturation_run_s * fs)))
+    beats = np.zeros(0, np.int64) if r_peaks_s is None else np.rint(np.asarray(r_peaks_s) * fs).astype(np.int64)
+    out: dict[str, str] = {}
+    for i, lead in enumerate(names):
+        row = x[i]
+        lo, hi = float(row.min()), float(row.max())
+        span = hi - lo
+        if span <= 0:
+            continue  # constant: a flat lead, not a clipped one
+        tol = max(1e-6, 1e-4 * span)
+        for extreme in (hi, lo):
+            at = np.abs(row - extreme) <= tol
+            starts, ends = _runs(at)
+            long = (ends - starts) >= min_run
+            if not long.any():
+                continue
+            # the lead's level off the plateau: its baseline, unless the plateau is where it rests
+            rest = row[~at]
+            baseline = float(np.median(rest)) if rest.size else extreme
+            far = abs(extreme - baseline) >= cfg.saturation_level * span
+            swallows = any(((beats >= s) & (beats < e)).any() for s, e in zip(starts[long], ends[long]))
+            if far or swallows:
+                out[lead] = f"saturated lead {lead}"
+                break
+    return out
+
+
+def einthoven_note(raw: np.ndarray, names: Sequence[str], cfg: QualityConfig | None = None) -> str:
+    """'' when the stored leads I, II, III obey III = II - I (or are not all stored), else a warning."""
+    cfg = cfg or QualityConfig()
+    if not all(n in names for n in ("I", "II", "III")):
+        return ""
+    x = np.asarray(raw, dtype=np.float64)
+    lead_i, lead_ii, lead_iii = (x[list(names).index(n)] for n in ("I", "II", "III"))
+    lead_i, lead_ii, lead_iii = (v - np.median(v) for v in (lead_i, lead_ii, lead_iii))
+    resid = float(np.sqrt(np.mean((lead_iii - (lead_ii - lead_i)) ** 2)))
+    scale = float(np.sqrt(np.mean(lead_iii ** 2)))
+    if resid <= cfg.einthoven_tolerance * scale + 0.04:
+        return ""
+    return (f"Einthoven's law fails: III differs from II - I by {resid:.3f} mV RMS ({scale:.3f} mV RMS in III); "
+            "check the per-lead gains")
+
+
+def plausibility(measurements: dict[str, float], n_beats: int, span_s: float,
+                 cfg: QualityConfig | None = None) -> str:
+    """'' when the global measurements are physiologically plausible, else the first failure."""
+    cfg = cfg or QualityConfig()
+    qrs = measurements.get("qrs_duration_ms", float("nan"))
+    hr = measurements.get("heart_rate_bpm", float("nan"))
+    if not np.isfinite(qrs) or not cfg.qrs_min_ms <= qrs <= cfg.qrs_max_ms:
+        return f"implausible QRS duration ({qrs:.0f} ms; expected {cfg.qrs_min_ms:g}-{cfg.qrs_max_ms:g} ms)"
+    if not np.isfinite(hr) or not cfg.hr_min_bpm <= hr <= cfg.hr_max_bpm:
+        return f"implausible heart rate ({hr:.0f} bpm; expected {cfg.hr_min_bpm:g}-{cfg.hr_max_bpm:g} bpm)"
+    if n_beats >= 3 and span_s > 0:
+        hr_count = 60.0 * (n_beats - 1) / span_s
+        if abs(hr_count - hr) > cfg.rr_consistency * hr:
+            return f"inconsistent RR intervals ({hr_count:.0f} bpm by beat count, {hr:.0f} bpm by median RR)"
+    return ""
+
+
+def record_verdict(bad_leads: dict[str, str], required: Sequence[str] = MODEL_LEADS) -> tuple[bool, str, list[str]]:
+    """(ok, reason, notes): the record fails on a bad lead it cannot do without (``required``, the model inputs);
+    other bad leads become notes."""
+    failing = [reason for lead, reason in bad_leads.items() if lead in required]
+    notes = [f"{reason} (its measurements are left out)" for lead, reason in bad_leads.items() if lead not in required]
+    if failing:
+        return False, failing[0], notes
+    return True, "", notes

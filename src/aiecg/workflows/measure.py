@@ -1,0 +1,209 @@
+"""``aiecg measure``: ECG files -> ``measurements.csv`` (one row per file) and ``beats.csv`` (one row per beat).
+
+Inputs are files, folders (searched recursively for files a reader handles; a WFDB record counts once, by its
+``.hea`` header) or cohort YAML files (every ECG the cohort table names, with its format and reader options).
+Every input file gets a row, unreadable ones too (``status`` read_error or processing_error and the reason);
+``status`` is ``qc_fail`` where the record fails QC, with its measurements kept where a median beat exists.
+The per-record path is ``aiecg.signal.record.analyse_signal``, the same as ``aiecg prepare``'s.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from aiecg.ecg import STANDARD_LEADS
+from aiecg.errors import AiecgError, ECGReadError
+from aiecg.files import atomic_write_bytes
+from aiecg.signal import criteria as criteria_registry
+from aiecg.signal.delineation import BEAT_COLUMNS
+
+MEASUREMENTS = "measurements.csv"
+BEATS = "beats.csv"
+GLOBAL_COLUMNS: tuple[str, ...] = (
+    "heart_rate_bpm", "rr_ms", "pr_ms", "p_duration_ms", "qrs_duration_ms", "qt_ms", "qtc_bazett_ms",
+    "qtc_fridericia_ms", "p_axis_deg", "qrs_axis_deg", "t_axis_deg",
+)
+AMPLITUDE_WAVES: tuple[str, ...] = ("P", "Q", "R", "S", "T", "ST", "J")
+CRITERIA: tuple[str, ...] = tuple(
+    column for name in criteria_registry.CRITERIA for column in (name, f"{name}_positive"))
+"""Every registered criterion (LVH criteria and the findings reported beside them, e.g. pathological Q waves):
+its score and its call (1, 0, or empty when unknown)."""
+HEAD_COLUMNS: tuple[str, ...] = ("file", "record_id", "status", "reason", "qc_notes", "bad_leads", "sex",
+                                 "n_beats", "n_clean")
+# companions of a record's main file: listed under their header, not as inputs of their own
+_COMPANIONS = {".dat": ".hea", ".mat": ".hea"}
+_IGNORED = {".xsd", ".md", ".txt", ".json", ".yaml", ".yml", ".py", ".html", ".pdf", ".png", ".jpg", ".parquet"}
+
+
+class MeasureError(AiecgError, ValueError):
+    """The inputs of ``aiecg measure`` are not usable as given (nothing found, a missing path)."""
+
+
+@dataclass(frozen=True)
+class MeasureTask:
+    """One input file: path, record id, and the reader format/options (from a cohort YAML)."""
+
+    file: str
+    record_id: str = ""
+    format: str | None = None
+    options: dict[str, Any] | None = None
+
+
+def _folder_files(folder: Path) -> list[Path]:
+    files = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        if path.name.startswith(".") or path.suffix.lower() in _IGNORED:
+            continue
+        header = _COMPANIONS.get(path.suffix.lower())
+        if header and path.with_suffix(header).exists():
+            continue
+        files.append(path)
+    return files
+
+
+def collect_inputs(inputs: Iterable[str | Path]) -> list[MeasureTask]:
+    """Expand files, folders and cohort YAML files into one task per ECG file (in the order given).
+
+    Raises:
+        MeasureError: nothing at all was found (a file that does not exist still gets its error row).
+    """
+    tasks: list[MeasureTask] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            tasks += [MeasureTask(str(p)) for p in _folder_files(path)]
+        elif path.suffix.lower() in (".yaml", ".yml") and path.is_file():
+            from aiecg.data.cohort import ecg_records
+
+            records = ecg_records(path)
+            tasks += [MeasureTask(str(r.ecg_path or ""), str(r.id), r.format, r.options or None)
+                      for r in records.itertuples()]
+        else:  # a file; one that cannot be read becomes an error row
+            tasks.append(MeasureTask(str(path)))
+    if not tasks:
+        raise MeasureError("no ECG files found in the inputs given")
+    return tasks
+
+
+def _criteria(m: dict[str, float], sex: str) -> dict[str, float]:
+    """Every registered criterion's score and call; a sex-specific one is unknown (NaN) when the file does not
+    say the sex."""
+    out: dict[str, float] = {}
+    for name, criterion in criteria_registry.CRITERIA.items():
+        try:
+            result = criterion(m, sex)
+        except ValueError:  # a sex-specific cut-off and no sex in the file
+            out[name], out[f"{name}_positive"] = math.nan, math.nan
+            continue
+        out[name] = result.score
+        out[f"{name}_positive"] = math.nan if result.positive is None else float(result.positive)
+    return out
+
+
+def measure_file(task: MeasureTask, with_beats: bool = False) -> tuple[dict[str, Any], pd.DataFrame | None]:
+    """Measure one file: (its measurements row, its per-beat table or None). Never raises for a bad file."""
+    from aiecg.io import read_ecg
+    from aiecg.signal.record import analyse_ecg
+
+    row: dict[str, Any] = {"file": task.file, "record_id": task.record_id or Path(task.file).stem, "status": "ok",
+                           "reason": ""}
+    try:
+        if not task.file:
+            raise ECGReadError(task.record_id, "the cohort table names no ECG file for this record")
+        ecg = read_ecg(task.file, format=task.format, **(task.options or {}))
+        row["record_id"] = task.record_id or ecg.record_id or row["record_id"]
+        analysis = analyse_ecg(ecg)
+    except ECGReadError as exc:
+        row.update(status="read_error", reason=exc.reason)
+        return row, None
+    except KeyError as exc:  # leads missing that cannot be derived
+        row.update(status="read_error", reason=str(exc.args[0]))
+        return row, None
+    except Exception as exc:  # odd data must not stop the batch
+        row.update(status="processing_error", reason=f"{type(exc).__name__}: {exc}")
+        return row, None
+    beats = analysis.beats
+    sex = str(ecg.patient.get("sex", "") or "").lower()
+    row.update(status="ok" if beats.qc_ok else "qc_fail", reason=beats.qc_reason,
+               qc_notes="; ".join(beats.qc_notes), bad_leads=" ".join(beats.bad_leads), sex=sex,
+               n_beats=int(beats.r_peaks.size), n_clean=int(beats.clean.sum()))
+    m = analysis.measurements
+    for key in GLOBAL_COLUMNS:
+        row[key] = m.get(key, math.nan)
+    for wave in AMPLITUDE_WAVES:
+        for lead in STANDARD_LEADS:
+            row[f"{wave}_{lead}"] = m.get(f"{wave}_{lead}", math.nan)
+    row.update(_criteria(m, sex) if m else dict.fromkeys(CRITERIA, math.nan))
+    table = None
+    if with_beats:
+        table = analysis.table.copy()
+        table.insert(0, "file", task.file)
+    return row, table
+
+
+def _run(args: tuple[MeasureTask, bool]) -> tuple[dict[str, Any], pd.DataFrame | None]:
+    return measure_file(*args)
+
+
+def measure_files(tasks: Sequence[MeasureTask], with_beats: bool = False, workers: int = 1,
+                  progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Measure every task (in a process pool of ``workers``); returns (measurements, beats or None)."""
+    jobs = [(t, with_beats) for t in tasks]
+    if workers > 1 and len(jobs) > 1:
+        chunk = max(1, min(64, len(jobs) // (4 * workers)))
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            results = list(_progress(pool.map(_run, jobs, chunksize=chunk), len(jobs), progress))
+    else:
+        results = list(_progress(map(_run, jobs), len(jobs), progress))
+    columns = list(HEAD_COLUMNS) + list(GLOBAL_COLUMNS) + [
+        f"{w}_{lead}" for w in AMPLITUDE_WAVES for lead in STANDARD_LEADS] + list(CRITERIA)
+    table = pd.DataFrame([r for r, _ in results]).reindex(columns=columns)
+    beats = None
+    if with_beats:
+        frames = [b for _, b in results if b is not None and len(b)]
+        beats = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["file", *BEAT_COLUMNS])
+    return table, beats
+
+
+def _progress(it: Iterable, total: int, show: bool) -> Iterable:
+    if not show:
+        return it
+    from tqdm import tqdm
+
+    return tqdm(it, total=total, desc="measure", unit="ECG")
+
+
+def _write_csv(path: Path, frame: pd.DataFrame) -> None:
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, float_format="%.6g")
+    atomic_write_bytes(path, buffer.getvalue().encode())
+
+
+def run_measure(inputs: Sequence[str | Path], out: str | Path, with_beats: bool = False, fmt: str | None = None,
+                workers: int = 1, progress: bool = False) -> dict[str, Any]:
+    """Measure the inputs into ``out/measurements.csv`` (and ``out/beats.csv`` with ``with_beats``).
+
+    ``fmt`` forces one reader format for files and folders (a cohort YAML names its own).
+    Returns a summary: files per status and the paths written.
+    """
+    tasks = collect_inputs(inputs)
+    if fmt:
+        tasks = [t if t.format else MeasureTask(t.file, t.record_id, fmt, t.options) for t in tasks]
+    table, beats = measure_files(tasks, with_beats, workers, progress)
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    _write_csv(root / MEASUREMENTS, table)
+    summary: dict[str, Any] = {"files": len(table), "status": table["status"].value_counts().to_dict(),
+                               "measurements": str(root / MEASUREMENTS)}
+    if beats is not None:
+        _write_csv(root / BEATS, beats)
+        summary.update(beats=str(root / BEATS), n_beats=len(beats))
+    return summary

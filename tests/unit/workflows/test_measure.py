@@ -1,0 +1,87 @@
+"""``aiecg measure``: one row per input file (bad ones included), per-beat rows, folders and cohort YAML, the
+process pool, and agreement with ``prepare``'s store rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from aiecg.cli import main
+from aiecg.ecg import ECG, STANDARD_LEADS
+from aiecg.io.wfdb import write_wfdb
+from aiecg.signal.delineation import BEAT_COLUMNS
+from aiecg.workflows.measure import MeasureError, collect_inputs, run_measure
+from tests.unit.signal.test_beats import synth_ecg
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("measure-in")
+    for i, hr in enumerate((58, 75, 96)):
+        raw, _, _ = synth_ecg(40 + i, hr=hr)
+        write_wfdb(root / "sub" / f"rec{i}.hea", ECG.from_array(raw, STANDARD_LEADS, 500.0, record_id=f"rec{i}"),
+                   comments=["age: 60", "sex: male"])
+    (root / "broken.xml").write_text("<not an ecg")
+    return root
+
+
+def test_one_row_per_file_and_error_rows(folder, tmp_path) -> None:
+    missing = tmp_path / "nowhere.hea"
+    summary = run_measure([folder, missing], tmp_path / "out", with_beats=True)
+    table = pd.read_csv(tmp_path / "out" / "measurements.csv")
+    assert summary["files"] == len(table) == 5  # 3 WFDB records (once each, by header), broken.xml, missing
+    assert table["file"].str.endswith(".dat").sum() == 0
+    by_name = table.set_index(table["file"].str.rsplit("/", n=1).str[-1])
+    assert by_name.loc["broken.xml", "status"] == "read_error" and by_name.loc["broken.xml", "reason"]
+    assert by_name.loc["nowhere.hea", "status"] == "read_error"
+    ok = table[table["status"] == "ok"]
+    assert len(ok) == 3
+    assert np.allclose(ok.sort_values("file")["heart_rate_bpm"], (58, 75, 96), rtol=0.05)
+    assert ok["qrs_duration_ms"].between(40, 200).all() and ok["sokolow_lyon"].notna().all()
+    assert ok["cornell_product"].notna().all()  # sex from the header comments
+    for column in ("record_id", "pr_ms", "qtc_bazett_ms", "qtc_fridericia_ms", "p_axis_deg", "t_axis_deg",
+                   "R_V5", "S_V1", "ST_V5", "P_II", "romhilt_estes"):
+        assert column in table.columns
+    beats = pd.read_csv(tmp_path / "out" / "beats.csv")
+    assert list(beats.columns) == ["file", *BEAT_COLUMNS]
+    assert set(beats["file"]) == set(ok["file"])
+    assert len(beats) == int(ok["n_beats"].sum())
+
+
+def test_process_pool_gives_the_same_table(folder, tmp_path) -> None:
+    run_measure([folder], tmp_path / "one", workers=1)
+    run_measure([folder], tmp_path / "two", workers=2)
+    a = pd.read_csv(tmp_path / "one" / "measurements.csv")
+    b = pd.read_csv(tmp_path / "two" / "measurements.csv")
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_cohort_yaml_input_and_agreement_with_prepare(folder, tmp_path) -> None:
+    from aiecg.data.prepare import PrepareConfig, process_record
+
+    files = sorted((folder / "sub").glob("*.hea"))
+    pd.DataFrame({"eid": [1, 2, 3], "sex": [1, 0, 1], "ecg": [str(f) for f in files]}).to_csv(
+        tmp_path / "t.csv", index=False)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({
+        "name": "t", "table": "t.csv", "id_column": "eid", "sex": {"column": "sex", "male": 1, "female": 0},
+        "ecg": {"column": "ecg", "format": "wfdb"}}))
+    tasks = collect_inputs([tmp_path / "c.yaml"])
+    assert [t.record_id for t in tasks] == ["1", "2", "3"] and all(t.format == "wfdb" for t in tasks)
+    run_measure([tmp_path / "c.yaml"], tmp_path / "out")
+    table = pd.read_csv(tmp_path / "out" / "measurements.csv")
+    assert list(table["record_id"].astype(str)) == ["1", "2", "3"]
+    stored = process_record("1", str(files[0]), "wfdb", PrepareConfig())
+    row = table.iloc[0]
+    for key in ("qrs_duration_ms", "qt_ms", "pr_ms", "R_V5", "S_V1", "qrs_axis_deg"):
+        assert row[key] == pytest.approx(stored[key], rel=1e-4, abs=1e-4), key
+    assert stored["status"] == row["status"] == "ok"
+
+
+def test_nothing_to_measure_is_an_error(tmp_path, capsys) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MeasureError, match="no ECG files"):
+        collect_inputs([tmp_path / "empty"])
+    assert main(["-q", "measure", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
+    assert "no ECG files" in capsys.readouterr().err
