@@ -35,6 +35,18 @@ def throughput(model, ecg: np.ndarray, meta: np.ndarray, batch: int, repeats: in
     return {"ecgs_per_s_best": max(rates), "ecgs_per_s_median": float(np.median(rates))}
 
 
+class Bfloat16:
+    """The PyTorch model under CPU bfloat16 autocast (AVX512-BF16): a speed reference, not what predict runs."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+
+    @torch.no_grad()
+    def __call__(self, ecg: np.ndarray, meta: np.ndarray) -> np.ndarray:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return self.model(torch.from_numpy(ecg), torch.from_numpy(meta)).float().numpy()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=2048, help="ECGs per timed pass")
@@ -46,7 +58,9 @@ def main() -> None:
     rng = np.random.default_rng(0)
     ecg = rng.normal(0, 0.5, (args.n, 8, 400)).astype(np.float32)
     meta = rng.uniform(0, 1, (args.n, 16)).astype(np.float32)
-    results: dict = {"n": args.n, "batch": args.batch, "input": [8, 400], "clinical_features": 16, "cores": cores,
+    flops = {"fcn": 2 * (128 * 8 * 8 * 400 + 256 * 128 * 5 * 200 + 128 * 256 * 3 * 100)}
+    results: dict = {"n": args.n, "fcn_conv_flops_per_ecg": flops["fcn"],
+                     "batch": args.batch, "input": [8, 400], "clinical_features": 16, "cores": cores,
                      "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
                      "loadavg_before": os.getloadavg(), "models": {}}
     with tempfile.TemporaryDirectory() as scratch:
@@ -60,6 +74,8 @@ def main() -> None:
                 entry[f"torch_threads{threads}"] = throughput(model, ecg, meta, args.batch, args.repeats)
                 onnx = OnnxModel(onnx_path, threads=threads)
                 entry[f"onnxruntime_threads{threads}"] = throughput(onnx, ecg, meta, args.batch, args.repeats)
+                entry[f"torch_bfloat16_threads{threads}"] = throughput(Bfloat16(model), ecg, meta, args.batch,
+                                                                       args.repeats)
             results["models"][name] = entry
             print(name, json.dumps(entry, indent=1))
     results["loadavg_after"] = os.getloadavg()

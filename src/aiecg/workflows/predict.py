@@ -249,7 +249,8 @@ def _clinical_values(records: pd.DataFrame, sources: list[_Source], bundle: Bund
                     problems.append(f"clinical column '{column}' level {value!r} not among the model's "
                                     f"{list(encoder.spec.categorical[column])}")
             elif column in encoder.spec.binary and pd.notna(value):
-                known = {level_key(encoder.binary_positive[column]), level_key(encoder.fill[column])}
+                positive = level_key(encoder.binary_positive[column])
+                known = {positive, level_key(encoder.fill[column])} | ({"0"} if positive == "1" else set())
                 if len(known) == 2 and level_key(value) not in known:
                     problems.append(f"binary clinical column '{column}' value {value!r} is neither of {sorted(known)}")
             if pd.isna(value):
@@ -379,6 +380,11 @@ def predict_files(
             raise AiecgError(str(exc)) from None
     bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     spec = bundle.target
+    try:
+        PrepareConfig.from_dict(bundle.input_spec["preprocessing"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"the bundle's saved pre-processing is not usable by this aiecg version ({exc}); "
+                          "re-train or re-export the model with this version") from None
     records, sources = collect_records(inputs, fmt, clinical, id_column, sex_column)
     clinical_values = _clinical_values(records, sources, bundle)
     lead_rows = [STANDARD_LEADS.index(normalise_lead_name(lead)) for lead in bundle.input_spec["leads"]]
