@@ -392,10 +392,7 @@ def predict_files(
     n = len(records)
     rows: list[dict[str, Any]] = [{} for _ in range(n)]
     y_pred = np.full((n, spec.n_outputs), np.nan)
-    todo = [i for i in range(n) if not clinical_values.at[i, "clinical_reason"]]
-    for i in range(n):
-        if clinical_values.at[i, "clinical_reason"]:
-            rows[i] = {"status": STATUS_CLINICAL, "reason": clinical_values.at[i, "clinical_reason"], "qc": ""}
+    todo = list(range(n))  # every file is read, so a file's own problem is reported before a clinical one
 
     with tempfile.TemporaryDirectory(prefix="aiecg-onnx-") as scratch:
         model = _engine(bundle, engine, onnx_path, Path(scratch))
@@ -419,7 +416,10 @@ def predict_files(
             for i, result in zip(part, results):
                 median = result.pop("median")
                 rows[i] = result
-                if median is not None:
+                reason = clinical_values.at[i, "clinical_reason"]
+                if reason and result["status"] == STATUS_OK:
+                    result.update(status=STATUS_CLINICAL, reason=reason)
+                elif median is not None:
                     pending.append((i, median))
             if len(pending) >= 4 * batch_size:
                 flush()
