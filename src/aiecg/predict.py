@@ -38,6 +38,7 @@ class OnnxModel:
         self.path = Path(path)
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
+        self.input_shapes = {i.name: list(i.shape) for i in self.session.get_inputs()}
         self.n_outputs = int(self.session.get_outputs()[0].shape[-1])
 
     def __call__(self, ecg: np.ndarray, meta: np.ndarray) -> np.ndarray:

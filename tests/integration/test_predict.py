@@ -8,6 +8,7 @@ import pytest
 
 from aiecg.bundle import load_bundle
 from aiecg.cli import main
+from aiecg.errors import BundleError
 from aiecg.io import read_ecg
 from aiecg.io.wfdb import write_wfdb
 from aiecg.workflows.predict import predict_files
@@ -73,6 +74,12 @@ def test_onnx_engine_gives_the_same_rows(tiny):
     pd.testing.assert_frame_equal(torch_rows.select_dtypes(exclude="number"), onnx_rows.select_dtypes(exclude="number"))
     np.testing.assert_allclose(torch_rows["ilvm_pred"], onnx_rows["ilvm_pred"], atol=1e-4)
     np.testing.assert_allclose(torch_rows["lvh_proba_lr"], onnx_rows["lvh_proba_lr"], atol=1e-5)
+    # an export of another bundle (ECG-only, so no clinical input) is refused, not run
+    other = tiny / "ecg_only.onnx"
+    assert main(["-q", "export", "--bundle", str(tiny / "runs" / "ecg_only" / "model.aiecg"), "--onnx",
+                 str(other)]) == 0
+    with pytest.raises(BundleError, match="is not an export of this bundle"):
+        predict_files(bundle, files[:1], engine="onnx", onnx_path=other, **kwargs)
 
 
 def test_missing_clinical_values_are_imputed_by_the_encoder_and_counted(tiny, tmp_path):

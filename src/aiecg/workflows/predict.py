@@ -437,9 +437,13 @@ def _engine(bundle: Bundle, engine: str, onnx_path: str | Path | None, scratch: 
 
         onnx_path = export_bundle(bundle, scratch / "model.onnx")["onnx"]
     model = OnnxModel(onnx_path)
-    if model.n_outputs != bundle.n_outputs:
-        raise BundleError(f"{onnx_path}: {model.n_outputs} outputs, the bundle's model has {bundle.n_outputs}; "
-                          "export this bundle again with aiecg export")
+    ecg_shape = model.input_shapes.get("ecg", [None, None, None])[1:]
+    meta_shape = model.input_shapes.get("meta", [None, 0])[1:]
+    if (model.n_outputs, ecg_shape, meta_shape) != (bundle.n_outputs, [bundle.n_leads, bundle.n_samples],
+                                                    [bundle.n_meta]):
+        raise BundleError(f"{onnx_path} is not an export of this bundle: inputs ecg {ecg_shape}, meta {meta_shape} and "
+                          f"{model.n_outputs} outputs, where the bundle's model has [{bundle.n_leads}, "
+                          f"{bundle.n_samples}], [{bundle.n_meta}] and {bundle.n_outputs}; run aiecg export again")
     return model
 
 
