@@ -37,9 +37,9 @@ from aiecg.data.store import STATUS_OK
 from aiecg.data.targets import TargetSpec, TaskKind
 from aiecg.ecg import STANDARD_LEADS, normalise_lead_name
 from aiecg.errors import AiecgError, BundleError, CohortError, ECGReadError, ECGValidationError
-from aiecg.evaluate.conformal import ConformalIntervals
+from aiecg.evaluate.conformal import ConformalIntervals, regression_stems
 from aiecg.evaluate.posthoc import PostHoc, posthoc_columns
-from aiecg.evaluate.results import COLUMN_STEM, results_table
+from aiecg.evaluate.results import results_table
 from aiecg.io import get_reader, list_readers, read_ecg
 from aiecg.predict import OnnxModel, predict
 from aiecg.signal.leads import DERIVED_LIMB_LEADS
@@ -185,7 +185,8 @@ def collect_records(inputs: Sequence[str | Path], fmt: str | None = None, clinic
                                    mapping.female_code, str(path)))
             for r in records.itertuples():
                 rows.append({"record_id": r.id, "file": getattr(r, ECG_PATH), "format": fmt or r.format,
-                             "options": r.options, "source": len(sources) - 1, "match": [r.id]})
+                             "options": r.options, "source": len(sources) - 1, "match": [r.id],
+                             "problem": str(getattr(r, "problem", "") or "")})
             continue
         if file_source is None:
             table, where = _clinical_table(clinical, id_column) if clinical is not None else (None, "")
@@ -200,8 +201,9 @@ def collect_records(inputs: Sequence[str | Path], fmt: str | None = None, clinic
         for file in files:
             stem = file.stem
             rows.append({"record_id": stem, "file": str(file), "format": fmt, "options": {}, "source": file_source,
-                         "match": [stem, stem.split("_")[0]]})  # UK Biobank names files {eid}_20205_2_0.xml
-    return pd.DataFrame(rows, columns=["record_id", "file", "format", "options", "source", "match"]), sources
+                         "match": [stem, stem.split("_")[0]], "problem": ""})  # UKB files: {eid}_20205_2_0.xml
+    columns = ["record_id", "file", "format", "options", "source", "match", "problem"]
+    return pd.DataFrame(rows, columns=columns), sources
 
 
 def _clinical_values(records: pd.DataFrame, sources: list[_Source], bundle: Bundle) -> pd.DataFrame:
@@ -263,13 +265,17 @@ def _clinical_values(records: pd.DataFrame, sources: list[_Source], bundle: Bund
 
 
 # ----------------------------------------------------------------------------------------- per-file work
-def _process(task: tuple[list[tuple[str, str, str | None, dict]], dict[str, Any], list[int]]) -> list[dict]:
+def _process(task: tuple[list[tuple[str, str, str | None, dict, str]], dict[str, Any], list[int]]) -> list[dict]:
     """Worker: read, check, pre-process a chunk of records; returns rows with the model-lead median beat."""
     records, input_spec, lead_rows = task
     config = PrepareConfig.from_dict(input_spec["preprocessing"])
     results = []
-    for record_id, file, fmt, options in records:
+    for record_id, file, fmt, options, problem in records:
         row: dict[str, Any] = {"status": "", "reason": "", "qc": "", "header_sex": math.nan, "median": None}
+        if problem:  # the cohort refuses to open this file (e.g. a path outside its ECG folder)
+            row.update(status="read_error", reason=problem)
+            results.append(row)
+            continue
         try:
             ecg = read_ecg(file, format=fmt, **(options or {}))
         except (ECGReadError, ECGValidationError) as exc:
@@ -309,8 +315,7 @@ def _output_columns(spec: TargetSpec, posthoc: PostHoc, conformal: ConformalInte
         table["lvh_call"] = (table[primary].to_numpy() >= posthoc.threshold).astype(float)
     if spec.is_regression and conformal is not None:
         lower, upper = conformal.intervals(y_pred, spec.outputs, level)
-        for k, name in enumerate(spec.outputs):
-            stem = COLUMN_STEM[name]
+        for k, stem in enumerate(regression_stems(spec)):
             table[f"{stem}_pred_lower"] = lower[:, k]
             table[f"{stem}_pred_upper"] = upper[:, k]
         table["interval"] = level
@@ -400,7 +405,8 @@ def predict_files(
         chunk = max(1, min(32, math.ceil(len(todo) / max(1, workers * 4))))
         parts = [todo[k : k + chunk] for k in range(0, len(todo), chunk)]
         tasks = [([(records.at[i, "record_id"], records.at[i, "file"], records.at[i, "format"],
-                    records.at[i, "options"]) for i in part], bundle.input_spec, lead_rows) for part in parts]
+                    records.at[i, "options"], records.at[i, "problem"]) for i in part], bundle.input_spec, lead_rows)
+                 for part in parts]
         pending: list[tuple[int, np.ndarray]] = []
         bar = tqdm(total=len(todo), desc="predict", unit="ECG", disable=not progress)
 
