@@ -192,12 +192,7 @@ def collect_records(inputs: Sequence[str | Path], fmt: str | None = None, clinic
             table, where = _clinical_table(clinical, id_column) if clinical is not None else (None, "")
             sources.append(_Source(table, sex_column, where=where))
             file_source = len(sources) - 1
-        if path.is_dir():
-            files = _scan(path, fmt)
-        elif path.exists():
-            files = [path]
-        else:
-            files = [path]  # a missing file is an error row, not a crash
+        files = _scan(path, fmt) if path.is_dir() else [path]  # a missing file becomes an error row
         for file in files:
             stem = file.stem
             rows.append({"record_id": stem, "file": str(file), "format": fmt, "options": {}, "source": file_source,
