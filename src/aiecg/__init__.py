@@ -8,6 +8,7 @@ The Python API (imported on first use, so ``import aiecg`` stays light and loadi
     cohort = aiecg.load_cohort("cohort.yaml", ("INDEXED_MASS",))
     model = aiecg.create_model("fcn", n_leads=8, n_samples=400, n_meta=16, n_outputs=1)
     bundle = aiecg.load_bundle("runs/fcn_ilvm/model.aiecg")
+    table = aiecg.predict_files(bundle, ["folder/of/ecgs"])  # one row per file, errors as rows
     y = aiecg.predict_arrays(bundle.build_model(), ecg_array, meta_array, bundle.target, bundle.scaling)
 """
 
@@ -35,7 +36,8 @@ _API = {
     "read_ecg": "aiecg.io", "ECG": "aiecg.ecg", "load_cohort": "aiecg.data.cohort", "create_model": "aiecg.models",
     "list_models": "aiecg.models", "load_bundle": "aiecg.bundle", "save_bundle": "aiecg.bundle",
     "target_spec": "aiecg.data.targets", "list_targets": "aiecg.data.targets",
-    "RunConfig": "aiecg.config", "train_run": "aiecg.workflows.train", "evaluate_bundle": "aiecg.workflows.evaluate",
+    "RunConfig": "aiecg.config", "predict_files": "aiecg.workflows.predict",
+    "train_run": "aiecg.workflows.train", "evaluate_bundle": "aiecg.workflows.evaluate",
 }
 
 __all__ = ["__version__", "predict_arrays", *_API]

@@ -183,6 +183,20 @@ def cmd_measure(args: argparse.Namespace) -> dict[str, Any]:
                        progress=not args.quiet)
 
 
+def cmd_predict(args: argparse.Namespace) -> dict[str, Any]:
+    from aiecg.workflows.predict import predict_run
+
+    return predict_run(args.bundle, args.inputs, args.out, clinical=args.clinical, id_column=args.id_column,
+                       sex_column=args.sex_column, fmt=args.format, workers=args.workers, interval=args.interval,
+                       engine=args.engine, onnx_path=args.onnx, batch_size=args.batch_size, progress=not args.quiet)
+
+
+def cmd_export(args: argparse.Namespace) -> dict[str, Any]:
+    from aiecg.workflows.export import export_bundle
+
+    return export_bundle(args.bundle, args.onnx)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from aiecg.cliopts import add_dataclass_options
     from aiecg.config import FinetuneRunConfig, RunConfig
@@ -349,6 +363,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", help="force a reader format for files and folders (default: detected per file)")
     p.add_argument("--workers", type=int, default=_default_workers(), help="processes in the pool")
     p.set_defaults(func=cmd_measure)
+
+    p = sub.add_parser("predict", help="apply a saved model bundle to ECG files: one prediction row per file")
+    p.add_argument("--bundle", required=True)
+    p.add_argument("inputs", nargs="+", help="ECG files, folders (searched recursively) or cohort YAMLs")
+    p.add_argument("--out", required=True, help="predictions table (.csv, or .parquet)")
+    p.add_argument("--clinical", help="table (.csv/.parquet) of the clinical variables, for models trained with them")
+    p.add_argument("--id-column", help="the clinical table's id column (matches file stems, or 'ID_...' stems)")
+    p.add_argument("--sex-column", default="sex", help="the clinical table's sex column (1/0 or male/female)")
+    p.add_argument("--format", help="force one ECG reader instead of detection")
+    p.add_argument("--workers", type=int, default=_default_workers())
+    p.add_argument("--interval", type=float, default=0.9, help="level of the conformal prediction intervals")
+    p.add_argument("--engine", choices=["torch", "onnx"], default="torch")
+    p.add_argument("--onnx", help="with --engine onnx: this bundle's 'aiecg export' (default: export on the fly)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="export a saved model bundle's network to ONNX (dynamic batch axis)")
+    p.add_argument("--bundle", required=True)
+    p.add_argument("--onnx", required=True, help="output .onnx file")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

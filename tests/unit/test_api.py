@@ -18,7 +18,7 @@ def test_the_top_level_api_exports_what_a_user_needs():
     from aiecg.predict import predict
 
     assert aiecg.predict_arrays is predict
-    for name in ("create_model", "load_cohort", "list_models", "RunConfig", "train_run"):
+    for name in ("create_model", "load_cohort", "predict_files", "list_models", "RunConfig", "train_run"):
         assert callable(getattr(aiecg, name)), name
     with pytest.raises(AttributeError):
         aiecg.no_such_thing  # noqa: B018

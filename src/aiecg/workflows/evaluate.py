@@ -31,6 +31,7 @@ from aiecg.data.store import Store
 from aiecg.data.targets import TargetSpec
 from aiecg.errors import BundleError
 from aiecg.evaluate.compare import ScoreRow, comparison_markdown, lvh_comparison, regression_comparison
+from aiecg.evaluate.conformal import ConformalIntervals, coverage_report
 from aiecg.evaluate.evaluation import (
     baseline_rows,
     build_results,
@@ -122,6 +123,9 @@ def evaluate_bundle(
         "test": compute_metrics(spec, table, posthoc, seed, n_resamples),
         "subgroups": compute_subgroups(spec, table, frame, posthoc, seed, n_resamples),
     }
+    conformal = ConformalIntervals.from_dict(bundle.thresholds.get("conformal"))  # issue 12: interval coverage
+    if conformal is not None:
+        metrics["conformal"] = coverage_report(conformal, spec, table)
     if splits is not None:
         metrics["split_sizes"] = {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)}
     if compare:

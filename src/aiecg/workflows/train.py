@@ -32,6 +32,7 @@ from aiecg.data.selection import (
 from aiecg.data.store import Store
 from aiecg.data.targets import TargetSpec, target_spec
 from aiecg.errors import CohortError, ConfigError
+from aiecg.evaluate.conformal import fit_conformal
 from aiecg.evaluate.evaluation import build_results
 from aiecg.evaluate.posthoc import PostHoc, fit_posthoc
 from aiecg.files import atomic_write_text
@@ -147,6 +148,9 @@ def train_run(config: RunConfig, progress: bool = True) -> RunResult:
                   "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
                   "epochs_run": result.epochs_run, "seconds": result.seconds, "aiecg": __version__},
     )
+    # issue 12: split-conformal prediction intervals, calibrated on the validation split (evaluate/conformal.py)
+    if spec.is_regression:
+        bundle.thresholds["conformal"] = fit_conformal(arrays["val"].target, val_pred, spec.outputs).to_dict()
     bundle_path = save_bundle(bundle, run_dir / "model.aiecg")
     build_results(spec, arrays["val"], val_pred, frame, posthoc).to_csv(run_dir / "results_val.csv", index=False)
     metrics = evaluate_bundle(bundle_path, config.cohort, config.store_path(), run_dir, split="test",
@@ -206,6 +210,9 @@ def finetune_run(config: FinetuneRunConfig, progress: bool = True) -> RunResult:
                   "split_seed": config.split_seed, "split_fractions": list(config.split_fractions),
                   "test_ids_sha256": ids_digest(splits.test), "finetune": dataclasses.asdict(config.finetune)},
     )
+    # issue 12: split-conformal intervals re-calibrated on the external validation split
+    if spec.is_regression:
+        tuned.thresholds["conformal"] = fit_conformal(arrays["val"].target, val_pred, spec.outputs).to_dict()
     bundle_out = save_bundle(tuned, run_dir / "model.aiecg")
     build_results(spec, arrays["val"], val_pred, frame, posthoc).to_csv(run_dir / "results_val.csv", index=False)
     metrics = evaluate_bundle(bundle_out, config.cohort, store.root, run_dir, split="test", seed=config.seed)

@@ -1,0 +1,180 @@
+"""``aiecg predict`` end to end on a tiny synthetic cohort (60 participants, 2 epochs) and the real files."""
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aiecg.bundle import load_bundle
+from aiecg.cli import main
+from aiecg.errors import BundleError
+from aiecg.io import read_ecg
+from aiecg.io.wfdb import write_wfdb
+from aiecg.workflows.predict import predict_files
+
+pytestmark = pytest.mark.integration
+
+SHARED_COLUMNS = ["is_m", "ilvm_pred", "lvh_pred_cutoff", "lvh_proba_lr", "lvh_proba_prioradj_lr"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("predict")
+    data = root / "data"
+    assert main(["-q", "synth", "--out", str(data), "--n", "60", "--lvh-prevalence", "0.25", "--seed", "3",
+                 "--workers", "2"]) == 0
+    assert main(["-q", "prepare", "--cohort", str(data / "cohort.yaml"), "--workers", "2", "--no-beats"]) == 0
+    assert main(["-q", "train", "--cohort", str(data / "cohort.yaml"), "--target", "INDEXED_MASS", "--epochs", "2",
+                 "--out", str(root / "runs"), "--name", "fcn"]) == 0
+    assert main(["-q", "train", "--cohort", str(data / "cohort.yaml"), "--target", "LVH", "--excl-meta",
+                 "--epochs", "1", "--out", str(root / "runs"), "--name", "ecg_only"]) == 0
+    return root
+
+
+def _test_files(tiny) -> tuple[pd.DataFrame, list[str]]:
+    results = pd.read_csv(tiny / "runs" / "fcn" / "results.csv")
+    return results, [str(tiny / "data" / "ecg" / f"{eid}_20205_2_0.xml") for eid in results["eid"]]
+
+
+def test_predict_from_xml_equals_evaluate(tiny, capsys):
+    results, files = _test_files(tiny)
+    out = tiny / "pred.csv"
+    assert main(["-q", "predict", "--bundle", str(tiny / "runs" / "fcn" / "model.aiecg"), *files, "--out", str(out),
+                 "--clinical", str(tiny / "data" / "cohort.csv"), "--id-column", "eid", "--workers", "1"]) == 0
+    capsys.readouterr()
+    table = pd.read_csv(out)
+    assert len(table) == len(results) and (table["status"] == "ok").all() and (table["qc"] == "pass").all()
+    assert (table["n_imputed"] == 0).all() and (table["sex_source"] == "table").all()
+    table["eid"] = table["record_id"].str.split("_").str[0].astype(int)
+    merged = results.merge(table, on="eid", suffixes=("_evaluate", ""))
+    assert len(merged) == len(results)
+    for column in SHARED_COLUMNS:
+        np.testing.assert_allclose(merged[column], merged[f"{column}_evaluate"], rtol=1e-5, atol=1e-6,
+                                   err_msg=column)
+    # the 90% split-conformal interval holds the prediction, with the half-width saved in the bundle
+    conformal = load_bundle(tiny / "runs" / "fcn" / "model.aiecg").thresholds["conformal"]
+    scores = np.sort(conformal["residuals"]["INDEXED_MASS"])
+    half = scores[int(np.ceil((len(scores) + 1) * 0.9)) - 1] if np.ceil((len(scores) + 1) * 0.9) <= len(scores) \
+        else np.inf
+    np.testing.assert_allclose(table["ilvm_pred_upper"] - table["ilvm_pred"], half, rtol=1e-6)
+    np.testing.assert_allclose(table["ilvm_pred"] - table["ilvm_pred_lower"], half, rtol=1e-6)
+    assert (table["interval"] == 0.9).all()
+
+
+def test_onnx_engine_gives_the_same_rows(tiny):
+    _, files = _test_files(tiny)
+    bundle = tiny / "runs" / "fcn" / "model.aiecg"
+    onnx = tiny / "fcn.onnx"
+    assert main(["-q", "export", "--bundle", str(bundle), "--onnx", str(onnx)]) == 0
+    kwargs = {"clinical": tiny / "data" / "cohort.csv", "id_column": "eid"}
+    torch_rows = predict_files(bundle, files[:6], **kwargs)
+    onnx_rows = predict_files(bundle, files[:6], engine="onnx", onnx_path=onnx, **kwargs)
+    assert list(torch_rows.columns) == list(onnx_rows.columns)
+    pd.testing.assert_frame_equal(torch_rows.select_dtypes(exclude="number"), onnx_rows.select_dtypes(exclude="number"))
+    np.testing.assert_allclose(torch_rows["ilvm_pred"], onnx_rows["ilvm_pred"], atol=1e-4)
+    np.testing.assert_allclose(torch_rows["lvh_proba_lr"], onnx_rows["lvh_proba_lr"], atol=1e-5)
+    # an export of another bundle (ECG-only, so no clinical input) is refused, not run
+    other = tiny / "ecg_only.onnx"
+    assert main(["-q", "export", "--bundle", str(tiny / "runs" / "ecg_only" / "model.aiecg"), "--onnx",
+                 str(other)]) == 0
+    with pytest.raises(BundleError, match="is not an export of this bundle"):
+        predict_files(bundle, files[:1], engine="onnx", onnx_path=other, **kwargs)
+
+
+def test_missing_clinical_values_are_imputed_by_the_encoder_and_counted(tiny, tmp_path):
+    _, files = _test_files(tiny)
+    bundle = load_bundle(tiny / "runs" / "fcn" / "model.aiecg")
+    table = pd.read_csv(tiny / "data" / "cohort.csv")
+    eids = [int(f.split("/")[-1].split("_")[0]) for f in files[:4]]
+    holes = table.copy()
+    holes.loc[holes["eid"] == eids[0], ["sbp", "smoking"]] = np.nan
+    filled = table.copy()
+    filled.loc[filled["eid"] == eids[0], "sbp"] = bundle.encoder.fill["sbp"]
+    filled.loc[filled["eid"] == eids[0], "smoking"] = bundle.encoder.fill["smoking"]
+    with_holes = predict_files(bundle, files[:4], clinical=holes, id_column="eid")
+    by_hand = predict_files(bundle, files[:4], clinical=filled, id_column="eid")
+    assert with_holes["n_imputed"].tolist() == [2, 0, 0, 0]
+    assert set(with_holes.loc[0, "imputed"].split(";")) == {"sbp", "smoking"}
+    np.testing.assert_array_equal(with_holes["ilvm_pred"], by_hand["ilvm_pred"])
+    # a file without a row in the table is an error row; a column absent altogether is refused (exit 2)
+    rows = predict_files(bundle, files[:4], clinical=table[table["eid"] != eids[1]], id_column="eid")
+    assert rows["status"].tolist() == ["ok", "clinical_error", "ok", "ok"]
+    assert f"no row for id {files[1].split('/')[-1][:-4]}" in rows.loc[1, "reason"]
+    assert np.isnan(rows.loc[1, "ilvm_pred"])
+    table.drop(columns=["sbp"]).to_csv(tmp_path / "no_sbp.csv", index=False)
+    assert main(["-q", "predict", "--bundle", str(tiny / "runs" / "fcn" / "model.aiecg"), files[0], "--out",
+                 str(tmp_path / "p.csv"), "--clinical", str(tmp_path / "no_sbp.csv"), "--id-column", "eid"]) == 2
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_every_real_format_file_gives_one_row(tiny, shared_data, tmp_path):
+    formats = shared_data / "formats"
+    out = tmp_path / "real.parquet"
+    assert main(["-q", "predict", "--bundle", str(tiny / "runs" / "ecg_only" / "model.aiecg"), str(formats),
+                 "--out", str(out), "--workers", "2"]) == 0
+    table = pd.read_parquet(out)
+    expected = sorted(p.name for p in formats.rglob("*") if p.is_file() and p.suffix.lower() in
+                      (".xml", ".scp", ".dcm"))
+    assert sorted(table["file"].map(lambda f: f.split("/")[-1])) == expected
+    bad = table[table["file"].str.endswith("demo.scp")].iloc[0]
+    assert bad["status"] == "read_error" and "SCP" in bad["reason"] and np.isnan(bad["lvh_proba"])
+    good = table[~table["file"].str.endswith("demo.scp")]
+    assert (good["status"] == "ok").all(), good[["file", "status", "reason"]]
+    assert good["lvh_proba"].between(0, 1).all() and good["lvh_call"].isin([0, 1]).all()
+    assert set(good["sex_source"]) <= {"ecg", ""}
+
+
+def test_corrupt_files_in_a_folder_are_error_rows(tiny, tmp_path):
+    folder = tmp_path / "archive"
+    sources = sorted((tiny / "data" / "ecg").glob("*.xml"))
+    for copy in range(5):  # 300 good files in sub-folders, then 3 bad ones: 1% corrupt
+        (folder / f"batch{copy}").mkdir(parents=True)
+        for source in sources:
+            shutil.copy(source, folder / f"batch{copy}" / f"{copy}{source.name}")
+    text = sources[0].read_text(encoding="iso-8859-1")
+    (folder / "truncated.xml").write_text(text[: len(text) // 2], encoding="iso-8859-1")
+    strip = text.index("<StripData>")
+    wrong = text[:strip] + text[strip:].replace("<ChannelSampleCountTotal>5000<", "<ChannelSampleCountTotal>4990<", 1)
+    (folder / "wrong_count.xml").write_text(wrong, encoding="iso-8859-1")
+    (folder / "empty.xml").write_bytes(b"")
+    table = predict_files(tiny / "runs" / "ecg_only" / "model.aiecg", [folder], workers=2)
+    assert len(table) == 303
+    errors = table.set_index(table["file"].map(lambda f: f.split("/")[-1]))
+    for name in ("truncated.xml", "wrong_count.xml", "empty.xml"):
+        assert errors.loc[name, "status"] == "read_error" and errors.loc[name, "reason"], name
+        assert np.isnan(errors.loc[name, "lvh_proba"])
+    assert "4990" in errors.loc["wrong_count.xml", "reason"]
+    good = table[~table["file"].str.contains("truncated|wrong_count|empty")]
+    reference = pd.read_parquet(tiny / "data" / "store" / "index.parquet")
+    assert (good["status"] == "ok").sum() == 5 * (reference["status"] == "ok").sum()
+    assert good.loc[good["status"] == "ok", "lvh_proba"].between(0, 1).all()
+    # the same ECG in five sub-folders gets the same prediction
+    good = good.assign(name=good["file"].map(lambda f: f.split("/")[-1][1:]))
+    assert (good.groupby("name")["lvh_proba"].nunique(dropna=False) == 1).all()
+
+
+def test_recordings_the_bundle_cannot_serve_are_error_rows(tiny, shared_data, tmp_path):
+    ecg = read_ecg(sorted((tiny / "data" / "ecg").glob("*.xml"))[0])
+    no_limb = write_wfdb(tmp_path / "precordial", type(ecg).from_array(ecg.select(["V1", "V2", "V3", "V4", "V5",
+                                                                                     "V6"]),
+                                                                          ["V1", "V2", "V3", "V4", "V5", "V6"], 500))
+    short = write_wfdb(tmp_path / "short", type(ecg).from_array(ecg.signal[:, :1000], ecg.leads, 500))
+    low_rate = shared_data / "ptbxl" / "records100" / "00841_lr.hea"
+    table = predict_files(tiny / "runs" / "ecg_only" / "model.aiecg", [no_limb, short, low_rate])
+    assert table["status"].tolist() == ["unsupported"] * 3
+    assert "lead(s) I, II, III, aVR, aVL, aVF missing" in table.loc[0, "reason"]
+    assert "2.00 s long" in table.loc[1, "reason"] and ">= 4.5 s" in table.loc[1, "reason"]
+    assert "recorded at 100 Hz" in table.loc[2, "reason"] and ">= 200 Hz" in table.loc[2, "reason"]
+    assert table["lvh_proba"].isna().all()
+
+
+def test_cohort_yaml_input_uses_its_own_clinical_mapping(tiny):
+    results, _ = _test_files(tiny)
+    table = predict_files(tiny / "runs" / "fcn" / "model.aiecg", [tiny / "data" / "cohort.yaml"])
+    assert len(table) == 60
+    table = table.set_index(table["record_id"].astype(int))
+    ok = results.set_index("eid")
+    np.testing.assert_allclose(table.loc[ok.index, "ilvm_pred"], ok["ilvm_pred"], rtol=1e-5)
+    index = pd.read_parquet(tiny / "data" / "store" / "index.parquet").set_index("id")
+    assert (table["status"] == index.loc[table.index.astype(str), "status"].to_numpy()).all()

@@ -1,0 +1,58 @@
+"""The parts of ``aiecg predict`` that need no model: the input contract and the output columns."""
+
+import numpy as np
+import pytest
+
+from aiecg.data.prepare import PrepareConfig
+from aiecg.data.targets import target_spec
+from aiecg.ecg import STANDARD_LEADS
+from aiecg.errors import BundleError
+from aiecg.evaluate.calibration import SexLogisticModel
+from aiecg.evaluate.conformal import fit_conformal
+from aiecg.evaluate.posthoc import PostHoc
+from aiecg.workflows.predict import check_recording, prediction_columns
+
+SPEC = {"leads": ["I", "II", "V1", "V2", "V3", "V4", "V5", "V6"], "fs": 500.0, "window": 400, "r_offset": 150,
+        "preprocessing": PrepareConfig().to_dict()}
+
+
+def test_a_standard_recording_is_served():
+    check_recording(SPEC, {"fs": 500, "leads": STANDARD_LEADS, "duration_s": 10.0}, "a.xml")
+    # 8 independent leads: the limb leads are derived; 250 Hz still holds the 100 Hz band
+    check_recording(SPEC, {"fs": 250, "leads": ["I", "II", "V1", "V2", "V3", "V4", "V5", "V6"], "duration_s": 4.5},
+                    "b.xml")
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"fs": 100, "leads": STANDARD_LEADS, "duration_s": 10.0}, "recorded at 100 Hz"),
+    ({"fs": 199, "leads": STANDARD_LEADS, "duration_s": 10.0}, "needs >= 200 Hz"),
+    ({"fs": 500, "leads": ["II", "V1", "V2", "V3", "V4", "V5", "V6"], "duration_s": 10.0}, "lead(s) I, III, aVR"),
+    ({"fs": 500, "leads": STANDARD_LEADS[:11], "duration_s": 10.0}, "lead(s) V6 missing"),
+    ({"fs": 500, "leads": STANDARD_LEADS, "duration_s": 4.4}, "4.40 s long"),
+])
+def test_what_the_bundle_cannot_serve_is_named(data, message):
+    with pytest.raises(BundleError, match="^c.xml: ") as info:
+        check_recording(SPEC, data, "c.xml")
+    assert message in str(info.value)
+
+
+def test_the_band_follows_the_bundle_preprocessing():
+    spec = {**SPEC, "preprocessing": {**SPEC["preprocessing"],
+                                      "filters": {**SPEC["preprocessing"]["filters"], "lowpass_hz": 40.0}}}
+    check_recording(spec, {"fs": 100, "leads": STANDARD_LEADS, "duration_s": 10.0}, "d.xml")
+
+
+def test_sex_specific_columns_stay_empty_where_sex_is_unknown():
+    spec = target_spec("INDEXED_MASS")
+    lr = SexLogisticModel(intercept=-10.0, coef_sex=1.0, coef_value=0.15)
+    posthoc = PostHoc(lr, None, 0.2, 0.1, threshold=0.5)
+    conformal = fit_conformal(np.arange(1, 20, dtype=float)[:, None], np.zeros((19, 1)), ["INDEXED_MASS"])
+    y_pred = np.array([[60.0], [60.0], [60.0], [80.0]])
+    table = prediction_columns(spec, posthoc, conformal, y_pred, np.array([1, 0, np.nan, np.nan]), level=0.9)
+    # 60 g/m2: LVH in a woman (> 55), not in a man (> 70); unknown sex -> no call
+    assert table["lvh_pred_cutoff"].tolist()[:2] == [0.0, 1.0] and np.isnan(table.loc[2, "lvh_pred_cutoff"])
+    assert table.loc[3, "lvh_pred_cutoff"] == 1.0  # above both cut-offs: the same call for either sex
+    assert np.isnan(table.loc[2, "lvh_proba_lr"]) and table.loc[0, "lvh_proba_lr"] > table.loc[1, "lvh_proba_lr"]
+    assert table["ilvm_pred"].tolist() == [60.0, 60.0, 60.0, 80.0]
+    assert table["ilvm_pred_upper"].tolist() == [78.0, 78.0, 78.0, 98.0]  # half-width: 18th of 19 residuals
+    assert table["lvh_call"].tolist()[:2] == [float(p >= 0.5) for p in table["lvh_proba_lr"][:2]]
