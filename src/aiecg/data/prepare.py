@@ -112,21 +112,23 @@ def analyse_record_full(ecg: ECG, config: PrepareConfig) -> RecordAnalysis:
 
 
 def process_record(record_id: str, path: str, fmt: str | None, config: PrepareConfig,
-                   options: dict[str, Any] | None = None) -> dict[str, Any]:
+                   options: dict[str, Any] | None = None, ecg: ECG | None = None) -> dict[str, Any]:
     """Read, pre-process and summarise one ECG; never raises for a bad file (the reason is returned).
 
-    ``fmt`` and ``options`` come from the cohort YAML (``ecg: {format: ..., options: {...}}``). Records that
-    fail QC keep their measurements where a median beat exists (the status says they are not to be used);
-    ``qc_notes`` holds warnings that do not fail the record (a bad lead outside the model inputs, Einthoven).
+    ``fmt`` and ``options`` come from the cohort YAML (``ecg: {format: ..., options: {...}}``); ``ecg`` is the
+    record when the caller has read it already (``aiecg predict`` checks it first), so it is not read twice.
+    Records that fail QC keep their measurements where a median beat exists (the status says they are not to
+    be used); ``qc_notes`` holds warnings that do not fail the record (a bad lead outside the model inputs, Einthoven).
     """
     window = config.beats.window
     result: dict[str, Any] = {"id": record_id, "file": path, "status": STATUS_OK, "reason": "",
                               "median": np.zeros((len(STANDARD_LEADS), window), np.float32),
                               "beats": np.zeros((0, len(STANDARD_LEADS), window), np.float32)}
     try:
-        if not path:
-            raise ECGReadError(record_id, "the cohort table names no ECG file for this participant")
-        ecg = read_ecg(path, format=fmt, **(options or {}))
+        if ecg is None:
+            if not path:
+                raise ECGReadError(record_id, "the cohort table names no ECG file for this participant")
+            ecg = read_ecg(path, format=fmt, **(options or {}))
         analysis = analyse_record_full(ecg, config)
     except ECGReadError as exc:
         result.update(status="read_error", reason=str(exc.reason))

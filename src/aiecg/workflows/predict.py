@@ -282,7 +282,7 @@ def _process(task: tuple[list[tuple[str, str, str | None, dict, str]], dict[str,
             row.update(status=STATUS_UNSUPPORTED, reason=str(exc))
             results.append(row)
             continue
-        result = process_record(record_id, file, fmt, config, options)
+        result = process_record(record_id, file, fmt, config, options, ecg=ecg)
         row.update(status=result["status"], reason=result.get("reason", ""),
                    heart_rate=result.get("heart_rate"), n_beats=result.get("n_beats"), n_clean=result.get("n_clean"))
         if result["status"] == STATUS_OK:
