@@ -351,8 +351,9 @@ def pr_curves(runs: list[RunData]) -> Plot:
 
 def forest_auroc(runs: list[RunData]) -> Plot:
     plot = Plot("forest_auroc", "AUROC across models, criteria and cohorts",
-                "AUROC with DeLong 95% intervals from comparison.csv (every row of a run on the same test "
-                "participants); filled: models and baselines; open: classic criteria.")
+                "AUROC with DeLong 95% intervals from comparison.csv (each row on the test participants where it and "
+                "the model both have a score; n per row in comparison.csv); filled: models and baselines; open: "
+                "classic criteria.")
     rows = []
     for run in runs:
         if run.comparison is not None and len(run.comparison):
