@@ -21,8 +21,8 @@ import yaml
 from aiecg.ecg import ECG, STANDARD_LEADS
 from aiecg.files import temp_path
 from aiecg.synth.heart import HeartParams
-from aiecg.synth.population import select_cohort
 from aiecg.synth.oracle import oracle_posterior
+from aiecg.synth.population import select_cohort
 from aiecg.synth.record import FIDUCIAL_COLUMNS, RecordParams, synthesise_record
 
 COHORT_COLUMNS: tuple[str, ...] = (

@@ -31,8 +31,16 @@ import numpy as np
 import pandas as pd
 from scipy.special import log_ndtr, logsumexp
 
-from aiecg.synth.heart import CENSORED, EXPRESSED, HeartParams, expression_means, expression_sds, \
-    fragmentation_probability, habitus_loadings, sigmoid
+from aiecg.synth.heart import (
+    CENSORED,
+    EXPRESSED,
+    HeartParams,
+    expression_means,
+    expression_sds,
+    fragmentation_probability,
+    habitus_loadings,
+    sigmoid,
+)
 from aiecg.synth.population import (
     MALE,
     RISK_CENTRE,

@@ -19,10 +19,10 @@ import numpy as np
 from aiecg.synth.heart import (
     DOWER,
     QRS,
-    P,
-    T,
     HeartParams,
     Morphology,
+    P,
+    T,
     derive_twelve_leads,
     pvc_morphology,
     render_dipole,
