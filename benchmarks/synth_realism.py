@@ -223,13 +223,24 @@ def main() -> None:
     print(markdown(result))
 
 
+def cpu_speed(work: Path, n: int = 200) -> dict[str, float]:
+    """Participants per CPU-second of one process writing CardioSoft XML (robust to the machine's load)."""
+    generate_cohort(work / "warm", SynthConfig(n=5, seed=9))
+    cpu, wall = time.process_time(), time.perf_counter()
+    generate_cohort(work / "speed", SynthConfig(n=n, seed=9, lvh_prevalence=0.2))
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return {"n": n, "cpu_s": cpu, "wall_s": wall, "participants_per_cpu_s": n / cpu, "loadavg": os.getloadavg()}
+
+
 def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    speed = cpu_speed(work)
     internal = build(work / "internal", args.n, args.seed, args.workers, None, args.prevalence)
     external = build(work / "external", args.n_ext, args.seed + 1, args.workers, EXTERNAL_SHIFT, None)
     table, truth, meas = internal["table"], internal["truth"], internal["meas"]
     assert not set(ORACLE_COLUMNS) & set(table.columns) and not set(ORACLE_COLUMNS) & set(meas.columns)
     lvh, y, sex = table["lvh"].to_numpy(), table["ilvm"].to_numpy(), table["sex"].to_numpy()
-    out: dict[str, Any] = {"n": args.n, "n_ext": args.n_ext, "prevalence": args.prevalence, "seed": args.seed}
+    out: dict[str, Any] = {"n": args.n, "n_ext": args.n_ext, "prevalence": args.prevalence, "seed": args.seed,
+                           "generation_speed_one_process": speed}
     for name, c in (("internal", internal), ("external", external)):
         out[f"{name}_generation"] = {
             "seconds": c["generation_s"], "participants_per_s_per_worker": c["n"] / c["generation_s"] / c["workers"],
@@ -376,6 +387,9 @@ def markdown(out: dict[str, Any]) -> str:
     for k, c in out["criteria_measured"].items():
         lines.append(f"| {k} | {f(c['sensitivity'])} {fci(c['sensitivity_ci'])} | {f(c['specificity'])} "
                      f"{fci(c['specificity_ci'])} | {f(c['auroc'])} {fci(c['auroc_ci'])} |")
+    sp = out["generation_speed_one_process"]
+    lines += ["", f"Generation: {sp['participants_per_cpu_s']:.1f} participants per CPU-second (one process, "
+              f"{sp['n']} participants, load average {sp['loadavg'][0]:.1f})."]
     lines += ["", "External shift (untuned): " + ", ".join(f"{k} {f(v)}" for k, v in out["external_untuned"].items()),
               "", "Targets: " + ", ".join(f"{k} {'met' if v['met'] else 'NOT met'}" for k, v in out["targets"].items())]
     return "\n".join(lines) + "\n"

@@ -233,7 +233,7 @@ def expression_means(hp: HeartParams, z, u, sex, age, bmi) -> dict[str, np.ndarr
     b = bmi - 26.5
     pheno = 1.0 if hp.phenotypes else 0.0
     blunt = 1.0 / (1.0 + pheno * hp.obesity_blunting * np.maximum(bmi - 30.0, 0.0))
-    zero = np.zeros(np.broadcast(z, u, sex, age, bmi).shape)
+    zero = np.zeros(np.broadcast(z, sex, age, bmi).shape)  # the pressure load broadcasts only where it acts
     return {
         "log_qrs_gain": zero + np.where(male, 0.0, np.log(hp.female_voltage)) - hp.bmi_voltage * b
         - hp.age_voltage * (age - 63.0) + hp.voltage_mass * z * blunt,

@@ -27,6 +27,8 @@ upper bound on what any method can reach from the ECG and these clinical variabl
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import pandas as pd
 from scipy.special import log_ndtr, logsumexp
@@ -63,6 +65,7 @@ ORACLE_COLUMNS: tuple[str, ...] = ("oracle_ilvm", "oracle_lvh_prob", "oracle_ilv
 AMPLITUDE_BLOCK = ("log_qrs_gain", "log_t_gain", "log_p_gain", "precordial_log_ratio")
 
 
+@lru_cache(maxsize=16)
 def natural_prevalence(population_shift: float, ref: LVReference | None = None, n: int = 400_000) -> float:
     """LVH prevalence of the unenriched population at a shift (Monte Carlo, fixed seed)."""
     people = sample_participants(n, np.random.default_rng([20260, 14]), population_shift, ref)
@@ -76,8 +79,14 @@ def _log_normal(x, mean, sd):
 def _censored(x, mean, sd, lo, hi):
     """Gaussian log-density, or log tail probability when ``x`` sits on a clip bound."""
     dens = _log_normal(x, mean, sd)
-    dens = np.where(np.isclose(x, lo), log_ndtr((lo - mean) / sd), dens)
-    return np.where(np.isclose(x, hi), log_ndtr((mean - hi) / sd), dens)
+    dens = np.broadcast_to(dens, np.broadcast(x, mean).shape).copy()
+    mean = np.broadcast_to(mean, dens.shape)
+    for on_bound, tail in ((np.isclose(x, lo), lambda m: log_ndtr((lo - m) / sd)),
+                           (np.isclose(x, hi), lambda m: log_ndtr((m - hi) / sd))):
+        rows = np.flatnonzero(np.broadcast_to(on_bound, dens.shape[:1] + (1,) * (dens.ndim - 1)).reshape(-1))
+        if rows.size:
+            dens[rows] = tail(mean[rows])
+    return dens
 
 
 def _clinical_loglik(s, c, shift: float):
