@@ -11,10 +11,17 @@ J Electrocardiol 21 Suppl:S182), the forward counterpart of the inverse Dower ma
 Pahlm 1988 (J Electrocardiol 21:361) that maps the 8 leads back onto X, Y, Z (:data:`INVERSE_DOWER`).
 III, aVR, aVL and aVF are then derived with Einthoven's and Goldberger's relations, so they hold exactly.
 
-LV mass acts as in people: a larger QRS dipole rotated leftward and posteriorly, a slightly longer QRS,
-strain-type ST depression and T inversion opposite the QRS vector, and a wider, biphasic P
-(left-atrial abnormality), each with its own individual variation so no single voltage sum is a good
-estimate of mass while several correlated features together are.
+LV mass acts as in people, through the per-participant quantities of :data:`EXPRESSED` (each a mean that
+depends on mass plus individual variation, :func:`expression_means`): a larger QRS dipole rotated leftward and
+posteriorly, a slightly longer QRS, strain-type ST depression and T inversion, a wider biphasic P; and, beyond
+what amplitude/duration/axis measurements summarise, a late R peak in V5-V6, QRS fragmentation, larger and
+more posterior terminal forces, a wider spatial QRS-T angle and phenotypes (eccentric, concentric, low-voltage
+obese), each behind a :class:`HeartParams` switch. Body habitus scales P, QRS and T together and the chest leads
+more than the limb leads, so part of the individual voltage variation is recoverable from the multi-lead
+pattern. Voltage falls with age and is lower in women (Rijnbeek et al. 2014); the lobe directions put the
+voltage criteria at their published cut-offs in the literature's ranges (Sokolow-Lyon and Cornell sensitivity
+15-30%, Peguero-Lo Presti 30-45%, at specificity about 90%; Noubiap et al. 2020 meta-analysis, Peguero et al.
+2017). Because every effect is explicit, :mod:`aiecg.synth.oracle` can invert the model exactly.
 """
 
 from __future__ import annotations

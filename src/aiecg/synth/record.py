@@ -6,7 +6,10 @@ on the eight independent leads (baseline wander, 50 Hz mains hum, muscle noise),
 leads keep Einthoven's and Goldberger's relations as on a real electrocardiograph. A small share of
 records is deliberately bad (a flat lead, a saturated lead or heavy noise), as in any ECG archive.
 The device-style median beat (600 samples, QRS onset at sample 216, as in UK Biobank's CardioSoft files)
-is the noise-free normal beat at the participant's mean RR interval.
+is the noise-free normal beat at the participant's mean RR interval. Another device can band-limit the
+signal and median (zero-phase Butterworth), and chest electrodes can sit systematically off their places.
+Every beat's true fiducials (P, QRS and T on/offsets and peaks) come from the wave's own dipole magnitude
+(:func:`beat_fiducials`).
 """
 
 from __future__ import annotations
