@@ -19,6 +19,7 @@ For an internal cohort (UK-Biobank-like, 20% LVH) and an external one (:data:`ai
 Usage::
 
     python benchmarks/synth_realism.py [--n 3000] [--n-ext 1500] [--workers 2] [--models] [--epochs 8]
+        [--archs fcn,resnet34] [--out benchmarks/results/synth_realism.json]
 
 Writes ``benchmarks/results/synth_realism.json`` and ``synth_realism.md``. Nothing here feeds back into the
 generator: the oracle columns are read only from the truth table, never offered to a method.
@@ -172,7 +173,8 @@ def share_row(name: str, y: np.ndarray, lvh: np.ndarray, oracle_y: np.ndarray, o
     return row
 
 
-def model_rows(cohort_yaml: Path, work: Path, epochs: int, ext_yaml: Path | None) -> tuple[list[dict], dict]:
+def model_rows(cohort_yaml: Path, work: Path, epochs: int, ext_yaml: Path | None,
+               archs: tuple[str, ...] = ("fcn", "resnet34")) -> tuple[list[dict], dict]:
     """FCN / ResNet34 predictions on their own test split (optional, expensive), and the FCN's external shift."""
     from aiecg.config import RunConfig
     from aiecg.evaluate.evaluation import headline
@@ -181,7 +183,7 @@ def model_rows(cohort_yaml: Path, work: Path, epochs: int, ext_yaml: Path | None
     from aiecg.workflows.train import finetune_run, train_run
 
     preds, external = [], {}
-    for arch in ("fcn", "resnet34"):
+    for arch in archs:
         for target in ("INDEXED_MASS", "LVH"):
             name = f"{arch}_{target.lower()}"
             cfg = RunConfig(cohort=str(cohort_yaml), target=target, arch=arch, name=name, out=str(work / "runs"),
@@ -210,6 +212,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--models", action="store_true", help="also train FCN/ResNet34 (expensive)")
     parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--archs", default="fcn,resnet34", help="comma-separated architectures for --models")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "synth_realism.json")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="aiecg-synth-realism-"))
@@ -325,7 +328,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     }
 
     if args.models:
-        preds, ext = model_rows(work / "internal" / "cohort.yaml", work, args.epochs, work / "external" / "cohort.yaml")
+        preds, ext = model_rows(work / "internal" / "cohort.yaml", work, args.epochs, work / "external" / "cohort.yaml",
+                                tuple(args.archs.split(",")))
         out["external_untuned"].update(ext)
         by_eid = pd.DataFrame({"eid": table["eid"], "y": y, "lvh": lvh, "oy": oracle_y, "op": oracle_p})
         for p in preds:
