@@ -123,6 +123,10 @@ class HeartParams:
     :func:`expression_sds` (the amplitude block shares the body-habitus factor). The oracle
     (:mod:`aiecg.synth.oracle`) inverts exactly this model.
 
+    Voltage norms: ``voltage_scale`` (men), ``female_voltage`` (women relative to men), ``age_voltage`` (log
+    change per year), ``bmi_voltage`` (per kg/m2); set so that the voltage criteria at their published cut-offs
+    land in the literature's sensitivity ranges at about 90% specificity (see the module docstring).
+
     Global effects (as in v1): QRS voltage (``voltage_mass``), posterior and leftward rotation, QRS
     duration, strain, T flattening, left-atrial abnormality, P duration and QTc.
 
@@ -138,9 +142,10 @@ class HeartParams:
             multi-lead pattern); off, the same variance is lead- and wave-unspecific.
     """
 
-    voltage_mass: float = 0.075
+    voltage_scale: float = 0.98
+    voltage_mass: float = 0.10
     voltage_sd: float = 0.28
-    female_voltage: float = 0.82
+    female_voltage: float = 0.78
     bmi_voltage: float = 0.015
     age_voltage: float = 0.006
     posterior_mass_deg: float = 2.0
@@ -242,8 +247,8 @@ def expression_means(hp: HeartParams, z, u, sex, age, bmi) -> dict[str, np.ndarr
     blunt = 1.0 / (1.0 + pheno * hp.obesity_blunting * np.maximum(bmi - 30.0, 0.0))
     zero = np.zeros(np.broadcast(z, sex, age, bmi).shape)  # the pressure load broadcasts only where it acts
     return {
-        "log_qrs_gain": zero + np.where(male, 0.0, np.log(hp.female_voltage)) - hp.bmi_voltage * b
-        - hp.age_voltage * (age - 63.0) + hp.voltage_mass * z * blunt,
+        "log_qrs_gain": zero + np.log(hp.voltage_scale) + np.where(male, 0.0, np.log(hp.female_voltage))
+        - hp.bmi_voltage * b - hp.age_voltage * (age - 63.0) + hp.voltage_mass * z * blunt,
         "log_t_gain": zero - hp.t_mass * np.maximum(z, -2.0),
         "log_p_gain": zero,
         "precordial_log_ratio": zero,
