@@ -148,7 +148,7 @@ class HeartParams:
     female_voltage: float = 0.78
     bmi_voltage: float = 0.015
     age_voltage: float = 0.006
-    posterior_mass_deg: float = 2.0
+    posterior_mass_deg: float = 3.0
     posterior_sd_deg: float = 18.0
     leftward_mass_deg: float = 3.0
     axis_sd_deg: float = 22.0
@@ -174,7 +174,7 @@ class HeartParams:
     frag_centre: float = 2.5
     frag_slope: float = 0.8
     loop_shape: bool = True
-    terminal_gain_mass: float = 0.06
+    terminal_gain_mass: float = 0.10
     terminal_gain_sd: float = 0.2
     terminal_rot_mass_deg: float = 2.0
     terminal_rot_sd_deg: float = 8.0
