@@ -79,7 +79,8 @@ CASES = {
                                       "leftward_mass_deg": 0.0}),
     "fragmentation": (notch_sharpness, {}),
     "loop_shape": (terminal_force, {"intrinsicoid": False, "fragmentation": False}),
-    "qrs_t_angle": (qrs_t_angle, {"strain_centre": 50.0, "posterior_mass_deg": 0.0, "leftward_mass_deg": 0.0}),
+    "qrs_t_angle": (qrs_t_angle, {"strain_centre": 50.0, "posterior_mass_deg": 0.0, "leftward_mass_deg": 0.0,
+                                  "loop_shape": False}),
 }
 
 
