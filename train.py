@@ -84,7 +84,7 @@ def synthetic_cohort(root: Path, n: int, shift: bool, verbose: bool) -> Path:
 
     cohort = root / "cohort.yaml"
     if not cohort.exists():
-        config = SynthConfig(n=n, seed=1 if shift else 0, lvh_prevalence=0.2, workers=2,
+        config = SynthConfig(n=n, seed=1 if shift else 0, lvh_prevalence=None if shift else 0.2, workers=2,
                              shift=EXTERNAL_SHIFT if shift else None)
         generate_cohort(root, config, progress=verbose)
     prepare_store(cohort, root / "store", PrepareConfig(store_beats=False), workers=2, progress=verbose)

@@ -21,8 +21,9 @@ import yaml
 from aiecg.ecg import ECG, STANDARD_LEADS
 from aiecg.files import temp_path
 from aiecg.synth.heart import HeartParams
+from aiecg.synth.oracle import oracle_posterior
 from aiecg.synth.population import select_cohort
-from aiecg.synth.record import RecordParams, synthesise_record
+from aiecg.synth.record import FIDUCIAL_COLUMNS, RecordParams, synthesise_record
 
 COHORT_COLUMNS: tuple[str, ...] = (
     "eid", "sex", "age", "height", "weight", "bsa", "bmi", "sbp", "dbp", "hypertension", "diabetes",
@@ -45,17 +46,30 @@ class DomainShift:
         noise: multiplier of baseline wander, mains hum and muscle noise.
         population: shift towards an older, heavier, more hypertensive population (about one SD per unit).
         mains_hz: mains frequency (50 in Europe, 60 in North America).
+        lowpass_hz, highpass_hz: the device's band limits (None: UK-Biobank-like, unfiltered 0.05-150 Hz).
+        electrode_shift: systematic lateral displacement of the chest electrodes (in interspaces).
+        electrode_sd: multiplier of the random electrode placement error.
+        lvh_prevalence: the external cohort's LVH share, used unless ``SynthConfig.lvh_prevalence`` is given
+            (an explicit ``--lvh-prevalence`` wins).
     """
 
     gain: float = 1.0
     noise: float = 1.0
     population: float = 0.0
     mains_hz: float = 50.0
+    lowpass_hz: float | None = None
+    highpass_hz: float | None = None
+    electrode_shift: float = 0.0
+    electrode_sd: float = 1.0
+    lvh_prevalence: float | None = None
 
 
-EXTERNAL_SHIFT = DomainShift(gain=1.15, noise=2.0, population=0.5)
-"""The default external cohort: a device reading 15% higher voltages with twice the noise, and an older,
-heavier, more hypertensive population (half an SD)."""
+EXTERNAL_SHIFT = DomainShift(gain=0.8, noise=2.0, population=1.0, mains_hz=60.0, lowpass_hz=40.0, highpass_hz=0.5,
+                             electrode_shift=0.5, electrode_sd=2.0, lvh_prevalence=0.3)
+"""The default external cohort: another country's device and population. The electrocardiograph reads 20%
+lower voltages, band-limits to 0.5-40 Hz (a muscle filter, which also blunts notches and R peaks), with 60 Hz
+mains and twice the noise; chest electrodes sit half an interspace lateral with twice the random placement
+error; the population is older, heavier and more hypertensive (about one SD) with 30% LVH."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +138,7 @@ def _task(args: tuple[dict[str, Any], int, int, str, str, dict[str, Any], dict[s
 
         write_wfdb(path, ecg, comments=[f"age: {int(row['age'])}", f"sex: {'male' if row['sex'] == 1 else 'female'}"])
     return {"eid": eid, "vent_rate": rec.measurements["VentricularRate"], "truth": rec.truth,
-            "r_peaks": rec.r_peaks, "is_ectopic": rec.is_ectopic}
+            "r_peaks": rec.r_peaks, "is_ectopic": rec.is_ectopic, "fiducials": rec.fiducials}
 
 
 def _run(tasks: list[tuple], workers: int) -> Iterator[dict[str, Any]]:
@@ -168,7 +182,9 @@ def generate_cohort(out_dir: str | Path, cfg: SynthConfig | None = None, progres
 
     Writes ``ecg/{eid}_20205_2_0.xml`` (or ``.hea``/``.dat``), ``cohort.parquet`` and ``cohort.csv``
     (:data:`COHORT_COLUMNS`), ``truth.parquet`` (latent per-participant quantities and noise-free voltages),
-    ``truth_beats.parquet`` (every true R-peak sample index, ectopic flag) and ``cohort.yaml``.
+    ``truth_beats.parquet`` (per beat: ``eid``, ``record_id``, ``beat``, the R-peak ``sample`` index, ``is_ectopic``
+    and the true fiducials :data:`~aiecg.synth.record.FIDUCIAL_COLUMNS` in seconds) and ``cohort.yaml``.
+    The truth table also holds the oracle (:mod:`aiecg.synth.oracle`): never in the cohort table.
     """
     cfg = cfg or SynthConfig()
     if cfg.fmt not in ("cardiosoft", "wfdb"):
@@ -177,15 +193,18 @@ def generate_cohort(out_dir: str | Path, cfg: SynthConfig | None = None, progres
     out = Path(out_dir)
     (out / "ecg").mkdir(parents=True, exist_ok=True)
 
-    people = select_cohort(cfg.n, np.random.default_rng([cfg.seed, 0]), cfg.lvh_prevalence, shift.population)
+    prevalence = cfg.lvh_prevalence if cfg.lvh_prevalence is not None else shift.lvh_prevalence
+    people = select_cohort(cfg.n, np.random.default_rng([cfg.seed, 0]), prevalence, shift.population)
     people.insert(0, "eid", np.arange(FIRST_EID, FIRST_EID + len(people), dtype=np.int64))
     missing_rng = np.random.default_rng([cfg.seed, 2])
     chol_missing = missing_rng.random(len(people)) < cfg.missing_share
     people.loc[chol_missing, ["total_chol", "non_hdl_chol"]] = np.nan
 
-    record_kw = {"gain": shift.gain, "noise": shift.noise, "mains_hz": shift.mains_hz}
+    record_kw = {"gain": shift.gain, "noise": shift.noise, "mains_hz": shift.mains_hz, "lowpass_hz": shift.lowpass_hz,
+                 "highpass_hz": shift.highpass_hz, "electrode_shift": shift.electrode_shift,
+                 "electrode_sd": shift.electrode_sd}
     heart_kw = asdict(cfg.heart)
-    needed = ["eid", "sex", "age", "bmi", "height", "weight", "_mass_z", "_heart_rate"]
+    needed = ["eid", "sex", "age", "bmi", "height", "weight", "_mass_z", "_heart_rate", "_sbp_untreated", "_vol_z"]
     rows = people[needed].to_dict("records")
     tasks = [(row, i, cfg.seed, str(out), cfg.fmt, record_kw, heart_kw) for i, row in enumerate(rows)]
     results = _run(tasks, cfg.workers)
@@ -197,18 +216,23 @@ def generate_cohort(out_dir: str | Path, cfg: SynthConfig | None = None, progres
     for res in results:
         vent_rate.append(float(res["vent_rate"]))
         truth_rows.append({"eid": res["eid"], **res["truth"]})
-        beat_frames.append(pd.DataFrame({"eid": res["eid"], "sample": res["r_peaks"].astype(np.int64),
-                                         "is_ectopic": res["is_ectopic"].astype(bool)}))
+        beat_frames.append(pd.DataFrame({
+            "eid": res["eid"], "record_id": f"{res['eid']}_20205_2_0", "beat": np.arange(res["r_peaks"].size),
+            "sample": res["r_peaks"].astype(np.int64), "is_ectopic": res["is_ectopic"].astype(bool),
+            **{k: res["fiducials"][k] for k in FIDUCIAL_COLUMNS}}))
 
     people["vent_rate"] = np.asarray(vent_rate, dtype=np.float64)
     people["ecg_file"] = [_ecg_name(int(e), cfg.fmt) for e in people["eid"]]
     table = people[list(COHORT_COLUMNS)].copy()
     truth = pd.DataFrame(truth_rows)
-    latent = people[["eid", "lvm", "ilvm", "_mass_z", "_sbp_untreated", "_heart_rate"]].rename(
-        columns={"_mass_z": "mass_z", "_sbp_untreated": "sbp_untreated", "_heart_rate": "heart_rate_latent"})
+    latent = people[["eid", "lvm", "ilvm", "lvh", "_mass_z", "_sbp_untreated", "_heart_rate", "_vol_z"]].rename(
+        columns={"_mass_z": "mass_z", "_sbp_untreated": "sbp_untreated", "_heart_rate": "heart_rate_latent",
+                 "_vol_z": "volume_z"})
     truth = latent.merge(truth, on="eid", how="left")
+    oracle = oracle_posterior(table, truth, cfg.heart, shift.population, prevalence)
+    truth = truth.merge(oracle, on="eid", how="left")
     beats = pd.concat(beat_frames, ignore_index=True) if beat_frames else pd.DataFrame(
-        {"eid": [], "sample": [], "is_ectopic": []})
+        {"eid": [], "record_id": [], "beat": [], "sample": [], "is_ectopic": [], **{k: [] for k in FIDUCIAL_COLUMNS}})
 
     paths = SynthResult(out_dir=out, table=out / "cohort.parquet", table_csv=out / "cohort.csv",
                         truth=out / "truth.parquet", beats_truth=out / "truth_beats.parquet",

@@ -11,10 +11,17 @@ J Electrocardiol 21 Suppl:S182), the forward counterpart of the inverse Dower ma
 Pahlm 1988 (J Electrocardiol 21:361) that maps the 8 leads back onto X, Y, Z (:data:`INVERSE_DOWER`).
 III, aVR, aVL and aVF are then derived with Einthoven's and Goldberger's relations, so they hold exactly.
 
-LV mass acts as in people: a larger QRS dipole rotated leftward and posteriorly, a slightly longer QRS,
-strain-type ST depression and T inversion opposite the QRS vector, and a wider, biphasic P
-(left-atrial abnormality), each with its own individual variation so no single voltage sum is a good
-estimate of mass while several correlated features together are.
+LV mass acts as in people, through the per-participant quantities of :data:`EXPRESSED` (each a mean that
+depends on mass plus individual variation, :func:`expression_means`): a larger QRS dipole rotated leftward and
+posteriorly, a slightly longer QRS, strain-type ST depression and T inversion, a wider biphasic P; and, beyond
+what amplitude/duration/axis measurements summarise, a late R peak in V5-V6, QRS fragmentation, larger and
+more posterior terminal forces, a wider spatial QRS-T angle and phenotypes (eccentric, concentric, low-voltage
+obese), each behind a :class:`HeartParams` switch. Body habitus scales P, QRS and T together and the chest leads
+more than the limb leads, so part of the individual voltage variation is recoverable from the multi-lead
+pattern. Voltage falls with age and is lower in women (Rijnbeek et al. 2014); the lobe directions put the
+voltage criteria at their published cut-offs in the literature's ranges (Sokolow-Lyon and Cornell sensitivity
+15-30%, Peguero-Lo Presti 30-45%, at specificity about 90%; Noubiap et al. 2020 meta-analysis, Peguero et al.
+2017). Because every effect is explicit, :mod:`aiecg.synth.oracle` can invert the model exactly.
 """
 
 from __future__ import annotations
@@ -109,44 +116,214 @@ class Morphology:
 
 @dataclass(frozen=True)
 class HeartParams:
-    """Strength of each LV-mass effect and of individual variation (``mass_z``: within-sex SD units).
+    """Strength of each LV-mass effect, its switch, and the individual variation (``mass_z``: within-sex SD).
 
-    Attributes:
-        voltage_mass: log-amplitude of the QRS dipole per SD of indexed mass.
-        voltage_sd: individual log-amplitude variation (chest wall, heart position, lead placement).
-        female_voltage: QRS amplitude factor in women (breast tissue, smaller heart position effects).
-        bmi_voltage: log-amplitude change per kg/m2 of BMI (insulation by adipose tissue).
-        posterior_mass_deg, posterior_sd_deg: horizontal-plane rotation of the QRS loop towards posterior.
-        leftward_mass_deg, axis_sd_deg: frontal-plane rotation towards the left (superior) and its spread.
-        qrs_ms, qrs_male_ms, qrs_mass_ms, qrs_sd_ms: QRS duration model.
-        strain_centre, strain_slope, strain_sd: mass_z at which strain is half-developed, steepness, and
-            the SD of individual variation on the logit scale (strain is neither necessary nor sufficient).
-        t_mass: log T-amplitude change per SD of mass (T flattening before frank strain).
-        laa_centre, laa_slope, laa_sd: the same for left-atrial abnormality.
-        p_mass_ms, qt_mass_ms: P-wave and QTc lengthening per SD of mass.
+    Every quantity through which mass reaches the ECG is listed in :data:`EXPRESSED`; its mean is
+    :func:`expression_means` and its individual variation an independent normal draw of SD
+    :func:`expression_sds` (the amplitude block shares the body-habitus factor). The oracle
+    (:mod:`aiecg.synth.oracle`) inverts exactly this model.
+
+    Voltage norms: ``voltage_scale`` (men), ``female_voltage`` (women relative to men), ``age_voltage`` (log
+    change per year), ``bmi_voltage`` (per kg/m2); set so that the voltage criteria at their published cut-offs
+    land in the literature's sensitivity ranges at about 90% specificity (see the module docstring).
+
+    Global effects (as in v1): QRS voltage (``voltage_mass``), posterior and leftward rotation, QRS
+    duration, strain, T flattening, left-atrial abnormality, P duration and QTc.
+
+    Switches of the effects that standard amplitude/duration/axis measurements do not summarise:
+        intrinsicoid: delayed LV free-wall activation, the R-peak time (intrinsicoid deflection) in V5-V6.
+        fragmentation: a notch on the QRS (fragmented QRS) that becomes likely above ~2.5 SD of mass.
+        loop_shape: larger and more posterior terminal (basal) QRS forces: the loop's shape and lobe timing.
+        qrs_t_angle: the T vector turns away from the QRS vector: a wider spatial QRS-T angle.
+        phenotypes: eccentric geometry adds voltage (Brody effect), obesity blunts the voltage response
+            (low-voltage LVH), pressure load makes strain and a late R peak likelier (concentric LVH).
+        habitus: part of the individual voltage variation is a body-habitus factor that also scales P and
+            T and attenuates the chest leads more than the limb leads (so it is recoverable from the
+            multi-lead pattern); off, the same variance is lead- and wave-unspecific.
     """
 
-    voltage_mass: float = 0.075
+    voltage_scale: float = 0.98
+    voltage_mass: float = 0.10
     voltage_sd: float = 0.28
-    female_voltage: float = 0.86
+    female_voltage: float = 0.78
     bmi_voltage: float = 0.015
+    age_voltage: float = 0.006
     posterior_mass_deg: float = 3.0
-    posterior_sd_deg: float = 12.0
+    posterior_sd_deg: float = 18.0
     leftward_mass_deg: float = 3.0
     axis_sd_deg: float = 22.0
     qrs_ms: float = 88.0
     qrs_male_ms: float = 6.0
-    qrs_mass_ms: float = 2.0
+    qrs_mass_ms: float = 1.0
     qrs_sd_ms: float = 8.0
     strain_centre: float = 4.0
     strain_slope: float = 0.8
-    strain_sd: float = 2.0
-    t_mass: float = 0.04
+    strain_sd: float = 4.5
+    t_mass: float = 0.03
+    t_sd: float = 0.25
     laa_centre: float = 3.5
     laa_slope: float = 0.7
-    laa_sd: float = 2.0
-    p_mass_ms: float = 1.5
-    qt_mass_ms: float = 2.0
+    laa_sd: float = 4.5
+    p_mass_ms: float = 1.0
+    qt_mass_ms: float = 1.5
+    # Effects beyond the global scalars (issue 14), each with its switch.
+    intrinsicoid: bool = True
+    intrinsicoid_ms: float = 2.5
+    intrinsicoid_sd_ms: float = 5.0
+    fragmentation: bool = True
+    frag_centre: float = 2.5
+    frag_slope: float = 0.8
+    loop_shape: bool = True
+    terminal_gain_mass: float = 0.10
+    terminal_gain_sd: float = 0.2
+    terminal_rot_mass_deg: float = 2.0
+    terminal_rot_sd_deg: float = 8.0
+    qrs_t_angle: bool = True
+    qrst_mass_deg: float = 5.0
+    qrst_sd_deg: float = 10.0
+    phenotypes: bool = True
+    eccentric_voltage: float = 0.06
+    obesity_blunting: float = 0.10
+    concentric_strain: float = 0.6
+    concentric_delay_ms: float = 1.5
+    habitus: bool = True
+    habitus_qrs: float = 0.18
+    habitus_wave: float = 0.18
+    habitus_precordial: float = 0.15
+    p_gain_sd: float = 0.15
+
+
+EXPRESSED: tuple[str, ...] = (
+    "log_qrs_gain", "log_t_gain", "log_p_gain", "precordial_log_ratio", "qrs_posterior_deg",
+    "qrs_frontal_rotation_deg", "qrs_ms", "strain_logit", "laa_logit", "p_ms", "qtc_ms", "rpt_delay_ms",
+    "terminal_log_gain", "terminal_rot_deg", "qrst_widen_deg", "fragmented",
+)
+"""The per-participant quantities through which the generator expresses LV mass on the ECG (truth columns)."""
+
+CENSORED: dict[str, tuple[float, float]] = {"qrs_ms": (70.0, 150.0), "p_ms": (70.0, 160.0), "qtc_ms": (350.0, 490.0)}
+"""Quantities clipped to a physiological range (the oracle treats a value on a bound as censored)."""
+
+
+def softplus(x: np.ndarray | float) -> np.ndarray:
+    """log(1 + e^x), computed stably."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.logaddexp(0.0, x)
+
+
+def sigmoid(x: np.ndarray | float) -> np.ndarray:
+    """The logistic function."""
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64)))
+
+
+def expression_means(hp: HeartParams, z, u, sex, age, bmi) -> dict[str, np.ndarray]:
+    """Mean of every Gaussian expressed quantity given mass ``z``, pressure load ``u`` and covariates.
+
+    Broadcasts over its array arguments. ``u`` is (untreated systolic pressure - 134) / 16 mmHg. The volume
+    term of ``log_qrs_gain`` (``eccentric_voltage * volume_z``) is *not* included: the generator adds it
+    with the participant's volume and the oracle marginalises it. ``p_ms`` lacks its ``22 * laa`` term and
+    ``qtc_ms`` its QRS term (both added from the participant's own values).
+
+    Sources (beyond v1's global effects):
+    - intrinsicoid deflection >= 50 ms in V5-V6 in LVH: Sokolow & Lyon 1949 (Am Heart J 37:161); a point of
+      Romhilt & Estes 1968 (Am Heart J 75:752); correlated with LV weight at autopsy (Mazzoleni et al. 1964,
+      Circulation 30:391).
+    - slowed, re-routed activation in hypertrophied myocardium changes the QRS loop beyond its amplitude and
+      makes mass and voltage disagree: Bacharova et al. 2011 (J Electrocardiol 44:571), Bacharova 2014
+      (J Electrocardiol 47:625).
+    - fragmented QRS (an extra notch): Das et al. 2006 (Circulation 113:2495); in LVH a marker of fibrosis.
+    - wider spatial QRS-T angle with LV mass and in hypertension: Dilaveris et al. 2001 (J Hum Hypertens
+      15:63); review Oehler et al. 2014 (Ann Noninvasive Electrocardiol 19:534).
+    - eccentric geometry raises voltage by the intracavitary blood mass (Brody 1956, Circ Res 4:731);
+      obesity blunts QRS voltage and hides LVH (Okin et al. 2000, Hypertension 35:13); strain is concentrated
+      in pressure-loaded, concentric LVH (Okin et al. 2004, Hypertension 44:48).
+    - QRS voltage lower in women and falling with age: Rijnbeek et al. 2014 (J Electrocardiol 47:914),
+      Mason et al. 2007 (J Electrocardiol 40:228).
+    """
+    z, u = np.asarray(z, dtype=np.float64), np.asarray(u, dtype=np.float64)
+    sex, age, bmi = np.asarray(sex), np.asarray(age, dtype=np.float64), np.asarray(bmi, dtype=np.float64)
+    male = sex == 1
+    b = bmi - 26.5
+    pheno = 1.0 if hp.phenotypes else 0.0
+    blunt = 1.0 / (1.0 + pheno * hp.obesity_blunting * np.maximum(bmi - 30.0, 0.0))
+    zero = np.zeros(np.broadcast(z, sex, age, bmi).shape)  # the pressure load broadcasts only where it acts
+    return {
+        "log_qrs_gain": zero + np.log(hp.voltage_scale) + np.where(male, 0.0, np.log(hp.female_voltage))
+        - hp.bmi_voltage * b - hp.age_voltage * (age - 63.0) + hp.voltage_mass * z * blunt,
+        "log_t_gain": zero - hp.t_mass * np.maximum(z, -2.0),
+        "log_p_gain": zero,
+        "precordial_log_ratio": zero,
+        "qrs_posterior_deg": zero + hp.posterior_mass_deg * z,
+        "qrs_frontal_rotation_deg": zero - hp.leftward_mass_deg * z - 0.35 * (age - 63.0) - 0.8 * b,
+        "qrs_ms": zero + hp.qrs_ms + hp.qrs_male_ms * male + hp.qrs_mass_ms * z,
+        "strain_logit": zero + hp.strain_slope * (z - hp.strain_centre + pheno * hp.concentric_strain * u),
+        "laa_logit": zero + hp.laa_slope * (z - hp.laa_centre),
+        "p_ms": zero + 98.0 + hp.p_mass_ms * z,
+        "qtc_ms": zero + 405.0 + 8.0 * (~male) + hp.qt_mass_ms * z,
+        "rpt_delay_ms": zero + (hp.intrinsicoid_ms * softplus(z - 0.5) + pheno * hp.concentric_delay_ms * u
+                                if hp.intrinsicoid else 0.0),
+        "terminal_log_gain": zero + (hp.terminal_gain_mass * z if hp.loop_shape else 0.0),
+        "terminal_rot_deg": zero + (hp.terminal_rot_mass_deg * z if hp.loop_shape else 0.0),
+        "qrst_widen_deg": zero + (hp.qrst_mass_deg * softplus(z - 1.0) if hp.qrs_t_angle else 0.0),
+    }
+
+
+def expression_sds(hp: HeartParams) -> dict[str, float]:
+    """SD of the individual (mass-independent) part of every Gaussian expressed quantity.
+
+    For the amplitude block this is the part that is *not* the shared habitus factor: ``log_qrs_gain``
+    keeps a total individual SD of ``voltage_sd`` whether or not habitus is switched on.
+    """
+    hab = hp.habitus_qrs if hp.habitus else 0.0
+    return {
+        "log_qrs_gain": float(np.sqrt(max(hp.voltage_sd**2 - hab**2, 1e-6))), "log_t_gain": hp.t_sd,
+        "log_p_gain": hp.p_gain_sd, "precordial_log_ratio": 0.0, "qrs_posterior_deg": hp.posterior_sd_deg,
+        "qrs_frontal_rotation_deg": hp.axis_sd_deg, "qrs_ms": hp.qrs_sd_ms, "strain_logit": hp.strain_sd,
+        "laa_logit": hp.laa_sd, "p_ms": 9.0, "qtc_ms": 16.0, "rpt_delay_ms": hp.intrinsicoid_sd_ms,
+        "terminal_log_gain": hp.terminal_gain_sd, "terminal_rot_deg": hp.terminal_rot_sd_deg,
+        "qrst_widen_deg": hp.qrst_sd_deg,
+    }
+
+
+def habitus_loadings(hp: HeartParams) -> dict[str, float]:
+    """Loading of the standard-normal body-habitus factor on the amplitude block (0 when switched off)."""
+    on = 1.0 if hp.habitus else 0.0
+    return {"log_qrs_gain": -on * hp.habitus_qrs, "log_t_gain": -on * hp.habitus_wave,
+            "log_p_gain": -on * hp.habitus_wave, "precordial_log_ratio": -on * hp.habitus_precordial}
+
+
+def fragmentation_probability(hp: HeartParams, z) -> np.ndarray:
+    """P(fragmented QRS | mass): Phi(frag_slope * (z - frag_centre)); a fixed 2% when switched off."""
+    from scipy.special import ndtr
+
+    z = np.asarray(z, dtype=np.float64)
+    if not hp.fragmentation:
+        return np.full(z.shape, 0.02)
+    return ndtr(hp.frag_slope * (z - hp.frag_centre))
+
+
+def draw_expression(hp: HeartParams, rng: np.random.Generator, *, mass_z: float, bp_load: float, volume_z: float,
+                    sex: int, age: float, bmi: float) -> dict[str, float]:
+    """One participant's expressed quantities (all of :data:`EXPRESSED` but ``precordial_log_ratio``'s
+    electrode part, which the recording adds) and the habitus factor ``habitus_z``."""
+    means = expression_means(hp, mass_z, bp_load, sex, age, bmi)
+    sds = expression_sds(hp)
+    load = habitus_loadings(hp)
+    names = [k for k in EXPRESSED if k != "fragmented"]
+    eps = rng.normal(size=len(names))
+    habitus_z, frag_eps = rng.normal(size=2)
+    out = {k: float(means[k] + sds[k] * e + load.get(k, 0.0) * habitus_z) for k, e in zip(names, eps)}
+    if hp.phenotypes:
+        out["log_qrs_gain"] += hp.eccentric_voltage * volume_z
+    out["p_ms"] += 22.0 * float(sigmoid(out["laa_logit"]))
+    for key in ("qrs_ms", "p_ms"):
+        out[key] = float(np.clip(out[key], *CENSORED[key]))
+    out["qtc_ms"] = float(np.clip(out["qtc_ms"] + 0.15 * (out["qrs_ms"] - 90.0), *CENSORED["qtc_ms"]))
+    from scipy.special import ndtri
+
+    p_frag = float(fragmentation_probability(hp, mass_z))
+    out["fragmented"] = float(frag_eps < ndtri(p_frag)) if 0.0 < p_frag < 1.0 else float(p_frag >= 1.0)
+    out["habitus_z"] = float(habitus_z)
+    return out
 
 
 def _rot_frontal(angle: float) -> np.ndarray:
@@ -164,63 +341,72 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / max(float(np.linalg.norm(v)), 1e-9)
 
 
-def _sigmoid(x: float) -> float:
-    return float(1.0 / (1.0 + np.exp(-x)))
+def _rotate_away(v: np.ndarray, ref: np.ndarray, angle: float) -> np.ndarray:
+    """Turn ``v`` by ``angle`` radians away from ``ref`` in the plane they span (norm kept, clipped at 180 deg)."""
+    r = _unit(ref)
+    w = v - float(v @ r) * r
+    if np.linalg.norm(w) < 1e-9:
+        w = np.cross(r, np.array([0.0, 1.0, 0.0]))
+    w = _unit(w)
+    current = float(np.arccos(np.clip(_unit(v) @ r, -1.0, 1.0)))
+    new = float(np.clip(current + angle, 0.0, np.pi))
+    return float(np.linalg.norm(v)) * (np.cos(new) * r + np.sin(new) * w)
 
 
 def sample_morphology(rng: np.random.Generator, *, mass_z: float, sex: int, age: float, bmi: float,
-                      params: HeartParams | None = None) -> tuple[Morphology, dict[str, float]]:
+                      params: HeartParams | None = None, bp_load: float = 0.0,
+                      volume_z: float = 0.0) -> tuple[Morphology, dict[str, float]]:
     """Draw one participant's beat morphology and the latent factors behind it.
 
+    Args:
+        bp_load: (untreated systolic pressure - 134) / 16; volume_z: standardised indexed LV volume.
+
     Returns:
-        The morphology and a dict of latent truth (voltage factors, rotations, durations, strain and
-        left-atrial-abnormality severities and flags).
+        The morphology and a dict of latent truth: every expressed quantity of :data:`EXPRESSED` (but the
+        recording's ``precordial_log_ratio``), v1's names (voltage factors, rotations, durations, strain and
+        left-atrial-abnormality severities and flags) and ``precordial_factor`` for the recording.
     """
     hp = params or HeartParams()
     male = sex == 1
-    # Individual variation first, in a fixed order, so that every participant draws the same numbers.
-    z_volt, z_post, z_axis, z_qrs, z_strain, z_laa, z_p, z_pr, z_qt = rng.normal(size=9)
-    lobe_jitter = rng.normal(0.0, 0.12, size=(9, 3))
-    lobe_scale = np.exp(rng.normal(0.0, 0.15, size=9))
-    t_scale = np.exp(rng.normal(0.0, 0.25))
+    lobe_jitter = rng.normal(0.0, 0.12, size=(10, 3))
+    lobe_scale = np.exp(rng.normal(0.0, 0.15, size=10))
+    notch_depth, notch_place, st_noise = rng.uniform(0.15, 0.3), rng.uniform(0.0, 1.0), rng.normal()
+    ex = draw_expression(hp, rng, mass_z=mass_z, bp_load=bp_load, volume_z=volume_z, sex=sex, age=age, bmi=bmi)
 
-    qrs_ms = float(np.clip(hp.qrs_ms + hp.qrs_male_ms * male + hp.qrs_mass_ms * mass_z + hp.qrs_sd_ms * z_qrs,
-                           70.0, 150.0))
-    strain = _sigmoid(hp.strain_slope * (mass_z - hp.strain_centre) + hp.strain_sd * z_strain)
-    laa = _sigmoid(hp.laa_slope * (mass_z - hp.laa_centre) + hp.laa_sd * z_laa)
-    p_ms = float(np.clip(98.0 + hp.p_mass_ms * mass_z + 22.0 * laa + 9.0 * z_p, 70.0, 160.0))
-    pr_ms = float(np.clip(158.0 + 0.6 * (age - 63.0) + 0.3 * p_ms - 30.0 + 18.0 * z_pr, 110.0, 260.0))
-    qt_ms = float(np.clip(405.0 + 8.0 * (not male) + 0.15 * (qrs_ms - 90.0) + hp.qt_mass_ms * mass_z + 16.0 * z_qt,
-                          350.0, 490.0))
-
-    attenuation = float((1.0 if male else hp.female_voltage) * np.exp(-hp.bmi_voltage * (bmi - 26.5)))
-    individual = float(np.exp(hp.voltage_sd * z_volt))
-    mass_factor = float(np.exp(hp.voltage_mass * mass_z))
-    posterior = np.deg2rad(hp.posterior_mass_deg * mass_z + hp.posterior_sd_deg * z_post)
-    frontal = np.deg2rad(-hp.leftward_mass_deg * mass_z - 0.35 * (age - 63.0) - 0.8 * (bmi - 26.5)
-                         + hp.axis_sd_deg * z_axis)
+    qrs_ms, p_ms, qt_ms = ex["qrs_ms"], ex["p_ms"], ex["qtc_ms"]
+    strain, laa = float(sigmoid(ex["strain_logit"])), float(sigmoid(ex["laa_logit"]))
+    pr_ms = float(np.clip(158.0 + 0.6 * (age - 63.0) + 0.3 * p_ms - 30.0 + 18.0 * rng.normal(), 110.0, 260.0))
+    gain = float(np.exp(ex["log_qrs_gain"]))
+    posterior = np.deg2rad(ex["qrs_posterior_deg"])
+    frontal = np.deg2rad(ex["qrs_frontal_rotation_deg"])
     rotation = _rot_frontal(frontal) @ _rot_horizontal(posterior)
 
     d = qrs_ms / 1000.0
-    qrs_vectors = np.array([
+    base = np.array([
         [-0.15, 0.05, -0.25],  # septal: left-to-right, anterior (q in I/V6, r in V1)
         [0.55, 0.35, -0.40],   # anterior-apical
-        [1.15, 0.55, 0.55],    # LV free wall: the main leftward-posterior force
-        [-0.30, -0.25, 0.35],  # basal, terminal
+        [1.10, 0.12, 0.50],    # LV free wall: the main leftward-posterior force
+        [-0.20, -0.25, 0.45],  # basal, terminal
     ])
-    qrs_vectors = (qrs_vectors * lobe_scale[:4, None] + lobe_jitter[:4] * np.abs(qrs_vectors).mean())
-    qrs_vectors = (rotation @ qrs_vectors.T).T * (mass_factor * attenuation * individual)
-    qrs_centres = d * np.array([0.15, 0.38, 0.56, 0.80])
+    base = base * lobe_scale[:4, None] + lobe_jitter[:4] * np.abs(base).mean()
+    base[3] = _rot_horizontal(np.deg2rad(ex["terminal_rot_deg"])) @ base[3] * np.exp(ex["terminal_log_gain"])
+    qrs_vectors = (rotation @ base.T).T * gain
+    delay = ex["rpt_delay_ms"] / 1000.0
+    qrs_centres = d * np.array([0.15, 0.38, 0.56, 0.80]) + np.array([0.0, 0.0, 1.0, 0.5]) * delay
     qrs_widths = d * np.array([0.065, 0.095, 0.10, 0.085])
     main = _unit(qrs_vectors[1] + qrs_vectors[2])
+    notch_vec = -notch_depth * qrs_vectors[2] * ex["fragmented"]
+    notch_centre = qrs_centres[2] + d * (0.08 + 0.08 * notch_place)
 
-    # Repolarisation: broadly concordant with the QRS in the frontal plane and anterior; strain turns it
+    # Repolarisation: broadly concordant with the QRS; the QRS-T angle widens with mass; strain turns it
     # (and an ST lobe) against the main QRS vector.
     body = float((1.0 if male else 0.92) * np.exp(-0.01 * (bmi - 26.5)))
     t_normal = _rot_frontal(0.5 * frontal) @ (np.array([0.36, 0.28, -0.26]) + lobe_jitter[4] * 0.15)
-    t_normal = t_normal * t_scale * np.exp(-hp.t_mass * max(mass_z, -2.0)) * body
-    t_vec = (1.0 - strain) * t_normal - strain * 0.32 * body * main
-    st_vec = -strain * 0.10 * body * main * float(np.exp(0.2 * rng.normal()))
+    t_normal = _rotate_away(t_normal, main, np.deg2rad(ex["qrst_widen_deg"]))
+    t_normal = t_normal * np.exp(ex["log_t_gain"]) * body
+    t_size = float(np.exp(-hp.habitus_wave * ex["habitus_z"])) if hp.habitus else 1.0
+    t_vec = (1.0 - strain) * t_normal - strain * 0.32 * body * t_size * main
+    st_vec = -strain * 0.10 * body * t_size * main * float(np.exp(0.2 * st_noise))
     qt = qt_ms / 1000.0
     t_centres = np.array([qt - 0.115, qt - 0.060])
     t_widths = np.array([0.050, 0.030])
@@ -230,24 +416,26 @@ def sample_morphology(rng: np.random.Generator, *, mass_z: float, sex: int, age:
     # larger (terminal negative P in V1) and the whole P wider.
     p = p_ms / 1000.0
     pr = pr_ms / 1000.0
-    p_right = np.array([0.03, 0.08, -0.04]) * lobe_scale[5] + lobe_jitter[5] * 0.02
-    p_left = np.array([0.07, 0.05, 0.03 + 0.10 * laa]) * lobe_scale[6] + lobe_jitter[6] * 0.02
-    p_vectors = np.stack([p_right, p_left]) * body
+    p_right = np.array([0.03, 0.08, -0.04]) + lobe_jitter[5] * 0.02
+    p_left = np.array([0.07, 0.05, 0.03 + 0.10 * laa]) + lobe_jitter[6] * 0.02
+    p_vectors = np.stack([p_right, p_left]) * body * float(np.exp(ex["log_p_gain"]))
     p_centres = np.array([-pr + 0.33 * p, -pr + (0.62 + 0.08 * laa) * p])
     p_widths = np.array([0.15 * p, (0.16 + 0.03 * laa) * p])
 
     morph = Morphology(
-        centres=np.concatenate([p_centres, qrs_centres, [d + 0.06], t_centres]),
-        widths=np.concatenate([p_widths, qrs_widths, [0.045], t_widths]),
-        vectors=np.concatenate([p_vectors, qrs_vectors, st_vec[None, :], t_vectors]),
-        kinds=np.array([P, P, QRS, QRS, QRS, QRS, ST, T, T]),
+        centres=np.concatenate([p_centres, qrs_centres, [notch_centre], [d + 0.06], t_centres]),
+        widths=np.concatenate([p_widths, qrs_widths, [0.03 * d], [0.045], t_widths]),
+        vectors=np.concatenate([p_vectors, qrs_vectors, notch_vec[None, :], st_vec[None, :], t_vectors]),
+        kinds=np.array([P, P, QRS, QRS, QRS, QRS, QRS, ST, T, T]),
         qrs_s=d, pr_s=pr, p_s=p, qt_s=qt, r_s=float(qrs_centres[2]),
     )
+    attenuation = float(np.exp(expression_means(hp, 0.0, 0.0, sex, age, bmi)["log_qrs_gain"]))
     latent = {
-        "qrs_mass_factor": mass_factor, "voltage_attenuation": attenuation, "voltage_individual": individual,
-        "qrs_posterior_deg": float(np.rad2deg(posterior)), "qrs_frontal_rotation_deg": float(np.rad2deg(frontal)),
-        "qrs_ms": qrs_ms, "p_ms": p_ms, "pr_ms": pr_ms, "qtc_ms": qt_ms,
+        **{k: v for k, v in ex.items()},
+        "qrs_mass_factor": gain / attenuation, "voltage_attenuation": attenuation,
+        "qrs_frontal_rotation_deg": ex["qrs_frontal_rotation_deg"], "pr_ms": pr_ms,
         "strain_severity": strain, "strain": int(strain > 0.5), "laa_severity": laa, "laa": int(laa > 0.5),
+        "precordial_factor": float(np.exp(habitus_loadings(hp)["precordial_log_ratio"] * ex["habitus_z"])),
     }
     return morph, latent
 

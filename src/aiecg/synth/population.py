@@ -61,6 +61,17 @@ VOLUME_SD = 0.908
 VOLUME_CENTRE = (-0.103, -0.016)
 
 
+VOLUME_NOISE_SD = 0.80 / VOLUME_SD
+"""SD of the individual part of the standardised indexed volume ``vol_z``."""
+
+
+def volume_z_mean(mass_z, bp_load, age, sex) -> np.ndarray:
+    """Mean standardised indexed LVEDV given mass, pressure load ((untreated SBP - 134) / 16) and age/sex."""
+    centre = np.where(np.asarray(sex) == MALE, *VOLUME_CENTRE)
+    return (VOLUME_MASS_COUPLING * np.asarray(mass_z) - 0.30 * np.asarray(bp_load)
+            - 0.15 * (np.asarray(age) - 63.0) / 7.0 - centre) / VOLUME_SD
+
+
 REMODELLING_CLASSES: tuple[str, ...] = ("Normal", "Remodelling", "Eccentric", "Concentric")
 """Label order of the 4-class LV geometry (``remodelling`` column values 0..3)."""
 
@@ -153,9 +164,7 @@ def sample_participants(n: int, rng: np.random.Generator, population_shift: floa
     lvm = ilvm * bsa
 
     # Indexed LVEDV: correlated with mass, lower with age and with pressure load (concentric geometry).
-    z_bp = (sbp_latent - 134.0) / 16.0
-    vol_z = (VOLUME_MASS_COUPLING * mass_z - 0.30 * z_bp - 0.15 * a / 7.0 + rng.normal(0.0, 0.80, n)
-             - np.where(male, *VOLUME_CENTRE)) / VOLUME_SD
+    vol_z = volume_z_mean(mass_z, (sbp_latent - 134.0) / 16.0, age, sex) + VOLUME_NOISE_SD * rng.normal(0.0, 1.0, n)
     ilvedv = np.clip(ref.by_sex("ilvedv_mean", sex) + ref.by_sex("ilvedv_sd", sex) * vol_z, 35.0, None)
     lvedv = ilvedv * bsa
     ratio = lvm / lvedv
@@ -170,7 +179,7 @@ def sample_participants(n: int, rng: np.random.Generator, population_shift: floa
         "lvm": lvm, "ilvm": ilvm, "lvedv": lvedv, "ilvedv": ilvedv, "lvm_lvedv_ratio": ratio,
         "lvh": lvh, "remodelling": remodelling.astype(np.int64),
         "_sbp_untreated": sbp_latent, "_heart_rate": heart_rate,
-        "_mass_z": mass_z,
+        "_mass_z": mass_z, "_vol_z": vol_z,
     })
 
 

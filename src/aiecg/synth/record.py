@@ -6,7 +6,10 @@ on the eight independent leads (baseline wander, 50 Hz mains hum, muscle noise),
 leads keep Einthoven's and Goldberger's relations as on a real electrocardiograph. A small share of
 records is deliberately bad (a flat lead, a saturated lead or heavy noise), as in any ECG archive.
 The device-style median beat (600 samples, QRS onset at sample 216, as in UK Biobank's CardioSoft files)
-is the noise-free normal beat at the participant's mean RR interval.
+is the noise-free normal beat at the participant's mean RR interval. Another device can band-limit the
+signal and median (zero-phase Butterworth), and chest electrodes can sit systematically off their places.
+Every beat's true fiducials (P, QRS and T on/offsets and peaks) come from the wave's own dipole magnitude
+(:func:`beat_fiducials`).
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ import numpy as np
 
 from aiecg.synth.heart import (
     DOWER,
+    QRS,
     HeartParams,
     Morphology,
+    P,
+    T,
     derive_twelve_leads,
     pvc_morphology,
     render_dipole,
@@ -45,6 +51,11 @@ class RecordParams:
         bad_share: probability that a record is bad (flat lead, saturated lead or heavy noise).
         pvc_share: baseline probability that a participant has premature ventricular beats in the strip.
         mains_hz: mains frequency of the hum.
+        lowpass_hz, highpass_hz: the device's band limits (2nd-order zero-phase Butterworth on the stored
+            signal and median beat); None = the UK-Biobank-like 0.05-150 Hz device, left unfiltered.
+        electrode_shift: systematic lateral displacement of the chest electrodes, in interspaces (each
+            precordial lead becomes (1 - f) of itself plus f of its lateral neighbour).
+        electrode_sd: multiplier of the random electrode placement error.
     """
 
     gain: float = 1.0
@@ -52,6 +63,10 @@ class RecordParams:
     bad_share: float = 0.025
     pvc_share: float = 0.05
     mains_hz: float = 50.0
+    lowpass_hz: float | None = None
+    highpass_hz: float | None = None
+    electrode_shift: float = 0.0
+    electrode_sd: float = 1.0
 
 
 @dataclass
@@ -66,14 +81,46 @@ class SynthRecord:
     truth: dict[str, Any] = field(default_factory=dict)
     measurements: dict[str, float] = field(default_factory=dict)
     lead_measurements: dict[str, dict[str, float]] = field(default_factory=dict)
+    fiducials: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def _lead_matrix(rng: np.random.Generator) -> np.ndarray:
-    """Dower matrix perturbed by this participant's electrode placement and torso (per-lead gain)."""
-    gains = np.exp(rng.normal(0.0, [0.04, 0.04, 0.12, 0.12, 0.12, 0.10, 0.10, 0.10]))
-    tilt = rng.normal(0.0, 0.08, size=(8, 3)) * np.abs(DOWER).mean(axis=1, keepdims=True)
+ELECTRODE_GAIN_SD = np.array([0.04, 0.04, 0.12, 0.12, 0.12, 0.10, 0.10, 0.10])
+"""SD of the per-lead log gain of electrode placement and torso (I, II, V1..V6)."""
+
+
+def electrode_ratio_sd() -> float:
+    """SD of mean(log chest-lead gain) - mean(log limb-lead gain): the electrode part of the expressed
+    ``precordial_log_ratio`` (the oracle's noise on the habitus pattern)."""
+    return float(np.sqrt((ELECTRODE_GAIN_SD[2:] ** 2).sum() / 36.0 + (ELECTRODE_GAIN_SD[:2] ** 2).sum() / 4.0))
+
+
+def _lead_matrix(rng: np.random.Generator, rp: RecordParams | None = None) -> tuple[np.ndarray, float]:
+    """Dower matrix perturbed by this participant's electrode placement and torso (per-lead gain), and the
+    chest-minus-limb mean log gain of that perturbation."""
+    rp = rp or RecordParams()
+    log_gains = rng.normal(0.0, ELECTRODE_GAIN_SD)
+    tilt = rng.normal(0.0, 0.08, size=(8, 3)) * np.abs(DOWER).mean(axis=1, keepdims=True) * rp.electrode_sd
     tilt[:2] *= 0.3
-    return (DOWER + tilt) * gains[:, None]
+    base = np.array(DOWER)
+    if rp.electrode_shift:
+        f = rp.electrode_shift
+        lateral = np.vstack([base[3:8], 2.0 * base[7] - base[6]])
+        base[2:8] = (1.0 - f) * base[2:8] + f * lateral
+    ratio = float(log_gains[2:].mean() - log_gains[:2].mean())
+    return (base + tilt) * np.exp(log_gains)[:, None], ratio
+
+
+def _band_limit(x: np.ndarray, fs: float, rp: RecordParams) -> np.ndarray:
+    """The device's band limits on the last axis (zero-phase 2nd-order Butterworth), if it has any."""
+    if not (rp.lowpass_hz or rp.highpass_hz):
+        return x
+    from scipy.signal import butter, sosfiltfilt
+
+    if rp.lowpass_hz:
+        x = sosfiltfilt(butter(2, rp.lowpass_hz, "lowpass", fs=fs, output="sos"), x, axis=-1)
+    if rp.highpass_hz:
+        x = sosfiltfilt(butter(2, rp.highpass_hz, "highpass", fs=fs, output="sos"), x, axis=-1)
+    return x
 
 
 def _beat_schedule(rng: np.random.Generator, hr_bpm: float, age: float, pvc_p: float,
@@ -112,6 +159,51 @@ def _beat_schedule(rng: np.random.Generator, hr_bpm: float, age: float, pvc_p: f
             rr_a[k] = coupling[j] * rr_a[k - 1]
             ectopic[k] = True
     return onsets_a, rr_a, ectopic
+
+
+FIDUCIAL_FRACTION = 0.05
+"""A wave's true onset/offset: where its own dipole magnitude first rises above / last falls below this
+fraction of its peak (every lobe is Gaussian, so a wave has no hard edge)."""
+FIDUCIAL_COLUMNS: tuple[str, ...] = ("r_peak_s", "p_on_s", "p_peak_s", "p_off_s", "qrs_on_s", "qrs_off_s",
+                                     "t_peak_s", "t_off_s")
+"""Per-beat true fiducials in the beats truth table, in seconds from the start of the stored recording."""
+
+
+def _wave_bounds(morph: Morphology, rr: float, kind: int, step: float = 0.0005) -> tuple[float, float, float]:
+    """(onset, peak, offset) in s after QRS onset of one wave's dipole magnitude; NaN when the wave is absent."""
+    c, w = morph.timed(np.array([rr]))
+    sel = (morph.kinds == kind) & (np.abs(morph.vectors).sum(axis=1) > 0)
+    if not sel.any():
+        return (float("nan"),) * 3
+    c, w, v = c[0][sel], w[0][sel], morph.vectors[sel]
+    t = np.arange((c - 5.0 * w).min(), (c + 5.0 * w).max() + step, step)
+    dipole = v.T @ np.exp(-0.5 * ((t[None, :] - c[:, None]) / w[:, None]) ** 2)
+    mag = np.sqrt((dipole**2).sum(axis=0))
+    peak = int(np.argmax(mag))
+    above = np.flatnonzero(mag >= FIDUCIAL_FRACTION * mag[peak])
+    return float(t[above[0]]), float(t[peak]), float(t[above[-1]])
+
+
+def beat_fiducials(onsets: np.ndarray, morphs: list[Morphology], rr: np.ndarray,
+                   duration: float) -> dict[str, np.ndarray]:
+    """True fiducials of every beat (s from the recording start; NaN if absent or outside the recording).
+
+    R peak: the maximum of the QRS dipole magnitude; on/offsets by :data:`FIDUCIAL_FRACTION`; the T wave is
+    the repolarisation (T) lobes without the ST lobe; a premature ventricular beat has no P wave.
+    """
+    # P and QRS do not stretch with RR; the T lobes stretch by cbrt(RR) in centre and width alike, so the T
+    # fiducials are those at RR = 1 s scaled by cbrt(RR). Bounds are computed once per distinct morphology.
+    cache: dict[int, tuple[tuple[float, float, float], ...]] = {}
+    rows = []
+    for morph, rr_i in zip(morphs, rr):
+        if id(morph) not in cache:
+            cache[id(morph)] = tuple(_wave_bounds(morph, 1.0, kind) for kind in (P, QRS, T))
+        (p_on, p_peak, p_off), (q_on, r_peak, q_off), (_, t_peak, t_off) = cache[id(morph)]
+        k = float(np.cbrt(rr_i))
+        rows.append([r_peak, p_on, p_peak, p_off, q_on, q_off, k * t_peak, k * t_off])
+    out = np.asarray(rows, dtype=np.float64).reshape(-1, len(FIDUCIAL_COLUMNS)) + np.asarray(onsets)[:, None]
+    out[(out < 0.0) | (out >= duration)] = np.nan
+    return dict(zip(FIDUCIAL_COLUMNS, out.T))
 
 
 def _amplitudes(median: np.ndarray, morph: Morphology, fs: float) -> dict[str, dict[str, float]]:
@@ -157,9 +249,14 @@ def synthesise_record(participant: dict[str, Any], rng: np.random.Generator, par
     rp = params or RecordParams()
     sex, age, bmi = int(participant["sex"]), float(participant["age"]), float(participant["bmi"])
     mass_z = float(participant["_mass_z"])
-    morph, latent = sample_morphology(rng, mass_z=mass_z, sex=sex, age=age, bmi=bmi, params=heart)
-    lead_matrix = _lead_matrix(rng) * rp.gain
-    pvc_p = rp.pvc_share * float(np.exp(0.04 * (age - 63.0) + 0.3 * max(mass_z, 0.0)))
+    bp_load = (float(participant.get("_sbp_untreated", 134.0)) - 134.0) / 16.0
+    morph, latent = sample_morphology(rng, mass_z=mass_z, sex=sex, age=age, bmi=bmi, params=heart,
+                                      bp_load=bp_load, volume_z=float(participant.get("_vol_z", 0.0)))
+    lead_matrix, electrode_ratio = _lead_matrix(rng, rp)
+    lead_matrix[2:] *= latent.pop("precordial_factor")
+    lead_matrix = lead_matrix * rp.gain
+    latent["precordial_log_ratio"] += electrode_ratio  # the habitus part plus the electrodes' part
+    pvc_p = rp.pvc_share * float(np.exp(0.04 * (age - 63.0)))
     onsets, rr, ectopic = _beat_schedule(rng, float(participant["_heart_rate"]), age, pvc_p, duration)
     pvc = pvc_morphology(rng, morph)
     resp = 1.0 + 0.04 * np.sin(2 * np.pi * rng.uniform(0.18, 0.33) * onsets + rng.uniform(0, 2 * np.pi))
@@ -196,20 +293,21 @@ def synthesise_record(participant: dict[str, Any], rng: np.random.Generator, par
         else:
             heavy = rng.normal(size=(8, n)) * rng.uniform(0.15, 0.4)
             eight = eight + heavy + 0.6 * np.sin(2 * np.pi * 0.3 * t + phase)[None, :]
-    signal = derive_twelve_leads(eight)
+    signal = derive_twelve_leads(_band_limit(eight, fs, rp))
 
     # Median beat: the noise-free normal beat at the mean RR interval.
     mean_rr = float(np.mean(rr[~ectopic])) if (~ectopic).any() else float(np.mean(rr))
     tm = np.arange(MEDIAN_SAMPLES) / fs
     onset_m = MEDIAN_QRS_ONSET / fs
-    median = derive_twelve_leads(lead_matrix @ render_dipole(tm, np.array([onset_m]), [morph], np.array([mean_rr])))
+    median = derive_twelve_leads(_band_limit(
+        lead_matrix @ render_dipole(tm, np.array([onset_m]), [morph], np.array([mean_rr])), fs, rp))
     if bad_reason == "flat_lead":
         median[6 + lead_draw - 2] = 0.0
 
-    r_times = onsets + np.array([m.r_s for m in morphs])
-    r_idx = np.rint(r_times * fs).astype(np.int64)
-    keep = (r_idx >= 0) & (r_idx < n)
-    r_peaks, is_ectopic = r_idx[keep], ectopic[keep]
+    fiducials = beat_fiducials(onsets, morphs, rr, n / fs)
+    keep = np.isfinite(fiducials["r_peak_s"]) & (np.rint(fiducials["r_peak_s"] * fs) < n)
+    fiducials = {k: v[keep] for k, v in fiducials.items()}
+    r_peaks, is_ectopic = np.rint(fiducials["r_peak_s"] * fs).astype(np.int64), ectopic[keep]
     vent_rate = float(60.0 * fs * (r_peaks.size - 1) / (r_peaks[-1] - r_peaks[0])) if r_peaks.size > 1 else float("nan")
 
     amps = _amplitudes(median, morph, fs)
@@ -219,6 +317,8 @@ def synthesise_record(participant: dict[str, Any], rng: np.random.Generator, par
     sv1 = amps["SAmplitude"]["V1"] / 1000.0
     rv5, rv6 = amps["RAmplitude"]["V5"] / 1000.0, amps["RAmplitude"]["V6"] / 1000.0
     ravl, sv3 = amps["RAmplitude"]["aVL"] / 1000.0, amps["SAmplitude"]["V3"] / 1000.0
+    sv4 = amps["SAmplitude"]["V4"] / 1000.0
+    deepest_s = max(amps["SAmplitude"].values()) / 1000.0
     measurements = {
         "VentricularRate": round(vent_rate) if np.isfinite(vent_rate) else float("nan"),
         "PQInterval": morph.pr_s * 1000.0, "PDuration": morph.p_s * 1000.0, "QRSDuration": morph.qrs_s * 1000.0,
@@ -237,7 +337,8 @@ def synthesise_record(participant: dict[str, Any], rng: np.random.Generator, par
         "is_bad_recording": int(is_bad), "bad_reason": bad_reason, "bad_lead": bad_lead,
         "n_beats": int(r_peaks.size), "n_ectopic": int(is_ectopic.sum()),
         "sv1_mv": sv1, "rv5_mv": rv5, "rv6_mv": rv6, "ravl_mv": ravl, "sv3_mv": sv3,
-        "sokolow_mv": sv1 + max(rv5, rv6), "cornell_mv": ravl + sv3, "r_axis_deg": measurements["RAxis"],
+        "sokolow_mv": sv1 + max(rv5, rv6), "cornell_mv": ravl + sv3,
+        "peguero_mv": deepest_s + sv4, "r_axis_deg": measurements["RAxis"],
     }
     return SynthRecord(clean=clean, signal=signal, median=median, r_peaks=r_peaks, is_ectopic=is_ectopic,
-                       truth=truth, measurements=measurements, lead_measurements=amps)
+                       truth=truth, measurements=measurements, lead_measurements=amps, fiducials=fiducials)

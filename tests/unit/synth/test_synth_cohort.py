@@ -8,7 +8,7 @@ import yaml
 from aiecg.io import read_ecg
 from aiecg.synth import COHORT_COLUMNS, DomainShift, SynthConfig, generate_cohort
 from aiecg.synth.population import select_cohort
-from aiecg.synth.record import RecordParams, synthesise_record
+from aiecg.synth.record import FIDUCIAL_COLUMNS, RecordParams, synthesise_record
 
 
 def _files(root):
@@ -48,7 +48,18 @@ def test_truth_tables(cohort):
                 "sv1_mv", "rv5_mv", "rv6_mv", "ravl_mv", "sv3_mv", "voltage_attenuation", "qrs_mass_factor"):
         assert col in truth.columns
     np.testing.assert_allclose(truth["lvm"], table["lvm"])
-    assert set(beats.columns) == {"eid", "sample", "is_ectopic"}
+    assert list(beats.columns) == ["eid", "record_id", "beat", "sample", "is_ectopic", *FIDUCIAL_COLUMNS]
+    assert (beats["record_id"] == beats["eid"].astype(str) + "_20205_2_0").all()
+    np.testing.assert_array_equal(beats["sample"], np.rint(beats["r_peak_s"] * 500).astype(int))
+    sinus = beats[~beats["is_ectopic"]].dropna()
+    assert len(sinus) > 0.8 * (~beats["is_ectopic"]).sum()
+    # Order of the waves within every complete sinus beat, and plausible durations.
+    for a, b in (("p_on_s", "p_peak_s"), ("p_peak_s", "p_off_s"), ("p_off_s", "qrs_on_s"), ("qrs_on_s", "r_peak_s"),
+                 ("r_peak_s", "qrs_off_s"), ("qrs_off_s", "t_peak_s"), ("t_peak_s", "t_off_s")):
+        assert (sinus[a] < sinus[b]).all(), (a, b)
+    assert (sinus["qrs_off_s"] - sinus["qrs_on_s"]).between(0.06, 0.16).all()
+    assert (sinus["t_off_s"] - sinus["qrs_on_s"]).between(0.3, 0.55).all()
+    assert beats.loc[beats["is_ectopic"], "p_on_s"].isna().all()
     counts = beats.groupby("eid").size().reindex(table["eid"]).to_numpy()
     assert (counts == truth["n_beats"].to_numpy()).all()
     assert beats["sample"].between(0, 4999).all()
