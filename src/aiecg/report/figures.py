@@ -287,19 +287,21 @@ def roc_curves(runs: list[RunData]) -> Plot:
         saved = run.comparison_scores
         for i, row in enumerate(baselines.itertuples()):
             column = f"score: {row.name}"
+            label = f"{row.name}: {row.auroc:.2f} ({row.auroc_low:.2f}-{row.auroc_high:.2f})"
+            marker = style.MARKERS[(i + 5) % len(style.MARKERS)]
             if saved is not None and column in saved and len(saved) == len(y_all):
                 base = saved[column].to_numpy(float)
                 keep = np.isfinite(base) & np.isin(y_all, (0, 1))
                 if len(np.unique(y_all[keep])) == 2:
                     f, t, _ = roc_curve(y_all[keep], base[keep])
-                    ax.plot(f, t, color=style.BLACK, linewidth=0.8, alpha=0.7,
-                            linestyle=style.LINESTYLES[(i + 2) % len(style.LINESTYLES)])
+                    # one legend entry shows the curve's line and its operating point's marker together
+                    ax.plot(f, t, color=style.BLACK, linewidth=0.8, alpha=0.7, marker=marker, markevery=[],
+                            linestyle=style.LINESTYLES[(i + 2) % len(style.LINESTYLES)], label=label)
+                    label = None
             ax.errorbar(1 - row.specificity, row.sensitivity,
                         xerr=[[row.specificity_high - row.specificity], [row.specificity - row.specificity_low]],
                         yerr=[[row.sensitivity - row.sensitivity_low], [row.sensitivity_high - row.sensitivity]],
-                        fmt=style.MARKERS[(i + 5) % len(style.MARKERS)], color=style.BLACK, markersize=6,
-                        elinewidth=0.6, capsize=2,
-                        label=f"{row.name}: {row.auroc:.2f} ({row.auroc_low:.2f}-{row.auroc_high:.2f})")
+                        fmt=marker, color=style.BLACK, markersize=6, elinewidth=0.6, capsize=2, label=label)
         missing_baselines |= bool(len(baselines)) and saved is None
         ax.set_xlim(-0.01, 1.01)
         ax.set_ylim(-0.01, 1.01)
