@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from aiecg import __version__
 from aiecg.bundle import Bundle, input_contract, load_bundle, save_bundle
 from aiecg.config import AugmentConfig, FinetuneRunConfig, FitConfig, RunConfig
-from aiecg.data.cohort import ID, load_cohort
-from aiecg.data.dataset import ECGDataset, TargetScaling, build_arrays, expand_with_beats
+from aiecg.data.cohort import ID, Cohort, load_cohort
+from aiecg.data.dataset import Arrays, ECGDataset, TargetScaling, build_arrays, expand_with_beats
 from aiecg.data.features import ClinicalEncoder
 from aiecg.data.selection import (
     check_clinical_columns,
@@ -29,6 +30,7 @@ from aiecg.data.selection import (
     make_splits,
     usable_cohort,
 )
+from aiecg.data.splits import Splits
 from aiecg.data.store import Store
 from aiecg.data.targets import TargetSpec, target_spec
 from aiecg.errors import CohortError, ConfigError
@@ -67,6 +69,68 @@ def class_weights(labels: np.ndarray, spec: TargetSpec) -> tuple[float | None, t
     return None, torch.tensor(weights / weights.mean(), dtype=torch.float32)
 
 
+@dataclass
+class TrainingData:
+    """What a run trains on: the usable cohort, its splits, the clinical encoder and target scaling fitted on the
+    training split, and the training and validation arrays (the test split's are not loaded here).
+
+    Attributes:
+        train: the training samples (with beat expansion, every clean beat of training LVH participants).
+        train_participants: the training participants' median beats (what scaling and baselines see).
+    """
+
+    spec: TargetSpec
+    cohort: Cohort
+    store: Store
+    splits: Splits
+    encoder: ClinicalEncoder | None
+    train: Arrays
+    train_participants: Arrays
+    val: Arrays
+    scaling: TargetScaling | None
+    labels: np.ndarray | None
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return self.cohort.frame
+
+    @classmethod
+    def load(cls, config: RunConfig, write_to: Path | None = None) -> TrainingData:
+        """Load and split the cohort as ``config`` says; with ``write_to``, record exclusions, splits and the
+        encoder there (training writes them, a hyperparameter search does not)."""
+        spec = target_spec(config.target)
+        cohort = load_cohort(config.cohort, spec.outputs)
+        check_target_codes(cohort, spec, config.cohort)
+        store = Store.open(config.store_path())
+        cohort = usable_cohort(cohort, store)
+        if write_to is not None:
+            cohort.write_exclusions(write_to / "exclusions.csv")
+            if len(cohort.exclusions):
+                log.warning("%d participants excluded; reasons in %s", len(cohort.exclusions),
+                            write_to / "exclusions.csv")
+        frame = cohort.frame
+        if len(frame) < 10:
+            raise CohortError(f"{config.cohort}: only {len(frame)} usable participants; need at least 10 to split")
+        splits = make_splits(frame, spec, config.split_seed, config.split_fractions)
+        encoder = None
+        if not config.excl_meta:
+            encoder = ClinicalEncoder(cohort.mapping.clinical).fit(frame.set_index(ID).loc[splits.train].reset_index())
+        if write_to is not None:
+            splits.save(write_to)
+            if encoder is not None:
+                atomic_write_text(write_to / "encoder.json", json.dumps(encoder.to_dict(), indent=2, default=float))
+        participants = build_arrays(store, frame, splits.train, spec, config.leads, encoder)
+        train = participants
+        if config.beat_expansion:
+            lvh = frame.set_index(ID)["LVH"].reindex(train.ids).to_numpy() == 1
+            train = expand_with_beats(train, store, lvh, config.leads)
+            log.info("beat expansion: %d training samples from %d participants", len(train), len(participants))
+        scaling = TargetScaling.fit(participants.target) if spec.is_regression else None
+        labels = train.target[:, 0].astype(np.int64) if spec.is_categorical else None
+        val = build_arrays(store, frame, splits.val, spec, config.leads, encoder)
+        return cls(spec, cohort, store, splits, encoder, train, participants, val, scaling, labels)
+
+
 def train_run(config: RunConfig, progress: bool = True) -> RunResult:
     """Train one model as configured and evaluate it on its validation and test splits.
 
@@ -83,34 +147,10 @@ def train_run(config: RunConfig, progress: bool = True) -> RunResult:
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         config.save(run_dir / "config.yaml")
-    cohort = load_cohort(config.cohort, spec.outputs)
-    check_target_codes(cohort, spec, config.cohort)
-    store = Store.open(config.store_path())
-    cohort = usable_cohort(cohort, store)
-    if main:
-        cohort.write_exclusions(run_dir / "exclusions.csv")
-    if len(cohort.exclusions) and main:
-        log.warning("%d participants excluded; reasons in %s", len(cohort.exclusions), run_dir / "exclusions.csv")
-    frame = cohort.frame
-    if len(frame) < 10:
-        raise CohortError(f"{config.cohort}: only {len(frame)} usable participants; need at least 10 to split")
-    splits = make_splits(frame, spec, config.split_seed, config.split_fractions)
-    if main:
-        splits.save(run_dir)
-    encoder = None
-    if not config.excl_meta:
-        encoder = ClinicalEncoder(cohort.mapping.clinical).fit(frame.set_index(ID).loc[splits.train].reset_index())
-        if main:
-            atomic_write_text(run_dir / "encoder.json", json.dumps(encoder.to_dict(), indent=2, default=float))
-    arrays = {name: build_arrays(store, frame, ids, spec, config.leads, encoder)
-              for name, ids in (("train", splits.train), ("val", splits.val), ("test", splits.test))}
-    train_arrays = arrays["train"]
-    if config.beat_expansion:
-        lvh = frame.set_index(ID)["LVH"].reindex(train_arrays.ids).to_numpy() == 1
-        train_arrays = expand_with_beats(train_arrays, store, lvh, config.leads)
-        log.info("beat expansion: %d training samples from %d participants", len(train_arrays), len(arrays["train"]))
-    scaling = TargetScaling.fit(arrays["train"].target) if spec.is_regression else None
-    labels = train_arrays.target[:, 0].astype(np.int64) if spec.is_categorical else None
+    data = TrainingData.load(config, write_to=run_dir if main else None)
+    store, frame, splits, encoder = data.store, data.frame, data.splits, data.encoder
+    scaling, labels, train_arrays = data.scaling, data.labels, data.train
+    arrays = {"train": data.train_participants, "val": data.val}  # the test split is evaluated from the bundle
     pos_weight, class_weight = class_weights(labels, spec) if config.loss_weighting else (None, None)
     fit_config = config.fit
     if config.augment and fit_config.augment is None:

@@ -24,20 +24,16 @@ import torch
 import yaml
 
 from aiecg.config import AugmentConfig, RunConfig
-from aiecg.data.cohort import ID, load_cohort
-from aiecg.data.dataset import Arrays, ECGDataset, TargetScaling, build_arrays, expand_with_beats
-from aiecg.data.features import ClinicalEncoder
-from aiecg.data.selection import check_target_codes, make_splits, usable_cohort
-from aiecg.data.store import Store
+from aiecg.data.dataset import Arrays, ECGDataset, TargetScaling
 from aiecg.data.targets import TargetSpec, target_spec
-from aiecg.errors import CohortError, ConfigError
+from aiecg.errors import ConfigError
 from aiecg.files import atomic_write_text
 from aiecg.models import create_model
 from aiecg.train import hpo
 from aiecg.train.distributed import current_world
 from aiecg.train.loop import fit
 from aiecg.train.losses import make_loss
-from aiecg.workflows.train import class_weights, train_run
+from aiecg.workflows.train import TrainingData, class_weights, train_run
 
 log = logging.getLogger("aiecg")
 
@@ -88,26 +84,8 @@ class SearchData:
 
     @classmethod
     def load(cls, config: RunConfig) -> SearchData:
-        spec = target_spec(config.target)
-        store = Store.open(config.store_path())
-        cohort = load_cohort(config.cohort, spec.outputs)
-        check_target_codes(cohort, spec, config.cohort)
-        cohort = usable_cohort(cohort, store)
-        frame = cohort.frame
-        if len(frame) < 10:
-            raise CohortError(f"{config.cohort}: only {len(frame)} usable participants; need at least 10 to split")
-        splits = make_splits(frame, spec, config.split_seed, config.split_fractions)
-        encoder = None
-        if not config.excl_meta:
-            encoder = ClinicalEncoder(cohort.mapping.clinical).fit(frame.set_index(ID).loc[splits.train].reset_index())
-        train = build_arrays(store, frame, splits.train, spec, config.leads, encoder)
-        scaling = TargetScaling.fit(train.target) if spec.is_regression else None
-        if config.beat_expansion:
-            lvh = frame.set_index(ID)["LVH"].reindex(train.ids).to_numpy() == 1
-            train = expand_with_beats(train, store, lvh, config.leads)
-        labels = train.target[:, 0].astype(np.int64) if spec.is_categorical else None
-        val = build_arrays(store, frame, splits.val, spec, config.leads, encoder)
-        return cls(spec, train, val, scaling, labels, list(splits.test))
+        data = TrainingData.load(config)  # writes nothing and loads no test arrays
+        return cls(data.spec, data.train, data.val, data.scaling, data.labels, list(data.splits.test))
 
 
 def _check(config: TuneConfig, spec: TargetSpec, space: list[hpo.Param]) -> None:
