@@ -178,3 +178,33 @@ def test_cohort_yaml_input_uses_its_own_clinical_mapping(tiny):
     np.testing.assert_allclose(table.loc[ok.index, "ilvm_pred"], ok["ilvm_pred"], rtol=1e-5)
     index = pd.read_parquet(tiny / "data" / "store" / "index.parquet").set_index("id")
     assert (table["status"] == index.loc[table.index.astype(str), "status"].to_numpy()).all()
+
+
+def test_a_file_that_crashes_its_reader_is_one_row_and_its_chunk_mates_are_kept(tiny, tmp_path):
+    """A real segfault in the reader (a test-only reader registered here; workers are forked, so they see it)."""
+    import os
+    import signal
+
+    from aiecg.io import registry
+    from aiecg.io.registry import Reader, register_reader
+
+    mark = b"AIECG-PREDICT-SEGV"
+
+    def crash(path, **_):
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+    register_reader(Reader("segv-test", crash, (".bad",), lambda head: head.startswith(mark)))
+    try:
+        folder = tmp_path / "mixed"
+        folder.mkdir()
+        for source in sorted((tiny / "data" / "ecg").glob("*.xml"))[:6]:
+            shutil.copy(source, folder / source.name)
+        (folder / "0crash.bad").write_bytes(mark)
+        table = predict_files(tiny / "runs" / "ecg_only" / "model.aiecg", [folder], workers=1)
+    finally:
+        registry._READERS.pop("segv-test")
+    rows = table.set_index(table["file"].map(lambda f: f.split("/")[-1]))
+    assert len(rows) == 7 and rows.loc["0crash.bad", "status"] == "crashed"
+    assert "crashed" in rows.loc["0crash.bad", "reason"] and "SIGSEGV" in rows.loc["0crash.bad", "reason"]
+    others = rows.drop(index="0crash.bad")
+    assert others["status"].isin(["ok", "qc_fail"]).all() and (others["status"] == "ok").sum() >= 5

@@ -20,8 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from aiecg.data.cohort import ECG_PATH, ID, ecg_records, level_key, load_mapping
 from aiecg.data.prepare import PrepareConfig, process_record
 from aiecg.data.store import STATUS_OK
 from aiecg.data.targets import TargetSpec, TaskKind
+from aiecg.data.workers import CRASHED, ERROR, OK, OUT_OF_MEMORY, TIMED_OUT, Outcome, run_supervised
 from aiecg.ecg import STANDARD_LEADS, normalise_lead_name
 from aiecg.errors import AiecgError, BundleError, CohortError, ECGReadError, ECGValidationError
 from aiecg.evaluate.conformal import ConformalIntervals, regression_stems
@@ -357,7 +357,8 @@ def predict_files(
             (UK Biobank names files ``{eid}_20205_2_0.xml``).
         sex_column: the table's sex column (1/0 or male/female); without it sex comes from the ECG file's header.
         fmt: force one reader (``cardiosoft``, ``wfdb``, ...) instead of detection.
-        workers: processes that read and pre-process files (1: this process).
+        workers: processes that read and pre-process files; each file is read in a supervised child process, so
+            a file that crashes, hangs or exhausts its reader is one error row.
         interval: level of the split-conformal prediction intervals of regression outputs.
         engine: ``torch`` or ``onnx`` (ONNX Runtime; ``onnx_path`` an ``aiecg export`` of this bundle, else the
             bundle is exported to a temporary file).
@@ -460,12 +461,39 @@ def _encode(bundle: Bundle, values: pd.DataFrame) -> np.ndarray:
     return meta
 
 
-def _run(tasks: list, workers: int) -> Iterable[list[dict]]:
-    if workers > 1 and len(tasks) > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            yield from pool.map(_process, tasks)
-    else:
-        yield from map(_process, tasks)
+_FAILED_WORKER = {CRASHED: "the reader crashed on this file (its worker process {detail})",
+                  TIMED_OUT: "{detail}", OUT_OF_MEMORY: "ran out of memory reading this file",
+                  ERROR: "processing failed: {detail}"}
+
+
+def _failed_row(outcome: Outcome) -> dict[str, Any]:
+    return {"status": outcome.kind if outcome.kind != ERROR else "processing_error",
+            "reason": _FAILED_WORKER[outcome.kind].format(detail=outcome.detail), "qc": "", "header_sex": math.nan,
+            "median": None}
+
+
+def _run(tasks: list, workers: int) -> Iterator[list[dict]]:
+    """Each chunk's rows, in order, from supervised worker processes (:mod:`aiecg.data.workers`): a file that
+    crashes, hangs or exhausts memory in its worker loses only its own row. A chunk whose worker failed is run
+    again one record at a time, so the culprit is found and every other record of the chunk is kept."""
+    done: dict[int, list[dict]] = {}
+    following = 0
+    for key, outcome in run_supervised(_process, [(k, (task,)) for k, task in enumerate(tasks)], workers):
+        if outcome.kind == OK:
+            done[key] = outcome.value
+        else:
+            records, input_spec, lead_rows = tasks[key]
+            if len(records) == 1:
+                done[key] = [_failed_row(outcome)]
+            else:
+                single = [(j, (([record], input_spec, lead_rows),)) for j, record in enumerate(records)]
+                rows: list[dict] = [{}] * len(records)
+                for j, one in run_supervised(_process, single, workers):
+                    rows[j] = one.value[0] if one.kind == OK else _failed_row(one)
+                done[key] = rows
+        while following in done:
+            yield done.pop(following)
+            following += 1
 
 
 def _table(records: pd.DataFrame, rows: list[dict], clinical: pd.DataFrame, y_pred: np.ndarray, bundle: Bundle,
