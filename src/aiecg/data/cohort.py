@@ -315,6 +315,21 @@ def derive_lvh(frame: pd.DataFrame, spec_mass: TargetSpec) -> pd.Series:
     return pd.Series(np.where(np.isfinite(values), labels, np.nan), index=frame.index)
 
 
+def _check_class_codes(mapping: CohortMapping, frame: pd.DataFrame, required_targets: tuple[str, ...]) -> None:
+    """A categorical target the run needs (and a mapped LVH column, which labels, stratifies and scores every run)
+    must be coded 0..k-1 as its TargetSpec says: an LVH column coded 1/2 would otherwise train to the end on wrong
+    labels. Raises CohortError naming the column and the codes seen."""
+    for key in dict.fromkeys([*required_targets, "LVH"]):
+        spec = mapping_keys().get(key)
+        if key not in frame or key not in mapping.targets or spec is None or not spec.is_categorical:
+            continue
+        if spec.invalid_codes(frame[key].tolist()):
+            seen = sorted({f"{v:g}" if isinstance(v, float) else str(v) for v in frame[key].dropna().unique()})[:10]
+            codes = ", ".join(f"{i} = {name}" for i, name in enumerate(spec.classes))
+            raise CohortError(f"{mapping.source}: target column '{mapping.targets[key]}' ({key}) holds codes {seen}; "
+                              f"{key} must be coded {codes}. Recode the column (e.g. 1/2 -> 0/1).")
+
+
 def load_cohort(path: str | Path, required_targets: tuple[str, ...] = ()) -> Cohort:
     """Load and validate a cohort.
 
@@ -388,6 +403,7 @@ def load_cohort(path: str | Path, required_targets: tuple[str, ...] = ()) -> Coh
                 for i in table.index[bad]:
                     reasons.append((i, ids[i], f"non-numeric {name} value {text[column][i]!r} in column '{column}' "
                                     "(a number, or an empty cell if missing)"))
+    _check_class_codes(mapping, frame, required_targets)
     if "LVH" not in frame:
         for source in ("INDEXED_MASS", "MASS"):
             if source in frame:

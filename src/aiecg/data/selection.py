@@ -16,7 +16,7 @@ import pandas as pd
 from aiecg.data.cohort import GROUP, ID, SPLIT, Cohort
 from aiecg.data.splits import Splits, split_groups, split_participants
 from aiecg.data.store import STATUS_OK, Store
-from aiecg.data.targets import TargetSpec, target_spec
+from aiecg.data.targets import TargetSpec
 from aiecg.errors import CohortError
 
 if TYPE_CHECKING:
@@ -86,22 +86,3 @@ def check_clinical_columns(bundle: Bundle, cohort: Cohort, cohort_path: str | Pa
 def lvh_labels(frame: pd.DataFrame, ids: np.ndarray) -> np.ndarray | None:
     return frame.set_index(ID)["LVH"].reindex(ids).to_numpy(dtype=float) if "LVH" in frame else None
 
-
-def check_target_codes(cohort: Cohort, spec: TargetSpec, cohort_path: str | Path) -> None:
-    """A categorical target (and an LVH column used as the label) must be coded 0..k-1 as its spec says; an LVH
-    column coded 1/2 would otherwise train to the end on wrong labels. Raises CohortError naming the column and
-    the codes seen."""
-    checks = [(key, spec) for key in spec.outputs if spec.is_categorical]
-    if "LVH" in cohort.mapping.targets and "LVH" not in spec.outputs:
-        checks.append(("LVH", target_spec("LVH")))
-    for key, key_spec in checks:
-        if key not in cohort.frame:
-            continue
-        bad = key_spec.invalid_codes(cohort.frame[key].tolist())
-        if bad:
-            column = cohort.mapping.targets.get(key, key)
-            seen = sorted({f"{v:g}" if isinstance(v, float) else str(v) for v in cohort.frame[key].dropna().unique()})
-            seen = seen[:10]
-            codes = ", ".join(f"{i} = {name}" for i, name in enumerate(key_spec.classes))
-            raise CohortError(f"{cohort_path}: target column '{column}' ({key}) holds codes {seen}; "
-                              f"{key} must be coded {codes}. Recode the column (e.g. 1/2 -> 0/1).")

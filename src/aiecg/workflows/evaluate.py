@@ -21,7 +21,6 @@ from aiecg.data.cohort import ID, Cohort, load_cohort
 from aiecg.data.dataset import build_arrays
 from aiecg.data.selection import (
     check_clinical_columns,
-    check_target_codes,
     ids_digest,
     make_splits,
     usable_cohort,
@@ -90,7 +89,6 @@ def evaluate_bundle(
     bundle = load_bundle(bundle_path)
     spec = bundle.target
     cohort = load_cohort(cohort_path, tuple(spec.outputs))
-    check_target_codes(cohort, spec, cohort_path)
     store = Store.open(store_path or default_store(cohort_path))
     check_store_contract(bundle, store, cohort_path)
     cohort = usable_cohort(cohort, store)

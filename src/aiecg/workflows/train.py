@@ -24,7 +24,6 @@ from aiecg.data.dataset import Arrays, ECGDataset, TargetScaling, build_arrays, 
 from aiecg.data.features import ClinicalEncoder
 from aiecg.data.selection import (
     check_clinical_columns,
-    check_target_codes,
     ids_digest,
     lvh_labels,
     make_splits,
@@ -100,7 +99,6 @@ class TrainingData:
         encoder there (training writes them, a hyperparameter search does not)."""
         spec = target_spec(config.target)
         cohort = load_cohort(config.cohort, spec.outputs)
-        check_target_codes(cohort, spec, config.cohort)
         store = Store.open(config.store_path())
         cohort = usable_cohort(cohort, store)
         if write_to is not None:
@@ -218,7 +216,6 @@ def finetune_run(config: FinetuneRunConfig, progress: bool = True) -> RunResult:
     run_dir.mkdir(parents=True, exist_ok=True)
     config.save(run_dir / "config.yaml")
     cohort = load_cohort(config.cohort, spec.outputs)
-    check_target_codes(cohort, spec, config.cohort)
     store = Store.open(config.store_path())
     check_store_contract(bundle, store, config.cohort)
     cohort = usable_cohort(cohort, store)

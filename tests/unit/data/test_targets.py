@@ -65,3 +65,15 @@ def test_sex_specific_lvh_thresholds_at_the_cut_offs():
     mass = target_spec("MASS").lvh_thresholds
     np.testing.assert_array_equal(mass.classify(np.array([141.0, 141.5, 93.0, 93.5]), np.array([1, 1, 0, 0])),
                                   [0, 1, 0, 1])
+
+
+def test_a_class_column_coded_1_2_is_refused_when_the_cohort_is_loaded(tmp_path):
+    from aiecg.errors import CohortError
+
+    table = make_table(12)
+    table["lvh"] = [1, 2] * 6
+    path = write_cohort(tmp_path, table, targets={"INDEXED_MASS": "ilvm", "LVH": "lvh"})
+    with pytest.raises(CohortError, match=r"'lvh' \(LVH\) holds codes \['1', '2'\].*0 = no LVH, 1 = LVH"):
+        load_cohort(path, ("INDEXED_MASS",))  # the mapped LVH column labels every run, so it is checked too
+    table["lvh"] = [0, 1] * 6
+    assert len(load_cohort(write_cohort(tmp_path, table, targets={"LVH": "lvh"}), ("LVH",)).frame) == 12
