@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 
 from aiecg.data.targets import TargetSpec
-from aiecg.evaluate.results import results_table
 
 METHOD = "split-conformal, absolute residual (Lei et al. 2018)"
 REPORT_LEVELS = (0.8, 0.9, 0.95)
@@ -85,14 +84,6 @@ def fit_conformal(y_true: np.ndarray, y_pred: np.ndarray, outputs: Sequence[str]
     return ConformalIntervals(residuals, calibration)
 
 
-def regression_stems(spec: TargetSpec) -> list[str]:
-    """The results table's column stem of each regression output, in output order (``ilvm`` for INDEXED_MASS),
-    read off :func:`results_table` itself so the names stay the results table's."""
-    zeros = np.zeros((1, spec.n_outputs))
-    columns = results_table(np.array(["-"]), np.array([1]), spec, zeros, zeros).columns
-    return [c[: -len("_pred")] for c in columns if c.endswith("_pred")]
-
-
 def _coverage(truth: np.ndarray, pred: np.ndarray, half: float) -> dict[str, Any]:
     ok = np.isfinite(truth) & np.isfinite(pred)
     n = int(ok.sum())
@@ -109,7 +100,7 @@ def coverage_report(conformal: ConformalIntervals, spec: TargetSpec, table: pd.D
     may deviate, since split-conformal guarantees marginal coverage only."""
     report: dict[str, Any] = {"method": METHOD, "calibration": conformal.calibration}
     is_male = table["is_m"].to_numpy() if "is_m" in table else None
-    for name, stem in zip(spec.outputs, regression_stems(spec)):
+    for name, stem in zip(spec.outputs, spec.stems):
         truth = table[f"{stem}_true"].to_numpy(dtype=float)
         pred = table[f"{stem}_pred"].to_numpy(dtype=float)
         per_level = {}

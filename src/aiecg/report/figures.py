@@ -14,6 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve, roc_curve
 
+from aiecg.evaluate.bootstrap import as_generator, resample_indices
 from aiecg.report import style
 from aiecg.report.runs import RunData
 
@@ -198,20 +199,24 @@ def roc_band(labels: np.ndarray, scores: np.ndarray, grid: np.ndarray, n_resampl
              seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Pointwise 95% band of the ROC curve by a stratified bootstrap with vertical averaging (sensitivity at
     fixed 1 - specificity; Macskassy & Provost 2004)."""
-    rng = np.random.default_rng(seed)
-    pos, neg = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
-    curves = np.empty((n_resamples, len(grid)))
-    for i in range(n_resamples):
-        idx = np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))])
-        fpr, tpr, _ = roc_curve(labels[idx], scores[idx])
-        curves[i] = np.interp(grid, fpr, tpr)
+    curves = []
+    for block in resample_indices(len(labels), n_resamples, as_generator(seed), stratify=labels):  # THE bootstrap
+        for idx in block:
+            fpr, tpr, _ = roc_curve(labels[idx], scores[idx])
+            curves.append(np.interp(grid, fpr, tpr))
     return np.quantile(curves, 0.025, axis=0), np.quantile(curves, 0.975, axis=0)
 
 
 def criteria_scores(run: RunData) -> dict[str, np.ndarray]:
-    """Each classic criterion's score minus its sex-specific cut-off for the run's results rows, from the
-    measurements of their median beats in the store (no model involved)."""
-    if run.store is None or run.results is None:
+    """Each classic criterion's score minus its sex-specific cut-off for the run's results rows, as the evaluation
+    saved them (comparison_scores.csv), else from the measurements of their median beats in the store."""
+    if run.results is None:
+        return {}
+    saved, comparison = run.comparison_scores, run.comparison
+    if saved is not None and comparison is not None and len(saved) == len(run.results):
+        names = comparison.loc[comparison["kind"] == "criterion", "name"]
+        return {name: saved[f"score: {name}"].to_numpy(float) for name in names if f"score: {name}" in saved}
+    if run.store is None:  # a run written before comparison_scores.csv existed: from the store's measurements
         return {}
     from aiecg.evaluate.evaluation import criteria_rows
 

@@ -37,7 +37,7 @@ from aiecg.data.targets import TargetSpec, TaskKind
 from aiecg.data.workers import CRASHED, ERROR, OK, OUT_OF_MEMORY, TIMED_OUT, Outcome, run_supervised
 from aiecg.ecg import STANDARD_LEADS, normalise_lead_name
 from aiecg.errors import AiecgError, BundleError, CohortError, ECGReadError, ECGValidationError
-from aiecg.evaluate.conformal import ConformalIntervals, regression_stems
+from aiecg.evaluate.conformal import ConformalIntervals
 from aiecg.evaluate.posthoc import PostHoc, posthoc_columns
 from aiecg.evaluate.results import results_table
 from aiecg.io import get_reader, list_readers, read_ecg
@@ -308,7 +308,7 @@ def _output_columns(spec: TargetSpec, posthoc: PostHoc, conformal: ConformalInte
         table["lvh_call"] = (table[primary].to_numpy() >= posthoc.threshold).astype(float)
     if spec.is_regression and conformal is not None:
         lower, upper = conformal.intervals(y_pred, spec.outputs, level)
-        for k, stem in enumerate(regression_stems(spec)):
+        for k, stem in enumerate(spec.stems):
             table[f"{stem}_pred_lower"] = lower[:, k]
             table[f"{stem}_pred_upper"] = upper[:, k]
         table["interval"] = level

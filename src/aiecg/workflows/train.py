@@ -226,7 +226,7 @@ def finetune_run(config: FinetuneRunConfig, progress: bool = True) -> RunResult:
     splits.save(run_dir)
     leads = bundle.leads
     arrays = {name: build_arrays(store, frame, ids, spec, leads, bundle.encoder)
-              for name, ids in (("train", splits.train), ("val", splits.val), ("test", splits.test))}
+              for name, ids in (("train", splits.train), ("val", splits.val))}  # evaluate_bundle loads the test
     model = bundle.build_model()
     untuned = evaluate_bundle(config.bundle, config.cohort, store.root, run_dir / "untuned", ids=splits.test,
                               compare=False, seed=config.seed)

@@ -164,8 +164,8 @@ def search(config: TuneConfig, progress: bool = True) -> dict[str, Any]:
 
 
 def finalise(config: TuneConfig, progress: bool = True) -> dict[str, Any]:
-    """Retrain the best trial's setting (train + validation splits), evaluate it once on the test split, and
-    write trials.csv, importance.csv and best.json."""
+    """Retrain the best trial's setting (on the training split; the validation split for early stopping and
+    thresholds), evaluate it once on the test split, and write trials.csv, importance.csv and best.json."""
     hpo.require_optuna()
     import optuna
 
