@@ -180,7 +180,7 @@ def test_cohort_yaml_input_uses_its_own_clinical_mapping(tiny):
     assert (table["status"] == index.loc[table.index.astype(str), "status"].to_numpy()).all()
 
 
-def test_a_file_that_crashes_its_reader_is_one_row_and_its_chunk_mates_are_kept(tiny, tmp_path):
+def test_a_file_that_crashes_its_reader_is_one_row_and_every_other_file_is_kept(tiny, tmp_path):
     """A real segfault in the reader (a test-only reader registered here; workers are forked, so they see it)."""
     import os
     import signal

@@ -12,13 +12,13 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from aiecg.data.workers import CRASHED, ERROR, OK, OUT_OF_MEMORY, run_supervised
 from aiecg.ecg import STANDARD_LEADS
 from aiecg.errors import AiecgError, ECGReadError
 from aiecg.files import atomic_write_bytes
@@ -149,20 +149,23 @@ def measure_file(task: MeasureTask, with_beats: bool = False) -> tuple[dict[str,
     return row, table
 
 
-def _run(args: tuple[MeasureTask, bool]) -> tuple[dict[str, Any], pd.DataFrame | None]:
-    return measure_file(*args)
-
-
 def measure_files(tasks: Sequence[MeasureTask], with_beats: bool = False, workers: int = 1,
                   progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Measure every task (in a process pool of ``workers``); returns (measurements, beats or None)."""
-    jobs = [(t, with_beats) for t in tasks]
-    if workers > 1 and len(jobs) > 1:
-        chunk = max(1, min(64, len(jobs) // (4 * workers)))
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            results = list(_progress(pool.map(_run, jobs, chunksize=chunk), len(jobs), progress))
-    else:
-        results = list(_progress(map(_run, jobs), len(jobs), progress))
+    """Measure every task in ``workers`` supervised processes (:mod:`aiecg.data.workers`, as ``prepare`` runs
+    them: a file that crashes, hangs or exhausts its reader is its own error row); returns (measurements, beats or
+    None) in task order."""
+    jobs = [(k, (task, with_beats)) for k, task in enumerate(tasks)]
+    results: list[tuple[dict[str, Any], pd.DataFrame | None]] = [({}, None)] * len(jobs)
+    for key, outcome in _progress(run_supervised(measure_file, jobs, workers), len(jobs), progress):
+        if outcome.kind == OK:
+            results[key] = outcome.value
+        else:
+            task = tasks[key]
+            status = outcome.kind if outcome.kind != ERROR else "processing_error"
+            reason = {CRASHED: f"the reader crashed on this file (its worker process {outcome.detail})",
+                      OUT_OF_MEMORY: "ran out of memory reading this file"}.get(outcome.kind, outcome.detail)
+            results[key] = ({"file": task.file, "record_id": task.record_id or Path(task.file).stem,
+                             "status": status, "reason": reason}, None)
     columns = list(HEAD_COLUMNS) + list(GLOBAL_COLUMNS) + [
         f"{w}_{lead}" for w in AMPLITUDE_WAVES for lead in STANDARD_LEADS] + list(CRITERIA)
     table = pd.DataFrame([r for r, _ in results]).reindex(columns=columns)

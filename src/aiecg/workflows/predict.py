@@ -98,11 +98,6 @@ def check_recording(input_spec: dict[str, Any], data_spec: dict[str, Any], where
             f"({prep.beats.min_clean_beats} beats at {MIN_RATE_BPM:g} bpm). Export the full resting ECG.")
 
 
-def _check_contract(input_spec: dict[str, Any], data_spec: dict[str, Any], where: str) -> None:
-    """The one call site of the input-contract check (swap in ``aiecg.bundle.check_input_contract`` here)."""
-    check_recording(input_spec, data_spec, where)
-
-
 # ----------------------------------------------------------------------------------------- inputs
 def _folder_suffixes(fmt: str | None) -> set[str]:
     names = [fmt] if fmt else [n for n in list_readers() if n not in ARRAY_FORMATS]
@@ -277,7 +272,7 @@ def _process(task: tuple[list[tuple[str, str, str | None, dict, str]], dict[str,
             continue
         row["header_sex"] = _sex(ecg.patient.get("sex"), 1, 0)
         try:
-            _check_contract(input_spec, {"fs": ecg.fs, "leads": ecg.leads, "duration_s": ecg.duration_s}, file)
+            check_recording(input_spec, {"fs": ecg.fs, "leads": ecg.leads, "duration_s": ecg.duration_s}, file)
         except BundleError as exc:
             row.update(status=STATUS_UNSUPPORTED, reason=str(exc))
             results.append(row)
@@ -396,8 +391,7 @@ def predict_files(
     with tempfile.TemporaryDirectory(prefix="aiecg-onnx-") as scratch:
         model = _engine(bundle, engine, onnx_path, Path(scratch))
         meta_all = _encode(bundle, clinical_values)
-        chunk = max(1, min(32, math.ceil(len(todo) / max(1, workers * 4))))
-        parts = [todo[k : k + chunk] for k in range(0, len(todo), chunk)]
+        parts = [[i] for i in todo]  # one file per task: a worker that dies or hangs costs that file's row only
         tasks = [([(records.at[i, "record_id"], records.at[i, "file"], records.at[i, "format"],
                     records.at[i, "options"], records.at[i, "problem"]) for i in part], bundle.input_spec, lead_rows)
                  for part in parts]
@@ -473,24 +467,12 @@ def _failed_row(outcome: Outcome) -> dict[str, Any]:
 
 
 def _run(tasks: list, workers: int) -> Iterator[list[dict]]:
-    """Each chunk's rows, in order, from supervised worker processes (:mod:`aiecg.data.workers`): a file that
-    crashes, hangs or exhausts memory in its worker loses only its own row. A chunk whose worker failed is run
-    again one record at a time, so the culprit is found and every other record of the chunk is kept."""
+    """Each task's rows, in task order, from supervised worker processes (:mod:`aiecg.data.workers`, as
+    ``prepare`` runs them): a file that crashes, hangs or exhausts memory in its worker is its own error row."""
     done: dict[int, list[dict]] = {}
     following = 0
     for key, outcome in run_supervised(_process, [(k, (task,)) for k, task in enumerate(tasks)], workers):
-        if outcome.kind == OK:
-            done[key] = outcome.value
-        else:
-            records, input_spec, lead_rows = tasks[key]
-            if len(records) == 1:
-                done[key] = [_failed_row(outcome)]
-            else:
-                single = [(j, (([record], input_spec, lead_rows),)) for j, record in enumerate(records)]
-                rows: list[dict] = [{}] * len(records)
-                for j, one in run_supervised(_process, single, workers):
-                    rows[j] = one.value[0] if one.kind == OK else _failed_row(one)
-                done[key] = rows
+        done[key] = outcome.value if outcome.kind == OK else [_failed_row(outcome)]
         while following in done:
             yield done.pop(following)
             following += 1
