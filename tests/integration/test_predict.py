@@ -208,3 +208,15 @@ def test_a_file_that_crashes_its_reader_is_one_row_and_every_other_file_is_kept(
     assert "crashed" in rows.loc["0crash.bad", "reason"] and "SIGSEGV" in rows.loc["0crash.bad", "reason"]
     others = rows.drop(index="0crash.bad")
     assert others["status"].isin(["ok", "qc_fail"]).all() and (others["status"] == "ok").sum() >= 5
+
+
+def test_evaluating_participants_the_cohort_cannot_serve_names_them(tiny):
+    from aiecg.errors import CohortError
+    from aiecg.workflows.evaluate import evaluate_bundle
+
+    results, _ = _test_files(tiny)
+    ids = np.append(results["eid"].astype(str).to_numpy(), "999999")
+    with pytest.raises(CohortError, match="1 of the .* requested participants are not usable.*999999"):
+        evaluate_bundle(tiny / "runs" / "fcn" / "model.aiecg", tiny / "data" / "cohort.yaml", None,
+                        tiny / "eval_ids", ids=ids, compare=False, n_resamples=50)
+    assert not (tiny / "eval_ids" / "results.csv").exists()

@@ -108,7 +108,7 @@ def _clinical_loglik(s, c, shift: float):
     return prior + log_h + np.logaddexp(terms[0], terms[1])
 
 
-def _ecg_loglik(hp: HeartParams, ex: dict[str, np.ndarray], z, s, c):
+def _ecg_loglik(hp: HeartParams, ex: dict[str, np.ndarray], z, s, c, electrode_sd: float = 1.0):
     """log p(expressed quantities | z, s, covariates) on the grid; z: [1, 1, Z], s: [B, S, 1]."""
     u = (s - 134.0) / 16.0
     cov = {k: v[:, None, None] for k, v in c.items()}
@@ -118,7 +118,7 @@ def _ecg_loglik(hp: HeartParams, ex: dict[str, np.ndarray], z, s, c):
     # Amplitude block: a joint Gaussian with the shared habitus loading and the marginalised volume term.
     load = habitus_loadings(hp)
     diag = np.array([sds[k] ** 2 for k in AMPLITUDE_BLOCK])
-    diag[3] = electrode_ratio_sd() ** 2
+    diag[3] = electrode_ratio_sd(electrode_sd) ** 2
     mean_block = [means[k] for k in AMPLITUDE_BLOCK]
     if hp.phenotypes:
         diag[0] += (hp.eccentric_voltage * VOLUME_NOISE_SD) ** 2
@@ -148,7 +148,7 @@ def _ecg_loglik(hp: HeartParams, ex: dict[str, np.ndarray], z, s, c):
 
 def oracle_posterior(table: pd.DataFrame, truth: pd.DataFrame, hp: HeartParams | None = None,
                      population_shift: float = 0.0, lvh_prevalence: float | None = None,
-                     ref: LVReference | None = None, chunk: int = 128) -> pd.DataFrame:
+                     ref: LVReference | None = None, chunk: int = 128, electrode_sd: float = 1.0) -> pd.DataFrame:
     """The oracle columns (:data:`ORACLE_COLUMNS`) for every participant, with ``eid``.
 
     Args:
@@ -156,6 +156,8 @@ def oracle_posterior(table: pd.DataFrame, truth: pd.DataFrame, hp: HeartParams |
         truth: the truth table rows of the same participants (``eid`` and :data:`EXPRESSED`).
         hp: the heart parameters the cohort was generated with.
         population_shift, lvh_prevalence: the cohort's sampling (``None`` = natural prevalence).
+        electrode_sd: the recording's electrode placement error (the chest-lead gain part of the expressed
+            ``precordial_log_ratio``), as in :class:`aiecg.synth.record.RecordParams`.
     """
     hp = hp or HeartParams()
     ref = ref or LVReference()
@@ -184,7 +186,7 @@ def oracle_posterior(table: pd.DataFrame, truth: pd.DataFrame, hp: HeartParams |
         lvh = (mean_m + sd_m * z) > ref.by_sex("lvh_cutoff", c["sex"])[:, None, None]
         base = clin + prior_z + np.where(lvh, log_w[1], log_w[0])
         ex = {k: part[k].to_numpy(dtype=np.float64) for k in EXPRESSED}
-        full = base + _ecg_loglik(hp, ex, z, s[:, :, None], c)
+        full = base + _ecg_loglik(hp, ex, z, s[:, :, None], c, electrode_sd)
         row = {"eid": part["eid"].to_numpy()}
         for name, logp in (("oracle", full), ("oracle_clinical", base)):
             post = np.exp(logp - logsumexp(logp, axis=(1, 2), keepdims=True)).sum(axis=1)  # [B, Z]

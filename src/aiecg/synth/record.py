@@ -53,9 +53,12 @@ class RecordParams:
         mains_hz: mains frequency of the hum.
         lowpass_hz, highpass_hz: the device's band limits (2nd-order zero-phase Butterworth on the stored
             signal and median beat); None = the UK-Biobank-like 0.05-150 Hz device, left unfiltered.
-        electrode_shift: systematic lateral displacement of the chest electrodes, in interspaces (each
-            precordial lead becomes (1 - f) of itself plus f of its lateral neighbour).
-        electrode_sd: multiplier of the random electrode placement error.
+        electrode_shift: systematic lateral displacement of the chest electrodes, in lead spacings (each
+            precordial lead becomes (1 - f) of itself plus f of its lateral neighbour; f < 0 moves medially).
+        electrode_shift_sd: SD of each record's own lateral displacement around ``electrode_shift`` (routine
+            care: the electrodes sit elsewhere on every recording; Wenger & Kligfield 1996).
+        electrode_sd: multiplier of the random electrode placement error: the lead-vector tilt of every lead
+            and the per-lead log gain of the chest leads.
     """
 
     gain: float = 1.0
@@ -66,6 +69,7 @@ class RecordParams:
     lowpass_hz: float | None = None
     highpass_hz: float | None = None
     electrode_shift: float = 0.0
+    electrode_shift_sd: float = 0.0
     electrode_sd: float = 1.0
 
 
@@ -85,27 +89,53 @@ class SynthRecord:
 
 
 ELECTRODE_GAIN_SD = np.array([0.04, 0.04, 0.12, 0.12, 0.12, 0.10, 0.10, 0.10])
-"""SD of the per-lead log gain of electrode placement and torso (I, II, V1..V6)."""
+"""SD of the per-lead log gain of electrode placement and torso (I, II, V1..V6) in a research protocol."""
 
 
-def electrode_ratio_sd() -> float:
+def electrode_gain_sd(electrode_sd: float = 1.0) -> np.ndarray:
+    """Per-lead log-gain SD (I, II, V1..V6) when the chest electrodes' placement error is ``electrode_sd`` times
+    a research protocol's; the limb electrodes (wrists and ankles) are hard to misplace and keep theirs."""
+    return ELECTRODE_GAIN_SD * np.r_[1.0, 1.0, np.full(6, float(electrode_sd))]
+
+
+def electrode_ratio_sd(electrode_sd: float = 1.0) -> float:
     """SD of mean(log chest-lead gain) - mean(log limb-lead gain): the electrode part of the expressed
     ``precordial_log_ratio`` (the oracle's noise on the habitus pattern)."""
-    return float(np.sqrt((ELECTRODE_GAIN_SD[2:] ** 2).sum() / 36.0 + (ELECTRODE_GAIN_SD[:2] ** 2).sum() / 4.0))
+    sd = electrode_gain_sd(electrode_sd)
+    return float(np.sqrt((sd[2:] ** 2).sum() / 36.0 + (sd[:2] ** 2).sum() / 4.0))
+
+
+def _displace_chest(base: np.ndarray, f: float) -> np.ndarray:
+    """Chest-lead rows of the lead matrix with every chest electrode moved ``f`` lead spacings laterally
+    (towards V6; f < 0 medially), by linear interpolation between neighbouring lead vectors (extrapolated one
+    spacing beyond V1 and V6)."""
+    chest = base[2:8]
+    if f >= 0:
+        neighbour = np.vstack([chest[1:], 2.0 * chest[-1] - chest[-2]])
+    else:
+        neighbour = np.vstack([2.0 * chest[0] - chest[1], chest[:-1]])
+    out = base.copy()
+    out[2:8] = (1.0 - abs(f)) * chest + abs(f) * neighbour
+    return out
 
 
 def _lead_matrix(rng: np.random.Generator, rp: RecordParams | None = None) -> tuple[np.ndarray, float]:
     """Dower matrix perturbed by this participant's electrode placement and torso (per-lead gain), and the
-    chest-minus-limb mean log gain of that perturbation."""
+    chest-minus-limb mean log gain of that perturbation.
+
+    Placement (Wenger & Kligfield 1996, J Electrocardiol 29:179: routine chest electrodes lie 2.9 cm from their
+    anatomical sites on average, V1-V2 high and wide, V4-V6 low and wide) acts on the chest leads as a lateral
+    move (``electrode_shift`` plus the record's own ``electrode_shift_sd`` draw) and as per-lead gain and tilt;
+    beyond 2 cm it changes V1-V4 morphology and scales V5-V6 (Kania et al. 2014, Med Biol Eng Comput 52:109).
+    """
     rp = rp or RecordParams()
-    log_gains = rng.normal(0.0, ELECTRODE_GAIN_SD)
+    log_gains = rng.normal(0.0, electrode_gain_sd(rp.electrode_sd))
     tilt = rng.normal(0.0, 0.08, size=(8, 3)) * np.abs(DOWER).mean(axis=1, keepdims=True) * rp.electrode_sd
     tilt[:2] *= 0.3
     base = np.array(DOWER)
-    if rp.electrode_shift:
-        f = rp.electrode_shift
-        lateral = np.vstack([base[3:8], 2.0 * base[7] - base[6]])
-        base[2:8] = (1.0 - f) * base[2:8] + f * lateral
+    shift = rp.electrode_shift + (rp.electrode_shift_sd * rng.normal() if rp.electrode_shift_sd else 0.0)
+    if shift:
+        base = _displace_chest(base, float(np.clip(shift, -1.0, 1.0)))
     ratio = float(log_gains[2:].mean() - log_gains[:2].mean())
     return (base + tilt) * np.exp(log_gains)[:, None], ratio
 

@@ -28,7 +28,7 @@ from aiecg.data.selection import (
 from aiecg.data.splits import Splits
 from aiecg.data.store import Store
 from aiecg.data.targets import TargetSpec
-from aiecg.errors import BundleError
+from aiecg.errors import BundleError, CohortError
 from aiecg.evaluate.compare import ScoreRow, comparison_markdown, lvh_comparison, regression_comparison
 from aiecg.evaluate.conformal import ConformalIntervals, coverage_report
 from aiecg.evaluate.evaluation import (
@@ -97,6 +97,11 @@ def evaluate_bundle(
     splits = None
     if ids is not None:
         test_ids = np.asarray(ids, dtype=str)
+        missing = np.setdiff1d(test_ids, frame[ID].to_numpy(dtype=str))
+        if missing.size:
+            raise CohortError(f"{cohort_path}: {missing.size} of the {test_ids.size} requested participants are not "
+                              f"usable there (no usable ECG in {store.root} or not in the cohort), e.g. "
+                              f"{', '.join(missing[:5])}; see the store's index for why, or leave them out")
     elif split == "test":
         splits = training_splits(bundle, frame, cohort_path, bundle_path)
         test_ids = splits.test

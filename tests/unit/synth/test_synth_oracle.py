@@ -79,3 +79,11 @@ def test_external_shift_changes_device_population_and_prevalence(tmp_path):
     table, truth = pd.read_parquet(res.table), pd.read_parquet(res.truth)
     assert int(table["lvh"].sum()) == 3  # the shift has its own 30% LVH (an explicit --lvh-prevalence wins)
     assert truth["oracle_lvh_prob"].between(0, 1).all()
+    # The oracle knows the external recording's larger chest-electrode gain error (it widens the noise on the
+    # chest-to-limb voltage ratio) and uses it.
+    args = (table, truth.drop(columns=list(ORACLE_COLUMNS)), HeartParams(), EXTERNAL_SHIFT.population, 0.3)
+    written = truth.set_index("eid")["oracle_ilvm"]
+    own = oracle_posterior(*args, electrode_sd=EXTERNAL_SHIFT.electrode_sd).set_index("eid")["oracle_ilvm"]
+    protocol = oracle_posterior(*args, electrode_sd=1.0).set_index("eid")["oracle_ilvm"]
+    np.testing.assert_allclose(own.loc[written.index], written, rtol=1e-9)
+    assert np.abs(protocol.loc[written.index] - written).max() > 1e-6

@@ -111,3 +111,38 @@ def test_device_band_limits_and_electrode_shift():
                                                                            electrode_shift=0.5))
     np.testing.assert_allclose(moved.median[:6], plain.median[:6], atol=1e-12)  # limb leads untouched
     assert np.abs(moved.median[6:] - plain.median[6:]).max() > 0.05
+
+
+def test_routine_care_placement_varies_from_record_to_record():
+    """A per-record lateral displacement (and larger chest-lead gain errors) spreads what the chest leads record
+    of one and the same heart vector across recordings; the limb leads keep their protocol-level spread."""
+    from aiecg.synth.record import _lead_matrix
+
+    protocol = RecordParams()
+    routine = RecordParams(electrode_shift=0.5, electrode_shift_sd=0.5, electrode_sd=2.0)
+    heart = np.array([1.1, 0.4, 0.3])  # a typical leftward, inferior, posterior QRS vector (mV)
+
+    def spread(params, row):
+        recorded = [(_lead_matrix(np.random.default_rng([7, k]), params)[0] @ heart)[row] for k in range(400)]
+        return np.std(recorded) / np.abs(np.mean(recorded))
+
+    for row in (3, 6, 7):  # V2, V5, V6 (rows of I, II, V1..V6)
+        assert spread(routine, row) > 1.5 * spread(protocol, row)
+    assert spread(routine, 0) < 1.3 * spread(protocol, 0)  # lead I
+
+
+def test_chest_displacement_interpolates_towards_the_neighbour():
+    from aiecg.synth.record import _displace_chest
+
+    base = np.array(DOWER)
+    np.testing.assert_allclose(_displace_chest(base, 1.0)[2:7], base[3:8])  # a full spacing lateral: V1 -> V2
+    np.testing.assert_allclose(_displace_chest(base, -1.0)[3:8], base[2:7])  # medial: V2 -> V1
+    np.testing.assert_allclose(_displace_chest(base, 0.3)[:2], base[:2])  # limb leads never move
+    np.testing.assert_allclose(_displace_chest(base, 0.0), base)
+
+
+def test_protocol_recordings_do_not_draw_a_displacement():
+    """Without per-record displacement the random stream is the one every earlier cohort was generated from."""
+    a = synthesise_record(PERSON, np.random.default_rng(3), RecordParams(electrode_shift=0.5))
+    b = synthesise_record(PERSON, np.random.default_rng(3), RecordParams(electrode_shift=0.5, electrode_shift_sd=0.0))
+    np.testing.assert_array_equal(a.signal, b.signal)
