@@ -7,6 +7,11 @@ the earliest onset and QRS offset the latest offset over all leads. We get them 
   1997;30 Suppl:S31) of the median beat. Onset and offset are where it rises above, and falls back below, a
   small share of its QRS peak over the noise floor, bordering a quiet stretch (so the slope at the tip of a
   Q, R or S wave does not end the search). A low share (4-6 %) finds the earliest deflection of any lead.
+  Printed QRS durations differ between devices by definition (Kligfield P et al. Am Heart J 2018;200:1 found
+  systematic differences of several ms between widely used algorithms): Philips' "meanqrsdur" follows the
+  longest single-lead QRS (129DYPRG.XML: 135 ms, lead II running into an elevated ST segment, while the
+  device's own global onset and offset span 96 ms, as ours do), and a slow terminal S wave whose velocity
+  stays under 6 % of the peak ends our QRS some 7 ms before the visible end (2020-5-18_15-48-11.xml).
 * P and T: the spatial magnitude (norm over leads) of the beat against the isoelectric level just before QRS
   onset. The P peak is its maximum between the previous T wave and QRS onset; P onset and offset are where
   it falls below a share of that peak, the offset no later than shortly after the tangent on its descending

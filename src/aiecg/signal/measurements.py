@@ -23,7 +23,9 @@ just before QRS onset (the PR segment). We do the same:
   isoelectric line (straight from its level at P onset to its level at P offset), not the PR segment: the
   atrial repolarisation (Ta) wave displaces the PR segment, most after a long PR interval, and against it a
   small P wave's axis turns by tens of degrees (GE's MUSE example with first-degree AV block: 6 degrees on its
-  own line, as the device prints, -27 against the PR segment).
+  own line, as the device prints, -27 against the PR segment). The T axis takes the whole ST-T (QRS offset to
+  T end), so a displaced ST segment turns it; devices that take the T wave alone differ where the ST segment
+  is depressed and the T wave small (GE MAC55 DICOM example in atrial fibrillation: -127 here, -168 printed).
 
 Key scheme of the returned dict: ``{wave}_{lead}`` in mV for wave in P, Q, R, S, J, ST, T (``R_V5``, ``S_V1``,
 ``T_aVR``); ``qrs_area_{lead}`` in mV*ms; ``p_onset``, ``p_offset``, ``qrs_onset``, ``qrs_offset``, ``t_peak``,
