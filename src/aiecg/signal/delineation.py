@@ -7,11 +7,19 @@ the earliest onset and QRS offset the latest offset over all leads. We get them 
   1997;30 Suppl:S31) of the median beat. Onset and offset are where it rises above, and falls back below, a
   small share of its QRS peak over the noise floor, bordering a quiet stretch (so the slope at the tip of a
   Q, R or S wave does not end the search). A low share (4-6 %) finds the earliest deflection of any lead.
+  Printed QRS durations differ between devices by definition (Kligfield P et al. Am Heart J 2018;200:1 found
+  systematic differences of several ms between widely used algorithms): Philips' "meanqrsdur" follows the
+  longest single-lead QRS (129DYPRG.XML: 135 ms, lead II running into an elevated ST segment, while the
+  device's own global onset and offset span 96 ms, as ours do), and a slow terminal S wave whose velocity
+  stays under 6 % of the peak ends our QRS some 7 ms before the visible end (2020-5-18_15-48-11.xml).
 * P and T: the spatial magnitude (norm over leads) of the beat against the isoelectric level just before QRS
   onset. The P peak is its maximum between the previous T wave and QRS onset; P onset and offset are where
-  it falls below a share of that peak. The T peak is its maximum after the ST segment; T end is the tangent
-  method (the steepest descent after the peak, extended to the baseline; Lepeschkin E, Surawicz B.
-  Circulation 1952;6:378), which on one Gaussian lobe lands at 2 SD after its centre.
+  it falls below a share of that peak, the offset no later than shortly after the tangent on its descending
+  limb (as for T end): the atrial repolarisation (Ta) wave, which a long PR interval uncovers, returns slowly
+  and is not part of the P wave (Sprague HB, White PD. J Clin Invest 1925;1:389). The T peak is its maximum
+  after the ST segment; T end is the tangent method (the steepest descent after the peak, extended to the
+  baseline; Lepeschkin E, Surawicz B. Circulation 1952;6:378), which on one Gaussian lobe lands at 2 SD after
+  its centre.
 * Per beat: the median's fiducials are projected onto every beat through its (cross-correlation aligned)
   R peak and refined by matching a short multi-lead segment of the median around each boundary against the
   beat (normalised cross-correlation over a few tens of ms; the T segment searches wider, since the QT
@@ -53,6 +61,7 @@ class DelineationConfig:
             P wave lost in noise).
         p_match: a beat unlike the median has a P wave when its P segment correlates above this with the
             median's.
+        p_late_s: P offset at most this long after the tangent on the P wave's descending limb.
         t_start_s: the T peak is searched from this long after QRS offset (past the ST segment).
         refine: refine each beat's projected boundaries by local cross-correlation with the median.
         own_qrs_on_frac, own_qrs_off_frac, own_quiet_s: the QRS thresholds for a beat delineated on its own
@@ -71,6 +80,7 @@ class DelineationConfig:
     p_frac: float = 0.1
     p_min_mv: float = 0.02
     p_match: float = 0.6
+    p_late_s: float = 0.01
     t_start_s: float = 0.08
     t_frac: float = 0.05
     t_late_s: float = 0.03
@@ -196,6 +206,15 @@ def _p_wave(y: np.ndarray, fs: float, qrs_on: int, start: int, cfg: DelineationC
     after = np.flatnonzero(mag[peak:qrs_on + 1] <= thr_off)
     j = peak + int(after[0]) if after.size else qrs_on
     offset = j - 1 + _crossing(mag[j - 1], mag[j], thr_off) if j > peak else float(j)
+    # no later than p_late_s after the tangent at the steepest descent of the P wave's descending limb (up to 60
+    # ms after its peak, half the longest normal P wave), extended to the baseline: after a long PR interval the
+    # atrial repolarisation (Ta) wave keeps the magnitude up, and its slow return is not the P wave's
+    d = np.gradient(mag)
+    hi = min(j, peak + int(round(0.06 * fs)))
+    if hi > peak + 1:
+        steep = peak + int(np.argmin(d[peak:hi]))
+        if d[steep] < 0:
+            offset = min(offset, steep + (mag[steep] - base_after) / -d[steep] + cfg.p_late_s * fs)
     return float(onset), float(peak), float(offset)
 
 

@@ -19,7 +19,13 @@ just before QRS onset (the PR segment). We do the same:
 * Intervals: PR = QRS onset - P onset, P duration, QRS duration, QT = T end - QRS onset; QTc by Bazett
   (Heart 1920;7:353) and Fridericia (Acta Med Scand 1920;53:469).
 * Frontal axes of P, QRS and T: the direction of the net areas of I and aVF over the wave in Einthoven's
-  triangle, atan2(2 aVF / sqrt(3), I) in degrees (-180, 180].
+  triangle, atan2(2 aVF / sqrt(3), I) in degrees (-180, 180]. The P areas are taken against the P wave's own
+  isoelectric line (straight from its level at P onset to its level at P offset), not the PR segment: the
+  atrial repolarisation (Ta) wave displaces the PR segment, most after a long PR interval, and against it a
+  small P wave's axis turns by tens of degrees (GE's MUSE example with first-degree AV block: 6 degrees on its
+  own line, as the device prints, -27 against the PR segment). The T axis takes the whole ST-T (QRS offset to
+  T end), so a displaced ST segment turns it; devices that take the T wave alone differ where the ST segment
+  is depressed and the T wave small (GE MAC55 DICOM example in atrial fibrillation: -127 here, -168 printed).
 
 Key scheme of the returned dict: ``{wave}_{lead}`` in mV for wave in P, Q, R, S, J, ST, T (``R_V5``, ``S_V1``,
 ``T_aVR``); ``qrs_area_{lead}`` in mV*ms; ``p_onset``, ``p_offset``, ``qrs_onset``, ``qrs_offset``, ``t_peak``,
@@ -56,6 +62,19 @@ def _axis(y: np.ndarray, names: tuple[str, ...], lo: float, hi: float) -> float:
     a, b = int(round(lo)), int(round(hi)) + 1
     area_i, area_avf = y[names.index("I"), a:b].sum(), y[names.index("aVF"), a:b].sum()
     return float(np.degrees(np.arctan2(2.0 * area_avf / np.sqrt(3.0), area_i)))
+
+
+def _wave_baseline_removed(y: np.ndarray, lo: float, hi: float, fs: float) -> np.ndarray:
+    """``y`` less, per lead, the straight line through its levels at ``lo`` and ``hi`` (each the mean over
+    +-10 ms around the boundary): the wave's own isoelectric line."""
+    if not (np.isfinite(lo) and np.isfinite(hi)) or hi <= lo:
+        return y
+    n, h = y.shape[1], max(1, int(round(0.01 * fs)))
+    a, b = int(round(lo)), int(round(hi))
+    level_a = y[:, max(0, a - h):min(n, a + h + 1)].mean(axis=1)
+    level_b = y[:, max(0, b - h):min(n, b + h + 1)].mean(axis=1)
+    w = np.clip((np.arange(n) - a) / max(1, b - a), 0.0, 1.0)
+    return y - (level_a[:, None] * (1.0 - w) + level_b[:, None] * w)
 
 
 def compute_measurements(
@@ -155,7 +174,8 @@ def compute_measurements(
     out["p_duration_ms"] = (fid.p_off - fid.p_on) * ms
     axis_ok = not ({"I", "aVF"} & bad)
     out["qrs_axis_deg"] = _axis(y, names, fid.qrs_on, fid.qrs_off) if axis_ok else float("nan")
-    out["p_axis_deg"] = _axis(y, names, fid.p_on, fid.p_off) if axis_ok else float("nan")
+    out["p_axis_deg"] = _axis(_wave_baseline_removed(y, fid.p_on, fid.p_off, fs), names, fid.p_on, fid.p_off) \
+        if axis_ok and has_p else float("nan")
     out["t_axis_deg"] = _axis(y, names, fid.qrs_off, t_end) if axis_ok else float("nan")
     if rr_s is not None:
         out["heart_rate_bpm"] = float(heart_rate)
