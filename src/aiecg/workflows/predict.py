@@ -302,7 +302,7 @@ def _output_columns(spec: TargetSpec, posthoc: PostHoc, conformal: ConformalInte
     if posthoc.threshold is not None and primary in table:
         table["lvh_call"] = (table[primary].to_numpy() >= posthoc.threshold).astype(float)
     if spec.is_regression and conformal is not None:
-        lower, upper = conformal.intervals(y_pred, spec.outputs, level)
+        lower, upper = conformal.intervals(y_pred, spec.outputs, level, is_male)
         for k, stem in enumerate(spec.stems):
             table[f"{stem}_pred_lower"] = lower[:, k]
             table[f"{stem}_pred_upper"] = upper[:, k]
@@ -322,6 +322,12 @@ def prediction_columns(spec: TargetSpec, posthoc: PostHoc, conformal: ConformalI
         m, f = male[column].to_numpy(dtype=float), female[column].to_numpy(dtype=float)
         same = (m == f) | (np.isnan(m) & np.isnan(f))
         out[column] = np.where(is_male == 1, m, np.where(is_male == 0, f, np.where(same, m, np.nan)))
+    if spec.is_regression and conformal is not None:  # unknown sex: the pooled (marginal) interval
+        lower, upper = conformal.intervals(y_pred, spec.outputs, level)
+        unknown = ~np.isin(is_male, (0, 1))
+        for k, stem in enumerate(spec.stems):
+            out.loc[unknown, f"{stem}_pred_lower"] = lower[unknown, k]
+            out.loc[unknown, f"{stem}_pred_upper"] = upper[unknown, k]
     return out
 
 

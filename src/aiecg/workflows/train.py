@@ -188,7 +188,8 @@ def train_run(config: RunConfig, progress: bool = True) -> RunResult:
     )
     # issue 12: split-conformal prediction intervals, calibrated on the validation split (evaluate/conformal.py)
     if spec.is_regression:
-        bundle.thresholds["conformal"] = fit_conformal(arrays["val"].target, val_pred, spec.outputs).to_dict()
+        bundle.thresholds["conformal"] = fit_conformal(arrays["val"].target, val_pred, spec.outputs,
+                                                       is_male=arrays["val"].is_male).to_dict()
     bundle_path = save_bundle(bundle, run_dir / "model.aiecg")
     build_results(spec, arrays["val"], val_pred, frame, posthoc).to_csv(run_dir / "results_val.csv", index=False)
     metrics = evaluate_bundle(bundle_path, config.cohort, config.store_path(), run_dir, split="test",
@@ -249,7 +250,8 @@ def finetune_run(config: FinetuneRunConfig, progress: bool = True) -> RunResult:
     )
     # issue 12: split-conformal intervals re-calibrated on the external validation split
     if spec.is_regression:
-        tuned.thresholds["conformal"] = fit_conformal(arrays["val"].target, val_pred, spec.outputs).to_dict()
+        tuned.thresholds["conformal"] = fit_conformal(arrays["val"].target, val_pred, spec.outputs,
+                                                      is_male=arrays["val"].is_male).to_dict()
     bundle_out = save_bundle(tuned, run_dir / "model.aiecg")
     build_results(spec, arrays["val"], val_pred, frame, posthoc).to_csv(run_dir / "results_val.csv", index=False)
     metrics = evaluate_bundle(bundle_out, config.cohort, store.root, run_dir, split="test", seed=config.seed)
