@@ -129,6 +129,25 @@ class TrainingData:
         return cls(spec, cohort, store, splits, encoder, train, participants, val, scaling, labels)
 
 
+def model_and_loss(config: RunConfig, spec: TargetSpec, train_arrays: Arrays,
+                   labels: np.ndarray | None) -> tuple[torch.nn.Module, torch.nn.Module, FitConfig]:
+    """The freshly initialised model (seeded by ``fit.seed``), the loss (class-weighted with ``loss_weighting``)
+    and the fit settings (default augmentation when ``augment`` is on) of one run: a training run or a search
+    trial, set up alike.
+
+    Raises:
+        TypeError: the architecture does not take one of ``config.model_kwargs``.
+    """
+    pos_weight, class_weight = class_weights(labels, spec) if config.loss_weighting else (None, None)
+    fit_config = config.fit
+    if config.augment and fit_config.augment is None:
+        fit_config = dataclasses.replace(fit_config, augment=AugmentConfig())
+    torch.manual_seed(config.fit.seed)  # model initialisation
+    model = create_model(config.arch, len(config.leads), train_arrays.ecg.shape[2], train_arrays.meta.shape[1],
+                         spec.n_outputs, **config.model_kwargs)
+    return model, make_loss(config.criterion, spec, pos_weight, class_weight), fit_config
+
+
 def train_run(config: RunConfig, progress: bool = True) -> RunResult:
     """Train one model as configured and evaluate it on its validation and test splits.
 
@@ -149,16 +168,9 @@ def train_run(config: RunConfig, progress: bool = True) -> RunResult:
     store, frame, splits, encoder = data.store, data.frame, data.splits, data.encoder
     scaling, labels, train_arrays = data.scaling, data.labels, data.train
     arrays = {"train": data.train_participants, "val": data.val}  # the test split is evaluated from the bundle
-    pos_weight, class_weight = class_weights(labels, spec) if config.loss_weighting else (None, None)
-    fit_config = config.fit
-    if config.augment and fit_config.augment is None:
-        fit_config = dataclasses.replace(fit_config, augment=AugmentConfig())
-    torch.manual_seed(config.fit.seed)  # model initialisation
-    model = create_model(config.arch, len(config.leads), train_arrays.ecg.shape[2],
-                         train_arrays.meta.shape[1], spec.n_outputs, **config.model_kwargs)
-    result = fit(model, ECGDataset(train_arrays, scaling), ECGDataset(arrays["val"], scaling),
-                 make_loss(config.criterion, spec, pos_weight, class_weight), fit_config, run_dir, progress,
-                 labels=labels, resume=config.resume)
+    model, loss, fit_config = model_and_loss(config, spec, train_arrays, labels)
+    result = fit(model, ECGDataset(train_arrays, scaling), ECGDataset(arrays["val"], scaling), loss, fit_config,
+                 run_dir, progress, labels=labels, resume=config.resume)
     if not main:  # the other ranks' work ends with training; rank 0 evaluates and writes
         return RunResult(run_dir, run_dir / "model.aiecg", {})
 
