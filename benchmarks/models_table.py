@@ -26,6 +26,7 @@ from aiecg.config import (  # noqa: E402
     RunConfig,  # noqa: E402
 )
 from aiecg.evaluate.evaluation import headline  # noqa: E402
+from aiecg.synth import EXTERNAL_SHIFT  # noqa: E402
 from aiecg.train.loop import FitConfig  # noqa: E402
 from aiecg.workflows.train import finetune_run, train_run  # noqa: E402
 
@@ -83,7 +84,7 @@ def main() -> None:
             finetune=FinetuneConfig(max_epochs_per_stage=args.epochs), device="cpu"), progress=False)
         before, after = headline(tuned.metrics["test_untuned"]), headline(tuned.metrics["test"])
         results["finetune"] = {
-            "external_cohort": "synthetic, EXTERNAL_SHIFT (gain x1.15, noise x2, older/heavier population), 1,500",
+            "external_cohort": f"synthetic, {EXTERNAL_SHIFT} (docs/external-shift.md), 1,500",
             "seconds": round(time.perf_counter() - started, 1), "stages": tuned.metrics["stages"],
             "untuned": {k: before[k] for k in ("ilvm_mae", "ilvm_pearson_r", "lvh_auroc") if k in before},
             "tuned": {k: after[k] for k in ("ilvm_mae", "ilvm_pearson_r", "lvh_auroc") if k in after},

@@ -72,9 +72,9 @@ def _run_config(args: argparse.Namespace):
     base = RunConfig.load(args.config).to_dict() if args.config else RunConfig().to_dict()
     changes = collect_overrides(args)
     kwargs = dict(changes.pop("model_kwargs", {}))
-    if args.conv_dropout is not None:
+    if getattr(args, "conv_dropout", None) is not None:
         kwargs["conv_dropout"] = args.conv_dropout
-    if args.lin_dropout is not None:
+    if getattr(args, "lin_dropout", None) is not None:
         kwargs["head_dropout"] = args.lin_dropout
     config = RunConfig.from_dict(merge(base, {**changes, "model_kwargs": {**base["model_kwargs"], **kwargs}}))
     if not config.cohort:
@@ -152,16 +152,10 @@ def cmd_explain(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_tune(args: argparse.Namespace) -> dict[str, Any]:
-    from aiecg.config import RunConfig
     from aiecg.evaluate.evaluation import headline
     from aiecg.workflows.tune import TuneConfig, finalise, search
 
-    base = RunConfig.load(args.config) if args.config else RunConfig()
-    base = base.override(cohort=args.cohort, store=args.store, target=args.target, arch=args.arch,
-                         excl_meta=True if args.excl_meta else None, split_seed=args.split_seed,
-                         criterion=args.criterion, fit__seed=args.seed, fit__device=args.device)
-    if not base.cohort:
-        raise AiecgError("no cohort given: pass --cohort cohort.yaml (or set 'cohort' in --config)")
+    base = _run_config(args)
     worker = args.worker_id if args.worker_id is not None else int(os.environ.get("SLURM_ARRAY_TASK_ID", 0))
     config = TuneConfig(base=base, out=Path(args.out), space=args.space, n_trials=args.trials,
                         max_epochs=args.epochs, storage=args.storage, study=args.study, pruner=args.pruner,
@@ -246,9 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="maximum epochs (the same as --max-epochs)")
     p.add_argument("--conv-dropout", type=float, help="dropout after the convolutions (a model_kwargs entry)")
     p.add_argument("--lin-dropout", type=float, help="dropout in the head (a model_kwargs entry: head_dropout)")
-    add_dataclass_options(p, RunConfig, flatten={"fit": ""}, choices={
-        "target": list_targets(), "arch": list_models(), "criterion": CRITERIA, "fit.sampling": SAMPLING_MODES,
-        "fit.device": DEVICES})
+    run_choices = {"target": list_targets(), "arch": list_models(), "criterion": CRITERIA,
+                   "fit.sampling": SAMPLING_MODES, "fit.device": DEVICES}
+    add_dataclass_options(p, RunConfig, flatten={"fit": ""}, choices=run_choices)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("finetune", help="fine-tune a saved model on an external cohort (staged unfreezing)")
@@ -330,15 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tune", help="hyperparameter search (Optuna; pruned on validation loss), then the best "
                                     "setting retrained and tested once")
     p.add_argument("--config", help="run-config YAML every trial starts from (flags override it)")
-    p.add_argument("--cohort", help="cohort YAML")
-    p.add_argument("--store", help="store directory (default: store/ beside the cohort YAML)")
-    p.add_argument("--target", choices=list_targets())
-    p.add_argument("--arch", choices=list_models(), help="base model (the default space also searches it)")
-    p.add_argument("--excl-meta", action="store_true", help="ECG only, no clinical variables")
-    p.add_argument("--criterion", choices=CRITERIA)
-    p.add_argument("--split-seed", type=int)
-    p.add_argument("--seed", type=int, help="training and sampler seed")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    base_run = p.add_argument_group("the run every trial starts from (the search space overrides what it searches)")
+    add_dataclass_options(base_run, RunConfig, flatten={"fit": ""}, skip=("out", "name", "fit.max_epochs"),
+                          choices=run_choices)
     p.add_argument("--space", help="search-space YAML replacing the reference's space")
     p.add_argument("--trials", type=int, default=50, help="finished trials the study ends with (all workers)")
     p.add_argument("--epochs", type=int, default=125, help="epochs per trial at most")

@@ -141,6 +141,31 @@ def test_every_run_config_field_is_a_flag_and_lands_in_config_yaml(tiny):
     assert 0 <= metrics["test"]["prevalence"]["ppv_at_target"]["estimate"] <= 1
 
 
+def test_tune_takes_every_run_config_field_of_the_run_its_trials_start_from(tmp_path):
+    import dataclasses
+
+    from aiecg.cli import _run_config, build_parser
+    from aiecg.cliopts import DEST_PREFIX
+    from aiecg.config import FitConfig, RunConfig
+
+    parser = build_parser()
+    tune = parser._subparsers._group_actions[0].choices["tune"]
+    dests = {a.dest for a in tune._actions}
+    own = {"out", "name"}  # the search's --out is its directory; trials are named by Optuna
+    for field in dataclasses.fields(RunConfig):
+        if field.name not in own | {"fit"}:
+            assert f"{DEST_PREFIX}{field.name}" in dests, field.name
+    for field in dataclasses.fields(FitConfig):
+        if field.name not in ("augment", "max_epochs"):  # --epochs is the search's per-trial maximum
+            assert f"{DEST_PREFIX}fit__{field.name}" in dests, field.name
+    args = parser.parse_args(["tune", "--cohort", "c.yaml", "--weight-decay", "0.01", "--sampling", "oversample",
+                              "--augment-noise-mv", "0.03", "--no-excl-meta", "--epochs", "7", "--out", str(tmp_path)])
+    base = _run_config(args)
+    assert base.fit.weight_decay == 0.01 and base.fit.sampling == "oversample" and base.excl_meta is False
+    assert base.fit.augment.noise_mv == 0.03 and args.epochs == 7 and args.out == str(tmp_path)
+    assert main(["-q", "tune", "--trials", "1", "--out", str(tmp_path)]) == 2  # no cohort: one line, exit 2
+
+
 def test_a_store_prepared_with_other_settings_is_refused_with_one_line(tiny, capsys):
     cohort = str(tiny / "data" / "cohort.yaml")
     assert main(["-q", "train", "--cohort", cohort, "--target", "INDEXED_MASS", "--epochs", "1", "--no-compare",

@@ -52,11 +52,17 @@ def test_predict_from_xml_equals_evaluate(tiny, capsys):
     for column in SHARED_COLUMNS:
         np.testing.assert_allclose(merged[column], merged[f"{column}_evaluate"], rtol=1e-5, atol=1e-6,
                                    err_msg=column)
-    # the 90% split-conformal interval holds the prediction, with the half-width saved in the bundle
+    # the 90% split-conformal interval (Mondrian by sex) holds the prediction, with each sex's half-width the
+    # order statistic of that sex's validation residuals saved in the bundle
     conformal = load_bundle(tiny / "runs" / "fcn" / "model.aiecg").thresholds["conformal"]
-    scores = np.sort(conformal["residuals"]["INDEXED_MASS"])
-    half = scores[int(np.ceil((len(scores) + 1) * 0.9)) - 1] if np.ceil((len(scores) + 1) * 0.9) <= len(scores) \
-        else np.inf
+    assert "Mondrian" in conformal["method"]
+
+    def half_width(scores):
+        rank = int(np.ceil((len(scores) + 1) * 0.9))
+        return np.sort(scores)[rank - 1] if rank <= len(scores) else np.inf
+
+    half = np.where(table["is_m"] == 1, half_width(conformal["groups"]["male"]["INDEXED_MASS"]),
+                    half_width(conformal["groups"]["female"]["INDEXED_MASS"]))
     np.testing.assert_allclose(table["ilvm_pred_upper"] - table["ilvm_pred"], half, rtol=1e-6)
     np.testing.assert_allclose(table["ilvm_pred"] - table["ilvm_pred_lower"], half, rtol=1e-6)
     assert (table["interval"] == 0.9).all()

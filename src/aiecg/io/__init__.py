@@ -5,7 +5,15 @@ reader registered for their suffix. Vendor formats need the optional ``formats``
 """
 
 from aiecg.io import arrays, cardiosoft, matlab, vendor, wfdb
-from aiecg.io.registry import Reader, detect_format, get_reader, list_readers, read_ecg, register_reader
+from aiecg.io.registry import (
+    Reader,
+    detect_format,
+    ecg_files_in,
+    get_reader,
+    list_readers,
+    read_ecg,
+    register_reader,
+)
 
 register_reader(Reader("cardiosoft", cardiosoft.read_cardiosoft, cardiosoft.SUFFIXES, cardiosoft.sniff))
 register_reader(Reader("wfdb", wfdb.read_wfdb, wfdb.SUFFIXES, claims=wfdb.claims))
@@ -19,4 +27,4 @@ register_reader(Reader("npy", arrays.read_npy, arrays.NPY_SUFFIXES, arrays.sniff
 register_reader(Reader("npz", arrays.read_npz, arrays.NPZ_SUFFIXES))
 register_reader(Reader("csv", arrays.read_csv, arrays.CSV_SUFFIXES))
 
-__all__ = ["Reader", "detect_format", "get_reader", "list_readers", "read_ecg", "register_reader"]
+__all__ = ["Reader", "detect_format", "ecg_files_in", "get_reader", "list_readers", "read_ecg", "register_reader"]

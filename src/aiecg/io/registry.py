@@ -34,6 +34,8 @@ class Reader:
 
 _READERS: dict[str, Reader] = {}
 _HEAD_BYTES = 4096
+ARRAY_FORMATS = ("npy", "npz", "csv")
+"""Bare arrays: they need the sampling rate and leads as options, so a folder scan takes them only when asked."""
 
 
 def register_reader(reader: Reader) -> Reader:
@@ -109,3 +111,25 @@ def read_ecg(path: str | Path, format: str | None = None, **options: Any) -> ECG
         raise ECGReadError(path, f"the {reader.name} reader could not make sense of this file (damaged?)"
                            + library_detail(exc)) from exc
     return check_plausible(ecg, path)
+
+
+def ecg_files_in(folder: str | Path, format: str | None = None) -> tuple[list[Path], int]:
+    """The ECG files under ``folder`` (recursive, sorted) and how many other files were passed over.
+
+    A file counts by its suffix: one of ``format``'s, or of any registered reader's but the bare arrays
+    (:data:`ARRAY_FORMATS`). A WFDB record is its ``.hea`` header, so its ``.dat``/``.mat`` signal files are not
+    inputs of their own; hidden files and folders are left out.
+    """
+    folder = Path(folder)
+    names = [format] if format else [n for n in list_readers() if n not in ARRAY_FORMATS]
+    suffixes = {s for name in names for s in get_reader(name).suffixes}
+    found, skipped = [], 0
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        if any(part.startswith(".") for part in path.relative_to(folder).parts):
+            continue
+        suffix = path.suffix.lower()
+        if suffix not in suffixes or (suffix == ".mat" and path.with_suffix(".hea").exists()):
+            skipped += 1
+            continue
+        found.append(path)
+    return found, skipped

@@ -22,6 +22,7 @@ from aiecg.data.workers import CRASHED, ERROR, OK, OUT_OF_MEMORY, run_supervised
 from aiecg.ecg import STANDARD_LEADS
 from aiecg.errors import AiecgError, ECGReadError
 from aiecg.files import atomic_write_bytes
+from aiecg.io import ecg_files_in
 from aiecg.signal import criteria as criteria_registry
 from aiecg.signal.delineation import BEAT_COLUMNS
 
@@ -38,9 +39,6 @@ CRITERIA: tuple[str, ...] = tuple(
 its score and its call (1, 0, or empty when unknown)."""
 HEAD_COLUMNS: tuple[str, ...] = ("file", "record_id", "status", "reason", "qc_notes", "bad_leads", "sex",
                                  "n_beats", "n_clean")
-# companions of a record's main file: listed under their header, not as inputs of their own
-_COMPANIONS = {".dat": ".hea", ".mat": ".hea"}
-_IGNORED = {".xsd", ".md", ".txt", ".json", ".yaml", ".yml", ".py", ".html", ".pdf", ".png", ".jpg", ".parquet"}
 
 
 class MeasureError(AiecgError, ValueError):
@@ -57,20 +55,11 @@ class MeasureTask:
     options: dict[str, Any] | None = None
 
 
-def _folder_files(folder: Path) -> list[Path]:
-    files = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        if path.name.startswith(".") or path.suffix.lower() in _IGNORED:
-            continue
-        header = _COMPANIONS.get(path.suffix.lower())
-        if header and path.with_suffix(header).exists():
-            continue
-        files.append(path)
-    return files
-
-
-def collect_inputs(inputs: Iterable[str | Path]) -> list[MeasureTask]:
+def collect_inputs(inputs: Iterable[str | Path], fmt: str | None = None) -> list[MeasureTask]:
     """Expand files, folders and cohort YAML files into one task per ECG file (in the order given).
+
+    Folders are scanned as :func:`aiecg.io.ecg_files_in` does (by ``fmt``'s suffixes, or every reader's but the
+    bare arrays'); ``fmt`` also forces the reader of files and folders (a cohort YAML names its own).
 
     Raises:
         MeasureError: nothing at all was found (a file that does not exist still gets its error row).
@@ -79,7 +68,7 @@ def collect_inputs(inputs: Iterable[str | Path]) -> list[MeasureTask]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            tasks += [MeasureTask(str(p)) for p in _folder_files(path)]
+            tasks += [MeasureTask(str(p), format=fmt) for p in ecg_files_in(path, fmt)[0]]
         elif path.suffix.lower() in (".yaml", ".yml") and path.is_file():
             from aiecg.data.cohort import ecg_records
 
@@ -87,7 +76,7 @@ def collect_inputs(inputs: Iterable[str | Path]) -> list[MeasureTask]:
             tasks += [MeasureTask(str(r.ecg_path or ""), str(r.id), r.format, r.options or None)
                       for r in records.itertuples()]
         else:  # a file; one that cannot be read becomes an error row
-            tasks.append(MeasureTask(str(path)))
+            tasks.append(MeasureTask(str(path), format=fmt))
     if not tasks:
         raise MeasureError("no ECG files found in the inputs given")
     return tasks
@@ -197,9 +186,7 @@ def run_measure(inputs: Sequence[str | Path], out: str | Path, with_beats: bool 
     ``fmt`` forces one reader format for files and folders (a cohort YAML names its own).
     Returns a summary: files per status and the paths written.
     """
-    tasks = collect_inputs(inputs)
-    if fmt:
-        tasks = [t if t.format else MeasureTask(t.file, t.record_id, fmt, t.options) for t in tasks]
+    tasks = collect_inputs(inputs, fmt)
     table, beats = measure_files(tasks, with_beats, workers, progress)
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)

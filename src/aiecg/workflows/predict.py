@@ -40,7 +40,7 @@ from aiecg.errors import AiecgError, BundleError, CohortError, ECGReadError, ECG
 from aiecg.evaluate.conformal import ConformalIntervals
 from aiecg.evaluate.posthoc import PostHoc, posthoc_columns
 from aiecg.evaluate.results import results_table
-from aiecg.io import get_reader, list_readers, read_ecg
+from aiecg.io import ecg_files_in, get_reader, read_ecg
 from aiecg.predict import OnnxModel, predict
 from aiecg.signal.leads import DERIVED_LIMB_LEADS
 
@@ -50,7 +50,6 @@ STATUS_UNSUPPORTED = "unsupported"
 STATUS_CLINICAL = "clinical_error"
 MIN_RATE_BPM = 40.0
 """The slowest resting heart rate a recording must hold enough beats at (see :func:`check_recording`)."""
-ARRAY_FORMATS = ("npy", "npz", "csv")
 """Formats a folder scan skips unless ``--format`` names them (their files are usually not ECGs)."""
 BASE_COLUMNS = ["file", "record_id", "status", "reason", "qc", "is_m", "sex_source", "n_imputed", "imputed",
                 "heart_rate", "n_beats", "n_clean"]
@@ -99,23 +98,9 @@ def check_recording(input_spec: dict[str, Any], data_spec: dict[str, Any], where
 
 
 # ----------------------------------------------------------------------------------------- inputs
-def _folder_suffixes(fmt: str | None) -> set[str]:
-    names = [fmt] if fmt else [n for n in list_readers() if n not in ARRAY_FORMATS]
-    return {s for name in names for s in get_reader(name).suffixes}
-
-
 def _scan(folder: Path, fmt: str | None) -> list[Path]:
-    """The ECG files under ``folder`` (recursive): WFDB records by their header, other files by suffix."""
-    suffixes = _folder_suffixes(fmt)
-    found, skipped = [], 0
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        if any(part.startswith(".") for part in path.relative_to(folder).parts):
-            continue
-        suffix = path.suffix.lower()
-        if suffix not in suffixes or (suffix == ".mat" and path.with_suffix(".hea").exists()):
-            skipped += 1  # not an ECG format, or a WFDB signal file whose header is the record
-            continue
-        found.append(path)
+    """The ECG files under ``folder`` (:func:`aiecg.io.ecg_files_in`), logging how many others were skipped."""
+    found, skipped = ecg_files_in(folder, fmt)
     if skipped:
         log.info("%s: %d file(s) skipped (not an ECG suffix, or a WFDB signal file)", folder, skipped)
     return found
@@ -302,7 +287,7 @@ def _output_columns(spec: TargetSpec, posthoc: PostHoc, conformal: ConformalInte
     if posthoc.threshold is not None and primary in table:
         table["lvh_call"] = (table[primary].to_numpy() >= posthoc.threshold).astype(float)
     if spec.is_regression and conformal is not None:
-        lower, upper = conformal.intervals(y_pred, spec.outputs, level)
+        lower, upper = conformal.intervals(y_pred, spec.outputs, level, is_male)
         for k, stem in enumerate(spec.stems):
             table[f"{stem}_pred_lower"] = lower[:, k]
             table[f"{stem}_pred_upper"] = upper[:, k]
@@ -322,6 +307,12 @@ def prediction_columns(spec: TargetSpec, posthoc: PostHoc, conformal: ConformalI
         m, f = male[column].to_numpy(dtype=float), female[column].to_numpy(dtype=float)
         same = (m == f) | (np.isnan(m) & np.isnan(f))
         out[column] = np.where(is_male == 1, m, np.where(is_male == 0, f, np.where(same, m, np.nan)))
+    if spec.is_regression and conformal is not None:  # unknown sex: the pooled (marginal) interval
+        lower, upper = conformal.intervals(y_pred, spec.outputs, level)
+        unknown = ~np.isin(is_male, (0, 1))
+        for k, stem in enumerate(spec.stems):
+            out.loc[unknown, f"{stem}_pred_lower"] = lower[unknown, k]
+            out.loc[unknown, f"{stem}_pred_upper"] = upper[unknown, k]
     return out
 
 

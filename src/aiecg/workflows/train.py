@@ -129,6 +129,25 @@ class TrainingData:
         return cls(spec, cohort, store, splits, encoder, train, participants, val, scaling, labels)
 
 
+def model_and_loss(config: RunConfig, spec: TargetSpec, train_arrays: Arrays,
+                   labels: np.ndarray | None) -> tuple[torch.nn.Module, torch.nn.Module, FitConfig]:
+    """The freshly initialised model (seeded by ``fit.seed``), the loss (class-weighted with ``loss_weighting``)
+    and the fit settings (default augmentation when ``augment`` is on) of one run: a training run or a search
+    trial, set up alike.
+
+    Raises:
+        TypeError: the architecture does not take one of ``config.model_kwargs``.
+    """
+    pos_weight, class_weight = class_weights(labels, spec) if config.loss_weighting else (None, None)
+    fit_config = config.fit
+    if config.augment and fit_config.augment is None:
+        fit_config = dataclasses.replace(fit_config, augment=AugmentConfig())
+    torch.manual_seed(config.fit.seed)  # model initialisation
+    model = create_model(config.arch, len(config.leads), train_arrays.ecg.shape[2], train_arrays.meta.shape[1],
+                         spec.n_outputs, **config.model_kwargs)
+    return model, make_loss(config.criterion, spec, pos_weight, class_weight), fit_config
+
+
 def train_run(config: RunConfig, progress: bool = True) -> RunResult:
     """Train one model as configured and evaluate it on its validation and test splits.
 
@@ -149,16 +168,9 @@ def train_run(config: RunConfig, progress: bool = True) -> RunResult:
     store, frame, splits, encoder = data.store, data.frame, data.splits, data.encoder
     scaling, labels, train_arrays = data.scaling, data.labels, data.train
     arrays = {"train": data.train_participants, "val": data.val}  # the test split is evaluated from the bundle
-    pos_weight, class_weight = class_weights(labels, spec) if config.loss_weighting else (None, None)
-    fit_config = config.fit
-    if config.augment and fit_config.augment is None:
-        fit_config = dataclasses.replace(fit_config, augment=AugmentConfig())
-    torch.manual_seed(config.fit.seed)  # model initialisation
-    model = create_model(config.arch, len(config.leads), train_arrays.ecg.shape[2],
-                         train_arrays.meta.shape[1], spec.n_outputs, **config.model_kwargs)
-    result = fit(model, ECGDataset(train_arrays, scaling), ECGDataset(arrays["val"], scaling),
-                 make_loss(config.criterion, spec, pos_weight, class_weight), fit_config, run_dir, progress,
-                 labels=labels, resume=config.resume)
+    model, loss, fit_config = model_and_loss(config, spec, train_arrays, labels)
+    result = fit(model, ECGDataset(train_arrays, scaling), ECGDataset(arrays["val"], scaling), loss, fit_config,
+                 run_dir, progress, labels=labels, resume=config.resume)
     if not main:  # the other ranks' work ends with training; rank 0 evaluates and writes
         return RunResult(run_dir, run_dir / "model.aiecg", {})
 
@@ -188,7 +200,8 @@ def train_run(config: RunConfig, progress: bool = True) -> RunResult:
     )
     # issue 12: split-conformal prediction intervals, calibrated on the validation split (evaluate/conformal.py)
     if spec.is_regression:
-        bundle.thresholds["conformal"] = fit_conformal(arrays["val"].target, val_pred, spec.outputs).to_dict()
+        bundle.thresholds["conformal"] = fit_conformal(arrays["val"].target, val_pred, spec.outputs,
+                                                       is_male=arrays["val"].is_male).to_dict()
     bundle_path = save_bundle(bundle, run_dir / "model.aiecg")
     build_results(spec, arrays["val"], val_pred, frame, posthoc).to_csv(run_dir / "results_val.csv", index=False)
     metrics = evaluate_bundle(bundle_path, config.cohort, config.store_path(), run_dir, split="test",
@@ -249,7 +262,8 @@ def finetune_run(config: FinetuneRunConfig, progress: bool = True) -> RunResult:
     )
     # issue 12: split-conformal intervals re-calibrated on the external validation split
     if spec.is_regression:
-        tuned.thresholds["conformal"] = fit_conformal(arrays["val"].target, val_pred, spec.outputs).to_dict()
+        tuned.thresholds["conformal"] = fit_conformal(arrays["val"].target, val_pred, spec.outputs,
+                                                      is_male=arrays["val"].is_male).to_dict()
     bundle_out = save_bundle(tuned, run_dir / "model.aiecg")
     build_results(spec, arrays["val"], val_pred, frame, posthoc).to_csv(run_dir / "results_val.csv", index=False)
     metrics = evaluate_bundle(bundle_out, config.cohort, store.root, run_dir, split="test", seed=config.seed)

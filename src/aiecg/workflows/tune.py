@@ -20,20 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 import yaml
 
-from aiecg.config import AugmentConfig, RunConfig
+from aiecg.config import RunConfig
 from aiecg.data.dataset import Arrays, ECGDataset, TargetScaling
 from aiecg.data.targets import TargetSpec, target_spec
 from aiecg.errors import ConfigError
 from aiecg.files import atomic_write_text
-from aiecg.models import create_model
 from aiecg.train import hpo
 from aiecg.train.distributed import current_world
 from aiecg.train.loop import fit
-from aiecg.train.losses import make_loss
-from aiecg.workflows.train import TrainingData, class_weights, train_run
+from aiecg.workflows.train import TrainingData, model_and_loss, train_run
 
 log = logging.getLogger("aiecg")
 
@@ -107,14 +104,8 @@ def objective_for(data: SearchData, config: TuneConfig, space: list[hpo.Param]) 
 
     def objective(trial: optuna.Trial) -> float:
         run = hpo.apply_params(base, {p.name: p.suggest(trial) for p in space})
-        fit_config = run.fit
-        if run.augment and fit_config.augment is None:
-            fit_config = dataclasses.replace(fit_config, augment=AugmentConfig())
-        pos_weight, class_weight = class_weights(data.labels, data.spec) if run.loss_weighting else (None, None)
-        torch.manual_seed(run.fit.seed)  # model initialisation, as in train_run
         try:
-            model = create_model(run.arch, len(run.leads), data.train.ecg.shape[2], data.train.meta.shape[1],
-                                 data.spec.n_outputs, **run.model_kwargs)
+            model, loss, fit_config = model_and_loss(run, data.spec, data.train, data.labels)
         except TypeError as exc:  # a model setting of the space that this architecture does not take
             raise ConfigError(f"search space: model {run.arch!r} rejects {run.model_kwargs} ({exc}); "
                               "search only settings of the searched architectures") from None
@@ -124,9 +115,8 @@ def objective_for(data: SearchData, config: TuneConfig, space: list[hpo.Param]) 
             if not math.isfinite(row["val_loss"]) or trial.should_prune():
                 raise optuna.TrialPruned(f"epoch {int(row['epoch'])}: validation loss {row['val_loss']:.4f}")
 
-        result = fit(model, ECGDataset(data.train, data.scaling), ECGDataset(data.val, data.scaling),
-                     make_loss(run.criterion, data.spec, pos_weight, class_weight), fit_config, None, progress=False,
-                     labels=data.labels, on_validation=report)
+        result = fit(model, ECGDataset(data.train, data.scaling), ECGDataset(data.val, data.scaling), loss, fit_config,
+                     None, progress=False, labels=data.labels, on_validation=report)
         trial.set_user_attr("best_epoch", result.best_epoch)
         return result.best_val_loss
 

@@ -52,3 +52,46 @@ def test_coverage_on_exchangeable_data_is_near_the_level(level):
     male = table["is_m"] == 1
     expected = np.mean(np.abs(table.loc[male, "ilvm_true"] - table.loc[male, "ilvm_pred"]) <= half)
     assert entry["male"]["coverage"] == pytest.approx(expected)
+
+
+def _two_sexes(rng, n):
+    """Men predicted twice as badly as women (a pooled quantile then under-covers men, over-covers women)."""
+    is_m = rng.integers(0, 2, n)
+    truth = rng.normal(50, 8, n)
+    pred = truth + rng.normal(0, np.where(is_m == 1, 8.0, 4.0))
+    return truth, pred, is_m
+
+
+def test_mondrian_intervals_cover_the_level_within_each_sex():
+    rng = np.random.default_rng(1)
+    truth, pred, is_m = _two_sexes(rng, 42000)
+    cal, test = slice(0, 2000), slice(2000, None)
+    table = pd.DataFrame({"ilvm_true": truth[test], "ilvm_pred": pred[test], "is_m": is_m[test]})
+    pooled = fit_conformal(truth[cal, None], pred[cal, None], ["INDEXED_MASS"])
+    mondrian = fit_conformal(truth[cal, None], pred[cal, None], ["INDEXED_MASS"], is_male=is_m[cal])
+    before = coverage_report(pooled, target_spec("INDEXED_MASS"), table, levels=(0.9,))["ilvm"]["levels"]["0.9"]
+    after = coverage_report(mondrian, target_spec("INDEXED_MASS"), table, levels=(0.9,))["ilvm"]["levels"]["0.9"]
+    assert before["male"]["coverage"] < 0.84 and before["female"]["coverage"] > 0.96  # marginal only
+    for sex in ("male", "female", "overall"):
+        assert abs(after[sex]["coverage"] - 0.9) < 0.015, sex
+    assert after["male"]["mean_width"] > 1.8 * after["female"]["mean_width"]
+    # each sex's half-width is the order statistic of its own calibration scores
+    men = np.sort(np.abs(truth[cal] - pred[cal])[is_m[cal] == 1])
+    assert mondrian.quantile("INDEXED_MASS", 0.9, "male") == men[math.ceil((men.size + 1) * 0.9) - 1]
+
+
+def test_unknown_sex_and_old_bundles_get_the_pooled_interval():
+    rng = np.random.default_rng(2)
+    truth, pred, is_m = _two_sexes(rng, 400)
+    mondrian = fit_conformal(truth[:, None], pred[:, None], ["INDEXED_MASS"], is_male=is_m)
+    pooled_half = mondrian.quantile("INDEXED_MASS", 0.9)
+    lower, upper = mondrian.intervals(np.zeros((3, 1)), ["INDEXED_MASS"], 0.9, np.array([1.0, 0.0, np.nan]))
+    assert upper[0, 0] == mondrian.quantile("INDEXED_MASS", 0.9, "male")
+    assert upper[1, 0] == mondrian.quantile("INDEXED_MASS", 0.9, "female")
+    assert upper[2, 0] == pooled_half and lower[2, 0] == -pooled_half
+    again = ConformalIntervals.from_dict(mondrian.to_dict())
+    assert again.method == mondrian.method and "Mondrian" in again.method
+    assert again.quantile("INDEXED_MASS", 0.9, "female") == mondrian.quantile("INDEXED_MASS", 0.9, "female")
+    old = {k: v for k, v in mondrian.to_dict().items() if k != "groups"}  # a bundle saved before issue 12's fix
+    legacy = ConformalIntervals.from_dict(old)
+    assert legacy.quantile("INDEXED_MASS", 0.9, "male") == pooled_half and "Mondrian" not in legacy.method

@@ -85,3 +85,25 @@ def test_nothing_to_measure_is_an_error(tmp_path, capsys) -> None:
         collect_inputs([tmp_path / "empty"])
     assert main(["-q", "measure", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
     assert "no ECG files" in capsys.readouterr().err
+
+
+def test_measure_and_predict_scan_a_folder_alike(folder, tmp_path) -> None:
+    import shutil
+
+    from aiecg.io import ecg_files_in
+    from aiecg.workflows.predict import collect_records
+
+    root = tmp_path / "scan"
+    shutil.copytree(folder, root)
+    (root / "notes.txt").write_text("not an ECG")
+    (root / ".hidden").mkdir()
+    (root / ".hidden" / "x.xml").write_text("<x/>")
+    np.save(root / "strip.npy", np.zeros((12, 5000), dtype=np.float32))
+    found, skipped = ecg_files_in(root)
+    names = sorted(p.name for p in found)
+    assert names == ["broken.xml", "rec0.hea", "rec1.hea", "rec2.hea"]  # headers, not their .dat signal files
+    assert skipped == 5  # 3 .dat, notes.txt, strip.npy (a bare array needs its rate: asked for by --format)
+    assert [t.file for t in collect_inputs([root])] == [str(p) for p in found]
+    assert list(collect_records([root])[0]["file"]) == [str(p) for p in found]
+    assert [p.name for p in ecg_files_in(root, "npy")[0]] == ["strip.npy"]
+    assert [t.format for t in collect_inputs([root], "npy")] == ["npy"]
