@@ -33,6 +33,8 @@ from functools import lru_cache
 import numpy as np
 from scipy import signal as sps
 
+from aiecg.signal.fastops import median as _median
+from aiecg.signal.fastops import sosfiltfilt
 from aiecg.signal.quality import (
     QualityConfig,
     clipped_leads,
@@ -156,7 +158,7 @@ def _qrs_band(fs: float) -> np.ndarray:
 
 def qrs_energy(signal: np.ndarray, fs: float) -> np.ndarray:
     """The combined detection lead: RMS over leads of the 5-30 Hz band-passed signal (mV)."""
-    x = sps.sosfiltfilt(_qrs_band(float(fs)), np.asarray(signal, dtype=np.float64), axis=-1)
+    x = sosfiltfilt(_qrs_band(float(fs)), np.asarray(signal, dtype=np.float64))
     return np.sqrt(np.mean(x * x, axis=0))
 
 
@@ -370,7 +372,7 @@ def extract_beats(
     regular, rr_med = _rr_regular(peaks, fs, cfg.rr_tolerance)
     first = inside & regular if (inside & regular).sum() >= 2 else inside
     idx, _ = _windows(n, peaks, before, after)
-    template = np.median(x[:, idx[first]], axis=1)
+    template = _median(x[:, idx[first]], axis=1)
 
     shift = int(round(cfg.max_shift_ms * fs / 1000))
     qrs_before, qrs_after = int(round(0.05 * fs)), int(round(0.08 * fs))
@@ -382,7 +384,7 @@ def extract_beats(
         first = inside & regular if (inside & regular).sum() >= 2 else inside
         if not inside.any():
             return empty("no complete beat in the strip")
-        template = np.median(x[:, idx[first]], axis=1)
+        template = _median(x[:, idx[first]], axis=1)
 
     # Correlation over the QRS and early ST (80 ms before to 120 ms after R), each lead centred: ectopic beats
     # differ most there, the median's amplitudes depend on it, and it stays clear of the next P wave at high
@@ -394,7 +396,7 @@ def extract_beats(
     clean = inside & regular & (corr >= cfg.corr_threshold)
 
     beats = np.ascontiguousarray(stack[clean], dtype=np.float32)
-    median = np.median(beats, axis=0).astype(np.float32) if len(beats) else np.zeros((n_leads, cfg.window), np.float32)
+    median = _median(beats, axis=0).astype(np.float32) if len(beats) else np.zeros((n_leads, cfg.window), np.float32)
     if ok and len(beats) < cfg.min_clean_beats:
         ok, reason = False, f"too few clean beats ({len(beats)} < {cfg.min_clean_beats})"
     return BeatSet(

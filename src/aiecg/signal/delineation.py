@@ -33,12 +33,13 @@ into seconds from the start of the recording.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import pandas as pd
 from scipy.ndimage import uniform_filter1d
+
+from aiecg.signal.fastops import median, nanmedian
 
 WAVE_KEYS: tuple[str, ...] = ("p_on", "p_peak", "p_off", "qrs_on", "qrs_off", "t_peak", "t_off")
 BEAT_COLUMNS: tuple[str, ...] = ("beat", "r_peak_s") + tuple(f"{k}_s" for k in WAVE_KEYS) + ("clean",)
@@ -293,11 +294,9 @@ def wide_median(x: np.ndarray, r_peaks: np.ndarray, use: np.ndarray, fs: float,
     valid = (idx >= 0) & (idx < n)
     seg = np.asarray(x, dtype=np.float64)[:, np.clip(idx, 0, n - 1)]
     if valid.all():
-        return np.median(seg, axis=1), before
+        return median(seg, axis=1), before
     seg[:, ~valid] = np.nan
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        med = np.nanmedian(seg, axis=1)
+    med = nanmedian(seg, axis=1)
     missing = np.isnan(med[0])
     if missing.any():  # columns no beat reaches: hold the nearest value
         good = np.flatnonzero(~missing)
