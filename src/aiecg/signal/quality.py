@@ -127,7 +127,14 @@ def clipped_leads(raw: np.ndarray, fs: float, names: Sequence[str], r_peaks_s: n
     min_run = max(2, int(round(cfg.saturation_run_s * fs)))
     beats = np.zeros(0, np.int64) if r_peaks_s is None else np.rint(np.asarray(r_peaks_s) * fs).astype(np.int64)
     out: dict[str, str] = {}
-    for i, lead in enumerate(names):
+    x = x[: len(names)]
+    # all leads at once: a lead with fewer than min_run samples at either extreme has no plateau to judge
+    lo_all, hi_all = x.min(axis=1), x.max(axis=1)
+    tol_all = np.maximum(1e-6, 1e-4 * (hi_all - lo_all))[:, None]
+    at_hi = (np.abs(x - hi_all[:, None]) <= tol_all).sum(axis=1) >= min_run
+    at_lo = (np.abs(x - lo_all[:, None]) <= tol_all).sum(axis=1) >= min_run
+    for i in np.flatnonzero(at_hi | at_lo):
+        lead = names[i]
         row = x[i]
         lo, hi = float(row.min()), float(row.max())
         span = hi - lo
