@@ -296,7 +296,12 @@ def wide_median(x: np.ndarray, r_peaks: np.ndarray, use: np.ndarray, fs: float,
     if valid.all():
         return median(seg, axis=1), before
     seg[:, ~valid] = np.nan
-    med = nanmedian(seg, axis=1)
+    every = valid.all(axis=0)  # the columns every beat reaches (all but the window's ends): a plain median
+    if np.isnan(seg[:, :, every]).any():  # NaN in the strip itself: nanmedian ignores it there too
+        every[:] = False
+    med = np.empty_like(seg[:, 0])  # laid out in memory as np.nanmedian lays out its result
+    med[:, every] = median(seg[:, :, every], axis=1)
+    med[:, ~every] = nanmedian(seg[:, :, ~every], axis=1)
     missing = np.isnan(med[0])
     if missing.any():  # columns no beat reaches: hold the nearest value
         good = np.flatnonzero(~missing)
@@ -423,4 +428,4 @@ def beat_table(r_peaks: np.ndarray, fiducials: list[Fiducials], clean: np.ndarra
     for key in WAVE_KEYS:
         rows[f"{key}_s"] = np.asarray([getattr(f, key) for f in fiducials], dtype=np.float64) / fs
     rows["clean"] = np.asarray(clean, dtype=bool)
-    return pd.DataFrame(rows, columns=list(BEAT_COLUMNS))
+    return pd.DataFrame(rows)  # built in BEAT_COLUMNS order (a columns= argument would cost a reindex)
