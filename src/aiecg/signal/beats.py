@@ -260,8 +260,8 @@ def refine_to_dominant(signal: np.ndarray, peaks: np.ndarray, fs: float, search_
     idx, _ = _windows(x.shape[1], peaks, k, k + 1)
     seg = x[:, idx]  # [lead, beat, 2k+1]
     seg = seg - seg[:, :, :1] * 0.5 - seg[:, :, -1:] * 0.5  # local baseline: mean of the window ends
-    pos = np.median(seg.max(axis=2), axis=1)
-    neg = np.median((-seg).max(axis=2), axis=1)
+    pos = _median(seg.max(axis=2), axis=1)
+    neg = _median((-seg).max(axis=2), axis=1)
     score = pos - neg
     lead = int(np.argmax(np.abs(score)))
     polarity = 1.0 if score[lead] >= 0 else -1.0
@@ -299,7 +299,7 @@ def _rr_regular(peaks: np.ndarray, fs: float, tol: float) -> tuple[np.ndarray, f
     if peaks.size < 2:
         return regular, float("nan")
     rr = np.diff(peaks) / fs
-    rr_med = float(np.median(rr))
+    rr_med = float(_median(rr))
     premature = rr < (1 - tol) * rr_med
     late = rr > (1 + tol) * rr_med
     # rr[i] precedes beat i + 1; a late interval that follows a premature one is a compensatory pause.
@@ -364,7 +364,7 @@ def extract_beats(
             qc_ok=False, qc_reason=reason or msg, bad_leads=bad, qc_notes=tuple(notes),
         )
 
-    hr = float(60.0 / (np.median(np.diff(peaks)) / fs)) if peaks.size >= 2 else float("nan")
+    hr = float(60.0 / (_median(np.diff(peaks)) / fs)) if peaks.size >= 2 else float("nan")
     _, inside = _windows(n, peaks, before, after)
     if not inside.any():
         return empty("no complete beat in the strip" if peaks.size else "no beats detected")
@@ -378,7 +378,7 @@ def extract_beats(
     qrs_before, qrs_after = int(round(0.05 * fs)), int(round(0.08 * fs))
     if shift > 0 and before >= qrs_before and after >= qrs_after:
         peaks = _align_xcorr(x[good], peaks, template[good], cfg.r_offset, qrs_before, qrs_after, shift)
-        hr = float(60.0 / (np.median(np.diff(peaks)) / fs)) if peaks.size >= 2 else float("nan")
+        hr = float(60.0 / (_median(np.diff(peaks)) / fs)) if peaks.size >= 2 else float("nan")
         idx, inside = _windows(n, peaks, before, after)
         regular, rr_med = _rr_regular(peaks, fs, cfg.rr_tolerance)
         first = inside & regular if (inside & regular).sum() >= 2 else inside

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 from scipy.ndimage import uniform_filter1d
 
-from aiecg.signal.fastops import median, nanmedian
+from aiecg.signal import fastops
 
 WAVE_KEYS: tuple[str, ...] = ("p_on", "p_peak", "p_off", "qrs_on", "qrs_off", "t_peak", "t_off")
 BEAT_COLUMNS: tuple[str, ...] = ("beat", "r_peak_s") + tuple(f"{k}_s" for k in WAVE_KEYS) + ("clean",)
@@ -294,14 +294,14 @@ def wide_median(x: np.ndarray, r_peaks: np.ndarray, use: np.ndarray, fs: float,
     valid = (idx >= 0) & (idx < n)
     seg = np.asarray(x, dtype=np.float64)[:, np.clip(idx, 0, n - 1)]
     if valid.all():
-        return median(seg, axis=1), before
+        return fastops.median(seg, axis=1), before
     seg[:, ~valid] = np.nan
     every = valid.all(axis=0)  # the columns every beat reaches (all but the window's ends): a plain median
     if np.isnan(seg[:, :, every]).any():  # NaN in the strip itself: nanmedian ignores it there too
         every[:] = False
     med = np.empty_like(seg[:, 0])  # laid out in memory as np.nanmedian lays out its result
-    med[:, every] = median(seg[:, :, every], axis=1)
-    med[:, ~every] = nanmedian(seg[:, :, ~every], axis=1)
+    med[:, every] = fastops.median(seg[:, :, every], axis=1)
+    med[:, ~every] = fastops.nanmedian(seg[:, :, ~every], axis=1)
     missing = np.isnan(med[0])
     if missing.any():  # columns no beat reaches: hold the nearest value
         good = np.flatnonzero(~missing)
@@ -370,7 +370,7 @@ def beat_fiducials(
     n = x.shape[1]
     peaks = np.asarray(r_peaks, dtype=np.int64)
     rr = np.diff(peaks) / fs
-    rr_before = np.concatenate([[np.median(rr) if rr.size else NAN], rr])
+    rr_before = np.concatenate([[fastops.median(rr) if rr.size else NAN], rr])
     ms = fs / 1000.0
     # (key, half window, max lag) of the boundary refinement
     plan = [("qrs_on", int(20 * ms), int(8 * ms)), ("qrs_off", int(20 * ms), int(8 * ms)),

@@ -3,10 +3,10 @@
 Each function returns exactly (bit for bit, and in the same memory order, which decides how a later sum over the
 result adds up) what the routine it replaces returns on the inputs we give it; only the set-up per call is cheaper:
 
-* ``median``: ``np.median`` over a short axis (the beats of one record, 3-30): up to ``NETWORK_MAX`` beats through
-  Batcher's odd-even merge sorting network (Knuth, TAOCP vol. 3, 5.3.4), elementwise minima and maxima over
-  whole [lead, window] slices, else by sorting a contiguous copy; ``np.median`` partitions along a strided axis,
-  which costs 3-10x more for [lead, beat, window] stacks.
+* ``median``: ``np.median`` of a short 1-D array (RR intervals) by sorting it; over a short axis (the beats of
+  one record, 3-30) up to ``NETWORK_MAX`` beats through Batcher's odd-even merge sorting network (Knuth, TAOCP
+  vol. 3, 5.3.4), elementwise minima and maxima over whole [lead, window] slices, else by sorting a contiguous
+  copy; ``np.median`` partitions along a strided axis, which costs 3-10x more for [lead, beat, window] stacks.
 * ``nanmedian``: ``np.nanmedian`` (NaN = missing) the same way; for short axes numpy goes through masked arrays.
 * ``sosfiltfilt``: ``scipy.signal.sosfiltfilt`` (odd padding, steady-state initial conditions) with the
   initial conditions (``sosfilt_zi``, a linear solve per section) computed once per filter design.
@@ -68,9 +68,27 @@ def _in_order_of(a: np.ndarray, axis: int, values: np.ndarray) -> np.ndarray:
     return out
 
 
-def median(a: np.ndarray, axis: int) -> np.ndarray:
-    """``np.median(a, axis=axis)`` for a floating-point array (NaN where the slice holds a NaN, as numpy does)."""
+SHORT_1D = 64
+"""1-D arrays up to this long (RR intervals, per-lead values) are sorted whole: ``np.median``'s set-up costs more."""
+
+
+def _median_1d(a: np.ndarray) -> np.floating:
+    """``np.median`` of a short 1-D array: the same scalar type and value (integers averaged as float64)."""
+    s = np.sort(a)
+    if s.dtype.kind != "f":
+        s = s.astype(np.float64)  # np.median averages integers in float64
+    if np.isnan(s[-1]):
+        return s.dtype.type(np.nan)
+    h = s.size // 2
+    return s[h] if s.size % 2 else (s[h - 1] + s[h]) / 2
+
+
+def median(a: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``np.median(a, axis=axis)``: the same values, dtype and memory order (NaN where a slice holds a NaN). Short
+    1-D arrays of any real dtype and floating-point stacks take the fast paths, anything else ``np.median``."""
     a = np.asarray(a)
+    if a.ndim == 1:
+        return _median_1d(a) if 0 < a.size <= SHORT_1D and a.dtype.kind in "fiu" else np.median(a)
     if a.dtype.kind != "f" or a.shape[axis] == 0:
         return np.median(a, axis=axis)
     m = a.shape[axis]

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aiecg.ecg import MODEL_LEADS
+from aiecg.signal.fastops import median
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def silent_leads(x: np.ndarray, fs: float, names: Sequence[str], r_peaks: np.nda
     signal = np.sqrt((avg * avg).mean(axis=1))
     resid = np.sqrt(((seg - avg[:, None, :]) ** 2).mean(axis=(1, 2))) / np.sqrt(peaks.size)
     ptp = np.ptp(avg, axis=1)
-    typical = float(np.median(ptp))
+    typical = float(median(ptp))
     silent = (signal <= cfg.flat_snr * resid) & (ptp <= cfg.flat_share * typical)
     return {names[i]: f"flat lead {names[i]}" for i in np.flatnonzero(silent)}
 

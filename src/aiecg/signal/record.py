@@ -35,6 +35,7 @@ from aiecg.signal.delineation import (
     wide_median,
 )
 from aiecg.signal.delineation import beat_table as _beat_table
+from aiecg.signal.fastops import median
 from aiecg.signal.filters import FilterConfig, preprocess
 from aiecg.signal.leads import select_leads
 from aiecg.signal.measurements import compute_measurements
@@ -105,7 +106,7 @@ def analyse_signal(
     good = [i for i, n in enumerate(STANDARD_LEADS) if n not in bad] or list(range(len(STANDARD_LEADS)))
 
     peaks, clean = bs.r_peaks, bs.clean
-    rr = float(np.median(np.diff(peaks))) / tfs if peaks.size >= 2 else None
+    rr = float(median(np.diff(peaks))) / tfs if peaks.size >= 2 else None
     full, r0 = wide_median(x, peaks, clean, tfs, dcfg)
     med = full[good]
     fid = delineate(med, tfs, r0, rr, dcfg) if clean.any() else Fiducials()

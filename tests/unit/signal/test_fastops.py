@@ -148,3 +148,14 @@ def test_clipped_leads_screen_keeps_the_plateaus_and_only_those() -> None:
     low = raw.copy()
     low[9, 3000:3200] = low[9].min() - 0.5
     assert clipped_leads(low, fs, STANDARD_LEADS) == {"V4": "saturated lead V4"}
+
+
+def test_median_of_short_1d_arrays_is_numpys_scalar() -> None:
+    for n in range(1, fastops.SHORT_1D + 3):
+        for a in (RNG.standard_normal(n), RNG.standard_normal(n).astype(np.float32),
+                  np.diff(np.sort(RNG.integers(0, 5000, n + 1))), np.round(RNG.standard_normal(n), 1)):
+            expected, got = np.median(a), fastops.median(a)
+            assert type(got) is type(expected) and got == expected
+        with_nan = RNG.standard_normal(n)
+        with_nan[n // 2] = np.nan
+        assert np.isnan(fastops.median(with_nan)) and type(fastops.median(with_nan)) is np.float64
