@@ -184,13 +184,14 @@ def _magnitude(y: np.ndarray, fs: float, smooth_s: float) -> np.ndarray:
     return _smooth(np.sqrt((y * y).sum(axis=0)), max(1, int(round(smooth_s * fs))))
 
 
-def _p_wave(y: np.ndarray, fs: float, qrs_on: int, start: int, cfg: DelineationConfig) -> tuple[float, float, float]:
-    """(onset, peak, offset) of the P wave between ``start`` and QRS onset, or NaNs."""
+def _p_wave(mag: np.ndarray, d: np.ndarray, fs: float, qrs_on: int, start: int,
+            cfg: DelineationConfig) -> tuple[float, float, float]:
+    """(onset, peak, offset) of the P wave between ``start`` and QRS onset, or NaNs; ``mag`` is the beat's spatial
+    magnitude (``_magnitude``) and ``d`` its gradient."""
     stop = qrs_on - int(round(0.03 * fs))
     start = max(0, start)
     if stop - start < int(round(0.05 * fs)):
         return NAN, NAN, NAN
-    mag = _magnitude(y, fs, 0.01)
     peak = start + int(np.argmax(mag[start:stop]))
     level = float(mag[peak])
     base_before = float(mag[start:peak + 1].min())
@@ -210,7 +211,6 @@ def _p_wave(y: np.ndarray, fs: float, qrs_on: int, start: int, cfg: DelineationC
     # no later than p_late_s after the tangent at the steepest descent of the P wave's descending limb (up to 60
     # ms after its peak, half the longest normal P wave), extended to the baseline: after a long PR interval the
     # atrial repolarisation (Ta) wave keeps the magnitude up, and its slow return is not the P wave's
-    d = np.gradient(mag)
     hi = min(j, peak + int(round(0.06 * fs)))
     if hi > peak + 1:
         steep = peak + int(np.argmin(d[peak:hi]))
@@ -219,17 +219,17 @@ def _p_wave(y: np.ndarray, fs: float, qrs_on: int, start: int, cfg: DelineationC
     return float(onset), float(peak), float(offset)
 
 
-def _t_wave(y: np.ndarray, fs: float, qrs_off: int, stop: int, cfg: DelineationConfig) -> tuple[float, float]:
-    """(peak, end) of the T wave between ``qrs_off + t_start_s`` and ``stop``; tangent-method end."""
+def _t_wave(mag: np.ndarray, d: np.ndarray, fs: float, qrs_off: int, stop: int,
+            cfg: DelineationConfig) -> tuple[float, float]:
+    """(peak, end) of the T wave between ``qrs_off + t_start_s`` and ``stop``; tangent-method end (``mag`` and
+    ``d`` as for ``_p_wave``)."""
     start = qrs_off + int(round(cfg.t_start_s * fs))
-    stop = min(stop, y.shape[1])
+    stop = min(stop, mag.size)
     if stop - start < int(round(0.04 * fs)):
         return NAN, NAN
-    mag = _magnitude(y, fs, 0.01)
     peak = start + int(np.argmax(mag[start:stop]))
     if peak >= stop - 2:
         return float(peak), NAN
-    d = np.gradient(mag)
     steep = peak + int(np.argmin(d[peak:stop]))
     base = float(mag[steep:stop].min())
     if d[steep] >= 0:
@@ -267,13 +267,15 @@ def delineate(
     y = x - baseline[:, None]
     rr = float(rr_s) if rr_s is not None and np.isfinite(rr_s) and rr_s > 0 else None
     t_stop = n if rr is None else min(n, ion + int(round(min(0.8 * rr, rr - 0.08) * fs)))
-    t_peak, t_off = _t_wave(y, fs, ioff, t_stop, cfg)
+    mag = _magnitude(y, fs, 0.01)  # the spatial magnitude of P and T, and its slope
+    d = np.gradient(mag)
+    t_peak, t_off = _t_wave(mag, d, fs, ioff, t_stop, cfg)
     p_start = max(0, ion - int(round(0.4 * fs)))
     if rr is not None:
         # the previous beat's T wave ends about one QT (at least 0.3 s and 60 % of the RR) after its QRS onset
         qt = (t_off - on) / fs if np.isfinite(t_off) else 0.4
         p_start = max(p_start, ion - int(round((rr - max(qt, 0.6 * rr)) * fs)))
-    p_on, p_peak, p_off = _p_wave(y, fs, ion, p_start, cfg)
+    p_on, p_peak, p_off = _p_wave(mag, d, fs, ion, p_start, cfg)
     return Fiducials(p_on, p_peak, p_off, on, off, t_peak, t_off)
 
 
