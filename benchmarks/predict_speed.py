@@ -68,6 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "predict_speed.json")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="aiecg-predict-bench-"))
     results: dict = {"n": args.n, "cores": len(os.sched_getaffinity(0)), "loadavg_before": os.getloadavg()}
@@ -88,8 +89,7 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results["loadavg_after"] = os.getloadavg()
-    out = ROOT / "benchmarks" / "results" / "predict_speed.json"
-    out.write_text(json.dumps(results, indent=2))
+    args.out.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
 
 

@@ -33,6 +33,8 @@ from functools import lru_cache
 import numpy as np
 from scipy import signal as sps
 
+from aiecg.signal.fastops import median as _median
+from aiecg.signal.fastops import sosfiltfilt
 from aiecg.signal.quality import (
     QualityConfig,
     clipped_leads,
@@ -156,7 +158,7 @@ def _qrs_band(fs: float) -> np.ndarray:
 
 def qrs_energy(signal: np.ndarray, fs: float) -> np.ndarray:
     """The combined detection lead: RMS over leads of the 5-30 Hz band-passed signal (mV)."""
-    x = sps.sosfiltfilt(_qrs_band(float(fs)), np.asarray(signal, dtype=np.float64), axis=-1)
+    x = sosfiltfilt(_qrs_band(float(fs)), np.asarray(signal, dtype=np.float64))
     return np.sqrt(np.mean(x * x, axis=0))
 
 
@@ -258,8 +260,8 @@ def refine_to_dominant(signal: np.ndarray, peaks: np.ndarray, fs: float, search_
     idx, _ = _windows(x.shape[1], peaks, k, k + 1)
     seg = x[:, idx]  # [lead, beat, 2k+1]
     seg = seg - seg[:, :, :1] * 0.5 - seg[:, :, -1:] * 0.5  # local baseline: mean of the window ends
-    pos = np.median(seg.max(axis=2), axis=1)
-    neg = np.median((-seg).max(axis=2), axis=1)
+    pos = _median(seg.max(axis=2), axis=1)
+    neg = _median((-seg).max(axis=2), axis=1)
     score = pos - neg
     lead = int(np.argmax(np.abs(score)))
     polarity = 1.0 if score[lead] >= 0 else -1.0
@@ -297,7 +299,7 @@ def _rr_regular(peaks: np.ndarray, fs: float, tol: float) -> tuple[np.ndarray, f
     if peaks.size < 2:
         return regular, float("nan")
     rr = np.diff(peaks) / fs
-    rr_med = float(np.median(rr))
+    rr_med = float(_median(rr))
     premature = rr < (1 - tol) * rr_med
     late = rr > (1 + tol) * rr_med
     # rr[i] precedes beat i + 1; a late interval that follows a premature one is a compensatory pause.
@@ -362,7 +364,7 @@ def extract_beats(
             qc_ok=False, qc_reason=reason or msg, bad_leads=bad, qc_notes=tuple(notes),
         )
 
-    hr = float(60.0 / (np.median(np.diff(peaks)) / fs)) if peaks.size >= 2 else float("nan")
+    hr = float(60.0 / (_median(np.diff(peaks)) / fs)) if peaks.size >= 2 else float("nan")
     _, inside = _windows(n, peaks, before, after)
     if not inside.any():
         return empty("no complete beat in the strip" if peaks.size else "no beats detected")
@@ -370,19 +372,19 @@ def extract_beats(
     regular, rr_med = _rr_regular(peaks, fs, cfg.rr_tolerance)
     first = inside & regular if (inside & regular).sum() >= 2 else inside
     idx, _ = _windows(n, peaks, before, after)
-    template = np.median(x[:, idx[first]], axis=1)
+    template = _median(x[:, idx[first]], axis=1)
 
     shift = int(round(cfg.max_shift_ms * fs / 1000))
     qrs_before, qrs_after = int(round(0.05 * fs)), int(round(0.08 * fs))
     if shift > 0 and before >= qrs_before and after >= qrs_after:
         peaks = _align_xcorr(x[good], peaks, template[good], cfg.r_offset, qrs_before, qrs_after, shift)
-        hr = float(60.0 / (np.median(np.diff(peaks)) / fs)) if peaks.size >= 2 else float("nan")
+        hr = float(60.0 / (_median(np.diff(peaks)) / fs)) if peaks.size >= 2 else float("nan")
         idx, inside = _windows(n, peaks, before, after)
         regular, rr_med = _rr_regular(peaks, fs, cfg.rr_tolerance)
         first = inside & regular if (inside & regular).sum() >= 2 else inside
         if not inside.any():
             return empty("no complete beat in the strip")
-        template = np.median(x[:, idx[first]], axis=1)
+        template = _median(x[:, idx[first]], axis=1)
 
     # Correlation over the QRS and early ST (80 ms before to 120 ms after R), each lead centred: ectopic beats
     # differ most there, the median's amplitudes depend on it, and it stays clear of the next P wave at high
@@ -394,7 +396,7 @@ def extract_beats(
     clean = inside & regular & (corr >= cfg.corr_threshold)
 
     beats = np.ascontiguousarray(stack[clean], dtype=np.float32)
-    median = np.median(beats, axis=0).astype(np.float32) if len(beats) else np.zeros((n_leads, cfg.window), np.float32)
+    median = _median(beats, axis=0).astype(np.float32) if len(beats) else np.zeros((n_leads, cfg.window), np.float32)
     if ok and len(beats) < cfg.min_clean_beats:
         ok, reason = False, f"too few clean beats ({len(beats)} < {cfg.min_clean_beats})"
     return BeatSet(

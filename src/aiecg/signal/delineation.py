@@ -33,12 +33,13 @@ into seconds from the start of the recording.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import pandas as pd
 from scipy.ndimage import uniform_filter1d
+
+from aiecg.signal import fastops
 
 WAVE_KEYS: tuple[str, ...] = ("p_on", "p_peak", "p_off", "qrs_on", "qrs_off", "t_peak", "t_off")
 BEAT_COLUMNS: tuple[str, ...] = ("beat", "r_peak_s") + tuple(f"{k}_s" for k in WAVE_KEYS) + ("clean",)
@@ -183,13 +184,14 @@ def _magnitude(y: np.ndarray, fs: float, smooth_s: float) -> np.ndarray:
     return _smooth(np.sqrt((y * y).sum(axis=0)), max(1, int(round(smooth_s * fs))))
 
 
-def _p_wave(y: np.ndarray, fs: float, qrs_on: int, start: int, cfg: DelineationConfig) -> tuple[float, float, float]:
-    """(onset, peak, offset) of the P wave between ``start`` and QRS onset, or NaNs."""
+def _p_wave(mag: np.ndarray, d: np.ndarray, fs: float, qrs_on: int, start: int,
+            cfg: DelineationConfig) -> tuple[float, float, float]:
+    """(onset, peak, offset) of the P wave between ``start`` and QRS onset, or NaNs; ``mag`` is the beat's spatial
+    magnitude (``_magnitude``) and ``d`` its gradient."""
     stop = qrs_on - int(round(0.03 * fs))
     start = max(0, start)
     if stop - start < int(round(0.05 * fs)):
         return NAN, NAN, NAN
-    mag = _magnitude(y, fs, 0.01)
     peak = start + int(np.argmax(mag[start:stop]))
     level = float(mag[peak])
     base_before = float(mag[start:peak + 1].min())
@@ -209,7 +211,6 @@ def _p_wave(y: np.ndarray, fs: float, qrs_on: int, start: int, cfg: DelineationC
     # no later than p_late_s after the tangent at the steepest descent of the P wave's descending limb (up to 60
     # ms after its peak, half the longest normal P wave), extended to the baseline: after a long PR interval the
     # atrial repolarisation (Ta) wave keeps the magnitude up, and its slow return is not the P wave's
-    d = np.gradient(mag)
     hi = min(j, peak + int(round(0.06 * fs)))
     if hi > peak + 1:
         steep = peak + int(np.argmin(d[peak:hi]))
@@ -218,17 +219,17 @@ def _p_wave(y: np.ndarray, fs: float, qrs_on: int, start: int, cfg: DelineationC
     return float(onset), float(peak), float(offset)
 
 
-def _t_wave(y: np.ndarray, fs: float, qrs_off: int, stop: int, cfg: DelineationConfig) -> tuple[float, float]:
-    """(peak, end) of the T wave between ``qrs_off + t_start_s`` and ``stop``; tangent-method end."""
+def _t_wave(mag: np.ndarray, d: np.ndarray, fs: float, qrs_off: int, stop: int,
+            cfg: DelineationConfig) -> tuple[float, float]:
+    """(peak, end) of the T wave between ``qrs_off + t_start_s`` and ``stop``; tangent-method end (``mag`` and
+    ``d`` as for ``_p_wave``)."""
     start = qrs_off + int(round(cfg.t_start_s * fs))
-    stop = min(stop, y.shape[1])
+    stop = min(stop, mag.size)
     if stop - start < int(round(0.04 * fs)):
         return NAN, NAN
-    mag = _magnitude(y, fs, 0.01)
     peak = start + int(np.argmax(mag[start:stop]))
     if peak >= stop - 2:
         return float(peak), NAN
-    d = np.gradient(mag)
     steep = peak + int(np.argmin(d[peak:stop]))
     base = float(mag[steep:stop].min())
     if d[steep] >= 0:
@@ -266,13 +267,15 @@ def delineate(
     y = x - baseline[:, None]
     rr = float(rr_s) if rr_s is not None and np.isfinite(rr_s) and rr_s > 0 else None
     t_stop = n if rr is None else min(n, ion + int(round(min(0.8 * rr, rr - 0.08) * fs)))
-    t_peak, t_off = _t_wave(y, fs, ioff, t_stop, cfg)
+    mag = _magnitude(y, fs, 0.01)  # the spatial magnitude of P and T, and its slope
+    d = np.gradient(mag)
+    t_peak, t_off = _t_wave(mag, d, fs, ioff, t_stop, cfg)
     p_start = max(0, ion - int(round(0.4 * fs)))
     if rr is not None:
         # the previous beat's T wave ends about one QT (at least 0.3 s and 60 % of the RR) after its QRS onset
         qt = (t_off - on) / fs if np.isfinite(t_off) else 0.4
         p_start = max(p_start, ion - int(round((rr - max(qt, 0.6 * rr)) * fs)))
-    p_on, p_peak, p_off = _p_wave(y, fs, ion, p_start, cfg)
+    p_on, p_peak, p_off = _p_wave(mag, d, fs, ion, p_start, cfg)
     return Fiducials(p_on, p_peak, p_off, on, off, t_peak, t_off)
 
 
@@ -293,11 +296,14 @@ def wide_median(x: np.ndarray, r_peaks: np.ndarray, use: np.ndarray, fs: float,
     valid = (idx >= 0) & (idx < n)
     seg = np.asarray(x, dtype=np.float64)[:, np.clip(idx, 0, n - 1)]
     if valid.all():
-        return np.median(seg, axis=1), before
+        return fastops.median(seg, axis=1), before
     seg[:, ~valid] = np.nan
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        med = np.nanmedian(seg, axis=1)
+    every = valid.all(axis=0)  # the columns every beat reaches (all but the window's ends): a plain median
+    if np.isnan(seg[:, :, every]).any():  # NaN in the strip itself: nanmedian ignores it there too
+        every[:] = False
+    med = np.empty_like(seg[:, 0])  # laid out in memory as np.nanmedian lays out its result
+    med[:, every] = fastops.median(seg[:, :, every], axis=1)
+    med[:, ~every] = fastops.nanmedian(seg[:, :, ~every], axis=1)
     missing = np.isnan(med[0])
     if missing.any():  # columns no beat reaches: hold the nearest value
         good = np.flatnonzero(~missing)
@@ -366,7 +372,7 @@ def beat_fiducials(
     n = x.shape[1]
     peaks = np.asarray(r_peaks, dtype=np.int64)
     rr = np.diff(peaks) / fs
-    rr_before = np.concatenate([[np.median(rr) if rr.size else NAN], rr])
+    rr_before = np.concatenate([[fastops.median(rr) if rr.size else NAN], rr])
     ms = fs / 1000.0
     # (key, half window, max lag) of the boundary refinement
     plan = [("qrs_on", int(20 * ms), int(8 * ms)), ("qrs_off", int(20 * ms), int(8 * ms)),
@@ -424,4 +430,4 @@ def beat_table(r_peaks: np.ndarray, fiducials: list[Fiducials], clean: np.ndarra
     for key in WAVE_KEYS:
         rows[f"{key}_s"] = np.asarray([getattr(f, key) for f in fiducials], dtype=np.float64) / fs
     rows["clean"] = np.asarray(clean, dtype=bool)
-    return pd.DataFrame(rows, columns=list(BEAT_COLUMNS))
+    return pd.DataFrame(rows)  # built in BEAT_COLUMNS order (a columns= argument would cost a reindex)

@@ -3,8 +3,8 @@
 All filters are zero-phase (forward-backward, ``scipy.signal.sosfiltfilt``) so that they move no wave in time
 and distort the ST segment as little as possible: the AHA/ACCF/HRS recommendations (Kligfield et al.,
 Circulation 2007;115:1306) allow a high-pass corner up to 0.67 Hz when the filter has no phase distortion,
-whereas a causal filter needs 0.05 Hz. The filter design is cached per (fs, config), so a cohort pays for it
-once.
+whereas a causal filter needs 0.05 Hz. The filter design and its initial conditions are cached per (fs, config),
+so a cohort pays for them once.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from math import gcd
 
 import numpy as np
 from scipy import signal as sps
+
+from aiecg.signal.fastops import sosfiltfilt
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ def preprocess(signal: np.ndarray, fs: float, cfg: FilterConfig | None = None) -
         raise ValueError(f"sampling rate must be > 0 Hz, got {fs}")
     sos = _design(float(fs), cfg)
     if sos is not None and x.shape[1] > 1:
-        x = sps.sosfiltfilt(sos, x, axis=-1, padlen=min(x.shape[1] - 1, int(round(fs))))
+        x = sosfiltfilt(sos, x, padlen=min(x.shape[1] - 1, int(round(fs))))
     if not np.isclose(fs, cfg.target_fs):
         up, down = _ratio(fs, cfg.target_fs)
         x = sps.resample_poly(x, up, down, axis=-1, padtype="line")

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aiecg.ecg import MODEL_LEADS
+from aiecg.signal.fastops import median
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def silent_leads(x: np.ndarray, fs: float, names: Sequence[str], r_peaks: np.nda
     signal = np.sqrt((avg * avg).mean(axis=1))
     resid = np.sqrt(((seg - avg[:, None, :]) ** 2).mean(axis=(1, 2))) / np.sqrt(peaks.size)
     ptp = np.ptp(avg, axis=1)
-    typical = float(np.median(ptp))
+    typical = float(median(ptp))
     silent = (signal <= cfg.flat_snr * resid) & (ptp <= cfg.flat_share * typical)
     return {names[i]: f"flat lead {names[i]}" for i in np.flatnonzero(silent)}
 
@@ -127,7 +128,14 @@ def clipped_leads(raw: np.ndarray, fs: float, names: Sequence[str], r_peaks_s: n
     min_run = max(2, int(round(cfg.saturation_run_s * fs)))
     beats = np.zeros(0, np.int64) if r_peaks_s is None else np.rint(np.asarray(r_peaks_s) * fs).astype(np.int64)
     out: dict[str, str] = {}
-    for i, lead in enumerate(names):
+    x = x[: len(names)]
+    # all leads at once: a lead with fewer than min_run samples at either extreme has no plateau to judge
+    lo_all, hi_all = x.min(axis=1), x.max(axis=1)
+    tol_all = np.maximum(1e-6, 1e-4 * (hi_all - lo_all))[:, None]
+    at_hi = (np.abs(x - hi_all[:, None]) <= tol_all).sum(axis=1) >= min_run
+    at_lo = (np.abs(x - lo_all[:, None]) <= tol_all).sum(axis=1) >= min_run
+    for i in np.flatnonzero(at_hi | at_lo):
+        lead = names[i]
         row = x[i]
         lo, hi = float(row.min()), float(row.max())
         span = hi - lo

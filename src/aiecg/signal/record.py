@@ -6,8 +6,10 @@ so the two always agree:
 1. Einthoven check on the leads as stored (a warning in the QC notes).
 2. The 12 standard leads (limb leads derived from I and II where missing), filtered and resampled.
 3. Beats, median beat and lead QC (``extract_beats``); clipping on the raw strip (``clipped_leads``).
-4. The delineation median (wider than the stored one), its global fiducials and every beat's.
+4. The delineation median (wider than the stored one) and its global fiducials.
 5. Measurements on the median (bad leads NaN), then the plausibility checks.
+6. Every beat's fiducials (``RecordAnalysis.table``), delineated on first use: ``aiecg prepare`` and
+   ``aiecg predict`` never read them, ``aiecg measure`` only with ``--beats``.
 
 ``beat_table(ecg)`` is the short way to the per-beat fiducials of an ``ECG``.
 """
@@ -15,8 +17,9 @@ so the two always agree:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property, partial
 
 import numpy as np
 import pandas as pd
@@ -24,6 +27,7 @@ import pandas as pd
 from aiecg.ecg import ECG, STANDARD_LEADS
 from aiecg.signal.beats import BeatConfig, BeatSet, extract_beats
 from aiecg.signal.delineation import (
+    BEAT_COLUMNS,
     DelineationConfig,
     Fiducials,
     beat_fiducials,
@@ -31,6 +35,7 @@ from aiecg.signal.delineation import (
     wide_median,
 )
 from aiecg.signal.delineation import beat_table as _beat_table
+from aiecg.signal.fastops import median
 from aiecg.signal.filters import FilterConfig, preprocess
 from aiecg.signal.leads import select_leads
 from aiecg.signal.measurements import compute_measurements
@@ -49,15 +54,23 @@ class RecordAnalysis:
         fiducials: global fiducials of the median, in samples of ``beats.median`` (R at ``BeatConfig.r_offset``).
         measurements: ``compute_measurements`` of the median (empty without a clean beat); index keys refer
             to ``beats.median``.
-        table: the per-beat table (``aiecg.signal.delineation.BEAT_COLUMNS``), seconds from the strip start.
         fs: sampling rate of the filtered strip (Hz).
+        per_beat: computes the per-beat table (``table``) when first asked for; None for an empty table.
     """
 
     beats: BeatSet
     fiducials: Fiducials
     measurements: dict[str, float] = field(default_factory=dict)
-    table: pd.DataFrame = field(default_factory=pd.DataFrame)
     fs: float = 500.0
+    per_beat: Callable[[], pd.DataFrame] | None = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def table(self) -> pd.DataFrame:
+        """The per-beat table (``aiecg.signal.delineation.BEAT_COLUMNS``), seconds from the strip start;
+        delineated on first access (the global measurements do not need it)."""
+        if self.per_beat is None:
+            return pd.DataFrame(columns=list(BEAT_COLUMNS))
+        return self.per_beat()
 
 
 def analyse_signal(
@@ -93,12 +106,11 @@ def analyse_signal(
     good = [i for i, n in enumerate(STANDARD_LEADS) if n not in bad] or list(range(len(STANDARD_LEADS)))
 
     peaks, clean = bs.r_peaks, bs.clean
-    rr = float(np.median(np.diff(peaks))) / tfs if peaks.size >= 2 else None
+    rr = float(median(np.diff(peaks))) / tfs if peaks.size >= 2 else None
     full, r0 = wide_median(x, peaks, clean, tfs, dcfg)
     med = full[good]
     fid = delineate(med, tfs, r0, rr, dcfg) if clean.any() else Fiducials()
-    per_beat = beat_fiducials(x[good], tfs, peaks, clean, med, r0, fid, dcfg)
-    table = _beat_table(peaks, per_beat, clean, tfs)
+    per_beat = partial(_per_beat_table, x[good], tfs, peaks, clean, med, r0, fid, dcfg)
 
     measurements: dict[str, float] = {}
     shift = float(r0 - beats.r_offset)
@@ -112,7 +124,14 @@ def analyse_signal(
                 ok, reason = False, why
     notes = tuple(n for n in notes + lead_notes if n)
     bs = dataclasses.replace(bs, qc_ok=ok, qc_reason=reason, bad_leads=bad, qc_notes=notes)
-    return RecordAnalysis(beats=bs, fiducials=fid.shifted(-shift), measurements=measurements, table=table, fs=tfs)
+    return RecordAnalysis(beats=bs, fiducials=fid.shifted(-shift), measurements=measurements, fs=tfs,
+                          per_beat=per_beat)
+
+
+def _per_beat_table(x: np.ndarray, fs: float, peaks: np.ndarray, clean: np.ndarray, median: np.ndarray, r0: int,
+                    fid: Fiducials, cfg: DelineationConfig) -> pd.DataFrame:
+    """Every beat's fiducials (``beat_fiducials``) as the per-beat table."""
+    return _beat_table(peaks, beat_fiducials(x, fs, peaks, clean, median, r0, fid, cfg), clean, fs)
 
 
 def analyse_ecg(ecg: ECG, filters: FilterConfig | None = None, beats: BeatConfig | None = None,

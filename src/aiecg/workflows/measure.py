@@ -110,6 +110,7 @@ def measure_file(task: MeasureTask, with_beats: bool = False) -> tuple[dict[str,
         ecg = read_ecg(task.file, format=task.format, **(task.options or {}))
         row["record_id"] = task.record_id or ecg.record_id or row["record_id"]
         analysis = analyse_ecg(ecg)
+        per_beat = analysis.table if with_beats else None  # delineated on first use: inside the guard
     except ECGReadError as exc:
         row.update(status="read_error", reason=exc.reason)
         return row, None
@@ -132,8 +133,8 @@ def measure_file(task: MeasureTask, with_beats: bool = False) -> tuple[dict[str,
             row[f"{wave}_{lead}"] = m.get(f"{wave}_{lead}", math.nan)
     row.update(_criteria(m, sex) if m else dict.fromkeys(CRITERIA, math.nan))
     table = None
-    if with_beats:
-        table = analysis.table.copy()
+    if per_beat is not None:
+        table = per_beat.copy()
         table.insert(0, "file", task.file)
     return row, table
 
