@@ -79,9 +79,13 @@ def main() -> None:
         process_record("warm-up", str(files[0]), None, PrepareConfig())  # imports once, as each worker does
         results["per_file"] = per_file_ms(files[:100])
         torch.set_num_threads(1)  # one core for everything: files/s/core
+        from aiecg.workflows.export import export_bundle
+
+        onnx_path = export_bundle(bundle, work / "model.onnx")["onnx"]  # once, as `aiecg export` does: not timed
         for engine, workers in (("torch", 1), ("onnx", 1), ("torch", args.workers)):
             torch.set_num_threads(workers)  # workers=1: one core for everything
-            table, wall, cpu = timed(predict_files, bundle, [work / "data" / "ecg"], workers=workers, engine=engine)
+            table, wall, cpu = timed(predict_files, bundle, [work / "data" / "ecg"], workers=workers, engine=engine,
+                                     onnx_path=onnx_path if engine == "onnx" else None)
             results[f"workers{workers}_{engine}"] = {
                 "wall_s": wall, "cpu_s": cpu, "files_per_s_wall": len(table) / wall,
                 "files_per_s_per_core": len(table) / cpu,
