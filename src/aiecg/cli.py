@@ -211,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lvh-prevalence", type=float, default=None,
                    help="enrich LVH to this share (default: natural, about 1.5%% as in UK Biobank)")
     p.add_argument("--format", choices=["cardiosoft", "wfdb"], default="cardiosoft")
-    p.add_argument("--shift", action="store_true", help="an external cohort: other device gain/noise and population")
+    p.add_argument("--shift", action="store_true", help="an external cohort: another device, routine-care electrode "
+                   "placement and an older, heavier population (docs/external-shift.md)")
     p.add_argument("--workers", type=int, default=_default_workers())
     p.set_defaults(func=cmd_synth)
 
