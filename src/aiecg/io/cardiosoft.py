@@ -53,15 +53,14 @@ def _float_or_nan(text: str | None) -> float:
 
 _POW10 = 10.0 ** np.arange(16)
 
+BATCH_BYTES = 32 * 1024
+"""Leads whose texts together are at most this long are parsed in one vectorised pass (the median beats); longer
+leads (the 10 s strip) one at a time, which keeps every temporary array small and the pass fast."""
 
-def _integer_samples(text: str) -> np.ndarray | None:
-    """Vectorised parse of integer sample text (``-4,-2,-2,...``, commas, tabs or newlines between values).
 
-    Works on the bytes with numpy (no Python object per sample). Returns None whenever the text is anything but
-    clean integers of at most 15 digits (exact in float64) separated as :func:`_parse_samples_slow` separates them
-    (a decimal point, an exponent, a stray sign, two numbers in one field, ...), so the general parser decides
-    those: same values, same errors.
-    """
+def _integer_values(text: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """The values of clean integer sample text and the offset where each number starts, or None (see
+    :func:`_integer_samples`)."""
     try:
         raw = text.encode("ascii")
     except UnicodeEncodeError:
@@ -72,32 +71,89 @@ def _integer_samples(text: str) -> np.ndarray | None:
     digit = b - np.uint8(48)  # wraps: non-digits become >= 10
     is_digit = digit < 10
     minus = b == 45
-    blanks = np.count_nonzero((b == 32) | (b == 13))
-    separators = np.count_nonzero((b == 44) | (b == 10) | (b == 9))
-    if np.count_nonzero(is_digit) + np.count_nonzero(minus) + separators + blanks != b.size:
+    n_minus = np.count_nonzero(minus)
+    blanks = np.count_nonzero(b == 32) + np.count_nonzero(b == 13)
+    separators = np.count_nonzero(b == 44) + np.count_nonzero(b == 10) + np.count_nonzero(b == 9)
+    if np.count_nonzero(is_digit) + n_minus + separators + blanks != b.size:
         return None  # a character other than digits, '-', separators and blanks
     token = (is_digit | minus).view(np.int8)
     edges = np.empty(b.size + 1, dtype=np.int8)
     edges[0], edges[-1] = token[0], -token[-1]
     np.subtract(token[1:], token[:-1], out=edges[1:-1])
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    bounds = np.flatnonzero(edges)  # +1 where a number starts, -1 after it ends: they alternate
+    starts, ends = bounds[0::2], bounds[1::2]
     if starts.size == 0:
         return None
     if blanks and starts.size > 1:  # neighbouring numbers need a separator between them, not just a blank
         running = np.cumsum((b == 44) | (b == 10) | (b == 9), dtype=np.int32)
         if np.any(running[starts[1:] - 1] == running[ends[:-1] - 1]):
             return None
-    negative = minus[starts]
-    length = ends - starts - negative
-    longest = int(length.max())
-    if length.min() < 1 or longest > 15 or np.count_nonzero(minus) != np.count_nonzero(negative):
+    length = ends - starts
+    if n_minus:
+        negative = minus[starts]
+        length -= negative
+        if np.count_nonzero(negative) != n_minus:
+            return None  # a '-' inside or after a number
+    if length.min() < 1 or length.max() > 15:
         return None
-    values = np.zeros(starts.size)
     last = ends - 1
-    for k in range(longest):  # units, tens, hundreds, ...: exact integer sums below 2**53
-        values += np.where(length > k, digit[np.maximum(last - k, 0)], 0) * _POW10[k]
-    values[negative] *= -1.0
-    return values
+    digit *= is_digit  # non-digits count 0
+    values = digit[last].astype(np.float64)
+    for k in range(1, int(length.max())):  # tens, hundreds, ...: exact integer sums below 2**53
+        values += (digit[last - k] * (length > k)) * _POW10[k]  # last - k >= -(longest - 1): in bounds
+    if n_minus:
+        np.negative(values, out=values, where=negative)
+    return values, starts
+
+
+def _integer_samples(text: str) -> np.ndarray | None:
+    """Vectorised parse of integer sample text (``-4,-2,-2,...``, commas, tabs or newlines between values).
+
+    Works on the bytes with numpy (no Python object per sample). Returns None whenever the text is anything but
+    clean integers of at most 15 digits (exact in float64) separated as :func:`_parse_samples_slow` separates them
+    (a decimal point, an exponent, a stray sign, two numbers in one field, ...), so the general parser decides
+    those: same values, same errors.
+    """
+    parsed = _integer_values(text)
+    return None if parsed is None else parsed[0]
+
+
+def _batch_samples(texts: list[str]) -> list[np.ndarray] | None:
+    """:func:`_integer_samples` of each text from one pass over the texts joined by commas, or None when any of
+    them is not clean integer text (a comma between texts keeps every number, and every check, inside its text)."""
+    parsed = _integer_values(",".join(texts))
+    if parsed is None:
+        return None
+    values, starts = parsed
+    offsets = np.cumsum([0] + [len(text) + 1 for text in texts])
+    cuts = np.searchsorted(starts, offsets)
+    if np.any(np.diff(cuts) == 0):
+        return None  # a text without a number
+    return np.split(values, cuts[1:-1])
+
+
+def _sample_rows(texts: list[str | None]) -> list[np.ndarray | None]:
+    """The vectorised parse of each lead's text, None where the general parser must decide. Short texts go through
+    :func:`_batch_samples` in groups of up to ``BATCH_BYTES`` (one pass instead of one per lead), long ones alone."""
+    rows: list[np.ndarray | None] = [None] * len(texts)
+    groups: list[list[int]] = [[]]
+    size = 0
+    for i, text in enumerate(texts):
+        if not text:
+            continue
+        if len(text) > BATCH_BYTES:
+            rows[i] = _integer_samples(text)
+            continue
+        if size + len(text) > BATCH_BYTES:
+            groups.append([])
+            size = 0
+        groups[-1].append(i)
+        size += len(text) + 1
+    for group in groups:
+        batch = _batch_samples([texts[i] for i in group]) if len(group) > 1 else None
+        for i, row in zip(group, batch or [_integer_samples(texts[i]) for i in group]):
+            rows[i] = row
+    return rows
 
 
 def _parse_samples_slow(text: str | None, path: Path, lead: str, section: str) -> np.ndarray:
@@ -126,14 +182,16 @@ def _waveforms(section: ET.Element, path: Path, name: str) -> tuple[np.ndarray, 
     resolution = _float_or_nan(section.findtext("Resolution"))
     if not (resolution > 0):
         raise ECGReadError(path, f"{name} has no valid Resolution in uV per LSB")
+    elements = section.findall("WaveformData")
+    texts = [element.text for element in elements]
     leads, rows = [], []
-    for element in section.findall("WaveformData"):
+    for element, text, fast in zip(elements, texts, _sample_rows(texts)):
         label = element.get("lead", "")
         try:
             leads.append(normalise_lead_name(label))
         except ECGValidationError as exc:
             raise ECGReadError(path, f"{name}: {exc}") from None
-        rows.append(_parse_samples(element.text, path, label, name))
+        rows.append(fast if fast is not None else _parse_samples_slow(text, path, label, name))
     if not rows:
         raise ECGReadError(path, f"{name} has no WaveformData")
     lengths = {len(row) for row in rows}
