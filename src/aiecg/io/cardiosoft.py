@@ -146,7 +146,7 @@ def _batch_samples(texts: list[str]) -> list[np.ndarray] | None:
     cuts = np.searchsorted(last, offsets)
     if np.any(np.diff(cuts) == 0):
         return None  # a text without a number
-    return np.split(values, cuts[1:-1])
+    return [values[a:b] for a, b in zip(cuts[:-1].tolist(), cuts[1:].tolist())]
 
 
 def _sample_rows(texts: list[str | None]) -> list[np.ndarray | None]:
@@ -267,7 +267,7 @@ def read_cardiosoft(path: str | Path) -> ECG:
         if size > MAX_XML_BYTES:
             raise ECGReadError(path, f"the file is {size:,} bytes; a CardioSoft export of one ECG is under "
                                      f"{MAX_XML_BYTES // 2**20} MB")
-        root = SafeET.parse(path).getroot()
+        root = SafeET.fromstring(path.read_bytes())  # one feed: the same parser and errors as parse()
     except FileNotFoundError:
         raise ECGReadError(path, "file not found") from None
     except OSError as exc:
