@@ -77,6 +77,20 @@ def _float_or_nan(text: str | None) -> float:
         return math.nan
 
 
+_LEAD_NAMES: dict[str, str] = {}
+"""Lead labels already normalised (the same 12 in every file), at most 256 of them."""
+
+
+def _lead_name(label: str) -> str:
+    """:func:`normalise_lead_name` of ``label``, remembered (ECGValidationError for a label it refuses)."""
+    name = _LEAD_NAMES.get(label)
+    if name is None:
+        name = normalise_lead_name(label)
+        if len(_LEAD_NAMES) < 256:
+            _LEAD_NAMES[label] = name
+    return name
+
+
 _POW10 = 10.0 ** np.arange(16)
 
 BATCH_BYTES = 64 * 1024
@@ -231,7 +245,7 @@ def _waveforms(section: ET.Element, path: Path, name: str) -> tuple[np.ndarray, 
     for element, text, fast in zip(elements, texts, _sample_rows(texts)):
         label = element.get("lead", "")
         try:
-            leads.append(normalise_lead_name(label))
+            leads.append(_lead_name(label))
         except ECGValidationError as exc:
             raise ECGReadError(path, f"{name}: {exc}") from None
         rows.append(fast if fast is not None else _parse_samples_slow(text, path, label, name))
@@ -256,7 +270,7 @@ def _waveforms(section: ET.Element, path: Path, name: str) -> tuple[np.ndarray, 
 def _lead_measurements(table: ET.Element | None) -> dict[str, dict[str, float]]:
     if table is None:
         return {}
-    order = [normalise_lead_name(x) for x in (table.findtext("LeadOrder") or "").split(",") if x.strip()]
+    order = [_lead_name(x) for x in (table.findtext("LeadOrder") or "").split(",") if x.strip()]
     result: dict[str, dict[str, float]] = {}
     for element in table:
         if element.tag == "LeadOrder":
@@ -313,8 +327,9 @@ def read_cardiosoft(path: str | Path) -> ECG:
     median, median_fs = None, None
     if resting is not None:
         for name in GLOBAL_MEASUREMENTS:
-            if resting.find(name) is not None:
-                measurements[name] = _float_or_nan(resting.findtext(name))
+            element = resting.find(name)
+            if element is not None:
+                measurements[name] = _float_or_nan(element.text)
         try:
             lead_measurements = _lead_measurements(resting.find("MeasurementTable"))
         except ECGValidationError as exc:
