@@ -1,9 +1,12 @@
+import xml.etree.ElementTree as ET
+
 import numpy as np
 import pytest
+from defusedxml import ElementTree as SafeET
 
 from aiecg.ecg import ECG, STANDARD_LEADS
 from aiecg.errors import ECGReadError
-from aiecg.io import detect_format, read_ecg
+from aiecg.io import cardiosoft, detect_format, read_ecg
 from aiecg.io.cardiosoft import write_cardiosoft
 
 
@@ -67,6 +70,46 @@ def test_entity_expansion_is_refused(tmp_path):
                     "<CardiologyXML>&b;</CardiologyXML>")
     with pytest.raises(ECGReadError, match="not well-formed XML"):
         read_ecg(bomb)
+
+
+@pytest.mark.parametrize("head", ['<?xml version="1.0"?>', '<?xml version="1.0" encoding="ISO-8859-1" ?>',
+                                  '<?xml version="1.0" encoding="utf-8"?>', ""])
+def test_entity_declarations_are_refused_whatever_the_declaration(tmp_path, head):
+    bomb = tmp_path / "bomb.xml"
+    bomb.write_text(head + '<!DOCTYPE r [<!ENTITY a "aaaa">]><CardiologyXML>&a;</CardiologyXML>', encoding="latin-1")
+    with pytest.raises(ECGReadError, match=r"not well-formed XML \(EntitiesForbidden\(name='a'"):
+        read_ecg(bomb)
+
+
+def _tree_or_error(parse, data: bytes) -> tuple:
+    try:
+        return ("tree", ET.tostring(parse(data)))
+    except ET.ParseError as exc:
+        return ("error", str(exc))
+
+
+def test_the_c_parser_reads_plain_documents_as_defusedxml_does(cardiosoft_xml, monkeypatch):
+    data = cardiosoft_xml.read_bytes()
+    documents = [data, data[: len(data) // 3], data.replace(b"</StripData>", b"</Strip>"),
+                 data.replace(b"<StripData>", b"<StripData>&undefined;"), data + b"<junk/>",
+                 data.replace(b"ISO-8859-1", b"UTF-8"), b'<?xml version="1.0"?><CardiologyXML a="1" a="2"/>']
+    for document in documents:
+        assert _tree_or_error(cardiosoft._parse_xml, document) == _tree_or_error(SafeET.fromstring, document)
+    monkeypatch.setattr(cardiosoft.SafeET, "fromstring", lambda data: pytest.fail("defusedxml used"))
+    assert cardiosoft._parse_xml(data).tag == "CardiologyXML"  # the real export takes the C parser
+
+
+@pytest.mark.parametrize("document", [
+    b'<?xml version="1.0"?><!DOCTYPE CardiologyXML><CardiologyXML/>',
+    b'<?xml version="1.0"?><CardiologyXML><!-- a note! --></CardiologyXML>',
+    b'<?xml version="1.0" encoding="cp037"?><CardiologyXML/>',
+    b'<?xml version="1.0" encoding="UTF-16"?><CardiologyXML/>',
+    b'<CardiologyXML/>',
+    b'\xef\xbb\xbf<?xml version="1.0"?><CardiologyXML/>',
+])
+def test_documents_that_could_declare_entities_go_through_defusedxml(document, monkeypatch):
+    monkeypatch.setattr(cardiosoft.ET, "fromstring", lambda data: pytest.fail("C parser used"))
+    assert _tree_or_error(cardiosoft._parse_xml, document) == _tree_or_error(SafeET.fromstring, document)
 
 
 def test_missing_file_and_unknown_content(tmp_path):

@@ -17,7 +17,7 @@ import scipy.io
 
 from aiecg.ecg import ECG, STANDARD_LEADS
 from aiecg.errors import ECGReadError
-from aiecg.io import detect_format, read_ecg
+from aiecg.io import cardiosoft, detect_format, read_ecg
 from aiecg.io.arrays import read_csv, read_npy, read_npz
 from aiecg.io.cardiosoft import _integer_samples, _parse_samples, _parse_samples_slow, write_cardiosoft
 from aiecg.io.checks import LIBRARY_MARK, MAX_FS, MIN_DURATION_S, MIN_FS
@@ -303,6 +303,57 @@ def test_vectorised_samples_equal_the_general_parser_values_and_errors():
         assert got_error == error, text
         assert (got is None and expected is None) or (np.array_equal(got, expected) and got.dtype == np.float64)
     assert fast_used > 500  # the fast path is taken for clean integer text, not bypassed
+
+
+def _same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return a.dtype == b.dtype and np.array_equal(a, b) and np.array_equal(np.signbit(a), np.signbit(b))
+
+
+@pytest.mark.parametrize("batch_bytes", [cardiosoft.BATCH_BYTES, 40])
+def test_leads_parsed_together_equal_each_lead_parsed_alone(monkeypatch, batch_bytes):
+    monkeypatch.setattr(cardiosoft, "BATCH_BYTES", batch_bytes)
+    rng = np.random.default_rng(11)
+    pool = _random_texts(5, 600) + [",".join(map(str, rng.integers(-3000, 3000, 8))) for _ in range(400)] + [None, ""]
+    together = 0
+    for _ in range(1500):
+        texts = [pool[i] for i in rng.integers(0, len(pool), int(rng.integers(1, 7)))]
+        alone = [_integer_samples(text) if text else None for text in texts]
+        rows = cardiosoft._sample_rows(texts)
+        assert len(rows) == len(texts) and all(_same(a, b) for a, b in zip(rows, alone)), texts
+        together += len(texts) > 1 and all(row is not None for row in alone)
+    assert together > 100  # lists of clean texts, where the joined pass is the one that answers
+
+
+def test_integer_samples_of_every_width_equal_the_general_parser():
+    path = Path("x.xml")
+    for digits in (1, 4, 5, 9, 10, 14, 15):
+        text = f"{'9' * digits},-{'9' * digits},0,-0,\n\t{'1' + '0' * (digits - 1)}, -{'0' * digits}"
+        fast = _integer_samples(text)
+        assert _same(fast, _parse_samples_slow(text, path, "I", "StripData")), digits
+        assert fast[0] == 10.0**digits - 1 and fast[1] == -(10.0**digits - 1) and np.signbit(fast[3])
+    assert _integer_samples("1," + "9" * 16) is None and _integer_samples("0" * 16) is None  # the general parser
+    for text in ("-", "1-2", "--1", "1-", "1,-", "1 2", "1,2.5", "e5"):
+        assert _integer_samples(text) is None, text
+
+
+def test_bad_median_lead_names_the_lead_and_the_first_bad_lead_wins(tmp_path, record):
+    ecg = ECG.from_array(record.signal, STANDARD_LEADS, 500.0, record_id="r", median=record.signal[:, :400],
+                         median_fs=500.0)
+    text = write_cardiosoft(tmp_path / "r.xml", ecg).read_text(encoding="iso-8859-1")
+    median = text.index("<MedianSamples>")
+    v3 = text.index('<WaveformData lead="V3">', median) + len('<WaveformData lead="V3">')
+    bad = tmp_path / "bad.xml"
+    bad.write_text(text[:v3] + "\n7.5e," + text[v3:], encoding="iso-8859-1")
+    with pytest.raises(ECGReadError, match="MedianSamples lead V3 holds a value that is not a number"):
+        read_ecg(bad)
+    v5 = text.index('<WaveformData lead="V5">', median)
+    both = text[:v3] + "\n7x," + text[v3:v5] + '<WaveformData lead="Q9">' + text[v5 + len('<WaveformData lead="V5">'):]
+    bad.write_text(both, encoding="iso-8859-1")
+    with pytest.raises(ECGReadError, match="MedianSamples lead V3 holds a value"):
+        read_ecg(bad)
+    np.testing.assert_array_equal(read_ecg(tmp_path / "r.xml").median.shape, (12, 400))
 
 
 def test_bad_sample_text_gives_the_same_error_as_before(tmp_path, record):
