@@ -225,14 +225,6 @@ def _parse_samples_slow(text: str | None, path: Path, lead: str, section: str) -
         raise ECGReadError(path, f"{section} lead {lead} holds a value that is not a number") from None
 
 
-def _parse_samples(text: str | None, path: Path, lead: str, section: str) -> np.ndarray:
-    """The samples of one ``WaveformData`` element as float64: the vectorised integer path for the files devices
-    write, the general (per-value) path for anything else, which also words every error. (The reader does the same
-    for all leads of a section at once: :func:`_sample_rows`, then :func:`_parse_samples_slow` where it says None.)"""
-    fast = _integer_samples(text) if text else None
-    return fast if fast is not None else _parse_samples_slow(text, path, lead, section)
-
-
 def _waveforms(section: ET.Element, path: Path, name: str) -> tuple[np.ndarray, tuple[str, ...], float]:
     fs = _float_or_nan(section.findtext("SampleRate"))
     if not (fs > 0):
