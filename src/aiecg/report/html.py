@@ -113,6 +113,13 @@ def render_report(runs: list[RunData], out: str | Path, title: str = "aiecg repo
         if len(metrics):
             body.append("<h4>Metrics with 95% intervals</h4>")
             body.append(_table(metrics, out, f"metrics_{slug}"))
+        coverage = tables.interval_coverage_table(run)
+        if coverage is not None:
+            method = run.metrics["conformal"].get("method", "split-conformal")
+            body.append("<h4>Prediction intervals: coverage on the test participants</h4>")
+            body.append(f"<p>{_esc(method)}, calibrated on the {_esc(run.metrics['conformal'].get('calibration', ''))}"
+                        "; each participant with the interval of their sex. Coverage should be near the level.</p>")
+            body.append(_table(coverage, out, f"intervals_{slug}"))
         comparison = tables.comparison_table(run)
         if comparison is not None:
             body.append("<h4>Comparison with baselines and classic criteria (LVH)</h4>")

@@ -182,6 +182,27 @@ def metrics_table(run: RunData) -> pd.DataFrame:
     return pd.DataFrame(records)
 
 
+def interval_coverage_table(run: RunData) -> pd.DataFrame | None:
+    """Coverage and mean width of the run's conformal prediction intervals on its test participants, per output
+    and level, overall and by sex (``metrics.json`` key ``conformal``; None when the run has none)."""
+    conformal = run.metrics.get("conformal")
+    if not conformal:
+        return None
+    records = []
+    for stem, block in conformal.items():
+        if not isinstance(block, dict) or "levels" not in block:
+            continue
+        for level, groups in block["levels"].items():
+            for group in ("overall", "male", "female"):
+                entry = groups.get(group)
+                if not entry or entry.get("coverage") is None:
+                    continue
+                records.append({"output": stem, "level": f"{100 * float(level):g}%", "participants": group,
+                                "n": entry["n"], "coverage": f"{100 * entry['coverage']:.1f}%",
+                                "mean width (output units)": f"{entry['mean_width']:.1f}"})
+    return pd.DataFrame(records) if records else None
+
+
 def comparison_table(run: RunData) -> pd.DataFrame | None:
     """The LVH comparison with DeLong (AUROC) and McNemar (sensitivity, specificity) p-values against the
     pre-specified reference row (the model)."""

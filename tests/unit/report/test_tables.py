@@ -41,3 +41,28 @@ def test_exclusion_reasons_are_grouped_without_values_or_leads():
     assert _reason_group("clinical value sbp=300.0 outside human range 60-280") == \
         _reason_group("clinical value sbp=20 outside human range 60-280")
     assert format_p(0.0004) == "<0.001" and format_p(0.0312) == "0.031" and format_p(float("nan")) == "n/a"
+
+
+def test_interval_coverage_table_reads_the_evaluations_conformal_report():
+    from pathlib import Path
+
+    from aiecg.data.targets import target_spec
+    from aiecg.evaluate.conformal import coverage_report, fit_conformal
+    from aiecg.report.runs import RunData
+    from aiecg.report.tables import interval_coverage_table
+
+    rng = np.random.default_rng(3)
+    truth, is_m = rng.normal(50, 8, 600), rng.integers(0, 2, 600)
+    pred = truth + rng.normal(0, np.where(is_m == 1, 8.0, 4.0))
+    conformal = fit_conformal(truth[:300, None], pred[:300, None], ["INDEXED_MASS"], is_male=is_m[:300])
+    table = pd.DataFrame({"ilvm_true": truth[300:], "ilvm_pred": pred[300:], "is_m": is_m[300:]})
+    report = coverage_report(conformal, target_spec("INDEXED_MASS"), table, levels=(0.9,))
+    rows = interval_coverage_table(RunData(Path("run"), "run", "train", metrics={"conformal": report}))
+    assert list(rows["participants"]) == ["overall", "male", "female"] and (rows["level"] == "90%").all()
+    men = rows.set_index("participants").loc["male"]
+    half = conformal.quantile("INDEXED_MASS", 0.9, "male")
+    rows_m = table["is_m"] == 1
+    expected = np.mean(np.abs(table.loc[rows_m, "ilvm_true"] - table.loc[rows_m, "ilvm_pred"]) <= half)
+    assert men["coverage"] == f"{100 * expected:.1f}%" and men["n"] == int(rows_m.sum())
+    assert men["mean width (output units)"] == f"{2 * half:.1f}"
+    assert interval_coverage_table(RunData(Path("run"), "run", "train", metrics={})) is None
