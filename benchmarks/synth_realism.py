@@ -198,11 +198,11 @@ def ridge_cross_validated(x: np.ndarray, y: np.ndarray, lvh: np.ndarray, oracle_
     return {**row, "n": len(y), "folds": folds}
 
 
-def auroc_with_ci(table: pd.DataFrame, seed: int = 1) -> dict[str, Any]:
-    """AUROC of ``lvh_proba`` against ``lvh`` with a 95% bootstrap interval."""
+def auroc_with_ci(table: pd.DataFrame, seed: int = 1) -> tuple[dict[str, Any], np.ndarray]:
+    """AUROC of ``lvh_proba`` against ``lvh`` with a 95% bootstrap interval, and the bootstrap AUROCs."""
     y, p = table["lvh"].to_numpy(), table["lvh_proba"].to_numpy()
-    return {"n": len(y), "cases": int(y.sum()), "auroc": float(roc_auc_score(y, p)),
-            "auroc_ci": ci(boot(lambda i: roc_auc_score(y[i], p[i]), len(y), seed))}
+    boots = boot(lambda i: roc_auc_score(y[i], p[i]), len(y), seed)
+    return {"n": len(y), "cases": int(y.sum()), "auroc": float(roc_auc_score(y, p)), "auroc_ci": ci(boots)}, boots
 
 
 def with_labels(results_csv: Path, cohort: pd.DataFrame) -> pd.DataFrame:
@@ -230,7 +230,8 @@ def external_shift_rows(bundle: Path, internal_test: pd.DataFrame, work: Path, e
     from aiecg.workflows.evaluate import evaluate_bundle
     from aiecg.workflows.train import finetune_run
 
-    out: dict[str, Any] = {"internal_test": auroc_with_ci(internal_test, seed)}
+    internal, internal_boot = auroc_with_ci(internal_test, seed)
+    out: dict[str, Any] = {"internal_test": internal}
     usable = internal_test["eid"].isin(device_table.loc[device_ok, "eid"])  # a re-recording can be unusable
     evaluate_bundle(bundle, device_yaml, None, work / "eval_device",
                     ids=internal_test.loc[usable, "eid"].astype(str).to_numpy(), compare=False, n_resamples=200)
@@ -245,13 +246,8 @@ def external_shift_rows(bundle: Path, internal_test: pd.DataFrame, work: Path, e
         "auroc_external_recording": float(roc_auc_score(y, b)),
         "drop": float(roc_auc_score(y, a) - roc_auc_score(y, b)), "drop_ci": ci(drop)}
     evaluate_bundle(bundle, ext_yaml, None, work / "eval_external", split="all", compare=False, n_resamples=200)
-    ext_all = auroc_with_ci(with_labels(work / "eval_external" / "results.csv", ext_table), seed)
-    internal_boot = boot(lambda i: roc_auc_score(internal_test["lvh"].to_numpy()[i],
-                                                 internal_test["lvh_proba"].to_numpy()[i]), len(internal_test), seed)
-    ext = with_labels(work / "eval_external" / "results.csv", ext_table)
-    ext_boot = boot(lambda i: roc_auc_score(ext["lvh"].to_numpy()[i], ext["lvh_proba"].to_numpy()[i]), len(ext),
-                    seed + 1)
-    out["external_all_untuned"] = {**ext_all, "drop": out["internal_test"]["auroc"] - ext_all["auroc"],
+    ext_all, ext_boot = auroc_with_ci(with_labels(work / "eval_external" / "results.csv", ext_table), seed + 1)
+    out["external_all_untuned"] = {**ext_all, "drop": internal["auroc"] - ext_all["auroc"],
                                    "drop_ci": ci(internal_boot - ext_boot)}  # independent samples
     tuned = finetune_run(FinetuneRunConfig(bundle=str(bundle), cohort=str(ext_yaml), out=str(work / "fcn_lvh_ext"),
                                            finetune=FinetuneConfig(max_epochs_per_stage=epochs)), progress=False)
