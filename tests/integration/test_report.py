@@ -154,7 +154,9 @@ class DevTools:
     def __init__(self, url: str):
         import websocket
 
-        self.socket = websocket.create_connection(url, timeout=60)
+        # No Origin header: Chromium 111+ refuses a DevTools websocket whose Origin is not allowed (403), and which
+        # origins it allows changed between versions; a client without an Origin is accepted by all of them.
+        self.socket = websocket.create_connection(url, timeout=60, suppress_origin=True)
         self.next_id = 0
         self.events: list[dict] = []
 
@@ -186,7 +188,7 @@ def render_in_chromium(browser: str, page: Path, profile: Path) -> tuple[list[di
     process = subprocess.Popen(
         [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--no-first-run", "--disable-sync", f"--user-data-dir={profile}",
-         "--remote-debugging-port=0", "--window-size=1280,2000", "about:blank"],
+         "--remote-debugging-port=0", "--remote-allow-origins=*", "--window-size=1280,2000", "about:blank"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         ws_url = None
