@@ -12,9 +12,15 @@ The Python API (imported on first use, so ``import aiecg`` stays light and loadi
     y = aiecg.predict_arrays(bundle.build_model(), ecg_array, meta_array, bundle.target, bundle.scaling)
 """
 
+import sys
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
+
+from aiecg.threads import prepare_openmp
+
+if "torch" not in sys.modules:  # before torch loads OpenMP: idle threads sleep instead of spinning on shared cores
+    prepare_openmp()
 
 
 def _source_version() -> str:

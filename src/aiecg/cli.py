@@ -26,8 +26,33 @@ def _shard(text: str) -> tuple[int, int]:
     return k, n
 
 
-def _default_workers() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+WORKERS_HELP = "worker processes (default: one per core of the CPU budget, see --threads)"
+THREADS_HELP = ("CPU threads this command may use in all (default: the CPU affinity mask, the cgroup CPU quota or "
+                "$SLURM_CPUS_PER_TASK, whichever is smallest; or $AIECG_THREADS); divided between its workers")
+
+
+def _add_pool_options(p: argparse.ArgumentParser) -> None:
+    """``--workers`` and ``--threads`` of a command that starts a worker pool."""
+    p.add_argument("--workers", type=int, default=None, help=WORKERS_HELP)
+    p.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
+
+
+def _apply_thread_budget(args: argparse.Namespace) -> None:
+    """Settle the command's CPU budget (:mod:`aiecg.threads`) before it starts: ``--threads`` becomes
+    ``$AIECG_THREADS`` for every stage and child process, ``--workers`` defaults to one per allotted core, and
+    this process computes with its share."""
+    from aiecg.threads import ENV_VAR, cpu_budget, use_threads
+
+    if getattr(args, "threads", None) is not None:
+        os.environ[ENV_VAR] = str(cpu_budget(args.threads).cores)
+    budget = cpu_budget()
+    if hasattr(args, "workers"):
+        if args.workers is not None and args.workers < 1:
+            raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+        args.workers = budget.workers(args.workers)
+        use_threads(budget.per_worker(args.workers))  # the parent's share (predict runs the model here)
+    else:
+        use_threads(budget.cores)
 
 
 def cmd_synth(args: argparse.Namespace) -> dict[str, Any]:
@@ -213,13 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["cardiosoft", "wfdb"], default="cardiosoft")
     p.add_argument("--shift", action="store_true", help="an external cohort: another device, routine-care electrode "
                    "placement and an older, heavier population (docs/external-shift.md)")
-    p.add_argument("--workers", type=int, default=_default_workers())
+    _add_pool_options(p)
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("prepare", help="ECG files of a cohort -> the prepared store (median beats, beats, QC)")
     p.add_argument("--cohort", required=True, help="cohort YAML")
     p.add_argument("--out", help="store directory (default: store/ beside the cohort YAML)")
-    p.add_argument("--workers", type=int, default=_default_workers())
+    _add_pool_options(p)
     p.add_argument("--shard", type=_shard, default=(1, 1), help="K/N: process the K-th of N shards")
     p.add_argument("--merge-only", action="store_true", help="only merge the parts of finished shards")
     p.add_argument("--no-beats", action="store_true", help="store median beats only, not individual beats")
@@ -268,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "[default: the bundle's, i.e. its training split's unless set at training]")
     p.add_argument("--cornell-female-mv", type=float, default=0.6,
                    help="female adjustment of the Cornell product in mV: 0.6 (LIFE, the default) or 0.8 (Molloy 1992)")
+    p.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("cohort", help="a public data set (PTB-XL, a PhysioNet/CinC WFDB folder) -> cohort table + YAML")
@@ -298,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="synth -> prepare -> train -> evaluate on a small synthetic cohort")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--n", type=int, default=None, help="participants (default: the demo's size)")
-    p.add_argument("--workers", type=int, default=_default_workers())
+    _add_pool_options(p)
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
@@ -320,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-participants", type=int, default=500, help="explain a seeded sample of at most this many")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-figures", action="store_true", help="save the attributions only (the report draws them)")
+    p.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("tune", help="hyperparameter search (Optuna; pruned on validation loss), then the best "
@@ -350,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--beats", action="store_true", help="also write beats.csv, one row per detected beat")
     p.add_argument("--format", help="force a reader format for files and folders (default: detected per file)")
-    p.add_argument("--workers", type=int, default=_default_workers(), help="processes in the pool")
+    _add_pool_options(p)
     p.set_defaults(func=cmd_measure)
 
     p = sub.add_parser("predict", help="apply a saved model bundle to ECG files: one prediction row per file")
@@ -361,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id-column", help="the clinical table's id column (matches file stems, or 'ID_...' stems)")
     p.add_argument("--sex-column", default="sex", help="the clinical table's sex column (1/0 or male/female)")
     p.add_argument("--format", help="force one ECG reader instead of detection")
-    p.add_argument("--workers", type=int, default=_default_workers())
+    _add_pool_options(p)
     p.add_argument("--interval", type=float, default=0.9, help="level of the conformal prediction intervals")
     p.add_argument("--engine", choices=["torch", "onnx"], default="torch")
     p.add_argument("--onnx", help="with --engine onnx: this bundle's 'aiecg export' (default: export on the fly)")
@@ -371,19 +398,29 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a saved model bundle's network to ONNX (dynamic batch axis)")
     p.add_argument("--bundle", required=True)
     p.add_argument("--onnx", required=True, help="output .onnx file")
+    p.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     p.set_defaults(func=cmd_export)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from aiecg.threads import ENV_VAR
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     args = build_parser().parse_args(argv)
     started = time.perf_counter()
+    budget_before = os.environ.get(ENV_VAR)
     try:
+        _apply_thread_budget(args)
         summary = args.func(args)
     except AiecgError as exc:
         print(f"aiecg {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    finally:  # an in-process caller keeps its own environment
+        if budget_before is None:
+            os.environ.pop(ENV_VAR, None)
+        else:
+            os.environ[ENV_VAR] = budget_before
     print(json.dumps({"command": args.command, "seconds": round(time.perf_counter() - started, 1), **summary},
                      indent=2, default=str))
     return 0

@@ -69,6 +69,9 @@ class FitConfig:
         early_stopping: epochs without validation improvement before training stops.
         seed: training seed (initialisation, shuffling, augmentation, dropout).
         device: 'auto' (CUDA when available), 'cpu' or 'cuda'; mixed precision (bfloat16) on CUDA.
+        threads: CPU threads of this run (None: the CPU budget from the affinity mask, the cgroup quota,
+            SLURM_CPUS_PER_TASK or AIECG_THREADS, divided between torchrun's ranks on a node); the run's
+            config.yaml records the value used.
         sampling: 'none', 'oversample' or 'undersample' (categorical targets only).
         augment: augmentation of training batches, or None.
         freeze_batchnorm: keep batch-norm running statistics fixed (fine-tuning).
@@ -85,6 +88,7 @@ class FitConfig:
     early_stopping: int = 20
     seed: int = 0
     device: str = DEFAULT_DEVICE
+    threads: int | None = None
     sampling: str = "none"
     augment: AugmentConfig | None = None
     freeze_batchnorm: bool = False
@@ -291,6 +295,7 @@ class FinetuneRunConfig(SavedConfig):
         finetune: the staged-unfreezing schedule.
         seed: training seed.
         device: 'auto' (CUDA when available), 'cpu' or 'cuda'.
+        threads: CPU threads (None: the CPU budget, as for training); config.yaml records the value used.
         batch_size: samples per batch.
         split_seed: seed of the external cohort's participant split.
         split_fractions: its train, validation, test shares.
@@ -306,6 +311,7 @@ class FinetuneRunConfig(SavedConfig):
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     seed: int = 0
     device: str = DEFAULT_DEVICE
+    threads: int | None = None
     batch_size: int = 32
     split_seed: int = 42
     split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)

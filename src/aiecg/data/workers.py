@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from aiecg.threads import cpu_budget, use_threads
+
 OK, ERROR, OUT_OF_MEMORY, CRASHED, TIMED_OUT = "ok", "error", "out_of_memory", "crashed", "timed_out"
 """Kinds of :class:`Outcome`."""
 
@@ -98,8 +100,9 @@ def _limit_memory(memory_mb: int) -> None:
 
 
 def _worker_main(conn: Connection, parent_pid: int, memory_mb: int | None, close_fds: tuple[int, ...],
-                 function: Callable[..., Any]) -> None:
+                 function: Callable[..., Any], threads: int) -> None:
     _die_with_parent(parent_pid)
+    use_threads(threads)  # this worker's share of the command's CPU budget (aiecg.threads)
     faulthandler.disable()  # a crash is reported by the parent as the task's outcome, not as a dump here
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops the workers
     for fd in close_fds:  # e.g. the parent's store lock: it must not outlive the parent in a worker
@@ -136,11 +139,11 @@ def _context() -> mp.context.BaseContext:
 
 
 class _Worker:
-    def __init__(self, function: Callable[..., Any], limits: Limits, close_fds: tuple[int, ...]):
+    def __init__(self, function: Callable[..., Any], limits: Limits, close_fds: tuple[int, ...], threads: int):
         context = _context()
         self.conn, child = context.Pipe()
         self.process = context.Process(target=_worker_main, name="aiecg-worker", daemon=True,
-                                       args=(child, os.getpid(), limits.memory_mb, close_fds, function))
+                                       args=(child, os.getpid(), limits.memory_mb, close_fds, function, threads))
         self.process.start()
         child.close()
         self.key: Any = None
@@ -178,21 +181,24 @@ def describe_exit(exitcode: int | None) -> str:
 
 
 def run_supervised(function: Callable[..., Any], tasks: Iterable[tuple[Any, tuple]], workers: int = 1,
-                   limits: Limits | None = None, close_fds: tuple[int, ...] = ()) -> Iterator[tuple[Any, Outcome]]:
+                   limits: Limits | None = None, close_fds: tuple[int, ...] = (),
+                   threads: int | None = None) -> Iterator[tuple[Any, Outcome]]:
     """Run ``function(*args)`` for every ``(key, args)`` in ``tasks`` in ``workers`` child processes.
 
     Yields ``(key, Outcome)`` as tasks finish (not in task order). A worker that dies or runs past
     ``limits.timeout_s`` is killed and replaced; its task's outcome says so. Closing the generator early stops
-    every worker.
+    every worker. Each worker computes with ``threads`` threads (default: its share of the command's CPU budget,
+    :meth:`aiecg.threads.CpuBudget.per_worker`).
     """
     limits = limits or Limits()
+    threads = threads if threads is not None else cpu_budget().per_worker(workers)
     pending = deque(tasks)
     idle: list[_Worker] = []
     busy: list[_Worker] = []
     try:
         while pending or busy:
             while pending and len(busy) < max(1, workers):
-                worker = idle.pop() if idle else _Worker(function, limits, close_fds)
+                worker = idle.pop() if idle else _Worker(function, limits, close_fds, threads)
                 worker.give(*pending.popleft())
                 busy.append(worker)
             timeout = None

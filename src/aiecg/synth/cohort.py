@@ -24,6 +24,7 @@ from aiecg.synth.heart import HeartParams
 from aiecg.synth.oracle import oracle_posterior
 from aiecg.synth.population import select_cohort
 from aiecg.synth.record import FIDUCIAL_COLUMNS, RecordParams, synthesise_record
+from aiecg.threads import cpu_budget, use_threads
 
 COHORT_COLUMNS: tuple[str, ...] = (
     "eid", "sex", "age", "height", "weight", "bsa", "bmi", "sbp", "dbp", "hypertension", "diabetes",
@@ -158,7 +159,8 @@ def _run(tasks: list[tuple], workers: int) -> Iterator[dict[str, Any]]:
     if workers <= 1:
         yield from map(_task, tasks)
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    threads = cpu_budget().per_worker(workers)  # each worker's share of the CPU budget (aiecg.threads)
+    with ProcessPoolExecutor(max_workers=workers, initializer=use_threads, initargs=(threads,)) as pool:
         yield from pool.map(_task, tasks, chunksize=max(1, min(32, len(tasks) // (4 * workers) or 1)))
 
 

@@ -71,6 +71,17 @@ def _autocast(device: torch.device):
     return torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
+def epoch_batches(order: torch.Tensor, batch_size: int, least: int) -> list[torch.Tensor]:
+    """The global batches of an epoch: consecutive slices of ``batch_size`` rows of ``order``. A last slice of
+    fewer than ``least`` rows (too few to give every rank the rows batch norm needs) joins the batch before it,
+    so every row is trained on once per epoch, in one process as under DDP; only an epoch of fewer than
+    ``least`` rows in all has no step. The same on every rank: each must take part in every step."""
+    batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    if len(batches) > 1 and len(batches[-1]) < least:
+        batches[-2:] = [torch.cat(batches[-2:])]
+    return [batch for batch in batches if len(batch) >= least]
+
+
 def train_one_epoch(
     model: nn.Module, dataset: ECGDataset, loss_fn: nn.Module, optimizer: torch.optim.Optimizer,
     config: FitConfig, epoch: int, device: torch.device, labels: np.ndarray | None = None,
@@ -90,10 +101,7 @@ def train_one_epoch(
     has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     smallest = 2 if has_batchnorm and not config.freeze_batchnorm else 1  # batch norm needs two samples
     total, count = 0.0, 0
-    for start in range(0, len(order), config.batch_size):
-        batch = order[start : start + config.batch_size]
-        if len(batch) // world.size < smallest:
-            continue  # the same decision on every rank: each must take part in every step
+    for batch in epoch_batches(order, config.batch_size, smallest * world.size):
         index = distributed.shard(batch, world)
         if seen is not None:
             seen.append(index.numpy().copy())

@@ -40,6 +40,7 @@ from aiecg.files import atomic_write_text
 from aiecg.models import create_model
 from aiecg.models.registry import model_kwargs
 from aiecg.predict import predict
+from aiecg.threads import apply_budget, local_world_size
 from aiecg.train.distributed import is_main_process
 from aiecg.train.finetune import staged_finetune
 from aiecg.train.loop import fit
@@ -161,6 +162,8 @@ def train_run(config: RunConfig, progress: bool = True) -> RunResult:
                           "continuous (use --criterion tail to weight rare high values)")
     run_dir = config.run_dir
     main = is_main_process()  # under torchrun only rank 0 writes (issue 15)
+    # the thread budget, divided between torchrun's ranks on this node; config.yaml records the value used
+    config = config.override(fit__threads=apply_budget(config.fit.threads, workers=local_world_size()))
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         config.save(run_dir / "config.yaml")
@@ -227,6 +230,7 @@ def finetune_run(config: FinetuneRunConfig, progress: bool = True) -> RunResult:
     spec = bundle.target
     run_dir = Path(config.out)
     run_dir.mkdir(parents=True, exist_ok=True)
+    config = dataclasses.replace(config, threads=apply_budget(config.threads))  # config.yaml records the value used
     config.save(run_dir / "config.yaml")
     cohort = load_cohort(config.cohort, spec.outputs)
     store = Store.open(config.store_path())
@@ -244,7 +248,8 @@ def finetune_run(config: FinetuneRunConfig, progress: bool = True) -> RunResult:
     untuned = evaluate_bundle(config.bundle, config.cohort, store.root, run_dir / "untuned", ids=splits.test,
                               compare=False, seed=config.seed)
     labels = arrays["train"].target[:, 0].astype(np.int64) if spec.is_categorical else None
-    fit_config = FitConfig(seed=config.seed, device=config.device, batch_size=config.batch_size)
+    fit_config = FitConfig(seed=config.seed, device=config.device, threads=config.threads,
+                           batch_size=config.batch_size)
     results = staged_finetune(model, ECGDataset(arrays["train"], bundle.scaling), ECGDataset(arrays["val"],
                               bundle.scaling), make_loss(config.criterion, spec), fit_config, config.finetune,
                               run_dir, progress, labels)

@@ -27,6 +27,7 @@ from aiecg.data.dataset import Arrays, ECGDataset, TargetScaling
 from aiecg.data.targets import TargetSpec, target_spec
 from aiecg.errors import ConfigError
 from aiecg.files import atomic_write_text
+from aiecg.threads import apply_budget
 from aiecg.train import hpo
 from aiecg.train.distributed import current_world
 from aiecg.train.loop import fit
@@ -138,6 +139,8 @@ def search(config: TuneConfig, progress: bool = True) -> dict[str, Any]:
     _check(config, spec, space)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
+    threads = apply_budget(config.base.fit.threads)  # this search worker's share; tune.yaml records it
+    config = dataclasses.replace(config, base=config.base.override(fit__threads=threads))
     describe = {"study": config.study, "storage": config.storage_url(), "n_trials": config.n_trials,
                 "max_epochs": config.max_epochs, "pruner": config.pruner,
                 "space": {p.name: p.to_dict() for p in space}, "base": config.base.to_dict()}
