@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -216,20 +217,19 @@ def cmd_export(args: argparse.Namespace) -> dict[str, Any]:
     return export_bundle(args.bundle, args.onnx)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from aiecg.cliopts import add_dataclass_options
-    from aiecg.config import FinetuneRunConfig, RunConfig
-    from aiecg.data.prepare import PrepareConfig
+def _run_choices() -> dict[str, Any]:
+    """The choices of the run-configuration flags (``train``, ``tune``): registered targets, models and losses."""
     from aiecg.data.sampling import SAMPLING_MODES
     from aiecg.data.targets import list_targets
     from aiecg.models import list_models
     from aiecg.train.losses import CRITERIA
 
-    parser = argparse.ArgumentParser(prog="aiecg", description=__doc__)
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    sub = parser.add_subparsers(dest="command", required=True)
+    return {"target": list_targets(), "arch": list_models(), "criterion": CRITERIA, "fit.sampling": SAMPLING_MODES,
+            "fit.device": DEVICES}
 
-    p = sub.add_parser("synth", help="generate a synthetic UK-Biobank-like cohort (CardioSoft XML + table)")
+
+def _synth_options(p: argparse.ArgumentParser) -> None:
+    """The options of ``aiecg synth``."""
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--n", type=int, default=2000, help="participants")
     p.add_argument("--seed", type=int, default=0)
@@ -239,9 +239,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shift", action="store_true", help="an external cohort: another device, routine-care electrode "
                    "placement and an older, heavier population (docs/external-shift.md)")
     _add_pool_options(p)
-    p.set_defaults(func=cmd_synth)
 
-    p = sub.add_parser("prepare", help="ECG files of a cohort -> the prepared store (median beats, beats, QC)")
+
+def _prepare_options(p: argparse.ArgumentParser) -> None:
+    """The options of ``aiecg prepare``."""
+    from aiecg.cliopts import add_dataclass_options
+    from aiecg.data.prepare import PrepareConfig
+
     p.add_argument("--cohort", required=True, help="cohort YAML")
     p.add_argument("--out", help="store directory (default: store/ beside the cohort YAML)")
     _add_pool_options(p)
@@ -258,27 +262,35 @@ def build_parser() -> argparse.ArgumentParser:
     settings = p.add_argument_group("pre-processing settings (saved in the store's manifest; a model's bundle "
                                     "records them and refuses a store prepared otherwise)")
     add_dataclass_options(settings, PrepareConfig, flatten={"filters": "", "beats": "", "beats.quality": "qc-"})
-    p.set_defaults(func=cmd_prepare)
 
-    p = sub.add_parser("train", help="train a model on a cohort's prepared store")
+
+def _train_options(p: argparse.ArgumentParser) -> None:
+    """The options of ``aiecg train``."""
+    from aiecg.cliopts import add_dataclass_options
+    from aiecg.config import RunConfig
+
     p.add_argument("--config", help="run-config YAML (flags override it)")
     p.add_argument("--epochs", type=int, dest="cfg__fit__max_epochs", default=argparse.SUPPRESS,
                    help="maximum epochs (the same as --max-epochs)")
     p.add_argument("--conv-dropout", type=float, help="dropout after the convolutions (a model_kwargs entry)")
     p.add_argument("--lin-dropout", type=float, help="dropout in the head (a model_kwargs entry: head_dropout)")
-    run_choices = {"target": list_targets(), "arch": list_models(), "criterion": CRITERIA,
-                   "fit.sampling": SAMPLING_MODES, "fit.device": DEVICES}
-    add_dataclass_options(p, RunConfig, flatten={"fit": ""}, choices=run_choices)
-    p.set_defaults(func=cmd_train)
+    add_dataclass_options(p, RunConfig, flatten={"fit": ""}, choices=_run_choices())
 
-    p = sub.add_parser("finetune", help="fine-tune a saved model on an external cohort (staged unfreezing)")
+
+def _finetune_options(p: argparse.ArgumentParser) -> None:
+    """The options of ``aiecg finetune``."""
+    from aiecg.cliopts import add_dataclass_options
+    from aiecg.config import FinetuneRunConfig
+    from aiecg.train.losses import CRITERIA
+
     p.add_argument("--epochs", type=int, dest="cfg__finetune__max_epochs_per_stage", default=argparse.SUPPRESS,
                    help="maximum epochs per stage (the same as --max-epochs-per-stage)")
     add_dataclass_options(p, FinetuneRunConfig, flatten={"finetune": ""},
                           choices={"criterion": CRITERIA, "device": DEVICES})
-    p.set_defaults(func=cmd_finetune)
 
-    p = sub.add_parser("evaluate", help="apply a saved model bundle to a cohort")
+
+def _evaluate_options(p: argparse.ArgumentParser) -> None:
+    """The options of ``aiecg evaluate``."""
     p.add_argument("--bundle", required=True)
     p.add_argument("--cohort", required=True)
     p.add_argument("--store")
@@ -294,9 +306,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cornell-female-mv", type=float, default=0.6,
                    help="female adjustment of the Cornell product in mV: 0.6 (LIFE, the default) or 0.8 (Molloy 1992)")
     p.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
-    p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("cohort", help="a public data set (PTB-XL, a PhysioNet/CinC WFDB folder) -> cohort table + YAML")
+
+def _cohort_options(p: argparse.ArgumentParser) -> None:
+    """The options of ``aiecg cohort``."""
     cohort_sub = p.add_subparsers(dest="source", required=True)
     q = cohort_sub.add_parser("ptbxl", help="PTB-XL: ptbxl_database.csv + records -> LVH cohort with the folds")
     q.add_argument("--root", required=True, help="PTB-XL folder (ptbxl_database.csv, records500/, records100/)")
@@ -319,23 +332,26 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--name", help="cohort name (default: the folder's name)")
     q.add_argument("--no-recursive", action="store_true", help="only the folder itself, not its sub-folders")
     q.add_argument("--table-format", choices=["csv", "parquet"], default="csv")
-    p.set_defaults(func=cmd_cohort)
 
-    p = sub.add_parser("demo", help="synth -> prepare -> train -> evaluate on a small synthetic cohort")
+
+def _demo_options(p: argparse.ArgumentParser) -> None:
+    """The options of ``aiecg demo``."""
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--n", type=int, default=None, help="participants (default: the demo's size)")
     _add_pool_options(p)
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("report", help="run/evaluation/explain folders -> a static HTML report with figures and tables")
+
+def _report_options(p: argparse.ArgumentParser) -> None:
+    """The options of ``aiecg report``."""
     p.add_argument("runs", nargs="+", help="training, fine-tuning, `aiecg evaluate` or `aiecg explain` folders")
     p.add_argument("--out", required=True, help="report folder (index.html, figures/, tables/)")
     p.add_argument("--title", default="aiecg report")
-    p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("explain", help="integrated gradients and class activation maps of a saved model on a cohort")
+
+def _explain_options(p: argparse.ArgumentParser) -> None:
+    """The options of ``aiecg explain``."""
     p.add_argument("--bundle", required=True)
     p.add_argument("--cohort", required=True)
     p.add_argument("--store")
@@ -347,14 +363,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-figures", action="store_true", help="save the attributions only (the report draws them)")
     p.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
-    p.set_defaults(func=cmd_explain)
 
-    p = sub.add_parser("tune", help="hyperparameter search (Optuna; pruned on validation loss), then the best "
-                                    "setting retrained and tested once")
+
+def _tune_options(p: argparse.ArgumentParser) -> None:
+    """The options of ``aiecg tune``."""
+    from aiecg.cliopts import add_dataclass_options
+    from aiecg.config import RunConfig
+
     p.add_argument("--config", help="run-config YAML every trial starts from (flags override it)")
     base_run = p.add_argument_group("the run every trial starts from (the search space overrides what it searches)")
     add_dataclass_options(base_run, RunConfig, flatten={"fit": ""}, skip=("out", "name", "fit.max_epochs"),
-                          choices=run_choices)
+                          choices=_run_choices())
     p.add_argument("--space", help="search-space YAML replacing the reference's space")
     p.add_argument("--trials", type=int, default=50, help="finished trials the study ends with (all workers)")
     p.add_argument("--epochs", type=int, default=125, help="epochs per trial at most")
@@ -369,18 +388,19 @@ def build_parser() -> argparse.ArgumentParser:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--search-only", action="store_true", help="run trials, do not retrain the best (workers)")
     mode.add_argument("--final-only", action="store_true", help="only retrain and test the study's best trial")
-    p.set_defaults(func=cmd_tune)
 
-    p = sub.add_parser("measure", help="ECG files/folders/cohort YAML -> measurements.csv (+ beats.csv): intervals, "
-                       "axes, amplitudes, criteria, per-beat P/QRS/T fiducials, QC")
+
+def _measure_options(p: argparse.ArgumentParser) -> None:
+    """The options of ``aiecg measure``."""
     p.add_argument("inputs", nargs="+", help="ECG files, folders (searched recursively) or cohort YAML files")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--beats", action="store_true", help="also write beats.csv, one row per detected beat")
     p.add_argument("--format", help="force a reader format for files and folders (default: detected per file)")
     _add_pool_options(p)
-    p.set_defaults(func=cmd_measure)
 
-    p = sub.add_parser("predict", help="apply a saved model bundle to ECG files: one prediction row per file")
+
+def _predict_options(p: argparse.ArgumentParser) -> None:
+    """The options of ``aiecg predict``."""
     p.add_argument("--bundle", required=True)
     p.add_argument("inputs", nargs="+", help="ECG files, folders (searched recursively) or cohort YAMLs")
     p.add_argument("--out", required=True, help="predictions table (.csv, or .parquet)")
@@ -393,21 +413,69 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=["torch", "onnx"], default="torch")
     p.add_argument("--onnx", help="with --engine onnx: this bundle's 'aiecg export' (default: export on the fly)")
     p.add_argument("--batch-size", type=int, default=256)
-    p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("export", help="export a saved model bundle's network to ONNX (dynamic batch axis)")
+
+def _export_options(p: argparse.ArgumentParser) -> None:
+    """The options of ``aiecg export``."""
     p.add_argument("--bundle", required=True)
     p.add_argument("--onnx", required=True, help="output .onnx file")
     p.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
-    p.set_defaults(func=cmd_export)
+
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], Any]]] = {
+    "synth": ("generate a synthetic UK-Biobank-like cohort (CardioSoft XML + table)", _synth_options, cmd_synth),
+    "prepare": ("ECG files of a cohort -> the prepared store (median beats, beats, QC)", _prepare_options,
+                cmd_prepare),
+    "train": ("train a model on a cohort's prepared store", _train_options, cmd_train),
+    "finetune": ("fine-tune a saved model on an external cohort (staged unfreezing)", _finetune_options,
+                 cmd_finetune),
+    "evaluate": ("apply a saved model bundle to a cohort", _evaluate_options, cmd_evaluate),
+    "cohort": ("a public data set (PTB-XL, a PhysioNet/CinC WFDB folder) -> cohort table + YAML", _cohort_options,
+               cmd_cohort),
+    "demo": ("synth -> prepare -> train -> evaluate on a small synthetic cohort", _demo_options, cmd_demo),
+    "report": ("run/evaluation/explain folders -> a static HTML report with figures and tables", _report_options,
+               cmd_report),
+    "explain": ("integrated gradients and class activation maps of a saved model on a cohort", _explain_options,
+                cmd_explain),
+    "tune": ("hyperparameter search (Optuna; pruned on validation loss), then the best setting retrained and "
+             "tested once", _tune_options, cmd_tune),
+    "measure": ("ECG files/folders/cohort YAML -> measurements.csv (+ beats.csv): intervals, axes, amplitudes, "
+                "criteria, per-beat P/QRS/T fiducials, QC", _measure_options, cmd_measure),
+    "predict": ("apply a saved model bundle to ECG files: one prediction row per file", _predict_options,
+                cmd_predict),
+    "export": ("export a saved model bundle's network to ONNX (dynamic batch axis)", _export_options, cmd_export),
+}
+"""Every command: its one-line help, the function that adds its options, and the function that runs it. Only the
+command being run has its options built, so ``aiecg --help`` or ``aiecg measure`` never imports what ``train``
+needs (torch)."""
+
+
+def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The ``aiecg`` parser; ``commands``: build only these commands' options (None: every command's)."""
+    parser = argparse.ArgumentParser(prog="aiecg", description=__doc__)
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (help_text, add_options, run) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if commands is None or name in commands:
+            add_options(p)
+        p.set_defaults(func=run)
     return parser
+
+
+def _command_of(argv: list[str]) -> str | None:
+    """The command named in ``argv`` (the first word that is not an option), if it is one."""
+    word = next((token for token in argv if not token.startswith("-")), None)
+    return word if word in COMMANDS else None
 
 
 def main(argv: list[str] | None = None) -> int:
     from aiecg.threads import ENV_VAR
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = _command_of(argv)
+    args = build_parser([command] if command else []).parse_args(argv)
     started = time.perf_counter()
     budget_before = os.environ.get(ENV_VAR)
     try:

@@ -33,8 +33,9 @@ class OnnxModel:
         except ImportError:
             raise AiecgError(f"--engine onnx needs onnxruntime; {ONNX_HINT}") from None
         options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
+        # the process's share of the CPU budget (aiecg.threads), as torch computes with, and idle threads sleep
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.input_shapes = {i.name: list(i.shape) for i in self.session.get_inputs()}

@@ -25,7 +25,7 @@ def test_attributions_sum_to_the_output_change_within_the_reported_delta():
     model = tiny_fcn()
     ecg, meta = inputs()
     meta_baseline = np.full(3, 0.5, np.float32)
-    result = integrated_gradients(model, ecg, meta, meta_baseline=meta_baseline, n_steps=64, batch_size=2)
+    result = integrated_gradients(model, ecg, meta, meta_baseline=meta_baseline, n_steps=64, max_evaluations=128)
     with torch.no_grad():
         out = model(torch.from_numpy(ecg), torch.from_numpy(meta))[:, 0].numpy()
         base = model(torch.zeros(5, 4, 64), torch.from_numpy(np.tile(meta_baseline, (5, 1))))[:, 0].numpy()
