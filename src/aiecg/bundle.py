@@ -35,6 +35,9 @@ from aiecg.models.heads import ECGModel
 
 FORMAT = "aiecg-bundle"
 FORMAT_VERSION = 1
+ENCODER_KIND = "encoder"
+"""``training["kind"]`` of a pre-trained encoder (``aiecg pretrain``): its head is untrained, so it only starts a
+model (``aiecg train --init``) and is refused wherever a bundle predicts."""
 
 
 @dataclass
@@ -66,6 +69,11 @@ class Bundle:
             raise BundleError(f"the bundle's model {self.model_name!r} cannot be rebuilt from its saved "
                               f"configuration and weights ({exc}); was it written by another aiecg version?") from None
         return model.eval()
+
+    @property
+    def is_encoder(self) -> bool:
+        """A pre-trained encoder (``aiecg pretrain``), not a model that predicts."""
+        return self.training.get("kind") == ENCODER_KIND
 
     @property
     def leads(self) -> list[str]:
@@ -187,8 +195,8 @@ def _check_header(path: Path, data: Any) -> None:
             raise BundleError(f"{path}: malformed bundle header: input_spec lacks '{key}'")
 
 
-def load_bundle(path: str | Path) -> Bundle:
-    """Read a bundle written by :func:`save_bundle`.
+def load_bundle(path: str | Path, allow_encoder: bool = False) -> Bundle:
+    """Read a bundle written by :func:`save_bundle`; a pre-trained encoder only with ``allow_encoder``.
 
     Raises:
         BundleError: the file is missing, not an aiecg bundle, damaged (checksum mismatch: the SHA-256 detects
@@ -216,6 +224,9 @@ def load_bundle(path: str | Path) -> Bundle:
     except json.JSONDecodeError as exc:
         raise BundleError(f"{path}: malformed bundle header (not JSON: {exc})") from None
     _check_header(path, data)
+    if data["training"].get("kind") == ENCODER_KIND and not allow_encoder:
+        raise BundleError(f"{path} is a pre-trained encoder (aiecg pretrain), not a model that predicts: fine-tune "
+                          f"it first (aiecg train --init {path} ...) and use that run's model.aiecg")
     try:
         scaling = data.get("scaling")
         return Bundle(

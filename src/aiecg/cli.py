@@ -118,6 +118,19 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     return {"run_dir": str(result.run_dir), "bundle": str(result.bundle_path), "test": headline(result.metrics["test"])}
 
 
+def cmd_pretrain(args: argparse.Namespace) -> dict[str, Any]:
+    from aiecg.cliopts import collect_overrides, merge
+    from aiecg.config import PretrainConfig
+    from aiecg.workflows.pretrain import pretrain_run
+
+    base = PretrainConfig.load(args.config).to_dict() if args.config else PretrainConfig().to_dict()
+    config = PretrainConfig.from_dict(merge(base, collect_overrides(args)))
+    result = pretrain_run(config, progress=not args.quiet)
+    if not result.summary:  # a torchrun rank other than 0
+        return {"run_dir": str(result.run_dir), "rank": int(os.environ.get("RANK", 0))}
+    return {"run_dir": str(result.run_dir), **result.summary}
+
+
 def cmd_finetune(args: argparse.Namespace) -> dict[str, Any]:
     from aiecg.cliopts import collect_overrides
     from aiecg.config import FinetuneRunConfig
@@ -277,6 +290,19 @@ def _train_options(p: argparse.ArgumentParser) -> None:
     add_dataclass_options(p, RunConfig, flatten={"fit": ""}, choices=_run_choices())
 
 
+def _pretrain_options(p: argparse.ArgumentParser) -> None:
+    """The options of ``aiecg pretrain``."""
+    from aiecg.cliopts import add_dataclass_options
+    from aiecg.config import PretrainConfig
+    from aiecg.models import list_models
+
+    p.add_argument("--config", help="pre-training config YAML (flags override it)")
+    p.add_argument("--epochs", type=int, dest="cfg__fit__max_epochs", default=argparse.SUPPRESS,
+                   help="maximum epochs (the same as --max-epochs)")
+    add_dataclass_options(p, PretrainConfig, flatten={"fit": ""}, skip=("fit.sampling",),
+                          choices={"arch": list_models(), "fit.device": DEVICES})
+
+
 def _finetune_options(p: argparse.ArgumentParser) -> None:
     """The options of ``aiecg finetune``."""
     from aiecg.cliopts import add_dataclass_options
@@ -427,6 +453,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "prepare": ("ECG files of a cohort -> the prepared store (median beats, beats, QC)", _prepare_options,
                 cmd_prepare),
     "train": ("train a model on a cohort's prepared store", _train_options, cmd_train),
+    "pretrain": ("self-supervised pre-training of an ECG encoder on the usable records of prepared stores (masked "
+                 "reconstruction); start a model from it with 'aiecg train --init'", _pretrain_options, cmd_pretrain),
     "finetune": ("fine-tune a saved model on an external cohort (staged unfreezing)", _finetune_options,
                  cmd_finetune),
     "evaluate": ("apply a saved model bundle to a cohort", _evaluate_options, cmd_evaluate),

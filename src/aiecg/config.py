@@ -243,6 +243,9 @@ class RunConfig(SavedConfig):
         compare: evaluate the ML baselines and classic criteria on the same test participants.
         cornell_female_mv: female adjustment of the Cornell product in mV (0.6 as in LIFE, the default; 0.8 as
             in Molloy et al. 1992).
+        init: a pre-trained encoder bundle (``aiecg pretrain``) whose ECG feature blocks start the model; its input
+            contract must be the store's and its architecture the run's; the bundle records where it came from.
+        freeze_encoder: with ``init``, train the head only (a linear probe of the pre-trained ECG features).
     """
 
     cohort: str = ""
@@ -266,6 +269,8 @@ class RunConfig(SavedConfig):
     target_prevalence: float | None = None
     compare: bool = True
     cornell_female_mv: float = 0.6
+    init: str | None = None
+    freeze_encoder: bool = False
 
     def criteria_options(self) -> dict[str, dict[str, Any]]:
         return {"cornell_product": {"female_adjustment_mv": self.cornell_female_mv}}
@@ -319,3 +324,41 @@ class FinetuneRunConfig(SavedConfig):
     target_prevalence: float | None = None
 
     _WHERE = "fine-tuning config"
+
+
+@dataclass
+class PretrainConfig(SavedConfig):
+    """Self-supervised pre-training of an ECG encoder (``aiecg pretrain``) by masked reconstruction.
+
+    Attributes:
+        stores: prepared stores whose usable records are the unlabelled data (the same pre-processing in all).
+        out: the run directory (config.yaml, epochs.csv, checkpoint.pt, encoder.aiecg, pretrain.json).
+        arch: a registered model name; its ECG feature blocks are the encoder.
+        model_kwargs: extra constructor arguments of the model (KEY=VALUE).
+        leads: the leads the encoder reads, in order.
+        patch_ms: length of the masked time patches in milliseconds (one patch of one lead is one unit).
+        mask_ratio: share of the (lead, patch) units hidden from the encoder.
+        val_fraction: share of the records held out to decide early stopping.
+        split_seed: seed of that hold-out split.
+        exclude_ids: a text file of record ids (one per line) kept out of pre-training, e.g. a downstream run's
+            ``test_ids.txt``, so that no test ECG is seen before testing.
+        augment: augment the training batches (gain, noise, time shift, crop-resize; the training defaults).
+        resume: continue from the run's last checkpoint.
+        fit: optimisation settings (seed, device, threads, epochs, early stopping, ...).
+    """
+
+    stores: tuple[str, ...] = ()
+    out: str = "runs/pretrain"
+    arch: str = "fcn"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    leads: tuple[str, ...] = MODEL_LEADS
+    patch_ms: float = 50.0
+    mask_ratio: float = 0.5
+    val_fraction: float = 0.1
+    split_seed: int = 42
+    exclude_ids: str | None = None
+    augment: bool = True
+    resume: bool = False
+    fit: FitConfig = field(default_factory=lambda: FitConfig(max_epochs=100, early_stopping=10, lr_patience=5))
+
+    _WHERE = "pre-training config"

@@ -36,7 +36,7 @@ from aiecg.errors import CohortError, ConfigError
 from aiecg.evaluate.conformal import fit_conformal
 from aiecg.evaluate.evaluation import build_results
 from aiecg.evaluate.posthoc import PostHoc, fit_posthoc
-from aiecg.files import atomic_write_text
+from aiecg.files import atomic_write_text, file_sha256
 from aiecg.models import create_model
 from aiecg.models.registry import model_kwargs
 from aiecg.predict import predict
@@ -45,6 +45,7 @@ from aiecg.train.distributed import is_main_process
 from aiecg.train.finetune import staged_finetune
 from aiecg.train.loop import fit
 from aiecg.train.losses import make_loss
+from aiecg.train.pretrain import start_from_encoder
 from aiecg.workflows.evaluate import check_store_contract, evaluate_bundle
 
 log = logging.getLogger("aiecg")
@@ -146,7 +147,29 @@ def model_and_loss(config: RunConfig, spec: TargetSpec, train_arrays: Arrays,
     torch.manual_seed(config.fit.seed)  # model initialisation
     model = create_model(config.arch, len(config.leads), train_arrays.ecg.shape[2], train_arrays.meta.shape[1],
                          spec.n_outputs, **config.model_kwargs)
+    if config.init:  # the ECG feature blocks of a pre-trained encoder (aiecg pretrain)
+        encoder = load_encoder(config)
+        try:
+            start_from_encoder(model, encoder.state_dict, freeze=config.freeze_encoder)
+        except ValueError as exc:
+            raise ConfigError(f"--init {config.init}: {exc}; pre-train with the run's --arch and model settings "
+                              f"(the encoder is {encoder.model_name} {encoder.model_kwargs})") from None
+        if config.freeze_encoder:  # a linear probe: the frozen blocks' batch-norm statistics stay as pre-trained
+            fit_config = dataclasses.replace(fit_config, freeze_batchnorm=True)
+    elif config.freeze_encoder:
+        raise ConfigError("--freeze-encoder needs --init ENCODER.aiecg (a pre-trained encoder to freeze)")
     return model, make_loss(config.criterion, spec, pos_weight, class_weight), fit_config
+
+
+def load_encoder(config: RunConfig, store: Store | None = None) -> Bundle:
+    """The pre-trained encoder of ``config.init``; with ``store``, checked against the store's input contract."""
+    encoder = load_bundle(config.init, allow_encoder=True)
+    if not encoder.is_encoder:
+        log.info("--init %s is a trained model, not an encoder: its ECG feature blocks start this run", config.init)
+    if store is not None:
+        encoder.check_input(input_contract(config.leads, store.manifest), f"--init {config.init}",
+                            "pre-train on stores prepared like this cohort's, with the run's --leads")
+    return encoder
 
 
 def train_run(config: RunConfig, progress: bool = True) -> RunResult:
@@ -168,6 +191,8 @@ def train_run(config: RunConfig, progress: bool = True) -> RunResult:
         run_dir.mkdir(parents=True, exist_ok=True)
         config.save(run_dir / "config.yaml")
     data = TrainingData.load(config, write_to=run_dir if main else None)
+    if config.init:
+        load_encoder(config, data.store)  # refuse an encoder of other leads, sampling or filters before training
     store, frame, splits, encoder = data.store, data.frame, data.splits, data.encoder
     scaling, labels, train_arrays = data.scaling, data.labels, data.train
     arrays = {"train": data.train_participants, "val": data.val}  # the test split is evaluated from the bundle
@@ -199,7 +224,9 @@ def train_run(config: RunConfig, progress: bool = True) -> RunResult:
                   "sampling": config.fit.sampling, "loss_weighting": config.loss_weighting,
                   "augment": fit_config.augment is not None, "beat_expansion": config.beat_expansion,
                   "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
-                  "epochs_run": result.epochs_run, "seconds": result.seconds, "aiecg": __version__},
+                  "epochs_run": result.epochs_run, "seconds": result.seconds, "aiecg": __version__,
+                  **({"init": str(config.init), "init_sha256": file_sha256(config.init),
+                      "freeze_encoder": config.freeze_encoder} if config.init else {})},
     )
     # issue 12: split-conformal prediction intervals, calibrated on the validation split (evaluate/conformal.py)
     if spec.is_regression:

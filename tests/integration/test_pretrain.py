@@ -1,0 +1,71 @@
+"""Pre-training end to end on a tiny synthetic cohort: pretrain -> resume -> train --init (full and frozen) ->
+predict, and the refusals (an encoder cannot predict; an encoder of other leads cannot start a run)."""
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from aiecg.bundle import load_bundle
+from aiecg.cli import main
+from aiecg.errors import BundleError
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pretrain")
+    data = root / "data"
+    assert main(["-q", "synth", "--out", str(data), "--n", "48", "--seed", "11", "--workers", "2"]) == 0
+    assert main(["-q", "prepare", "--cohort", str(data / "cohort.yaml"), "--workers", "2", "--no-beats"]) == 0
+    args = ["-q", "pretrain", "--stores", str(data / "store"), "--out", str(root / "pre"), "--lr", "0.003",
+            "--batch-size", "16", "--seed", "1"]
+    assert main([*args, "--epochs", "2"]) == 0
+    assert main([*args, "--epochs", "6", "--resume"]) == 0  # continues from epoch 2: as if killed there
+    return root
+
+
+def test_pretraining_writes_an_encoder_that_beats_the_zero_reconstruction(pretrained):
+    run = pretrained / "pre"
+    summary = json.loads((run / "pretrain.json").read_text())
+    assert (run / "epochs.csv").read_text().count("\n") == 7  # header + 6 epochs: 2, then 4 more after resuming
+    assert summary["n_train"] + summary["n_val"] == summary["stores"][0]["used"] >= 40
+    assert summary["best_val_loss"] < summary["zero_reconstruction_val_loss"]
+    assert 0 < summary["explained_hidden_energy"] <= 1
+    encoder = load_bundle(run / "encoder.aiecg", allow_encoder=True)
+    assert encoder.is_encoder and encoder.input_spec["fs"] == 500 and len(encoder.leads) == 8
+    assert yaml.safe_load((run / "config.yaml").read_text())["fit"]["threads"] >= 1
+    with pytest.raises(BundleError, match="pre-trained encoder"):
+        load_bundle(run / "encoder.aiecg")  # what predict, evaluate and explain call
+
+
+def test_a_run_started_from_the_encoder_records_it_and_a_frozen_encoder_is_unchanged(pretrained):
+    cohort, encoder_path = pretrained / "data" / "cohort.yaml", pretrained / "pre" / "encoder.aiecg"
+    base = ["-q", "train", "--cohort", str(cohort), "--epochs", "2", "--no-compare", "--out", str(pretrained / "runs")]
+    assert main([*base, "--name", "init", "--init", str(encoder_path)]) == 0
+    assert main([*base, "--name", "probe", "--init", str(encoder_path), "--freeze-encoder"]) == 0
+    encoder = load_bundle(encoder_path, allow_encoder=True).state_dict
+    for name, frozen in (("init", False), ("probe", True)):
+        bundle = load_bundle(pretrained / "runs" / name / "model.aiecg")
+        assert bundle.training["init"] == str(encoder_path) and len(bundle.training["init_sha256"]) == 64
+        assert bundle.training["freeze_encoder"] is frozen
+        same = all(torch.equal(bundle.state_dict[k], v) for k, v in encoder.items() if k.startswith("blocks."))
+        assert same is frozen, name  # fine-tuning moves the blocks; a linear probe keeps them, batch norm included
+    out = pretrained / "pred.csv"
+    ecgs = sorted((pretrained / "data" / "ecg").glob("*.xml"))[:3]
+    assert main(["-q", "predict", "--bundle", str(pretrained / "runs" / "probe" / "model.aiecg"),
+                 *map(str, ecgs), "--out", str(out), "--clinical", str(pretrained / "data" / "cohort.csv"),
+                 "--id-column", "eid"]) == 0
+    assert out.read_text().count("\n") == 4
+
+
+def test_an_encoder_of_other_leads_or_no_encoder_is_refused_before_training(pretrained, capsys):
+    cohort, encoder_path = pretrained / "data" / "cohort.yaml", pretrained / "pre" / "encoder.aiecg"
+    base = ["-q", "train", "--cohort", str(cohort), "--epochs", "1", "--out", str(pretrained / "runs")]
+    assert main([*base, "--name", "leads", "--init", str(encoder_path), "--leads", "I,II,V1,V2,V3,V4,V5,V6,III"]) == 2
+    assert "--init" in capsys.readouterr().err
+    assert not (pretrained / "runs" / "leads" / "epochs.csv").exists()
+    assert main([*base, "--name", "nothing", "--freeze-encoder"]) == 2
+    assert "--freeze-encoder needs --init" in capsys.readouterr().err
