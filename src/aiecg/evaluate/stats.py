@@ -47,11 +47,20 @@ def spearman_r(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
     return pearson_r(rankdata(x, axis=axis), rankdata(y, axis=axis), axis=axis)
 
 
-def adjusted_r2(y_true: np.ndarray, y_pred: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Adjusted R^2 of the OLS regression of the truth on the prediction (one predictor plus intercept).
+def r_squared(y_true: np.ndarray, y_pred: np.ndarray, axis: int = -1) -> np.ndarray:
+    """The coefficient of determination R² = 1 - SS_res / SS_tot of predictions against the truth (not a squared
+    correlation: a biased or mis-scaled prediction scores below its r², and below 0 when worse than the mean)."""
+    y_true, y_pred = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
+    residual = np.sum((y_true - y_pred) ** 2, axis=axis)
+    total = np.sum((y_true - np.mean(y_true, axis=axis, keepdims=True)) ** 2, axis=axis)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(total > 0, 1 - residual / total, np.nan)
 
-    R^2 of a simple regression is r^2, so adjusted R^2 = 1 - (1 - r^2)(n - 1)/(n - 2).
-    """
+
+def adjusted_squared_correlation(y_true: np.ndarray, y_pred: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Adjusted R^2 of the OLS regression of the truth on the prediction (one predictor plus intercept): the
+    squared Pearson correlation, adjusted, 1 - (1 - r^2)(n - 1)/(n - 2). It is what the prediction could explain
+    after a linear recalibration, not the prediction's own R^2 (:func:`r_squared`)."""
     n = np.shape(y_true)[axis]
     if n < 3:
         return np.full(np.delete(np.shape(y_true), axis % np.ndim(y_true)), np.nan)
@@ -74,7 +83,8 @@ loa_upper.__doc__ = "Upper Bland-Altman limit of agreement: mean(pred - truth) +
 
 REGRESSION_STATISTICS: dict[str, Callable[..., np.ndarray]] = {
     "mae": mean_absolute_error, "bias": mean_error, "pearson_r": pearson_r, "spearman_r": spearman_r,
-    "adj_r2": adjusted_r2, "loa_lower": loa_lower, "loa_upper": loa_upper,
+    "r2": r_squared, "adjusted_squared_correlation": adjusted_squared_correlation, "loa_lower": loa_lower,
+    "loa_upper": loa_upper,
 }
 
 
@@ -158,8 +168,10 @@ def regression_report(
 ) -> dict[str, object]:
     """Agreement of a continuous prediction with the truth, each metric with a bootstrap interval.
 
-    Metrics: ``mae``, ``bias`` (mean of prediction minus truth), ``pearson_r``, ``spearman_r``, ``adj_r2`` (OLS of
-    truth on prediction), ``loa_lower``/``loa_upper`` (Bland-Altman limits of agreement, mean difference +-
+    Metrics: ``mae``, ``bias`` (mean of prediction minus truth), ``pearson_r``, ``spearman_r``, ``r2`` (the
+    coefficient of determination of the prediction itself), ``adjusted_squared_correlation`` (adjusted R^2 of the
+    OLS of truth on prediction: what a linear recalibration could reach; formerly ``adj_r2``),
+    ``loa_lower``/``loa_upper`` (Bland-Altman limits of agreement, mean difference +-
     1.96 SD of the differences; Bland JM, Altman DG. Statistical methods for assessing agreement between two
     methods of clinical measurement. Lancet 1986;i:307-310). Participants with a non-finite value are dropped.
 

@@ -63,11 +63,14 @@ def test_regression_report_estimates_match_independent_formulas():
         assert report[name]["estimate"] == pytest.approx(point[name], rel=1e-12)
     n = len(y)
     r2 = LinearRegression().fit(p[:, None], y).score(p[:, None], y)
-    assert report["adj_r2"]["estimate"] == pytest.approx(1 - (1 - r2) * (n - 1) / (n - 2), rel=1e-10)
+    assert report["adjusted_squared_correlation"]["estimate"] == pytest.approx(1 - (1 - r2) * (n - 1) / (n - 2),
+                                                                               rel=1e-10)
+    assert report["r2"]["estimate"] == pytest.approx(1 - np.sum((y - p) ** 2) / np.sum((y - y.mean()) ** 2))
     d = p - y
     assert report["loa_lower"]["estimate"] == pytest.approx(d.mean() - 1.96 * d.std(ddof=1))
     assert report["loa_upper"]["estimate"] == pytest.approx(d.mean() + 1.96 * d.std(ddof=1))
-    for name in ("mae", "bias", "pearson_r", "spearman_r", "adj_r2", "loa_lower", "loa_upper"):
+    for name in ("mae", "bias", "pearson_r", "spearman_r", "r2", "adjusted_squared_correlation", "loa_lower",
+                 "loa_upper"):
         assert set(report[name]) == METRIC_KEYS
         assert report[name]["low"] < report[name]["estimate"] < report[name]["high"]
     assert "failed_resamples" not in report
