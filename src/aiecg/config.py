@@ -239,6 +239,8 @@ class RunConfig(SavedConfig):
         compare: evaluate the ML baselines and classic criteria on the same test participants.
         cornell_female_mv: female adjustment of the Cornell product in mV (0.6 as in LIFE, the default; 0.8 as
             in Molloy et al. 1992).
+        include_paced: keep participants whose ECG is paced (``aiecg prepare`` flags pacing spikes); by default
+            they are excluded, each with the reason in ``exclusions.csv``: a paced QRS says little about LV mass.
     """
 
     cohort: str = ""
@@ -262,6 +264,7 @@ class RunConfig(SavedConfig):
     target_prevalence: float | None = None
     compare: bool = True
     cornell_female_mv: float = 0.6
+    include_paced: bool = False
 
     def criteria_options(self) -> dict[str, dict[str, Any]]:
         return {"cornell_product": {"female_adjustment_mv": self.cornell_female_mv}}
