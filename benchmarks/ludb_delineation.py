@@ -63,9 +63,11 @@ ECGDELI = {"note": "the issue's figures for ECGdeli (Pilia et al. SoftwareX 2021
                    "(GPL-3.0, not installed)",
            "per_beat_median_abs_ms": {"qrs_on": 5.0, "qrs_off": 10.0, "p_on": 8.0, "t_off": 14.0},
            "per_record_qrs_duration": {"mean": 9.0, "sd": 13.0}, "records_per_cpu_s": 3.0}
-LOOKED_AT: frozenset[str] = frozenset()
-"""Records whose signals were inspected one by one while developing the delineation (plots, per-lead
-traces); the figures are also reported without them."""
+LOOKED_AT: frozenset[str] = frozenset({"1", "31", "38", "56", "83", "90", "92", "93", "95", "96", "104", "108",
+                                       "111", "112", "130", "169"})
+"""Records whose signals or per-record figures were inspected one by one while developing measurement v3 (lead
+traces around boundaries and pacing spikes, P-wave searches, RBBB and LBBB widths, AF P consistency); the figures
+are also reported without them."""
 WAVES = {"p": "p", "N": "qrs", "t": "t"}
 INTERVALS = ("p_duration_ms", "pr_ms", "qrs_duration_ms", "qt_ms")
 

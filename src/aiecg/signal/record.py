@@ -5,11 +5,16 @@ so the two always agree:
 
 1. Einthoven check on the leads as stored (a warning in the QC notes).
 2. The 12 standard leads (limb leads derived from I and II where missing), filtered and resampled.
-3. Beats, median beat and lead QC (``extract_beats``); clipping on the raw strip (``clipped_leads``).
-4. The delineation median (wider than the stored one) and its global fiducials.
+3. Beats, median beat and lead QC (``extract_beats``); clipping on the raw strip (``clipped_leads``); pacing
+   spikes on the raw strip (``pacing_spikes``): when they lead the beats, they are blanked and step 3 runs again,
+   and the record is flagged ``paced`` (measured, not rejected).
+4. The delineation median (wider than the stored one) and its global (IEC 60601-2-25) fiducials; a P wave that
+   differs from beat to beat (atrial fibrillation) or lasts over 200 ms is dropped, with the reason in the notes;
+   a paced QRS starts no earlier than its stimulus's blanked end.
 5. Measurements on the median (bad leads NaN), then the plausibility checks.
-6. Every beat's fiducials (``RecordAnalysis.table``), delineated on first use: ``aiecg prepare`` and
-   ``aiecg predict`` never read them, ``aiecg measure`` only with ``--beats``.
+6. Every beat's fiducials (``RecordAnalysis.table``) and every beat's per-lead fiducials
+   (``RecordAnalysis.lead_table``), delineated on first use: ``aiecg prepare`` and ``aiecg predict`` never read
+   them, ``aiecg measure`` only with ``--beats`` / ``--per-lead``.
 
 ``beat_table(ecg)`` is the short way to the per-beat fiducials of an ``ECG``.
 """
