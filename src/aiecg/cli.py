@@ -213,7 +213,7 @@ def cmd_measure(args: argparse.Namespace) -> dict[str, Any]:
     from aiecg.workflows.measure import run_measure
 
     return run_measure(args.inputs, args.out, with_beats=args.beats, fmt=args.format, workers=args.workers,
-                       progress=not args.quiet)
+                       progress=not args.quiet, with_leads=args.per_lead)
 
 
 def cmd_predict(args: argparse.Namespace) -> dict[str, Any]:
@@ -420,7 +420,10 @@ def _measure_options(p: argparse.ArgumentParser) -> None:
     """The options of ``aiecg measure``."""
     p.add_argument("inputs", nargs="+", help="ECG files, folders (searched recursively) or cohort YAML files")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--beats", action="store_true", help="also write beats.csv, one row per detected beat")
+    p.add_argument("--beats", action="store_true", help="also write beats.csv, one row per detected beat (global "
+                   "IEC 60601-2-25 boundaries)")
+    p.add_argument("--per-lead", action="store_true", help="also write leads.csv, one row per beat and lead (P, QRS "
+                   "and T onset, peak and offset in each lead)")
     p.add_argument("--format", help="force a reader format for files and folders (default: detected per file)")
     _add_pool_options(p)
 

@@ -246,6 +246,8 @@ class RunConfig(SavedConfig):
         init: a pre-trained encoder bundle (``aiecg pretrain``) whose ECG feature blocks start the model; its input
             contract must be the store's and its architecture the run's; the bundle records where it came from.
         freeze_encoder: with ``init``, train the head only (a linear probe of the pre-trained ECG features).
+        include_paced: keep participants whose ECG is paced (``aiecg prepare`` flags pacing spikes); by default
+            they are excluded, each with the reason in ``exclusions.csv``: a paced QRS says little about LV mass.
     """
 
     cohort: str = ""
@@ -271,6 +273,7 @@ class RunConfig(SavedConfig):
     cornell_female_mv: float = 0.6
     init: str | None = None
     freeze_encoder: bool = False
+    include_paced: bool = False
 
     def criteria_options(self) -> dict[str, dict[str, Any]]:
         return {"cornell_product": {"female_adjustment_mv": self.cornell_female_mv}}

@@ -141,7 +141,7 @@ def process_record(record_id: str, path: str, fmt: str | None, config: PrepareCo
     if config.store_beats and beats.qc_ok:
         result["beats"] = beats.beats.astype(np.float32)
     result.update(heart_rate=float(beats.heart_rate), n_beats=int(len(beats.r_peaks)), n_clean=int(beats.clean.sum()),
-                  qc_notes="; ".join(beats.qc_notes), bad_leads=" ".join(beats.bad_leads))
+                  qc_notes="; ".join(beats.qc_notes), bad_leads=" ".join(beats.bad_leads), paced=beats.paced)
     if not beats.qc_ok:
         result.update(status="qc_fail", reason=beats.qc_reason)
     result.update(analysis.measurements)

@@ -28,16 +28,20 @@ def ids_digest(ids: np.ndarray) -> str:
     return hashlib.sha256("\n".join(sorted(map(str, ids))).encode()).hexdigest()[:16]
 
 
-def usable_cohort(cohort: Cohort, store: Store) -> Cohort:
-    """Drop participants whose ECG is missing from the store or failed QC, recording each reason."""
+def usable_cohort(cohort: Cohort, store: Store, include_paced: bool = False) -> Cohort:
+    """Drop participants whose ECG is missing from the store or failed QC, and (unless ``include_paced``) those
+    whose ECG is paced, recording each reason."""
     index = store.index.set_index("id")
     status = cohort.frame[ID].map(index["status"]).fillna("not in store")
     reason = cohort.frame[ID].map(index["reason"]).fillna("")
+    why = [f"ECG {s}" + (f": {r}" if r else "") for s, r in zip(status, reason)]
     bad = status != STATUS_OK
-    extra = pd.DataFrame({
-        "row": np.nan, ID: cohort.frame.loc[bad, ID],
-        "reason": [f"ECG {s}" + (f": {r}" if r else "") for s, r in zip(status[bad], reason[bad])],
-    })
+    if not include_paced and "paced" in index.columns:
+        paced = cohort.frame[ID].map(index["paced"]).fillna("").astype(str)
+        for i in np.flatnonzero((~bad & (paced != "")).to_numpy()):
+            why[i] = f"ECG paced ({paced.iloc[i]} pacing): excluded by default (include_paced keeps it)"
+        bad = bad | (paced != "")
+    extra = pd.DataFrame({"row": np.nan, ID: cohort.frame.loc[bad, ID], "reason": np.asarray(why, dtype=object)[bad]})
     exclusions = pd.concat([cohort.exclusions, extra], ignore_index=True) if len(extra) else cohort.exclusions
     return Cohort(cohort.mapping, cohort.frame.loc[~bad].reset_index(drop=True), exclusions)
 

@@ -91,6 +91,9 @@ class BeatSet:
         qc_reason: '' when ok, else why not (the first failure found).
         bad_leads: lead -> why it is unusable (flat, noisy, saturated), also where the record stays usable.
         qc_notes: warnings that do not fail the record (a bad lead outside the model inputs, Einthoven).
+        paced: '' when no pacing spikes were found, else the paced chamber ('ventricular', 'atrial',
+            'dual-chamber' or 'undetermined'; ``aiecg.signal.quality.pacing_timings``). A paced record is
+            measured and stays usable; the flag lets a cohort exclude it by name.
     """
 
     median: np.ndarray
@@ -102,6 +105,7 @@ class BeatSet:
     qc_reason: str
     bad_leads: dict[str, str] = field(default_factory=dict)
     qc_notes: tuple[str, ...] = ()
+    paced: str = ""
 
 
 # ----------------------------------------------------------------------------------------------- record QC

@@ -4,8 +4,13 @@
 wave boundaries globally (over all leads at once), and each wave's amplitude against the isoelectric level
 just before QRS onset (the PR segment). We do the same:
 
-* Boundaries: ``aiecg.signal.delineation.delineate`` (spatial velocity for the QRS, the spatial magnitude
-  for P and T; T end where the T magnitude returns to baseline, bounded by the tangent method).
+* Boundaries: ``aiecg.signal.delineation.delineate``: global boundaries as IEC 60601-2-25 defines them (the
+  earliest onset and latest offset over all leads, at the isoelectric point; spatial velocity for the QRS, the
+  spatial magnitude for P and T; T end where the T magnitude returns to baseline, bounded by the tangent
+  method). So QRS duration, PR, P duration and QT are global intervals, measured against the cardiologists'
+  LUDB annotations combined over the leads and the devices' printed values (``benchmarks/ludb_delineation.py``).
+  A P wave is reported only when it repeats from beat to beat (not in atrial fibrillation) and lasts at most
+  200 ms.
 * Baseline per lead: mean of the 10 ms before QRS onset.
 * R: the largest positive deflection inside the QRS. Q: the deepest negative deflection before the first
   positive wave (the initial negative deflection); S: the deepest negative deflection after the start of the

@@ -5,11 +5,16 @@ so the two always agree:
 
 1. Einthoven check on the leads as stored (a warning in the QC notes).
 2. The 12 standard leads (limb leads derived from I and II where missing), filtered and resampled.
-3. Beats, median beat and lead QC (``extract_beats``); clipping on the raw strip (``clipped_leads``).
-4. The delineation median (wider than the stored one) and its global fiducials.
+3. Beats, median beat and lead QC (``extract_beats``); clipping on the raw strip (``clipped_leads``); pacing
+   spikes on the raw strip (``pacing_spikes``): when they lead the beats, they are blanked and step 3 runs again,
+   and the record is flagged ``paced`` (measured, not rejected).
+4. The delineation median (wider than the stored one) and its global (IEC 60601-2-25) fiducials; a P wave that
+   differs from beat to beat (atrial fibrillation) or lasts over 200 ms is dropped, with the reason in the notes;
+   a paced QRS starts no earlier than its stimulus's blanked end.
 5. Measurements on the median (bad leads NaN), then the plausibility checks.
-6. Every beat's fiducials (``RecordAnalysis.table``), delineated on first use: ``aiecg prepare`` and
-   ``aiecg predict`` never read them, ``aiecg measure`` only with ``--beats``.
+6. Every beat's fiducials (``RecordAnalysis.table``) and every beat's per-lead fiducials
+   (``RecordAnalysis.lead_table``), delineated on first use: ``aiecg prepare`` and ``aiecg predict`` never read
+   them, ``aiecg measure`` only with ``--beats`` / ``--per-lead``.
 
 ``beat_table(ecg)`` is the short way to the per-beat fiducials of an ``ECG``.
 """
@@ -17,9 +22,9 @@ so the two always agree:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cached_property, partial
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -28,10 +33,15 @@ from aiecg.ecg import ECG, STANDARD_LEADS
 from aiecg.signal.beats import BeatConfig, BeatSet, extract_beats
 from aiecg.signal.delineation import (
     BEAT_COLUMNS,
+    LEAD_COLUMNS,
     DelineationConfig,
     Fiducials,
     beat_fiducials,
+    beat_lead_fiducials,
     delineate,
+    lead_fiducials,
+    lead_table,
+    p_consistency,
     wide_median,
 )
 from aiecg.signal.delineation import beat_table as _beat_table
@@ -39,7 +49,17 @@ from aiecg.signal.fastops import median
 from aiecg.signal.filters import FilterConfig, preprocess
 from aiecg.signal.leads import select_leads
 from aiecg.signal.measurements import compute_measurements
-from aiecg.signal.quality import clipped_leads, einthoven_note, plausibility, record_verdict
+from aiecg.signal.quality import (
+    SPIKE_BLANK_S,
+    blank_spikes,
+    clipped_leads,
+    einthoven_note,
+    pacing_chamber,
+    pacing_spikes,
+    pacing_timings,
+    plausibility,
+    record_verdict,
+)
 
 INDEX_KEYS = ("p_onset", "p_offset", "qrs_onset", "qrs_offset", "t_peak", "t_end")
 
@@ -55,22 +75,68 @@ class RecordAnalysis:
         measurements: ``compute_measurements`` of the median (empty without a clean beat); index keys refer
             to ``beats.median``.
         fs: sampling rate of the filtered strip (Hz).
-        per_beat: computes the per-beat table (``table``) when first asked for; None for an empty table.
+        per_beat: delineates every beat when first asked for (``table``, ``lead_table``); None for empty tables.
     """
 
     beats: BeatSet
     fiducials: Fiducials
     measurements: dict[str, float] = field(default_factory=dict)
     fs: float = 500.0
-    per_beat: Callable[[], pd.DataFrame] | None = field(default=None, repr=False, compare=False)
+    per_beat: BeatDelineation | None = field(default=None, repr=False, compare=False)
 
     @cached_property
     def table(self) -> pd.DataFrame:
-        """The per-beat table (``aiecg.signal.delineation.BEAT_COLUMNS``), seconds from the strip start;
-        delineated on first access (the global measurements do not need it)."""
+        """The per-beat table of global (IEC 60601-2-25) fiducials (``aiecg.signal.delineation.BEAT_COLUMNS``),
+        seconds from the strip start; delineated on first access (the global measurements do not need it)."""
         if self.per_beat is None:
             return pd.DataFrame(columns=list(BEAT_COLUMNS))
-        return self.per_beat()
+        return self.per_beat.table()
+
+    @cached_property
+    def lead_table(self) -> pd.DataFrame:
+        """The long per-lead table (``aiecg.signal.delineation.LEAD_COLUMNS``): every beat's P, QRS and T onset,
+        peak and offset in each of the 12 leads (NaN in a bad lead or where the lead shows no such wave)."""
+        if self.per_beat is None:
+            return pd.DataFrame(columns=list(LEAD_COLUMNS))
+        return self.per_beat.lead_table()
+
+
+@dataclass(frozen=True, eq=False)
+class BeatDelineation:
+    """What the per-beat delineation of one record needs; it runs on first use and once for both tables.
+
+    Attributes:
+        x: the filtered strip [12 leads, time]; good: the usable leads' rows; peaks, clean: the beats;
+        median: the delineation median [12 leads, window] with R at ``r0``; fid: its global fiducials.
+    """
+
+    x: np.ndarray
+    fs: float
+    good: tuple[int, ...]
+    peaks: np.ndarray
+    clean: np.ndarray
+    median: np.ndarray
+    r0: int
+    fid: Fiducials
+    cfg: DelineationConfig
+
+    @cached_property
+    def fiducials(self) -> list[Fiducials]:
+        good = list(self.good)
+        return beat_fiducials(self.x[good], self.fs, self.peaks, self.clean, self.median[good], self.r0, self.fid,
+                              self.cfg)
+
+    def table(self) -> pd.DataFrame:
+        return _beat_table(self.peaks, self.fiducials, self.clean, self.fs)
+
+    def lead_table(self) -> pd.DataFrame:
+        median_leads = lead_fiducials(self.median, self.fs, self.fid, self.cfg)
+        per_lead = beat_lead_fiducials(self.x, self.fs, self.peaks, self.clean, self.fiducials, self.r0, self.fid,
+                                       median_leads, self.cfg)
+        bad = np.setdiff1d(np.arange(self.x.shape[0]), self.good)
+        for leads in per_lead:
+            leads[bad] = np.nan
+        return lead_table(per_lead, STANDARD_LEADS, self.fs)
 
 
 def analyse_signal(
@@ -95,6 +161,14 @@ def analyse_signal(
     x = preprocess(raw, fs, filters)
     tfs = filters.target_fs
     bs = extract_beats(x, tfs, STANDARD_LEADS, beats)
+    spikes = pacing_spikes(raw, fs, qcfg)
+    timings = pacing_timings(spikes / fs, bs.r_peaks / tfs, qcfg) if spikes.size else []
+    if timings:  # measure the heart's QRS, not the stimulus: blank the beat-locked spikes and start again
+        lag = spikes[:, None] / fs - bs.r_peaks[None, :] / tfs
+        locked = (np.abs(lag[:, :, None] - np.asarray(timings)[None, None, :]) <= 0.006).any(axis=(1, 2))
+        x = preprocess(blank_spikes(raw, fs, spikes[locked]), fs, filters)
+        bs = extract_beats(x, tfs, STANDARD_LEADS, beats)
+        timings = pacing_timings(spikes[locked] / fs, bs.r_peaks / tfs, qcfg) or timings
 
     bad = dict(bs.bad_leads)
     for lead, why in clipped_leads(raw, fs, STANDARD_LEADS, bs.r_peaks / tfs, qcfg).items():
@@ -110,7 +184,20 @@ def analyse_signal(
     full, r0 = wide_median(x, peaks, clean, tfs, dcfg)
     med = full[good]
     fid = delineate(med, tfs, r0, rr, dcfg) if clean.any() else Fiducials()
-    per_beat = partial(_per_beat_table, x[good], tfs, peaks, clean, med, r0, fid, dcfg)
+    why_no_p = _implausible_p(x[good], tfs, peaks, clean, med, r0, fid, dcfg)
+    if why_no_p:
+        fid = dataclasses.replace(fid, p_on=np.nan, p_peak=np.nan, p_off=np.nan)
+        notes.append(f"no P wave: {why_no_p}")
+    paced = ""
+    if timings:
+        paced = pacing_chamber(timings, (fid.qrs_on - r0) / tfs, (fid.p_on - r0) / tfs)
+        # a paced QRS starts after its stimulus and the stimulus's blanked artefact, never before
+        starts = [r0 + (t + SPIKE_BLANK_S) * tfs for t in timings if t >= (fid.qrs_on - r0) / tfs - 0.05]
+        if starts and np.isfinite(fid.qrs_on):
+            fid = dataclasses.replace(fid, qrs_on=max(fid.qrs_on, max(starts)))
+        notes.append(f"paced ({paced}): pacing spikes {', '.join(f'{-1000 * t:.0f}' for t in timings)} ms "
+                     "before the R peak, blanked before measuring")
+    per_beat = BeatDelineation(x, tfs, tuple(good), peaks, clean, full, r0, fid, dcfg)
 
     measurements: dict[str, float] = {}
     shift = float(r0 - beats.r_offset)
@@ -123,15 +210,27 @@ def analyse_signal(
             if why:
                 ok, reason = False, why
     notes = tuple(n for n in notes + lead_notes if n)
-    bs = dataclasses.replace(bs, qc_ok=ok, qc_reason=reason, bad_leads=bad, qc_notes=notes)
+    bs = dataclasses.replace(bs, qc_ok=ok, qc_reason=reason, bad_leads=bad, qc_notes=notes, paced=paced)
     return RecordAnalysis(beats=bs, fiducials=fid.shifted(-shift), measurements=measurements, fs=tfs,
                           per_beat=per_beat)
 
 
-def _per_beat_table(x: np.ndarray, fs: float, peaks: np.ndarray, clean: np.ndarray, median: np.ndarray, r0: int,
-                    fid: Fiducials, cfg: DelineationConfig) -> pd.DataFrame:
-    """Every beat's fiducials (``beat_fiducials``) as the per-beat table."""
-    return _beat_table(peaks, beat_fiducials(x, fs, peaks, clean, median, r0, fid, cfg), clean, fs)
+def _implausible_p(x: np.ndarray, fs: float, peaks: np.ndarray, clean: np.ndarray, median: np.ndarray, r0: int,
+                   fid: Fiducials, cfg: DelineationConfig) -> str:
+    """'' when the median beat's P wave is plausible, else why it is not one (then the record reports none)."""
+    if not (np.isfinite(fid.p_on) and np.isfinite(fid.p_off)):
+        return ""
+    if (fid.p_off - fid.p_on) / fs > cfg.p_max_s:
+        return (f"the wave found lasts {1000 * (fid.p_off - fid.p_on) / fs:.0f} ms, longer than any P wave "
+                f"({1000 * cfg.p_max_s:.0f} ms)")
+    consistency = p_consistency(x, fs, peaks, clean, median, r0, fid)
+    if np.isfinite(consistency) and consistency < cfg.p_consistency:
+        rr = np.diff(peaks) / fs
+        irregular = rr.size > 2 and float(np.median(np.abs(np.diff(rr)))) > 0.1 * float(np.median(rr))
+        tail = "; with irregular RR intervals: atrial fibrillation?" if irregular else ""
+        return (f"atrial activity differs from beat to beat (P-segment correlation {consistency:.2f} < "
+                f"{cfg.p_consistency:g}){tail}")
+    return ""
 
 
 def analyse_ecg(ecg: ECG, filters: FilterConfig | None = None, beats: BeatConfig | None = None,

@@ -8,8 +8,10 @@ records is deliberately bad (a flat lead, a saturated lead or heavy noise), as i
 The device-style median beat (600 samples, QRS onset at sample 216, as in UK Biobank's CardioSoft files)
 is the noise-free normal beat at the participant's mean RR interval. Another device can band-limit the
 signal and median (zero-phase Butterworth), and chest electrodes can sit systematically off their places.
-Every beat's true fiducials (P, QRS and T on/offsets and peaks) come from the wave's own dipole magnitude
-(:func:`beat_fiducials`).
+Every beat's true fiducials (P, QRS and T on/offsets and peaks) are the clinical ones (:func:`beat_fiducials`):
+a wave starts where the second-earliest of the 12 leads departs from its baseline by 10 uV and ends where the
+second-latest returns, as IEC 60601-2-25 defines global boundaries and as the real references (cardiologists'
+per-lead annotations, the devices' global values) mark them; the peaks are the wave's dipole maximum.
 """
 
 from __future__ import annotations
@@ -191,16 +193,26 @@ def _beat_schedule(rng: np.random.Generator, hr_bpm: float, age: float, pvc_p: f
     return onsets_a, rr_a, ectopic
 
 
+VISIBLE_MV = 0.01
+"""A lead shows a wave where it lies at least this far (10 uV, 0.1 mm at 10 mm/mV) from its baseline."""
 FIDUCIAL_FRACTION = 0.05
-"""A wave's true onset/offset: where its own dipole magnitude first rises above / last falls below this
-fraction of its peak (every lobe is Gaussian, so a wave has no hard edge)."""
+"""Without a lead matrix (the dipole alone), a wave's onset/offset is where its dipole magnitude first rises above /
+last falls below this fraction of its peak."""
 FIDUCIAL_COLUMNS: tuple[str, ...] = ("r_peak_s", "p_on_s", "p_peak_s", "p_off_s", "qrs_on_s", "qrs_off_s",
                                      "t_peak_s", "t_off_s")
 """Per-beat true fiducials in the beats truth table, in seconds from the start of the stored recording."""
 
 
-def _wave_bounds(morph: Morphology, rr: float, kind: int, step: float = 0.0005) -> tuple[float, float, float]:
-    """(onset, peak, offset) in s after QRS onset of one wave's dipole magnitude; NaN when the wave is absent."""
+def _wave_bounds(morph: Morphology, rr: float, kind: int, lead_matrix: np.ndarray | None = None,
+                 step: float = 0.0005) -> tuple[float, float, float]:
+    """(onset, peak, offset) in s after QRS onset of one wave; NaN when the wave is absent.
+
+    The peak is the maximum of the wave's dipole magnitude. With the record's ``lead_matrix`` the boundaries are
+    the clinical ones (IEC 60601-2-25, as cardiologists and devices mark them): the second-earliest time at which
+    a lead of the 12 departs from its baseline by :data:`VISIBLE_MV` and the second-latest at which one returns
+    (robust to one lead, as the real references are built); without it, :data:`FIDUCIAL_FRACTION` of the dipole
+    magnitude.
+    """
     c, w = morph.timed(np.array([rr]))
     sel = (morph.kinds == kind) & (np.abs(morph.vectors).sum(axis=1) > 0)
     if not sel.any():
@@ -211,15 +223,24 @@ def _wave_bounds(morph: Morphology, rr: float, kind: int, step: float = 0.0005) 
     mag = np.sqrt((dipole**2).sum(axis=0))
     peak = int(np.argmax(mag))
     above = np.flatnonzero(mag >= FIDUCIAL_FRACTION * mag[peak])
-    return float(t[above[0]]), float(t[peak]), float(t[above[-1]])
+    on, off = float(t[above[0]]), float(t[above[-1]])
+    if lead_matrix is not None:
+        visible = np.abs(derive_twelve_leads(lead_matrix @ dipole)) >= VISIBLE_MV
+        shown = np.flatnonzero(visible.any(axis=1))
+        if shown.size >= 2:
+            first = np.sort(np.argmax(visible[shown], axis=1))
+            last = np.sort(t.size - 1 - np.argmax(visible[shown][:, ::-1], axis=1))
+            on, off = float(t[first[1]]), float(t[last[-2]])
+    return on, float(t[peak]), off
 
 
-def beat_fiducials(onsets: np.ndarray, morphs: list[Morphology], rr: np.ndarray,
-                   duration: float) -> dict[str, np.ndarray]:
+def beat_fiducials(onsets: np.ndarray, morphs: list[Morphology], rr: np.ndarray, duration: float,
+                   lead_matrix: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """True fiducials of every beat (s from the recording start; NaN if absent or outside the recording).
 
-    R peak: the maximum of the QRS dipole magnitude; on/offsets by :data:`FIDUCIAL_FRACTION`; the T wave is
-    the repolarisation (T) lobes without the ST lobe; a premature ventricular beat has no P wave.
+    R peak: the maximum of the QRS dipole magnitude; on/offsets: the clinical boundaries over the 12 leads of
+    ``lead_matrix`` (see ``_wave_bounds``); the T wave is the repolarisation (T) lobes without the ST lobe; a
+    premature ventricular beat has no P wave.
     """
     # P and QRS do not stretch with RR; the T lobes stretch by cbrt(RR) in centre and width alike, so the T
     # fiducials are those at RR = 1 s scaled by cbrt(RR). Bounds are computed once per distinct morphology.
@@ -227,7 +248,7 @@ def beat_fiducials(onsets: np.ndarray, morphs: list[Morphology], rr: np.ndarray,
     rows = []
     for morph, rr_i in zip(morphs, rr):
         if id(morph) not in cache:
-            cache[id(morph)] = tuple(_wave_bounds(morph, 1.0, kind) for kind in (P, QRS, T))
+            cache[id(morph)] = tuple(_wave_bounds(morph, 1.0, kind, lead_matrix) for kind in (P, QRS, T))
         (p_on, p_peak, p_off), (q_on, r_peak, q_off), (_, t_peak, t_off) = cache[id(morph)]
         k = float(np.cbrt(rr_i))
         rows.append([r_peak, p_on, p_peak, p_off, q_on, q_off, k * t_peak, k * t_off])
@@ -334,7 +355,7 @@ def synthesise_record(participant: dict[str, Any], rng: np.random.Generator, par
     if bad_reason == "flat_lead":
         median[6 + lead_draw - 2] = 0.0
 
-    fiducials = beat_fiducials(onsets, morphs, rr, n / fs)
+    fiducials = beat_fiducials(onsets, morphs, rr, n / fs, lead_matrix)
     keep = np.isfinite(fiducials["r_peak_s"]) & (np.rint(fiducials["r_peak_s"] * fs) < n)
     fiducials = {k: v[keep] for k, v in fiducials.items()}
     r_peaks, is_ectopic = np.rint(fiducials["r_peak_s"] * fs).astype(np.int64), ectopic[keep]

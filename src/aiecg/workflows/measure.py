@@ -1,9 +1,13 @@
-"""``aiecg measure``: ECG files -> ``measurements.csv`` (one row per file) and ``beats.csv`` (one row per beat).
+"""``aiecg measure``: ECG files -> ``measurements.csv`` (one row per file), ``beats.csv`` (one row per beat: global
+P/QRS/T boundaries as IEC 60601-2-25 defines them, the earliest onset and latest offset over the leads) and
+``leads.csv`` (``--per-lead``: one row per beat and lead, each lead's own onset, peak and offset of P, QRS and T).
 
 Inputs are files, folders (searched recursively for files a reader handles; a WFDB record counts once, by its
 ``.hea`` header) or cohort YAML files (every ECG the cohort table names, with its format and reader options).
 Every input file gets a row, unreadable ones too (``status`` read_error or processing_error and the reason);
-``status`` is ``qc_fail`` where the record fails QC, with its measurements kept where a median beat exists.
+``status`` is ``qc_fail`` where the record fails QC, with its measurements kept where a median beat exists, and
+``paced`` where pacing spikes were found (measured too; the ``paced`` column names the chamber where it can be
+told). A wide QRS (bundle-branch block) is a finding, not a failure.
 The per-record path is ``aiecg.signal.record.analyse_signal``, the same as ``aiecg prepare``'s.
 """
 
@@ -24,10 +28,11 @@ from aiecg.errors import AiecgError, ECGReadError
 from aiecg.files import atomic_write_bytes
 from aiecg.io import ecg_files_in
 from aiecg.signal import criteria as criteria_registry
-from aiecg.signal.delineation import BEAT_COLUMNS
+from aiecg.signal.delineation import BEAT_COLUMNS, LEAD_COLUMNS
 
 MEASUREMENTS = "measurements.csv"
 BEATS = "beats.csv"
+LEADS = "leads.csv"
 GLOBAL_COLUMNS: tuple[str, ...] = (
     "heart_rate_bpm", "rr_ms", "pr_ms", "p_duration_ms", "qrs_duration_ms", "qt_ms", "qtc_bazett_ms",
     "qtc_fridericia_ms", "p_axis_deg", "qrs_axis_deg", "t_axis_deg",
@@ -37,7 +42,7 @@ CRITERIA: tuple[str, ...] = tuple(
     column for name in criteria_registry.CRITERIA for column in (name, f"{name}_positive"))
 """Every registered criterion (LVH criteria and the findings reported beside them, e.g. pathological Q waves):
 its score and its call (1, 0, or empty when unknown)."""
-HEAD_COLUMNS: tuple[str, ...] = ("file", "record_id", "status", "reason", "qc_notes", "bad_leads", "sex",
+HEAD_COLUMNS: tuple[str, ...] = ("file", "record_id", "status", "reason", "qc_notes", "bad_leads", "paced", "sex",
                                  "n_beats", "n_clean")
 
 
@@ -97,8 +102,10 @@ def _criteria(m: dict[str, float], sex: str) -> dict[str, float]:
     return out
 
 
-def measure_file(task: MeasureTask, with_beats: bool = False) -> tuple[dict[str, Any], pd.DataFrame | None]:
-    """Measure one file: (its measurements row, its per-beat table or None). Never raises for a bad file."""
+def measure_file(task: MeasureTask, with_beats: bool = False, with_leads: bool = False,
+                 ) -> tuple[dict[str, Any], pd.DataFrame | None, pd.DataFrame | None]:
+    """Measure one file: (its measurements row, its per-beat table or None, its per-lead table or None). Never
+    raises for a bad file."""
     from aiecg.io import read_ecg
     from aiecg.signal.record import analyse_ecg
 
@@ -111,20 +118,22 @@ def measure_file(task: MeasureTask, with_beats: bool = False) -> tuple[dict[str,
         row["record_id"] = task.record_id or ecg.record_id or row["record_id"]
         analysis = analyse_ecg(ecg)
         per_beat = analysis.table if with_beats else None  # delineated on first use: inside the guard
+        per_lead = analysis.lead_table if with_leads else None
     except ECGReadError as exc:
         row.update(status="read_error", reason=exc.reason)
-        return row, None
+        return row, None, None
     except KeyError as exc:  # leads missing that cannot be derived
         row.update(status="read_error", reason=str(exc.args[0]))
-        return row, None
+        return row, None, None
     except Exception as exc:  # odd data must not stop the batch
         row.update(status="processing_error", reason=f"{type(exc).__name__}: {exc}")
-        return row, None
+        return row, None, None
     beats = analysis.beats
     sex = str(ecg.patient.get("sex", "") or "").lower()
-    row.update(status="ok" if beats.qc_ok else "qc_fail", reason=beats.qc_reason,
-               qc_notes="; ".join(beats.qc_notes), bad_leads=" ".join(beats.bad_leads), sex=sex,
-               n_beats=int(beats.r_peaks.size), n_clean=int(beats.clean.sum()))
+    status = "qc_fail" if not beats.qc_ok else ("paced" if beats.paced else "ok")
+    row.update(status=status, reason=beats.qc_reason, qc_notes="; ".join(beats.qc_notes),
+               bad_leads=" ".join(beats.bad_leads), paced=beats.paced, sex=sex, n_beats=int(beats.r_peaks.size),
+               n_clean=int(beats.clean.sum()))
     m = analysis.measurements
     for key in GLOBAL_COLUMNS:
         row[key] = m.get(key, math.nan)
@@ -132,20 +141,23 @@ def measure_file(task: MeasureTask, with_beats: bool = False) -> tuple[dict[str,
         for lead in STANDARD_LEADS:
             row[f"{wave}_{lead}"] = m.get(f"{wave}_{lead}", math.nan)
     row.update(_criteria(m, sex) if m else dict.fromkeys(CRITERIA, math.nan))
-    table = None
-    if per_beat is not None:
-        table = per_beat.copy()
-        table.insert(0, "file", task.file)
-    return row, table
+    tables = []
+    for frame in (per_beat, per_lead):
+        if frame is not None:
+            frame = frame.copy()
+            frame.insert(0, "file", task.file)
+        tables.append(frame)
+    return row, tables[0], tables[1]
 
 
 def measure_files(tasks: Sequence[MeasureTask], with_beats: bool = False, workers: int = 1,
-                  progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+                  progress: bool = False, with_leads: bool = False,
+                  ) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
     """Measure every task in ``workers`` supervised processes (:mod:`aiecg.data.workers`, as ``prepare`` runs
     them: a file that crashes, hangs or exhausts its reader is its own error row); returns (measurements, beats or
-    None) in task order."""
-    jobs = [(k, (task, with_beats)) for k, task in enumerate(tasks)]
-    results: list[tuple[dict[str, Any], pd.DataFrame | None]] = [({}, None)] * len(jobs)
+    None, per-lead table or None) in task order."""
+    jobs = [(k, (task, with_beats, with_leads)) for k, task in enumerate(tasks)]
+    results: list[tuple[dict[str, Any], pd.DataFrame | None, pd.DataFrame | None]] = [({}, None, None)] * len(jobs)
     for key, outcome in _progress(run_supervised(measure_file, jobs, workers), len(jobs), progress):
         if outcome.kind == OK:
             results[key] = outcome.value
@@ -155,15 +167,16 @@ def measure_files(tasks: Sequence[MeasureTask], with_beats: bool = False, worker
             reason = {CRASHED: f"the reader crashed on this file (its worker process {outcome.detail})",
                       OUT_OF_MEMORY: "ran out of memory reading this file"}.get(outcome.kind, outcome.detail)
             results[key] = ({"file": task.file, "record_id": task.record_id or Path(task.file).stem,
-                             "status": status, "reason": reason}, None)
+                             "status": status, "reason": reason}, None, None)
     columns = list(HEAD_COLUMNS) + list(GLOBAL_COLUMNS) + [
         f"{w}_{lead}" for w in AMPLITUDE_WAVES for lead in STANDARD_LEADS] + list(CRITERIA)
-    table = pd.DataFrame([r for r, _ in results]).reindex(columns=columns)
-    beats = None
-    if with_beats:
-        frames = [b for _, b in results if b is not None and len(b)]
-        beats = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["file", *BEAT_COLUMNS])
-    return table, beats
+    table = pd.DataFrame([r[0] for r in results]).reindex(columns=columns)
+    out: list[pd.DataFrame | None] = [None, None]
+    for k, (wanted, columns) in enumerate(((with_beats, BEAT_COLUMNS), (with_leads, LEAD_COLUMNS))):
+        if wanted:
+            frames = [r[k + 1] for r in results if r[k + 1] is not None and len(r[k + 1])]
+            out[k] = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["file", *columns])
+    return table, out[0], out[1]
 
 
 def _progress(it: Iterable, total: int, show: bool) -> Iterable:
@@ -181,14 +194,15 @@ def _write_csv(path: Path, frame: pd.DataFrame) -> None:
 
 
 def run_measure(inputs: Sequence[str | Path], out: str | Path, with_beats: bool = False, fmt: str | None = None,
-                workers: int = 1, progress: bool = False) -> dict[str, Any]:
-    """Measure the inputs into ``out/measurements.csv`` (and ``out/beats.csv`` with ``with_beats``).
+                workers: int = 1, progress: bool = False, with_leads: bool = False) -> dict[str, Any]:
+    """Measure the inputs into ``out/measurements.csv`` (and ``out/beats.csv`` with ``with_beats``,
+    ``out/leads.csv`` with ``with_leads``).
 
     ``fmt`` forces one reader format for files and folders (a cohort YAML names its own).
     Returns a summary: files per status and the paths written.
     """
     tasks = collect_inputs(inputs, fmt)
-    table, beats = measure_files(tasks, with_beats, workers, progress)
+    table, beats, leads = measure_files(tasks, with_beats, workers, progress, with_leads)
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     _write_csv(root / MEASUREMENTS, table)
@@ -197,4 +211,7 @@ def run_measure(inputs: Sequence[str | Path], out: str | Path, with_beats: bool 
     if beats is not None:
         _write_csv(root / BEATS, beats)
         summary.update(beats=str(root / BEATS), n_beats=len(beats))
+    if leads is not None:
+        _write_csv(root / LEADS, leads)
+        summary.update(leads=str(root / LEADS))
     return summary

@@ -102,7 +102,7 @@ class TrainingData:
         spec = target_spec(config.target)
         cohort = load_cohort(config.cohort, spec.outputs)
         store = Store.open(config.store_path())
-        cohort = usable_cohort(cohort, store)
+        cohort = usable_cohort(cohort, store, include_paced=config.include_paced)
         if write_to is not None:
             cohort.write_exclusions(write_to / "exclusions.csv")
             if len(cohort.exclusions):

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from aiecg.ecg import STANDARD_LEADS
-from aiecg.signal.delineation import BEAT_COLUMNS, delineate, qrs_bounds
+from aiecg.signal.delineation import BEAT_COLUMNS, DelineationConfig, delineate, qrs_bounds
 from aiecg.signal.record import analyse_ecg, analyse_signal, beat_table
 
 FS = 500.0
@@ -36,9 +36,13 @@ def test_t_end_of_one_gaussian_lobe_and_qrs_bounds_of_leads_that_start_apart() -
     lead_c = 0.4 * _g(t, -0.025, 0.01)  # and this one starts 25 ms earlier
     beat = np.stack([lead_a, lead_b, lead_c])
     on, off = qrs_bounds(beat, FS, 250)
-    # global bounds: the earliest onset (lead c) and the latest offset (lead b), each ~2.5 SD out
-    assert (on - 250) / FS == pytest.approx(-0.025 - 0.025, abs=0.006)
-    assert (off - 250) / FS == pytest.approx(0.03 + 0.025, abs=0.006)
+    # global bounds: the earliest onset (lead c) and the latest offset (lead b): the threshold crossing ~2.5 SD
+    # out, then on to the isoelectric point (the spatial velocity's minimum, at most 10 ms further), which on
+    # noise-free lobes lies past 3.5 SD
+    assert (on - 250) / FS == pytest.approx(-0.025 - 0.037, abs=0.004)
+    assert (off - 250) / FS == pytest.approx(0.03 + 0.04, abs=0.004)
+    crossing = qrs_bounds(beat, FS, 250, DelineationConfig(iso_walk_s=0.0))
+    assert 0.006 <= (crossing[0] - on) / FS <= 0.012 and 0.006 <= (off - crossing[1]) / FS <= 0.012
     fid = delineate(beat, FS, 250, rr_s=1.0)
     assert np.isnan(fid.p_on)  # no P wave in this beat
     assert (fid.t_peak - 250) / FS == pytest.approx(0.25, abs=0.004)
@@ -90,11 +94,12 @@ def test_per_beat_fiducials_meet_the_tolerances_on_synthetic_truth(synthetic) ->
     assert mae["qrs_on"] <= 10 and mae["qrs_off"] <= 10, mae
     assert mae["p_on"] <= 15 and mae["p_off"] <= 15, mae
     assert mae["t_off"] <= 25, mae
-    # QRS duration bias: the IEC goal is +-5 ms. Against synth v2's truth (on/offset at 5% of each wave's own
-    # dipole peak) we read about +10 ms long, against the device tables about 7 ms short
-    # (benchmarks/results/measure_delineation.json): the two references disagree, so this guards against a
-    # gross regression (12 ms) rather than asserting the goal, which is reported as not met.
-    assert abs(float(np.nanmedian(duration))) <= 12.0, float(np.nanmedian(duration))
+    # QRS duration bias: the IEC goal is +-5 ms. Against the generator's clinical truth (second-earliest lead
+    # 10 uV off its baseline to the second-latest back) we read about 13 ms long; against the cardiologists' LUDB
+    # marks 6 ms short and the devices' printed values 7 ms long (benchmarks/results/ludb_delineation.json): the
+    # Gaussian lobes' long tails make the synthetic "visible" boundary threshold-dependent, so this guards against
+    # a gross regression (16 ms) rather than asserting the goal, which is reported as not met.
+    assert abs(float(np.nanmedian(duration))) <= 16.0, float(np.nanmedian(duration))
     assert np.isfinite(errors["p_on"]).mean() >= 0.95
 
 
@@ -114,7 +119,8 @@ def test_beat_table_columns_and_times(cardiosoft_xml) -> None:
     assert ((beats["p_on_s"] < beats["p_off_s"]) & (beats["p_off_s"] < beats["qrs_on_s"])
             & (beats["qrs_on_s"] < beats["r_peak_s"]) & (beats["r_peak_s"] < beats["qrs_off_s"])
             & (beats["qrs_off_s"] < beats["t_peak_s"]) & (beats["t_peak_s"] < beats["t_off_s"])).all()
-    assert 1000 * (beats["qrs_off_s"] - beats["qrs_on_s"]).median() == pytest.approx(92, abs=10)  # device QRS
+    # device QRS 92 ms; ours is the IEC envelope calibrated on cardiologists' marks (LUDB), 12 ms wider here
+    assert 1000 * (beats["qrs_off_s"] - beats["qrs_on_s"]).median() == pytest.approx(104, abs=6)
     assert 1000 * (beats["t_off_s"] - beats["qrs_on_s"]).median() == pytest.approx(440, abs=20)  # device QT
     assert (beats["r_peak_s"].diff().dropna() * 1000).median() == pytest.approx(1202, abs=20)  # device RR
 
@@ -125,10 +131,12 @@ def test_global_measurements_agree_with_the_device(cardiosoft_xml) -> None:
     ecg = read_ecg(cardiosoft_xml)
     m = analyse_ecg(ecg).measurements
     g = ecg.measurements
-    assert m["qrs_duration_ms"] == pytest.approx(g["QRSDuration"], abs=10)  # 92 ms
+    # QRS 92 ms and P 106 ms printed; ours are the IEC envelopes moved out to the isoelectric points as the LUDB
+    # cardiologists mark them (on LUDB within -6 and -2 ms of their marks on average), 12 and 24 ms wider here
+    assert m["qrs_duration_ms"] == pytest.approx(g["QRSDuration"] + 12, abs=6)
     assert m["qt_ms"] == pytest.approx(g["QTInterval"], abs=20)  # 440 ms
     assert m["pr_ms"] == pytest.approx(g["PQInterval"], abs=15)  # 174 ms
-    assert m["p_duration_ms"] == pytest.approx(g["PDuration"], abs=15)  # 106 ms
+    assert m["p_duration_ms"] == pytest.approx(g["PDuration"] + 24, abs=8)
     assert m["p_axis_deg"] == pytest.approx(g["PAxis"], abs=15)
     assert m["t_axis_deg"] == pytest.approx(g["TAxis"], abs=15)
     assert m["qtc_fridericia_ms"] == pytest.approx(m["qt_ms"] / np.cbrt(m["rr_ms"] / 1000))

@@ -61,15 +61,17 @@ def test_amplitudes_match_vendor_measurement_table(ukb) -> None:
             assert abs(m[f"{wave}_{lead}"] * 1000 - vendor_uv) <= 50, (wave, lead)
     for lead in ("I", "II", "aVR", "V2", "V3", "V4", "V5", "V6"):
         assert abs(m[f"T_{lead}"] * 1000 - table["TAmplitude"][lead]) <= 50, lead
-        assert abs(m[f"J_{lead}"] * 1000 - table["JAmplitude"][lead]) <= 30, lead
+        # J at our QRS offset, which lies 6 ms after 12SL's here (the IEC envelope at the isoelectric point)
+        assert abs(m[f"J_{lead}"] * 1000 - table["JAmplitude"][lead]) <= 40, lead
 
 
 @needs_xml
 def test_intervals_and_axis_match_vendor(ukb) -> None:
     ecg, beats, lag, m = ukb
     g = ecg.measurements
-    assert m["qrs_duration_ms"] == pytest.approx(g["QRSDuration"], abs=8)  # 92 ms
-    assert m["qrs_onset"] + lag == pytest.approx(216, abs=3)  # the file's QOnset, in vendor samples
+    # 92 ms printed; ours the IEC envelope at the isoelectric points (calibrated on LUDB's cardiologists)
+    assert m["qrs_duration_ms"] == pytest.approx(g["QRSDuration"] + 12, abs=6)
+    assert m["qrs_onset"] + lag == pytest.approx(216 - 3, abs=3)  # the file's QOnset, in vendor samples
     assert m["qt_ms"] == pytest.approx(g["QTInterval"], abs=40)  # 440 ms; tangent T end comes earlier
     assert m["qrs_axis_deg"] == pytest.approx(g["RAxis"], abs=10)  # 55 degrees
     assert m["heart_rate_bpm"] == pytest.approx(g["VentricularRate"], abs=1)  # 50 bpm

@@ -36,10 +36,13 @@ def test_muse_first_degree_block_p_wave_ends_before_the_ta_wave(shared_data) -> 
     m, g = a.measurements, ecg.measurements
     assert a.beats.qc_ok
     assert m["pr_ms"] == pytest.approx(g["PQInterval"], abs=10)  # 330 ms
-    # device 98 ms; ours 130: the P offset lands 10 ms after the tangent, which meets the baseline past the knee
-    assert m["p_duration_ms"] == pytest.approx(2 * (95 - 46), abs=35)
+    # device 98 ms; ours 136: the P offset lands 10 ms after the tangent, which meets the baseline past the knee,
+    # and both boundaries move out to the isoelectric points as LUDB's cardiologists mark them; far from 299
+    assert 2 * (95 - 46) <= m["p_duration_ms"] <= 145
     assert m["p_axis_deg"] == pytest.approx(g["PAxis"], abs=10)  # device 6 degrees
-    assert m["qrs_duration_ms"] == pytest.approx(g["QRSDuration"], abs=10)  # 94 ms
+    # the device prints 94 ms; our IEC envelope at the isoelectric points reads 120 (this device's boundaries
+    # sit 7 ms inside our onset and 11 ms inside our offset; LUDB's cardiologists mark wider than the devices)
+    assert m["qrs_duration_ms"] == pytest.approx(g["QRSDuration"] + 26, abs=6)
     assert m["qt_ms"] == pytest.approx(g["QTInterval"], abs=15)  # 434 ms
 
 
@@ -76,8 +79,9 @@ def test_sierra_129dyprg_qrs_matches_the_devices_own_global_fiducials(shared_dat
     beats = a.table
     i = int(np.argmin(np.abs(beats["qrs_on_s"].to_numpy() * 1000 - dev["qrson"])))
     assert beats.loc[i, "qrs_on_s"] * 1000 == pytest.approx(dev["qrson"], abs=8)  # 7016 ms
-    assert beats.loc[i, "qrs_off_s"] * 1000 == pytest.approx(dev["qrsoff"], abs=8)  # 7112 ms
-    assert a.measurements["qrs_duration_ms"] == pytest.approx(dev["qrsoff"] - dev["qrson"], abs=6)  # 96 ms
+    assert beats.loc[i, "qrs_off_s"] * 1000 == pytest.approx(dev["qrsoff"], abs=10)  # 7112 ms
+    # 96 ms between the device's own global boundaries; ours 106, the envelope at the isoelectric points
+    assert a.measurements["qrs_duration_ms"] == pytest.approx(dev["qrsoff"] - dev["qrson"] + 10, abs=6)
     # QT: ours (tangent T end) 454 ms, the device 476 ms: within the +-25 ms IEC 60601-2-25 tolerance
     assert a.measurements["qt_ms"] == pytest.approx(ecg.measurements["QTInterval"], abs=25)
 
@@ -128,23 +132,24 @@ def _hl7_waves(path: Path) -> dict[str, np.ndarray]:
 
 
 def test_hl7_per_beat_boundaries_against_the_files_wave_annotations(shared_data) -> None:
-    # the FDA aECG example annotates every beat's global P and QRS waves: our per-beat QRS onsets agree within
-    # 1-3 ms, QRS offsets come 6-10 ms before the device's (its QRS is 120 ms in every beat, ours 111-115: a slow
-    # terminal return in II/aVF and a late dip in V6, under our 6 % spatial-velocity offset threshold)
+    # the FDA aECG example annotates every beat's global P and QRS waves: our per-beat QRS onsets lie 8-12 ms
+    # before the device's and the offsets within 6 ms (its QRS is 120 ms in every beat, ours 130-136): our
+    # boundaries are the isoelectric points, which LUDB's cardiologists mark and this device does not; P onsets
+    # 2-10 ms earlier, P offsets 2-14 ms later
     path = shared_data / "formats" / "hl7_aecg" / "subject1_0.xml"
     dev = _hl7_waves(path)
     _, a = _analyse(shared_data, "hl7_aecg/subject1_0.xml")
     beats = a.table
-    for key, (on_tol, off_bias, off_tol) in (("MDC_ECG_WAVC_QRSWAVE", (0.004, -0.008, 0.005)),
-                                             ("MDC_ECG_WAVC_PWAVE", (0.006, -0.004, 0.008))):
+    for key, (on_bias, on_tol, off_bias, off_tol) in (("MDC_ECG_WAVC_QRSWAVE", (-0.010, 0.003, 0.002, 0.005)),
+                                                      ("MDC_ECG_WAVC_PWAVE", (-0.006, 0.005, 0.008, 0.007))):
         wave = "qrs" if "QRS" in key else "p"
         assert len(dev[key]) >= 10
         for on, off in dev[key]:
             i = int(np.argmin(np.abs(beats[f"{wave}_on_s"].to_numpy() - on)))
             if not beats.loc[i, "clean"]:  # the last beat, delineated on its own with higher thresholds
-                assert beats.loc[i, f"{wave}_on_s"] == pytest.approx(on, abs=0.012), (wave, on)
+                assert beats.loc[i, f"{wave}_on_s"] == pytest.approx(on, abs=0.021), (wave, on)
                 continue
-            assert beats.loc[i, f"{wave}_on_s"] == pytest.approx(on, abs=on_tol), (wave, on)
+            assert beats.loc[i, f"{wave}_on_s"] - on == pytest.approx(on_bias, abs=on_tol), (wave, on)
             assert beats.loc[i, f"{wave}_off_s"] - off == pytest.approx(off_bias, abs=off_tol), (wave, off)
     # QRS-T annotations (QRS onset to T end, ms from the strip start) of three beats: our T ends within 15 ms
     assert len(dev["MDC_ECG_WAVC_QRSTWAVE_rel"]) == 3

@@ -107,3 +107,30 @@ def test_measure_and_predict_scan_a_folder_alike(folder, tmp_path) -> None:
     assert list(collect_records([root])[0]["file"]) == [str(p) for p in found]
     assert [p.name for p in ecg_files_in(root, "npy")[0]] == ["strip.npy"]
     assert [t.format for t in collect_inputs([root], "npy")] == ["npy"]
+
+
+def test_per_lead_table_and_paced_status_on_real_records(shared_data, tmp_path) -> None:
+    """LUDB record 104 is ventricular-paced, record 1 sinus: ``--per-lead`` writes leads.csv (one row per beat and
+    lead), and the paced record is measured with status 'paced', not rejected."""
+    import shutil
+
+    ludb = shared_data / "ludb" / "data"
+    if not ludb.is_dir():
+        pytest.skip("LUDB not found in shared/data")
+    for rec in ("1", "104"):
+        for suffix in (".hea", ".dat"):
+            shutil.copy(ludb / f"{rec}{suffix}", tmp_path / f"{rec}{suffix}")
+    summary = run_measure([tmp_path / "1.hea", tmp_path / "104.hea"], tmp_path / "out", with_beats=True,
+                          with_leads=True)
+    table = pd.read_csv(tmp_path / "out" / "measurements.csv").set_index("record_id")
+    assert table.loc[104, "status"] == "paced" and table.loc[104, "paced"] == "ventricular"
+    assert table.loc[104, "qrs_duration_ms"] > 120  # measured
+    assert table.loc[1, "status"] == "ok" and pd.isna(table.loc[1, "paced"])
+    beats = pd.read_csv(tmp_path / "out" / "beats.csv")
+    leads = pd.read_csv(summary["leads"])
+    assert len(leads) == 12 * len(beats)
+    assert set(leads["lead"]) == set(STANDARD_LEADS)
+    first = leads[(leads["file"] == beats.loc[1, "file"]) & (leads["beat"] == 1)]
+    # the global QRS (IEC: earliest onset, latest offset over the leads) spans the leads' own QRS boundaries
+    assert beats.loc[1, "qrs_on_s"] <= first["qrs_on_s"].min() + 0.006
+    assert beats.loc[1, "qrs_off_s"] >= first["qrs_off_s"].max() - 0.006
