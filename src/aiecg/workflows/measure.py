@@ -47,12 +47,15 @@ class MeasureError(AiecgError, ValueError):
 
 @dataclass(frozen=True)
 class MeasureTask:
-    """One input file: path, record id, and the reader format/options (from a cohort YAML)."""
+    """One input file: path, record id, the reader format/options (from a cohort YAML), and why the cohort refuses
+    to open the file ('' when it may; :func:`aiecg.data.cohort.ecg_records`, the rule ``prepare`` and ``predict``
+    apply: a path outside the cohort's ECG folder is never read)."""
 
     file: str
     record_id: str = ""
     format: str | None = None
     options: dict[str, Any] | None = None
+    problem: str = ""
 
 
 def collect_inputs(inputs: Iterable[str | Path], fmt: str | None = None) -> list[MeasureTask]:
@@ -73,7 +76,7 @@ def collect_inputs(inputs: Iterable[str | Path], fmt: str | None = None) -> list
             from aiecg.data.cohort import ecg_records
 
             records = ecg_records(path)
-            tasks += [MeasureTask(str(r.ecg_path or ""), str(r.id), r.format, r.options or None)
+            tasks += [MeasureTask(str(r.ecg_path or ""), str(r.id), r.format, r.options or None, r.problem)
                       for r in records.itertuples()]
         else:  # a file; one that cannot be read becomes an error row
             tasks.append(MeasureTask(str(path), format=fmt))
@@ -105,6 +108,8 @@ def measure_file(task: MeasureTask, with_beats: bool = False) -> tuple[dict[str,
     row: dict[str, Any] = {"file": task.file, "record_id": task.record_id or Path(task.file).stem, "status": "ok",
                            "reason": ""}
     try:
+        if task.problem:  # refused before opening (e.g. a path outside the cohort's ECG folder)
+            raise ECGReadError(task.file, task.problem)
         if not task.file:
             raise ECGReadError(task.record_id, "the cohort table names no ECG file for this record")
         ecg = read_ecg(task.file, format=task.format, **(task.options or {}))
