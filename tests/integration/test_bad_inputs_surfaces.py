@@ -19,6 +19,20 @@ from aiecg.cli import main as aiecg
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny synthetic cohort (40 participants), its store, and a one-epoch INDEXED_MASS model with clinical
+    variables (``runs/fcn/model.aiecg``)."""
+    root = tmp_path_factory.mktemp("surfaces")
+    data = root / "data"
+    assert aiecg(["-q", "synth", "--out", str(data), "--n", "40", "--lvh-prevalence", "0.25", "--seed", "3",
+                  "--workers", "1"]) == 0
+    assert aiecg(["-q", "prepare", "--cohort", str(data / "cohort.yaml"), "--workers", "1", "--no-beats"]) == 0
+    assert aiecg(["-q", "train", "--cohort", str(data / "cohort.yaml"), "--target", "INDEXED_MASS", "--epochs", "1",
+                  "--out", str(root / "runs"), "--name", "fcn"]) == 0
+    return root
+
+
 def _one_error_line(capsys, command: str) -> str:
     """The single stderr line of a command that exited 2 (and no traceback)."""
     err = capsys.readouterr().err.strip().splitlines()
@@ -53,3 +67,87 @@ def test_measure_refuses_cohort_paths_outside_the_ecg_folder_as_prepare_and_pred
         assert table.loc[outside, "status"] == "read_error"
         assert "outside" in table.loc[outside, "reason"] and "ECG folder" in table.loc[outside, "reason"]
         assert pd.isna(table.loc[outside, "heart_rate_bpm"])
+
+
+# ------------------------------------------------------------------------------------------ 8. CSV formula injection
+FORMULA_ID = "=HYPERLINK(1)"
+
+
+def _no_formula_cells(path) -> pd.DataFrame:
+    """The CSV as a spreadsheet sees it: no cell may start with = + - @ tab or CR (numbers aside)."""
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    for column in raw.columns:
+        assert not column.startswith(("=", "+", "@", "-", "\t", "\r")), column
+        for cell in raw[column]:
+            assert not cell.startswith(("=", "+", "@", "\t", "\r")), (column, cell)
+            assert not cell.startswith("-") or cell.lstrip("-").replace(".", "", 1).replace("e", "", 1).isdigit(), cell
+    return raw
+
+
+def test_measure_neutralises_formula_ids_and_file_names_and_keeps_them_recoverable(cardiosoft_xml, tmp_path):
+    from aiecg.csvfile import read_csv
+
+    ecg = tmp_path / "ecg"
+    ecg.mkdir()
+    shutil.copy(cardiosoft_xml, ecg / f"{FORMULA_ID}.xml")
+    shutil.copy(cardiosoft_xml, ecg / "@SUM(1+1).xml")
+    assert aiecg(["-q", "measure", str(ecg), "--out", str(tmp_path / "out"), "--workers", "1"]) == 0
+    raw = _no_formula_cells(tmp_path / "out" / "measurements.csv")
+    assert sorted(raw["record_id"]) == ["'=HYPERLINK(1)", "'@SUM(1+1)"]
+    table = read_csv(tmp_path / "out" / "measurements.csv")
+    assert sorted(table["record_id"]) == [FORMULA_ID, "@SUM(1+1)"]  # the exact values, back
+    assert (table["status"] == "ok").all() and table["heart_rate_bpm"].dtype == float
+
+
+# ------------------------------------------------------------------------------------------ 3. diverged training
+def test_a_training_run_whose_loss_is_not_finite_stops_naming_the_epoch_and_writes_no_bundle(trained, capsys):
+    cohort = str(trained / "data" / "cohort.yaml")
+    capsys.readouterr()
+    assert aiecg(["-q", "train", "--cohort", cohort, "--target", "INDEXED_MASS", "--epochs", "3", "--lr", "1e12",
+                  "--out", str(trained / "runs"), "--name", "diverged"]) == 2
+    line = _one_error_line(capsys, "train")
+    assert "epoch 1: the validation loss is nan" in line and "Lower the learning rate (--lr; it was 1e+12" in line
+    run = trained / "runs" / "diverged"
+    assert not (run / "model.aiecg").exists() and not (run / "metrics.json").exists()
+    assert not (run / "results.csv").exists()
+
+
+def test_a_fine_tune_that_never_beats_its_starting_model_writes_no_bundle(trained, capsys):
+    capsys.readouterr()
+    out = trained / "runs" / "ft-diverged"
+    assert aiecg(["-q", "finetune", "--bundle", str(trained / "runs" / "fcn" / "model.aiecg"), "--cohort",
+                  str(trained / "data" / "cohort.yaml"), "--out", str(out), "--head-lr", "1e12", "--epochs", "1",
+                  "--stages", "1"]) == 2
+    line = _one_error_line(capsys, "finetune")
+    assert "fine-tuning never improved on the model it started from" in line
+    assert "lower the learning rates (--head-lr / --block-lr)" in line
+    assert not (out / "model.aiecg").exists() and not (out / "results.csv").exists()
+
+
+def test_a_diverging_fine_tuning_stage_is_named_with_its_epoch():
+    """In-process, on arrays: a loss that is NaN from the first batch (a NaN target) stops stage 0 at epoch 1."""
+    import numpy as np
+    import torch
+
+    from aiecg.config import FinetuneConfig, FitConfig
+    from aiecg.data.dataset import Arrays, ECGDataset
+    from aiecg.errors import TrainingDiverged
+    from aiecg.models import create_model
+    from aiecg.train.finetune import staged_finetune
+    from aiecg.train.losses import LogCoshLoss
+
+    rng = np.random.default_rng(0)
+
+    def arrays(n, bad=False):
+        target = rng.normal(size=(n, 1)).astype(np.float32)
+        if bad:
+            target[0] = np.nan
+        return Arrays(ecg=rng.normal(size=(n, 12, 200)).astype(np.float32), meta=np.zeros((n, 0), np.float32),
+                      target=target, ids=np.arange(n).astype(str), is_male=np.zeros(n, np.int64))
+
+    torch.manual_seed(0)
+    model = create_model("fcn", 12, 200, 0, 1)
+    with pytest.raises(TrainingDiverged, match=r"^fine-tuning stage 0, epoch 1: the training loss is nan .*"
+                                               r"Lower the learning rate \(--head-lr / --block-lr; it was 5e-05"):
+        staged_finetune(model, ECGDataset(arrays(16, bad=True)), ECGDataset(arrays(8)), LogCoshLoss(),
+                        FitConfig(batch_size=8), FinetuneConfig(max_epochs_per_stage=2), progress=False)

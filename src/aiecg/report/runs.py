@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from aiecg.csvfile import read_csv
 from aiecg.data.cohort import ID, Cohort, load_cohort
 from aiecg.data.store import Store
 from aiecg.data.targets import TargetSpec, target_spec
@@ -76,7 +77,7 @@ def _csv(path: Path) -> pd.DataFrame | None:
     if not path.exists():
         return None
     try:
-        return pd.read_csv(path, dtype={"eid": str, "id": str})
+        return read_csv(path, dtype={"eid": str, "id": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ReportError(f"{path} is not a readable CSV ({exc}); re-run the step that wrote it") from None
 

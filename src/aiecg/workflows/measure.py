@@ -9,7 +9,6 @@ The per-record path is ``aiecg.signal.record.analyse_signal``, the same as ``aie
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -18,10 +17,10 @@ from typing import Any
 
 import pandas as pd
 
+from aiecg.csvfile import write_csv
 from aiecg.data.workers import CRASHED, ERROR, OK, OUT_OF_MEMORY, run_supervised
 from aiecg.ecg import STANDARD_LEADS
 from aiecg.errors import AiecgError, ECGReadError
-from aiecg.files import atomic_write_bytes
 from aiecg.io import ecg_files_in
 from aiecg.signal import criteria as criteria_registry
 from aiecg.signal.delineation import BEAT_COLUMNS
@@ -180,9 +179,7 @@ def _progress(it: Iterable, total: int, show: bool) -> Iterable:
 
 
 def _write_csv(path: Path, frame: pd.DataFrame) -> None:
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, float_format="%.6g")
-    atomic_write_bytes(path, buffer.getvalue().encode())
+    write_csv(frame, path, float_format="%.6g")
 
 
 def run_measure(inputs: Sequence[str | Path], out: str | Path, with_beats: bool = False, fmt: str | None = None,

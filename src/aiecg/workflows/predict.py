@@ -496,7 +496,9 @@ def _table(records: pd.DataFrame, rows: list[dict], clinical: pd.DataFrame, y_pr
 
 
 def write_predictions(table: pd.DataFrame, out: str | Path) -> Path:
-    """CSV, or Parquet for a ``.parquet``/``.pq`` suffix."""
+    """CSV (through :func:`aiecg.csvfile.write_csv`: formula cells neutralised), or Parquet for a
+    ``.parquet``/``.pq`` suffix."""
+    from aiecg.csvfile import write_csv
     from aiecg.files import atomic_write_bytes
 
     out = Path(out)
@@ -508,7 +510,7 @@ def write_predictions(table: pd.DataFrame, out: str | Path) -> Path:
         table.to_parquet(buffer, index=False)
         atomic_write_bytes(out, buffer.getvalue())
     else:
-        atomic_write_bytes(out, table.to_csv(index=False).encode())
+        write_csv(table, out)
     return out
 
 

@@ -19,6 +19,7 @@ import torch
 from aiecg import __version__
 from aiecg.bundle import Bundle, input_contract, load_bundle, save_bundle
 from aiecg.config import AugmentConfig, FinetuneRunConfig, FitConfig, RunConfig
+from aiecg.csvfile import write_csv
 from aiecg.data.cohort import ID, Cohort, load_cohort
 from aiecg.data.dataset import Arrays, ECGDataset, TargetScaling, build_arrays, expand_with_beats
 from aiecg.data.features import ClinicalEncoder
@@ -203,7 +204,7 @@ def train_run(config: RunConfig, progress: bool = True) -> RunResult:
         bundle.thresholds["conformal"] = fit_conformal(arrays["val"].target, val_pred, spec.outputs,
                                                        is_male=arrays["val"].is_male).to_dict()
     bundle_path = save_bundle(bundle, run_dir / "model.aiecg")
-    build_results(spec, arrays["val"], val_pred, frame, posthoc).to_csv(run_dir / "results_val.csv", index=False)
+    write_csv(build_results(spec, arrays["val"], val_pred, frame, posthoc), run_dir / "results_val.csv")
     metrics = evaluate_bundle(bundle_path, config.cohort, config.store_path(), run_dir, split="test",
                               compare=config.compare, seed=config.fit.seed,
                               criteria_options=config.criteria_options())
@@ -265,7 +266,7 @@ def finetune_run(config: FinetuneRunConfig, progress: bool = True) -> RunResult:
         tuned.thresholds["conformal"] = fit_conformal(arrays["val"].target, val_pred, spec.outputs,
                                                       is_male=arrays["val"].is_male).to_dict()
     bundle_out = save_bundle(tuned, run_dir / "model.aiecg")
-    build_results(spec, arrays["val"], val_pred, frame, posthoc).to_csv(run_dir / "results_val.csv", index=False)
+    write_csv(build_results(spec, arrays["val"], val_pred, frame, posthoc), run_dir / "results_val.csv")
     metrics = evaluate_bundle(bundle_out, config.cohort, store.root, run_dir, split="test", seed=config.seed)
     metrics.update({"finetuned_from": str(config.bundle), "test_untuned": untuned["test"],
                     "stages": [{"stage": i, "best_epoch": r.best_epoch, "best_val_loss": r.best_val_loss,
