@@ -67,6 +67,10 @@ class Bundle:
                               f"configuration and weights ({exc}); was it written by another aiecg version?") from None
         return model.eval()
 
+    def weights_digest(self) -> str:
+        """SHA-256 over the weights alone (names and bytes): what ties an ONNX export to this bundle."""
+        return _digest(self.state_dict, "")
+
     @property
     def leads(self) -> list[str]:
         return list(self.input_spec["leads"])

@@ -151,3 +151,141 @@ def test_a_diverging_fine_tuning_stage_is_named_with_its_epoch():
                                                r"Lower the learning rate \(--head-lr / --block-lr; it was 5e-05"):
         staged_finetune(model, ECGDataset(arrays(16, bad=True)), ECGDataset(arrays(8)), LogCoshLoss(),
                         FitConfig(batch_size=8), FinetuneConfig(max_epochs_per_stage=2), progress=False)
+
+
+# ------------------------------------------------------------------------------------------ 2. ONNX tied to its bundle
+def _predict(trained, out, *extra, files=4):
+    ecg = sorted((trained / "data" / "ecg").glob("*.xml"))[:files]
+    return aiecg(["-q", "predict", "--bundle", str(trained / "runs" / "fcn" / "model.aiecg"), *map(str, ecg),
+                  "--out", str(out), "--clinical", str(trained / "data" / "cohort.csv"), "--id-column", "eid",
+                  "--workers", "1", *extra])
+
+
+@pytest.fixture(scope="module")
+def exported(trained):
+    """The bundle's own export, and the export of another bundle (the same model with one weight changed)."""
+    import torch
+
+    from aiecg.bundle import load_bundle, save_bundle
+
+    own = trained / "fcn.onnx"
+    assert aiecg(["-q", "export", "--bundle", str(trained / "runs" / "fcn" / "model.aiecg"), "--onnx", str(own)]) == 0
+    other = load_bundle(trained / "runs" / "fcn" / "model.aiecg")
+    name = next(k for k, v in other.state_dict.items() if v.dtype == torch.float32 and v.numel() > 100)
+    other.state_dict[name] = other.state_dict[name] * 1.01
+    save_bundle(other, trained / "other.aiecg")
+    foreign = trained / "other.onnx"
+    assert aiecg(["-q", "export", "--bundle", str(trained / "other.aiecg"), "--onnx", str(foreign)]) == 0
+    return own, foreign
+
+
+def _damaged(own, target):
+    """``own`` with 200 bytes flipped inside its largest weight: a file ONNX still parses, with other weights."""
+    import onnx
+
+    proto = onnx.load(str(own))
+    weights = max(proto.graph.initializer, key=lambda t: len(t.raw_data)).raw_data
+    data = bytearray(own.read_bytes())
+    start = data.find(weights) + 16
+    assert start > 16 and len(weights) > 216
+    data[start:start + 200] = bytes(b ^ 0xFF for b in data[start:start + 200])
+    target.write_bytes(bytes(data))
+    return target
+
+
+def test_predict_with_the_bundles_own_export_runs_and_matches_torch(trained, exported, capsys):
+    own, _ = exported
+    assert _predict(trained, trained / "torch.csv") == 0
+    assert _predict(trained, trained / "onnx.csv", "--engine", "onnx", "--onnx", str(own)) == 0
+    torch_rows, onnx_rows = pd.read_csv(trained / "torch.csv"), pd.read_csv(trained / "onnx.csv")
+    assert (onnx_rows["status"] == "ok").all()
+    pd.testing.assert_series_equal(onnx_rows["ilvm_pred"], torch_rows["ilvm_pred"], rtol=1e-4)
+
+
+@pytest.mark.parametrize("case", ["damaged", "foreign", "junk", "truncated", "missing", "no metadata",
+                                  "onnx without engine"])
+def test_predict_refuses_an_onnx_file_that_is_not_this_bundles_intact_export(trained, exported, case, tmp_path,
+                                                                              capsys):
+    import onnx
+
+    own, foreign = exported
+    path = tmp_path / f"{case}.onnx"
+    words = {"damaged": "checksum mismatch: the network in the file is damaged",
+             "foreign": "is the export of another model", "junk": "is not a readable ONNX file",
+             "truncated": "is not a readable ONNX file", "missing": "not found",
+             "no metadata": "carries no aiecg export metadata",
+             "onnx without engine": "is used only by --engine onnx"}[case]
+    if case == "damaged":
+        _damaged(own, path)
+    elif case == "foreign":
+        path = foreign
+    elif case == "junk":
+        path.write_bytes(b"\x08\x07junk" * 1000)
+    elif case == "truncated":
+        path.write_bytes(own.read_bytes()[: own.stat().st_size // 2])
+    elif case == "no metadata":
+        proto = onnx.load(str(own))
+        del proto.metadata_props[:]
+        onnx.save(proto, str(path))
+    engine = [] if case == "onnx without engine" else ["--engine", "onnx"]
+    capsys.readouterr()
+    out = tmp_path / "pred.csv"
+    assert _predict(trained, out, *engine, "--onnx", str(path)) == 2
+    line = _one_error_line(capsys, "predict")
+    assert words in line and str(path) in line, line
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------------------------------ 4. one sex per row
+def test_a_sex_missing_from_the_table_comes_from_the_ecg_header_for_every_output(trained, tmp_path):
+    """The network, the threshold, the LR model and the interval all use the header's sex, and the row says so:
+    the predictions equal those made with the sex in the table (the synthetic headers hold the true sex)."""
+    from aiecg.bundle import load_bundle
+
+    table = pd.read_csv(trained / "data" / "cohort.csv")
+    ecg = sorted((trained / "data" / "ecg").glob("*.xml"))[:8]
+    ids = [int(p.name.split("_")[0]) for p in ecg]
+    chosen = table[table["eid"].isin(ids)]
+    fill = load_bundle(trained / "runs" / "fcn" / "model.aiecg").encoder.fill["sex"]
+    assert (chosen["sex"] != fill).any() and (chosen["sex"] == fill).any()  # both: imputation would be wrong once
+    blank = table.copy()
+    blank.loc[blank["eid"].isin(ids), "sex"] = None
+    blank.to_csv(tmp_path / "blank.csv", index=False)
+    runs = {}
+    for name, clinical in (("table", trained / "data" / "cohort.csv"), ("header", tmp_path / "blank.csv")):
+        assert aiecg(["-q", "predict", "--bundle", str(trained / "runs" / "fcn" / "model.aiecg"), *map(str, ecg),
+                      "--out", str(tmp_path / f"{name}.csv"), "--clinical", str(clinical), "--id-column", "eid",
+                      "--workers", "1"]) == 0
+        runs[name] = pd.read_csv(tmp_path / f"{name}.csv")
+    with_table, from_header = runs["table"], runs["header"]
+    assert (from_header["status"] == "ok").all()
+    assert (with_table["sex_source"] == "table").all() and (from_header["sex_source"] == "ecg").all()
+    assert from_header["is_m"].tolist() == with_table["is_m"].tolist() == chosen.set_index("eid").loc[ids, "sex"].tolist()
+    assert from_header["imputed"].fillna("").str.contains("sex").sum() == 0  # not imputed: from the header
+    assert from_header["n_imputed"].tolist() == with_table["n_imputed"].tolist()
+    for column in ("ilvm_pred", "ilvm_pred_lower", "ilvm_pred_upper", "lvh_pred_cutoff", "lvh_proba_lr"):
+        pd.testing.assert_series_equal(from_header[column], with_table[column], rtol=1e-6, check_names=False)
+
+
+def test_predict_excludes_a_non_numeric_clinical_value_with_its_reason(trained, tmp_path):
+    table = pd.read_csv(trained / "data" / "cohort.csv").astype({"age": object})
+    ecg = sorted((trained / "data" / "ecg").glob("*.xml"))[:2]
+    first = int(ecg[0].name.split("_")[0])
+    table.loc[table["eid"] == first, "age"] = "sixty"
+    table.to_csv(tmp_path / "sixty.csv", index=False)
+    assert aiecg(["-q", "predict", "--bundle", str(trained / "runs" / "fcn" / "model.aiecg"), *map(str, ecg),
+                  "--out", str(tmp_path / "p.csv"), "--clinical", str(tmp_path / "sixty.csv"), "--id-column", "eid",
+                  "--workers", "1"]) == 0
+    rows = pd.read_csv(tmp_path / "p.csv", keep_default_na=False)
+    assert rows["status"].tolist() == ["clinical_error", "ok"]
+    assert rows.loc[0, "reason"] == "non-numeric value 'sixty' in clinical column 'age'"
+    assert rows.loc[0, "ilvm_pred"] == ""
+
+
+def test_predict_files_takes_one_folder_as_a_path(trained):
+    from aiecg.workflows.predict import predict_files
+
+    folder = trained / "data" / "ecg"
+    rows = predict_files(trained / "runs" / "fcn" / "model.aiecg", str(folder),
+                         clinical=trained / "data" / "cohort.csv", id_column="eid")
+    assert sorted(rows["record_id"]) == sorted(p.stem for p in folder.glob("*.xml"))  # files, not characters

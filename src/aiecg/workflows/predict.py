@@ -41,7 +41,7 @@ from aiecg.evaluate.conformal import ConformalIntervals
 from aiecg.evaluate.posthoc import PostHoc, posthoc_columns
 from aiecg.evaluate.results import results_table
 from aiecg.io import ecg_files_in, get_reader, read_ecg
-from aiecg.predict import OnnxModel, predict
+from aiecg.predict import predict
 from aiecg.signal.leads import DERIVED_LIMB_LEADS
 
 log = logging.getLogger("aiecg")
@@ -215,7 +215,10 @@ def _clinical_values(records: pd.DataFrame, sources: list[_Source], bundle: Bund
         for column in columns:
             value = row[column]
             if column in encoder.spec.continuous:
-                value = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
+                number = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
+                if pd.isna(number) and pd.notna(value) and str(value).strip().lower() not in ("", "nan", "na"):
+                    problems.append(f"non-numeric value {str(value)!r} in clinical column '{column}'")
+                value = number
                 low, high = encoder.spec.ranges.get(column, (-np.inf, np.inf))
                 if pd.notna(value) and not low <= value <= high:
                     problems.append(f"clinical value {column}={value:g} outside human range {low:g}-{high:g}")
@@ -319,7 +322,7 @@ def prediction_columns(spec: TargetSpec, posthoc: PostHoc, conformal: ConformalI
 # ----------------------------------------------------------------------------------------- the workflow
 def predict_files(
     bundle: Bundle | str | Path,
-    inputs: Sequence[str | Path],
+    inputs: str | Path | Sequence[str | Path],
     clinical: str | Path | pd.DataFrame | None = None,
     id_column: str | None = None,
     sex_column: str = "sex",
@@ -336,7 +339,7 @@ def predict_files(
     Args:
         bundle: a bundle or its path.
         inputs: ECG files, folders (searched recursively) and/or cohort YAMLs (every ECG their table names,
-            with their own clinical columns and sex coding).
+            with their own clinical columns and sex coding); one path or a list of them.
         clinical: for files and folders: a table (CSV/Parquet path or DataFrame) with the clinical variables
             under the names the model was trained with; required for models trained with clinical variables.
         id_column: the table's id column; a row matches a file whose stem is the id, or starts with ``id_``
@@ -358,11 +361,15 @@ def predict_files(
         raise AiecgError(f"--interval must lie in (0, 1), got {interval}")
     if engine not in ("torch", "onnx"):
         raise AiecgError(f"--engine must be torch or onnx, got {engine!r}")
+    if onnx_path is not None and engine != "onnx":
+        raise AiecgError(f"--onnx {onnx_path} is used only by --engine onnx; add --engine onnx, or drop --onnx")
     if fmt is not None:
         try:
             get_reader(fmt)
         except ValueError as exc:
             raise AiecgError(str(exc)) from None
+    if isinstance(inputs, (str, Path)):
+        inputs = [inputs]
     bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     spec = bundle.target
     try:
@@ -381,7 +388,6 @@ def predict_files(
 
     with tempfile.TemporaryDirectory(prefix="aiecg-onnx-") as scratch:
         model = _engine(bundle, engine, onnx_path, Path(scratch))
-        meta_all = _encode(bundle, clinical_values)
         parts = [[i] for i in todo]  # one file per task: a worker that dies or hangs costs that file's row only
         tasks = [([(records.at[i, "record_id"], records.at[i, "file"], records.at[i, "format"],
                     records.at[i, "options"], records.at[i, "problem"]) for i in part], bundle.input_spec, lead_rows)
@@ -394,13 +400,16 @@ def predict_files(
                 return
             index = np.asarray([i for i, _ in pending])
             ecg = np.stack([m for _, m in pending])
-            y_pred[index] = predict(model, ecg, meta_all[index], spec, bundle.scaling, batch_size=batch_size)
+            meta = _encode(bundle, clinical_values.loc[index])  # after each row's sex is settled
+            y_pred[index] = predict(model, ecg, meta, spec, bundle.scaling, batch_size=batch_size)
             pending.clear()
 
         for part, results in zip(parts, _run(tasks, workers)):
             for i, result in zip(part, results):
                 median = result.pop("median")
                 rows[i] = result
+                _header_sex_for_encoder(clinical_values, i, result.get("header_sex", math.nan),
+                                        sources[records.at[i, "source"]], bundle)
                 reason = clinical_values.at[i, "clinical_reason"]
                 if reason and result["status"] == STATUS_OK:
                     result.update(status=STATUS_CLINICAL, reason=reason)
@@ -417,11 +426,11 @@ def predict_files(
 def _engine(bundle: Bundle, engine: str, onnx_path: str | Path | None, scratch: Path) -> Any:
     if engine == "torch":
         return bundle.build_model()
-    if onnx_path is None:
-        from aiecg.workflows.export import export_bundle
+    from aiecg.workflows.export import check_export, export_bundle
 
+    if onnx_path is None:
         onnx_path = export_bundle(bundle, scratch / "model.onnx")["onnx"]
-    model = OnnxModel(onnx_path)
+    model = check_export(onnx_path, bundle)
     ecg_shape = model.input_shapes.get("ecg", [None, None, None])[1:]
     meta_shape = model.input_shapes.get("meta", [None, 0])[1:]
     if (model.n_outputs, ecg_shape, meta_shape) != (bundle.n_outputs, [bundle.n_leads, bundle.n_samples],
@@ -430,6 +439,28 @@ def _engine(bundle: Bundle, engine: str, onnx_path: str | Path | None, scratch: 
                           f"{model.n_outputs} outputs, where the bundle's model has [{bundle.n_leads}, "
                           f"{bundle.n_samples}], [{bundle.n_meta}] and {bundle.n_outputs}; run aiecg export again")
     return model
+
+
+def _header_sex_for_encoder(values: pd.DataFrame, i: int, header_sex: float, source: _Source, bundle: Bundle) -> None:
+    """One sex per row: where the table leaves a record's sex empty and the ECG header has it, the network gets
+    the header's sex too (as the threshold, the LR model and the interval do), not the encoder's imputed one.
+
+    The table cell is filled with the code the encoder reads as that sex: the encoder's positive code where it
+    means that sex under the source's coding, else the source's code for it.
+    """
+    encoder, column = bundle.encoder, source.sex_column
+    if (encoder is None or column not in encoder.spec.binary or not np.isfinite(header_sex)
+            or np.isfinite(float(values.at[i, "is_m"])) or pd.notna(values.at[i, column])):
+        return
+    positive = encoder.binary_positive[column]
+    positive_sex = _sex(positive, source.male_code, source.female_code)
+    if math.isnan(positive_sex):
+        return  # the encoder's codes say nothing about sex under this source's coding: stays imputed
+    code = positive if positive_sex == header_sex else (source.male_code if header_sex == 1 else source.female_code)
+    if positive_sex != header_sex and level_key(code) == level_key(positive):
+        return
+    values.at[i, column] = code
+    values.at[i, "imputed"] = ";".join(c for c in str(values.at[i, "imputed"]).split(";") if c and c != column)
 
 
 def _encode(bundle: Bundle, values: pd.DataFrame) -> np.ndarray:
