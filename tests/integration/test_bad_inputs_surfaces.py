@@ -260,7 +260,8 @@ def test_a_sex_missing_from_the_table_comes_from_the_ecg_header_for_every_output
     with_table, from_header = runs["table"], runs["header"]
     assert (from_header["status"] == "ok").all()
     assert (with_table["sex_source"] == "table").all() and (from_header["sex_source"] == "ecg").all()
-    assert from_header["is_m"].tolist() == with_table["is_m"].tolist() == chosen.set_index("eid").loc[ids, "sex"].tolist()
+    truth = chosen.set_index("eid").loc[ids, "sex"].tolist()
+    assert from_header["is_m"].tolist() == with_table["is_m"].tolist() == truth
     assert from_header["imputed"].fillna("").str.contains("sex").sum() == 0  # not imputed: from the header
     assert from_header["n_imputed"].tolist() == with_table["n_imputed"].tolist()
     for column in ("ilvm_pred", "ilvm_pred_lower", "ilvm_pred_upper", "lvh_pred_cutoff", "lvh_proba_lr"):
@@ -289,3 +290,39 @@ def test_predict_files_takes_one_folder_as_a_path(trained):
     rows = predict_files(trained / "runs" / "fcn" / "model.aiecg", str(folder),
                          clinical=trained / "data" / "cohort.csv", id_column="eid")
     assert sorted(rows["record_id"]) == sorted(p.stem for p in folder.glob("*.xml"))  # files, not characters
+
+
+# ------------------------------------------------------------------------------------------ 5. plausibility
+def _npz_copy(source, target, factor):
+    """``source`` as a .npz file in mV with its signal times ``factor`` (10: a units error; -1: inverted)."""
+    import numpy as np
+
+    from aiecg.io import read_ecg
+
+    ecg = read_ecg(source)
+    np.savez(target, signal=ecg.signal * factor, fs=ecg.fs, leads=np.array(ecg.leads), units="mV")
+    return target
+
+
+def test_measure_rejects_a_units_error_and_an_inverted_recording_with_the_reason(cardiosoft_xml, tmp_path):
+    files = [_npz_copy(cardiosoft_xml, tmp_path / f"{name}.npz", factor)
+             for name, factor in (("as_is", 1), ("x10", 10), ("inverted", -1))]
+    assert aiecg(["-q", "measure", *map(str, files), "--out", str(tmp_path / "out"), "--workers", "1"]) == 0
+    table = pd.read_csv(tmp_path / "out" / "measurements.csv", keep_default_na=False).set_index("record_id")
+    assert table.loc["as_is", "status"] == "ok"
+    assert table.loc["x10", "status"] == "qc_fail"
+    assert table.loc["x10", "reason"].startswith("implausible amplitude: QRS of 20.1 mV peak to peak in lead V4")
+    assert table.loc["inverted", "status"] == "qc_fail"
+    assert table.loc["inverted", "reason"].startswith("every lead looks inverted")
+
+
+def test_predict_gives_no_prediction_for_a_units_error(trained, tmp_path):
+    ecg = sorted((trained / "data" / "ecg").glob("*.xml"))[0]
+    eid = ecg.name.split("_")[0]
+    files = [ecg, _npz_copy(ecg, tmp_path / f"{eid}_x10.npz", 10)]
+    assert aiecg(["-q", "predict", "--bundle", str(trained / "runs" / "fcn" / "model.aiecg"), *map(str, files),
+                  "--out", str(tmp_path / "p.csv"), "--clinical", str(trained / "data" / "cohort.csv"),
+                  "--id-column", "eid", "--workers", "1"]) == 0
+    rows = pd.read_csv(tmp_path / "p.csv", keep_default_na=False)
+    assert rows["status"].tolist() == ["ok", "qc_fail"]
+    assert rows.loc[1, "reason"].startswith("implausible amplitude") and rows.loc[1, "ilvm_pred"] == ""

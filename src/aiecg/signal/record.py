@@ -7,7 +7,8 @@ so the two always agree:
 2. The 12 standard leads (limb leads derived from I and II where missing), filtered and resampled.
 3. Beats, median beat and lead QC (``extract_beats``); clipping on the raw strip (``clipped_leads``).
 4. The delineation median (wider than the stored one) and its global fiducials.
-5. Measurements on the median (bad leads NaN), then the plausibility checks.
+5. Measurements on the median (bad leads NaN), then the plausibility checks (``quality.plausibility`` on the
+   measurements; ``plausibility.check_plausibility``: amplitude (units) and polarity (inverted signal)).
 6. Every beat's fiducials (``RecordAnalysis.table``), delineated on first use: ``aiecg prepare`` and
    ``aiecg predict`` never read them, ``aiecg measure`` only with ``--beats``.
 
@@ -39,6 +40,7 @@ from aiecg.signal.fastops import median
 from aiecg.signal.filters import FilterConfig, preprocess
 from aiecg.signal.leads import select_leads
 from aiecg.signal.measurements import compute_measurements
+from aiecg.signal.plausibility import check_plausibility
 from aiecg.signal.quality import clipped_leads, einthoven_note, plausibility, record_verdict
 
 INDEX_KEYS = ("p_onset", "p_offset", "qrs_onset", "qrs_offset", "t_peak", "t_end")
@@ -122,6 +124,11 @@ def analyse_signal(
             why = plausibility(measurements, int(peaks.size), float(peaks[-1] - peaks[0]) / tfs, qcfg)
             if why:
                 ok, reason = False, why
+        physiology = check_plausibility(full, STANDARD_LEADS, tfs, r0, fid.qrs_on, fid.qrs_off, list(bad),
+                                        p_on=fid.p_on, p_off=fid.p_off)  # units and polarity errors
+        if ok and physiology.reject:
+            ok, reason = False, physiology.reject
+        notes += list(physiology.notes)
     notes = tuple(n for n in notes + lead_notes if n)
     bs = dataclasses.replace(bs, qc_ok=ok, qc_reason=reason, bad_leads=bad, qc_notes=notes)
     return RecordAnalysis(beats=bs, fiducials=fid.shifted(-shift), measurements=measurements, fs=tfs,
