@@ -326,3 +326,19 @@ def test_predict_gives_no_prediction_for_a_units_error(trained, tmp_path):
     rows = pd.read_csv(tmp_path / "p.csv", keep_default_na=False)
     assert rows["status"].tolist() == ["ok", "qc_fail"]
     assert rows.loc[1, "reason"].startswith("implausible amplitude") and rows.loc[1, "ilvm_pred"] == ""
+
+
+# ------------------------------------------------------------------------------------------ 12. report labels
+def test_report_renders_dollar_signs_in_labels_as_plain_text(trained, tmp_path):
+    import json
+
+    run = tmp_path / "run"
+    shutil.copytree(trained / "runs" / "fcn", run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    label = "fcn $x_{1 \\frac{a}{$ run"  # two dollars: mathtext would parse this, and choke on it
+    metrics["run"] = label
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    assert aiecg(["-q", "report", str(run), "--out", str(tmp_path / "report")]) == 0
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert label in page
+    assert any(label in svg.read_text() for svg in (tmp_path / "report").rglob("*.svg"))  # drawn as typed
