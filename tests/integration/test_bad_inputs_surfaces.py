@@ -342,3 +342,106 @@ def test_report_renders_dollar_signs_in_labels_as_plain_text(trained, tmp_path):
     page = (tmp_path / "report" / "index.html").read_text()
     assert label in page
     assert any(label in svg.read_text() for svg in (tmp_path / "report").rglob("*.svg"))  # drawn as typed
+
+
+# ------------------------------------------------------------------------------------------ 11, 13. arguments, outputs
+def _argument_cases(trained, tmp):
+    """(command line, words of its one error line, the output path that must not appear)."""
+    bundle, cohort = str(trained / "runs" / "fcn" / "model.aiecg"), str(trained / "data" / "cohort.yaml")
+    ecg = str(sorted((trained / "data" / "ecg").glob("*.xml"))[0])
+    clinical = ["--clinical", str(trained / "data" / "cohort.csv"), "--id-column", "eid"]
+    (tmp / "a-file").write_text("")
+    (tmp / "a-folder").mkdir()
+    (tmp / "empty").mkdir()
+    predict = ["predict", "--bundle", bundle, ecg, *clinical, "--out"]
+    return {
+        "predict batch 0": ([*predict, str(tmp / "p0.csv"), "--batch-size", "0"],
+                            "--batch-size and --workers must be at least 1, got 0", tmp / "p0.csv"),
+        "predict batch -5": ([*predict, str(tmp / "p5.csv"), "--batch-size", "-5"],
+                             "--batch-size and --workers must be at least 1, got -5", tmp / "p5.csv"),
+        "predict out a folder": ([*predict, str(tmp / "a-folder")],
+                                 f"cannot write to --out {tmp / 'a-folder'}: it is a folder, not a file", None),
+        "predict out under a file": ([*predict, str(tmp / "a-file" / "p.csv")],
+                                     "a file is in the way of a folder", tmp / "a-file" / "p.csv"),
+        "predict empty folder": (["predict", "--bundle", bundle, str(tmp / "empty"), *clinical, "--out",
+                                  str(tmp / "pe.csv")], "no ECG files found in the inputs given", tmp / "pe.csv"),
+        "measure unknown format": (["measure", ecg, "--out", str(tmp / "m1"), "--format", "nope"],
+                                   "--format: unknown ECG format 'nope'; known formats: ", tmp / "m1"),
+        "measure out a file": (["measure", ecg, "--out", str(tmp / "a-file")],
+                               f"cannot write to --out {tmp / 'a-file'}: it is a file, not a folder", None),
+        "export onnx a folder": (["export", "--bundle", bundle, "--onnx", str(tmp / "a-folder")],
+                                 f"cannot write to --onnx {tmp / 'a-folder'}: it is a folder, not a file", None),
+        "report out a file": (["report", str(trained / "runs" / "fcn"), "--out", str(tmp / "a-file")],
+                              "it is a file, not a folder", None),
+        "explain steps 0": (["explain", "--bundle", bundle, "--cohort", cohort, "--out", str(tmp / "x1"), "--steps",
+                             "0"], "--steps must be at least 1", tmp / "x1"),
+        "explain max participants -1": (["explain", "--bundle", bundle, "--cohort", cohort, "--out", str(tmp / "x2"),
+                                         "--max-participants", "-1"], "--max-participants must be at least 2, got -1",
+                                        tmp / "x2"),
+        "finetune split fractions": (["finetune", "--bundle", bundle, "--cohort", cohort, "--out", str(tmp / "f1"),
+                                      "--split-fractions", "0.9,0.9,0.9"],
+                                     "--split-fractions 0.9,0.9,0.9: the train, validation and test shares must be",
+                                     tmp / "f1"),
+        "train out under a file": (["train", "--cohort", cohort, "--target", "INDEXED_MASS", "--out",
+                                    str(tmp / "a-file"), "--name", "t"], "a part of the path is a file, not a folder",
+                                   tmp / "a-file" / "t"),
+    }
+
+
+CASES_11_13 = ["predict batch 0", "predict batch -5", "predict out a folder", "predict out under a file",
+               "predict empty folder", "measure unknown format", "measure out a file", "export onnx a folder",
+               "report out a file", "explain steps 0", "explain max participants -1", "finetune split fractions",
+               "train out under a file"]
+
+
+@pytest.mark.parametrize("case", CASES_11_13)
+def test_bad_arguments_and_output_locations_are_one_line_before_any_work(trained, case, tmp_path, capsys):
+    argv, words, output = _argument_cases(trained, tmp_path)[case]
+    capsys.readouterr()
+    assert aiecg(["-q", *argv]) == 2
+    line = _one_error_line(capsys, argv[0])
+    assert words in line, line
+    assert output is None or not output.exists()
+
+
+def test_train_on_cuda_without_a_gpu_is_one_line_and_writes_nothing(trained, tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    capsys.readouterr()
+    assert aiecg(["-q", "train", "--cohort", str(trained / "data" / "cohort.yaml"), "--target", "INDEXED_MASS",
+                  "--device", "cuda", "--out", str(tmp_path), "--name", "cuda"]) == 2
+    assert "--device cuda was requested but no CUDA GPU is available; use --device cpu or auto" in _one_error_line(
+        capsys, "train")
+    assert not (tmp_path / "cuda").exists()
+
+
+def test_a_full_disk_while_writing_is_one_line_and_leaves_no_partial_file(cardiosoft_xml, tmp_path, capsys,
+                                                                           monkeypatch):
+    """The disk fills up at the final write (simulated at its fsync): one line, no file, no temporary file."""
+    import errno
+    import os
+
+    from aiecg import files
+
+    def full(_fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(files.os, "fsync", full)
+    capsys.readouterr()
+    assert aiecg(["-q", "measure", str(cardiosoft_xml), "--out", str(tmp_path / "out"), "--workers", "1"]) == 2
+    assert _one_error_line(capsys, "measure") == "aiecg measure: error: the disk is full"
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_ctrl_c_is_one_line_and_exit_130(cardiosoft_xml, tmp_path, capsys, monkeypatch):
+    from aiecg.workflows import measure
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(measure, "measure_files", interrupted)
+    capsys.readouterr()
+    assert aiecg(["-q", "measure", str(cardiosoft_xml), "--out", str(tmp_path / "out")]) == 130
+    assert capsys.readouterr().err.strip().splitlines() == ["aiecg measure: interrupted"]

@@ -27,7 +27,7 @@ from torch import nn
 
 from aiecg.bundle import Bundle, load_bundle
 from aiecg.errors import AiecgError, BundleError
-from aiecg.files import temp_path
+from aiecg.files import check_output, temp_path
 from aiecg.predict import ONNX_HINT, OnnxModel
 
 OPSET = 18
@@ -157,6 +157,7 @@ def check_export(path: str | Path, bundle: Bundle) -> OnnxModel:
 def export_bundle(bundle: Bundle | str | Path, onnx_path: str | Path) -> dict[str, Any]:
     """Export a bundle's network to ``onnx_path``, with what ties it to the bundle in its metadata; returns what
     was written (inputs, shapes, opset)."""
+    check_output(onnx_path, "file", "--onnx")
     bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     metadata = {KEY_WEIGHTS: bundle.weights_digest(), KEY_CONTRACT: export_contract(bundle)}
     path = export_model(bundle.build_model(), bundle.n_leads, bundle.n_samples, bundle.n_meta, onnx_path, metadata)

@@ -21,7 +21,8 @@ from aiecg.csvfile import write_csv
 from aiecg.data.workers import CRASHED, ERROR, OK, OUT_OF_MEMORY, run_supervised
 from aiecg.ecg import STANDARD_LEADS
 from aiecg.errors import AiecgError, ECGReadError
-from aiecg.io import ecg_files_in
+from aiecg.files import check_output
+from aiecg.io import ecg_files_in, get_reader
 from aiecg.signal import criteria as criteria_registry
 from aiecg.signal.delineation import BEAT_COLUMNS
 
@@ -66,6 +67,11 @@ def collect_inputs(inputs: Iterable[str | Path], fmt: str | None = None) -> list
     Raises:
         MeasureError: nothing at all was found (a file that does not exist still gets its error row).
     """
+    if fmt is not None:
+        try:
+            get_reader(fmt)
+        except ValueError as exc:
+            raise MeasureError(f"--format: {exc}") from None
     tasks: list[MeasureTask] = []
     for item in inputs:
         path = Path(item)
@@ -190,6 +196,7 @@ def run_measure(inputs: Sequence[str | Path], out: str | Path, with_beats: bool 
     Returns a summary: files per status and the paths written.
     """
     tasks = collect_inputs(inputs, fmt)
+    check_output(out)
     table, beats = measure_files(tasks, with_beats, workers, progress)
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)

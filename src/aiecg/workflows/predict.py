@@ -175,6 +175,8 @@ def collect_records(inputs: Sequence[str | Path], fmt: str | None = None, clinic
             stem = file.stem
             rows.append({"record_id": stem, "file": str(file), "format": fmt, "options": {}, "source": file_source,
                          "match": [stem, stem.split("_")[0]], "problem": ""})  # UKB files: {eid}_20205_2_0.xml
+    if not rows:
+        raise AiecgError("no ECG files found in the inputs given")  # as aiecg measure: an empty folder is an error
     columns = ["record_id", "file", "format", "options", "source", "match", "problem"]
     return pd.DataFrame(rows, columns=columns), sources
 
@@ -361,6 +363,8 @@ def predict_files(
         raise AiecgError(f"--interval must lie in (0, 1), got {interval}")
     if engine not in ("torch", "onnx"):
         raise AiecgError(f"--engine must be torch or onnx, got {engine!r}")
+    if batch_size < 1 or workers < 1:
+        raise AiecgError(f"--batch-size and --workers must be at least 1, got {batch_size} and {workers}")
     if onnx_path is not None and engine != "onnx":
         raise AiecgError(f"--onnx {onnx_path} is used only by --engine onnx; add --engine onnx, or drop --onnx")
     if fmt is not None:
@@ -547,6 +551,9 @@ def write_predictions(table: pd.DataFrame, out: str | Path) -> Path:
 
 def predict_run(bundle: str | Path, inputs: Sequence[str | Path], out: str | Path, **kwargs: Any) -> dict[str, Any]:
     """:func:`predict_files`, then write the table to ``out``; returns counts per status and the path."""
+    from aiecg.files import check_output
+
+    check_output(out, "file")
     table = predict_files(bundle, inputs, **kwargs)
     path = write_predictions(table, out)
     return {"out": str(path), "records": len(table), "status_counts": table["status"].value_counts().to_dict(),

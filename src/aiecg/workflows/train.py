@@ -30,14 +30,15 @@ from aiecg.data.selection import (
     make_splits,
     usable_cohort,
 )
-from aiecg.data.splits import Splits
+from aiecg.data.splits import Splits, check_fractions
 from aiecg.data.store import Store
 from aiecg.data.targets import TargetSpec, target_spec
+from aiecg.device import resolve_device
 from aiecg.errors import CohortError, ConfigError
 from aiecg.evaluate.conformal import fit_conformal
 from aiecg.evaluate.evaluation import build_results
 from aiecg.evaluate.posthoc import PostHoc, fit_posthoc
-from aiecg.files import atomic_write_text
+from aiecg.files import atomic_write_text, check_output
 from aiecg.models import create_model
 from aiecg.models.registry import model_kwargs
 from aiecg.predict import predict
@@ -160,10 +161,12 @@ def train_run(config: RunConfig, progress: bool = True) -> RunResult:
     if spec.is_regression and (config.fit.sampling != "none" or config.loss_weighting):
         raise ConfigError(f"--sampling and --loss-weighting rebalance classes; target {spec.name} is "
                           "continuous (use --criterion tail to weight rare high values)")
+    resolve_device(config.fit.device)  # no GPU for --device cuda: before anything is written
+    check_fractions(config.split_fractions)
     run_dir = config.run_dir
     main = is_main_process()  # under torchrun only rank 0 writes (issue 15)
     if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        check_output(run_dir)
         config.save(run_dir / "config.yaml")
     data = TrainingData.load(config, write_to=run_dir if main else None)
     store, frame, splits, encoder = data.store, data.frame, data.splits, data.encoder
@@ -224,10 +227,11 @@ def finetune_run(config: FinetuneRunConfig, progress: bool = True) -> RunResult:
     """
     if not config.bundle or not config.cohort or not config.out:
         raise ConfigError("fine-tuning needs --bundle, --cohort and --out")
+    resolve_device(config.device)
+    check_fractions(config.split_fractions)
     bundle = load_bundle(config.bundle)
     spec = bundle.target
-    run_dir = Path(config.out)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = check_output(config.out)
     config.save(run_dir / "config.yaml")
     cohort = load_cohort(config.cohort, spec.outputs)
     store = Store.open(config.store_path())
