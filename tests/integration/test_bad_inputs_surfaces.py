@@ -445,3 +445,22 @@ def test_ctrl_c_is_one_line_and_exit_130(cardiosoft_xml, tmp_path, capsys, monke
     capsys.readouterr()
     assert aiecg(["-q", "measure", str(cardiosoft_xml), "--out", str(tmp_path / "out")]) == 130
     assert capsys.readouterr().err.strip().splitlines() == ["aiecg measure: interrupted"]
+
+
+# ------------------------------------------------------------------------------------------ 7. tune resume
+def test_a_restarted_tune_worker_continues_the_search_instead_of_repeating_its_trials(trained, tmp_path):
+    """Two trials, then the same worker restarted on the same storage for two more: four different settings."""
+    optuna = pytest.importorskip("optuna")
+
+    from aiecg.train import hpo
+
+    storage = f"journal://{tmp_path / 'study.log'}"
+    base = ["-q", "tune", "--cohort", str(trained / "data" / "cohort.yaml"), "--search-only", "--epochs", "1",
+            "--pruner", "none", "--storage", storage, "--out", str(tmp_path / "tune"), "--worker-id", "0"]
+    assert aiecg([*base, "--trials", "2"]) == 0
+    assert aiecg([*base, "--trials", "4"]) == 0
+    trials = optuna.load_study(study_name="aiecg-tune", storage=hpo.open_storage(storage)).get_trials()
+    settings = [tuple(sorted(t.params.items())) for t in trials]
+    assert len(settings) == 4 and len(set(settings)) == 4, settings
+    values = [t.value for t in trials]
+    assert values[2] != values[0] and values[3] != values[1]
