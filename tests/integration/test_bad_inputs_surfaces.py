@@ -464,3 +464,29 @@ def test_a_restarted_tune_worker_continues_the_search_instead_of_repeating_its_t
     assert len(settings) == 4 and len(set(settings)) == 4, settings
     values = [t.value for t in trials]
     assert values[2] != values[0] and values[3] != values[1]
+
+
+def test_sex_written_as_male_female_is_read_as_the_help_says_and_a_bad_code_reads_plainly(trained, tmp_path):
+    """--sex-column takes 1/0 or male/female: the text codes give the predictions of the 1/0 codes; a code that
+    is neither is a clinical_error naming the value as written (7, not np.int64(7))."""
+    table = pd.read_csv(trained / "data" / "cohort.csv")
+    ecg = sorted((trained / "data" / "ecg").glob("*.xml"))[:4]
+    first = int(ecg[0].name.split("_")[0])
+    text = table.astype({"sex": object})
+    text["sex"] = table["sex"].map({1: "male", 0: "female"})
+    text.to_csv(tmp_path / "text.csv", index=False)
+    bad = table.copy()
+    bad.loc[bad["eid"] == first, "sex"] = 7
+    bad.to_csv(tmp_path / "bad.csv", index=False)
+    runs = {}
+    for name in ("text", "bad"):
+        assert aiecg(["-q", "predict", "--bundle", str(trained / "runs" / "fcn" / "model.aiecg"), *map(str, ecg),
+                      "--out", str(tmp_path / f"{name}-p.csv"), "--clinical", str(tmp_path / f"{name}.csv"),
+                      "--id-column", "eid", "--workers", "1"]) == 0
+        runs[name] = pd.read_csv(tmp_path / f"{name}-p.csv", keep_default_na=False)
+    assert _predict(trained, tmp_path / "codes.csv") == 0
+    codes = pd.read_csv(tmp_path / "codes.csv", keep_default_na=False)
+    assert (runs["text"]["status"] == "ok").all()
+    pd.testing.assert_series_equal(runs["text"]["ilvm_pred"], codes["ilvm_pred"])
+    assert runs["bad"].loc[0, "status"] == "clinical_error"
+    assert runs["bad"].loc[0, "reason"] == "binary clinical column 'sex' value 7 is neither of ['0', '1']"

@@ -216,6 +216,8 @@ def _clinical_values(records: pd.DataFrame, sources: list[_Source], bundle: Bund
         imputed, problems = [], []
         for column in columns:
             value = row[column]
+            if column == source.sex_column and np.isfinite(float(out.at[i, "is_m"])):
+                value = _encoder_sex_code(float(out.at[i, "is_m"]), source, bundle, value)
             if column in encoder.spec.continuous:
                 number = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
                 if pd.isna(number) and pd.notna(value) and str(value).strip().lower() not in ("", "nan", "na"):
@@ -226,13 +228,14 @@ def _clinical_values(records: pd.DataFrame, sources: list[_Source], bundle: Bund
                     problems.append(f"clinical value {column}={value:g} outside human range {low:g}-{high:g}")
             elif column in encoder.spec.categorical and pd.notna(value):
                 if level_key(value) not in {level_key(v) for v in encoder.spec.categorical[column]}:
-                    problems.append(f"clinical column '{column}' level {value!r} not among the model's "
+                    problems.append(f"clinical column '{column}' level {_plain(value)!r} not among the model's "
                                     f"{list(encoder.spec.categorical[column])}")
             elif column in encoder.spec.binary and pd.notna(value):
                 positive = level_key(encoder.binary_positive[column])
                 known = {positive, level_key(encoder.fill[column])} | ({"0"} if positive == "1" else set())
                 if len(known) == 2 and level_key(value) not in known:
-                    problems.append(f"binary clinical column '{column}' value {value!r} is neither of {sorted(known)}")
+                    problems.append(f"binary clinical column '{column}' value {_plain(value)!r} is neither of "
+                                    f"{sorted(known)}")
             if pd.isna(value):
                 imputed.append(column)
             out.at[i, column] = value
@@ -445,26 +448,37 @@ def _engine(bundle: Bundle, engine: str, onnx_path: str | Path | None, scratch: 
     return model
 
 
-def _header_sex_for_encoder(values: pd.DataFrame, i: int, header_sex: float, source: _Source, bundle: Bundle) -> None:
-    """One sex per row: where the table leaves a record's sex empty and the ECG header has it, the network gets
-    the header's sex too (as the threshold, the LR model and the interval do), not the encoder's imputed one.
+def _plain(value: Any) -> Any:
+    """numpy scalars as Python ones, so a reason reads 7, not np.int64(7)."""
+    return value.item() if isinstance(value, np.generic) else value
 
-    The table cell is filled with the code the encoder reads as that sex: the encoder's positive code where it
-    means that sex under the source's coding, else the source's code for it.
-    """
+
+def _encoder_sex_code(is_m: float, source: _Source, bundle: Bundle, value: Any) -> Any:
+    """The value of the sex column that the encoder reads as sex ``is_m`` (1 male, 0 female): its positive code
+    where that means this sex under the source's coding (1/0, male/female, or the cohort YAML's codes), else the
+    source's code for it; ``value`` unchanged where the encoder's codes say nothing about sex."""
     encoder, column = bundle.encoder, source.sex_column
-    if (encoder is None or column not in encoder.spec.binary or not np.isfinite(header_sex)
-            or np.isfinite(float(values.at[i, "is_m"])) or pd.notna(values.at[i, column])):
-        return
+    if encoder is None or column not in encoder.spec.binary:
+        return value
     positive = encoder.binary_positive[column]
     positive_sex = _sex(positive, source.male_code, source.female_code)
     if math.isnan(positive_sex):
-        return  # the encoder's codes say nothing about sex under this source's coding: stays imputed
-    code = positive if positive_sex == header_sex else (source.male_code if header_sex == 1 else source.female_code)
-    if positive_sex != header_sex and level_key(code) == level_key(positive):
+        return value
+    code = positive if positive_sex == is_m else (source.male_code if is_m == 1 else source.female_code)
+    return value if positive_sex != is_m and level_key(code) == level_key(positive) else code
+
+
+def _header_sex_for_encoder(values: pd.DataFrame, i: int, header_sex: float, source: _Source, bundle: Bundle) -> None:
+    """One sex per row: where the table leaves a record's sex empty and the ECG header has it, the network gets
+    the header's sex too (as the threshold, the LR model and the interval do), not the encoder's imputed one."""
+    column = source.sex_column
+    if (bundle.encoder is None or column not in bundle.encoder.spec.binary or not np.isfinite(header_sex)
+            or np.isfinite(float(values.at[i, "is_m"])) or pd.notna(values.at[i, column])):
         return
-    values.at[i, column] = code
-    values.at[i, "imputed"] = ";".join(c for c in str(values.at[i, "imputed"]).split(";") if c and c != column)
+    code = _encoder_sex_code(header_sex, source, bundle, math.nan)
+    if pd.notna(code):
+        values.at[i, column] = code
+        values.at[i, "imputed"] = ";".join(c for c in str(values.at[i, "imputed"]).split(";") if c and c != column)
 
 
 def _encode(bundle: Bundle, values: pd.DataFrame) -> np.ndarray:
