@@ -490,3 +490,32 @@ def test_sex_written_as_male_female_is_read_as_the_help_says_and_a_bad_code_read
     pd.testing.assert_series_equal(runs["text"]["ilvm_pred"], codes["ilvm_pred"])
     assert runs["bad"].loc[0, "status"] == "clinical_error"
     assert runs["bad"].loc[0, "reason"] == "binary clinical column 'sex' value 7 is neither of ['0', '1']"
+
+
+# ------------------------------------------------------------------------------------------ 6. outputs as one set
+def test_measure_into_a_folder_of_an_earlier_run_leaves_no_stale_beats(cardiosoft_xml, tmp_path):
+    ecg = tmp_path / "ecg"
+    ecg.mkdir()
+    for name in ("a", "b", "c"):
+        shutil.copy(cardiosoft_xml, ecg / f"{name}.xml")
+    out = tmp_path / "out"
+    assert aiecg(["-q", "measure", str(ecg), "--beats", "--out", str(out), "--workers", "1"]) == 0
+    assert pd.read_csv(out / "beats.csv")["file"].nunique() == 3
+    assert aiecg(["-q", "measure", str(ecg / "a.xml"), "--out", str(out), "--workers", "1"]) == 0
+    assert len(pd.read_csv(out / "measurements.csv")) == 1
+    assert not (out / "beats.csv").exists()  # the 3-file beats.csv of the earlier run is gone
+
+
+def test_report_killed_while_rerendering_leaves_no_stale_page(trained, tmp_path, monkeypatch):
+    from aiecg.report import html
+
+    out = tmp_path / "report"
+    assert aiecg(["-q", "report", str(trained / "runs" / "fcn"), "--out", str(out)]) == 0
+    assert (out / "index.html").exists()
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # as a kill in the middle of drawing the figures
+
+    monkeypatch.setattr(html, "_figure", killed)
+    assert aiecg(["-q", "report", str(trained / "runs" / "fcn"), "--out", str(out)]) == 130
+    assert not (out / "index.html").exists()

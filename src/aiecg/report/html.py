@@ -59,9 +59,14 @@ def _figure(plot: figs.Plot, out: Path) -> str:
 
 
 def render_report(runs: list[RunData], out: str | Path, title: str = "aiecg report") -> Path:
-    """Write ``index.html`` with its ``figures/`` and ``tables/`` into ``out``; returns the page's path."""
+    """Write ``index.html`` with its ``figures/`` and ``tables/`` into ``out``; returns the page's path.
+
+    The page is written last, atomically, and an earlier page is removed first: a report killed while
+    re-rendering leaves no page rather than the old page over new figures.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "index.html").unlink(missing_ok=True)
     results = [r for r in runs if r.kind != "explain"]
     explains = [r for r in runs if r.kind == "explain"]
     body: list[str] = []

@@ -192,18 +192,20 @@ def run_measure(inputs: Sequence[str | Path], out: str | Path, with_beats: bool 
                 workers: int = 1, progress: bool = False) -> dict[str, Any]:
     """Measure the inputs into ``out/measurements.csv`` (and ``out/beats.csv`` with ``with_beats``).
 
-    ``fmt`` forces one reader format for files and folders (a cohort YAML names its own).
+    ``fmt`` forces one reader format for files and folders (a cohort YAML names its own). The two files are one
+    set: an earlier run's are removed before measuring and ``measurements.csv`` is written last, so a folder
+    never pairs one run's measurements with another's beats (a killed run leaves no measurements.csv).
     Returns a summary: files per status and the paths written.
     """
     tasks = collect_inputs(inputs, fmt)
-    check_output(out)
+    root = check_output(out)
+    for stale in (MEASUREMENTS, BEATS):
+        (root / stale).unlink(missing_ok=True)
     table, beats = measure_files(tasks, with_beats, workers, progress)
-    root = Path(out)
-    root.mkdir(parents=True, exist_ok=True)
-    _write_csv(root / MEASUREMENTS, table)
     summary: dict[str, Any] = {"files": len(table), "status": table["status"].value_counts().to_dict(),
                                "measurements": str(root / MEASUREMENTS)}
     if beats is not None:
         _write_csv(root / BEATS, beats)
         summary.update(beats=str(root / BEATS), n_beats=len(beats))
+    _write_csv(root / MEASUREMENTS, table)  # last: its presence marks a complete set
     return summary
