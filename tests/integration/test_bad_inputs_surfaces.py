@@ -519,3 +519,23 @@ def test_report_killed_while_rerendering_leaves_no_stale_page(trained, tmp_path,
     monkeypatch.setattr(html, "_figure", killed)
     assert aiecg(["-q", "report", str(trained / "runs" / "fcn"), "--out", str(out)]) == 130
     assert not (out / "index.html").exists()
+
+
+# ------------------------------------------------------------------------------------------ 10. non-regular files
+def test_devices_pipes_and_folders_are_error_rows_at_once(cardiosoft_xml, tmp_path):
+    """/dev/zero is not read to the end and a FIFO nobody writes to does not block: each is its own read_error."""
+    import os
+
+    fifo = tmp_path / "pipe.xml"
+    os.mkfifo(fifo)
+    table = pd.DataFrame({"eid": ["zero", "pipe", "good"], "sex": [1, 0, 1],
+                          "file": ["/dev/zero", str(fifo), str(cardiosoft_xml)]})
+    table.to_csv(tmp_path / "t.csv", index=False)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"table": "t.csv", "id_column": "eid", "sex": {
+        "column": "sex", "male": 1, "female": 0}, "ecg": {"column": "file"}}))
+    assert aiecg(["-q", "measure", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "out"), "--workers", "1"]) == 0
+    rows = pd.read_csv(tmp_path / "out" / "measurements.csv", keep_default_na=False).set_index("record_id")
+    assert rows.loc["zero", "status"] == "read_error"
+    assert rows.loc["zero", "reason"] == "not a regular file (a device, pipe or socket); pass an ECG file"
+    assert rows.loc["pipe", "reason"] == "not a regular file (a device, pipe or socket); pass an ECG file"
+    assert rows.loc["good", "status"] == "ok"
