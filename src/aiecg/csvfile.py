@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,22 +54,23 @@ def _text_columns(frame: pd.DataFrame) -> list[Any]:
     return [c for c in frame.columns if frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c].dtype)]
 
 
-def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``frame`` with every text cell and column name neutralised; numeric columns untouched."""
+def _map_text(frame: pd.DataFrame, cell: Callable[[Any], Any]) -> pd.DataFrame:
+    """A copy of ``frame`` with ``cell`` applied to every text cell and column name."""
     out = frame.copy()
     for column in _text_columns(out):
-        out[column] = out[column].map(neutralise_cell, na_action="ignore")
-    out.columns = [neutralise_cell(c) for c in out.columns]
+        out[column] = out[column].map(cell, na_action="ignore")
+    out.columns = [cell(c) for c in out.columns]
     return out
+
+
+def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` with every text cell and column name neutralised; numeric columns untouched."""
+    return _map_text(frame, neutralise_cell)
 
 
 def restore(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` as read from a file :func:`write_csv` wrote, with the exact values back."""
-    out = frame.copy()
-    for column in _text_columns(out):
-        out[column] = out[column].map(restore_cell, na_action="ignore")
-    out.columns = [restore_cell(c) for c in out.columns]
-    return out
+    return _map_text(frame, restore_cell)
 
 
 def to_csv_text(frame: pd.DataFrame, **to_csv: Any) -> str:
