@@ -539,3 +539,34 @@ def test_devices_pipes_and_folders_are_error_rows_at_once(cardiosoft_xml, tmp_pa
     assert rows.loc["zero", "reason"] == "not a regular file (a device, pipe or socket); pass an ECG file"
     assert rows.loc["pipe", "reason"] == "not a regular file (a device, pipe or socket); pass an ECG file"
     assert rows.loc["good", "status"] == "ok"
+
+
+# ------------------------------------------------------------------------------------------ 13. damaged run files
+REPORT_DAMAGE = {
+    "metrics.json": ("[1, 2]", "metrics.json holds a list, not a mapping; re-run the step that wrote it"),
+    "splits.json": ('{"train": 5', "splits.json is not valid JSON (Expecting ',' delimiter"),
+    "splits.json ": ('{"train": 5}', "splits.json must map each split to a list of ids"),
+    "config.yaml": ("a: [\n", "config.yaml is not valid YAML (while parsing a flow node)"),
+    "epochs.csv": ("epoch,train_loss\n1,0.5\n", "epochs.csv lacks the column(s) ['val_loss']"),
+    "explain.json": ("{", "explain.json is not valid JSON"),
+}
+
+
+@pytest.mark.parametrize("name", list(REPORT_DAMAGE))
+def test_report_on_a_damaged_run_file_is_one_line_naming_it(trained, name, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(trained / "runs" / "fcn", run)
+    inputs = [str(run)]
+    if name == "explain.json":
+        (tmp_path / "explain").mkdir()
+        inputs.append(str(tmp_path / "explain"))
+        target = tmp_path / "explain" / name
+    else:
+        target = run / name.strip()
+    text, words = REPORT_DAMAGE[name]
+    target.write_text(text)
+    capsys.readouterr()
+    assert aiecg(["-q", "report", *inputs, "--out", str(tmp_path / "report")]) == 2
+    line = _one_error_line(capsys, "report")
+    assert str(target) in line and words in line, line
+    assert not (tmp_path / "report" / "index.html").exists()
