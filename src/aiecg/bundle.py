@@ -70,6 +70,10 @@ class Bundle:
                               f"configuration and weights ({exc}); was it written by another aiecg version?") from None
         return model.eval()
 
+    def weights_digest(self) -> str:
+        """SHA-256 over the weights alone (names and bytes): what ties an ONNX export to this bundle."""
+        return _digest(self.state_dict, "")
+
     @property
     def is_encoder(self) -> bool:
         """A pre-trained encoder (``aiecg pretrain``), not a model that predicts."""

@@ -515,6 +515,14 @@ def main(argv: list[str] | None = None) -> int:
     except AiecgError as exc:
         print(f"aiecg {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # e.g. the disk filled up while writing: atomic writes leave no partial file
+        from aiecg.files import write_problem
+
+        print(f"aiecg {args.command}: error: {write_problem(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"aiecg {args.command}: interrupted", file=sys.stderr)
+        return 130
     finally:  # an in-process caller keeps its own environment
         if budget_before is None:
             os.environ.pop(ENV_VAR, None)

@@ -35,3 +35,24 @@ class ConfigError(AiecgError, ValueError):
 
 class BundleError(AiecgError):
     """A model bundle is missing, foreign, tampered with or incompatible."""
+
+
+class TrainingError(AiecgError):
+    """A training or fine-tuning run produced no model worth writing."""
+
+
+class TrainingDiverged(TrainingError):
+    """A training or fine-tuning loss became NaN or infinite: the run stops and writes no model.
+
+    Attributes:
+        epoch: the epoch whose loss was not finite.
+        which: ``training`` or ``validation``.
+        value: the loss (nan, inf).
+        lr: the learning rate of that epoch.
+    """
+
+    def __init__(self, epoch: int, which: str, value: float, lr: float, flag: str = "--lr", where: str = ""):
+        self.epoch, self.which, self.value, self.lr = epoch, which, value, lr
+        super().__init__(f"{where}epoch {epoch}: the {which} loss is {value} (not a finite number): training "
+                         "diverged, so the run was stopped and no model was written. Lower the learning rate "
+                         f"({flag}; it was {lr:g} in this epoch), e.g. to {lr / 10:g}")

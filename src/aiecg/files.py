@@ -6,6 +6,7 @@ on POSIX file systems). A failure removes the temporary file, so nothing is left
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from collections.abc import Iterator
@@ -13,7 +14,58 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from aiecg.errors import AiecgError
+
 TMP_SUFFIX = ".tmp"
+
+WRITE_PROBLEMS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exhausted",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EEXIST: "a file is in the way of a folder",
+    errno.EISDIR: "it is a folder, not a file",
+}
+"""What an ``OSError`` while writing means, in words a user can act on."""
+
+
+class OutputError(AiecgError):
+    """An output location cannot be written (checked before the work starts)."""
+
+
+def write_problem(exc: OSError) -> str:
+    """``exc`` (raised while writing) in words: the problem and the file."""
+    problem = WRITE_PROBLEMS.get(exc.errno or 0, exc.strerror or str(exc))
+    return problem + (f" ({exc.filename})" if exc.filename else "")
+
+
+def check_output(path: str | Path, kind: str = "folder", flag: str = "--out") -> Path:
+    """Make sure ``path`` can receive a command's outputs BEFORE the work starts, so a long run never ends in a
+    traceback at its last step: a folder (``kind='folder'``) is created, a file's (``kind='file'``) parent
+    folder is; a probe file is written and removed. An existing file is fine for a file output (it is
+    replaced), not for a folder output, and the other way round.
+
+    Raises:
+        OutputError: one line naming the path, the problem and the flag to change.
+    """
+    path = Path(path)
+    folder = path if kind == "folder" else path.parent
+    if kind == "folder" and path.exists() and not path.is_dir():
+        raise OutputError(f"cannot write to {flag} {path}: it is a file, not a folder; pass a folder")
+    if kind == "file" and path.is_dir():
+        raise OutputError(f"cannot write to {flag} {path}: it is a folder, not a file; pass a file name")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".aiecg-write-probe.{os.getpid()}{TMP_SUFFIX}"
+        with open(probe, "wb") as handle:
+            handle.write(b"\0")
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(f"cannot write to {flag} {path}: {write_problem(exc)}; pass a writable location"
+                          ) from None
+    return path
 
 
 def temp_path(path: Path) -> Path:

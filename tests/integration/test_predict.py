@@ -84,7 +84,7 @@ def test_onnx_engine_gives_the_same_rows(tiny):
     other = tiny / "ecg_only.onnx"
     assert main(["-q", "export", "--bundle", str(tiny / "runs" / "ecg_only" / "model.aiecg"), "--onnx",
                  str(other)]) == 0
-    with pytest.raises(BundleError, match="is not an export of this bundle"):
+    with pytest.raises(BundleError, match="is the export of another model"):
         predict_files(bundle, files[:1], engine="onnx", onnx_path=other, **kwargs)
 
 

@@ -188,10 +188,9 @@ class Cohort:
         return self.frame[ID].to_numpy()
 
     def write_exclusions(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.exclusions.to_csv(path, index=False)
-        return path
+        from aiecg.csvfile import write_csv
+
+        return write_csv(self.exclusions, path)
 
 
 def _csv_sep(path: Path) -> str:

@@ -29,6 +29,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from aiecg import __version__
+from aiecg.csvfile import write_csv
 from aiecg.data.cohort import ecg_records
 from aiecg.data.store import (
     BEATS,
@@ -399,7 +400,7 @@ def _merge(root: Path, n_parts: int | None = None) -> dict[str, Any]:
     if manifest["preprocessing"]["store_beats"]:
         atomic_save_npy(root / BEATS, np.concatenate(beats))
     errors = index.loc[index["status"] != STATUS_OK, ["id", "file", "status", "reason"]]
-    atomic_write_bytes(root / ERRORS, errors.to_csv(index=False).encode())
+    write_csv(errors, root / ERRORS)
     buffer = io.BytesIO()
     index.to_parquet(buffer, index=False)
     atomic_write_bytes(root / INDEX, buffer.getvalue())  # last: its presence marks a finished store

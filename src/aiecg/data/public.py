@@ -33,6 +33,7 @@ import pandas as pd
 import yaml
 
 from aiecg.conventions import SNOMED_LVH, sex_or_unknown
+from aiecg.csvfile import write_csv
 from aiecg.data.cohort import HUMAN_RANGES
 from aiecg.errors import CohortError
 
@@ -104,7 +105,7 @@ def _write_outputs(out: Path, name: str, table: pd.DataFrame, excluded: pd.DataF
     else:
         table.to_parquet(table_path, index=False)
     excluded_path = out / "excluded.csv"
-    excluded.reindex(columns=EXCLUDED_COLUMNS).to_csv(excluded_path, index=False)
+    write_csv(excluded.reindex(columns=EXCLUDED_COLUMNS), excluded_path)
     yaml_path = out / "cohort.yaml"
     body = yaml.safe_dump({"name": name, "table": table_path.name, **mapping}, sort_keys=False,
                           default_flow_style=None, width=120)
@@ -314,7 +315,7 @@ def build_ptbxl_cohort(
     mapping["ecg"]["dir"] = _relative(root, out)
     yaml_path, table_path, excluded_path = _write_outputs(out, name, table, excluded, mapping, header, table_format)
     cleaned_path = out / "cleaned.csv"
-    pd.DataFrame(cleaned, columns=["id", "column", "value", "reason"]).to_csv(cleaned_path, index=False)
+    write_csv(pd.DataFrame(cleaned, columns=["id", "column", "value", "reason"]), cleaned_path)
     return PublicCohort(name, yaml_path, table_path, excluded_path, n_records=len(table),
                         n_lvh=int(np.nansum(table["lvh"])), n_excluded=len(excluded), cleaned=cleaned_path)
 

@@ -13,6 +13,16 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from aiecg.errors import ConfigError
+
+
+def check_fractions(fractions: tuple[float, float, float]) -> None:
+    """Raise :class:`ConfigError` unless the train, validation and test shares are positive and sum to 1."""
+    if len(fractions) != 3 or not np.isclose(sum(fractions), 1.0) or min(fractions) <= 0:
+        shares = ",".join(f"{f:g}" for f in fractions)
+        raise ConfigError(f"--split-fractions {shares}: the train, validation and test shares must be three "
+                          "positive numbers that sum to 1 (e.g. 0.6,0.2,0.2)")
+
 
 @dataclass(frozen=True)
 class Splits:
@@ -101,8 +111,7 @@ def split_participants(
     ids = np.asarray(ids, dtype=object)
     if len(set(ids.tolist())) != len(ids):
         raise ValueError("participant ids must be unique before splitting")
-    if not np.isclose(sum(fractions), 1.0) or min(fractions) <= 0:
-        raise ValueError(f"split fractions must be positive and sum to 1, got {fractions}")
+    check_fractions(fractions)
     train_frac, val_frac, test_frac = fractions
     order = np.argsort(ids.astype(str), kind="stable")  # independent of the table's row order
     ids = ids[order]

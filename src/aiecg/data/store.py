@@ -20,7 +20,6 @@ Training never parses ECG files; it reads arrays from here.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import json
 import mmap
@@ -38,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from aiecg.errors import AiecgError
-from aiecg.files import atomic_write, atomic_write_bytes  # noqa: F401 (re-exported)
+from aiecg.files import atomic_write, atomic_write_bytes, write_problem  # noqa: F401 (re-exported)
 
 MANIFEST, INDEX, MEDIAN, BEATS, ERRORS = "manifest.json", "index.parquet", "median.npy", "beats.npy", "errors.csv"
 STATUS_OK = "ok"
@@ -55,27 +54,14 @@ class StoreBusyError(StoreError):
     """Another process is writing the store."""
 
 
-_WRITE_PROBLEMS = {
-    errno.ENOSPC: "the disk is full",
-    errno.EDQUOT: "the disk quota is exhausted",
-    errno.EROFS: "the file system is read-only",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "permission denied",
-    errno.ENOTDIR: "a part of the path is a file, not a folder",
-    errno.EEXIST: "a file is in the way of a folder",
-}
-
-
 @contextmanager
 def writing(root: Path) -> Iterator[None]:
     """Turn an ``OSError`` while writing the store at ``root`` into one clear :class:`StoreError`."""
     try:
         yield
     except OSError as exc:
-        problem = _WRITE_PROBLEMS.get(exc.errno or 0, exc.strerror or str(exc))
-        where = f" ({exc.filename})" if exc.filename else ""
-        raise StoreError(f"cannot write the store {root}: {problem}{where}; free space, or pass a writable --out"
-                         ) from None
+        raise StoreError(f"cannot write the store {root}: {write_problem(exc)}; free space, or pass a writable "
+                         "--out") from None
 
 
 def remove_temp_files(folder: Path, owned: Callable[[str], bool] | None = None) -> list[Path]:

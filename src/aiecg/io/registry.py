@@ -93,6 +93,9 @@ def read_ecg(path: str | Path, format: str | None = None, **options: Any) -> ECG
         ECGReadError: the file cannot be read; the message names the file and the reason.
     """
     path = Path(path)
+    if path.exists() and not path.is_file():  # /dev/zero would be read to the end, a FIFO would block
+        kind = "a folder" if path.is_dir() else "a device, pipe or socket"
+        raise ECGReadError(path, f"not a regular file ({kind}); pass an ECG file")
     reader = get_reader(format) if format else detect_format(path)
     try:
         ecg = reader.read(path, **options)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from aiecg import __version__
+from aiecg.csvfile import write_csv
 from aiecg.files import atomic_write
 from aiecg.report import figures as figs
 from aiecg.report import tables
@@ -38,8 +39,7 @@ def _esc(text: object) -> str:
 
 def _table(frame: pd.DataFrame, out: Path, name: str) -> str:
     """The table as HTML, and as CSV beside the page."""
-    (out / "tables").mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out / "tables" / f"{name}.csv", index=False)
+    write_csv(frame, out / "tables" / f"{name}.csv")
     body = frame.to_html(index=False, na_rep="", escape=True, border=0, float_format=lambda v: f"{v:.3g}")
     return body + f'<p><a href="tables/{_esc(name)}.csv">{_esc(name)}.csv</a></p>'
 
@@ -59,9 +59,14 @@ def _figure(plot: figs.Plot, out: Path) -> str:
 
 
 def render_report(runs: list[RunData], out: str | Path, title: str = "aiecg report") -> Path:
-    """Write ``index.html`` with its ``figures/`` and ``tables/`` into ``out``; returns the page's path."""
+    """Write ``index.html`` with its ``figures/`` and ``tables/`` into ``out``; returns the page's path.
+
+    The page is written last, atomically, and an earlier page is removed first: a report killed while
+    re-rendering leaves no page rather than the old page over new figures.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "index.html").unlink(missing_ok=True)
     results = [r for r in runs if r.kind != "explain"]
     explains = [r for r in runs if r.kind == "explain"]
     body: list[str] = []

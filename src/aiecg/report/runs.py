@@ -14,10 +14,14 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from aiecg.csvfile import read_csv
 from aiecg.data.cohort import ID, Cohort, load_cohort
 from aiecg.data.store import Store
 from aiecg.data.targets import TargetSpec, target_spec
 from aiecg.errors import AiecgError
+
+EPOCH_COLUMNS = ("epoch", "train_loss", "val_loss")
+"""The columns of ``epochs.csv`` the report draws (``aiecg.train.loop`` writes them; not imported: no torch)."""
 
 
 class ReportError(AiecgError):
@@ -72,13 +76,31 @@ class RunData:
         return self.metrics.get("posthoc") or {}
 
 
-def _csv(path: Path) -> pd.DataFrame | None:
+def _csv(path: Path, required: tuple[str, ...] = ()) -> pd.DataFrame | None:
     if not path.exists():
         return None
     try:
-        return pd.read_csv(path, dtype={"eid": str, "id": str})
+        table = read_csv(path, dtype={"eid": str, "id": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ReportError(f"{path} is not a readable CSV ({exc}); re-run the step that wrote it") from None
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise ReportError(f"{path} lacks the column(s) {missing}; re-run the step that wrote it")
+    return table
+
+
+def _mapping(path: Path) -> dict[str, Any]:
+    """A run's JSON or YAML file (metrics, splits, config, explain), which must hold a mapping."""
+    try:
+        text = path.read_text()
+        data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+    except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ReportError(f"{path} is not valid {path.suffix[1:].upper()} ({first}); re-run the step that wrote it"
+                          ) from None
+    if not isinstance(data, dict):
+        raise ReportError(f"{path} holds a {type(data).__name__}, not a mapping; re-run the step that wrote it")
+    return data
 
 
 def _resolve(path_text: str | None, base: Path) -> Path | None:
@@ -109,15 +131,12 @@ def load_run(path: str | Path) -> RunData:
         raise ReportError(f"{path} is not a folder; pass a run folder (with metrics.json) or an explain folder")
     if (path / "explain.json").exists() and not (path / "metrics.json").exists():
         data = RunData(path=path, label=f"explanations ({path.name})", kind="explain")
-        data.explain = json.loads((path / "explain.json").read_text())
+        data.explain = _mapping(path / "explain.json")
         return data
     if not (path / "metrics.json").exists():
         raise ReportError(f"{path} holds no metrics.json: pass the folder of a training, fine-tuning or "
                           "`aiecg evaluate` run (or of `aiecg explain`)")
-    try:
-        metrics = json.loads((path / "metrics.json").read_text())
-    except json.JSONDecodeError as exc:
-        raise ReportError(f"{path / 'metrics.json'} is not valid JSON ({exc}); re-run the evaluation") from None
+    metrics = _mapping(path / "metrics.json")
     kind = "finetune" if "finetuned_from" in metrics else ("train" if "training" in metrics else "evaluate")
     label = str(metrics.get("run") or path.name)
     if kind == "finetune":
@@ -130,13 +149,16 @@ def load_run(path: str | Path) -> RunData:
     data.comparison_scores = _csv(path / "comparison_scores.csv")
     data.exclusions = _csv(path / "exclusions.csv")
     if (path / "epochs.csv").exists():
-        data.epochs.append(("training", _csv(path / "epochs.csv")))
+        data.epochs.append(("training", _csv(path / "epochs.csv", EPOCH_COLUMNS)))
     for stage in sorted(path.glob("stage*/epochs.csv"), key=lambda p: int(p.parent.name[5:] or 0)):
-        data.epochs.append((f"stage {stage.parent.name[5:]}", _csv(stage)))
+        data.epochs.append((f"stage {stage.parent.name[5:]}", _csv(stage, EPOCH_COLUMNS)))
     if (path / "splits.json").exists():
-        data.splits = json.loads((path / "splits.json").read_text())
+        data.splits = _mapping(path / "splits.json")
+        if not all(isinstance(ids, list) for ids in data.splits.values()):
+            raise ReportError(f"{path / 'splits.json'} must map each split to a list of ids; re-run the step that "
+                              "wrote it")
     if (path / "config.yaml").exists():
-        data.config = yaml.safe_load((path / "config.yaml").read_text())
+        data.config = _mapping(path / "config.yaml")
     bundle_path = path / "model.aiecg" if (path / "model.aiecg").exists() else _resolve(metrics.get("bundle"), path)
     if bundle_path is not None:
         data.bundle = _load_bundle(bundle_path, data.notes)

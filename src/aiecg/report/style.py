@@ -27,7 +27,8 @@ SEX_COLOUR = {0: VERMILLION, 1: BLUE}
 
 RC = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8, "xtick.labelsize": 8,
       "ytick.labelsize": 8, "axes.spines.top": False, "axes.spines.right": False, "svg.fonttype": "none",
-      "savefig.dpi": 150, "figure.dpi": 100}
+      "savefig.dpi": 150, "figure.dpi": 100,
+      "text.parse_math": False}  # labels are plain text: a "$" in a run or model name is not TeX (it crashed)
 
 
 def new_figure(width: float, height: float) -> Figure:

@@ -11,7 +11,8 @@ so the two always agree:
 4. The delineation median (wider than the stored one) and its global (IEC 60601-2-25) fiducials; a P wave that
    differs from beat to beat (atrial fibrillation) or lasts over 200 ms is dropped, with the reason in the notes;
    a paced QRS starts no earlier than its stimulus's blanked end.
-5. Measurements on the median (bad leads NaN), then the plausibility checks.
+5. Measurements on the median (bad leads NaN), then the plausibility checks (``quality.plausibility`` on the
+   measurements; ``plausibility.check_plausibility``: amplitude (units) and polarity (inverted signal)).
 6. Every beat's fiducials (``RecordAnalysis.table``) and every beat's per-lead fiducials
    (``RecordAnalysis.lead_table``), delineated on first use: ``aiecg prepare`` and ``aiecg predict`` never read
    them, ``aiecg measure`` only with ``--beats`` / ``--per-lead``.
@@ -49,6 +50,7 @@ from aiecg.signal.fastops import median
 from aiecg.signal.filters import FilterConfig, preprocess
 from aiecg.signal.leads import select_leads
 from aiecg.signal.measurements import compute_measurements
+from aiecg.signal.plausibility import check_plausibility
 from aiecg.signal.quality import (
     SPIKE_BLANK_S,
     blank_spikes,
@@ -209,6 +211,11 @@ def analyse_signal(
             why = plausibility(measurements, int(peaks.size), float(peaks[-1] - peaks[0]) / tfs, qcfg)
             if why:
                 ok, reason = False, why
+        physiology = check_plausibility(full, STANDARD_LEADS, tfs, r0, fid.qrs_on, fid.qrs_off, list(bad),
+                                        p_on=fid.p_on, p_off=fid.p_off)  # units and polarity errors
+        if ok and physiology.reject:
+            ok, reason = False, physiology.reject
+        notes += list(physiology.notes)
     notes = tuple(n for n in notes + lead_notes if n)
     bs = dataclasses.replace(bs, qc_ok=ok, qc_reason=reason, bad_leads=bad, qc_notes=notes, paced=paced)
     return RecordAnalysis(beats=bs, fiducials=fid.shifted(-shift), measurements=measurements, fs=tfs,

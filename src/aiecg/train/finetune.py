@@ -10,6 +10,7 @@ from the output, so deeper (more generic) features move least.
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,11 @@ from torch import nn
 
 from aiecg.config import FinetuneConfig, FitConfig
 from aiecg.data.dataset import ECGDataset
+from aiecg.errors import TrainingDiverged, TrainingError
 from aiecg.models.heads import ECGModel
 from aiecg.train.loop import FitResult, fit
+
+LR_FLAGS = "--head-lr / --block-lr"
 
 
 def set_trainable_stage(model: ECGModel, stage: int) -> list[list[nn.Parameter]]:
@@ -51,7 +55,13 @@ def staged_finetune(
     config: FinetuneConfig, run_dir: str | Path | None = None, progress: bool = True,
     labels: np.ndarray | None = None,
 ) -> list[FitResult]:
-    """Fine-tune ``model`` in place stage by stage; returns each stage's fit result."""
+    """Fine-tune ``model`` in place stage by stage; returns each stage's fit result.
+
+    Raises:
+        TrainingDiverged: a stage's loss became NaN or infinite (naming the stage and epoch).
+        TrainingError: no epoch of any stage beat the validation loss of the model the run started from, so
+            the fine-tuned model would be worse than the one given: no model is returned.
+    """
     n_stages = len(model.parameter_groups()) if config.stages is None else min(config.stages,
                                                                                len(model.parameter_groups()))
     stage_fit = dataclasses.replace(fit_config, max_epochs=config.max_epochs_per_stage,
@@ -61,7 +71,19 @@ def staged_finetune(
         groups = set_trainable_stage(model, stage)
         optimizer = stage_optimizer(groups, config)
         stage_dir = Path(run_dir) / f"stage{stage}" if run_dir is not None else None
-        results.append(fit(model, train, val, loss_fn, stage_fit, stage_dir, progress, labels, optimizer=optimizer))
+        try:
+            results.append(fit(model, train, val, loss_fn, stage_fit, stage_dir, progress, labels,
+                               optimizer=optimizer, baseline=stage == 0))
+        except TrainingDiverged as exc:
+            raise TrainingDiverged(exc.epoch, exc.which, exc.value, exc.lr, LR_FLAGS,
+                                   f"fine-tuning stage {stage}, ") from None
+    start, best = results[0].start_val_loss, min(r.best_val_loss for r in results)
+    if not best < start:  # NaN start (a diverged base model): nothing to compare with
+        if math.isfinite(start):
+            raise TrainingError(
+                f"fine-tuning never improved on the model it started from: validation loss {start:.6g} before, at "
+                f"best {best:.6g} after {sum(r.epochs_run for r in results)} epoch(s) in {len(results)} stage(s); "
+                f"no model was written. Use the untuned model, or lower the learning rates ({LR_FLAGS})")
     for parameter in model.parameters():
         parameter.requires_grad_(True)
     return results

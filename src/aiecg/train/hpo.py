@@ -197,11 +197,19 @@ def make_pruner(name: str, max_epochs: int) -> Any:
 
 def open_study(storage_url: str, name: str, space: list[Param], pruner: str, max_epochs: int, seed: int,
                worker: int) -> Any:
-    """Create or join the study; a worker whose space differs from the study's is refused."""
+    """Create or join the study; a worker whose space differs from the study's is refused.
+
+    The sampler is seeded from ``seed`` and ``worker``, and, when the study already holds trials, from their
+    number too: a worker restarted on its study draws new settings (the same seed would repeat its first trials).
+    """
     require_optuna()
     sampler = optuna.samplers.TPESampler(seed=seed * 10_007 + worker, constant_liar=True)
     study = optuna.create_study(storage=open_storage(storage_url), study_name=name, direction="minimize",
                                 sampler=sampler, pruner=make_pruner(pruner, max_epochs), load_if_exists=True)
+    earlier = len(study.get_trials(deepcopy=False))
+    if earlier:  # a restarted (or late) worker continues the search instead of replaying its first draws
+        study.sampler = optuna.samplers.TPESampler(seed=seed * 10_007 + worker + 1_000_003 * earlier,
+                                                   constant_liar=True)
     described = {p.name: p.to_dict() for p in space}
     stored = study.user_attrs.get("space")
     if stored is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import math
 import pickle
 import time
 from collections.abc import Callable, Iterator
@@ -30,7 +31,7 @@ from aiecg.data.augment import augment_batch
 from aiecg.data.dataset import ECGDataset
 from aiecg.data.sampling import epoch_indices
 from aiecg.device import resolve_device
-from aiecg.errors import BundleError
+from aiecg.errors import BundleError, TrainingDiverged
 from aiecg.files import atomic_write
 from aiecg.train import distributed
 from aiecg.train.distributed import World
@@ -48,6 +49,8 @@ class FitResult:
     history: list[dict[str, float]]
     seconds: float
     resumed_from: int = 0
+    start_val_loss: float = math.nan
+    """Validation loss of the model as ``fit`` received it (with ``baseline``; NaN otherwise)."""
 
 
 def freeze_batchnorm_statistics(model: nn.Module) -> None:
@@ -196,8 +199,12 @@ def fit(
     on_epoch_end: Callable[[int], None] | None = None,
     on_validation: Callable[[dict[str, float]], None] | None = None,
     seen: list[np.ndarray] | None = None,
+    baseline: bool = False,
 ) -> FitResult:
     """Train ``model`` in place and leave it holding the weights of the best validation epoch.
+
+    A training or validation loss that is NaN or infinite stops the run (:class:`TrainingDiverged`, naming the
+    epoch): a diverged model is never returned, and the checkpoint keeps the last finite epoch.
 
     Args:
         model, train, val, loss_fn, config: what to train on what, and how.
@@ -210,6 +217,8 @@ def fit(
         on_validation: called with the epoch's history row (epoch, train_loss, val_loss, lr, seconds) after
             ``on_epoch_end``, on every rank; e.g. to report to a pruner, which may stop the run by raising.
         seen: if given, collects the training-row indices of every batch this rank trained on.
+        baseline: also score the model as received (``FitResult.start_val_loss``), e.g. the model a fine-tuning
+            run must improve on; one more validation pass, no random draw, so the weights are unchanged.
 
     Started by torchrun, ``fit`` joins the process group itself (:func:`aiecg.train.distributed.setup`); every
     rank returns the same result and the same weights.
@@ -228,6 +237,7 @@ def fit(
     checkpoint = run_dir / CHECKPOINT if run_dir is not None else None
     best_state, best_loss, best_epoch, stale, start = copy.deepcopy(model.state_dict()), float("inf"), 0, 0, 1
     history: list[dict[str, float]] = []
+    start_loss = math.nan
     if resume and checkpoint is not None and checkpoint.exists():
         state = load_checkpoint(checkpoint, device)
         try:
@@ -237,10 +247,13 @@ def fit(
             best_state, best_loss = state["best_state"], float(state["best_loss"])
             best_epoch, stale = int(state["best_epoch"]), int(state["stale"])
             history, start = list(state["history"]), int(state["epoch"]) + 1
+            start_loss = float(state.get("start_loss", math.nan))
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise BundleError(f"{checkpoint}: not a checkpoint of this run ({type(exc).__name__}: {exc}); "
                               "delete it to start the run afresh") from None
     resumed_from = start - 1
+    if baseline and start == 1:
+        start_loss = validate(model, val, loss_fn, config.batch_size, device, world)
     net = distributed.wrap(model, world, device)
     started = time.perf_counter()
     finished = stale >= config.early_stopping
@@ -254,6 +267,10 @@ def fit(
         train_loss = train_one_epoch(net, train, loss_fn, optimizer, config, epoch, device, labels, world, seen)
         distributed.sync_buffers(model, world)
         val_loss = validate(model, val, loss_fn, config.batch_size, device, world)
+        for which, value in (("training", train_loss), ("validation", val_loss)):
+            if not math.isfinite(value):  # every rank sees the same reduced losses: all stop together
+                bar.close()
+                raise TrainingDiverged(epoch, which, value, lr)
         scheduler.step(val_loss)
         history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": lr,
                         "seconds": time.perf_counter() - tic})
@@ -267,7 +284,7 @@ def fit(
             _save_checkpoint(checkpoint, {
                 "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "best_state": best_state, "best_loss": best_loss,
-                "best_epoch": best_epoch, "stale": stale, "history": history,
+                "best_epoch": best_epoch, "stale": stale, "history": history, "start_loss": start_loss,
             })
         bar.update(1)
         bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
@@ -277,4 +294,5 @@ def fit(
             on_validation(history[-1])
     bar.close()
     model.load_state_dict(best_state)
-    return FitResult(best_epoch, best_loss, len(history), history, time.perf_counter() - started, resumed_from)
+    return FitResult(best_epoch, best_loss, len(history), history, time.perf_counter() - started, resumed_from,
+                     start_loss)

@@ -17,6 +17,7 @@ import pandas as pd
 
 from aiecg.bundle import Bundle, load_bundle
 from aiecg.config import default_store
+from aiecg.csvfile import write_csv
 from aiecg.data.cohort import ID, Cohort, load_cohort
 from aiecg.data.dataset import build_arrays
 from aiecg.data.selection import (
@@ -119,7 +120,7 @@ def evaluate_bundle(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cohort.write_exclusions(out_dir / "exclusions.csv")
-    table.to_csv(out_dir / "results.csv", index=False)
+    write_csv(table, out_dir / "results.csv")
     metrics: dict[str, Any] = {
         "bundle": str(bundle_path), "cohort": str(cohort_path), "split": "ids" if ids is not None else split,
         "seed": seed, "n_resamples": n_resamples, "posthoc": posthoc.to_dict(),
@@ -167,19 +168,19 @@ def write_comparison(spec: TargetSpec, bundle: Bundle, table: pd.DataFrame, stor
     rows += criteria_rows(store, ids, table["is_m"].to_numpy(), criteria_options)
     scores = pd.DataFrame({"eid": ids, **{f"score: {row.name}": row.scores for row in rows},
                            **{f"prediction: {name}": values for name, values in regression.items()}})
-    scores.to_csv(out_dir / "comparison_scores.csv", index=False)
+    write_csv(scores, out_dir / "comparison_scores.csv")
     summary: dict[str, Any] = {"baseline_hyperparameters": params, "scores_file": "comparison_scores.csv"}
     lvh = table["lvh_true"].to_numpy(dtype=float) if "lvh_true" in table else None
     lvh_table = pd.DataFrame()
     if lvh is not None and min(np.sum(lvh == 1), np.sum(lvh == 0)) >= 2:  # DeLong needs two of each class
         lvh_table = lvh_comparison(lvh, rows, seed, n_resamples)
-        lvh_table.to_csv(out_dir / "comparison.csv", index=False)
+        write_csv(lvh_table, out_dir / "comparison.csv")
         summary["lvh"] = lvh_table.to_dict(orient="records")
     regression_table = None
     if regression:
         stem = spec.stem
         regression_table = regression_comparison(table[f"{stem}_true"].to_numpy(), regression, seed, n_resamples)
-        regression_table.to_csv(out_dir / "comparison_regression.csv", index=False)
+        write_csv(regression_table, out_dir / "comparison_regression.csv")
         summary["regression"] = regression_table.to_dict(orient="records")
     title = f"{model_label(bundle)} against baselines and classic criteria"
     (out_dir / "comparison.md").write_text(comparison_markdown(lvh_table, regression_table, title))

@@ -21,6 +21,7 @@ from aiecg.data.dataset import build_arrays
 from aiecg.data.selection import check_clinical_columns, usable_cohort
 from aiecg.data.store import Store
 from aiecg.explain.attributions import ExplainError, fcn_cam, integrated_gradients, upsample
+from aiecg.files import check_output
 from aiecg.workflows.evaluate import check_store_contract, training_splits
 
 
@@ -36,6 +37,11 @@ def explain_bundle(bundle_path: str | Path, cohort_path: str | Path, store_path:
                    figures: bool = True) -> dict[str, Any]:
     """Explain a bundle's predictions for a cohort's test split (``split='test'``, checked against the bundle's
     fingerprint) or every usable participant (``'all'``), at most ``max_participants`` (a seeded sample)."""
+    if n_steps < 1:
+        raise ExplainError(f"--steps must be at least 1 (integration steps of integrated gradients), got {n_steps}")
+    if max_participants < 2:
+        raise ExplainError(f"--max-participants must be at least 2, got {max_participants}")
+    check_output(out)
     bundle = load_bundle(bundle_path)
     spec = bundle.target
     cohort = load_cohort(cohort_path, tuple(spec.outputs) if split == "test" else ())

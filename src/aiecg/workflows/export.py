@@ -5,10 +5,18 @@ The graph takes ``ecg`` [batch, leads, samples] float32 and, for a model trained
 raw outputs (standardised values or logits), exactly as the PyTorch model's ``forward``. The batch axis is
 dynamic. Pre-processing, encoder, target scaling and post-hoc models stay in the bundle: ``aiecg predict
 --engine onnx`` reads them from there and runs only the network through ONNX Runtime.
+
+What ties the file to its bundle travels in the ONNX metadata (``metadata_props``): the bundle's weight digest
+(:meth:`Bundle.weights_digest`), the input contract the network was trained for (leads, rate, window, R offset,
+pre-processing, units, input and output sizes) and a SHA-256 of the graph itself (its nodes and weights).
+:func:`check_export` refuses a file whose graph does not match its checksum (damaged), one exported from
+another bundle, or one without these keys (another tool's file, or an export older than this check).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import warnings
 from pathlib import Path
@@ -18,11 +26,13 @@ import torch
 from torch import nn
 
 from aiecg.bundle import Bundle, load_bundle
-from aiecg.errors import AiecgError
-from aiecg.files import temp_path
-from aiecg.predict import ONNX_HINT
+from aiecg.errors import AiecgError, BundleError
+from aiecg.files import check_output, temp_path
+from aiecg.predict import ONNX_HINT, OnnxModel
 
 OPSET = 18
+KEY_WEIGHTS, KEY_CONTRACT, KEY_GRAPH = "aiecg.bundle_weights_sha256", "aiecg.input_contract", "aiecg.graph_sha256"
+"""The ONNX metadata keys of an aiecg export."""
 
 
 class _Graph(nn.Module):
@@ -36,8 +46,11 @@ class _Graph(nn.Module):
         return self.model(ecg, meta if self.n_meta else None)
 
 
-def export_model(model: nn.Module, n_leads: int, n_samples: int, n_meta: int, path: str | Path) -> Path:
+def export_model(model: nn.Module, n_leads: int, n_samples: int, n_meta: int, path: str | Path,
+                 metadata: dict[str, str] | None = None) -> Path:
     """Write ``model`` (in evaluation mode) as ONNX with a dynamic batch axis; returns the path.
+
+    ``metadata`` goes into the file's ``metadata_props``, with the graph's own SHA-256 (:data:`KEY_GRAPH`).
 
     Raises:
         AiecgError: the ``onnx`` extra (onnx, onnxscript) is not installed.
@@ -68,6 +81,7 @@ def export_model(model: nn.Module, n_leads: int, n_samples: int, n_meta: int, pa
             torch.onnx.export(graph, args, str(tmp), input_names=names, output_names=["output"],
                               dynamic_shapes=shapes, dynamo=True, opset_version=OPSET, external_data=False,
                               verbose=False)
+        _stamp(tmp, metadata or {})
         tmp.replace(path)
     finally:
         quiet.setLevel(level)
@@ -75,10 +89,78 @@ def export_model(model: nn.Module, n_leads: int, n_samples: int, n_meta: int, pa
     return path
 
 
+def _graph_digest(proto: Any) -> str:
+    """SHA-256 of the serialised graph (nodes, weights, inputs and outputs; not the model's metadata)."""
+    return hashlib.sha256(proto.graph.SerializeToString()).hexdigest()
+
+
+def _stamp(path: Path, metadata: dict[str, str]) -> None:
+    """Add ``metadata`` and the graph's digest to the ONNX file at ``path`` (rewritten in place)."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    for key, value in {**metadata, KEY_GRAPH: _graph_digest(proto)}.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(path))
+
+
+def export_contract(bundle: Bundle) -> str:
+    """The input contract an export serves, as canonical JSON: the bundle's input contract and the network's
+    input and output sizes."""
+    return json.dumps({"input_spec": bundle.input_spec, "n_leads": bundle.n_leads, "n_samples": bundle.n_samples,
+                       "n_meta": bundle.n_meta, "n_outputs": bundle.n_outputs}, sort_keys=True, default=float)
+
+
+def check_export(path: str | Path, bundle: Bundle) -> OnnxModel:
+    """The ONNX Runtime model of ``path`` after checking that it is an intact export of ``bundle``.
+
+    Raises:
+        BundleError: the file is missing, unreadable, damaged (its graph does not match its checksum), carries
+            no aiecg export metadata, or was exported from another bundle or for another input contract; each
+            one line saying how to fix it.
+    """
+    try:
+        import onnx
+    except ImportError:
+        raise AiecgError(f"checking an ONNX export needs onnx; {ONNX_HINT}") from None
+    path = Path(path)
+    again = f"export this bundle again: aiecg export --bundle BUNDLE --onnx {path}"
+    if not path.is_file():
+        raise BundleError(f"ONNX file {path} not found; {again}")
+    try:
+        proto = onnx.load(str(path))
+    except Exception as exc:  # noqa: BLE001 - protobuf raises its own DecodeError and more for a junk file
+        raise BundleError(f"{path} is not a readable ONNX file ({type(exc).__name__}); {again}") from None
+    meta = {p.key: p.value for p in proto.metadata_props}
+    if not {KEY_WEIGHTS, KEY_CONTRACT, KEY_GRAPH} <= set(meta):
+        raise BundleError(f"{path} carries no aiecg export metadata (written by another tool or an older aiecg), so "
+                          f"nothing ties it to this bundle; {again}")
+    if meta[KEY_GRAPH] != _graph_digest(proto):
+        raise BundleError(f"{path}: checksum mismatch: the network in the file is damaged (or was edited); re-copy "
+                          f"it or {again}")
+    ours = bundle.weights_digest()
+    if meta[KEY_WEIGHTS] != ours:
+        raise BundleError(f"{path} is the export of another model (weights {meta[KEY_WEIGHTS][:12]}), not of this "
+                          f"bundle (weights {ours[:12]}); pass the export of this bundle, or {again}")
+    if meta[KEY_CONTRACT] != export_contract(bundle):
+        raise BundleError(f"{path} was exported for another input contract than this bundle's; {again}")
+    try:
+        return OnnxModel(path)
+    except AiecgError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own exception types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BundleError(f"{path}: ONNX Runtime cannot load it ({first}); {again}") from None
+
+
 def export_bundle(bundle: Bundle | str | Path, onnx_path: str | Path) -> dict[str, Any]:
-    """Export a bundle's network to ``onnx_path``; returns what was written (inputs, shapes, opset)."""
+    """Export a bundle's network to ``onnx_path``, with what ties it to the bundle in its metadata; returns what
+    was written (inputs, shapes, opset)."""
+    check_output(onnx_path, "file", "--onnx")
     bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
-    path = export_model(bundle.build_model(), bundle.n_leads, bundle.n_samples, bundle.n_meta, onnx_path)
+    metadata = {KEY_WEIGHTS: bundle.weights_digest(), KEY_CONTRACT: export_contract(bundle)}
+    path = export_model(bundle.build_model(), bundle.n_leads, bundle.n_samples, bundle.n_meta, onnx_path, metadata)
     inputs = {"ecg": ["batch", bundle.n_leads, bundle.n_samples]}
     if bundle.n_meta:
         inputs["meta"] = ["batch", bundle.n_meta]

@@ -13,7 +13,6 @@ The per-record path is ``aiecg.signal.record.analyse_signal``, the same as ``aie
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -22,11 +21,12 @@ from typing import Any
 
 import pandas as pd
 
+from aiecg.csvfile import write_csv
 from aiecg.data.workers import CRASHED, ERROR, OK, OUT_OF_MEMORY, run_supervised
 from aiecg.ecg import STANDARD_LEADS
 from aiecg.errors import AiecgError, ECGReadError
-from aiecg.files import atomic_write_bytes
-from aiecg.io import ecg_files_in
+from aiecg.files import check_output
+from aiecg.io import ecg_files_in, get_reader
 from aiecg.signal import criteria as criteria_registry
 from aiecg.signal.delineation import BEAT_COLUMNS, LEAD_COLUMNS
 
@@ -52,12 +52,15 @@ class MeasureError(AiecgError, ValueError):
 
 @dataclass(frozen=True)
 class MeasureTask:
-    """One input file: path, record id, and the reader format/options (from a cohort YAML)."""
+    """One input file: path, record id, the reader format/options (from a cohort YAML), and why the cohort refuses
+    to open the file ('' when it may; :func:`aiecg.data.cohort.ecg_records`, the rule ``prepare`` and ``predict``
+    apply: a path outside the cohort's ECG folder is never read)."""
 
     file: str
     record_id: str = ""
     format: str | None = None
     options: dict[str, Any] | None = None
+    problem: str = ""
 
 
 def collect_inputs(inputs: Iterable[str | Path], fmt: str | None = None) -> list[MeasureTask]:
@@ -69,6 +72,11 @@ def collect_inputs(inputs: Iterable[str | Path], fmt: str | None = None) -> list
     Raises:
         MeasureError: nothing at all was found (a file that does not exist still gets its error row).
     """
+    if fmt is not None:
+        try:
+            get_reader(fmt)
+        except ValueError as exc:
+            raise MeasureError(f"--format: {exc}") from None
     tasks: list[MeasureTask] = []
     for item in inputs:
         path = Path(item)
@@ -78,7 +86,7 @@ def collect_inputs(inputs: Iterable[str | Path], fmt: str | None = None) -> list
             from aiecg.data.cohort import ecg_records
 
             records = ecg_records(path)
-            tasks += [MeasureTask(str(r.ecg_path or ""), str(r.id), r.format, r.options or None)
+            tasks += [MeasureTask(str(r.ecg_path or ""), str(r.id), r.format, r.options or None, r.problem)
                       for r in records.itertuples()]
         else:  # a file; one that cannot be read becomes an error row
             tasks.append(MeasureTask(str(path), format=fmt))
@@ -112,6 +120,8 @@ def measure_file(task: MeasureTask, with_beats: bool = False, with_leads: bool =
     row: dict[str, Any] = {"file": task.file, "record_id": task.record_id or Path(task.file).stem, "status": "ok",
                            "reason": ""}
     try:
+        if task.problem:  # refused before opening (e.g. a path outside the cohort's ECG folder)
+            raise ECGReadError(task.file, task.problem)
         if not task.file:
             raise ECGReadError(task.record_id, "the cohort table names no ECG file for this record")
         ecg = read_ecg(task.file, format=task.format, **(task.options or {}))
@@ -188,9 +198,7 @@ def _progress(it: Iterable, total: int, show: bool) -> Iterable:
 
 
 def _write_csv(path: Path, frame: pd.DataFrame) -> None:
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, float_format="%.6g")
-    atomic_write_bytes(path, buffer.getvalue().encode())
+    write_csv(frame, path, float_format="%.6g")
 
 
 def run_measure(inputs: Sequence[str | Path], out: str | Path, with_beats: bool = False, fmt: str | None = None,
@@ -198,14 +206,16 @@ def run_measure(inputs: Sequence[str | Path], out: str | Path, with_beats: bool 
     """Measure the inputs into ``out/measurements.csv`` (and ``out/beats.csv`` with ``with_beats``,
     ``out/leads.csv`` with ``with_leads``).
 
-    ``fmt`` forces one reader format for files and folders (a cohort YAML names its own).
+    ``fmt`` forces one reader format for files and folders (a cohort YAML names its own). The files are one
+    set: an earlier run's are removed before measuring and ``measurements.csv`` is written last, so a folder
+    never pairs one run's measurements with another's beats (a killed run leaves no measurements.csv).
     Returns a summary: files per status and the paths written.
     """
     tasks = collect_inputs(inputs, fmt)
+    root = check_output(out)
+    for stale in (MEASUREMENTS, BEATS, LEADS):
+        (root / stale).unlink(missing_ok=True)
     table, beats, leads = measure_files(tasks, with_beats, workers, progress, with_leads)
-    root = Path(out)
-    root.mkdir(parents=True, exist_ok=True)
-    _write_csv(root / MEASUREMENTS, table)
     summary: dict[str, Any] = {"files": len(table), "status": table["status"].value_counts().to_dict(),
                                "measurements": str(root / MEASUREMENTS)}
     if beats is not None:
@@ -214,4 +224,5 @@ def run_measure(inputs: Sequence[str | Path], out: str | Path, with_beats: bool 
     if leads is not None:
         _write_csv(root / LEADS, leads)
         summary.update(leads=str(root / LEADS))
+    _write_csv(root / MEASUREMENTS, table)  # last: its presence marks a complete set
     return summary

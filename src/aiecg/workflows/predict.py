@@ -41,7 +41,7 @@ from aiecg.evaluate.conformal import ConformalIntervals
 from aiecg.evaluate.posthoc import PostHoc, posthoc_columns
 from aiecg.evaluate.results import results_table
 from aiecg.io import ecg_files_in, get_reader, read_ecg
-from aiecg.predict import OnnxModel, predict
+from aiecg.predict import predict
 from aiecg.signal.leads import DERIVED_LIMB_LEADS
 
 log = logging.getLogger("aiecg")
@@ -175,6 +175,8 @@ def collect_records(inputs: Sequence[str | Path], fmt: str | None = None, clinic
             stem = file.stem
             rows.append({"record_id": stem, "file": str(file), "format": fmt, "options": {}, "source": file_source,
                          "match": [stem, stem.split("_")[0]], "problem": ""})  # UKB files: {eid}_20205_2_0.xml
+    if not rows:
+        raise AiecgError("no ECG files found in the inputs given")  # as aiecg measure: an empty folder is an error
     columns = ["record_id", "file", "format", "options", "source", "match", "problem"]
     return pd.DataFrame(rows, columns=columns), sources
 
@@ -214,20 +216,26 @@ def _clinical_values(records: pd.DataFrame, sources: list[_Source], bundle: Bund
         imputed, problems = [], []
         for column in columns:
             value = row[column]
+            if column == source.sex_column and np.isfinite(float(out.at[i, "is_m"])):
+                value = _encoder_sex_code(float(out.at[i, "is_m"]), source, bundle, value)
             if column in encoder.spec.continuous:
-                value = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
+                number = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
+                if pd.isna(number) and pd.notna(value) and str(value).strip().lower() not in ("", "nan", "na"):
+                    problems.append(f"non-numeric value {str(value)!r} in clinical column '{column}'")
+                value = number
                 low, high = encoder.spec.ranges.get(column, (-np.inf, np.inf))
                 if pd.notna(value) and not low <= value <= high:
                     problems.append(f"clinical value {column}={value:g} outside human range {low:g}-{high:g}")
             elif column in encoder.spec.categorical and pd.notna(value):
                 if level_key(value) not in {level_key(v) for v in encoder.spec.categorical[column]}:
-                    problems.append(f"clinical column '{column}' level {value!r} not among the model's "
+                    problems.append(f"clinical column '{column}' level {_plain(value)!r} not among the model's "
                                     f"{list(encoder.spec.categorical[column])}")
             elif column in encoder.spec.binary and pd.notna(value):
                 positive = level_key(encoder.binary_positive[column])
                 known = {positive, level_key(encoder.fill[column])} | ({"0"} if positive == "1" else set())
                 if len(known) == 2 and level_key(value) not in known:
-                    problems.append(f"binary clinical column '{column}' value {value!r} is neither of {sorted(known)}")
+                    problems.append(f"binary clinical column '{column}' value {_plain(value)!r} is neither of "
+                                    f"{sorted(known)}")
             if pd.isna(value):
                 imputed.append(column)
             out.at[i, column] = value
@@ -319,7 +327,7 @@ def prediction_columns(spec: TargetSpec, posthoc: PostHoc, conformal: ConformalI
 # ----------------------------------------------------------------------------------------- the workflow
 def predict_files(
     bundle: Bundle | str | Path,
-    inputs: Sequence[str | Path],
+    inputs: str | Path | Sequence[str | Path],
     clinical: str | Path | pd.DataFrame | None = None,
     id_column: str | None = None,
     sex_column: str = "sex",
@@ -336,7 +344,7 @@ def predict_files(
     Args:
         bundle: a bundle or its path.
         inputs: ECG files, folders (searched recursively) and/or cohort YAMLs (every ECG their table names,
-            with their own clinical columns and sex coding).
+            with their own clinical columns and sex coding); one path or a list of them.
         clinical: for files and folders: a table (CSV/Parquet path or DataFrame) with the clinical variables
             under the names the model was trained with; required for models trained with clinical variables.
         id_column: the table's id column; a row matches a file whose stem is the id, or starts with ``id_``
@@ -358,11 +366,17 @@ def predict_files(
         raise AiecgError(f"--interval must lie in (0, 1), got {interval}")
     if engine not in ("torch", "onnx"):
         raise AiecgError(f"--engine must be torch or onnx, got {engine!r}")
+    if batch_size < 1 or workers < 1:
+        raise AiecgError(f"--batch-size and --workers must be at least 1, got {batch_size} and {workers}")
+    if onnx_path is not None and engine != "onnx":
+        raise AiecgError(f"--onnx {onnx_path} is used only by --engine onnx; add --engine onnx, or drop --onnx")
     if fmt is not None:
         try:
             get_reader(fmt)
         except ValueError as exc:
             raise AiecgError(str(exc)) from None
+    if isinstance(inputs, (str, Path)):
+        inputs = [inputs]
     bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     spec = bundle.target
     try:
@@ -381,7 +395,6 @@ def predict_files(
 
     with tempfile.TemporaryDirectory(prefix="aiecg-onnx-") as scratch:
         model = _engine(bundle, engine, onnx_path, Path(scratch))
-        meta_all = _encode(bundle, clinical_values)
         parts = [[i] for i in todo]  # one file per task: a worker that dies or hangs costs that file's row only
         tasks = [([(records.at[i, "record_id"], records.at[i, "file"], records.at[i, "format"],
                     records.at[i, "options"], records.at[i, "problem"]) for i in part], bundle.input_spec, lead_rows)
@@ -394,13 +407,16 @@ def predict_files(
                 return
             index = np.asarray([i for i, _ in pending])
             ecg = np.stack([m for _, m in pending])
-            y_pred[index] = predict(model, ecg, meta_all[index], spec, bundle.scaling, batch_size=batch_size)
+            meta = _encode(bundle, clinical_values.loc[index])  # after each row's sex is settled
+            y_pred[index] = predict(model, ecg, meta, spec, bundle.scaling, batch_size=batch_size)
             pending.clear()
 
         for part, results in zip(parts, _run(tasks, workers)):
             for i, result in zip(part, results):
                 median = result.pop("median")
                 rows[i] = result
+                _header_sex_for_encoder(clinical_values, i, result.get("header_sex", math.nan),
+                                        sources[records.at[i, "source"]], bundle)
                 reason = clinical_values.at[i, "clinical_reason"]
                 if reason and result["status"] == STATUS_OK:
                     result.update(status=STATUS_CLINICAL, reason=reason)
@@ -417,11 +433,11 @@ def predict_files(
 def _engine(bundle: Bundle, engine: str, onnx_path: str | Path | None, scratch: Path) -> Any:
     if engine == "torch":
         return bundle.build_model()
-    if onnx_path is None:
-        from aiecg.workflows.export import export_bundle
+    from aiecg.workflows.export import check_export, export_bundle
 
+    if onnx_path is None:
         onnx_path = export_bundle(bundle, scratch / "model.onnx")["onnx"]
-    model = OnnxModel(onnx_path)
+    model = check_export(onnx_path, bundle)
     ecg_shape = model.input_shapes.get("ecg", [None, None, None])[1:]
     meta_shape = model.input_shapes.get("meta", [None, 0])[1:]
     if (model.n_outputs, ecg_shape, meta_shape) != (bundle.n_outputs, [bundle.n_leads, bundle.n_samples],
@@ -430,6 +446,39 @@ def _engine(bundle: Bundle, engine: str, onnx_path: str | Path | None, scratch: 
                           f"{model.n_outputs} outputs, where the bundle's model has [{bundle.n_leads}, "
                           f"{bundle.n_samples}], [{bundle.n_meta}] and {bundle.n_outputs}; run aiecg export again")
     return model
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars as Python ones, so a reason reads 7, not np.int64(7)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _encoder_sex_code(is_m: float, source: _Source, bundle: Bundle, value: Any) -> Any:
+    """The value of the sex column that the encoder reads as sex ``is_m`` (1 male, 0 female): its positive code
+    where that means this sex under the source's coding (1/0, male/female, or the cohort YAML's codes), else the
+    source's code for it; ``value`` unchanged where the encoder's codes say nothing about sex."""
+    encoder, column = bundle.encoder, source.sex_column
+    if encoder is None or column not in encoder.spec.binary:
+        return value
+    positive = encoder.binary_positive[column]
+    positive_sex = _sex(positive, source.male_code, source.female_code)
+    if math.isnan(positive_sex):
+        return value
+    code = positive if positive_sex == is_m else (source.male_code if is_m == 1 else source.female_code)
+    return value if positive_sex != is_m and level_key(code) == level_key(positive) else code
+
+
+def _header_sex_for_encoder(values: pd.DataFrame, i: int, header_sex: float, source: _Source, bundle: Bundle) -> None:
+    """One sex per row: where the table leaves a record's sex empty and the ECG header has it, the network gets
+    the header's sex too (as the threshold, the LR model and the interval do), not the encoder's imputed one."""
+    column = source.sex_column
+    if (bundle.encoder is None or column not in bundle.encoder.spec.binary or not np.isfinite(header_sex)
+            or np.isfinite(float(values.at[i, "is_m"])) or pd.notna(values.at[i, column])):
+        return
+    code = _encoder_sex_code(header_sex, source, bundle, math.nan)
+    if pd.notna(code):
+        values.at[i, column] = code
+        values.at[i, "imputed"] = ";".join(c for c in str(values.at[i, "imputed"]).split(";") if c and c != column)
 
 
 def _encode(bundle: Bundle, values: pd.DataFrame) -> np.ndarray:
@@ -496,7 +545,9 @@ def _table(records: pd.DataFrame, rows: list[dict], clinical: pd.DataFrame, y_pr
 
 
 def write_predictions(table: pd.DataFrame, out: str | Path) -> Path:
-    """CSV, or Parquet for a ``.parquet``/``.pq`` suffix."""
+    """CSV (through :func:`aiecg.csvfile.write_csv`: formula cells neutralised), or Parquet for a
+    ``.parquet``/``.pq`` suffix."""
+    from aiecg.csvfile import write_csv
     from aiecg.files import atomic_write_bytes
 
     out = Path(out)
@@ -508,12 +559,15 @@ def write_predictions(table: pd.DataFrame, out: str | Path) -> Path:
         table.to_parquet(buffer, index=False)
         atomic_write_bytes(out, buffer.getvalue())
     else:
-        atomic_write_bytes(out, table.to_csv(index=False).encode())
+        write_csv(table, out)
     return out
 
 
 def predict_run(bundle: str | Path, inputs: Sequence[str | Path], out: str | Path, **kwargs: Any) -> dict[str, Any]:
     """:func:`predict_files`, then write the table to ``out``; returns counts per status and the path."""
+    from aiecg.files import check_output
+
+    check_output(out, "file")
     table = predict_files(bundle, inputs, **kwargs)
     path = write_predictions(table, out)
     return {"out": str(path), "records": len(table), "status_counts": table["status"].value_counts().to_dict(),

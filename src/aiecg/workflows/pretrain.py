@@ -27,7 +27,7 @@ from aiecg.data.selection import ids_digest
 from aiecg.data.store import Store
 from aiecg.data.targets import TargetSpec, TaskKind
 from aiecg.errors import ConfigError
-from aiecg.files import atomic_write_text
+from aiecg.files import atomic_write_text, check_output
 from aiecg.models import create_model
 from aiecg.models.registry import model_kwargs
 from aiecg.threads import apply_budget, local_world_size
@@ -91,7 +91,7 @@ def pretrain_run(config: PretrainConfig, progress: bool = True) -> PretrainResul
         config.fit, threads=apply_budget(config.fit.threads, workers=local_world_size())))
     ecg, contract, per_store = _unlabelled(config)
     if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        check_output(run_dir)  # before the work: one line for a read-only or file --out
         config.save(run_dir / "config.yaml")
     order = np.random.default_rng(config.split_seed).permutation(len(ecg))
     n_val = max(1, int(round(config.val_fraction * len(ecg))))

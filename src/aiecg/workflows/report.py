@@ -17,10 +17,12 @@ matplotlib.use("Agg")
 
 def write_report(inputs: list[str | Path], out: str | Path, title: str = "aiecg report") -> Path:
     """Render every folder in ``inputs`` into ``out/index.html``; returns the page's path."""
+    from aiecg.files import check_output
     from aiecg.report.html import render_report
 
     if not inputs:
         raise ReportError("no folders given: pass one or more run, evaluation or explain folders")
+    check_output(out)
     runs = []
     for path in inputs:
         run = load_run(path)

@@ -19,6 +19,7 @@ import torch
 from aiecg import __version__
 from aiecg.bundle import Bundle, input_contract, load_bundle, save_bundle
 from aiecg.config import AugmentConfig, FinetuneRunConfig, FitConfig, RunConfig
+from aiecg.csvfile import write_csv
 from aiecg.data.cohort import ID, Cohort, load_cohort
 from aiecg.data.dataset import Arrays, ECGDataset, TargetScaling, build_arrays, expand_with_beats
 from aiecg.data.features import ClinicalEncoder
@@ -29,14 +30,15 @@ from aiecg.data.selection import (
     make_splits,
     usable_cohort,
 )
-from aiecg.data.splits import Splits
+from aiecg.data.splits import Splits, check_fractions
 from aiecg.data.store import Store
 from aiecg.data.targets import TargetSpec, target_spec
+from aiecg.device import resolve_device
 from aiecg.errors import CohortError, ConfigError
 from aiecg.evaluate.conformal import fit_conformal
 from aiecg.evaluate.evaluation import build_results
 from aiecg.evaluate.posthoc import PostHoc, fit_posthoc
-from aiecg.files import atomic_write_text, file_sha256
+from aiecg.files import atomic_write_text, check_output, file_sha256
 from aiecg.models import create_model
 from aiecg.models.registry import model_kwargs
 from aiecg.predict import predict
@@ -183,12 +185,14 @@ def train_run(config: RunConfig, progress: bool = True) -> RunResult:
     if spec.is_regression and (config.fit.sampling != "none" or config.loss_weighting):
         raise ConfigError(f"--sampling and --loss-weighting rebalance classes; target {spec.name} is "
                           "continuous (use --criterion tail to weight rare high values)")
+    resolve_device(config.fit.device)  # no GPU for --device cuda: before anything is written
+    check_fractions(config.split_fractions)
     run_dir = config.run_dir
     main = is_main_process()  # under torchrun only rank 0 writes (issue 15)
     # the thread budget, divided between torchrun's ranks on this node; config.yaml records the value used
     config = config.override(fit__threads=apply_budget(config.fit.threads, workers=local_world_size()))
     if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        check_output(run_dir)
         config.save(run_dir / "config.yaml")
     data = TrainingData.load(config, write_to=run_dir if main else None)
     if config.init:
@@ -233,7 +237,7 @@ def train_run(config: RunConfig, progress: bool = True) -> RunResult:
         bundle.thresholds["conformal"] = fit_conformal(arrays["val"].target, val_pred, spec.outputs,
                                                        is_male=arrays["val"].is_male).to_dict()
     bundle_path = save_bundle(bundle, run_dir / "model.aiecg")
-    build_results(spec, arrays["val"], val_pred, frame, posthoc).to_csv(run_dir / "results_val.csv", index=False)
+    write_csv(build_results(spec, arrays["val"], val_pred, frame, posthoc), run_dir / "results_val.csv")
     metrics = evaluate_bundle(bundle_path, config.cohort, config.store_path(), run_dir, split="test",
                               compare=config.compare, seed=config.fit.seed,
                               criteria_options=config.criteria_options())
@@ -253,10 +257,11 @@ def finetune_run(config: FinetuneRunConfig, progress: bool = True) -> RunResult:
     """
     if not config.bundle or not config.cohort or not config.out:
         raise ConfigError("fine-tuning needs --bundle, --cohort and --out")
+    resolve_device(config.device)
+    check_fractions(config.split_fractions)
     bundle = load_bundle(config.bundle)
     spec = bundle.target
-    run_dir = Path(config.out)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = check_output(config.out)
     config = dataclasses.replace(config, threads=apply_budget(config.threads))  # config.yaml records the value used
     config.save(run_dir / "config.yaml")
     cohort = load_cohort(config.cohort, spec.outputs)
@@ -297,7 +302,7 @@ def finetune_run(config: FinetuneRunConfig, progress: bool = True) -> RunResult:
         tuned.thresholds["conformal"] = fit_conformal(arrays["val"].target, val_pred, spec.outputs,
                                                       is_male=arrays["val"].is_male).to_dict()
     bundle_out = save_bundle(tuned, run_dir / "model.aiecg")
-    build_results(spec, arrays["val"], val_pred, frame, posthoc).to_csv(run_dir / "results_val.csv", index=False)
+    write_csv(build_results(spec, arrays["val"], val_pred, frame, posthoc), run_dir / "results_val.csv")
     metrics = evaluate_bundle(bundle_out, config.cohort, store.root, run_dir, split="test", seed=config.seed)
     metrics.update({"finetuned_from": str(config.bundle), "test_untuned": untuned["test"],
                     "stages": [{"stage": i, "best_epoch": r.best_epoch, "best_val_loss": r.best_val_loss,

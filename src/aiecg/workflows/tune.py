@@ -25,7 +25,7 @@ import yaml
 from aiecg.config import RunConfig
 from aiecg.data.dataset import Arrays, ECGDataset, TargetScaling
 from aiecg.data.targets import TargetSpec, target_spec
-from aiecg.errors import ConfigError
+from aiecg.errors import ConfigError, TrainingDiverged
 from aiecg.files import atomic_write_text
 from aiecg.threads import apply_budget
 from aiecg.train import hpo
@@ -116,8 +116,11 @@ def objective_for(data: SearchData, config: TuneConfig, space: list[hpo.Param]) 
             if not math.isfinite(row["val_loss"]) or trial.should_prune():
                 raise optuna.TrialPruned(f"epoch {int(row['epoch'])}: validation loss {row['val_loss']:.4f}")
 
-        result = fit(model, ECGDataset(data.train, data.scaling), ECGDataset(data.val, data.scaling), loss, fit_config,
-                     None, progress=False, labels=data.labels, on_validation=report)
+        try:
+            result = fit(model, ECGDataset(data.train, data.scaling), ECGDataset(data.val, data.scaling), loss,
+                         fit_config, None, progress=False, labels=data.labels, on_validation=report)
+        except TrainingDiverged as exc:  # this setting diverges: the search goes on without it
+            raise optuna.TrialPruned(str(exc)) from None
         trial.set_user_attr("best_epoch", result.best_epoch)
         return result.best_val_loss
 
