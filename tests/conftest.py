@@ -1,4 +1,26 @@
-"""Shared fixtures: paths to the real files in ../shared/data and tiny synthetic tables."""
+"""Shared fixtures: the real files in ../shared/data, tiny synthetic tables, and one synthetic cohort with trained
+runs that the whole session shares.
+
+Session fixtures (built once, on first use, and shared by every test that asks for them):
+
+``synth_cohort``
+    A prepared synthetic UK-Biobank-like cohort: 60 participants (``aiecg synth --n 60 --lvh-prevalence 0.25
+    --seed 3``), then ``aiecg prepare`` with the default settings (median beats and per-beat arrays). The folder
+    holds ``cohort.yaml``, ``cohort.csv``, ``cohort.parquet``, ``truth.parquet``, ``ecg/{eid}_20205_2_0.xml`` and
+    ``store/``; pass ``synth_cohort / "cohort.yaml"`` to a command.
+``ilvm_run``
+    ``aiecg train`` on it: FCN, target INDEXED_MASS with the 16 clinical variables, 2 epochs, with the comparison
+    rows (``--name fcn``). The run folder: ``model.aiecg``, ``results.csv``, ``metrics.json``, ``epochs.csv``, ...
+``lvh_ecg_only_run``
+    ``aiecg train`` on it: FCN, target LVH, ECG only (``--excl-meta``), 2 epochs (``--name lvh``).
+
+They are read-only: a test writes its outputs under its own ``tmp_path`` (``--out``), and a test that must change
+a cohort, store or run copies it there first (``shutil.copytree``). Each is checked when the session ends: a file
+added, removed or rewritten in one fails the run (see :func:`unchanged`), because a test that changes them makes
+every later test depend on the order the tests ran in. A new test that needs a prepared cohort or a trained
+bundle takes these instead of building its own; a test that needs other data (another seed, size or device,
+a store prepared with other settings) builds it in its own fixture.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +28,8 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -110,3 +133,56 @@ def kill_tree(process: subprocess.Popen) -> None:
             except (ProcessLookupError, PermissionError):
                 pass
     process.wait()
+
+
+# --- session fixtures: one synthetic cohort and its trained runs -------------------------------------------------
+
+def _listing(root: Path) -> dict[str, tuple[int, int]]:
+    return {p.relative_to(root).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in root.rglob("*") if p.is_file()}
+
+
+@contextmanager
+def unchanged(root: Path) -> Iterator[Path]:
+    """Yield ``root``; on exit, fail if a file under it was added, removed or rewritten (size or mtime)."""
+    before = _listing(root)
+    yield root
+    after = _listing(root)
+    changed = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+    assert not changed, (f"a test changed the shared fixture {root} (copy it into tmp_path first): "
+                         f"{changed[:10]}")
+
+
+def _cli(*argv: str) -> None:
+    from aiecg.cli import main
+
+    assert main(["-q", *argv]) == 0, argv
+
+
+@pytest.fixture(scope="session")
+def synth_cohort(tmp_path_factory) -> Iterator[Path]:
+    """The session's prepared synthetic cohort (60 participants, seed 3); the folder of its ``cohort.yaml``."""
+    data = tmp_path_factory.mktemp("synth_cohort") / "data"
+    _cli("synth", "--out", str(data), "--n", "60", "--lvh-prevalence", "0.25", "--seed", "3", "--workers", "2")
+    _cli("prepare", "--cohort", str(data / "cohort.yaml"), "--workers", "2")
+    with unchanged(data):
+        yield data
+
+
+def _trained(synth_cohort: Path, tmp_path_factory, name: str, *argv: str) -> Iterator[Path]:
+    runs = tmp_path_factory.mktemp("runs")
+    _cli("train", "--cohort", str(synth_cohort / "cohort.yaml"), "--out", str(runs), "--name", name, *argv)
+    with unchanged(runs / name):
+        yield runs / name
+
+
+@pytest.fixture(scope="session")
+def ilvm_run(synth_cohort, tmp_path_factory) -> Iterator[Path]:
+    """FCN on INDEXED_MASS with clinical variables, 2 epochs, trained on ``synth_cohort``; its run folder."""
+    yield from _trained(synth_cohort, tmp_path_factory, "fcn", "--target", "INDEXED_MASS", "--epochs", "2")
+
+
+@pytest.fixture(scope="session")
+def lvh_ecg_only_run(synth_cohort, tmp_path_factory) -> Iterator[Path]:
+    """FCN on LVH from the ECG alone (``--excl-meta``), 2 epochs, trained on ``synth_cohort``; its run folder."""
+    yield from _trained(synth_cohort, tmp_path_factory, "lvh", "--target", "LVH", "--excl-meta", "--epochs", "2")

@@ -1,7 +1,9 @@
 """Started by torchrun from test_distributed.py: ``fit`` on a toy set (``python ddp_fit_worker.py OUT N_TRAIN
-[EPOCHS [resume]]``); each rank saves the rows it trained on and its final weights to OUT/rank{RANK}.pt."""
+[EPOCHS [resume]]``); each rank saves the rows it trained on (all, and those of epoch 1) and its final weights to
+OUT/rank{RANK}.pt, and rank 0 copies the run folder as it stood after epoch 1 to OUT/epoch1 (a run stopped there)."""
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -27,11 +29,21 @@ def main(out: Path, n_train: int, epochs: int = 1, resume: bool = False) -> None
     model = create_model("fcn", 2, 64, 3, 1, filters=(8, 8, 8), kernels=(5, 3, 3), conv_dropout=0.2,
                          head_dropout=0.3)
     seen: list[np.ndarray] = []
+    rank = os.environ.get("RANK", "0")
+    first_epoch: list[np.ndarray] = []
+
+    def after_epoch(epoch: int) -> None:  # called once the epoch's checkpoint is written
+        if epoch == 1:
+            first_epoch.extend(seen)
+            if rank == "0":
+                shutil.copytree(out / "run", out / "epoch1")
+
     config = FitConfig(lr=1e-2, batch_size=16, max_epochs=epochs, seed=4, sampling="none")
     result = fit(model, ECGDataset(toy(n_train, 0)), ECGDataset(toy(21, 1)), LogCoshLoss(), config,
-                 out / "run", progress=False, seen=seen, resume=resume)
-    torch.save({"seen": np.concatenate(seen), "state": model.state_dict(), "val_loss": result.best_val_loss,
-                "train_loss": result.history[-1]["train_loss"]}, out / f"rank{os.environ.get('RANK', '0')}.pt")
+                 out / "run", progress=False, seen=seen, resume=resume, on_epoch_end=after_epoch)
+    torch.save({"seen": np.concatenate(seen), "seen_epoch1": np.concatenate(first_epoch) if first_epoch else None,
+                "state": model.state_dict(), "val_loss": result.best_val_loss,
+                "train_loss": result.history[-1]["train_loss"]}, out / f"rank{rank}.pt")
 
 
 if __name__ == "__main__":

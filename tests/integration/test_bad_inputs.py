@@ -165,8 +165,10 @@ CASES = {
 }
 
 
-SUBPROCESS_CASES = ("ecg a string", "unknown format", "blank id", "no usable record")
-"""Run as a user runs them (a fresh interpreter each: ~5 s of imports on a loaded machine); the rest in-process."""
+SUBPROCESS_CASES = ("ecg a string", "no usable record")
+"""Run as a user runs them (a fresh interpreter each: ~5 s of imports on a loaded machine): a mistake found in the
+YAML before any record is read, and one found after every record was tried in worker processes; the rest (the same
+exit code and one line, from the same code) in process."""
 
 
 def test_cohort_level_mistakes_are_exit_2_and_one_clear_line_from_the_command_line(matrix):
@@ -194,15 +196,19 @@ def test_cohort_level_mistakes_are_exit_2_and_one_clear_line(matrix, name, capsy
     assert CASES[name][1] in lines[0]
 
 
-def test_a_read_only_output_folder_is_exit_2_and_one_clear_line(matrix, tmp_path):
+def test_a_read_only_output_folder_is_exit_2_and_one_clear_line(matrix, tmp_path, capsys):
+    from aiecg.cli import main as aiecg
+
     folder, _ = matrix
     (tmp_path / "a-file").write_text("")
-    runs = {"under a file": (_prepare(folder / "cohort.yaml", tmp_path / "a-file" / "store"),
-                             "a part of the path is a file, not a folder")}
+    cases = {"under a file": (tmp_path / "a-file" / "store", "a part of the path is a file, not a folder")}
     if os.geteuid() != 0:  # root writes into a mode-555 folder regardless, so only a non-root run can test this
         (tmp_path / "ro").mkdir(mode=0o555)
-        runs["mode 555"] = (_prepare(folder / "cohort.yaml", tmp_path / "ro" / "store"), "permission denied")
-    for name, (run, words) in runs.items():
-        lines = run.stderr.strip().splitlines()
-        assert run.returncode == 2 and len(lines) == 1, (name, run.stderr)
+        cases["mode 555"] = (tmp_path / "ro" / "store", "permission denied")
+    for name, (out, words) in cases.items():
+        capsys.readouterr()
+        code = aiecg(["-q", "prepare", "--cohort", str(folder / "cohort.yaml"), "--out", str(out)])
+        err = capsys.readouterr().err
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1, (name, err)
         assert lines[0].startswith("aiecg prepare: error: cannot write the store ") and words in lines[0], name

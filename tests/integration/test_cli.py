@@ -1,4 +1,5 @@
-"""The command line end to end on a tiny synthetic cohort (about 60 participants, 2 epochs)."""
+"""The command line end to end on the session's synthetic cohort (60 participants, 2 epochs; tests/conftest.py):
+its store and trained runs are shared with other modules, so every output goes to tmp_path."""
 
 import json
 
@@ -13,30 +14,17 @@ from aiecg.data.splits import Splits
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cli")
-    data = root / "data"
-    assert main(["-q", "synth", "--out", str(data), "--n", "60", "--lvh-prevalence", "0.25", "--seed", "3",
-                 "--workers", "2"]) == 0
-    assert main(["-q", "prepare", "--cohort", str(data / "cohort.yaml"), "--workers", "2"]) == 0
-    return root
-
-
-def test_prepare_writes_a_complete_store(tiny):
-    index = pd.read_parquet(tiny / "data" / "store" / "index.parquet")
-    median = np.load(tiny / "data" / "store" / "median.npy")
+def test_prepare_writes_a_complete_store(synth_cohort):
+    index = pd.read_parquet(synth_cohort / "store" / "index.parquet")
+    median = np.load(synth_cohort / "store" / "median.npy")
     assert len(index) == 60 and median.shape == (60, 12, 400) and np.isfinite(median).all()
     assert (index["status"] == "ok").sum() >= 50
-    errors = pd.read_csv(tiny / "data" / "store" / "errors.csv")
+    errors = pd.read_csv(synth_cohort / "store" / "errors.csv")
     assert set(errors["id"].astype(str)) == set(index.loc[index["status"] != "ok", "id"])
 
 
-def test_train_then_evaluate_end_to_end(tiny, capsys):
-    runs = tiny / "runs"
-    assert main(["-q", "train", "--cohort", str(tiny / "data" / "cohort.yaml"), "--target", "INDEXED_MASS",
-                 "--epochs", "2", "--out", str(runs), "--name", "fcn"]) == 0
-    run = runs / "fcn"
+def test_train_then_evaluate_end_to_end(synth_cohort, ilvm_run, tmp_path, capsys):
+    run = ilvm_run  # aiecg train --target INDEXED_MASS --epochs 2 --name fcn
     for name in ("config.yaml", "splits.json", "encoder.json", "epochs.csv", "model.aiecg", "results.csv",
                  "results_val.csv", "metrics.json", "exclusions.csv"):
         assert (run / name).exists(), name
@@ -65,42 +53,41 @@ def test_train_then_evaluate_end_to_end(tiny, capsys):
 
     # evaluating the saved bundle on the same cohort reproduces the saved predictions exactly
     assert main(["-q", "evaluate", "--bundle", str(run / "model.aiecg"), "--cohort",
-                 str(tiny / "data" / "cohort.yaml"), "--out", str(tiny / "eval")]) == 0
-    again = pd.read_csv(tiny / "eval" / "results.csv")
+                 str(synth_cohort / "cohort.yaml"), "--out", str(tmp_path / "eval")]) == 0
+    again = pd.read_csv(tmp_path / "eval" / "results.csv")
     pd.testing.assert_frame_equal(again, results)
     assert load_bundle(run / "model.aiecg").n_meta == 16
 
 
-def test_lvh_target_ecg_only(tiny):
-    assert main(["-q", "train", "--cohort", str(tiny / "data" / "cohort.yaml"), "--target", "LVH", "--excl-meta",
-                 "--epochs", "2", "--out", str(tiny / "runs"), "--name", "lvh"]) == 0
-    results = pd.read_csv(tiny / "runs" / "lvh" / "results.csv")
+def test_lvh_target_ecg_only(lvh_ecg_only_run):
+    # aiecg train --target LVH --excl-meta --epochs 2 --name lvh
+    results = pd.read_csv(lvh_ecg_only_run / "results.csv")
     assert {"lvh_true", "lvh_proba", "lvh_pred"} <= set(results.columns)
     assert results["lvh_proba"].between(0, 1).all()
-    assert load_bundle(tiny / "runs" / "lvh" / "model.aiecg").n_meta == 0
+    assert load_bundle(lvh_ecg_only_run / "model.aiecg").n_meta == 0
 
 
-def test_errors_are_reported_not_raised(tiny, capsys):
-    assert main(["-q", "train", "--cohort", str(tiny / "missing.yaml"), "--out", str(tiny / "runs")]) == 2
+def test_errors_are_reported_not_raised(tmp_path, capsys):
+    assert main(["-q", "train", "--cohort", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "runs")]) == 2
     assert "missing.yaml not found" in capsys.readouterr().err
 
 
-def test_class_rebalancing_of_a_continuous_target_is_refused(tiny, capsys):
-    assert main(["-q", "train", "--cohort", str(tiny / "data" / "cohort.yaml"), "--target", "INDEXED_MASS",
-                 "--sampling", "oversample", "--out", str(tiny / "runs"), "--name", "bad"]) == 2
+def test_class_rebalancing_of_a_continuous_target_is_refused(synth_cohort, tmp_path, capsys):
+    assert main(["-q", "train", "--cohort", str(synth_cohort / "cohort.yaml"), "--target", "INDEXED_MASS",
+                 "--sampling", "oversample", "--out", str(tmp_path / "runs"), "--name", "bad"]) == 2
     assert "target INDEXED_MASS is continuous" in capsys.readouterr().err
 
 
-def test_beat_expansion_adds_training_beats_of_lvh_participants_only(tiny):
+def test_beat_expansion_adds_training_beats_of_lvh_participants_only(synth_cohort, tmp_path):
     from aiecg.data.store import Store
 
-    assert main(["-q", "train", "--cohort", str(tiny / "data" / "cohort.yaml"), "--target", "LVH",
-                 "--beat-expansion", "--epochs", "1", "--out", str(tiny / "runs"), "--name", "beats"]) == 0
-    run = tiny / "runs" / "beats"
+    assert main(["-q", "train", "--cohort", str(synth_cohort / "cohort.yaml"), "--target", "LVH",
+                 "--beat-expansion", "--epochs", "1", "--out", str(tmp_path / "runs"), "--name", "beats"]) == 0
+    run = tmp_path / "runs" / "beats"
     training = load_bundle(run / "model.aiecg").training
     splits = Splits.load(run)
-    cohort = pd.read_parquet(tiny / "data" / "cohort.parquet").astype({"eid": str}).set_index("eid")
-    store = Store.open(tiny / "data" / "store")
+    cohort = pd.read_parquet(synth_cohort / "cohort.parquet").astype({"eid": str}).set_index("eid")
+    store = Store.open(synth_cohort / "store")
     usable = store.usable_ids
     lvh_train = [i for i in splits.train if cohort.loc[i, "lvh"] == 1 and i in usable]
     expected_beats = sum(len(store.beats_of(i, ["I"])) for i in lvh_train)
@@ -108,7 +95,7 @@ def test_beat_expansion_adds_training_beats_of_lvh_participants_only(tiny):
     assert training["n_train_samples"] == len(splits.train) + expected_beats
 
 
-def test_every_run_config_field_is_a_flag_and_lands_in_config_yaml(tiny):
+def test_every_run_config_field_is_a_flag_and_lands_in_config_yaml(synth_cohort, tmp_path):
     import yaml
 
     from aiecg.cli import build_parser
@@ -125,18 +112,18 @@ def test_every_run_config_field_is_a_flag_and_lands_in_config_yaml(tiny):
     for field in dataclasses.fields(FitConfig):
         if field.name != "augment":
             assert f"{DEST_PREFIX}fit__{field.name}" in dests, field.name
-    assert main(["-q", "train", "--cohort", str(tiny / "data" / "cohort.yaml"), "--target", "INDEXED_MASS",
+    assert main(["-q", "train", "--cohort", str(synth_cohort / "cohort.yaml"), "--target", "INDEXED_MASS",
                  "--epochs", "1", "--lr", "0.003", "--batch-size", "8", "--leads", "I,II,V1,V2,V3,V4,V5,V6",
                  "--target-prevalence", "0.02", "--augment-noise-mv", "0.02", "--no-compare",
-                 "--model-kwargs", "conv_dropout=0.2", "--device", "cpu", "--out", str(tiny / "runs"),
+                 "--model-kwargs", "conv_dropout=0.2", "--device", "cpu", "--out", str(tmp_path / "runs"),
                  "--name", "flags"]) == 0
-    saved = yaml.safe_load((tiny / "runs" / "flags" / "config.yaml").read_text())
+    saved = yaml.safe_load((tmp_path / "runs" / "flags" / "config.yaml").read_text())
     assert saved["fit"]["lr"] == 0.003 and saved["fit"]["batch_size"] == 8 and saved["target_prevalence"] == 0.02
     assert saved["fit"]["augment"]["noise_mv"] == 0.02 and saved["model_kwargs"] == {"conv_dropout": 0.2}
-    bundle = load_bundle(tiny / "runs" / "flags" / "model.aiecg")
+    bundle = load_bundle(tmp_path / "runs" / "flags" / "model.aiecg")
     assert bundle.model_kwargs["conv_dropout"] == 0.2 and bundle.model_kwargs["filters"] == [128, 256, 128]
     assert bundle.input_spec["preprocessing"]["filters"]["notch_hz"] == 50.0
-    metrics = json.loads((tiny / "runs" / "flags" / "metrics.json").read_text())
+    metrics = json.loads((tmp_path / "runs" / "flags" / "metrics.json").read_text())
     assert metrics["test"]["prevalence"]["target"] == 0.02
     assert 0 <= metrics["test"]["prevalence"]["ppv_at_target"]["estimate"] <= 1
 
@@ -166,55 +153,53 @@ def test_tune_takes_every_run_config_field_of_the_run_its_trials_start_from(tmp_
     assert main(["-q", "tune", "--trials", "1", "--out", str(tmp_path)]) == 2  # no cohort: one line, exit 2
 
 
-def test_a_store_prepared_with_other_settings_is_refused_with_one_line(tiny, capsys):
-    cohort = str(tiny / "data" / "cohort.yaml")
-    assert main(["-q", "train", "--cohort", cohort, "--target", "INDEXED_MASS", "--epochs", "1", "--no-compare",
-                 "--out", str(tiny / "runs"), "--name", "contract"]) == 0
-    other = tiny / "store_60hz"
+def test_a_store_prepared_with_other_settings_is_refused_with_one_line(synth_cohort, ilvm_run, tmp_path, capsys):
+    cohort = str(synth_cohort / "cohort.yaml")
+    other = tmp_path / "store_60hz"
     assert main(["-q", "prepare", "--cohort", cohort, "--out", str(other), "--mains", "60", "--no-beats",
                  "--workers", "2"]) == 0
     capsys.readouterr()
-    bundle = str(tiny / "runs" / "contract" / "model.aiecg")
+    bundle = str(ilvm_run / "model.aiecg")  # trained on the default store: 50 Hz mains notch
     assert main(["-q", "evaluate", "--bundle", bundle, "--cohort", cohort, "--store", str(other),
-                 "--out", str(tiny / "eval_60")]) == 2
+                 "--out", str(tmp_path / "eval_60")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "filters.notch_hz is 60.0 there, the model was trained with 50.0" in err
-    assert "--notch-hz 50.0" in err and not (tiny / "eval_60" / "results.csv").exists()
+    assert "--notch-hz 50.0" in err and not (tmp_path / "eval_60" / "results.csv").exists()
     assert main(["-q", "finetune", "--bundle", bundle, "--cohort", cohort, "--store", str(other),
-                 "--out", str(tiny / "ft_60")]) == 2
+                 "--out", str(tmp_path / "ft_60")]) == 2
     assert "notch_hz" in capsys.readouterr().err
 
 
-def test_an_lvh_column_coded_1_2_ends_at_once_naming_the_column(tiny, capsys):
+def test_an_lvh_column_coded_1_2_ends_at_once_naming_the_column(synth_cohort, tmp_path, capsys):
     import yaml
 
-    table = pd.read_csv(tiny / "data" / "cohort.csv")
+    table = pd.read_csv(synth_cohort / "cohort.csv")
     table["lvh"] = table["lvh"] + 1
-    table.to_csv(tiny / "data" / "cohort_codes.csv", index=False)
-    mapping = yaml.safe_load((tiny / "data" / "cohort.yaml").read_text())
-    mapping["table"] = "cohort_codes.csv"
-    bad = tiny / "data" / "cohort_codes.yaml"
+    table.to_csv(tmp_path / "cohort_codes.csv", index=False)
+    mapping = yaml.safe_load((synth_cohort / "cohort.yaml").read_text())
+    mapping["table"] = str(tmp_path / "cohort_codes.csv")
+    bad = tmp_path / "cohort_codes.yaml"
     bad.write_text(yaml.safe_dump(mapping))
     capsys.readouterr()
-    assert main(["-q", "train", "--cohort", str(bad), "--store", str(tiny / "data" / "store"),
-                 "--target", "LVH", "--epochs", "1", "--out", str(tiny / "runs"), "--name", "codes"]) == 2
+    assert main(["-q", "train", "--cohort", str(bad), "--store", str(synth_cohort / "store"),
+                 "--target", "LVH", "--epochs", "1", "--out", str(tmp_path / "runs"), "--name", "codes"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "'lvh'" in err and "['1', '2']" in err and "0 = no LVH" in err
-    assert not (tiny / "runs" / "codes" / "model.aiecg").exists()
+    assert not (tmp_path / "runs" / "codes" / "model.aiecg").exists()
 
 
 @pytest.mark.parametrize("target", ["HN", "INDEXED_MASS_VOL"])
-def test_multiclass_and_two_output_targets_through_evaluate(tiny, target):
-    cohort = str(tiny / "data" / "cohort.yaml")
+def test_multiclass_and_two_output_targets_through_evaluate(synth_cohort, tmp_path, target):
+    cohort = str(synth_cohort / "cohort.yaml")
     name = target.lower()
     assert main(["-q", "train", "--cohort", cohort, "--target", target, "--epochs", "1", "--no-compare",
-                 "--out", str(tiny / "runs"), "--name", name]) == 0
-    run = tiny / "runs" / name
+                 "--out", str(tmp_path / "runs"), "--name", name]) == 0
+    run = tmp_path / "runs" / name
     assert main(["-q", "evaluate", "--bundle", str(run / "model.aiecg"), "--cohort", cohort,
-                 "--out", str(tiny / f"eval_{name}")]) == 0
-    results = pd.read_csv(tiny / f"eval_{name}" / "results.csv")
+                 "--out", str(tmp_path / f"eval_{name}")]) == 0
+    results = pd.read_csv(tmp_path / f"eval_{name}" / "results.csv")
     pd.testing.assert_frame_equal(results, pd.read_csv(run / "results.csv"))
-    metrics = json.loads((tiny / f"eval_{name}" / "metrics.json").read_text())["test"]
+    metrics = json.loads((tmp_path / f"eval_{name}" / "metrics.json").read_text())["test"]
     if target == "HN":
         probabilities = results[[c for c in results if c.startswith("hn_proba_")]].to_numpy()
         assert probabilities.shape[1] == 4 and np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
@@ -224,14 +209,12 @@ def test_multiclass_and_two_output_targets_through_evaluate(tiny, target):
         assert np.isfinite(metrics["ilvedv"]["mae"]["estimate"])
 
 
-def test_finetune_takes_device_epochs_seed_and_writes_its_config(tiny):
+def test_finetune_takes_device_epochs_seed_and_writes_its_config(synth_cohort, ilvm_run, tmp_path):
     import yaml
 
-    cohort = str(tiny / "data" / "cohort.yaml")
-    assert main(["-q", "train", "--cohort", cohort, "--target", "INDEXED_MASS", "--epochs", "1", "--no-compare",
-                 "--out", str(tiny / "runs"), "--name", "base"]) == 0
-    out = tiny / "runs" / "tuned"
-    assert main(["-q", "finetune", "--bundle", str(tiny / "runs" / "base" / "model.aiecg"), "--cohort", cohort,
+    cohort = str(synth_cohort / "cohort.yaml")
+    out = tmp_path / "runs" / "tuned"
+    assert main(["-q", "finetune", "--bundle", str(ilvm_run / "model.aiecg"), "--cohort", cohort,
                  "--out", str(out), "--epochs", "1", "--stages", "2", "--seed", "5", "--device", "cpu",
                  "--head-lr", "0.001"]) == 0
     saved = yaml.safe_load((out / "config.yaml").read_text())

@@ -12,7 +12,6 @@ import pytest
 import torch
 import yaml
 
-from aiecg.cli import main as aiecg
 from aiecg.threads import cpu_budget
 from tests.conftest import kill_tree
 
@@ -36,40 +35,50 @@ def _torchrun(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(command, process.returncode, output)
 
 
-def test_one_epoch_on_two_ranks_sees_every_sample_once_and_ends_with_identical_weights(tmp_path):
-    n_train = 83  # 5 global batches of 16, then 3 rows: too few for batch norm on 2 ranks, so they join the 5th
-    _torchrun(str(ROOT / "tests" / "integration" / "ddp_fit_worker.py"), str(tmp_path), str(n_train))
-    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
-    assert len(rank0["seen"]) + len(rank1["seen"]) == n_train
-    assert not set(rank0["seen"]) & set(rank1["seen"])
-    np.testing.assert_array_equal(np.sort(np.concatenate([rank0["seen"], rank1["seen"]])), np.arange(n_train))
-    assert len(rank0["seen"]) == 42 and len(rank1["seen"]) == 41
+WORKER = str(ROOT / "tests" / "integration" / "ddp_fit_worker.py")
+N_TRAIN = 83  # 5 global batches of 16, then 3 rows: too few for batch norm on 2 ranks, so they join the 5th
+
+
+@pytest.fixture(scope="module")
+def two_epochs(tmp_path_factory) -> Path:
+    """Two epochs of ``ddp_fit_worker.py`` on 2 ranks (N_TRAIN rows): ``rank{0,1}.pt``, ``run/`` and ``epoch1/``
+    (the run folder as it stood after epoch 1). Read-only: the resume test continues a copy of ``epoch1/``."""
+    out = tmp_path_factory.mktemp("ddp")
+    _torchrun(WORKER, str(out), str(N_TRAIN), "2")
+    return out
+
+
+def test_one_epoch_on_two_ranks_sees_every_sample_once_and_ends_with_identical_weights(two_epochs):
+    rank0, rank1 = (torch.load(two_epochs / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    first0, first1 = rank0["seen_epoch1"], rank1["seen_epoch1"]
+    assert len(first0) + len(first1) == N_TRAIN
+    assert not set(first0) & set(first1)
+    np.testing.assert_array_equal(np.sort(np.concatenate([first0, first1])), np.arange(N_TRAIN))
+    assert len(first0) == 42 and len(first1) == 41
+    assert len(rank0["seen"]) + len(rank1["seen"]) == 2 * N_TRAIN  # the second epoch: every row once again
     assert rank0["state"].keys() == rank1["state"].keys()
     for key in rank0["state"]:
         assert torch.equal(rank0["state"][key], rank1["state"][key]), key
     assert rank0["val_loss"] == rank1["val_loss"] and rank0["train_loss"] == rank1["train_loss"]
     assert np.isfinite(rank0["val_loss"])
-    # only rank 0 wrote the run's files: one epoch row, one checkpoint
-    assert (tmp_path / "run" / "epochs.csv").read_text().count("\n") == 2
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoint.pt", "epochs.csv"]
+    # only rank 0 wrote the run's files: one epoch row and one checkpoint after epoch 1, two rows at the end
+    assert (two_epochs / "epoch1" / "epochs.csv").read_text().count("\n") == 2
+    assert sorted(p.name for p in (two_epochs / "epoch1").iterdir()) == ["checkpoint.pt", "epochs.csv"]
+    assert sorted(p.name for p in (two_epochs / "run").iterdir()) == ["checkpoint.pt", "epochs.csv"]
 
 
-def test_a_resumed_two_rank_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path):
-    worker = str(ROOT / "tests" / "integration" / "ddp_fit_worker.py")
-    _torchrun(worker, str(tmp_path / "whole"), "64", "2")
-    _torchrun(worker, str(tmp_path / "cut"), "64", "1")  # stops after epoch 1, as if killed there
-    _torchrun(worker, str(tmp_path / "cut"), "64", "2", "resume")
-    whole, resumed = (torch.load(tmp_path / run / "rank1.pt", weights_only=False)["state"] for run in ("whole", "cut"))
+def test_a_resumed_two_rank_run_ends_with_the_weights_of_an_uninterrupted_one(two_epochs, tmp_path):
+    shutil.copytree(two_epochs / "epoch1", tmp_path / "cut" / "run")  # stopped after epoch 1, as if killed there
+    _torchrun(WORKER, str(tmp_path / "cut"), str(N_TRAIN), "2", "resume")
+    whole, resumed = (torch.load(run / "rank1.pt", weights_only=False)["state"]
+                      for run in (two_epochs, tmp_path / "cut"))
     for key in whole:
         assert torch.equal(whole[key], resumed[key]), key
     assert (tmp_path / "cut" / "run" / "epochs.csv").read_text().count("\n") == 3
 
 
-def test_torchrun_aiecg_train_writes_one_run(tmp_path):
-    data = tmp_path / "data"
-    assert aiecg(["-q", "synth", "--out", str(data), "--n", "40", "--seed", "5", "--workers", "2"]) == 0
-    assert aiecg(["-q", "prepare", "--cohort", str(data / "cohort.yaml"), "--workers", "2"]) == 0
-    result = _torchrun("-m", "aiecg.cli", "-q", "train", "--cohort", str(data / "cohort.yaml"), "--epochs", "2",
+def test_torchrun_aiecg_train_writes_one_run(synth_cohort, tmp_path):
+    result = _torchrun("-m", "aiecg.cli", "-q", "train", "--cohort", str(synth_cohort / "cohort.yaml"), "--epochs", "2",
                        "--out", str(tmp_path / "runs"), "--name", "ddp", "--device", "cpu")
     run = tmp_path / "runs" / "ddp"
     assert (run / "model.aiecg").exists() and (run / "metrics.json").exists()

@@ -1,4 +1,5 @@
-"""``aiecg predict`` end to end on a tiny synthetic cohort (60 participants, 2 epochs) and the real files."""
+"""``aiecg predict`` end to end on the session's synthetic cohort and its two trained runs (tests/conftest.py:
+60 participants, 2 epochs; shared, so every output goes to tmp_path) and on the real files."""
 
 import shutil
 
@@ -18,30 +19,16 @@ pytestmark = pytest.mark.integration
 SHARED_COLUMNS = ["is_m", "ilvm_pred", "lvh_pred_cutoff", "lvh_proba_lr", "lvh_proba_prioradj_lr"]
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("predict")
-    data = root / "data"
-    assert main(["-q", "synth", "--out", str(data), "--n", "60", "--lvh-prevalence", "0.25", "--seed", "3",
-                 "--workers", "2"]) == 0
-    assert main(["-q", "prepare", "--cohort", str(data / "cohort.yaml"), "--workers", "2", "--no-beats"]) == 0
-    assert main(["-q", "train", "--cohort", str(data / "cohort.yaml"), "--target", "INDEXED_MASS", "--epochs", "2",
-                 "--out", str(root / "runs"), "--name", "fcn"]) == 0
-    assert main(["-q", "train", "--cohort", str(data / "cohort.yaml"), "--target", "LVH", "--excl-meta",
-                 "--epochs", "1", "--out", str(root / "runs"), "--name", "ecg_only"]) == 0
-    return root
+def _test_files(synth_cohort, ilvm_run) -> tuple[pd.DataFrame, list[str]]:
+    results = pd.read_csv(ilvm_run / "results.csv")
+    return results, [str(synth_cohort / "ecg" / f"{eid}_20205_2_0.xml") for eid in results["eid"]]
 
 
-def _test_files(tiny) -> tuple[pd.DataFrame, list[str]]:
-    results = pd.read_csv(tiny / "runs" / "fcn" / "results.csv")
-    return results, [str(tiny / "data" / "ecg" / f"{eid}_20205_2_0.xml") for eid in results["eid"]]
-
-
-def test_predict_from_xml_equals_evaluate(tiny, capsys):
-    results, files = _test_files(tiny)
-    out = tiny / "pred.csv"
-    assert main(["-q", "predict", "--bundle", str(tiny / "runs" / "fcn" / "model.aiecg"), *files, "--out", str(out),
-                 "--clinical", str(tiny / "data" / "cohort.csv"), "--id-column", "eid", "--workers", "1"]) == 0
+def test_predict_from_xml_equals_evaluate(synth_cohort, ilvm_run, tmp_path, capsys):
+    results, files = _test_files(synth_cohort, ilvm_run)
+    out = tmp_path / "pred.csv"
+    assert main(["-q", "predict", "--bundle", str(ilvm_run / "model.aiecg"), *files, "--out", str(out),
+                 "--clinical", str(synth_cohort / "cohort.csv"), "--id-column", "eid", "--workers", "1"]) == 0
     capsys.readouterr()
     table = pd.read_csv(out)
     assert len(table) == len(results) and (table["status"] == "ok").all() and (table["qc"] == "pass").all()
@@ -54,7 +41,7 @@ def test_predict_from_xml_equals_evaluate(tiny, capsys):
                                    err_msg=column)
     # the 90% split-conformal interval (Mondrian by sex) holds the prediction, with each sex's half-width the
     # order statistic of that sex's validation residuals saved in the bundle
-    conformal = load_bundle(tiny / "runs" / "fcn" / "model.aiecg").thresholds["conformal"]
+    conformal = load_bundle(ilvm_run / "model.aiecg").thresholds["conformal"]
     assert "Mondrian" in conformal["method"]
 
     def half_width(scores):
@@ -68,12 +55,12 @@ def test_predict_from_xml_equals_evaluate(tiny, capsys):
     assert (table["interval"] == 0.9).all()
 
 
-def test_onnx_engine_gives_the_same_rows(tiny):
-    _, files = _test_files(tiny)
-    bundle = tiny / "runs" / "fcn" / "model.aiecg"
-    onnx = tiny / "fcn.onnx"
+def test_onnx_engine_gives_the_same_rows(synth_cohort, ilvm_run, lvh_ecg_only_run, tmp_path):
+    _, files = _test_files(synth_cohort, ilvm_run)
+    bundle = ilvm_run / "model.aiecg"
+    onnx = tmp_path / "fcn.onnx"
     assert main(["-q", "export", "--bundle", str(bundle), "--onnx", str(onnx)]) == 0
-    kwargs = {"clinical": tiny / "data" / "cohort.csv", "id_column": "eid"}
+    kwargs = {"clinical": synth_cohort / "cohort.csv", "id_column": "eid"}
     torch_rows = predict_files(bundle, files[:6], **kwargs)
     onnx_rows = predict_files(bundle, files[:6], engine="onnx", onnx_path=onnx, **kwargs)
     assert list(torch_rows.columns) == list(onnx_rows.columns)
@@ -81,17 +68,17 @@ def test_onnx_engine_gives_the_same_rows(tiny):
     np.testing.assert_allclose(torch_rows["ilvm_pred"], onnx_rows["ilvm_pred"], atol=1e-4)
     np.testing.assert_allclose(torch_rows["lvh_proba_lr"], onnx_rows["lvh_proba_lr"], atol=1e-5)
     # an export of another bundle (ECG-only, so no clinical input) is refused, not run
-    other = tiny / "ecg_only.onnx"
-    assert main(["-q", "export", "--bundle", str(tiny / "runs" / "ecg_only" / "model.aiecg"), "--onnx",
+    other = tmp_path / "ecg_only.onnx"
+    assert main(["-q", "export", "--bundle", str(lvh_ecg_only_run / "model.aiecg"), "--onnx",
                  str(other)]) == 0
     with pytest.raises(BundleError, match="is the export of another model"):
         predict_files(bundle, files[:1], engine="onnx", onnx_path=other, **kwargs)
 
 
-def test_missing_clinical_values_are_imputed_by_the_encoder_and_counted(tiny, tmp_path):
-    _, files = _test_files(tiny)
-    bundle = load_bundle(tiny / "runs" / "fcn" / "model.aiecg")
-    table = pd.read_csv(tiny / "data" / "cohort.csv")
+def test_missing_clinical_values_are_imputed_by_the_encoder_and_counted(synth_cohort, ilvm_run, tmp_path):
+    _, files = _test_files(synth_cohort, ilvm_run)
+    bundle = load_bundle(ilvm_run / "model.aiecg")
+    table = pd.read_csv(synth_cohort / "cohort.csv")
     eids = [int(f.split("/")[-1].split("_")[0]) for f in files[:4]]
     holes = table.copy()
     holes.loc[holes["eid"] == eids[0], ["sbp", "smoking"]] = np.nan
@@ -109,15 +96,15 @@ def test_missing_clinical_values_are_imputed_by_the_encoder_and_counted(tiny, tm
     assert f"no row for id {files[1].split('/')[-1][:-4]}" in rows.loc[1, "reason"]
     assert np.isnan(rows.loc[1, "ilvm_pred"])
     table.drop(columns=["sbp"]).to_csv(tmp_path / "no_sbp.csv", index=False)
-    assert main(["-q", "predict", "--bundle", str(tiny / "runs" / "fcn" / "model.aiecg"), files[0], "--out",
+    assert main(["-q", "predict", "--bundle", str(ilvm_run / "model.aiecg"), files[0], "--out",
                  str(tmp_path / "p.csv"), "--clinical", str(tmp_path / "no_sbp.csv"), "--id-column", "eid"]) == 2
     assert not (tmp_path / "p.csv").exists()
 
 
-def test_every_real_format_file_gives_one_row(tiny, shared_data, tmp_path):
+def test_every_real_format_file_gives_one_row(lvh_ecg_only_run, shared_data, tmp_path):
     formats = shared_data / "formats"
     out = tmp_path / "real.parquet"
-    assert main(["-q", "predict", "--bundle", str(tiny / "runs" / "ecg_only" / "model.aiecg"), str(formats),
+    assert main(["-q", "predict", "--bundle", str(lvh_ecg_only_run / "model.aiecg"), str(formats),
                  "--out", str(out), "--workers", "2"]) == 0
     table = pd.read_parquet(out)
     expected = sorted(p.name for p in formats.rglob("*") if p.is_file() and p.suffix.lower() in
@@ -131,9 +118,9 @@ def test_every_real_format_file_gives_one_row(tiny, shared_data, tmp_path):
     assert set(good["sex_source"]) <= {"ecg", ""}
 
 
-def test_corrupt_files_in_a_folder_are_error_rows(tiny, tmp_path):
+def test_corrupt_files_in_a_folder_are_error_rows(synth_cohort, lvh_ecg_only_run, tmp_path):
     folder = tmp_path / "archive"
-    sources = sorted((tiny / "data" / "ecg").glob("*.xml"))
+    sources = sorted((synth_cohort / "ecg").glob("*.xml"))
     for copy in range(5):  # 300 good files in sub-folders, then 3 bad ones: 1% corrupt
         (folder / f"batch{copy}").mkdir(parents=True)
         for source in sources:
@@ -144,7 +131,7 @@ def test_corrupt_files_in_a_folder_are_error_rows(tiny, tmp_path):
     wrong = text[:strip] + text[strip:].replace("<ChannelSampleCountTotal>5000<", "<ChannelSampleCountTotal>4990<", 1)
     (folder / "wrong_count.xml").write_text(wrong, encoding="iso-8859-1")
     (folder / "empty.xml").write_bytes(b"")
-    table = predict_files(tiny / "runs" / "ecg_only" / "model.aiecg", [folder], workers=2)
+    table = predict_files(lvh_ecg_only_run / "model.aiecg", [folder], workers=2)
     assert len(table) == 303
     errors = table.set_index(table["file"].map(lambda f: f.split("/")[-1]))
     for name in ("truncated.xml", "wrong_count.xml", "empty.xml"):
@@ -152,7 +139,7 @@ def test_corrupt_files_in_a_folder_are_error_rows(tiny, tmp_path):
         assert np.isnan(errors.loc[name, "lvh_proba"])
     assert "4990" in errors.loc["wrong_count.xml", "reason"]
     good = table[~table["file"].str.contains("truncated|wrong_count|empty")]
-    reference = pd.read_parquet(tiny / "data" / "store" / "index.parquet")
+    reference = pd.read_parquet(synth_cohort / "store" / "index.parquet")
     assert (good["status"] == "ok").sum() == 5 * (reference["status"] == "ok").sum()
     assert good.loc[good["status"] == "ok", "lvh_proba"].between(0, 1).all()
     # the same ECG in five sub-folders gets the same prediction
@@ -160,14 +147,14 @@ def test_corrupt_files_in_a_folder_are_error_rows(tiny, tmp_path):
     assert (good.groupby("name")["lvh_proba"].nunique(dropna=False) == 1).all()
 
 
-def test_recordings_the_bundle_cannot_serve_are_error_rows(tiny, shared_data, tmp_path):
-    ecg = read_ecg(sorted((tiny / "data" / "ecg").glob("*.xml"))[0])
+def test_recordings_the_bundle_cannot_serve_are_error_rows(synth_cohort, lvh_ecg_only_run, shared_data, tmp_path):
+    ecg = read_ecg(sorted((synth_cohort / "ecg").glob("*.xml"))[0])
     no_limb = write_wfdb(tmp_path / "precordial", type(ecg).from_array(ecg.select(["V1", "V2", "V3", "V4", "V5",
                                                                                      "V6"]),
                                                                           ["V1", "V2", "V3", "V4", "V5", "V6"], 500))
     short = write_wfdb(tmp_path / "short", type(ecg).from_array(ecg.signal[:, :1000], ecg.leads, 500))
     low_rate = shared_data / "ptbxl" / "records100" / "00841_lr.hea"
-    table = predict_files(tiny / "runs" / "ecg_only" / "model.aiecg", [no_limb, short, low_rate])
+    table = predict_files(lvh_ecg_only_run / "model.aiecg", [no_limb, short, low_rate])
     assert table["status"].tolist() == ["unsupported"] * 3
     assert "lead(s) I, II, III, aVR, aVL, aVF missing" in table.loc[0, "reason"]
     assert "2.00 s long" in table.loc[1, "reason"] and ">= 4.5 s" in table.loc[1, "reason"]
@@ -175,18 +162,19 @@ def test_recordings_the_bundle_cannot_serve_are_error_rows(tiny, shared_data, tm
     assert table["lvh_proba"].isna().all()
 
 
-def test_cohort_yaml_input_uses_its_own_clinical_mapping(tiny):
-    results, _ = _test_files(tiny)
-    table = predict_files(tiny / "runs" / "fcn" / "model.aiecg", [tiny / "data" / "cohort.yaml"])
+def test_cohort_yaml_input_uses_its_own_clinical_mapping(synth_cohort, ilvm_run):
+    results, _ = _test_files(synth_cohort, ilvm_run)
+    table = predict_files(ilvm_run / "model.aiecg", [synth_cohort / "cohort.yaml"])
     assert len(table) == 60
     table = table.set_index(table["record_id"].astype(int))
     ok = results.set_index("eid")
     np.testing.assert_allclose(table.loc[ok.index, "ilvm_pred"], ok["ilvm_pred"], rtol=1e-5)
-    index = pd.read_parquet(tiny / "data" / "store" / "index.parquet").set_index("id")
+    index = pd.read_parquet(synth_cohort / "store" / "index.parquet").set_index("id")
     assert (table["status"] == index.loc[table.index.astype(str), "status"].to_numpy()).all()
 
 
-def test_a_file_that_crashes_its_reader_is_one_row_and_every_other_file_is_kept(tiny, tmp_path):
+def test_a_file_that_crashes_its_reader_is_one_row_and_every_other_file_is_kept(synth_cohort, lvh_ecg_only_run,
+                                                                                 tmp_path):
     """A real segfault in the reader (a test-only reader registered here; workers are forked, so they see it)."""
     import os
     import signal
@@ -203,10 +191,10 @@ def test_a_file_that_crashes_its_reader_is_one_row_and_every_other_file_is_kept(
     try:
         folder = tmp_path / "mixed"
         folder.mkdir()
-        for source in sorted((tiny / "data" / "ecg").glob("*.xml"))[:6]:
+        for source in sorted((synth_cohort / "ecg").glob("*.xml"))[:6]:
             shutil.copy(source, folder / source.name)
         (folder / "0crash.bad").write_bytes(mark)
-        table = predict_files(tiny / "runs" / "ecg_only" / "model.aiecg", [folder], workers=1)
+        table = predict_files(lvh_ecg_only_run / "model.aiecg", [folder], workers=1)
     finally:
         registry._READERS.pop("segv-test")
     rows = table.set_index(table["file"].map(lambda f: f.split("/")[-1]))
@@ -216,13 +204,13 @@ def test_a_file_that_crashes_its_reader_is_one_row_and_every_other_file_is_kept(
     assert others["status"].isin(["ok", "qc_fail"]).all() and (others["status"] == "ok").sum() >= 5
 
 
-def test_evaluating_participants_the_cohort_cannot_serve_names_them(tiny):
+def test_evaluating_participants_the_cohort_cannot_serve_names_them(synth_cohort, ilvm_run, tmp_path):
     from aiecg.errors import CohortError
     from aiecg.workflows.evaluate import evaluate_bundle
 
-    results, _ = _test_files(tiny)
+    results, _ = _test_files(synth_cohort, ilvm_run)
     ids = np.append(results["eid"].astype(str).to_numpy(), "999999")
     with pytest.raises(CohortError, match="1 of the .* requested participants are not usable.*999999"):
-        evaluate_bundle(tiny / "runs" / "fcn" / "model.aiecg", tiny / "data" / "cohort.yaml", None,
-                        tiny / "eval_ids", ids=ids, compare=False, n_resamples=50)
-    assert not (tiny / "eval_ids" / "results.csv").exists()
+        evaluate_bundle(ilvm_run / "model.aiecg", synth_cohort / "cohort.yaml", None,
+                        tmp_path / "eval_ids", ids=ids, compare=False, n_resamples=50)
+    assert not (tmp_path / "eval_ids" / "results.csv").exists()

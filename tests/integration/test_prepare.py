@@ -39,8 +39,11 @@ def cohort(tmp_path_factory):
 
 
 def _prepare(cohort_yaml, out, *extra):
-    return [sys.executable, "-m", "aiecg.cli", "-q", "prepare", "--cohort", str(cohort_yaml), "--out", str(out),
-            "--chunk-size", "4", *extra]
+    return [sys.executable, "-m", "aiecg.cli", *_prepare_args(cohort_yaml, out, *extra)]
+
+
+def _prepare_args(cohort_yaml, out, *extra):
+    return ["-q", "prepare", "--cohort", str(cohort_yaml), "--out", str(out), "--chunk-size", "4", *extra]
 
 
 def _temp_files(store):
@@ -74,7 +77,7 @@ def test_bad_files_are_reported_and_kept_in_the_index(cohort, tmp_path):
 
 def test_killed_prepare_resumes_to_an_identical_store(cohort, tmp_path):
     cohort_yaml, _ = cohort
-    subprocess.run(_prepare(cohort_yaml, tmp_path / "whole"), check=True, capture_output=True)
+    assert aiecg(_prepare_args(cohort_yaml, tmp_path / "whole")) == 0  # the reference, in process
     process = subprocess.Popen(_prepare(cohort_yaml, tmp_path / "killed", "--workers", "2"),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     parts = tmp_path / "killed" / "parts"
@@ -82,34 +85,37 @@ def test_killed_prepare_resumes_to_an_identical_store(cohort, tmp_path):
     assert len(workers) == 2
     assert not survivors(workers), "pool workers outlived their SIGKILLed prepare"
     assert not (tmp_path / "killed" / "median.npy").exists()
-    subprocess.run(_prepare(cohort_yaml, tmp_path / "killed"), check=True, capture_output=True)
+    assert aiecg(_prepare_args(cohort_yaml, tmp_path / "killed")) == 0  # resumed in process
     for name in STORE_FILES:
         assert (tmp_path / "whole" / name).read_bytes() == (tmp_path / "killed" / name).read_bytes(), name
     assert _temp_files(tmp_path / "killed") == []
 
 
-def test_resume_removes_what_a_kill_during_the_merge_left_and_a_finished_store_is_left_alone(cohort, tmp_path):
+def test_resume_removes_what_a_kill_during_the_merge_left_and_a_finished_store_is_left_alone(cohort, tmp_path,
+                                                                                              capsys, caplog):
     cohort_yaml, _ = cohort
     store = tmp_path / "s"
-    subprocess.run(_prepare(cohort_yaml, store), check=True, capture_output=True)
+    assert aiecg(_prepare_args(cohort_yaml, store)) == 0
     whole = {name: (store / name).read_bytes() for name in STORE_FILES}
     # a run killed while merging: median.npy written, beats.npy half written, index.parquet not yet
     (store / "index.parquet").unlink()
     (store / ".beats.npy.4242.tmp").write_bytes(whole["beats.npy"][: len(whole["beats.npy"]) // 2])
     (store / "parts" / ".part-000002.npz.4243.tmp").write_bytes(b"half a part")
     assert _temp_files(store) == [".beats.npy.4242.tmp", ".part-000002.npz.4243.tmp"]
-    subprocess.run(_prepare(cohort_yaml, store), check=True, capture_output=True)
+    assert aiecg(_prepare_args(cohort_yaml, store)) == 0
     assert _temp_files(store) == []
     assert {name: (store / name).read_bytes() for name in STORE_FILES} == whole
 
     written = {p: p.stat().st_mtime_ns for p in store.rglob("*") if p.is_file() and p.name != ".lock"}
-    done = subprocess.run(_prepare(cohort_yaml, store), check=True, capture_output=True, text=True)
-    assert json.loads(done.stdout)["note"] == "already complete; nothing to do"
-    assert "already complete (48 records); nothing to do" in done.stderr
+    capsys.readouterr()
+    with caplog.at_level("INFO", logger="aiecg"):
+        assert aiecg(_prepare_args(cohort_yaml, store)) == 0
+    assert json.loads(capsys.readouterr().out)["note"] == "already complete; nothing to do"
+    assert "already complete (48 records); nothing to do" in caplog.text
     assert {p: p.stat().st_mtime_ns for p in store.rglob("*") if p.is_file() and p.name != ".lock"} == written
 
 
-def test_a_second_concurrent_prepare_refuses_and_the_store_stays_correct(cardiosoft_xml, tmp_path):
+def test_a_second_concurrent_prepare_refuses_and_the_store_stays_correct(cardiosoft_xml, tmp_path, capsys):
     cohort_yaml = _small_cohort(tmp_path, cardiosoft_xml, [])
     table = pd.read_csv(tmp_path / "cohort.csv", dtype=str)
     pd.concat([table, pd.DataFrame({"eid": ["020"], "ecg_file": ["ecg/fifo"], "sex": ["1"]})]).to_csv(
@@ -123,10 +129,10 @@ def test_a_second_concurrent_prepare_refuses_and_the_store_stays_correct(cardios
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not (lock.exists() and lock.read_text()):
             time.sleep(0.01)
-        second = subprocess.run(_prepare(cohort_yaml, store, "--workers", "1"), capture_output=True, text=True)
+        capsys.readouterr()
+        assert aiecg(_prepare_args(cohort_yaml, store, "--workers", "1")) == 2  # the second run, in process
         assert first.poll() is None
-        assert second.returncode == 2
-        assert second.stderr.strip().splitlines() == [
+        assert capsys.readouterr().err.strip().splitlines() == [
             f"aiecg prepare: error: store {store} is being written by another aiecg prepare (pid {first.pid} on host "
             f"{os.uname().nodename}, started {json.loads(lock.read_text())['started']}); wait for it to finish or "
             "stop it, then run again"]

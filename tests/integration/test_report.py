@@ -26,20 +26,15 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def reported(tmp_path_factory):
-    """synth (60) -> prepare -> train (1 epoch) -> explain (6 participants) -> report."""
+def reported(synth_cohort, ilvm_run, tmp_path_factory):
+    """explain (6 participants) and report on the session's trained run (tests/conftest.py: synth 60 -> prepare ->
+    train 2 epochs); the folder holding ``explain/`` and ``report/``."""
     pytest.importorskip("captum")
     root = tmp_path_factory.mktemp("report")
-    data = root / "data"
-    assert main(["-q", "synth", "--out", str(data), "--n", "60", "--lvh-prevalence", "0.3", "--seed", "4",
-                 "--workers", "2"]) == 0
-    assert main(["-q", "prepare", "--cohort", str(data / "cohort.yaml"), "--workers", "2", "--no-beats"]) == 0
-    assert main(["-q", "train", "--cohort", str(data / "cohort.yaml"), "--target", "INDEXED_MASS", "--epochs", "1",
-                 "--out", str(root / "runs"), "--name", "fcn"]) == 0
-    assert main(["-q", "explain", "--bundle", str(root / "runs" / "fcn" / "model.aiecg"), "--cohort",
-                 str(data / "cohort.yaml"), "--out", str(root / "explain"), "--max-participants", "6",
+    assert main(["-q", "explain", "--bundle", str(ilvm_run / "model.aiecg"), "--cohort",
+                 str(synth_cohort / "cohort.yaml"), "--out", str(root / "explain"), "--max-participants", "6",
                  "--steps", "8", "--no-figures"]) == 0
-    assert main(["-q", "report", str(root / "runs" / "fcn"), str(root / "explain"), "--out", str(root / "report")]) == 0
+    assert main(["-q", "report", str(ilvm_run), str(root / "explain"), "--out", str(root / "report")]) == 0
     return root
 
 
@@ -81,8 +76,8 @@ def test_every_reference_is_a_local_file_that_decodes(reported):
         assert (out / image).with_suffix(".svg").is_file()
 
 
-def test_tables_hold_the_runs_numbers(reported):
-    run = reported / "runs" / "fcn"
+def test_tables_hold_the_runs_numbers(reported, ilvm_run, synth_cohort):
+    run = ilvm_run
     tables = reported / "report" / "tables"
     flow = pd.read_csv(next(tables.glob("flow_*.csv")))
     counts = dict(zip(flow["step"].fillna(""), flow["participants"]))
@@ -94,7 +89,7 @@ def test_tables_hold_the_runs_numbers(reported):
     assert counts["excluded by the cohort checks"] + counts["excluded: ECG missing or failed QC"] == excluded
 
     # the characteristics' Welch p-value for age is scipy's on the run's participants
-    cohort = pd.read_parquet(reported / "data" / "cohort.parquet").astype({"eid": str}).set_index("eid")
+    cohort = pd.read_parquet(synth_cohort / "cohort.parquet").astype({"eid": str}).set_index("eid")
     used = cohort.loc[[i for v in splits.values() for i in v]]
     expected = stats.ttest_ind(used.loc[used["lvh"] == 1, "age"], used.loc[used["lvh"] == 0, "age"],
                                equal_var=False).pvalue
@@ -127,10 +122,10 @@ def test_report_of_a_folder_without_results_is_one_clear_error(tmp_path, capsys)
     assert "holds no metrics.json" in capsys.readouterr().err
 
 
-def test_the_report_code_never_imports_the_training_code(reported):
+def test_the_report_code_never_imports_the_training_code(ilvm_run):
     code = ("import sys; import aiecg.workflows.report, aiecg.report.html; "
             "from aiecg.report import figures, runs, tables; "
-            f"run = runs.load_run({str(reported / 'runs' / 'fcn')!r}); tables.model_card(run); "
+            f"run = runs.load_run({str(ilvm_run)!r}); tables.model_card(run); "
             "assert figures.criteria_scores(run); "
             "bad = sorted(m for m in sys.modules if m.startswith('aiecg.train')); print(bad); "
             "sys.exit(1 if bad else 0)")
@@ -247,12 +242,12 @@ def test_page_renders_in_headless_chromium(reported, tmp_path):
     assert not errors, errors
 
 
-def test_panels_that_need_missing_files_are_skipped_with_a_note(reported, tmp_path):
+def test_panels_that_need_missing_files_are_skipped_with_a_note(ilvm_run, tmp_path):
     from aiecg.report import figures
     from aiecg.report.runs import load_run
 
     copy = tmp_path / "run"
-    shutil.copytree(reported / "runs" / "fcn", copy)
+    shutil.copytree(ilvm_run, copy)
     for name in ("epochs.csv", "comparison.csv", "model.aiecg"):
         (copy / name).unlink()
     metrics = json.loads((copy / "metrics.json").read_text())

@@ -14,17 +14,18 @@ from tests.conftest import kill_when
 pytestmark = pytest.mark.integration
 
 
+def _train_args(cohort: Path, out: Path, name: str, *extra: str) -> list[str]:
+    return ["-q", "train", "--cohort", str(cohort), "--out", str(out), "--name", name, "--epochs", "6", "--seed", "3",
+            "--augment", *extra]
+
+
 def _train(cohort: Path, out: Path, name: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "aiecg.cli", "-q", "train", "--cohort", str(cohort), "--out", str(out),
-            "--name", name, "--epochs", "6", "--seed", "3", "--augment", *extra]
+    return [sys.executable, "-m", "aiecg.cli", *_train_args(cohort, out, name, *extra)]
 
 
-def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
-    data = tmp_path / "data"
-    assert aiecg(["-q", "synth", "--out", str(data), "--n", "120", "--seed", "9", "--workers", "2"]) == 0
-    assert aiecg(["-q", "prepare", "--cohort", str(data / "cohort.yaml"), "--workers", "2"]) == 0
-    cohort, runs = data / "cohort.yaml", tmp_path / "runs"
-    subprocess.run(_train(cohort, runs, "whole"), check=True, capture_output=True)
+def test_killed_and_resumed_run_equals_uninterrupted(synth_cohort, tmp_path):
+    cohort, runs = synth_cohort / "cohort.yaml", tmp_path / "runs"  # the session's cohort (tests/conftest.py)
+    assert aiecg(_train_args(cohort, runs, "whole")) == 0  # uninterrupted, in process
 
     process = subprocess.Popen(_train(cohort, runs, "killed"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     epochs = runs / "killed" / "epochs.csv"

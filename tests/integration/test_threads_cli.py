@@ -18,12 +18,10 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def cohort(tmp_path_factory):
-    data = tmp_path_factory.mktemp("threads") / "data"
-    assert main(["-q", "synth", "--out", str(data), "--n", "40", "--seed", "8", "--workers", "2"]) == 0
-    assert main(["-q", "prepare", "--cohort", str(data / "cohort.yaml"), "--workers", "2", "--no-beats"]) == 0
-    return data / "cohort.yaml"
+@pytest.fixture
+def cohort(synth_cohort) -> Path:
+    """The session's prepared synthetic cohort (tests/conftest.py); runs write under tmp_path."""
+    return synth_cohort / "cohort.yaml"
 
 
 def _train_args(cohort: Path, out: Path, name: str) -> list[str]:

@@ -1,4 +1,5 @@
-"""The reference README's five example commands, run as written through train.py on tiny synthetic cohorts."""
+"""The reference README's five example commands, run as written through train.py on tiny synthetic cohorts: the
+session's cohort (tests/conftest.py) as UK Biobank and a shifted one as SHIP."""
 
 import json
 
@@ -13,19 +14,18 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def cohorts(tmp_path_factory):
-    root = tmp_path_factory.mktemp("trainpy")
-    for name, extra in (("ukb", []), ("ship", ["--shift", "--seed", "5"])):
-        assert aiecg(["-q", "synth", "--out", str(root / name), "--n", "60", "--lvh-prevalence", "0.3",
-                      "--workers", "2", *extra]) == 0
-        assert aiecg(["-q", "prepare", "--cohort", str(root / name / "cohort.yaml"), "--workers", "2"]) == 0
-    return root
+def ship(tmp_path_factory):
+    """An external cohort: another device and population (``--shift``), 60 participants, prepared."""
+    data = tmp_path_factory.mktemp("trainpy") / "ship"
+    assert aiecg(["-q", "synth", "--out", str(data), "--n", "60", "--lvh-prevalence", "0.3", "--workers", "2",
+                  "--shift", "--seed", "5"]) == 0
+    assert aiecg(["-q", "prepare", "--cohort", str(data / "cohort.yaml"), "--workers", "2"]) == 0
+    return data
 
 
-def test_reference_examples_run_as_written(cohorts, tmp_path, monkeypatch, capsys):
+def test_reference_examples_run_as_written(synth_cohort, ship, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    data = ["--data", str(cohorts / "ukb" / "cohort.yaml"), "--ext_data", str(cohorts / "ship" / "cohort.yaml"),
-            "--epochs", "1"]
+    data = ["--data", str(synth_cohort / "cohort.yaml"), "--ext_data", str(ship / "cohort.yaml"), "--epochs", "1"]
     examples = [
         '--verbose --save UKB_iLVM --target INDEXED_MASS --train --recalib',
         '--verbose --save UKB_LVH_ecgonly --target LVH --train --excl_meta',
@@ -46,7 +46,7 @@ def test_reference_examples_run_as_written(cohorts, tmp_path, monkeypatch, capsy
     assert load_bundle("UKB_iLVM.SHIP.aiecg").training["finetuned_from"] == "UKB_iLVM.aiecg"
 
 
-def test_flags_that_conflict_or_are_missing_fail_clearly(cohorts, tmp_path, monkeypatch, capsys):
+def test_flags_that_conflict_or_are_missing_fail_clearly(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit):
         train_py.main(["--target", "LVH"])

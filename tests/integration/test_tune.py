@@ -25,13 +25,10 @@ ROOT = Path(__file__).resolve().parents[2]
 TRIALS = 8
 
 
-@pytest.fixture(scope="module")
-def cohort(tmp_path_factory) -> Path:
-    data = tmp_path_factory.mktemp("tune") / "data"
-    assert aiecg(["-q", "synth", "--out", str(data), "--n", "60", "--lvh-prevalence", "0.25", "--seed", "3",
-                  "--workers", "2"]) == 0
-    assert aiecg(["-q", "prepare", "--cohort", str(data / "cohort.yaml"), "--workers", "2"]) == 0
-    return data / "cohort.yaml"
+@pytest.fixture
+def cohort(synth_cohort) -> Path:
+    """The session's prepared synthetic cohort (tests/conftest.py: 60 participants); the search only reads it."""
+    return synth_cohort / "cohort.yaml"
 
 
 def _worker(cohort: Path, journal: Path, out: Path, worker: int) -> subprocess.Popen:
