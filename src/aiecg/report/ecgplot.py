@@ -310,3 +310,18 @@ def save_ecg(fig: Figure, path: str | Path) -> Path:
     fig.savefig(path, dpi=fig.dpi, metadata={"Software": None} if path.suffix.lower() == ".png" else None)
     return path
 
+
+
+def paper_grid(ax, speed_mm_s: float = 25.0, gain_mm_mv: float = 10.0) -> None:
+    """The 1 mm / 5 mm paper grid behind a plot in milliseconds and millivolts (the report's median beats), at
+    the paper's proportions: the axes' aspect makes ``speed_mm_s`` and ``gain_mm_mv`` the same length on screen
+    (a 1 mm square is 1000 / speed ms wide and 1 / gain mV tall). Call it after setting the limits."""
+    ms_per_mm, mv_per_mm = 1000.0 / speed_mm_s, 1.0 / gain_mm_mv
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    for step, colour, width in ((1, MINOR_COLOUR, 0.1), (5, MAJOR_COLOUR, 0.25)):
+        dx, dy = step * ms_per_mm, step * mv_per_mm
+        xs = np.arange(math.ceil(x0 / dx - 1e-9), math.floor(x1 / dx + 1e-9) + 1) * dx
+        ys = np.arange(math.ceil(y0 / dy - 1e-9), math.floor(y1 / dy + 1e-9) + 1) * dy
+        segments = [((x, y0), (x, y1)) for x in xs] + [((x0, y), (x1, y)) for y in ys]
+        ax.add_collection(LineCollection(segments, colors=colour, linewidths=width * MM_TO_PT * 2, zorder=0))
+    ax.set_aspect(ms_per_mm / mv_per_mm, adjustable="box")

@@ -708,12 +708,22 @@ def _time_ms(store) -> np.ndarray:
 
 def beat_grid(time_ms: np.ndarray, leads: list[str], curves: list[tuple[str, np.ndarray, dict]], title: str,
               colour_by: np.ndarray | None = None, colour_label: str = "") -> Figure:
-    """Median beats of 12 (or fewer) leads in a 3 x 4 grid, one line per curve ([leads, samples] in mV); with
-    ``colour_by`` ([leads, samples]) the first curve is drawn as points coloured by it (attributions)."""
+    """Median beats of 12 (or fewer) leads in the standard 3 x 4 arrangement (I, II, III down the first column,
+    then aVR-aVF, V1-V3, V4-V6), one line per curve ([leads, samples] in mV), on the 1 mm / 5 mm ECG grid at the
+    proportions of 25 mm/s and 10 mm/mV (:func:`aiecg.report.ecgplot.paper_grid`); with ``colour_by``
+    ([leads, samples]) the first curve is drawn as points coloured by it (attributions)."""
+    from aiecg.report.ecgplot import paper_grid
+
     cols = 4 if len(leads) > 6 else 3
     rows = int(np.ceil(len(leads) / cols))
-    fig = style.new_figure(2.3 * cols, 1.7 * rows + 0.8)
-    axes = fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False).ravel()
+    low = np.floor(min(float(np.nanmin(beat)) for _, beat, _ in curves) * 2 - 0.2) / 2  # whole 0.5 mV squares
+    high = np.ceil(max(float(np.nanmax(beat)) for _, beat, _ in curves) * 2 + 0.2) / 2
+    panel_height = 1.9  # inches; the width follows from 25 mm/s against 10 mm/mV
+    panel_width = panel_height * (float(time_ms[-1] - time_ms[0]) / 40.0) / ((high - low) * 10.0)
+    extra = 1.2 if colour_by is not None else 0.6
+    fig = style.new_figure(max(4.5, cols * (panel_width + 0.55) + extra), (panel_height + 0.35) * rows + 0.9)
+    grid = fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)
+    axes = grid.T.ravel()  # filled column by column, as ECG paper is
     mappable = None
     if colour_by is not None:
         limit = float(np.nanmax(np.abs(colour_by))) or 1.0
@@ -726,12 +736,15 @@ def beat_grid(time_ms: np.ndarray, leads: list[str], curves: list[tuple[str, np.
                 ax.plot(time_ms, beat[k], color=style.BLACK, linewidth=0.5, zorder=2)
             else:
                 ax.plot(time_ms, beat[k], label=name if k == 0 else None, **kw)
-        ax.axhline(0, color=style.GREY, linewidth=0.4)
         ax.axvline(0, color=style.GREY, linewidth=0.4, linestyle=":")
         ax.set_title(lead, fontsize=9, loc="left")
     for ax in axes[len(leads):]:
         ax.set_visible(False)
-    fig.supxlabel("time from R peak (ms)", fontsize=9)
+    axes[0].set_xlim(float(time_ms[0]), float(time_ms[-1]))
+    axes[0].set_ylim(low, high)
+    for ax in axes[: len(leads)]:
+        paper_grid(ax)
+    fig.supxlabel("time from R peak (ms); grid: 1 mm = 40 ms x 0.1 mV (25 mm/s, 10 mm/mV)", fontsize=9)
     fig.supylabel("amplitude (mV)", fontsize=9)
     if colour_by is None and len(curves) > 1:  # the legend carries the title, so the two cannot overlap
         fig.legend(loc="outside upper center", ncol=len(curves), frameon=False, title=title, title_fontsize=10)
