@@ -173,8 +173,12 @@ def cmd_explain(args: argparse.Namespace) -> dict[str, Any]:
     from aiecg.workflows.explain import explain_bundle
 
     summary = explain_bundle(args.bundle, args.cohort, args.store, args.out, split=args.split, n_steps=args.steps,
-                             max_participants=args.max_participants, seed=args.seed, figures=not args.no_figures)
-    return {"out": args.out, "n": summary["n"], "convergence_delta": summary["convergence_delta"]}
+                             max_participants=args.max_participants, seed=args.seed, figures=not args.no_figures,
+                             sanity_participants=args.sanity_participants)
+    check = summary["randomisation_check"]
+    passes = {name: m["passes"] for name, m in check["maps"].items()} if check else None
+    return {"out": args.out, "n": summary["n"], "convergence_delta": summary["convergence_delta"],
+            "randomisation_check_passes": passes}
 
 
 def cmd_tune(args: argparse.Namespace) -> dict[str, Any]:
@@ -378,6 +382,9 @@ def _explain_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-participants", type=int, default=500, help="explain a seeded sample of at most this many")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-figures", action="store_true", help="save the attributions only (the report draws them)")
+    p.add_argument("--sanity-participants", type=int, default=50,
+                   help="participants (a seeded sample) for the model-randomisation check of the maps (Adebayo et "
+                        "al. 2018); 0: skip it")
     p.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
 
 

@@ -854,6 +854,35 @@ def cam_plot(time_ms: np.ndarray, beat: np.ndarray, cams: list[tuple[str, np.nda
     return fig
 
 
+SANITY_NOTE = ("Warning: this map failed the model-randomisation check (Adebayo et al. 2018): on a model with "
+               "randomly re-initialised weights it stays rank-correlated with the trained model's map (median "
+               "{value:.2f}), so it shows the input or the baseline more than what the model learned.")
+
+
+def randomisation_plot(check: dict, title: str) -> Figure:
+    """Median (quartiles as error bars) rank correlation between each map on the trained model and on the model
+    randomised from the output down, per cascade stage (Adebayo et al., NeurIPS 2018)."""
+    fig = style.new_figure(6.4, 3.6)
+    ax = fig.add_subplot()
+    stages = check["stages"]
+    x = np.arange(len(stages))
+    bound = check.get("max_correlation", 0.3)
+    ax.axhspan(-bound, bound, color=style.GREY, alpha=0.15, linewidth=0, label=f"|r| < {bound:g}: passes")
+    ax.axhline(0, color=style.GREY, linewidth=0.6, linestyle=":")
+    for i, (name, m) in enumerate(check["maps"].items()):
+        median, q1, q3 = (np.asarray(m[k], dtype=float) for k in ("median", "q1", "q3"))
+        verdict = "passes" if m["passes"] else "FAILS"
+        ax.errorbar(x + 0.06 * (i - 1), median, yerr=[median - q1, q3 - median], color=style.CYCLE[i],
+                    linestyle=style.LINESTYLES[i], marker=style.MARKERS[i], capsize=2, label=f"{name}: {verdict}")
+    ax.set_xticks(x, stages, rotation=15, ha="right")
+    ax.set_ylim(-1.02, 1.02)
+    ax.set_xlabel("layers re-initialised (from the output down, cumulatively)")
+    ax.set_ylabel("Spearman r, trained vs randomised map")
+    ax.set_title(f"{title}: model-randomisation check (n = {check['n']})")
+    ax.legend(frameon=False, fontsize=7, loc="lower left")
+    return fig
+
+
 def explanation_plots(run: RunData) -> list[Plot]:
     """The figures of an ``aiecg explain`` folder, re-drawn from its saved attributions."""
     info = run.explain or {}
@@ -871,6 +900,25 @@ def explanation_plots(run: RunData) -> list[Plot]:
             f"convergence delta |sum of attributions - (output - baseline output)|: median "
             f"{delta.get('median_abs', np.nan):.2g}, max {delta.get('max_abs', np.nan):.2g} ({units}; the mean "
             f"|output - baseline output| is {delta.get('mean_abs_output_change', np.nan):.2g}).")
+    check = info.get("randomisation_check") or {}
+    failing = {name: m["median"][-1] for name, m in check.get("maps", {}).items() if not m.get("passes", True)}
+
+    def warn(name: str) -> list[str]:
+        return [SANITY_NOTE.format(value=failing[name])] if name in failing else []
+
+    if check:
+        plots.append(Plot(f"explain_sanity_{slug}", "Sanity check of the maps (model randomisation)",
+                          f"{check.get('method', '')}. One point per stage: the median over {check['n']} "
+                          "participants, bars: quartiles. A map that explains the model must lose its correlation "
+                          "with the trained map once the weights are random (inside the grey band); one that keeps "
+                          "it mirrors the input or the baseline.",
+                          randomisation_plot(check, title),
+                          notes=[f"{name} fails the check (median r = {value:.2f} with the fully randomised model)"
+                                 for name, value in failing.items()]))
+    else:
+        plots.append(Plot(f"explain_sanity_{slug}", "Sanity check of the maps (model randomisation)", "",
+                          notes=["explain.json holds no randomisation check (written by an older aiecg explain, or "
+                                 "with --sanity-participants 0): the maps below are unchecked"]))
     if len(features):
         plots.append(Plot(f"explain_clinical_{slug}", "Clinical-variable attributions",
                           note + " One point per participant; colour: the encoded input value. A participant "
@@ -879,7 +927,8 @@ def explanation_plots(run: RunData) -> list[Plot]:
     mean_abs = np.abs(data["ecg_attr"]).mean(axis=0)
     plots.append(Plot(f"explain_time_{slug}", "Where in the beat the model looks",
                       note + " Mean |attribution| per lead and time point over participants.",
-                      attribution_over_time(time_ms, leads, mean_abs, title)))
+                      attribution_over_time(time_ms, leads, mean_abs, title),
+                      notes=warn("|integrated gradients|")))
     for group in ("low", "high"):
         key = f"typical_{group}"
         if key in data.files:
@@ -890,7 +939,8 @@ def explanation_plots(run: RunData) -> list[Plot]:
                               "down; larger dots: larger |attribution|.",
                               beat_grid(time_ms, leads, [("beat", data["ecg"][index], {})],
                                         f"{title}: participant {data['ids'][index]}",
-                                        colour_by=data["ecg_attr"][index], colour_label=f"attribution ({units})")))
+                                        colour_by=data["ecg_attr"][index], colour_label=f"attribution ({units})"),
+                              notes=warn("integrated gradients (signed)") + warn("|integrated gradients|")))
     if "cam" in data.files:
         cam = data["cam"]
         pred = data["outputs"]
@@ -903,5 +953,6 @@ def explanation_plots(run: RunData) -> list[Plot]:
                           "pattern), averaged over the lowest and highest fifth of predictions.",
                           cam_plot(time_ms, data["ecg"].mean(axis=0)[k],
                                    [("highest fifth", cam[high].mean(axis=0)), ("lowest fifth", cam[low].mean(axis=0))],
-                                   lead, title, units)))
+                                   lead, title, units),
+                          notes=warn("class activation map")))
     return plots
