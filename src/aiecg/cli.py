@@ -186,8 +186,12 @@ def cmd_explain(args: argparse.Namespace) -> dict[str, Any]:
     from aiecg.workflows.explain import explain_bundle
 
     summary = explain_bundle(args.bundle, args.cohort, args.store, args.out, split=args.split, n_steps=args.steps,
-                             max_participants=args.max_participants, seed=args.seed, figures=not args.no_figures)
-    return {"out": args.out, "n": summary["n"], "convergence_delta": summary["convergence_delta"]}
+                             max_participants=args.max_participants, seed=args.seed, figures=not args.no_figures,
+                             sanity_participants=args.sanity_participants)
+    check = summary["randomisation_check"]
+    passes = {name: m["passes"] for name, m in check["maps"].items()} if check else None
+    return {"out": args.out, "n": summary["n"], "convergence_delta": summary["convergence_delta"],
+            "randomisation_check_passes": passes}
 
 
 def cmd_tune(args: argparse.Namespace) -> dict[str, Any]:
@@ -214,6 +218,22 @@ def cmd_measure(args: argparse.Namespace) -> dict[str, Any]:
 
     return run_measure(args.inputs, args.out, with_beats=args.beats, fmt=args.format, workers=args.workers,
                        progress=not args.quiet, with_leads=args.per_lead)
+
+
+def cmd_plot(args: argparse.Namespace) -> dict[str, Any]:
+    from aiecg.report.ecgplot import PaperSettings, PlotError
+    from aiecg.workflows.plot import plot_files
+
+    lead_order = tuple(x.strip() for x in args.leads.split(",")) if args.leads else None
+    rhythm = tuple(x.strip() for x in args.rhythm.split(",") if x.strip()) if args.rhythm is not None else ("II",)
+    try:
+        settings = PaperSettings(speed_mm_s=args.speed, gain_mm_mv=args.gain, px_per_mm=args.px_per_mm,
+                                 line_width_mm=args.line_width, layout=args.layout, lead_order=lead_order,
+                                 rhythm=rhythm, duration_s=args.duration, filtered=not args.raw,
+                                 fiducials=args.fiducials, grid=not args.no_grid)
+    except PlotError as exc:
+        raise ConfigError(str(exc)) from None
+    return plot_files(args.inputs, args.out, settings, fmt=args.format, image_format=args.image_format)
 
 
 def cmd_predict(args: argparse.Namespace) -> dict[str, Any]:
@@ -388,6 +408,9 @@ def _explain_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-participants", type=int, default=500, help="explain a seeded sample of at most this many")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-figures", action="store_true", help="save the attributions only (the report draws them)")
+    p.add_argument("--sanity-participants", type=int, default=50,
+                   help="participants (a seeded sample) for the model-randomisation check of the maps (Adebayo et "
+                        "al. 2018); 0: skip it")
     p.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
 
 
@@ -426,6 +449,32 @@ def _measure_options(p: argparse.ArgumentParser) -> None:
                    "and T onset, peak and offset in each lead)")
     p.add_argument("--format", help="force a reader format for files and folders (default: detected per file)")
     _add_pool_options(p)
+
+
+def _plot_options(p: argparse.ArgumentParser) -> None:
+    """The options of ``aiecg plot``."""
+    from aiecg.report.ecgplot import LAYOUTS
+
+    p.add_argument("inputs", nargs="+", help="ECG files (any format aiecg reads)")
+    p.add_argument("--out", required=True,
+                   help="an image (.png, .pdf, .svg) for one file, or a folder (one <stem>.png per file)")
+    p.add_argument("--layout", choices=list(LAYOUTS), default="3x4",
+                   help="3x4 (+ rhythm strip), 6x2, 12x1, 8 (I, II, V1-V6) or median (the median beats, 3x4)")
+    p.add_argument("--speed", type=float, default=25.0, help="paper speed in mm/s (50 spreads median beats)")
+    p.add_argument("--gain", type=float, default=10.0, help="amplitude scale in mm/mV (5 for large voltages)")
+    p.add_argument("--line-width", type=float, default=0.25, help="trace width in mm")
+    p.add_argument("--leads", help="lead order filling the layout column by column, comma-separated "
+                                   "(e.g. aVL,I,aVR,II,aVF,III,V1,V2,V3,V4,V5,V6: the limb leads in Cabrera order)")
+    p.add_argument("--rhythm", help="rhythm strip lead(s) below a 3x4 or 8 layout, comma-separated; '' for none "
+                                    "[default: II]")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds shown (at most the recording's)")
+    p.add_argument("--fiducials", action="store_true",
+                   help="mark P, QRS and T-end boundaries of every beat and print the measurements (aiecg measure)")
+    p.add_argument("--raw", action="store_true", help="draw the signal as stored (default: filtered 0.5-100 Hz)")
+    p.add_argument("--no-grid", action="store_true", help="white paper")
+    p.add_argument("--px-per-mm", type=float, default=10.0, help="PNG pixels per mm of paper (10: 254 dpi)")
+    p.add_argument("--image-format", choices=["png", "pdf", "svg"], default="png", help="with a folder --out")
+    p.add_argument("--format", help="force a reader format (default: detected per file)")
 
 
 def _predict_options(p: argparse.ArgumentParser) -> None:
@@ -472,6 +521,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
              "tested once", _tune_options, cmd_tune),
     "measure": ("ECG files/folders/cohort YAML -> measurements.csv (+ beats.csv): intervals, axes, amplitudes, "
                 "criteria, per-beat P/QRS/T fiducials, QC", _measure_options, cmd_measure),
+    "plot": ("ECG files -> standard ECG paper (3x4 + rhythm strip, 6x2, 12x1, 8-lead, median beats) at an exact "
+             "speed and gain, fiducials optional", _plot_options, cmd_plot),
     "predict": ("apply a saved model bundle to ECG files: one prediction row per file", _predict_options,
                 cmd_predict),
     "export": ("export a saved model bundle's network to ONNX (dynamic batch axis)", _export_options, cmd_export),

@@ -266,3 +266,39 @@ def test_panels_that_need_missing_files_are_skipped_with_a_note(ilvm_run, tmp_pa
     roc = figures.roc_curves([run])
     assert roc.figure is not None and roc.notes == []  # no comparison rows: nothing claimed about baselines
     assert figures.predicted_vs_true([run]).figure is not None
+
+
+def test_explain_writes_the_randomisation_check_and_the_report_shows_it(reported):
+    check = json.loads((reported / "explain" / "explain.json").read_text())["randomisation_check"]
+    assert check["n"] == 6 and check["stages"][0] == "head" and check["stages"][-1].endswith("(all layers)")
+    assert len(check["stages"]) == 4  # the FCN's head and three blocks
+    for name in ("integrated gradients (signed)", "|integrated gradients|", "class activation map"):
+        m = check["maps"][name]
+        assert len(m["median"]) == 4 and all(-1 <= v <= 1 for v in m["median"])
+        assert m["passes"] == (abs(m["median"][-1]) < check["max_correlation"])
+    page = (reported / "report" / "index.html").read_text()
+    assert "Sanity check of the maps (model randomisation)" in page
+    assert (reported / "report" / "figures" / "explain_sanity_explanations__explain_.png").is_file()
+    failing = [name for name, m in check["maps"].items() if not m["passes"]]
+    assert page.count("failed the model-randomisation check") >= (1 if failing else 0)
+
+
+def test_the_evaluation_saves_decision_curves_and_the_report_draws_them(reported):
+    run = reported / "runs" / "fcn"
+    curves = pd.read_csv(run / "decision_curve.csv")
+    results = pd.read_csv(run / "results.csv")
+    everyone = curves[curves["kind"] == "treat all"].set_index("threshold")["net_benefit"]
+    prevalence = results["lvh_true"].mean()
+    pt = everyone.index.to_numpy()
+    np.testing.assert_allclose(everyone.to_numpy(), prevalence - (1 - prevalence) * pt / (1 - pt), rtol=1e-5, atol=1e-6)
+    model = curves[curves["kind"] == "model"]
+    column = json.loads((run / "metrics.json").read_text())["comparison"]["decision_curve"]["score"]
+    p, y = results[column].to_numpy(), results["lvh_true"].to_numpy()
+    at = model.set_index("threshold")["net_benefit"]
+    for t in (0.1, 0.3, 0.5):
+        treated = p >= t
+        expected = (np.sum(treated & (y == 1)) - np.sum(treated & (y == 0)) * t / (1 - t)) / len(y)
+        assert at.loc[t] == pytest.approx(expected, abs=1e-5)
+    assert set(curves["kind"]) >= {"model", "treat all", "treat none", "criterion"}
+    page = (reported / "report" / "index.html").read_text()
+    assert 'id="decision_curves"' in page and "figures/decision_curves.png" in page

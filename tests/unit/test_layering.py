@@ -21,7 +21,8 @@ def _loaded_after(code: str) -> set[str]:
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["measure", "--help"], ["synth", "--help"], ["prepare", "--help"],
-                                  ["cohort", "--help"], ["report", "--help"]])
+                                  ["cohort", "--help"], ["report", "--help"],
+                                  ["plot", "--help"]])
 def test_the_command_line_parses_without_torch(argv):
     loaded = _loaded_after(f"import aiecg.cli\ntry:\n    aiecg.cli.main({argv!r})\nexcept SystemExit:\n    pass")
     assert "aiecg.cli" in loaded and "torch" not in loaded

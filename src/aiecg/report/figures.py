@@ -606,6 +606,55 @@ def lr_thresholding(runs: list[RunData]) -> Plot:
     return plot
 
 
+def decision_curves(runs: list[RunData]) -> Plot:
+    """Net benefit across threshold probabilities (Vickers & Elkin, Med Decis Making 2006), drawn from each run's
+    ``decision_curve.csv`` (written by the evaluation)."""
+    plot = Plot("decision_curves", "Decision curves",
+                "Net benefit (true positives per participant, less false positives weighted by the threshold odds "
+                "pt/(1 - pt); Vickers & Elkin 2006) of acting on the model's LVH probability at each threshold "
+                "probability, against treating everyone, no one, or those a classic criterion calls positive at "
+                "its published cut-off. A criterion treats the same participants at every threshold, so its net "
+                "benefit falls as the threshold odds rise. Shaded: pointwise bootstrap 95% band of the model "
+                "(participants resampled). The model helps where its curve lies above both treat-all and "
+                "treat-none.")
+    usable = [run for run in runs if run.decision_curve is not None and len(run.decision_curve)]
+    if not usable:
+        plot.notes.append("no run saved decision_curve.csv (written by the evaluation of an LVH score with LVH "
+                          "labels)")
+        return plot
+    entries = max(run.decision_curve["strategy"].nunique() for run in usable)
+    fig, pairs = _legend_panels(len(usable), 4.8, 3.8, int(np.ceil(entries / 2)))
+    for (ax, legend_ax), run in zip(pairs, usable):
+        table = run.decision_curve
+        everyone = table[table["kind"] == "treat all"]
+        prevalence = float(everyone["events"].iloc[0] / everyone["n"].iloc[0]) if len(everyone) else 0.1
+        upper = float(min(0.99, np.ceil(max(0.3, 3 * prevalence) * 20) / 20))
+        criteria = 0
+        for name, rows in table.groupby("strategy", sort=False):
+            kind, pt, nb = rows["kind"].iloc[0], rows["threshold"].to_numpy(), rows["net_benefit"].to_numpy()
+            if kind == "model":
+                ax.fill_between(pt, rows["low"], rows["high"], color=style.BLUE, alpha=0.18, linewidth=0)
+                ax.plot(pt, nb, color=style.BLUE, linewidth=2.2, label=f"{name} (n={rows['n'].iloc[0]})")
+            elif kind == "treat all":
+                ax.plot(pt, nb, color=style.GREY, linewidth=1.4, label="treat all")
+            elif kind == "treat none":
+                ax.plot(pt, nb, color=style.BLACK, linewidth=1, linestyle=":", label="treat none")
+            else:
+                criteria += 1
+                i = criteria % len(style.CYCLE)
+                ax.plot(pt, nb, color=style.CYCLE[i], linestyle=style.LINESTYLES[i], linewidth=1,
+                        marker=style.MARKERS[i], markevery=10, markersize=4, mfc="white",
+                        label=f"{name} (n={rows['n'].iloc[0]})")
+        ax.set_xlim(0, upper)
+        ax.set_ylim(-0.3 * prevalence - 0.005, 1.15 * prevalence + 0.005)
+        ax.set_xlabel("threshold probability of LVH")
+        ax.set_ylabel("net benefit")
+        ax.set_title(f"{run.label}\n{run.cohort_name}: LVH prevalence {prevalence:.3f}")
+        _legend_below(ax, legend_ax, ncol=2)
+    plot.figure = fig
+    return plot
+
+
 # --- training ---------------------------------------------------------------------------------------------------
 
 def training_curves(runs: list[RunData]) -> Plot:
@@ -659,12 +708,22 @@ def _time_ms(store) -> np.ndarray:
 
 def beat_grid(time_ms: np.ndarray, leads: list[str], curves: list[tuple[str, np.ndarray, dict]], title: str,
               colour_by: np.ndarray | None = None, colour_label: str = "") -> Figure:
-    """Median beats of 12 (or fewer) leads in a 3 x 4 grid, one line per curve ([leads, samples] in mV); with
-    ``colour_by`` ([leads, samples]) the first curve is drawn as points coloured by it (attributions)."""
+    """Median beats of 12 (or fewer) leads in the standard 3 x 4 arrangement (I, II, III down the first column,
+    then aVR-aVF, V1-V3, V4-V6), one line per curve ([leads, samples] in mV), on the 1 mm / 5 mm ECG grid at the
+    proportions of 25 mm/s and 10 mm/mV (:func:`aiecg.report.ecgplot.paper_grid`); with ``colour_by``
+    ([leads, samples]) the first curve is drawn as points coloured by it (attributions)."""
+    from aiecg.report.ecgplot import paper_grid
+
     cols = 4 if len(leads) > 6 else 3
     rows = int(np.ceil(len(leads) / cols))
-    fig = style.new_figure(2.3 * cols, 1.7 * rows + 0.8)
-    axes = fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False).ravel()
+    low = np.floor(min(float(np.nanmin(beat)) for _, beat, _ in curves) * 2 - 0.2) / 2  # whole 0.5 mV squares
+    high = np.ceil(max(float(np.nanmax(beat)) for _, beat, _ in curves) * 2 + 0.2) / 2
+    panel_height = 1.9  # inches; the width follows from 25 mm/s against 10 mm/mV
+    panel_width = panel_height * (float(time_ms[-1] - time_ms[0]) / 40.0) / ((high - low) * 10.0)
+    extra = 1.2 if colour_by is not None else 0.6
+    fig = style.new_figure(max(4.5, cols * (panel_width + 0.55) + extra), (panel_height + 0.35) * rows + 0.9)
+    grid = fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)
+    axes = grid.T.ravel()  # filled column by column, as ECG paper is
     mappable = None
     if colour_by is not None:
         limit = float(np.nanmax(np.abs(colour_by))) or 1.0
@@ -677,12 +736,15 @@ def beat_grid(time_ms: np.ndarray, leads: list[str], curves: list[tuple[str, np.
                 ax.plot(time_ms, beat[k], color=style.BLACK, linewidth=0.5, zorder=2)
             else:
                 ax.plot(time_ms, beat[k], label=name if k == 0 else None, **kw)
-        ax.axhline(0, color=style.GREY, linewidth=0.4)
         ax.axvline(0, color=style.GREY, linewidth=0.4, linestyle=":")
         ax.set_title(lead, fontsize=9, loc="left")
     for ax in axes[len(leads):]:
         ax.set_visible(False)
-    fig.supxlabel("time from R peak (ms)", fontsize=9)
+    axes[0].set_xlim(float(time_ms[0]), float(time_ms[-1]))
+    axes[0].set_ylim(low, high)
+    for ax in axes[: len(leads)]:
+        paper_grid(ax)
+    fig.supxlabel("time from R peak (ms); grid: 1 mm = 40 ms x 0.1 mV (25 mm/s, 10 mm/mV)", fontsize=9)
     fig.supylabel("amplitude (mV)", fontsize=9)
     if colour_by is None and len(curves) > 1:  # the legend carries the title, so the two cannot overlap
         fig.legend(loc="outside upper center", ncol=len(curves), frameon=False, title=title, title_fontsize=10)
@@ -792,6 +854,35 @@ def cam_plot(time_ms: np.ndarray, beat: np.ndarray, cams: list[tuple[str, np.nda
     return fig
 
 
+SANITY_NOTE = ("Warning: this map failed the model-randomisation check (Adebayo et al. 2018): on a model with "
+               "randomly re-initialised weights it stays rank-correlated with the trained model's map (median "
+               "{value:.2f}), so it shows the input or the baseline more than what the model learned.")
+
+
+def randomisation_plot(check: dict, title: str) -> Figure:
+    """Median (quartiles as error bars) rank correlation between each map on the trained model and on the model
+    randomised from the output down, per cascade stage (Adebayo et al., NeurIPS 2018)."""
+    fig = style.new_figure(6.4, 3.6)
+    ax = fig.add_subplot()
+    stages = check["stages"]
+    x = np.arange(len(stages))
+    bound = check.get("max_correlation", 0.3)
+    ax.axhspan(-bound, bound, color=style.GREY, alpha=0.15, linewidth=0, label=f"|r| < {bound:g}: passes")
+    ax.axhline(0, color=style.GREY, linewidth=0.6, linestyle=":")
+    for i, (name, m) in enumerate(check["maps"].items()):
+        median, q1, q3 = (np.asarray(m[k], dtype=float) for k in ("median", "q1", "q3"))
+        verdict = "passes" if m["passes"] else "FAILS"
+        ax.errorbar(x + 0.06 * (i - 1), median, yerr=[median - q1, q3 - median], color=style.CYCLE[i],
+                    linestyle=style.LINESTYLES[i], marker=style.MARKERS[i], capsize=2, label=f"{name}: {verdict}")
+    ax.set_xticks(x, stages, rotation=15, ha="right")
+    ax.set_ylim(-1.02, 1.02)
+    ax.set_xlabel("layers re-initialised (from the output down, cumulatively)")
+    ax.set_ylabel("Spearman r, trained vs randomised map")
+    ax.set_title(f"{title}: model-randomisation check (n = {check['n']})")
+    ax.legend(frameon=False, fontsize=7, loc="lower left")
+    return fig
+
+
 def explanation_plots(run: RunData) -> list[Plot]:
     """The figures of an ``aiecg explain`` folder, re-drawn from its saved attributions."""
     info = run.explain or {}
@@ -809,6 +900,25 @@ def explanation_plots(run: RunData) -> list[Plot]:
             f"convergence delta |sum of attributions - (output - baseline output)|: median "
             f"{delta.get('median_abs', np.nan):.2g}, max {delta.get('max_abs', np.nan):.2g} ({units}; the mean "
             f"|output - baseline output| is {delta.get('mean_abs_output_change', np.nan):.2g}).")
+    check = info.get("randomisation_check") or {}
+    failing = {name: m["median"][-1] for name, m in check.get("maps", {}).items() if not m.get("passes", True)}
+
+    def warn(name: str) -> list[str]:
+        return [SANITY_NOTE.format(value=failing[name])] if name in failing else []
+
+    if check:
+        plots.append(Plot(f"explain_sanity_{slug}", "Sanity check of the maps (model randomisation)",
+                          f"{check.get('method', '')}. One point per stage: the median over {check['n']} "
+                          "participants, bars: quartiles. A map that explains the model must lose its correlation "
+                          "with the trained map once the weights are random (inside the grey band); one that keeps "
+                          "it mirrors the input or the baseline.",
+                          randomisation_plot(check, title),
+                          notes=[f"{name} fails the check (median r = {value:.2f} with the fully randomised model)"
+                                 for name, value in failing.items()]))
+    else:
+        plots.append(Plot(f"explain_sanity_{slug}", "Sanity check of the maps (model randomisation)", "",
+                          notes=["explain.json holds no randomisation check (written by an older aiecg explain, or "
+                                 "with --sanity-participants 0): the maps below are unchecked"]))
     if len(features):
         plots.append(Plot(f"explain_clinical_{slug}", "Clinical-variable attributions",
                           note + " One point per participant; colour: the encoded input value. A participant "
@@ -817,7 +927,8 @@ def explanation_plots(run: RunData) -> list[Plot]:
     mean_abs = np.abs(data["ecg_attr"]).mean(axis=0)
     plots.append(Plot(f"explain_time_{slug}", "Where in the beat the model looks",
                       note + " Mean |attribution| per lead and time point over participants.",
-                      attribution_over_time(time_ms, leads, mean_abs, title)))
+                      attribution_over_time(time_ms, leads, mean_abs, title),
+                      notes=warn("|integrated gradients|")))
     for group in ("low", "high"):
         key = f"typical_{group}"
         if key in data.files:
@@ -828,7 +939,8 @@ def explanation_plots(run: RunData) -> list[Plot]:
                               "down; larger dots: larger |attribution|.",
                               beat_grid(time_ms, leads, [("beat", data["ecg"][index], {})],
                                         f"{title}: participant {data['ids'][index]}",
-                                        colour_by=data["ecg_attr"][index], colour_label=f"attribution ({units})")))
+                                        colour_by=data["ecg_attr"][index], colour_label=f"attribution ({units})"),
+                              notes=warn("integrated gradients (signed)") + warn("|integrated gradients|")))
     if "cam" in data.files:
         cam = data["cam"]
         pred = data["outputs"]
@@ -841,5 +953,6 @@ def explanation_plots(run: RunData) -> list[Plot]:
                           "pattern), averaged over the lowest and highest fifth of predictions.",
                           cam_plot(time_ms, data["ecg"].mean(axis=0)[k],
                                    [("highest fifth", cam[high].mean(axis=0)), ("lowest fifth", cam[low].mean(axis=0))],
-                                   lead, title, units)))
+                                   lead, title, units),
+                          notes=warn("class activation map")))
     return plots

@@ -84,7 +84,8 @@ def render_report(runs: list[RunData], out: str | Path, title: str = "aiecg repo
     body.append('<h2 id="figures">Figures</h2>')
     plots = [figs.predicted_vs_true(results), figs.bland_altman(results), figs.roc_curves(results),
              figs.pr_curves(results), figs.forest_auroc(results), figs.subgroups(results),
-             figs.calibration_curves(results), figs.regression_calibration(results), figs.lr_thresholding(results),
+             figs.calibration_curves(results), figs.decision_curves(results), figs.regression_calibration(results),
+             figs.lr_thresholding(results),
              figs.training_curves(results),
              *figs.median_beats(results)]
     for plot in plots:

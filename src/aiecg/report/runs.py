@@ -47,6 +47,7 @@ class RunData:
     comparison: pd.DataFrame | None = None
     comparison_regression: pd.DataFrame | None = None
     comparison_scores: pd.DataFrame | None = None
+    decision_curve: pd.DataFrame | None = None
     epochs: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
     exclusions: pd.DataFrame | None = None
     splits: dict[str, list[str]] | None = None
@@ -147,6 +148,7 @@ def load_run(path: str | Path) -> RunData:
     data.comparison = _csv(path / "comparison.csv")
     data.comparison_regression = _csv(path / "comparison_regression.csv")
     data.comparison_scores = _csv(path / "comparison_scores.csv")
+    data.decision_curve = _csv(path / "decision_curve.csv")
     data.exclusions = _csv(path / "exclusions.csv")
     if (path / "epochs.csv").exists():
         data.epochs.append(("training", _csv(path / "epochs.csv", EPOCH_COLUMNS)))

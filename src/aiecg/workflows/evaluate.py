@@ -32,6 +32,7 @@ from aiecg.data.targets import TargetSpec
 from aiecg.errors import BundleError, CohortError
 from aiecg.evaluate.compare import ScoreRow, comparison_markdown, lvh_comparison, regression_comparison
 from aiecg.evaluate.conformal import ConformalIntervals, coverage_report
+from aiecg.evaluate.decision import decision_curves
 from aiecg.evaluate.evaluation import (
     baseline_rows,
     build_results,
@@ -73,7 +74,7 @@ def evaluate_bundle(
     criteria_options: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Apply a saved bundle to a cohort and write ``results.csv``, ``metrics.json`` and (with ``compare``)
-    ``comparison.csv``/``comparison.md``/``comparison_regression.csv`` to ``out_dir``.
+    ``comparison.csv``/``comparison.md``/``comparison_regression.csv`` and ``decision_curve.csv`` to ``out_dir``.
 
     Args:
         split: ``test`` re-creates the training run's test split from its seed and checks it holds the same
@@ -147,7 +148,8 @@ def write_comparison(spec: TargetSpec, bundle: Bundle, table: pd.DataFrame, stor
 
     Writes ``comparison.csv``/``comparison.md`` (and ``comparison_regression.csv``), and every row's
     per-participant score (``score: NAME``; criteria as their margin over the published cut-off, so a call is
-    ``>= 0``) and regression prediction (``prediction: NAME``) in ``comparison_scores.csv`` for figures."""
+    ``>= 0``) and regression prediction (``prediction: NAME``) in ``comparison_scores.csv`` for figures; and the
+    decision curves of the model's LVH probability against the criteria (``decision_curve.csv``)."""
     ids = table["eid"].astype(str).to_numpy()
     rows: list[ScoreRow] = []
     primary = primary_lvh_score(spec, table)
@@ -176,6 +178,9 @@ def write_comparison(spec: TargetSpec, bundle: Bundle, table: pd.DataFrame, stor
         lvh_table = lvh_comparison(lvh, rows, seed, n_resamples)
         write_csv(lvh_table, out_dir / "comparison.csv")
         summary["lvh"] = lvh_table.to_dict(orient="records")
+    if lvh is not None and primary is not None and min(np.sum(lvh == 1), np.sum(lvh == 0)) >= 1:
+        summary["decision_curve"] = write_decision_curve(model_label(bundle), primary, lvh, rows, out_dir, seed,
+                                                         n_resamples)
     regression_table = None
     if regression:
         stem = spec.stem
@@ -185,3 +190,20 @@ def write_comparison(spec: TargetSpec, bundle: Bundle, table: pd.DataFrame, stor
     title = f"{model_label(bundle)} against baselines and classic criteria"
     (out_dir / "comparison.md").write_text(comparison_markdown(lvh_table, regression_table, title))
     return summary
+
+
+DECISION_CURVE = "decision_curve.csv"
+
+
+def write_decision_curve(name: str, primary: tuple[str, np.ndarray], labels: np.ndarray, rows: list[ScoreRow],
+                         out_dir: Path, seed: int, n_resamples: int) -> dict[str, Any]:
+    """Decision curves (Vickers & Elkin 2006; :mod:`aiecg.evaluate.decision`) of the model's LVH probability
+    ``primary`` (results column, values) against each classic criterion's call at its published cut-off,
+    treat-all and treat-none, into ``decision_curve.csv``; returns what metrics.json records of it."""
+    column, probabilities = primary
+    calls = {row.name: np.where(np.isfinite(row.scores), (row.scores >= row.threshold).astype(float), np.nan)
+             for row in rows if row.kind == "criterion"}
+    curves = decision_curves(labels, {name: probabilities}, calls, seed=seed, n_resamples=n_resamples)
+    curves.to_csv(out_dir / DECISION_CURVE, index=False, float_format="%.6g")
+    return {"file": DECISION_CURVE, "model": name, "score": column, "n_resamples": n_resamples,
+            "bootstrap": "pointwise percentile, participants resampled without stratification"}

@@ -2,7 +2,9 @@
 
 Integrated gradients on the ECG (baseline: the isoelectric line, all zeros) and the clinical inputs (baseline: the
 encoded typical training participant, the encoder's fill values) together, with the convergence delta; exact class
-activation maps for the FCN. ``aiecg report`` renders the folder when it is given.
+activation maps for the FCN; and the model-randomisation sanity check of those maps (Adebayo et al., NeurIPS 2018;
+:mod:`aiecg.explain.sanity`) on a seeded sample, stored in ``explain.json``. ``aiecg report`` renders the folder
+when it is given.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from aiecg.data.dataset import build_arrays
 from aiecg.data.selection import check_clinical_columns, usable_cohort
 from aiecg.data.store import Store
 from aiecg.explain.attributions import ExplainError, fcn_cam, integrated_gradients, upsample
+from aiecg.explain.sanity import randomisation_check
 from aiecg.files import check_output
 from aiecg.workflows.evaluate import check_store_contract, training_splits
 
@@ -34,9 +37,11 @@ def typical(outputs: np.ndarray, high: bool) -> int:
 
 def explain_bundle(bundle_path: str | Path, cohort_path: str | Path, store_path: str | Path | None, out: str | Path,
                    split: str = "test", n_steps: int = 50, max_participants: int = 500, seed: int = 0,
-                   figures: bool = True) -> dict[str, Any]:
+                   figures: bool = True, sanity_participants: int = 50) -> dict[str, Any]:
     """Explain a bundle's predictions for a cohort's test split (``split='test'``, checked against the bundle's
-    fingerprint) or every usable participant (``'all'``), at most ``max_participants`` (a seeded sample)."""
+    fingerprint) or every usable participant (``'all'``), at most ``max_participants`` (a seeded sample); then
+    check the maps by cascading model randomisation on a seeded sample of at most ``sanity_participants`` of them
+    (0: no check)."""
     if n_steps < 1:
         raise ExplainError(f"--steps must be at least 1 (integration steps of integrated gradients), got {n_steps}")
     if max_participants < 2:
@@ -82,6 +87,14 @@ def explain_bundle(bundle_path: str | Path, cohort_path: str | Path, store_path:
         cam, rest = fcn_cam(model, arrays.ecg, arrays.meta)
         arrays_out["cam"] = upsample(cam, arrays.ecg.shape[2]).astype(np.float32)
         arrays_out["cam_rest"] = rest
+    sanity = None
+    if sanity_participants > 0:
+        pick = np.sort(np.random.default_rng(seed).choice(len(ids), min(sanity_participants, len(ids)),
+                                                          replace=False))
+        sanity = randomisation_check(model, arrays.ecg[pick], arrays.meta[pick], attr.ecg[pick],
+                                     meta_baseline=meta_baseline,
+                                     trained_cam=arrays_out["cam"][pick] if is_fcn else None, n_steps=n_steps,
+                                     seed=seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out / "attributions.npz", **arrays_out)
@@ -101,6 +114,7 @@ def explain_bundle(bundle_path: str | Path, cohort_path: str | Path, store_path:
         "mean_abs_attribution_per_feature": dict(zip(arrays_out["features"].tolist(),
                                                      np.abs(attr.meta).mean(axis=0).tolist())),
         "cam": bool(is_fcn),
+        "randomisation_check": sanity,
     }
     (out / "explain.json").write_text(json.dumps(summary, indent=2))
     if figures:

@@ -139,3 +139,22 @@ def test_interval_to_dict_and_validation():
         bootstrap_ci(mean_absolute_error, x, x, seed=0, method="basic")
     with pytest.raises(ValueError, match="stratify"):
         bootstrap_ci(mean_absolute_error, x, x, seed=0, stratify=[0, 1])
+
+
+def test_a_band_is_pointwise_bootstrap_ci_on_the_same_resamples():
+    from aiecg.evaluate.bootstrap import bootstrap_band
+
+    rng = np.random.default_rng(2)
+    y, pred = rng.normal(0, 1, 150), rng.normal(0, 1, 150)
+    shifts = np.array([0.0, 0.5, 2.0])
+
+    def curve(a, b, axis=-1):  # MAE of pred + shift, one column per shift
+        return np.stack([mean_absolute_error(a, b + s, axis=axis) for s in shifts], axis=-1)
+
+    band = bootstrap_band(curve, y, pred, n_resamples=300, seed=4)
+    for k, s in enumerate(shifts):
+        one = bootstrap_ci(lambda a, b, axis=-1, s=s: mean_absolute_error(a, b + s, axis=axis), y, pred,
+                           n_resamples=300, seed=4)
+        assert band.estimate[k] == pytest.approx(one.estimate)
+        assert band.low[k] == pytest.approx(one.low) and band.high[k] == pytest.approx(one.high)
+    assert list(band.n_resamples) == [300, 300, 300]

@@ -1,0 +1,133 @@
+"""A sanity check of the explanations: cascading model-parameter randomisation.
+
+Adebayo J, Gilmer J, Muelly M, Goodfellow I, Hardt M, Kim B. Sanity checks for saliency maps. NeurIPS 2018. An
+explanation of what a model learned must change when what it learned is destroyed. The layers are re-initialised
+one after another from the output down (the fusion head, then the convolution blocks from the last to the first;
+cumulatively), the maps are recomputed on the same participants with the same baselines, and each participant's
+map on the randomised model is compared with its map on the trained model by Spearman's rank correlation over all
+leads and time points. A map that keeps a high correlation after the whole network is randomised shows the input
+(or the baseline), not the model: with an all-zero baseline |integrated gradients| follows |input| whatever the
+weights are, which is why the absolute-value maps are checked separately from the signed ones.
+
+A map *passes* when the median rank correlation with the fully randomised model is below ``max_correlation`` in
+absolute value (a randomised head can flip the output's sign, and an inverted map still copies the trained one;
+0.3 is a convention of this tool: Adebayo et al. judged the drop visually and by the same rank correlations).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from aiecg.evaluate.stats import spearman_r
+from aiecg.explain.attributions import fcn_cam, integrated_gradients, upsample
+
+MAX_CORRELATION = 0.3
+REFERENCE = "Adebayo et al., Sanity checks for saliency maps, NeurIPS 2018"
+
+
+@dataclass(frozen=True)
+class MapCheck:
+    """Rank correlations of one kind of map between the trained and the progressively randomised model.
+
+    Attributes:
+        median, q1, q3: per cascade stage, over participants.
+        passes: the median correlation at the last stage (everything randomised) is below the bound in absolute
+            value.
+    """
+
+    median: list[float]
+    q1: list[float]
+    q3: list[float]
+    passes: bool
+
+    def to_dict(self) -> dict[str, object]:
+        return {"median": self.median, "q1": self.q1, "q3": self.q3, "passes": self.passes}
+
+
+def cascade(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The layers to re-initialise, from the output down: the head, then each block from the last."""
+    blocks = list(model.blocks)
+    return [("head", model.head)] + [(f"block {i + 1}", blocks[i]) for i in reversed(range(len(blocks)))]
+
+
+def stage_label(stages: list[str], k: int) -> str:
+    """'head', 'head + block 3', 'head + blocks 3-2', ..., the last marked '(all layers)'."""
+    if k == 0:
+        label = stages[0]
+    else:
+        first, last = stages[1].split()[-1], stages[k].split()[-1]
+        label = f"{stages[0]} + block {first}" if k == 1 else f"{stages[0]} + blocks {first}-{last}"
+    return label + (" (all layers)" if k == len(stages) - 1 else "")
+
+
+def reinitialise(module: nn.Module) -> None:
+    """Every layer of ``module`` back to its initial distribution (its own ``reset_parameters``: fresh weights,
+    batch-norm statistics reset)."""
+    for layer in module.modules():
+        reset = getattr(layer, "reset_parameters", None)
+        if callable(reset):
+            reset()
+
+
+def _correlations(trained: np.ndarray, randomised: np.ndarray) -> np.ndarray:
+    n = len(trained)
+    return spearman_r(trained.reshape(n, -1).astype(np.float64), randomised.reshape(n, -1).astype(np.float64))
+
+
+def _summary(per_stage: list[np.ndarray], max_correlation: float) -> MapCheck:
+    def q(values: np.ndarray, level: float) -> float:
+        finite = values[np.isfinite(values)]
+        return float(np.quantile(finite, level)) if finite.size else float("nan")
+
+    median = [q(v, 0.5) for v in per_stage]
+    return MapCheck(median, [q(v, 0.25) for v in per_stage], [q(v, 0.75) for v in per_stage],
+                    bool(np.isfinite(median[-1]) and abs(median[-1]) < max_correlation))
+
+
+def randomisation_check(model: nn.Module, ecg: np.ndarray, meta: np.ndarray, trained_ig: np.ndarray,
+                        meta_baseline: np.ndarray | None = None, trained_cam: np.ndarray | None = None,
+                        n_steps: int = 50, max_evaluations: int = 128, seed: int = 0,
+                        max_correlation: float = MAX_CORRELATION,
+                        progress: Callable[[str], None] | None = None) -> dict[str, object]:
+    """Cascading randomisation of ``model`` (left unchanged: a copy is randomised) for the participants
+    ``ecg``/``meta`` whose trained maps are ``trained_ig`` ([n, leads, samples], integrated gradients with the
+    all-zero ECG baseline and ``meta_baseline``) and, for the FCN, ``trained_cam`` ([n, samples]).
+
+    Returns:
+        What ``explain.json`` stores: the stages, and per map (signed and absolute integrated gradients, the
+        class activation map) the median and quartiles of the rank correlations per stage and whether it passes.
+    """
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        randomised = copy.deepcopy(model).eval()
+        stages, correlations = [], {"signed": [], "absolute": [], "cam": []}
+        for name, module in cascade(randomised):
+            reinitialise(module)
+            stages.append(name)
+            if progress is not None:
+                progress(name)
+            ig = integrated_gradients(randomised, ecg, meta, meta_baseline=meta_baseline, n_steps=n_steps,
+                                      max_evaluations=max_evaluations).ecg
+            correlations["signed"].append(_correlations(trained_ig, ig))
+            correlations["absolute"].append(_correlations(np.abs(trained_ig), np.abs(ig)))
+            if trained_cam is not None:
+                cam, _ = fcn_cam(randomised, ecg, meta)
+                correlations["cam"].append(_correlations(trained_cam, upsample(cam, trained_cam.shape[1])))
+    finally:
+        torch.random.set_rng_state(generator_state)
+    maps = {"integrated gradients (signed)": _summary(correlations["signed"], max_correlation),
+            "|integrated gradients|": _summary(correlations["absolute"], max_correlation)}
+    if trained_cam is not None:
+        maps["class activation map"] = _summary(correlations["cam"], max_correlation)
+    cumulative = [stage_label(stages, k) for k in range(len(stages))]
+    return {"method": f"cascading model-parameter randomisation ({REFERENCE}); Spearman rank correlation of each "
+                      "participant's map on the trained and on the randomised model, over all leads and time points",
+            "n": int(len(ecg)), "seed": seed, "max_correlation": max_correlation, "stages": cumulative,
+            "maps": {name: check.to_dict() for name, check in maps.items()}}
