@@ -346,6 +346,8 @@ class PretrainConfig(SavedConfig):
         exclude_ids: a text file of record ids (one per line) kept out of pre-training, e.g. a downstream run's
             ``test_ids.txt``, so that no test ECG is seen before testing.
         augment: augment the training batches (gain, noise, time shift, crop-resize; the training defaults).
+        include_paced: keep records that ``aiecg prepare`` flagged as paced (excluded by default, as in training;
+            ``pretrain.json`` counts them).
         resume: continue from the run's last checkpoint.
         fit: optimisation settings (seed, device, threads, epochs, early stopping, ...).
     """
@@ -361,6 +363,7 @@ class PretrainConfig(SavedConfig):
     split_seed: int = 42
     exclude_ids: str | None = None
     augment: bool = True
+    include_paced: bool = False
     resume: bool = False
     fit: FitConfig = field(default_factory=lambda: FitConfig(max_epochs=100, early_stopping=10, lr_patience=5))
 

@@ -68,3 +68,21 @@ def test_an_encoder_of_other_leads_or_no_encoder_is_refused_before_training(pret
     assert not (pretrained / "runs" / "leads" / "epochs.csv").exists()
     assert main([*base, "--name", "nothing", "--freeze-encoder"]) == 2
     assert "--freeze-encoder needs --init" in capsys.readouterr().err
+
+
+def test_paced_records_are_left_out_unless_asked(synth_cohort, tmp_path):
+    import shutil
+
+    import pandas as pd
+
+    store = tmp_path / "store"
+    shutil.copytree(synth_cohort / "store", store)
+    index = pd.read_parquet(store / "index.parquet")
+    index["paced"] = index["paced"].astype(object) if "paced" in index else ""
+    index.loc[index.index[index["status"] == "ok"][0], "paced"] = "ventricular"
+    index.to_parquet(store / "index.parquet")
+    for flag, left_out in (([], 1), (["--include-paced"], 0)):
+        out = tmp_path / f"pre{left_out}"
+        assert main(["-q", "pretrain", "--stores", str(store), "--out", str(out), "--epochs", "1", *flag]) == 0
+        row = json.loads((out / "pretrain.json").read_text())["stores"][0]
+        assert row["paced_left_out"] == left_out and row["used"] == row["usable"] - left_out

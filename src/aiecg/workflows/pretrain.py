@@ -65,8 +65,13 @@ def _unlabelled(config: PretrainConfig) -> tuple[np.ndarray, dict[str, Any], lis
             check_input_contract(contract, spec, f"store {root}",
                                  f"prepare every store of a pre-training run with the settings of {config.stores[0]}")
         usable = sorted(store.usable_ids)
-        ids = [i for i in usable if i not in excluded]
-        rows.append({"store": str(root), "usable": len(usable), "used": len(ids), "excluded": len(usable) - len(ids)})
+        paced: set[str] = set()
+        if not config.include_paced and "paced" in store.index.columns:  # flagged by prepare; as training does
+            flagged = store.index["paced"].fillna("").astype(str) != ""
+            paced = set(store.index.loc[flagged, "id"])
+        ids = [i for i in usable if i not in excluded and i not in paced]
+        rows.append({"store": str(root), "usable": len(usable), "used": len(ids),
+                     "excluded": sum(i in excluded for i in usable), "paced_left_out": sum(i in paced for i in usable)})
         if ids:
             arrays.append(store.medians(ids, config.leads))
     if not arrays or sum(len(a) for a in arrays) < 4:
