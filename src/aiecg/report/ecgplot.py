@@ -29,7 +29,8 @@ import numpy as np
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
-from aiecg.ecg import ECG, MODEL_LEADS, STANDARD_LEADS
+from aiecg.ecg import ECG, MODEL_LEADS, STANDARD_LEADS, normalise_lead_name
+from aiecg.errors import ECGValidationError
 from aiecg.report import style
 
 MM_TO_PT = 72.0 / 25.4
@@ -96,6 +97,12 @@ class PaperSettings:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise PlotError(f"{name} must be a positive number, got {value}")
+        try:  # vendor spellings ('avl', 'V5 ') become aiecg's lead names; an unknown name is refused here
+            if self.lead_order is not None:
+                object.__setattr__(self, "lead_order", tuple(normalise_lead_name(n) for n in self.lead_order))
+            object.__setattr__(self, "rhythm", tuple(normalise_lead_name(n) for n in self.rhythm))
+        except ECGValidationError as exc:
+            raise PlotError(str(exc)) from None
         rows, cols, default = LAYOUTS[self.layout]
         if self.lead_order is not None and len(self.lead_order) != rows * cols:
             raise PlotError(f"layout {self.layout} holds {rows * cols} leads ({', '.join(default)}); "

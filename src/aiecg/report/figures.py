@@ -76,6 +76,17 @@ def _legend_below(ax, legend_ax, ncol: int = 1, title: str | None = None) -> Non
                      title_fontsize=7)
 
 
+def _label_panel(ax, legend_ax, xlim: tuple[float, float], ylim: tuple[float, float], xlabel: str, ylabel: str,
+                 title: str) -> None:
+    """Limits, axis labels and title of a panel, and its legend in the area below it (two columns)."""
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    _legend_below(ax, legend_ax, ncol=2)
+
+
 def _interval(d: dict | None) -> tuple[float, float, float]:
     d = d or {}
     return float(d.get("estimate", np.nan)), float(d.get("low", np.nan)), float(d.get("high", np.nan))
@@ -346,12 +357,8 @@ def pr_curves(runs: list[RunData]) -> Plot:
             ax.step(r, p, where="post", color=style.CYCLE[(i + 1) % len(style.CYCLE)], linewidth=1,
                     linestyle=style.LINESTYLES[(i + 1) % len(style.LINESTYLES)], label=name)
         ax.axhline(labels.mean(), color=style.GREY, linestyle=":", linewidth=1, label=f"prevalence {labels.mean():.2f}")
-        ax.set_xlim(-0.01, 1.01)
-        ax.set_ylim(-0.01, 1.01)
-        ax.set_xlabel("recall (sensitivity)")
-        ax.set_ylabel("precision (PPV)")
-        ax.set_title(f"{run.label}\n{run.cohort_name}")
-        _legend_below(ax, legend_ax, ncol=2)
+        _label_panel(ax, legend_ax, (-0.01, 1.01), (-0.01, 1.01), "recall (sensitivity)", "precision (PPV)",
+                     f"{run.label}\n{run.cohort_name}")
     plot.figure = fig
     return plot
 
@@ -645,12 +652,9 @@ def decision_curves(runs: list[RunData]) -> Plot:
                 ax.plot(pt, nb, color=style.CYCLE[i], linestyle=style.LINESTYLES[i], linewidth=1,
                         marker=style.MARKERS[i], markevery=10, markersize=4, mfc="white",
                         label=f"{name} (n={rows['n'].iloc[0]})")
-        ax.set_xlim(0, upper)
-        ax.set_ylim(-0.3 * prevalence - 0.005, 1.15 * prevalence + 0.005)
-        ax.set_xlabel("threshold probability of LVH")
-        ax.set_ylabel("net benefit")
-        ax.set_title(f"{run.label}\n{run.cohort_name}: LVH prevalence {prevalence:.3f}")
-        _legend_below(ax, legend_ax, ncol=2)
+        _label_panel(ax, legend_ax, (0, upper), (-0.3 * prevalence - 0.005, 1.15 * prevalence + 0.005),
+                     "threshold probability of LVH", "net benefit",
+                     f"{run.label}\n{run.cohort_name}: LVH prevalence {prevalence:.3f}")
     plot.figure = fig
     return plot
 

@@ -154,3 +154,12 @@ def test_settings_that_cannot_be_drawn_are_refused():
         PaperSettings(lead_order=("I", "II"))
     with pytest.raises(PlotError, match="speed"):
         PaperSettings(speed_mm_s=0)
+    with pytest.raises(PlotError, match="unknown lead name 'V7'"):
+        PaperSettings(rhythm=("V7",))
+
+
+def test_lead_names_are_read_as_vendors_spell_them():
+    order = ("avl", "i", "AVR", "ii", "avf", "iii", "v1", "v2", "v3", "v4", "v5", "v6")
+    settings = PaperSettings(layout="6x2", lead_order=order, rhythm=("lead_ii",))
+    assert settings.leads == ("aVL", "I", "aVR", "II", "aVF", "III", "V1", "V2", "V3", "V4", "V5", "V6")
+    assert settings.rhythm == ("II",)
