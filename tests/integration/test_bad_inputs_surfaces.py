@@ -570,3 +570,33 @@ def test_report_on_a_damaged_run_file_is_one_line_naming_it(trained, name, tmp_p
     line = _one_error_line(capsys, "report")
     assert str(target) in line and words in line, line
     assert not (tmp_path / "report" / "index.html").exists()
+
+
+# ------------------------------------------------------------------------------------------ 14. temporary folders
+def test_predict_makes_a_temporary_folder_only_to_export_on_the_fly_and_removes_it_at_once(trained, tmp_path,
+                                                                                           monkeypatch):
+    """A killed predict cannot leave /tmp/aiecg-onnx-* behind: the torch engine makes none, and the on-the-fly
+    export's folder is gone before the first file is read."""
+    import os
+    import tempfile
+
+    from aiecg.workflows import predict as predict_module
+
+    made, real_mkdtemp = [], tempfile.mkdtemp
+
+    def mkdtemp(*args, **kwargs):
+        made.append(real_mkdtemp(*args, **kwargs))
+        return made[-1]
+
+    def first_read(*args, **kwargs):
+        assert not any(os.path.exists(p) for p in made), made  # gone before any file is read
+        return real_run(*args, **kwargs)
+
+    real_run = predict_module._run
+    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
+    monkeypatch.setattr(predict_module, "_run", first_read)
+    assert _predict(trained, tmp_path / "torch.csv", files=2) == 0
+    assert made == []
+    assert _predict(trained, tmp_path / "onnx.csv", "--engine", "onnx", files=2) == 0
+    assert len(made) == 1 and "aiecg-onnx-" in made[0]
+    assert (pd.read_csv(tmp_path / "onnx.csv")["status"] == "ok").all()

@@ -393,51 +393,53 @@ def predict_files(
     y_pred = np.full((n, spec.n_outputs), np.nan)
     todo = list(range(n))  # every file is read, so a file's own problem is reported before a clinical one
 
-    with tempfile.TemporaryDirectory(prefix="aiecg-onnx-") as scratch:
-        model = _engine(bundle, engine, onnx_path, Path(scratch))
-        parts = [[i] for i in todo]  # one file per task: a worker that dies or hangs costs that file's row only
-        tasks = [([(records.at[i, "record_id"], records.at[i, "file"], records.at[i, "format"],
-                    records.at[i, "options"], records.at[i, "problem"]) for i in part], bundle.input_spec, lead_rows)
-                 for part in parts]
-        pending: list[tuple[int, np.ndarray]] = []
-        bar = tqdm(total=len(todo), desc="predict", unit="ECG", disable=not progress)
+    model = _engine(bundle, engine, onnx_path)
+    parts = [[i] for i in todo]  # one file per task: a worker that dies or hangs costs that file's row only
+    tasks = [([(records.at[i, "record_id"], records.at[i, "file"], records.at[i, "format"],
+                records.at[i, "options"], records.at[i, "problem"]) for i in part], bundle.input_spec, lead_rows)
+             for part in parts]
+    pending: list[tuple[int, np.ndarray]] = []
+    bar = tqdm(total=len(todo), desc="predict", unit="ECG", disable=not progress)
 
-        def flush() -> None:
-            if not pending:
-                return
-            index = np.asarray([i for i, _ in pending])
-            ecg = np.stack([m for _, m in pending])
-            meta = _encode(bundle, clinical_values.loc[index])  # after each row's sex is settled
-            y_pred[index] = predict(model, ecg, meta, spec, bundle.scaling, batch_size=batch_size)
-            pending.clear()
+    def flush() -> None:
+        if not pending:
+            return
+        index = np.asarray([i for i, _ in pending])
+        ecg = np.stack([m for _, m in pending])
+        meta = _encode(bundle, clinical_values.loc[index])  # after each row's sex is settled
+        y_pred[index] = predict(model, ecg, meta, spec, bundle.scaling, batch_size=batch_size)
+        pending.clear()
 
-        for part, results in zip(parts, _run(tasks, workers)):
-            for i, result in zip(part, results):
-                median = result.pop("median")
-                rows[i] = result
-                _header_sex_for_encoder(clinical_values, i, result.get("header_sex", math.nan),
-                                        sources[records.at[i, "source"]], bundle)
-                reason = clinical_values.at[i, "clinical_reason"]
-                if reason and result["status"] == STATUS_OK:
-                    result.update(status=STATUS_CLINICAL, reason=reason)
-                elif median is not None:
-                    pending.append((i, median))
-            if len(pending) >= 4 * batch_size:
-                flush()
-            bar.update(len(part))
-        flush()
-        bar.close()
+    for part, results in zip(parts, _run(tasks, workers)):
+        for i, result in zip(part, results):
+            median = result.pop("median")
+            rows[i] = result
+            _header_sex_for_encoder(clinical_values, i, result.get("header_sex", math.nan),
+                                    sources[records.at[i, "source"]], bundle)
+            reason = clinical_values.at[i, "clinical_reason"]
+            if reason and result["status"] == STATUS_OK:
+                result.update(status=STATUS_CLINICAL, reason=reason)
+            elif median is not None:
+                pending.append((i, median))
+        if len(pending) >= 4 * batch_size:
+            flush()
+        bar.update(len(part))
+    flush()
+    bar.close()
     return _table(records, rows, clinical_values, y_pred, bundle, interval)
 
 
-def _engine(bundle: Bundle, engine: str, onnx_path: str | Path | None, scratch: Path) -> Any:
+def _engine(bundle: Bundle, engine: str, onnx_path: str | Path | None) -> Any:
     if engine == "torch":
         return bundle.build_model()
     from aiecg.workflows.export import check_export, export_bundle
 
-    if onnx_path is None:
-        onnx_path = export_bundle(bundle, scratch / "model.onnx")["onnx"]
-    model = check_export(onnx_path, bundle)
+    if onnx_path is None:  # export on the fly; ONNX Runtime holds the graph, so the file goes at once
+        with tempfile.TemporaryDirectory(prefix="aiecg-onnx-") as scratch:
+            onnx_path = export_bundle(bundle, Path(scratch) / "model.onnx")["onnx"]
+            model = check_export(onnx_path, bundle)
+    else:
+        model = check_export(onnx_path, bundle)
     ecg_shape = model.input_shapes.get("ecg", [None, None, None])[1:]
     meta_shape = model.input_shapes.get("meta", [None, 0])[1:]
     if (model.n_outputs, ecg_shape, meta_shape) != (bundle.n_outputs, [bundle.n_leads, bundle.n_samples],
