@@ -600,3 +600,43 @@ def test_predict_makes_a_temporary_folder_only_to_export_on_the_fly_and_removes_
     assert _predict(trained, tmp_path / "onnx.csv", "--engine", "onnx", files=2) == 0
     assert len(made) == 1 and "aiecg-onnx-" in made[0]
     assert (pd.read_csv(tmp_path / "onnx.csv")["status"] == "ok").all()
+
+
+# ------------------------------------------------------------------------------------------ 13. forged bundles
+def _forge(bundle, case):
+    from aiecg.data.dataset import TargetScaling
+
+    if case == "more contract leads than inputs":
+        bundle.input_spec = {**bundle.input_spec, "leads": bundle.input_spec["leads"] + ["V1"] * 4}
+    elif case == "unknown lead":
+        bundle.input_spec = {**bundle.input_spec, "leads": ["I", "XX", *bundle.input_spec["leads"][2:]]}
+    elif case == "short scaling":
+        bundle.scaling = TargetScaling((), ())
+    elif case == "zero scaling":
+        bundle.scaling = TargetScaling((48.0,), (0.0,))
+    elif case == "posthoc a list":
+        bundle.thresholds = {**bundle.thresholds, "posthoc": [1, 2]}
+    elif case == "junk conformal":
+        bundle.thresholds = {**bundle.thresholds, "conformal": {"junk": 1}}
+    return bundle
+
+
+FORGED = {"more contract leads than inputs": "input_spec.leads", "unknown lead": "unknown lead 'XX'",
+          "short scaling": "scaling must hold 1 finite means and positive SDs",
+          "zero scaling": "scaling must hold 1 finite means and positive SDs",
+          "posthoc a list": "thresholds.posthoc must be a mapping",
+          "junk conformal": "conformal intervals are malformed"}
+
+
+@pytest.mark.parametrize("case", list(FORGED))
+def test_a_forged_bundle_with_a_recomputed_checksum_is_one_line(trained, case, tmp_path, capsys):
+    from aiecg.bundle import load_bundle, save_bundle
+
+    forged = tmp_path / "forged.aiecg"
+    save_bundle(_forge(load_bundle(trained / "runs" / "fcn" / "model.aiecg"), case), forged)
+    ecg = sorted((trained / "data" / "ecg").glob("*.xml"))[0]
+    capsys.readouterr()
+    assert aiecg(["-q", "predict", "--bundle", str(forged), str(ecg), "--out", str(tmp_path / "p.csv"), "--clinical",
+                  str(trained / "data" / "cohort.csv"), "--id-column", "eid", "--workers", "1"]) == 2
+    assert FORGED[case] in _one_error_line(capsys, "predict")
+    assert not (tmp_path / "p.csv").exists()

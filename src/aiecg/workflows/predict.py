@@ -384,6 +384,7 @@ def predict_files(
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleError(f"the bundle's saved pre-processing is not usable by this aiecg version ({exc}); "
                           "re-train or re-export the model with this version") from None
+    _posthoc_models(bundle)  # a malformed one is refused before any file is read
     records, sources = collect_records(inputs, fmt, clinical, id_column, sex_column)
     clinical_values = _clinical_values(records, sources, bundle)
     lead_rows = [STANDARD_LEADS.index(normalise_lead_name(lead)) for lead in bundle.input_spec["leads"]]
@@ -538,12 +539,21 @@ def _table(records: pd.DataFrame, rows: list[dict], clinical: pd.DataFrame, y_pr
     base["reason"] = base["reason"].fillna("").astype(str)
     base["qc"] = base["qc"].fillna("").astype(str)
     ok = (base["status"] == STATUS_OK).to_numpy()
-    posthoc = PostHoc.from_dict(bundle.thresholds.get("posthoc"))
-    conformal = ConformalIntervals.from_dict(bundle.thresholds.get("conformal"))
+    posthoc, conformal = _posthoc_models(bundle)
     outputs = prediction_columns(bundle.target, posthoc, conformal, y_pred[ok], base["is_m"].to_numpy()[ok], level)
     full = pd.DataFrame(np.nan, index=base.index, columns=outputs.columns)
     full.loc[ok, :] = outputs.to_numpy()
     return pd.concat([base, full], axis=1)
+
+
+def _posthoc_models(bundle: Bundle) -> tuple[PostHoc, ConformalIntervals | None]:
+    """The bundle's post-hoc models and conformal intervals; a malformed one is a :class:`BundleError`."""
+    try:
+        return (PostHoc.from_dict(bundle.thresholds.get("posthoc")),
+                ConformalIntervals.from_dict(bundle.thresholds.get("conformal")))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BundleError(f"the bundle's post-hoc models or conformal intervals are malformed ({type(exc).__name__}: "
+                          f"{exc}); re-train or re-export the model with aiecg") from None
 
 
 def write_predictions(table: pd.DataFrame, out: str | Path) -> Path:
