@@ -640,3 +640,21 @@ def test_a_forged_bundle_with_a_recomputed_checksum_is_one_line(trained, case, t
                   str(trained / "data" / "cohort.csv"), "--id-column", "eid", "--workers", "1"]) == 2
     assert FORGED[case] in _one_error_line(capsys, "predict")
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_explain_killed_while_rewriting_leaves_no_summary_over_other_attributions(trained, tmp_path, monkeypatch):
+    from aiecg.workflows import explain
+
+    out = tmp_path / "explain"
+    argv = ["-q", "explain", "--bundle", str(trained / "runs" / "fcn" / "model.aiecg"), "--cohort",
+            str(trained / "data" / "cohort.yaml"), "--out", str(out), "--steps", "2", "--no-figures"]
+    assert aiecg(argv) == 0
+    assert (out / "explain.json").exists() and (out / "attributions.npz").exists()
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # as a kill while the new attributions are written
+
+    monkeypatch.setattr(explain.np, "savez_compressed", killed)
+    assert aiecg(argv) == 130
+    assert not (out / "explain.json").exists()  # no summary that could describe the wrong attributions
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # no temporary file left
