@@ -658,3 +658,25 @@ def test_explain_killed_while_rewriting_leaves_no_summary_over_other_attribution
     assert aiecg(argv) == 130
     assert not (out / "explain.json").exists()  # no summary that could describe the wrong attributions
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # no temporary file left
+
+
+def test_the_sex_code_handed_to_the_encoder_is_the_encoders_own(trained):
+    """Codes the encoder knows pass unchanged (the table's coding is trusted, as before); text and header-filled
+    values become the encoder's code for that sex, for a model trained on 1/0 and one trained on M/F."""
+    import copy
+    import math
+
+    from aiecg.bundle import load_bundle
+    from aiecg.workflows.predict import _encoder_sex_code, _Source
+
+    bundle = load_bundle(trained / "runs" / "fcn" / "model.aiecg")
+    plain = _Source(None, "sex")  # a clinical table: 1/0 or male/female
+    assert bundle.encoder.binary_positive["sex"] == 1
+    for is_m, value, code in ((1, 1, 1), (0, 0, 0), (1, "male", 1), (0, "female", 0), (1, math.nan, 1),
+                              (0, math.nan, 0), (0, "F", 0)):
+        assert str(_encoder_sex_code(is_m, plain, bundle, value)) == str(code), (is_m, value)
+    letters = copy.deepcopy(bundle)
+    letters.encoder.binary_positive["sex"], letters.encoder.fill["sex"] = "M", "F"
+    for is_m, value, code in ((1, "M", "M"), (0, "F", "F"), (1, math.nan, "M"), (0, math.nan, "F"),
+                              (0, "female", "F"), (1, 1, "M")):
+        assert _encoder_sex_code(is_m, plain, letters, value) == code, (is_m, value)

@@ -457,18 +457,28 @@ def _plain(value: Any) -> Any:
 
 
 def _encoder_sex_code(is_m: float, source: _Source, bundle: Bundle, value: Any) -> Any:
-    """The value of the sex column that the encoder reads as sex ``is_m`` (1 male, 0 female): its positive code
-    where that means this sex under the source's coding (1/0, male/female, or the cohort YAML's codes), else the
-    source's code for it; ``value`` unchanged where the encoder's codes say nothing about sex."""
+    """The value of the sex column that the encoder reads as sex ``is_m`` (1 male, 0 female).
+
+    ``value`` itself where the encoder knows it (one of its two codes: as before, the table's coding is trusted);
+    otherwise (``male``/``female`` text for a model trained on 1/0, or a missing value the header fills) the
+    encoder's positive code where that means this sex under the source's coding (1/0, male/female, or the cohort
+    YAML's codes), else its other code; ``value`` unchanged where the encoder's codes say nothing about sex.
+    """
     encoder, column = bundle.encoder, source.sex_column
     if encoder is None or column not in encoder.spec.binary:
         return value
-    positive = encoder.binary_positive[column]
+    positive, fill = encoder.binary_positive[column], encoder.fill[column]
+    if pd.notna(value) and level_key(value) in {level_key(positive), level_key(fill)}:
+        return value
     positive_sex = _sex(positive, source.male_code, source.female_code)
     if math.isnan(positive_sex):
         return value
-    code = positive if positive_sex == is_m else (source.male_code if is_m == 1 else source.female_code)
-    return value if positive_sex != is_m and level_key(code) == level_key(positive) else code
+    if positive_sex == is_m:
+        return positive
+    if level_key(fill) != level_key(positive):
+        return fill
+    code = source.male_code if is_m == 1 else source.female_code
+    return code if level_key(code) != level_key(positive) else value
 
 
 def _header_sex_for_encoder(values: pd.DataFrame, i: int, header_sex: float, source: _Source, bundle: Bundle) -> None:
