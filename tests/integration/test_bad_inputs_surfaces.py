@@ -680,3 +680,15 @@ def test_the_sex_code_handed_to_the_encoder_is_the_encoders_own(trained):
     for is_m, value, code in ((1, "M", "M"), (0, "F", "F"), (1, math.nan, "M"), (0, math.nan, "F"),
                               (0, "female", "F"), (1, 1, "M")):
         assert _encoder_sex_code(is_m, plain, letters, value) == code, (is_m, value)
+
+
+# ------------------------------------------------------------------------------------------ 9. damaged journal
+def test_tune_on_a_damaged_journal_is_one_line(trained, tmp_path, capsys):
+    pytest.importorskip("optuna")
+    journal = tmp_path / "study.log"
+    journal.write_text("junk, not a journal\n")
+    capsys.readouterr()
+    assert aiecg(["-q", "tune", "--cohort", str(trained / "data" / "cohort.yaml"), "--search-only", "--trials", "1",
+                  "--epochs", "1", "--storage", f"journal://{journal}", "--out", str(tmp_path / "tune")]) == 2
+    line = _one_error_line(capsys, "tune")
+    assert f"the journal {journal} is damaged (JSONDecodeError" in line and "restore it from a copy" in line
