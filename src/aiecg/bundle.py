@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from aiecg import __version__
 from aiecg.data.dataset import TargetScaling
 from aiecg.data.features import ClinicalEncoder
 from aiecg.data.targets import TargetSpec
+from aiecg.ecg import normalise_lead_name
 from aiecg.errors import BundleError
 from aiecg.files import atomic_write_bytes
 from aiecg.models import create_model
@@ -199,6 +201,36 @@ def _check_header(path: Path, data: Any) -> None:
             raise BundleError(f"{path}: malformed bundle header: input_spec lacks '{key}'")
 
 
+def _check_fields(path: Path, data: dict[str, Any]) -> None:
+    """The header's fields against each other (a forged or hand-edited bundle, its checksum recomputed): the
+    contract's leads are the model's input leads, the target scaling has one finite mean and positive SD per
+    output, the thresholds are mappings."""
+    def bad(what: str) -> BundleError:
+        return BundleError(f"{path}: malformed bundle header: {what}; re-export the model with aiecg")
+
+    leads = data["input_spec"]["leads"]
+    if not isinstance(leads, list) or len(leads) != data["n_leads"] or not all(isinstance(x, str) for x in leads):
+        raise bad(f"input_spec.leads ({leads!r:.80}) must list the model's {data['n_leads']} input leads")
+    for lead in leads:
+        try:
+            normalise_lead_name(lead)
+        except ValueError:
+            raise bad(f"input_spec.leads names an unknown lead {lead!r}") from None
+    if data["target"].get("n_outputs") != data["n_outputs"]:
+        raise bad(f"the target has {data['target'].get('n_outputs')} outputs, the model {data['n_outputs']}")
+    scaling = data["scaling"]
+    if scaling is not None:
+        mean, sd = scaling.get("mean"), scaling.get("sd")
+        if not (isinstance(mean, list) and isinstance(sd, list) and len(mean) == len(sd) == data["n_outputs"]
+                and all(isinstance(v, (int, float)) and math.isfinite(v) for v in mean + sd)
+                and all(v > 0 for v in sd)):
+            raise bad(f"scaling must hold {data['n_outputs']} finite means and positive SDs")
+    thresholds = data["thresholds"]
+    for key in ("posthoc", "conformal"):
+        if not isinstance(thresholds.get(key) or {}, dict):
+            raise bad(f"thresholds.{key} must be a mapping")
+
+
 def load_bundle(path: str | Path, allow_encoder: bool = False) -> Bundle:
     """Read a bundle written by :func:`save_bundle`; a pre-trained encoder only with ``allow_encoder``.
 
@@ -228,6 +260,7 @@ def load_bundle(path: str | Path, allow_encoder: bool = False) -> Bundle:
     except json.JSONDecodeError as exc:
         raise BundleError(f"{path}: malformed bundle header (not JSON: {exc})") from None
     _check_header(path, data)
+    _check_fields(path, data)
     if data["training"].get("kind") == ENCODER_KIND and not allow_encoder:
         raise BundleError(f"{path} is a pre-trained encoder (aiecg pretrain), not a model that predicts: fine-tune "
                           f"it first (aiecg train --init {path} ...) and use that run's model.aiecg")

@@ -570,3 +570,125 @@ def test_report_on_a_damaged_run_file_is_one_line_naming_it(trained, name, tmp_p
     line = _one_error_line(capsys, "report")
     assert str(target) in line and words in line, line
     assert not (tmp_path / "report" / "index.html").exists()
+
+
+# ------------------------------------------------------------------------------------------ 14. temporary folders
+def test_predict_makes_a_temporary_folder_only_to_export_on_the_fly_and_removes_it_at_once(trained, tmp_path,
+                                                                                           monkeypatch):
+    """A killed predict cannot leave /tmp/aiecg-onnx-* behind: the torch engine makes none, and the on-the-fly
+    export's folder is gone before the first file is read."""
+    import os
+    import tempfile
+
+    from aiecg.workflows import predict as predict_module
+
+    made, real_mkdtemp = [], tempfile.mkdtemp
+
+    def mkdtemp(*args, **kwargs):
+        made.append(real_mkdtemp(*args, **kwargs))
+        return made[-1]
+
+    def first_read(*args, **kwargs):
+        assert not any(os.path.exists(p) for p in made), made  # gone before any file is read
+        return real_run(*args, **kwargs)
+
+    real_run = predict_module._run
+    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
+    monkeypatch.setattr(predict_module, "_run", first_read)
+    assert _predict(trained, tmp_path / "torch.csv", files=2) == 0
+    assert made == []
+    assert _predict(trained, tmp_path / "onnx.csv", "--engine", "onnx", files=2) == 0
+    assert len(made) == 1 and "aiecg-onnx-" in made[0]
+    assert (pd.read_csv(tmp_path / "onnx.csv")["status"] == "ok").all()
+
+
+# ------------------------------------------------------------------------------------------ 13. forged bundles
+def _forge(bundle, case):
+    from aiecg.data.dataset import TargetScaling
+
+    if case == "more contract leads than inputs":
+        bundle.input_spec = {**bundle.input_spec, "leads": bundle.input_spec["leads"] + ["V1"] * 4}
+    elif case == "unknown lead":
+        bundle.input_spec = {**bundle.input_spec, "leads": ["I", "XX", *bundle.input_spec["leads"][2:]]}
+    elif case == "short scaling":
+        bundle.scaling = TargetScaling((), ())
+    elif case == "zero scaling":
+        bundle.scaling = TargetScaling((48.0,), (0.0,))
+    elif case == "posthoc a list":
+        bundle.thresholds = {**bundle.thresholds, "posthoc": [1, 2]}
+    elif case == "junk conformal":
+        bundle.thresholds = {**bundle.thresholds, "conformal": {"junk": 1}}
+    return bundle
+
+
+FORGED = {"more contract leads than inputs": "input_spec.leads", "unknown lead": "unknown lead 'XX'",
+          "short scaling": "scaling must hold 1 finite means and positive SDs",
+          "zero scaling": "scaling must hold 1 finite means and positive SDs",
+          "posthoc a list": "thresholds.posthoc must be a mapping",
+          "junk conformal": "conformal intervals are malformed"}
+
+
+@pytest.mark.parametrize("case", list(FORGED))
+def test_a_forged_bundle_with_a_recomputed_checksum_is_one_line(trained, case, tmp_path, capsys):
+    from aiecg.bundle import load_bundle, save_bundle
+
+    forged = tmp_path / "forged.aiecg"
+    save_bundle(_forge(load_bundle(trained / "runs" / "fcn" / "model.aiecg"), case), forged)
+    ecg = sorted((trained / "data" / "ecg").glob("*.xml"))[0]
+    capsys.readouterr()
+    assert aiecg(["-q", "predict", "--bundle", str(forged), str(ecg), "--out", str(tmp_path / "p.csv"), "--clinical",
+                  str(trained / "data" / "cohort.csv"), "--id-column", "eid", "--workers", "1"]) == 2
+    assert FORGED[case] in _one_error_line(capsys, "predict")
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_explain_killed_while_rewriting_leaves_no_summary_over_other_attributions(trained, tmp_path, monkeypatch):
+    from aiecg.workflows import explain
+
+    out = tmp_path / "explain"
+    argv = ["-q", "explain", "--bundle", str(trained / "runs" / "fcn" / "model.aiecg"), "--cohort",
+            str(trained / "data" / "cohort.yaml"), "--out", str(out), "--steps", "2", "--no-figures"]
+    assert aiecg(argv) == 0
+    assert (out / "explain.json").exists() and (out / "attributions.npz").exists()
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # as a kill while the new attributions are written
+
+    monkeypatch.setattr(explain.np, "savez_compressed", killed)
+    assert aiecg(argv) == 130
+    assert not (out / "explain.json").exists()  # no summary that could describe the wrong attributions
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # no temporary file left
+
+
+def test_the_sex_code_handed_to_the_encoder_is_the_encoders_own(trained):
+    """Codes the encoder knows pass unchanged (the table's coding is trusted, as before); text and header-filled
+    values become the encoder's code for that sex, for a model trained on 1/0 and one trained on M/F."""
+    import copy
+    import math
+
+    from aiecg.bundle import load_bundle
+    from aiecg.workflows.predict import _encoder_sex_code, _Source
+
+    bundle = load_bundle(trained / "runs" / "fcn" / "model.aiecg")
+    plain = _Source(None, "sex")  # a clinical table: 1/0 or male/female
+    assert bundle.encoder.binary_positive["sex"] == 1
+    for is_m, value, code in ((1, 1, 1), (0, 0, 0), (1, "male", 1), (0, "female", 0), (1, math.nan, 1),
+                              (0, math.nan, 0), (0, "F", 0)):
+        assert str(_encoder_sex_code(is_m, plain, bundle, value)) == str(code), (is_m, value)
+    letters = copy.deepcopy(bundle)
+    letters.encoder.binary_positive["sex"], letters.encoder.fill["sex"] = "M", "F"
+    for is_m, value, code in ((1, "M", "M"), (0, "F", "F"), (1, math.nan, "M"), (0, math.nan, "F"),
+                              (0, "female", "F"), (1, 1, "M")):
+        assert _encoder_sex_code(is_m, plain, letters, value) == code, (is_m, value)
+
+
+# ------------------------------------------------------------------------------------------ 9. damaged journal
+def test_tune_on_a_damaged_journal_is_one_line(trained, tmp_path, capsys):
+    pytest.importorskip("optuna")
+    journal = tmp_path / "study.log"
+    journal.write_text("junk, not a journal\n")
+    capsys.readouterr()
+    assert aiecg(["-q", "tune", "--cohort", str(trained / "data" / "cohort.yaml"), "--search-only", "--trials", "1",
+                  "--epochs", "1", "--storage", f"journal://{journal}", "--out", str(tmp_path / "tune")]) == 2
+    line = _one_error_line(capsys, "tune")
+    assert f"the journal {journal} is damaged (JSONDecodeError" in line and "restore it from a copy" in line

@@ -19,7 +19,8 @@ import json
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,20 @@ def apply_params(config: RunConfig, params: dict[str, Any]) -> RunConfig:
                                model_kwargs={**config.model_kwargs, **model}, **top)
 
 
+@contextmanager
+def _journal_guard(url: str) -> Iterator[None]:
+    """A damaged journal file (a line that is not JSON; Optuna tolerates a bad last line until another follows)
+    as one :class:`ConfigError`."""
+    try:
+        yield
+    except ValueError as exc:  # json.JSONDecodeError, or Optuna's "Invalid log format."
+        if not (isinstance(exc, json.JSONDecodeError) or str(exc) == "Invalid log format."):
+            raise
+        raise ConfigError(f"--storage {url!r}: the journal {url.removeprefix('journal://')} is damaged "
+                          f"({type(exc).__name__}: {str(exc).splitlines()[0]}); restore it from a copy, or start a "
+                          "new study in another file") from None
+
+
 def open_storage(url: str) -> Any:
     """A study storage from a URL: ``sqlite:///file.db`` or another SQLAlchemy URL (``postgresql://...``,
     ``mysql://...``) for Optuna's RDB storage; ``journal:///path/file.log`` (or a path ending ``.log`` /
@@ -172,7 +187,10 @@ def open_storage(url: str) -> Any:
     path = url[len("journal://"):] if url.startswith("journal://") else url
     if url.startswith("journal://") or url.endswith((".log", ".journal")):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(path))
+        with _journal_guard(url):
+            storage = JournalStorage(JournalFileBackend(path))
+            storage.get_all_studies()  # replays the journal now: a damaged one is refused here, in one line
+        return storage
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     elif "://" not in url:
@@ -204,8 +222,10 @@ def open_study(storage_url: str, name: str, space: list[Param], pruner: str, max
     """
     require_optuna()
     sampler = optuna.samplers.TPESampler(seed=seed * 10_007 + worker, constant_liar=True)
-    study = optuna.create_study(storage=open_storage(storage_url), study_name=name, direction="minimize",
-                                sampler=sampler, pruner=make_pruner(pruner, max_epochs), load_if_exists=True)
+    storage = open_storage(storage_url)
+    with _journal_guard(storage_url):
+        study = optuna.create_study(storage=storage, study_name=name, direction="minimize", sampler=sampler,
+                                    pruner=make_pruner(pruner, max_epochs), load_if_exists=True)
     earlier = len(study.get_trials(deepcopy=False))
     if earlier:  # a restarted (or late) worker continues the search instead of replaying its first draws
         study.sampler = optuna.samplers.TPESampler(seed=seed * 10_007 + worker + 1_000_003 * earlier,

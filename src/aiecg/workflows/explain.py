@@ -24,7 +24,7 @@ from aiecg.data.selection import check_clinical_columns, usable_cohort
 from aiecg.data.store import Store
 from aiecg.explain.attributions import ExplainError, fcn_cam, integrated_gradients, upsample
 from aiecg.explain.sanity import randomisation_check
-from aiecg.files import check_output
+from aiecg.files import atomic_write, atomic_write_text, check_output
 from aiecg.workflows.evaluate import check_store_contract, training_splits
 
 
@@ -97,7 +97,9 @@ def explain_bundle(bundle_path: str | Path, cohort_path: str | Path, store_path:
                                      seed=seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out / "attributions.npz", **arrays_out)
+    (out / "explain.json").unlink(missing_ok=True)  # an earlier run's summary never describes new attributions
+    with atomic_write(out / "attributions.npz", "wb") as handle:
+        np.savez_compressed(handle, **arrays_out)
     delta = np.abs(attr.delta)
     units = f"standardised {spec.name}" if spec.is_regression else "logit"
     summary: dict[str, Any] = {
@@ -116,7 +118,7 @@ def explain_bundle(bundle_path: str | Path, cohort_path: str | Path, store_path:
         "cam": bool(is_fcn),
         "randomisation_check": sanity,
     }
-    (out / "explain.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_text(out / "explain.json", json.dumps(summary, indent=2))  # marks a complete set
     if figures:
         from aiecg.report.figures import explanation_plots
         from aiecg.report.runs import load_run

@@ -384,6 +384,7 @@ def predict_files(
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleError(f"the bundle's saved pre-processing is not usable by this aiecg version ({exc}); "
                           "re-train or re-export the model with this version") from None
+    _posthoc_models(bundle)  # a malformed one is refused before any file is read
     records, sources = collect_records(inputs, fmt, clinical, id_column, sex_column)
     clinical_values = _clinical_values(records, sources, bundle)
     lead_rows = [STANDARD_LEADS.index(normalise_lead_name(lead)) for lead in bundle.input_spec["leads"]]
@@ -393,51 +394,53 @@ def predict_files(
     y_pred = np.full((n, spec.n_outputs), np.nan)
     todo = list(range(n))  # every file is read, so a file's own problem is reported before a clinical one
 
-    with tempfile.TemporaryDirectory(prefix="aiecg-onnx-") as scratch:
-        model = _engine(bundle, engine, onnx_path, Path(scratch))
-        parts = [[i] for i in todo]  # one file per task: a worker that dies or hangs costs that file's row only
-        tasks = [([(records.at[i, "record_id"], records.at[i, "file"], records.at[i, "format"],
-                    records.at[i, "options"], records.at[i, "problem"]) for i in part], bundle.input_spec, lead_rows)
-                 for part in parts]
-        pending: list[tuple[int, np.ndarray]] = []
-        bar = tqdm(total=len(todo), desc="predict", unit="ECG", disable=not progress)
+    model = _engine(bundle, engine, onnx_path)
+    parts = [[i] for i in todo]  # one file per task: a worker that dies or hangs costs that file's row only
+    tasks = [([(records.at[i, "record_id"], records.at[i, "file"], records.at[i, "format"],
+                records.at[i, "options"], records.at[i, "problem"]) for i in part], bundle.input_spec, lead_rows)
+             for part in parts]
+    pending: list[tuple[int, np.ndarray]] = []
+    bar = tqdm(total=len(todo), desc="predict", unit="ECG", disable=not progress)
 
-        def flush() -> None:
-            if not pending:
-                return
-            index = np.asarray([i for i, _ in pending])
-            ecg = np.stack([m for _, m in pending])
-            meta = _encode(bundle, clinical_values.loc[index])  # after each row's sex is settled
-            y_pred[index] = predict(model, ecg, meta, spec, bundle.scaling, batch_size=batch_size)
-            pending.clear()
+    def flush() -> None:
+        if not pending:
+            return
+        index = np.asarray([i for i, _ in pending])
+        ecg = np.stack([m for _, m in pending])
+        meta = _encode(bundle, clinical_values.loc[index])  # after each row's sex is settled
+        y_pred[index] = predict(model, ecg, meta, spec, bundle.scaling, batch_size=batch_size)
+        pending.clear()
 
-        for part, results in zip(parts, _run(tasks, workers)):
-            for i, result in zip(part, results):
-                median = result.pop("median")
-                rows[i] = result
-                _header_sex_for_encoder(clinical_values, i, result.get("header_sex", math.nan),
-                                        sources[records.at[i, "source"]], bundle)
-                reason = clinical_values.at[i, "clinical_reason"]
-                if reason and result["status"] == STATUS_OK:
-                    result.update(status=STATUS_CLINICAL, reason=reason)
-                elif median is not None:
-                    pending.append((i, median))
-            if len(pending) >= 4 * batch_size:
-                flush()
-            bar.update(len(part))
-        flush()
-        bar.close()
+    for part, results in zip(parts, _run(tasks, workers)):
+        for i, result in zip(part, results):
+            median = result.pop("median")
+            rows[i] = result
+            _header_sex_for_encoder(clinical_values, i, result.get("header_sex", math.nan),
+                                    sources[records.at[i, "source"]], bundle)
+            reason = clinical_values.at[i, "clinical_reason"]
+            if reason and result["status"] == STATUS_OK:
+                result.update(status=STATUS_CLINICAL, reason=reason)
+            elif median is not None:
+                pending.append((i, median))
+        if len(pending) >= 4 * batch_size:
+            flush()
+        bar.update(len(part))
+    flush()
+    bar.close()
     return _table(records, rows, clinical_values, y_pred, bundle, interval)
 
 
-def _engine(bundle: Bundle, engine: str, onnx_path: str | Path | None, scratch: Path) -> Any:
+def _engine(bundle: Bundle, engine: str, onnx_path: str | Path | None) -> Any:
     if engine == "torch":
         return bundle.build_model()
     from aiecg.workflows.export import check_export, export_bundle
 
-    if onnx_path is None:
-        onnx_path = export_bundle(bundle, scratch / "model.onnx")["onnx"]
-    model = check_export(onnx_path, bundle)
+    if onnx_path is None:  # export on the fly; ONNX Runtime holds the graph, so the file goes at once
+        with tempfile.TemporaryDirectory(prefix="aiecg-onnx-") as scratch:
+            onnx_path = export_bundle(bundle, Path(scratch) / "model.onnx")["onnx"]
+            model = check_export(onnx_path, bundle)
+    else:
+        model = check_export(onnx_path, bundle)
     ecg_shape = model.input_shapes.get("ecg", [None, None, None])[1:]
     meta_shape = model.input_shapes.get("meta", [None, 0])[1:]
     if (model.n_outputs, ecg_shape, meta_shape) != (bundle.n_outputs, [bundle.n_leads, bundle.n_samples],
@@ -454,18 +457,28 @@ def _plain(value: Any) -> Any:
 
 
 def _encoder_sex_code(is_m: float, source: _Source, bundle: Bundle, value: Any) -> Any:
-    """The value of the sex column that the encoder reads as sex ``is_m`` (1 male, 0 female): its positive code
-    where that means this sex under the source's coding (1/0, male/female, or the cohort YAML's codes), else the
-    source's code for it; ``value`` unchanged where the encoder's codes say nothing about sex."""
+    """The value of the sex column that the encoder reads as sex ``is_m`` (1 male, 0 female).
+
+    ``value`` itself where the encoder knows it (one of its two codes: as before, the table's coding is trusted);
+    otherwise (``male``/``female`` text for a model trained on 1/0, or a missing value the header fills) the
+    encoder's positive code where that means this sex under the source's coding (1/0, male/female, or the cohort
+    YAML's codes), else its other code; ``value`` unchanged where the encoder's codes say nothing about sex.
+    """
     encoder, column = bundle.encoder, source.sex_column
     if encoder is None or column not in encoder.spec.binary:
         return value
-    positive = encoder.binary_positive[column]
+    positive, fill = encoder.binary_positive[column], encoder.fill[column]
+    if pd.notna(value) and level_key(value) in {level_key(positive), level_key(fill)}:
+        return value
     positive_sex = _sex(positive, source.male_code, source.female_code)
     if math.isnan(positive_sex):
         return value
-    code = positive if positive_sex == is_m else (source.male_code if is_m == 1 else source.female_code)
-    return value if positive_sex != is_m and level_key(code) == level_key(positive) else code
+    if positive_sex == is_m:
+        return positive
+    if level_key(fill) != level_key(positive):
+        return fill
+    code = source.male_code if is_m == 1 else source.female_code
+    return code if level_key(code) != level_key(positive) else value
 
 
 def _header_sex_for_encoder(values: pd.DataFrame, i: int, header_sex: float, source: _Source, bundle: Bundle) -> None:
@@ -536,12 +549,21 @@ def _table(records: pd.DataFrame, rows: list[dict], clinical: pd.DataFrame, y_pr
     base["reason"] = base["reason"].fillna("").astype(str)
     base["qc"] = base["qc"].fillna("").astype(str)
     ok = (base["status"] == STATUS_OK).to_numpy()
-    posthoc = PostHoc.from_dict(bundle.thresholds.get("posthoc"))
-    conformal = ConformalIntervals.from_dict(bundle.thresholds.get("conformal"))
+    posthoc, conformal = _posthoc_models(bundle)
     outputs = prediction_columns(bundle.target, posthoc, conformal, y_pred[ok], base["is_m"].to_numpy()[ok], level)
     full = pd.DataFrame(np.nan, index=base.index, columns=outputs.columns)
     full.loc[ok, :] = outputs.to_numpy()
     return pd.concat([base, full], axis=1)
+
+
+def _posthoc_models(bundle: Bundle) -> tuple[PostHoc, ConformalIntervals | None]:
+    """The bundle's post-hoc models and conformal intervals; a malformed one is a :class:`BundleError`."""
+    try:
+        return (PostHoc.from_dict(bundle.thresholds.get("posthoc")),
+                ConformalIntervals.from_dict(bundle.thresholds.get("conformal")))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BundleError(f"the bundle's post-hoc models or conformal intervals are malformed ({type(exc).__name__}: "
+                          f"{exc}); re-train or re-export the model with aiecg") from None
 
 
 def write_predictions(table: pd.DataFrame, out: str | Path) -> Path:
