@@ -115,28 +115,48 @@ def test_resume_removes_what_a_kill_during_the_merge_left_and_a_finished_store_i
     assert {p: p.stat().st_mtime_ns for p in store.rglob("*") if p.is_file() and p.name != ".lock"} == written
 
 
-def test_a_second_concurrent_prepare_refuses_and_the_store_stays_correct(cardiosoft_xml, tmp_path, capsys):
+BLOCKING_PREPARE = """
+import sys
+from aiecg.cli import main
+from aiecg.errors import ECGReadError
+from aiecg.io.registry import Reader, register_reader
+
+def read(path, **_):
+    with open(sys.argv[1], "rb") as fifo:  # blocks until the test writes: the run holds the store meanwhile
+        fifo.read()
+    raise ECGReadError(path, "not an ECG")
+
+register_reader(Reader("blocking-test", read, (".wait",), lambda head: head.startswith(b"AIECG-WAIT")))
+sys.exit(main(sys.argv[2:]))
+"""
+"""``aiecg prepare`` in a process of its own whose reader of ``*.wait`` files blocks on a FIFO (readers refuse a
+FIFO itself, so it sits behind a regular file)."""
+
+
+def test_a_second_concurrent_prepare_refuses_and_the_store_stays_correct(cardiosoft_xml, tmp_path):
     cohort_yaml = _small_cohort(tmp_path, cardiosoft_xml, [])
     table = pd.read_csv(tmp_path / "cohort.csv", dtype=str)
-    pd.concat([table, pd.DataFrame({"eid": ["020"], "ecg_file": ["ecg/fifo"], "sex": ["1"]})]).to_csv(
+    pd.concat([table, pd.DataFrame({"eid": ["020"], "ecg_file": ["ecg/blocks.wait"], "sex": ["1"]})]).to_csv(
         tmp_path / "cohort.csv", index=False)
-    os.mkfifo(tmp_path / "ecg" / "fifo")  # reading it blocks until the test writes: the first run holds the store
+    (tmp_path / "ecg" / "blocks.wait").write_bytes(b"AIECG-WAIT")
+    os.mkfifo(tmp_path / "fifo")
     store = tmp_path / "store"
-    first = subprocess.Popen(_prepare(cohort_yaml, store, "--workers", "1"), stdout=subprocess.DEVNULL,
+    first = subprocess.Popen([sys.executable, "-c", BLOCKING_PREPARE, str(tmp_path / "fifo"),
+                              *_prepare(cohort_yaml, store, "--workers", "1")[3:]], stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True)
     try:
         lock = store / ".lock"
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not (lock.exists() and lock.read_text()):
             time.sleep(0.01)
-        capsys.readouterr()
-        assert aiecg(_prepare_args(cohort_yaml, store, "--workers", "1")) == 2  # the second run, in process
+        second = subprocess.run(_prepare(cohort_yaml, store, "--workers", "1"), capture_output=True, text=True)
         assert first.poll() is None
-        assert capsys.readouterr().err.strip().splitlines() == [
+        assert second.returncode == 2
+        assert second.stderr.strip().splitlines() == [
             f"aiecg prepare: error: store {store} is being written by another aiecg prepare (pid {first.pid} on host "
             f"{os.uname().nodename}, started {json.loads(lock.read_text())['started']}); wait for it to finish or "
             "stop it, then run again"]
-        with open(tmp_path / "ecg" / "fifo", "wb") as fifo:  # let the first run finish
+        with open(tmp_path / "fifo", "wb") as fifo:  # let the first run finish
             fifo.write(b"not an ECG")
         assert first.wait(timeout=300) == 0, first.stderr.read()
     finally:
