@@ -1,6 +1,8 @@
 """Started by torchrun from test_distributed.py: ``fit`` on a toy set (``python ddp_fit_worker.py OUT N_TRAIN
-[EPOCHS [resume]]``); each rank saves the rows it trained on (all, and those of epoch 1) and its final weights to
-OUT/rank{RANK}.pt, and rank 0 copies the run folder as it stood after epoch 1 to OUT/epoch1 (a run stopped there)."""
+[EPOCHS [then-resume]]``). Each rank saves the rows it trained on (all, and those of epoch 1) and its final weights
+to OUT/rank{RANK}.pt, and rank 0 copies the run folder as it stood after epoch 1 to OUT/epoch1 (a run stopped
+there). With ``then-resume`` the same ranks then continue a copy of OUT/epoch1 in OUT/cut/run from its checkpoint,
+as a restarted run does, and save OUT/cut/rank{RANK}.pt."""
 
 import os
 import shutil
@@ -24,7 +26,7 @@ def toy(n: int, seed: int) -> Arrays:
                   rng.standard_normal((n, 3)).astype(np.float32), y[:, None])
 
 
-def main(out: Path, n_train: int, epochs: int = 1, resume: bool = False) -> None:
+def train(out: Path, n_train: int, epochs: int, resume: bool) -> None:
     torch.manual_seed(0)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
     model = create_model("fcn", 2, 64, 3, 1, filters=(8, 8, 8), kernels=(5, 3, 3), conv_dropout=0.2,
                          head_dropout=0.3)
@@ -46,6 +48,15 @@ def main(out: Path, n_train: int, epochs: int = 1, resume: bool = False) -> None
                 "train_loss": result.history[-1]["train_loss"]}, out / f"rank{rank}.pt")
 
 
+def main(out: Path, n_train: int, epochs: int = 1, then_resume: bool = False) -> None:
+    train(out, n_train, epochs, resume=False)
+    if then_resume:
+        if os.environ.get("RANK", "0") == "0":
+            shutil.copytree(out / "epoch1", out / "cut" / "run")
+        torch.distributed.barrier()  # every rank reads the copied checkpoint
+        train(out / "cut", n_train, epochs, resume=True)
+
+
 if __name__ == "__main__":
     main(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 1,
-         len(sys.argv) > 4 and sys.argv[4] == "resume")
+         len(sys.argv) > 4 and sys.argv[4] == "then-resume")

@@ -41,10 +41,11 @@ N_TRAIN = 83  # 5 global batches of 16, then 3 rows: too few for batch norm on 2
 
 @pytest.fixture(scope="module")
 def two_epochs(tmp_path_factory) -> Path:
-    """Two epochs of ``ddp_fit_worker.py`` on 2 ranks (N_TRAIN rows): ``rank{0,1}.pt``, ``run/`` and ``epoch1/``
-    (the run folder as it stood after epoch 1). Read-only: the resume test continues a copy of ``epoch1/``."""
+    """One torchrun of ``ddp_fit_worker.py`` on 2 ranks (N_TRAIN rows): two epochs (``rank{0,1}.pt``, ``run/`` and
+    ``epoch1/``, the run folder as it stood after epoch 1), then the same ranks resume a copy of ``epoch1/`` to the
+    end (``cut/``)."""
     out = tmp_path_factory.mktemp("ddp")
-    _torchrun(WORKER, str(out), str(N_TRAIN), "2")
+    _torchrun(WORKER, str(out), str(N_TRAIN), "2", "then-resume")
     return out
 
 
@@ -67,14 +68,13 @@ def test_one_epoch_on_two_ranks_sees_every_sample_once_and_ends_with_identical_w
     assert sorted(p.name for p in (two_epochs / "run").iterdir()) == ["checkpoint.pt", "epochs.csv"]
 
 
-def test_a_resumed_two_rank_run_ends_with_the_weights_of_an_uninterrupted_one(two_epochs, tmp_path):
-    shutil.copytree(two_epochs / "epoch1", tmp_path / "cut" / "run")  # stopped after epoch 1, as if killed there
-    _torchrun(WORKER, str(tmp_path / "cut"), str(N_TRAIN), "2", "resume")
-    whole, resumed = (torch.load(run / "rank1.pt", weights_only=False)["state"]
-                      for run in (two_epochs, tmp_path / "cut"))
+def test_a_resumed_two_rank_run_ends_with_the_weights_of_an_uninterrupted_one(two_epochs):
+    # cut/run started as a copy of epoch1/ (a run stopped after epoch 1) and was resumed to epoch 2 on both ranks
+    runs = (two_epochs, two_epochs / "cut")
+    whole, resumed = (torch.load(run / "rank1.pt", weights_only=False)["state"] for run in runs)
     for key in whole:
         assert torch.equal(whole[key], resumed[key]), key
-    assert (tmp_path / "cut" / "run" / "epochs.csv").read_text().count("\n") == 3
+    assert (two_epochs / "cut" / "run" / "epochs.csv").read_text().count("\n") == 3
 
 
 def test_torchrun_aiecg_train_writes_one_run(synth_cohort, tmp_path):
