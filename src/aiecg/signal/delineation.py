@@ -100,9 +100,10 @@ class DelineationConfig:
             returns to) its baseline, the boundary IEC 60601-2-25 and cardiologists mark (on LUDB's per-lead annotations
             combined over leads, a threshold crossing alone reads the QRS 11 ms late and 9 ms early). 10 ms:
             the annotators mark wider than the devices print (GE, Philips and others in ``shared/data/formats``),
-            and 10 ms with a 0.2 % step keeps the QRS duration within 10 ms of both on average (LUDB -6 ms,
-            devices +7 ms, ``benchmarks/ludb_delineation.py``); an unbounded walk would match LUDB alone and
-            read 16 ms longer than the devices.
+            and 10 ms with a 0.2 % step keeps the QRS duration within 10 ms of both on average (LUDB -3 ms,
+            devices +8 ms, ``benchmarks/ludb_delineation.py``); an unbounded walk would match LUDB alone and
+            read 16 ms longer than the devices. The minimum is placed between samples (a parabola through its
+            neighbours).
         p_walk_s: the same for P onset and offset, at most this far.
         p_consistency: the median beat has a P wave only when the beats' P segments correlate with its own at
             this level (median over clean beats, +-10 ms): sinus P waves repeat (LUDB: 0.85-0.99), the
