@@ -45,11 +45,11 @@ from aiecg.workflows.measure import MeasureTask, measure_file
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from measure_delineation import MATCH_S, _match, _summary  # noqa: E402
 
 LUDB = ROOT.parent / "shared" / "data" / "ludb"
 LEADS = ("i", "ii", "iii", "avr", "avl", "avf", "v1", "v2", "v3", "v4", "v5", "v6")
 FS = 500.0
-MATCH_S = 0.15
 GROUP_S = 0.15
 TARGETS = {
     "per_beat_median_abs_ms": {"qrs_on": 5.0, "qrs_off": 8.0, "p_on": 8.0, "t_off": 12.0},
@@ -142,33 +142,11 @@ def reference_beats(record: Path, reference: str = "robust") -> tuple[pd.DataFra
     return pd.DataFrame(rows), (float(every.min()), float(every.max()))
 
 
-def _match(ref_r: np.ndarray, ours_r: np.ndarray) -> list[tuple[int, int]]:
-    pairs, used = [], np.zeros(ours_r.size, bool)
-    for i, t in enumerate(ref_r):
-        d = np.abs(ours_r - t)
-        d[used] = np.inf
-        if d.size and d.min() <= MATCH_S:
-            j = int(np.argmin(d))
-            used[j] = True
-            pairs.append((i, j))
-    return pairs
-
-
 def _labels() -> pd.DataFrame:
     table = pd.read_csv(LUDB / "ludb.csv", dtype=str).fillna("")
     table = table.apply(lambda c: c.str.replace("\n", " ").str.strip())
     table["record"] = table["ID"].astype(int).astype(str)
     return table.set_index("record")
-
-
-def _summary(errors) -> dict[str, float]:
-    e = np.asarray(errors, dtype=float)
-    ok = np.isfinite(e)
-    if not ok.any():
-        return {"n": 0}
-    e = e[ok]
-    return {"n": int(e.size), "median_abs": round(float(np.median(np.abs(e))), 2),
-            "bias": round(float(np.median(e)), 2), "p90_abs": round(float(np.percentile(np.abs(e), 90)), 2)}
 
 
 def _mean_sd(values) -> dict[str, float]:
@@ -209,7 +187,7 @@ def evaluate(records: list[str], reference: str = "robust") -> tuple[dict, pd.Da
                "n_ref_beats": len(ref)}
         ours = table if table is not None else pd.DataFrame(columns=["r_peak_s"])
         inside = ours[(ours["r_peak_s"] >= first - 0.05) & (ours["r_peak_s"] <= last + 0.05)].reset_index(drop=True)
-        pairs = _match(ref["r_s"].to_numpy(), inside["r_peak_s"].to_numpy()) if len(ref) else []
+        pairs = _match(ref["r_s"].to_numpy(), inside["r_peak_s"].to_numpy(), MATCH_S) if len(ref) else []
         out.update(n_found=len(inside), tp=len(pairs))
         for i, j in pairs:
             b = {"record": rec, "paced": out["paced_truth"], "looked_at": out["looked_at"]}

@@ -27,6 +27,8 @@ def test_measure_all_vendor_formats(shared_data, tmp_path) -> None:
     assert set(beats["file"]) == set(readable["file"])
     assert (beats.groupby("file").size() >= 5).all()
     ukb = by_name.loc["example-XML1.xml"]
-    assert ukb["qrs_duration_ms"] == pytest.approx(92, abs=10)  # the device's QRSDuration
+    # the device prints 92 ms; ours is the IEC envelope at the isoelectric points, calibrated on LUDB's
+    # cardiologists, who mark wider than the devices (benchmarks/results/ludb_delineation.json)
+    assert ukb["qrs_duration_ms"] == pytest.approx(92 + 12, abs=6)
     assert ukb["qt_ms"] == pytest.approx(440, abs=20)  # the device's QTInterval
     assert ukb["heart_rate_bpm"] == pytest.approx(50, abs=1)

@@ -186,7 +186,7 @@ def analyse_signal(
     full, r0 = wide_median(x, peaks, clean, tfs, dcfg)
     med = full[good]
     fid = delineate(med, tfs, r0, rr, dcfg) if clean.any() else Fiducials()
-    why_no_p = _implausible_p(x[good], tfs, peaks, clean, med, r0, fid, dcfg)
+    why_no_p = _no_p_reason(x[good], tfs, peaks, clean, med, r0, fid, dcfg)
     if why_no_p:
         fid = dataclasses.replace(fid, p_on=np.nan, p_peak=np.nan, p_off=np.nan)
         notes.append(f"no P wave: {why_no_p}")
@@ -222,19 +222,21 @@ def analyse_signal(
                           per_beat=per_beat)
 
 
-def _implausible_p(x: np.ndarray, fs: float, peaks: np.ndarray, clean: np.ndarray, median: np.ndarray, r0: int,
-                   fid: Fiducials, cfg: DelineationConfig) -> str:
-    """'' when the median beat's P wave is plausible, else why it is not one (then the record reports none)."""
+def _no_p_reason(x: np.ndarray, fs: float, peaks: np.ndarray, clean: np.ndarray, median: np.ndarray, r0: int,
+                 fid: Fiducials, cfg: DelineationConfig) -> str:
+    """'' when the median beat has a plausible P wave, else why the record reports none (then its P is dropped):
+    none found, too long to be one, or unlike from beat to beat; irregular RR intervals add 'atrial
+    fibrillation?'."""
+    rr = np.diff(peaks) / fs
+    irregular = rr.size > 2 and float(np.median(np.abs(np.diff(rr)))) > 0.1 * float(np.median(rr))
+    tail = "; with irregular RR intervals: atrial fibrillation?" if irregular else ""
     if not (np.isfinite(fid.p_on) and np.isfinite(fid.p_off)):
-        return ""
+        return f"none found between the previous T wave and the QRS{tail}" if np.isfinite(fid.qrs_on) else ""
     if (fid.p_off - fid.p_on) / fs > cfg.p_max_s:
         return (f"the wave found lasts {1000 * (fid.p_off - fid.p_on) / fs:.0f} ms, longer than any P wave "
-                f"({1000 * cfg.p_max_s:.0f} ms)")
+                f"({1000 * cfg.p_max_s:.0f} ms){tail}")
     consistency = p_consistency(x, fs, peaks, clean, median, r0, fid)
     if np.isfinite(consistency) and consistency < cfg.p_consistency:
-        rr = np.diff(peaks) / fs
-        irregular = rr.size > 2 and float(np.median(np.abs(np.diff(rr)))) > 0.1 * float(np.median(rr))
-        tail = "; with irregular RR intervals: atrial fibrillation?" if irregular else ""
         return (f"atrial activity differs from beat to beat (P-segment correlation {consistency:.2f} < "
                 f"{cfg.p_consistency:g}){tail}")
     return ""

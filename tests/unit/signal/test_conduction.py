@@ -131,6 +131,7 @@ def test_atrial_fibrillation_with_a_p_like_median_has_no_p_wave() -> None:
     assert a.beats.qc_ok, a.beats.qc_reason
     assert np.isnan(a.measurements["pr_ms"]) and np.isnan(a.measurements["p_duration_ms"])
     assert a.table["p_on_s"].isna().all()
+    assert any(n.startswith("no P wave: ") and n.endswith("atrial fibrillation?") for n in a.beats.qc_notes)
 
 
 # ------------------------------------------------------------------------------------------ real: LUDB
@@ -189,7 +190,8 @@ def test_ludb_atrial_fibrillation_reports_no_p_wave_and_why(ludb, record) -> Non
     _, a, ref = ludb(record)
     assert ref["p_on"].isna().all()  # the cardiologists mark no P wave
     assert np.isnan(a.measurements["pr_ms"]) and a.table["p_on_s"].isna().all()
-    assert any(n.startswith("no P wave: atrial activity differs from beat to beat") for n in a.beats.qc_notes)
+    # no P wave found, or one unlike from beat to beat: the notes say so, and that the RR intervals are irregular
+    assert any(n.startswith("no P wave: ") and n.endswith("atrial fibrillation?") for n in a.beats.qc_notes)
 
 
 def test_ludb_complete_rbbb_offset_includes_the_slurred_s(ludb) -> None:

