@@ -283,8 +283,8 @@ def test_explain_writes_the_randomisation_check_and_the_report_shows_it(reported
     assert page.count("failed the model-randomisation check") >= (1 if failing else 0)
 
 
-def test_the_evaluation_saves_decision_curves_and_the_report_draws_them(reported):
-    run = reported / "runs" / "fcn"
+def test_the_evaluation_saves_decision_curves_and_the_report_draws_them(reported, ilvm_run):
+    run = ilvm_run  # the session's trained run (tests/conftest.py), which the report rendered
     curves = pd.read_csv(run / "decision_curve.csv")
     results = pd.read_csv(run / "results.csv")
     everyone = curves[curves["kind"] == "treat all"].set_index("threshold")["net_benefit"]

@@ -69,7 +69,16 @@ def test_a_large_qrs_is_flagged_and_a_gross_one_rejected_on_a_median_beat():
         "implausible amplitude")  # 6 mV in the median lead: every lead 6x too large
 
 
-@pytest.mark.parametrize("record", ["ludb/data/90.hea", "ludb/data/111.hea", "cinc2021/JS20005.hea"])
+def test_a_paced_record_with_lateral_qs_complexes_is_kept_and_flagged_paced(shared_data):
+    """LUDB 111: bipolar ventricular pacing with complete AV block (its header); the paced QRS has the lateral
+    polarity of an inverted signal, and no sinus P wave leads it: kept, flagged paced, not rejected as inverted."""
+    ecg = read_ecg(shared_data / "ludb/data/111.hea")
+    analysis = analyse_signal(ecg.signal, ecg.fs, ecg.leads)
+    assert "inverted" not in analysis.beats.qc_reason and "amplitude" not in analysis.beats.qc_reason
+    assert any(note.startswith("paced (ventricular)") for note in analysis.beats.qc_notes)
+
+
+@pytest.mark.parametrize("record", ["ludb/data/90.hea", "cinc2021/JS20005.hea"])
 def test_real_disease_that_mimics_inversion_is_kept_with_a_note(shared_data, record):
     """Extreme axis with lateral QS complexes: the QRS pattern of inversion, with an upright sinus P wave."""
     ecg = read_ecg(shared_data / record)
