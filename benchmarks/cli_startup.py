@@ -44,12 +44,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--compare-src", type=Path, help="another source tree to time in the same run")
+    parser.add_argument("--compare-label", default="the compared tree",
+                        help="what the compared tree is, for the result (e.g. 'main at c799d1e')")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "cli_startup.json")
     args = parser.parse_args()
     result: dict = {"loadavg_start": os.getloadavg(), "cores": len(os.sched_getaffinity(0)),
                     "aiecg": time_commands(ROOT / "src", args.repeats)}
     if args.compare_src:
-        result["compare_src"] = str(args.compare_src)
+        result["compare_src"] = args.compare_label
         result["compare"] = time_commands(args.compare_src.resolve(), args.repeats)
     result["loadavg_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -70,13 +70,14 @@ def _runs(src: Path, cohort: Path, work: Path, epochs: int, concurrent: int, ext
     return results
 
 
-def protocol(src: Path, cohort: Path, work: Path, epochs: int, extra: list[str]) -> dict:
-    """Solo, then two concurrent runs; each run's throughput and the fairness ratio."""
+def protocol(src: Path, cohort: Path, work: Path, epochs: int, extra: list[str], label: str) -> dict:
+    """Solo, then two concurrent runs; each run's throughput and the fairness ratio. ``label`` names the source
+    tree in the result (no machine path is recorded)."""
     load = os.getloadavg()
     solo = _runs(src, cohort, work, epochs, 1, extra)[0]
     pair = _runs(src, cohort, work, epochs, 2, extra)
     half = solo["rows_per_s"] / 2
-    return {"src": str(src), "extra_args": extra, "loadavg_start": load, "loadavg_end": os.getloadavg(),
+    return {"src": label, "extra_args": extra, "loadavg_start": load, "loadavg_end": os.getloadavg(),
             "solo": solo, "concurrent": pair,
             "concurrent_share_of_half_solo": [round(run["rows_per_s"] / half, 3) for run in pair],
             "target_met": all(run["rows_per_s"] >= 0.8 * half for run in pair)}
@@ -87,6 +88,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2500, help="participants of the synthetic cohort (the demo's)")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--compare-src", type=Path, help="another source tree to run the same protocol against")
+    parser.add_argument("--compare-label", default="the compared tree",
+                        help="what the compared tree is, for the result (e.g. 'main at c799d1e')")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "contention.json")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="aiecg-contention-"))
@@ -100,9 +103,10 @@ def main() -> None:
                         "--no-beats"], env=env, check=True, stdout=subprocess.DEVNULL)
         result: dict = {"n": args.n, "epochs": args.epochs, "cores": len(os.sched_getaffinity(0)),
                         "python": platform.python_version(), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                        "aiecg": protocol(src, data / "cohort.yaml", work, args.epochs, [])}
+                        "aiecg": protocol(src, data / "cohort.yaml", work, args.epochs, [], "this checkout")}
         if args.compare_src:
-            result["compare"] = protocol(args.compare_src.resolve(), data / "cohort.yaml", work, args.epochs, [])
+            result["compare"] = protocol(args.compare_src.resolve(), data / "cohort.yaml", work, args.epochs, [],
+                                         args.compare_label)
             result["solo_vs_compare"] = round(result["aiecg"]["solo"]["rows_per_s"]
                                               / result["compare"]["solo"]["rows_per_s"], 3)
         args.out.parent.mkdir(parents=True, exist_ok=True)
