@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _environment(src: Path) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items()
-           if key not in ("AIECG_THREADS", "OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS")}
+           if key not in ("AIECG_THREADS", "OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "MKL_NUM_THREADS")}
     env["PYTHONPATH"] = os.pathsep.join([str(src), str(ROOT)])
     return env
 

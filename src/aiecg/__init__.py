@@ -19,7 +19,7 @@ from typing import Any
 
 from aiecg.threads import prepare_openmp
 
-if "torch" not in sys.modules:  # before torch loads OpenMP: idle threads sleep instead of spinning on shared cores
+if "torch" not in sys.modules:  # before torch loads OpenMP: idle threads spin briefly, then sleep (shared cores)
     prepare_openmp()
 
 
