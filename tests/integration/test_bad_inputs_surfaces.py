@@ -383,7 +383,8 @@ def _argument_cases(trained, tmp):
                                      "--split-fractions 0.9,0.9,0.9: the train, validation and test shares must be",
                                      tmp / "f1"),
         "train out under a file": (["train", "--cohort", cohort, "--target", "INDEXED_MASS", "--out",
-                                    str(tmp / "a-file"), "--name", "t"], "a part of the path is a file, not a folder",
+                                    str(tmp / "a-file"), "--name", "t"],
+                                   f"--out {tmp / 'a-file'}: it is a file, not a folder",
                                    tmp / "a-file" / "t"),
     }
 
@@ -570,6 +571,35 @@ def test_report_on_a_damaged_run_file_is_one_line_naming_it(trained, name, tmp_p
     line = _one_error_line(capsys, "report")
     assert str(target) in line and words in line, line
     assert not (tmp_path / "report" / "index.html").exists()
+
+
+def test_report_on_truncated_attributions_or_predictions_without_a_value_is_one_line(trained, tmp_path, capsys):
+    """A truncated attributions.npz and a results.csv whose predictions are all NaN are one line naming the file,
+    before any figure is drawn; a few rows without a prediction are a note in the report."""
+    from aiecg.report.runs import check_predictions
+
+    explained = tmp_path / "explain"
+    assert aiecg(["-q", "explain", "--bundle", str(trained / "runs" / "fcn" / "model.aiecg"), "--cohort",
+                  str(trained / "data" / "cohort.yaml"), "--out", str(explained), "--steps", "2", "--no-figures",
+                  "--max-participants", "4"]) == 0
+    npz = explained / "attributions.npz"
+    npz.write_bytes(npz.read_bytes()[: npz.stat().st_size // 2])
+    capsys.readouterr()
+    assert aiecg(["-q", "report", str(trained / "runs" / "fcn"), str(explained), "--out", str(tmp_path / "r1")]) == 2
+    line = _one_error_line(capsys, "report")
+    assert f"{npz} is not a readable .npz file (BadZipFile" in line, line
+
+    run = tmp_path / "run"
+    shutil.copytree(trained / "runs" / "fcn", run)
+    results = pd.read_csv(run / "results.csv", dtype={"eid": str})
+    results.assign(ilvm_pred=float("nan")).to_csv(run / "results.csv", index=False)
+    assert aiecg(["-q", "report", str(run), "--out", str(tmp_path / "r2")]) == 2
+    line = _one_error_line(capsys, "report")
+    assert f"{run / 'results.csv'}: column ilvm_pred holds no finite prediction in any of its {len(results)}" in line
+    results.loc[results.index[:2], "ilvm_pred"] = float("nan")
+    notes = []  # the report lists its run's notes (report/runs.py); checked here without drawing every figure
+    check_predictions(run / "results.csv", results, notes)
+    assert notes == [f"results.csv: 2 of {len(results)} rows have no finite ilvm_pred; check the step that wrote it"]
 
 
 # ------------------------------------------------------------------------------------------ 14. temporary folders

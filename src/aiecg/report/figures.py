@@ -16,7 +16,7 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 
 from aiecg.evaluate.bootstrap import as_generator, resample_indices
 from aiecg.report import style
-from aiecg.report.runs import RunData
+from aiecg.report.runs import EXPLAIN_ARRAYS, RunData, load_npz
 
 RASTER_ABOVE = 5000  # points: larger scatter layers go into SVG files as one embedded image, not 10^4 paths
 LEAD_ORDER = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
@@ -893,7 +893,7 @@ def explanation_plots(run: RunData) -> list[Plot]:
     path = run.path / info.get("attributions", "attributions.npz")
     if not path.exists():
         return [Plot("explain_missing", f"Explanations, {run.label}", "", notes=[f"{path.name} not found"])]
-    data = np.load(path, allow_pickle=False)
+    data = load_npz(path, EXPLAIN_ARRAYS)
     leads, features = list(data["leads"]), list(data["features"])
     time_ms, plots = data["time_ms"], []
     slug = "".join(c if c.isalnum() else "_" for c in run.label)
