@@ -163,19 +163,3 @@ def merge(base: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
-
-
-def prepare_flags(input_spec: Mapping[str, Any]) -> str:
-    """The ``aiecg prepare`` flags that reproduce a bundle's pre-processing (filters and beat windows)."""
-    pre = input_spec.get("preprocessing", {})
-    flags = []
-    for section in ("filters", "beats"):
-        for key, value in (pre.get(section) or {}).items():
-            if isinstance(value, dict):
-                continue
-            text = "none" if value is None else ",".join(map(str, value)) if isinstance(value, list) else value
-            if isinstance(value, bool):
-                flags.append(f"--{key.replace('_', '-')}" if value else f"--no-{key.replace('_', '-')}")
-            else:
-                flags.append(f"--{key.replace('_', '-')} {text}")
-    return " ".join(flags)

@@ -7,8 +7,6 @@ in ``data/`` (before any model or statistic).
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -18,9 +16,6 @@ from aiecg.data.splits import Splits, split_groups, split_participants
 from aiecg.data.store import STATUS_OK, Store
 from aiecg.data.targets import TargetSpec
 from aiecg.errors import CohortError
-
-if TYPE_CHECKING:
-    from aiecg.bundle import Bundle
 
 
 def ids_digest(ids: np.ndarray) -> str:
@@ -69,22 +64,6 @@ def make_splits(frame: pd.DataFrame, spec: TargetSpec, seed: int, fractions: tup
         return split_groups(frame[ID].to_numpy(), frame[GROUP].to_numpy(), seed, fractions,
                             stratification_labels(frame, spec))
     return split_participants(frame[ID].to_numpy(), seed, fractions, stratification_labels(frame, spec))
-
-
-def check_clinical_columns(bundle: Bundle, cohort: Cohort, cohort_path: str | Path) -> None:
-    """A cohort must map exactly the clinical columns the model was trained with (same names, same kinds)."""
-    if bundle.encoder is None:
-        return
-    expected = list(bundle.encoder.spec.columns)
-    mapped = list(cohort.mapping.clinical.columns)
-    missing = [c for c in expected if c not in mapped or c not in cohort.frame.columns]
-    unexpected = [c for c in mapped if c not in expected]
-    if missing or unexpected:
-        raise CohortError(
-            f"{cohort_path}: the model was trained with clinical columns {expected}; "
-            f"missing here: {missing or 'none'}; unexpected here: {unexpected or 'none'}. "
-            "Map the same variables under 'clinical' (rename columns in the YAML's table), or use an ECG-only model."
-        )
 
 
 def lvh_labels(frame: pd.DataFrame, ids: np.ndarray) -> np.ndarray | None:

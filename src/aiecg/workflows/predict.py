@@ -30,6 +30,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from aiecg.bundle import Bundle, load_bundle
+from aiecg.contract import check_recording
 from aiecg.data.cohort import ECG_PATH, ID, ecg_records, level_key, load_mapping, read_ids, read_table
 from aiecg.data.prepare import PrepareConfig, process_record
 from aiecg.data.store import STATUS_OK
@@ -42,59 +43,14 @@ from aiecg.evaluate.posthoc import PostHoc, posthoc_columns
 from aiecg.evaluate.results import results_table
 from aiecg.io import ecg_files_in, get_reader, read_ecg
 from aiecg.predict import predict
-from aiecg.signal.leads import DERIVED_LIMB_LEADS
 
 log = logging.getLogger("aiecg")
 
 STATUS_UNSUPPORTED = "unsupported"
 STATUS_CLINICAL = "clinical_error"
-MIN_RATE_BPM = 40.0
-"""The slowest resting heart rate a recording must hold enough beats at (see :func:`check_recording`)."""
 """Formats a folder scan skips unless ``--format`` names them (their files are usually not ECGs)."""
 BASE_COLUMNS = ["file", "record_id", "status", "reason", "qc", "is_m", "sex_source", "n_imputed", "imputed",
                 "heart_rate", "n_beats", "n_clean"]
-
-
-# ----------------------------------------------------------------------------------------- input contract
-def check_recording(input_spec: dict[str, Any], data_spec: dict[str, Any], where: str) -> None:
-    """Can the bundle's pre-processing turn this recording into the input the model was trained on?
-
-    ``data_spec`` holds the recording's ``fs`` (Hz), ``leads`` and ``duration_s``. A recording the model cannot
-    serve raises, so it becomes an error row instead of a wrong number:
-
-    - rate: the recording must hold the frequency band the training ECGs kept (up to the low-pass corner, or
-      half the model's rate without one), i.e. ``fs >= 2 x band``; a 100 Hz recording lacks the QRS energy
-      between 50 and 100 Hz that a model trained on 500 Hz ECGs filtered at 100 Hz has seen.
-    - leads: pre-processing builds the 12 standard leads; III, aVR, aVL, aVF may be derived from I and II.
-    - duration: at least ``min_clean_beats`` beats at 40 bpm, so the median beat averages as many beats as QC
-      demands even at a slow rate.
-
-    Raises:
-        BundleError: naming the file, the setting that differs and what the model needs.
-    """
-    prep = PrepareConfig.from_dict(input_spec["preprocessing"])
-    fs = float(data_spec["fs"])
-    band = prep.filters.lowpass_hz or prep.filters.target_fs / 2
-    if fs < 2 * band:
-        raise BundleError(
-            f"{where}: recorded at {fs:g} Hz, which holds frequencies up to {fs / 2:g} Hz; the model was trained on "
-            f"ECGs resampled to {prep.filters.target_fs:g} Hz keeping up to {band:g} Hz, so it needs >= {2 * band:g} "
-            "Hz. Use a model trained on recordings at this rate.")
-    have = {normalise_lead_name(lead) for lead in data_spec["leads"]}
-    derivable = {"I", "II"} <= have
-    missing = [lead for lead in STANDARD_LEADS
-               if lead not in have and not (lead in DERIVED_LIMB_LEADS and derivable)]
-    if missing:
-        raise BundleError(
-            f"{where}: lead(s) {', '.join(missing)} missing (the file has {', '.join(sorted(have))}); the model "
-            f"reads {', '.join(input_spec['leads'])} from the 12 standard leads (III, aVR, aVL, aVF may be derived "
-            "from I and II). Use a model trained on the leads this file has.")
-    min_s = prep.beats.min_clean_beats * 60.0 / MIN_RATE_BPM
-    duration = float(data_spec["duration_s"])
-    if duration < min_s:
-        raise BundleError(
-            f"{where}: {duration:.2f} s long; the model's median beat needs >= {min_s:g} s "
-            f"({prep.beats.min_clean_beats} beats at {MIN_RATE_BPM:g} bpm). Export the full resting ECG.")
 
 
 # ----------------------------------------------------------------------------------------- inputs

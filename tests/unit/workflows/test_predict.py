@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from aiecg.contract import check_recording
 from aiecg.data.prepare import PrepareConfig
 from aiecg.data.targets import target_spec
 from aiecg.ecg import STANDARD_LEADS
@@ -10,7 +11,7 @@ from aiecg.errors import BundleError
 from aiecg.evaluate.calibration import SexLogisticModel
 from aiecg.evaluate.conformal import fit_conformal
 from aiecg.evaluate.posthoc import PostHoc
-from aiecg.workflows.predict import check_recording, prediction_columns
+from aiecg.workflows.predict import prediction_columns
 
 SPEC = {"leads": ["I", "II", "V1", "V2", "V3", "V4", "V5", "V6"], "fs": 500.0, "window": 400, "r_offset": 150,
         "preprocessing": PrepareConfig().to_dict()}
