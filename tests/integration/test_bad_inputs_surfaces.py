@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from aiecg.cli import main as aiecg
+from tests.integration.test_prepare import misbehaving_reader  # noqa: F401 - a fixture: a reader that hangs or hogs
 
 pytestmark = pytest.mark.integration
 
@@ -540,6 +541,37 @@ def test_devices_pipes_and_folders_are_error_rows_at_once(cardiosoft_xml, tmp_pa
     assert rows.loc["zero", "reason"] == "not a regular file (a device, pipe or socket); pass an ECG file"
     assert rows.loc["pipe", "reason"] == "not a regular file (a device, pipe or socket); pass an ECG file"
     assert rows.loc["good", "status"] == "ok"
+
+
+@pytest.mark.usefixtures("misbehaving_reader")
+def test_a_hung_or_memory_exploding_record_is_one_error_row_in_measure_and_predict(trained, tmp_path, capsys):
+    """--record-timeout and --max-memory-mb, as prepare has them (one mechanism: data/workers.py): the record is
+    its error row with how to raise the limit, and the other files are measured or predicted."""
+    from tests.integration.test_prepare import MARK
+
+    good = sorted((trained / "data" / "ecg").glob("*.xml"))[0]
+    for action in ("hang", "hog"):
+        (tmp_path / f"{action}.bad").write_bytes(MARK + action.encode())
+    files = [str(good), str(tmp_path / "hang.bad"), str(tmp_path / "hog.bad")]
+    limits = ["--record-timeout", "2", "--max-memory-mb", "512", "--workers", "2"]
+    reasons = {"hang": "timed out after 2 s; raise --record-timeout if such files are expected",
+               "hog": "ran out of memory (each worker may use 512 MB more than at start; raise --max-memory-mb if "
+                      "such files are expected)"}
+    assert aiecg(["-q", "measure", *files, "--out", str(tmp_path / "m"), *limits]) == 0
+    rows = pd.read_csv(tmp_path / "m" / "measurements.csv", keep_default_na=False).set_index("record_id")
+    assert rows.loc[good.stem, "status"] == "ok"
+    assert rows.loc[["hang", "hog"], "status"].tolist() == ["timed_out", "out_of_memory"]
+    assert rows.loc[["hang", "hog"], "reason"].to_dict() == reasons
+    assert aiecg(["-q", "predict", "--bundle", str(trained / "runs" / "fcn" / "model.aiecg"), *files, "--clinical",
+                  str(trained / "data" / "cohort.csv"), "--id-column", "eid", "--out", str(tmp_path / "p.csv"),
+                  *limits]) == 0
+    rows = pd.read_csv(tmp_path / "p.csv", keep_default_na=False).set_index("record_id")
+    assert rows.loc[good.stem, "status"] == "ok" and rows.loc[good.stem, "ilvm_pred"] != ""
+    assert rows.loc[["hang", "hog"], "status"].tolist() == ["timed_out", "out_of_memory"]
+    assert rows.loc[["hang", "hog"], "reason"].to_dict() == reasons
+    capsys.readouterr()
+    assert aiecg(["-q", "measure", *files, "--out", str(tmp_path / "m2"), "--record-timeout", "-1"]) == 2
+    assert "--record-timeout must be at least 0 (0: no limit)" in _one_error_line(capsys, "measure")
 
 
 # ------------------------------------------------------------------------------------------ 13. damaged run files
