@@ -229,10 +229,10 @@ def criteria_scores(run: RunData) -> dict[str, np.ndarray]:
         return {name: saved[f"score: {name}"].to_numpy(float) for name in names if f"score: {name}" in saved}
     if run.store is None:  # a run written before comparison_scores.csv existed: from the store's measurements
         return {}
-    from aiecg.evaluate.evaluation import criteria_rows
+    from aiecg.workflows.evaluate import criteria_scores
 
     try:
-        rows = criteria_rows(run.store, run.results["eid"].astype(str).to_numpy(), run.results["is_m"].to_numpy())
+        rows = criteria_scores(run.store, run.results["eid"].astype(str).to_numpy(), run.results["is_m"].to_numpy())
     except (KeyError, ValueError):
         return {}
     return {row.name: row.scores for row in rows}
