@@ -69,6 +69,17 @@ def _sequence(kind: type):
     return parse
 
 
+def case_insensitive(choices: Sequence[str]):
+    """A flag type that takes a choice in any case (``lvh`` for ``LVH``); an unknown value passes unchanged, so
+    argparse refuses it in one line with the valid choices."""
+    canonical = {str(c).lower(): c for c in choices}
+
+    def parse(text: str) -> str:
+        return canonical.get(text.strip().lower(), text)
+    parse.__name__ = "choice"
+    return parse
+
+
 def _key_value(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
@@ -135,7 +146,7 @@ def add_dataclass_options(
         if dotted in choices:
             kwargs["choices"] = list(choices[dotted])
             if hint is str:
-                kwargs.pop("type")
+                kwargs["type"] = case_insensitive(kwargs["choices"])
                 kwargs.pop("metavar")
         parser.add_argument(flag, **kwargs)
 

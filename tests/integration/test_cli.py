@@ -119,7 +119,8 @@ def test_every_run_config_field_is_a_flag_and_lands_in_config_yaml(synth_cohort,
                  "--name", "flags"]) == 0
     saved = yaml.safe_load((tmp_path / "runs" / "flags" / "config.yaml").read_text())
     assert saved["fit"]["lr"] == 0.003 and saved["fit"]["batch_size"] == 8 and saved["target_prevalence"] == 0.02
-    assert saved["fit"]["augment"]["transforms"]["noise"] == {"sd_mv": 0.02} and saved["model_kwargs"] == {"conv_dropout": 0.2}
+    assert saved["fit"]["augment"]["transforms"]["noise"] == {"sd_mv": 0.02}
+    assert saved["model_kwargs"] == {"conv_dropout": 0.2}
     bundle = load_bundle(tmp_path / "runs" / "flags" / "model.aiecg")
     assert bundle.model_kwargs["conv_dropout"] == 0.2 and bundle.model_kwargs["filters"] == [128, 256, 128]
     assert bundle.input_spec["preprocessing"]["filters"]["notch_hz"] == 50.0

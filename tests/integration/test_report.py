@@ -113,8 +113,17 @@ def test_explanations_are_complete_and_rendered(reported):
     np.testing.assert_allclose(gap, data["delta"], atol=1e-4)
     assert summary["convergence_delta"]["max_abs"] == pytest.approx(np.abs(data["delta"]).max(), rel=1e-5)
     assert summary["n"] == 6 and data["ecg_attr"].shape == data["ecg"].shape
+    baseline = summary["baselines"]["ecg"]  # the mean beat per sex of the training split, not the zero line
+    assert baseline["kind"] == "mean median beat per sex" and baseline["n_women"] + baseline["n_men"] > 6
+    assert data["ecg_baseline"].shape == (2, *data["ecg"].shape[1:]) and np.abs(data["ecg_baseline"]).max() > 0.1
+    waves = pd.read_csv(reported / "explain" / "waves.csv")
+    overall = waves[waves["lead"] == "all"]
+    assert overall["share"].sum() == pytest.approx(1.0) and set(overall["wave"]) == {"P", "QRS", "ST-T", "outside"}
+    assert summary["waves"]["generator_truth"] and overall["truth_share"].notna().sum() == 3  # a synthetic cohort
+    assert overall["random_share"].notna().all()
     page = (reported / "report" / "index.html").read_text()
     assert 'id="explain"' in page and "Class activation maps (FCN)" in page
+    assert "Attribution by wave and lead" in page and "Where in the beat the model looks (signed)" in page
 
 
 def test_report_of_a_folder_without_results_is_one_clear_error(tmp_path, capsys):

@@ -82,12 +82,7 @@ def render_report(runs: list[RunData], out: str | Path, title: str = "aiecg repo
             body.append(f'<p class="note">{_esc(run.label)}: {_esc(note)}</p>')
 
     body.append('<h2 id="figures">Figures</h2>')
-    plots = [figs.predicted_vs_true(results), figs.bland_altman(results), figs.roc_curves(results),
-             figs.pr_curves(results), figs.forest_auroc(results), figs.subgroups(results),
-             figs.calibration_curves(results), figs.decision_curves(results), figs.regression_calibration(results),
-             figs.lr_thresholding(results),
-             figs.training_curves(results),
-             *figs.median_beats(results)]
+    plots = figs.draw_figures(results)  # every registered figure (aiecg.report.figures), in page order
     for plot in plots:
         body.append(_figure(plot, out))
     if explains:

@@ -48,6 +48,7 @@ class RunData:
     comparison_regression: pd.DataFrame | None = None
     comparison_scores: pd.DataFrame | None = None
     decision_curve: pd.DataFrame | None = None
+    roc_band: pd.DataFrame | None = None
     epochs: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
     exclusions: pd.DataFrame | None = None
     splits: dict[str, list[str]] | None = None
@@ -149,6 +150,7 @@ def load_run(path: str | Path) -> RunData:
     data.comparison_regression = _csv(path / "comparison_regression.csv")
     data.comparison_scores = _csv(path / "comparison_scores.csv")
     data.decision_curve = _csv(path / "decision_curve.csv")
+    data.roc_band = _csv(path / "roc_band.csv", ("fpr", "tpr_low", "tpr_high"))
     data.exclusions = _csv(path / "exclusions.csv")
     if (path / "epochs.csv").exists():
         data.epochs.append(("training", _csv(path / "epochs.csv", EPOCH_COLUMNS)))

@@ -1,10 +1,12 @@
 """``aiecg explain``: a saved bundle on a cohort -> attributions.npz, explain.json and figures.
 
-Integrated gradients on the ECG (baseline: the isoelectric line, all zeros) and the clinical inputs (baseline: the
-encoded typical training participant, the encoder's fill values) together, with the convergence delta; exact class
-activation maps for the FCN; and the model-randomisation sanity check of those maps (Adebayo et al., NeurIPS 2018;
-:mod:`aiecg.explain.sanity`) on a seeded sample, stored in ``explain.json``. ``aiecg report`` renders the folder
-when it is given.
+Integrated gradients on the ECG (baseline: the mean median beat of the participant's sex in the reference
+population, :mod:`aiecg.explain.baselines`) and the clinical inputs (baseline: the encoded typical training
+participant, the encoder's fill values) together, with the convergence delta; exact class activation maps for the
+FCN; the model-randomisation sanity check of those maps (Adebayo et al., NeurIPS 2018; :mod:`aiecg.explain.sanity`)
+on a seeded sample, stored in ``explain.json``; and the attribution by wave and lead (``waves.csv``,
+:mod:`aiecg.explain.waves`), on a synthetic cohort beside where the generator puts the mass effect
+(:mod:`aiecg.explain.truth`). ``aiecg report`` renders the folder when it is given.
 """
 
 from __future__ import annotations
@@ -16,9 +18,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from aiecg.csvfile import write_csv
 from aiecg.data.cohort import ID
+from aiecg.data.dataset import build_arrays
 from aiecg.explain.attributions import ExplainError, fcn_cam, integrated_gradients, upsample
+from aiecg.explain.baselines import sex_mean_baseline
 from aiecg.explain.sanity import randomisation_check
+from aiecg.explain.truth import effect_by_wave, truth_table
+from aiecg.explain.waves import FIDUCIALS, truth_summary, wave_summary
 from aiecg.files import atomic_write, atomic_write_text, check_output
 from aiecg.workflows.bundled import open_bundled
 
@@ -43,11 +50,14 @@ def explain_bundle(bundle_path: str | Path, cohort_path: str | Path, store_path:
         raise ExplainError(f"--max-participants must be at least 2, got {max_participants}")
     check_output(out)
     bundled = open_bundled(bundle_path, cohort_path, store_path, require_targets=split == "test")
-    bundle, spec, frame = bundled.bundle, bundled.spec, bundled.frame
+    bundle, spec, frame, store = bundled.bundle, bundled.spec, bundled.frame, bundled.store
     if split == "test":
-        ids = np.asarray(bundled.training_splits().test, dtype=str)
+        splits = bundled.training_splits()
+        ids = np.asarray(splits.test, dtype=str)
+        reference_ids, reference = np.asarray(splits.train, dtype=str), f"training split of {cohort_path}"
     elif split == "all":
         ids = frame[ID].to_numpy(dtype=str)
+        reference_ids, reference = ids, f"every usable participant of {cohort_path}"
     else:
         raise ExplainError(f"split must be 'test' or 'all', got {split!r}")
     if len(ids) > max_participants:
@@ -59,14 +69,19 @@ def explain_bundle(bundle_path: str | Path, cohort_path: str | Path, store_path:
     meta_baseline = None
     if bundle.encoder is not None:
         meta_baseline = bundle.encoder.transform(pd.DataFrame([bundle.encoder.fill]))[0]
-    attr = integrated_gradients(model, arrays.ecg, arrays.meta, meta_baseline=meta_baseline, n_steps=n_steps)
+    reference_arrays = build_arrays(store, frame, reference_ids, spec, bundle.input_spec["leads"], None)
+    baseline = sex_mean_baseline(reference_arrays.ecg, reference_arrays.is_male, reference)
+    ecg_baseline = baseline.for_participants(arrays.is_male)
+    attr = integrated_gradients(model, arrays.ecg, arrays.meta, ecg_baseline=ecg_baseline,
+                                meta_baseline=meta_baseline, n_steps=n_steps)
 
     fs, r_offset = float(bundle.input_spec["fs"]), int(bundle.input_spec["r_offset"])
     arrays_out: dict[str, np.ndarray] = {
         "ids": arrays.ids.astype(str), "leads": np.asarray(bundle.input_spec["leads"], dtype=str),
         "features": np.asarray(bundle.encoder.feature_names if bundle.encoder else [], dtype=str),
         "time_ms": ((np.arange(arrays.ecg.shape[2]) - r_offset) * 1000.0 / fs).astype(np.float32),
-        "ecg": arrays.ecg.astype(np.float32), "ecg_attr": attr.ecg, "meta": arrays.meta.astype(np.float32),
+        "ecg": arrays.ecg.astype(np.float32), "ecg_attr": attr.ecg, "ecg_baseline": baseline.beats,
+        "is_male": arrays.is_male.astype(np.float32), "meta": arrays.meta.astype(np.float32),
         "meta_attr": attr.meta, "outputs": attr.outputs, "baseline_outputs": attr.baseline_outputs,
         "delta": attr.delta, "typical_low": np.asarray(typical(attr.outputs, False)),
         "typical_high": np.asarray(typical(attr.outputs, True)),
@@ -76,24 +91,39 @@ def explain_bundle(bundle_path: str | Path, cohort_path: str | Path, store_path:
         cam, rest = fcn_cam(model, arrays.ecg, arrays.meta)
         arrays_out["cam"] = upsample(cam, arrays.ecg.shape[2]).astype(np.float32)
         arrays_out["cam_rest"] = rest
-    sanity = None
+    sanity, randomised = None, []
     if sanity_participants > 0:
         pick = np.sort(np.random.default_rng(seed).choice(len(ids), min(sanity_participants, len(ids)),
                                                           replace=False))
         sanity = randomisation_check(model, arrays.ecg[pick], arrays.meta[pick], attr.ecg[pick],
-                                     meta_baseline=meta_baseline,
+                                     meta_baseline=meta_baseline, ecg_baseline=ecg_baseline[pick],
                                      trained_cam=arrays_out["cam"][pick] if is_fcn else None, n_steps=n_steps,
-                                     seed=seed)
+                                     seed=seed, randomised_maps=randomised)
+    leads = [str(lead) for lead in bundle.input_spec["leads"]]
+    fiducials = store.index.set_index("id").loc[ids, list(FIDUCIALS)].to_numpy(float)
+    waves = wave_summary(attr.ecg, fiducials, leads, seed=seed)
+    if randomised:  # the same summary of maps from the fully randomised model: what the input alone gives
+        random_waves = wave_summary(randomised[0], fiducials[pick], leads, seed=seed)
+        waves = waves.merge(random_waves[["lead", "wave", "share", "share_low", "share_high"]].rename(
+            columns={"share": "random_share", "share_low": "random_low", "share_high": "random_high"}),
+            on=["lead", "wave"], how="left")
+    truth = truth_table(cohort_path)
+    if truth is not None:
+        people = frame.set_index(ID).loc[ids, ["age", "bmi"]].join(truth.astype({"eid": str}).set_index("eid"))
+        people["sex"] = arrays.is_male
+        waves = waves.merge(truth_summary(effect_by_wave(people, leads, seed), leads, seed), on=["lead", "wave"],
+                            how="left")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "explain.json").unlink(missing_ok=True)  # an earlier run's summary never describes new attributions
+    write_csv(waves, out / "waves.csv")
     with atomic_write(out / "attributions.npz", "wb") as handle:
         np.savez_compressed(handle, **arrays_out)
     delta = np.abs(attr.delta)
     units = f"standardised {spec.name}" if spec.is_regression else "logit"
     summary: dict[str, Any] = {
         "method": "integrated gradients (captum, Gauss-Legendre)", "n_steps": n_steps,
-        "baselines": {"ecg": "zeros (isoelectric line)",
+        "baselines": {"ecg": baseline.to_dict(),
                       "clinical": "encoded fill values of the training encoder" if bundle.encoder else "none"},
         "bundle": str(bundle_path), "cohort": str(cohort_path), "split": split, "n": int(len(ids)),
         "output_units": units, "attributions": "attributions.npz",
@@ -105,6 +135,11 @@ def explain_bundle(bundle_path: str | Path, cohort_path: str | Path, store_path:
         "mean_abs_attribution_per_feature": dict(zip(arrays_out["features"].tolist(),
                                                      np.abs(attr.meta).mean(axis=0).tolist())),
         "cam": bool(is_fcn),
+        "waves": {"file": "waves.csv", "fiducials": "global (IEC 60601-2-25) fiducials of each participant's "
+                  "stored median beat: P onset to QRS onset, QRS onset to offset, QRS offset to T end",
+                  "randomised": "random_* columns: the same shares from the fully randomised model of the sanity "
+                                "check, on its sample" if randomised else None,
+                  "generator_truth": truth is not None},
         "randomisation_check": sanity,
     }
     atomic_write_text(out / "explain.json", json.dumps(summary, indent=2))  # marks a complete set

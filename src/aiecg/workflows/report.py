@@ -10,9 +10,20 @@ from pathlib import Path
 
 import matplotlib
 
-from aiecg.report.runs import ReportError, load_run
+from aiecg.report.runs import ReportError, RunData, load_run
 
 matplotlib.use("Agg")
+
+
+def complete_inputs(run: RunData) -> None:
+    """What a run folder did not save but the page draws, computed from its saved arrays
+    (:mod:`aiecg.evaluate.report_inputs`): the ROC band of the primary LVH score."""
+    from aiecg.evaluate.report_inputs import roc_band
+    from aiecg.report.figures.base import primary_score
+
+    if run.roc_band is None and (score := primary_score(run)) is not None:
+        _, labels, scores = score
+        run.roc_band = roc_band(labels, scores)
 
 
 def write_report(inputs: list[str | Path], out: str | Path, title: str = "aiecg report") -> Path:
@@ -34,4 +45,6 @@ def write_report(inputs: list[str | Path], out: str | Path, title: str = "aiecg 
         runs.append(run)
     if all(run.kind == "explain" for run in runs):
         raise ReportError("only explain folders given: add the run or evaluation folder they explain")
+    for run in runs:
+        complete_inputs(run)
     return render_report(runs, out, title)

@@ -209,6 +209,7 @@ def train_run(config: RunConfig, progress: bool = True) -> RunResult:
     if not main:  # the other ranks' work ends with training; rank 0 evaluates and writes
         return RunResult(run_dir, run_dir / "model.aiecg", {})
 
+    train_lvh = lvh_labels(data.cohort.frame, splits.train)  # the training split's LVH share, for the bundle
     model_prevalence = None
     if spec.kind.value == "binary":  # the LVH share the model's probabilities reflect
         balanced = config.fit.sampling != "none" or config.loss_weighting
@@ -218,7 +219,9 @@ def train_run(config: RunConfig, progress: bool = True) -> RunResult:
         n_samples=train_arrays.ecg.shape[2], n_meta=train_arrays.meta.shape[1], n_outputs=spec.n_outputs,
         target=spec, input_spec=input_contract(config.leads, store.manifest), state_dict=model.state_dict(),
         encoder=encoder, scaling=scaling,
-        training={"cohort": str(config.cohort), "split_seed": config.split_seed,
+        training={"cohort": str(config.cohort), "cohort_name": data.cohort.mapping.name,
+                  "lvh_prevalence": float(np.nanmean(train_lvh)) if train_lvh is not None else None,
+                  "split_seed": config.split_seed,
                   "split_fractions": list(config.split_fractions), "test_ids_sha256": ids_digest(splits.test),
                   "n_train": len(splits.train), "n_val": len(splits.val), "n_test": len(splits.test),
                   "n_train_samples": len(train_arrays), "criterion": config.criterion,
