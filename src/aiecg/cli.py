@@ -263,9 +263,9 @@ def _run_choices() -> dict[str, Any]:
     from aiecg.data.sampling import SAMPLING_MODES
     from aiecg.data.targets import list_targets
     from aiecg.models import list_models
-    from aiecg.train.losses import CRITERIA
+    from aiecg.train.losses import list_losses
 
-    return {"target": list_targets(), "arch": list_models(), "criterion": CRITERIA, "fit.sampling": SAMPLING_MODES,
+    return {"target": list_targets(), "arch": list_models(), "criterion": list_losses(), "fit.sampling": SAMPLING_MODES,
             "fit.device": DEVICES}
 
 
@@ -337,12 +337,12 @@ def _finetune_options(p: argparse.ArgumentParser) -> None:
     """The options of ``aiecg finetune``."""
     from aiecg.cliopts import add_dataclass_options
     from aiecg.config import FinetuneRunConfig
-    from aiecg.train.losses import CRITERIA
+    from aiecg.train.losses import list_losses
 
     p.add_argument("--epochs", type=int, dest="cfg__finetune__max_epochs_per_stage", default=argparse.SUPPRESS,
                    metavar="INT", help="maximum epochs per stage (the same as --max-epochs-per-stage)")
     add_dataclass_options(p, FinetuneRunConfig, flatten={"finetune": ""},
-                          choices={"criterion": CRITERIA, "device": DEVICES})
+                          choices={"criterion": list_losses(), "device": DEVICES})
 
 
 def _evaluate_options(p: argparse.ArgumentParser) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,12 @@ class DomainShift:
     electrode_shift_sd: float = 0.0
     electrode_sd: float = 1.0
     lvh_prevalence: float | None = None
+
+    def record_settings(self) -> dict[str, Any]:
+        """The shift's device and placement settings that are :class:`RecordParams` fields (by name), for
+        ``RecordParams(**settings)``; the others (population, prevalence) shape the cohort, not the recording."""
+        recorded = {f.name for f in fields(RecordParams)}
+        return {name: value for name, value in asdict(self).items() if name in recorded}
 
 
 EXTERNAL_SHIFT = DomainShift(gain=0.8, noise=2.0, population=1.0, mains_hz=60.0, lowpass_hz=40.0, highpass_hz=0.5,
@@ -218,9 +224,7 @@ def generate_cohort(out_dir: str | Path, cfg: SynthConfig | None = None, progres
     chol_missing = missing_rng.random(len(people)) < cfg.missing_share
     people.loc[chol_missing, ["total_chol", "non_hdl_chol"]] = np.nan
 
-    record_kw = {"gain": shift.gain, "noise": shift.noise, "mains_hz": shift.mains_hz, "lowpass_hz": shift.lowpass_hz,
-                 "highpass_hz": shift.highpass_hz, "electrode_shift": shift.electrode_shift,
-                 "electrode_shift_sd": shift.electrode_shift_sd, "electrode_sd": shift.electrode_sd}
+    record_kw = shift.record_settings()
     heart_kw = asdict(cfg.heart)
     needed = ["eid", "sex", "age", "bmi", "height", "weight", "_mass_z", "_heart_rate", "_sbp_untreated", "_vol_z"]
     rows = people[needed].to_dict("records")
