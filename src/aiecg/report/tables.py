@@ -110,8 +110,8 @@ def characteristics_by_split(run: RunData) -> pd.DataFrame | None:
     frame = cohort_rows(run)
     if frame is None or not run.splits:
         return None
-    groups = [(name, cohort_rows(run, np.asarray(run.splits.get(name, []), dtype=str)))
-              for name in ("train", "val", "test")]
+    groups = [(f"{name} split", cohort_rows(run, np.asarray(run.splits.get(name, []), dtype=str)))
+              for name in ("train", "val", "test")]  # not 'test': that column names the statistical test
     groups.append(("overall", frame))
     table = compare_groups(groups, _variables(run, frame))
     return table.drop(columns=["p", "test"])

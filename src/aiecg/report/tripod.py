@@ -87,6 +87,8 @@ def _sample_size(runs, explains) -> Answer:
 
 
 def _missing(runs, explains) -> Answer:
+    if not any(run.bundle is not None for run in runs):
+        return Answer(OPEN, "", "no bundle readable: how missing values were handled is unknown")
     with_encoder = [run for run in runs if run.bundle is not None and run.bundle.encoder is not None]
     text = ("clinical values missing at prediction are imputed with the training split's median or mode (the "
             "encoder's fill values, model card)" if with_encoder else "no clinical inputs to impute")
@@ -109,6 +111,8 @@ def _methods(runs, explains) -> Answer:
 
 def _performance_measures(runs, explains) -> Answer:
     resamples = sorted({run.metrics.get("n_resamples") for run in runs if run.metrics.get("n_resamples")})
+    if not resamples:
+        return Answer(OPEN, "", "no metrics with bootstrap intervals saved")
     return Answer(FILLED, "#tables", f"discrimination (AUROC with DeLong intervals, AUPRC), calibration (curves, "
                                      f"slope and intercept), agreement (MAE, r, Bland-Altman), net benefit; 95% "
                                      f"intervals by bootstrap ({', '.join(map(str, resamples))} resamples)")
@@ -140,6 +144,8 @@ def _fairness(runs, explains) -> Answer:
 
 
 def _output(runs, explains) -> Answer:
+    if not any(run.results is not None or run.posthoc for run in runs):
+        return Answer(OPEN, "", "no results.csv or post-hoc models saved")
     thresholds = [f"{run.label}: {run.posthoc['threshold']:.3g}" for run in runs
                   if run.posthoc.get("threshold") is not None]
     text = "LVH probability and call" + (f"; thresholds chosen on the validation split: {', '.join(thresholds)}"
@@ -152,7 +158,9 @@ def _training_vs_evaluation(runs, explains) -> Answer:
     external = [run.label for run in runs if run.kind == "evaluate"]
     text = f"cohorts: {', '.join(cohorts)}"
     text += f"; evaluated on other data: {', '.join(external)}" if external else "; internal test split only"
-    return Answer(FILLED, "#characteristics", text + " (participant characteristics by cohort)")
+    if len(cohorts) > 1:
+        return Answer(FILLED, "#characteristics", text + " (participant characteristics by cohort)")
+    return Answer(PARTLY, "#tables", text + " (one cohort: no comparison of development and evaluation data)")
 
 
 def _code(runs, explains) -> Answer:
@@ -187,6 +195,8 @@ def _specification(runs, explains) -> Answer:
 
 
 def _performance(runs, explains) -> Answer:
+    if not any(run.metrics.get("test") for run in runs):
+        return Answer(OPEN, "", "no metrics saved")
     return Answer(FILLED, "#figures", "metrics with 95% intervals (tables), ROC and precision-recall curves, "
                                       "calibration, decision curves, comparison with the classic criteria")
 
