@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from aiecg.conventions import decode_sex, level_key
 from aiecg.data.cohort_schema import load_yaml, validate_mapping
 from aiecg.data.targets import TargetSpec, mapping_keys, target_spec
 from aiecg.errors import CohortError
@@ -59,18 +60,6 @@ PROBLEM = "problem"
 """Column of :func:`ecg_records`: why a record's ECG must not be opened ('' when it may)."""
 
 MAX_ID_LENGTH = 200
-
-
-def level_key(value: Any) -> str:
-    """A category's canonical text, so that 1, 1.0, "1" and numpy integers name the same level."""
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        number = float(value)
-        return str(int(number)) if number.is_integer() else repr(number)
-    text = str(value).strip()
-    try:
-        return level_key(float(text))
-    except ValueError:
-        return text
 
 
 @dataclass(frozen=True)
@@ -368,10 +357,7 @@ def load_cohort(path: str | Path, required_targets: tuple[str, ...] = ()) -> Coh
     reasons: list[tuple[int, str, str]] = []
 
     sex_raw = table[mapping.sex_column]
-    is_male = pd.Series(np.nan, index=table.index)
-    sex_keys = sex_raw.map(level_key)
-    is_male[sex_keys == level_key(mapping.male_code)] = 1
-    is_male[sex_keys == level_key(mapping.female_code)] = 0
+    is_male = sex_raw.map(lambda value: decode_sex(value, mapping.male_code, mapping.female_code)).astype(float)
     for i in table.index[is_male.isna()]:
         reasons.append((i, ids[i], f"unknown sex code {sex_raw[i]} in column '{mapping.sex_column}' "
                         f"(expected {mapping.male_code!r} or {mapping.female_code!r})"))

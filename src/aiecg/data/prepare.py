@@ -47,9 +47,9 @@ from aiecg.data.store import (
     remove_temp_files,
     writing,
 )
-from aiecg.data.workers import CRASHED, ERROR, OK, OUT_OF_MEMORY, TIMED_OUT, Limits, Outcome, run_supervised
+from aiecg.data.workers import OK, OUT_OF_MEMORY, Limits, Outcome, failure_row, run_supervised
 from aiecg.ecg import ECG, STANDARD_LEADS
-from aiecg.errors import CohortError, ECGReadError
+from aiecg.errors import CohortError, ECGReadError, check_processed
 from aiecg.io import read_ecg
 from aiecg.signal.beats import BeatConfig, BeatSet
 from aiecg.signal.filters import FilterConfig
@@ -163,20 +163,14 @@ def failed_record(record_id: str, path: str, status: str, reason: str, config: P
 
 def _record_row(record: Any, outcome: Outcome, config: PrepareConfig, limits: Limits) -> dict[str, Any]:
     """A worker's outcome for one record -> its store row (a failed worker is one error row)."""
-    memory = (f"ran out of memory (each worker may use {limits.memory_mb} MB more than at start; raise "
-              "--max-memory-mb if such files are expected)" if limits.memory_mb else "ran out of memory")
     if outcome.kind == OK:
         result = outcome.value
         reason = str(result.get("reason", ""))
         if "MemoryError" in reason or "ran out of memory" in reason:  # the reader caught it (aiecg.io.registry)
-            return failed_record(record.id, record.ecg_path, OUT_OF_MEMORY, memory, config)
-        return result
-    status, reason = {
-        ERROR: ("processing_error", f"processing failed: {outcome.detail}"),
-        OUT_OF_MEMORY: (OUT_OF_MEMORY, memory),
-        CRASHED: (CRASHED, f"the reader crashed on this file (its worker process {outcome.detail})"),
-        TIMED_OUT: (TIMED_OUT, f"{outcome.detail}; raise --record-timeout if such files are expected"),
-    }[outcome.kind]
+            outcome = Outcome(OUT_OF_MEMORY)
+        else:
+            return result
+    status, reason = failure_row(outcome, limits)
     return failed_record(record.id, record.ecg_path, status, reason, config)
 
 
@@ -256,11 +250,7 @@ def _write_manifest(root: Path, cohort: Path, config: PrepareConfig, records: pd
 
 
 def _check_usable(root: Path, counts: dict[str, int]) -> None:
-    if not counts.get(STATUS_OK):
-        total = sum(counts.values())
-        summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-        raise StoreError(f"none of the {total} ECGs could be used ({summary}); the reason for each is in "
-                         f"{root / ERRORS}")
+    check_processed(counts, (STATUS_OK,), "ECGs", str(root / ERRORS), StoreError)
 
 
 def _own_part(shard: tuple[int, int]) -> Any:

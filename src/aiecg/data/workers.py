@@ -59,6 +59,31 @@ class Outcome:
     detail: str = ""
 
 
+PROCESSING_ERROR = "processing_error"
+"""Status of the error row of a task whose exception escaped it."""
+
+
+def failure_row(outcome: Outcome, limits: Limits | None = None) -> tuple[str, str]:
+    """THE error row of a failed worker, as ``prepare``, ``measure`` and ``predict`` report it: (status, reason).
+
+    ``limits``, where the command has flags for them, adds how to raise them (``--record-timeout``,
+    ``--max-memory-mb``) to a time-out or an out-of-memory reason.
+    """
+    if outcome.kind == ERROR:
+        return PROCESSING_ERROR, f"processing failed: {outcome.detail}"
+    if outcome.kind == CRASHED:
+        return CRASHED, f"the reader crashed on this file (its worker process {outcome.detail})"
+    if outcome.kind == TIMED_OUT:
+        hint = "; raise --record-timeout if such files are expected" if limits is not None else ""
+        return TIMED_OUT, f"{outcome.detail}{hint}"
+    if outcome.kind == OUT_OF_MEMORY:
+        if limits is not None and limits.memory_mb:
+            return OUT_OF_MEMORY, (f"ran out of memory (each worker may use {limits.memory_mb} MB more than at start; "
+                                   "raise --max-memory-mb if such files are expected)")
+        return OUT_OF_MEMORY, "ran out of memory"
+    raise ValueError(f"outcome {outcome.kind!r} is not a failure")
+
+
 def _die_with_parent(parent_pid: int) -> None:
     """Make this process die when ``parent_pid`` does: the kernel's parent-death signal, plus a watchdog."""
     if sys.platform.startswith("linux"):

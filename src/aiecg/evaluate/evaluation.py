@@ -87,6 +87,8 @@ def compute_metrics(spec: TargetSpec, table: pd.DataFrame, posthoc: PostHoc, see
     metrics: dict[str, Any] = {"n": len(table), "target": spec.name}
     if spec.is_regression:
         for stem in spec.stems:
+            if table[f"{stem}_true"].isna().all():  # a cohort without this target (only its LVH label)
+                continue
             metrics[stem] = regression_report(table[f"{stem}_true"], table[f"{stem}_pred"], seed=seed,
                                               n_resamples=n_resamples)
             if f"{stem}_pred_recal" in table:
@@ -131,7 +133,7 @@ def compute_subgroups(spec: TargetSpec, table: pd.DataFrame, frame: pd.DataFrame
     for column in tertiles:
         joined[column] = pd.to_numeric(clinical[column].reindex(table["eid"].astype(str)), errors="coerce").to_numpy()
     result: dict[str, Any] = {}
-    if spec.is_regression:
+    if spec.is_regression and table[f"{spec.stem}_true"].notna().any():
         stem = spec.stem
         result[stem] = subgroup_reports(joined, "regression", f"{stem}_true", f"{stem}_pred", seed=seed,
                                         tertile_columns=tertiles, n_resamples=n_resamples)

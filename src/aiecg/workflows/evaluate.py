@@ -14,22 +14,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
-from aiecg.bundle import Bundle, load_bundle
-from aiecg.config import default_store
+from aiecg.bundle import Bundle
 from aiecg.csvfile import write_csv
-from aiecg.data.cohort import ID, Cohort, load_cohort
-from aiecg.data.dataset import build_arrays
-from aiecg.data.selection import (
-    check_clinical_columns,
-    ids_digest,
-    make_splits,
-    usable_cohort,
-)
+from aiecg.data.cohort import ID, Cohort
 from aiecg.data.splits import Splits
 from aiecg.data.store import Store
 from aiecg.data.targets import TargetSpec
-from aiecg.errors import BundleError, CohortError
 from aiecg.evaluate.compare import ScoreRow, comparison_markdown, lvh_comparison, regression_comparison
 from aiecg.evaluate.conformal import ConformalIntervals, coverage_report
 from aiecg.evaluate.decision import decision_curves
@@ -45,26 +37,7 @@ from aiecg.evaluate.evaluation import (
 from aiecg.evaluate.posthoc import PostHoc
 from aiecg.files import atomic_write_text
 from aiecg.predict import predict
-
-
-def training_splits(bundle: Bundle, frame: pd.DataFrame, cohort_path: str | Path, bundle_path: str | Path) -> Splits:
-    """The training run's splits, re-created from its seed; refused when the test split is not the one the
-    model was tested on (a changed cohort could otherwise leak training participants into the test set)."""
-    training = bundle.training
-    splits = make_splits(frame, bundle.target, int(training["split_seed"]), tuple(training["split_fractions"]))
-    if ids_digest(splits.test) != training.get("test_ids_sha256"):
-        raise BundleError(f"{cohort_path}: re-creating the test split of {bundle_path} gave other participants "
-                          "than at training time (the cohort changed); use --split all for another cohort")
-    return splits
-
-
-def check_store_contract(bundle: Bundle, store: Store, cohort_path: str | Path) -> None:
-    """The store must hold what the model was trained on: its leads, rate, window and pre-processing."""
-    from aiecg.cliopts import prepare_flags
-
-    bundle.check_input(store.manifest, f"store {store.root}",
-                       f"Re-prepare the cohort to a new store: aiecg prepare --cohort {cohort_path} --out NEW_STORE "
-                       f"{prepare_flags(bundle.input_spec)}, then pass --store NEW_STORE.")
+from aiecg.workflows.bundled import BundledCohort, open_bundled
 
 
 def evaluate_bundle(
@@ -73,8 +46,8 @@ def evaluate_bundle(
     n_resamples: int = 1000, target_prevalence: float | None = None,
     criteria_options: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Apply a saved bundle to a cohort and write ``results.csv``, ``metrics.json`` and (with ``compare``)
-    ``comparison.csv``/``comparison.md``/``comparison_regression.csv`` and ``decision_curve.csv`` to ``out_dir``.
+    """Apply a saved bundle to a cohort (:func:`aiecg.workflows.bundled.open_bundled`) and write its evaluation
+    (:func:`evaluate_bundled`) to ``out_dir``.
 
     Args:
         split: ``test`` re-creates the training run's test split from its seed and checks it holds the same
@@ -88,31 +61,40 @@ def evaluate_bundle(
             the bundle's, set at training: the training split's unless chosen).
         criteria_options: per-criterion options (e.g. ``{"cornell_product": {"female_adjustment_mv": 0.8}}``).
     """
-    bundle = load_bundle(bundle_path)
-    spec = bundle.target
-    cohort = load_cohort(cohort_path, tuple(spec.outputs))
-    store = Store.open(store_path or default_store(cohort_path))
-    check_store_contract(bundle, store, cohort_path)
-    cohort = usable_cohort(cohort, store)
-    check_clinical_columns(bundle, cohort, cohort_path)
-    frame = cohort.frame
+    bundled = open_bundled(bundle_path, cohort_path, store_path)
     splits = None
     if ids is not None:
-        test_ids = np.asarray(ids, dtype=str)
-        missing = np.setdiff1d(test_ids, frame[ID].to_numpy(dtype=str))
-        if missing.size:
-            raise CohortError(f"{cohort_path}: {missing.size} of the {test_ids.size} requested participants are not "
-                              f"usable there (no usable ECG in {store.root} or not in the cohort), e.g. "
-                              f"{', '.join(missing[:5])}; see the store's index for why, or leave them out")
+        test_ids, split = bundled.check_ids(ids), "ids"
     elif split == "test":
-        splits = training_splits(bundle, frame, cohort_path, bundle_path)
+        splits = bundled.training_splits()
         test_ids = splits.test
     elif split == "all":
-        test_ids = frame[ID].to_numpy(dtype=str)
+        test_ids = bundled.frame[ID].to_numpy(dtype=str)
     else:
         raise ValueError(f"split must be 'test' or 'all', got {split!r}")
-    arrays = build_arrays(store, frame, test_ids, spec, bundle.input_spec["leads"], bundle.encoder)
-    y_pred = predict(bundle.build_model(), arrays.ecg, arrays.meta, spec, bundle.scaling)
+    return evaluate_bundled(bundled, test_ids, out_dir, split, splits, compare=compare, seed=seed,
+                            n_resamples=n_resamples, target_prevalence=target_prevalence,
+                            criteria_options=criteria_options)
+
+
+def evaluate_bundled(
+    bundled: BundledCohort, test_ids: np.ndarray, out_dir: str | Path, split: str, splits: Splits | None,
+    model: torch.nn.Module | None = None, compare: bool = True, seed: int = 0, n_resamples: int = 1000,
+    target_prevalence: float | None = None, criteria_options: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Predict ``test_ids`` through THE prediction loop and write ``exclusions.csv``, ``results.csv``,
+    ``metrics.json`` and (with ``compare``) the comparison files to ``out_dir``; returns the metrics.
+
+    Args:
+        split: what ``test_ids`` are (``test``, ``all`` or ``ids``), as metrics.json records it.
+        splits: the training run's splits when ``test_ids`` is its test split: the baselines are fitted on them.
+        model: the bundle's model already in memory (a training run hands it over); default: built from the
+            bundle's weights.
+    """
+    bundle, spec, frame = bundled.bundle, bundled.spec, bundled.frame
+    arrays = bundled.arrays(test_ids)
+    y_pred = predict(model if model is not None else bundle.build_model(), arrays.ecg, arrays.meta, spec,
+                     bundle.scaling)
     posthoc = PostHoc.from_dict(bundle.thresholds.get("posthoc"))
     if target_prevalence is not None:
         posthoc = dataclasses.replace(posthoc, target_prevalence=target_prevalence)
@@ -120,30 +102,36 @@ def evaluate_bundle(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    cohort.write_exclusions(out_dir / "exclusions.csv")
+    bundled.cohort.write_exclusions(out_dir / "exclusions.csv")
     write_csv(table, out_dir / "results.csv")
     metrics: dict[str, Any] = {
-        "bundle": str(bundle_path), "cohort": str(cohort_path), "split": "ids" if ids is not None else split,
+        "bundle": str(bundled.bundle_path), "cohort": str(bundled.cohort_path), "split": split,
         "seed": seed, "n_resamples": n_resamples, "posthoc": posthoc.to_dict(),
         "test": compute_metrics(spec, table, posthoc, seed, n_resamples),
         "subgroups": compute_subgroups(spec, table, frame, posthoc, seed, n_resamples),
     }
+    unscored = [name for name in spec.outputs if name not in bundled.scored]
+    if unscored:  # issue 25: e.g. an indexed-mass model on a cohort with LVH labels only
+        metrics["unscored"] = {"outputs": unscored, "reason": f"{bundled.cohort_path} does not map "
+                               f"{', '.join(unscored)}; only the model's LVH outputs are scored"}
     conformal = ConformalIntervals.from_dict(bundle.thresholds.get("conformal"))  # issue 12: interval coverage
-    if conformal is not None:
+    if conformal is not None and not unscored:
         metrics["conformal"] = coverage_report(conformal, spec, table)
     if splits is not None:
         metrics["split_sizes"] = {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)}
     if compare:
-        metrics["comparison"] = write_comparison(spec, bundle, table, store, frame, cohort,
-                                                 splits if ids is None else None, out_dir, seed, n_resamples,
-                                                 criteria_options)
+        metrics["comparison"] = write_comparison(spec, bundle, table, bundled.store, frame, bundled.cohort,
+                                                 splits if split != "ids" and not unscored else None, out_dir,
+                                                 seed, n_resamples,
+                                                 criteria_options, score_regression=not unscored)
     atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2, default=float))
     return metrics
 
 
 def write_comparison(spec: TargetSpec, bundle: Bundle, table: pd.DataFrame, store: Store, frame: pd.DataFrame,
                      cohort: Cohort, splits: Splits | None, out_dir: Path, seed: int, n_resamples: int,
-                     criteria_options: dict[str, dict[str, Any]] | None = None) -> dict:
+                     criteria_options: dict[str, dict[str, Any]] | None = None,
+                     score_regression: bool = True) -> dict:
     """Model, baselines (when training data exist) and criteria on the same test participants.
 
     Writes ``comparison.csv``/``comparison.md`` (and ``comparison_regression.csv``), and every row's
@@ -158,7 +146,7 @@ def write_comparison(spec: TargetSpec, bundle: Bundle, table: pd.DataFrame, stor
         rows.append(ScoreRow(model_label(bundle), "model", primary[1], posthoc.threshold, "validation Youden"))
     regression: dict[str, np.ndarray] = {}
     params: dict[str, Any] = {}
-    if spec.is_regression:
+    if spec.is_regression and score_regression:
         stem = spec.stem
         regression[model_label(bundle)] = table[f"{stem}_pred"].to_numpy()
         if f"{stem}_pred_recal" in table:

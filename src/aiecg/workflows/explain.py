@@ -18,20 +18,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from aiecg.bundle import load_bundle
-from aiecg.config import default_store
 from aiecg.csvfile import write_csv
-from aiecg.data.cohort import ID, load_cohort
+from aiecg.data.cohort import ID
 from aiecg.data.dataset import build_arrays
-from aiecg.data.selection import check_clinical_columns, usable_cohort
-from aiecg.data.store import Store
 from aiecg.explain.attributions import ExplainError, fcn_cam, integrated_gradients, upsample
 from aiecg.explain.baselines import sex_mean_baseline
 from aiecg.explain.sanity import randomisation_check
 from aiecg.explain.truth import effect_by_wave, truth_table
 from aiecg.explain.waves import FIDUCIALS, truth_summary, wave_summary
 from aiecg.files import atomic_write, atomic_write_text, check_output
-from aiecg.workflows.evaluate import check_store_contract, training_splits
+from aiecg.workflows.bundled import open_bundled
 
 
 def typical(outputs: np.ndarray, high: bool) -> int:
@@ -53,16 +49,10 @@ def explain_bundle(bundle_path: str | Path, cohort_path: str | Path, store_path:
     if max_participants < 2:
         raise ExplainError(f"--max-participants must be at least 2, got {max_participants}")
     check_output(out)
-    bundle = load_bundle(bundle_path)
-    spec = bundle.target
-    cohort = load_cohort(cohort_path, tuple(spec.outputs) if split == "test" else ())
-    store = Store.open(store_path or default_store(cohort_path))
-    check_store_contract(bundle, store, cohort_path)
-    cohort = usable_cohort(cohort, store)
-    check_clinical_columns(bundle, cohort, cohort_path)
-    frame = cohort.frame
+    bundled = open_bundled(bundle_path, cohort_path, store_path, require_targets=split == "test")
+    bundle, spec, frame, store = bundled.bundle, bundled.spec, bundled.frame, bundled.store
     if split == "test":
-        splits = training_splits(bundle, frame, cohort_path, bundle_path)
+        splits = bundled.training_splits()
         ids = np.asarray(splits.test, dtype=str)
         reference_ids, reference = np.asarray(splits.train, dtype=str), f"training split of {cohort_path}"
     elif split == "all":
@@ -74,7 +64,7 @@ def explain_bundle(bundle_path: str | Path, cohort_path: str | Path, store_path:
         ids = np.sort(np.random.default_rng(seed).choice(ids, max_participants, replace=False))
     if len(ids) < 2:
         raise ExplainError(f"{cohort_path}: only {len(ids)} participants to explain; need at least 2")
-    arrays = build_arrays(store, frame, ids, spec, bundle.input_spec["leads"], bundle.encoder)
+    arrays = bundled.arrays(ids)
     model = bundle.build_model()
     meta_baseline = None
     if bundle.encoder is not None:
@@ -137,7 +127,7 @@ def explain_bundle(bundle_path: str | Path, cohort_path: str | Path, store_path:
                       "clinical": "encoded fill values of the training encoder" if bundle.encoder else "none"},
         "bundle": str(bundle_path), "cohort": str(cohort_path), "split": split, "n": int(len(ids)),
         "output_units": units, "attributions": "attributions.npz",
-        "model": f"{bundle.model_name} ({spec.name})", "cohort_name": str(cohort.mapping.name),
+        "model": f"{bundle.model_name} ({spec.name})", "cohort_name": str(bundled.cohort.mapping.name),
         "convergence_delta": {"median_abs": float(np.median(delta)), "max_abs": float(delta.max()),
                               "mean_abs_output_change": float(np.mean(np.abs(attr.outputs - attr.baseline_outputs)))},
         "mean_abs_attribution_per_lead": dict(zip(arrays_out["leads"].tolist(),
