@@ -194,7 +194,8 @@ def cmd_explain(args: argparse.Namespace) -> dict[str, Any]:
 
     summary = explain_bundle(args.bundle, args.cohort, args.store, args.out, split=args.split, n_steps=args.steps,
                              max_participants=args.max_participants, seed=args.seed, figures=not args.no_figures,
-                             sanity_participants=args.sanity_participants)
+                             sanity_participants=args.sanity_participants, ecg_file=args.ecg,
+                             clinical=args.clinical, fmt=args.format)
     check = summary["randomisation_check"]
     passes = {name: m["passes"] for name, m in check["maps"].items()} if check else None
     return {"out": args.out, "n": summary["n"], "convergence_delta": summary["convergence_delta"],
@@ -409,9 +410,15 @@ def _report_options(p: argparse.ArgumentParser) -> None:
 def _explain_options(p: argparse.ArgumentParser) -> None:
     """The options of ``aiecg explain``."""
     p.add_argument("--bundle", required=True)
-    p.add_argument("--cohort", required=True)
+    p.add_argument("--cohort", required=True,
+                   help="the cohort to explain; with --ecg, the bundle's training cohort (its training split gives "
+                        "the baseline beat per sex)")
     p.add_argument("--store")
     p.add_argument("--out", required=True, help="output folder (attributions.npz, explain.json, figures/)")
+    p.add_argument("--ecg", help="explain this one ECG file (any readable format) instead of the cohort")
+    p.add_argument("--clinical", help="with --ecg: a table of its clinical values (one row, or the row whose first "
+                                      "column is the file's stem); without it they are imputed")
+    p.add_argument("--format", help="with --ecg: force one reader (cardiosoft, wfdb, ...) instead of detection")
     p.add_argument("--split", choices=["test", "all"], default="test",
                    help="'test': the bundle's test split (checked); 'all': every usable participant")
     p.add_argument("--steps", type=int, default=50, help="integration steps")
