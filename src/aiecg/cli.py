@@ -212,7 +212,8 @@ def cmd_explain(args: argparse.Namespace) -> dict[str, Any]:
 
     summary = explain_bundle(args.bundle, args.cohort, args.store, args.out, split=args.split, n_steps=args.steps,
                              max_participants=args.max_participants, seed=args.seed, figures=not args.no_figures,
-                             sanity_participants=args.sanity_participants)
+                             sanity_participants=args.sanity_participants, ecg_file=args.ecg,
+                             clinical=args.clinical, fmt=args.format)
     check = summary["randomisation_check"]
     passes = {name: m["passes"] for name, m in check["maps"].items()} if check else None
     return {"out": args.out, "n": summary["n"], "convergence_delta": summary["convergence_delta"],
@@ -282,9 +283,9 @@ def _run_choices() -> dict[str, Any]:
     from aiecg.data.sampling import SAMPLING_MODES
     from aiecg.data.targets import list_targets
     from aiecg.models import list_models
-    from aiecg.train.losses import CRITERIA
+    from aiecg.train.losses import list_losses
 
-    return {"target": list_targets(), "arch": list_models(), "criterion": CRITERIA, "fit.sampling": SAMPLING_MODES,
+    return {"target": list_targets(), "arch": list_models(), "criterion": list_losses(), "fit.sampling": SAMPLING_MODES,
             "fit.device": DEVICES}
 
 
@@ -353,12 +354,12 @@ def _finetune_options(p: argparse.ArgumentParser) -> None:
     """The options of ``aiecg finetune``."""
     from aiecg.cliopts import add_dataclass_options
     from aiecg.config import FinetuneRunConfig
-    from aiecg.train.losses import CRITERIA
+    from aiecg.train.losses import list_losses
 
     p.add_argument("--epochs", type=int, dest="cfg__finetune__max_epochs_per_stage", default=argparse.SUPPRESS,
                    metavar="INT", help="maximum epochs per stage (the same as --max-epochs-per-stage)")
     add_dataclass_options(p, FinetuneRunConfig, flatten={"finetune": ""},
-                          choices={"criterion": CRITERIA, "device": DEVICES})
+                          choices={"criterion": list_losses(), "device": DEVICES})
 
 
 def _evaluate_options(p: argparse.ArgumentParser) -> None:
@@ -425,9 +426,15 @@ def _report_options(p: argparse.ArgumentParser) -> None:
 def _explain_options(p: argparse.ArgumentParser) -> None:
     """The options of ``aiecg explain``."""
     p.add_argument("--bundle", required=True)
-    p.add_argument("--cohort", required=True)
+    p.add_argument("--cohort", required=True,
+                   help="the cohort to explain; with --ecg, the bundle's training cohort (its training split gives "
+                        "the baseline beat per sex)")
     p.add_argument("--store")
     p.add_argument("--out", required=True, help="output folder (attributions.npz, explain.json, figures/)")
+    p.add_argument("--ecg", help="explain this one ECG file (any readable format) instead of the cohort")
+    p.add_argument("--clinical", help="with --ecg: a table of its clinical values (one row, or the row whose first "
+                                      "column is the file's stem); without it they are imputed")
+    p.add_argument("--format", help="with --ecg: force one reader (cardiosoft, wfdb, ...) instead of detection")
     p.add_argument("--split", choices=["test", "all"], default="test",
                    help="'test': the bundle's test split (checked); 'all': every usable participant")
     p.add_argument("--steps", type=int, default=50, help="integration steps")

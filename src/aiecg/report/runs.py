@@ -51,6 +51,8 @@ class RunData:
     comparison_scores: pd.DataFrame | None = None
     decision_curve: pd.DataFrame | None = None
     roc_band: pd.DataFrame | None = None
+    calibration_curve: pd.DataFrame | None = None
+    proportional_bias: dict[str, float] | None = None
     epochs: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
     exclusions: pd.DataFrame | None = None
     splits: dict[str, list[str]] | None = None
@@ -201,6 +203,8 @@ def load_run(path: str | Path) -> RunData:
     data.comparison_scores = _csv(path / "comparison_scores.csv")
     data.decision_curve = _csv(path / "decision_curve.csv")
     data.roc_band = _csv(path / "roc_band.csv", ("fpr", "tpr_low", "tpr_high"))
+    data.calibration_curve = _csv(path / "calibration_curve.csv", ("group", "mean_predicted", "observed", "low",
+                                                                  "high", "slope", "intercept"))
     data.exclusions = _csv(path / "exclusions.csv")
     if (path / "epochs.csv").exists():
         data.epochs.append(("training", _csv(path / "epochs.csv", EPOCH_COLUMNS)))

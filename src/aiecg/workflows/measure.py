@@ -37,8 +37,8 @@ GLOBAL_COLUMNS: tuple[str, ...] = (
     "qtc_fridericia_ms", "p_axis_deg", "qrs_axis_deg", "t_axis_deg",
 )
 AMPLITUDE_WAVES: tuple[str, ...] = ("P", "Q", "R", "S", "T", "ST", "J")
-CRITERIA: tuple[str, ...] = tuple(
-    column for name in criteria_registry.CRITERIA for column in (name, f"{name}_positive"))
+CRITERIA_COLUMNS: tuple[str, ...] = tuple(
+    column for name in criteria_registry.ECG_CRITERIA for column in (name, f"{name}_positive"))
 """Every registered criterion (LVH criteria and the findings reported beside them, e.g. pathological Q waves):
 its score and its call (1, 0, or empty when unknown)."""
 HEAD_COLUMNS: tuple[str, ...] = ("file", "record_id", "status", "reason", "qc_notes", "bad_leads", "paced", "sex",
@@ -62,7 +62,7 @@ def _criteria(m: dict[str, float], sex: str) -> dict[str, float]:
     """Every registered criterion's score and call; a sex-specific one is unknown (NaN) when the file does not
     say the sex."""
     out: dict[str, float] = {}
-    for name, criterion in criteria_registry.CRITERIA.items():
+    for name, criterion in criteria_registry.ECG_CRITERIA.items():
         try:
             result = criterion(m, sex)
         except ValueError:  # a sex-specific cut-off and no sex in the file
@@ -113,7 +113,7 @@ def measure_file(task: MeasureTask, with_beats: bool = False, with_leads: bool =
     for wave in AMPLITUDE_WAVES:
         for lead in STANDARD_LEADS:
             row[f"{wave}_{lead}"] = m.get(f"{wave}_{lead}", math.nan)
-    row.update(_criteria(m, sex) if m else dict.fromkeys(CRITERIA, math.nan))
+    row.update(_criteria(m, sex) if m else dict.fromkeys(CRITERIA_COLUMNS, math.nan))
     tables = []
     for frame in (per_beat, per_lead):
         if frame is not None:
@@ -143,7 +143,7 @@ def measure_files(tasks: Sequence[MeasureTask], with_beats: bool = False, worker
             results[key] = ({"file": task.file, "record_id": task.record_id or Path(task.file).stem,
                              "status": status, "reason": reason}, None, None)
     columns = list(HEAD_COLUMNS) + list(GLOBAL_COLUMNS) + [
-        f"{w}_{lead}" for w in AMPLITUDE_WAVES for lead in STANDARD_LEADS] + list(CRITERIA)
+        f"{w}_{lead}" for w in AMPLITUDE_WAVES for lead in STANDARD_LEADS] + list(CRITERIA_COLUMNS)
     table = pd.DataFrame([r[0] for r in results]).reindex(columns=columns)
     out: list[pd.DataFrame | None] = [None, None]
     for k, (wanted, columns) in enumerate(((with_beats, BEAT_COLUMNS), (with_leads, LEAD_COLUMNS))):
@@ -181,7 +181,7 @@ def round_to_resolution(frame: pd.DataFrame) -> pd.DataFrame:
             continue
         if column in CRITERION_DECIMALS:
             decimals[column] = CRITERION_DECIMALS[column]
-        elif column in amplitudes or column in criteria_registry.CRITERIA:
+        elif column in amplitudes or column in criteria_registry.ECG_CRITERIA:
             decimals[column] = AMPLITUDE_DECIMALS
         else:
             found = next((d for suffix, d in DECIMALS_BY_SUFFIX if column.endswith(suffix)), None)

@@ -1,7 +1,7 @@
 """``aiecg predict``: a trained bundle applied to ECG files, one row per file, nothing lost.
 
 Each file goes through the bundle's own input contract (:func:`check_recording`: can its pre-processing serve
-this rate, these leads, this duration?), then prepare's per-record path (:func:`aiecg.data.prepare.process_record`
+this rate, these leads, this duration?), then prepare's per-record path (:func:`aiecg.data.prepare.prepare_record`
 with the bundle's saved pre-processing), then the bundle's clinical encoder, THE prediction loop
 (:func:`aiecg.predict.predict`), target scaling, post-hoc models and thresholds, and the split-conformal
 prediction intervals saved at training time. A file that cannot be read, fails QC, cannot be served or lacks
@@ -34,7 +34,7 @@ from aiecg.bundle import Bundle, load_bundle
 from aiecg.contract import check_recording
 from aiecg.conventions import decode_sex, level_key
 from aiecg.data.cohort import ID, load_mapping, read_ids, read_table
-from aiecg.data.prepare import PrepareConfig, process_record
+from aiecg.data.prepare import PrepareConfig, prepare_record
 from aiecg.data.store import STATUS_OK
 from aiecg.data.targets import TargetSpec, TaskKind
 from aiecg.data.workers import OK, Limits, Outcome, failure_row, record_failure, run_supervised
@@ -175,9 +175,8 @@ def _clinical_values(records: pd.DataFrame, sources: list[_Source], bundle: Bund
                 if pd.isna(number) and pd.notna(value) and str(value).strip().lower() not in ("", "nan", "na"):
                     problems.append(f"non-numeric value {str(value)!r} in clinical column '{column}'")
                 value = number
-                low, high = encoder.spec.ranges.get(column, (-np.inf, np.inf))
-                if pd.notna(value) and not low <= value <= high:
-                    problems.append(f"clinical value {column}={value:g} outside human range {low:g}-{high:g}")
+                if (why := encoder.spec.out_of_range(column, value)) is not None:
+                    problems.append(why)
             elif column in encoder.spec.categorical and pd.notna(value):
                 if level_key(value) not in {level_key(v) for v in encoder.spec.categorical[column]}:
                     problems.append(f"clinical column '{column}' level {_plain(value)!r} not among the model's "
@@ -222,7 +221,7 @@ def _process(task: tuple[list[tuple[str, str, str | None, dict, str]], dict[str,
             row.update(status=STATUS_UNSUPPORTED, reason=str(exc))
             results.append(row)
             continue
-        result = process_record(record_id, file, fmt, config, options, ecg=ecg)
+        result = prepare_record(record_id, file, fmt, config, options, ecg=ecg)
         row.update(status=result["status"], reason=result.get("reason", ""),
                    heart_rate=result.get("heart_rate"), n_beats=result.get("n_beats"), n_clean=result.get("n_clean"))
         if result["status"] == STATUS_OK:

@@ -21,6 +21,7 @@ from aiecg.bundle import Bundle, load_bundle, save_bundle
 from aiecg.config import AugmentConfig, FinetuneRunConfig, FitConfig, RunConfig
 from aiecg.contract import input_contract
 from aiecg.csvfile import write_csv
+from aiecg.data.augment import build_augmentation
 from aiecg.data.cohort import ID, Cohort, load_cohort
 from aiecg.data.dataset import Arrays, ECGDataset, TargetScaling, build_arrays, expand_with_beats
 from aiecg.data.features import ClinicalEncoder
@@ -36,7 +37,6 @@ from aiecg.data.targets import TargetSpec, target_spec
 from aiecg.device import resolve_device
 from aiecg.errors import CohortError, ConfigError
 from aiecg.evaluate.conformal import fit_conformal
-from aiecg.evaluate.evaluation import build_results
 from aiecg.evaluate.posthoc import PostHoc, fit_posthoc
 from aiecg.files import atomic_write_text, check_output, file_sha256
 from aiecg.models import create_model
@@ -50,7 +50,7 @@ from aiecg.train.loop import fit
 from aiecg.train.losses import make_loss
 from aiecg.train.pretrain import start_from_encoder
 from aiecg.workflows.bundled import BundledCohort, open_bundled
-from aiecg.workflows.evaluate import evaluate_bundled
+from aiecg.workflows.evaluate import evaluate_bundled, results_of
 
 log = logging.getLogger("aiecg")
 
@@ -148,6 +148,8 @@ def model_and_loss(config: RunConfig, spec: TargetSpec, train_arrays: Arrays,
     fit_config = config.fit
     if config.augment and fit_config.augment is None:
         fit_config = dataclasses.replace(fit_config, augment=AugmentConfig())
+    if fit_config.augment is not None:
+        build_augmentation(fit_config.augment)  # an unknown augmentation or option: refused before training
     torch.manual_seed(config.fit.seed)  # model initialisation
     model = create_model(config.arch, len(config.leads), train_arrays.ecg.shape[2], train_arrays.meta.shape[1],
                          spec.n_outputs, **config.model_kwargs)
@@ -271,7 +273,7 @@ def finish_training(bundled: BundledCohort, model: torch.nn.Module, splits: Spli
         bundle.thresholds["conformal"] = fit_conformal(val.target, val_pred, spec.outputs,
                                                        is_male=val.is_male).to_dict()
     save_bundle(bundle, bundled.bundle_path)
-    write_csv(build_results(spec, val, val_pred, frame, posthoc), run_dir / "results_val.csv")
+    write_csv(results_of(spec, val, val_pred, frame, posthoc), run_dir / "results_val.csv")
     return evaluate_bundled(bundled, splits.test, run_dir, "test", splits, model=model, compare=compare, seed=seed,
                             criteria_options=criteria_options)
 
