@@ -16,9 +16,10 @@ matplotlib.use("Agg")
 
 
 def complete_inputs(run: RunData) -> None:
-    """What a run folder did not save but the page draws, computed from its saved arrays
-    (:mod:`aiecg.evaluate.report_inputs`): the ROC band of the primary LVH score."""
-    from aiecg.evaluate.report_inputs import roc_band
+    """What a run folder written before the evaluation saved it lacks but the page draws, computed from its saved
+    arrays (:func:`aiecg.evaluate.curves.roc_band`, as the evaluation computes it): the ROC band of the primary
+    LVH score."""
+    from aiecg.evaluate.curves import roc_band
     from aiecg.report.figures.base import primary_score
 
     if run.roc_band is None and (score := primary_score(run)) is not None:
