@@ -47,7 +47,15 @@ from aiecg.data.store import (
     remove_temp_files,
     writing,
 )
-from aiecg.data.workers import OK, OUT_OF_MEMORY, Limits, Outcome, failure_row, run_supervised
+from aiecg.data.workers import (
+    OK,
+    OUT_OF_MEMORY,
+    Limits,
+    Outcome,
+    caught_out_of_memory,
+    failure_row,
+    run_supervised,
+)
 from aiecg.ecg import ECG, STANDARD_LEADS
 from aiecg.errors import CohortError, ECGReadError, check_processed
 from aiecg.io import read_ecg
@@ -160,7 +168,7 @@ def _record_row(record: Any, outcome: Outcome, config: PrepareConfig, limits: Li
     if outcome.kind == OK:
         result = outcome.value
         reason = str(result.get("reason", ""))
-        if "MemoryError" in reason or "ran out of memory" in reason:  # the reader caught it (aiecg.io.registry)
+        if caught_out_of_memory(reason):  # the reader caught it (aiecg.io.registry)
             outcome = Outcome(OUT_OF_MEMORY)
         else:
             return result

@@ -158,7 +158,7 @@ def analyse_signal(
     beats = beats or BeatConfig()
     dcfg = delineation or DelineationConfig()
     qcfg = beats.quality
-    raw = select_leads(signal, leads, STANDARD_LEADS)
+    raw = np.asarray(select_leads(signal, leads, STANDARD_LEADS), dtype=np.float64)  # converted once for all checks
     notes = [einthoven_note(signal, [str(n) for n in leads], qcfg)]
     x = preprocess(raw, fs, filters)
     tfs = filters.target_fs

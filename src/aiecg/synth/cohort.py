@@ -106,6 +106,8 @@ class SynthConfig:
         workers: processes used to synthesise and write the ECGs (1 = in this process).
         name: the cohort name written in ``cohort.yaml``.
         missing_share: share of participants with missing cholesterol values (NaN).
+        first_eid: the first participant id; give two cohorts that are used together (an internal and an
+            external one, pooled for pre-training) disjoint id ranges.
     """
 
     n: int = 2000
@@ -116,6 +118,7 @@ class SynthConfig:
     workers: int = 1
     name: str = "synthetic-ukb"
     missing_share: float = 0.015
+    first_eid: int = FIRST_EID
     heart: HeartParams = field(default_factory=HeartParams)
 
 
@@ -216,7 +219,7 @@ def generate_cohort(out_dir: str | Path, cfg: SynthConfig | None = None, progres
 
     prevalence = cfg.lvh_prevalence if cfg.lvh_prevalence is not None else shift.lvh_prevalence
     people = select_cohort(cfg.n, np.random.default_rng([cfg.seed, 0]), prevalence, shift.population)
-    people.insert(0, "eid", np.arange(FIRST_EID, FIRST_EID + len(people), dtype=np.int64))
+    people.insert(0, "eid", np.arange(cfg.first_eid, cfg.first_eid + len(people), dtype=np.int64))
     missing_rng = np.random.default_rng([cfg.seed, 2])
     chol_missing = missing_rng.random(len(people)) < cfg.missing_share
     people.loc[chol_missing, ["total_chol", "non_hdl_chol"]] = np.nan

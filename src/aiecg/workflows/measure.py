@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from aiecg.csvfile import write_csv
-from aiecg.data.workers import OK, failure_row, run_supervised
+from aiecg.data.workers import OK, Limits, failure_row, record_failure, run_supervised
 from aiecg.ecg import STANDARD_LEADS
 from aiecg.errors import ECGReadError, check_processed
 from aiecg.files import check_output
@@ -124,19 +124,22 @@ def measure_file(task: MeasureTask, with_beats: bool = False, with_leads: bool =
 
 
 def measure_files(tasks: Sequence[MeasureTask], with_beats: bool = False, workers: int = 1,
-                  progress: bool = False, with_leads: bool = False,
+                  progress: bool = False, with_leads: bool = False, limits: Limits | None = None,
                   ) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
     """Measure every task in ``workers`` supervised processes (:mod:`aiecg.data.workers`, as ``prepare`` runs
     them: a file that crashes, hangs or exhausts its reader is its own error row); returns (measurements, beats or
-    None, per-lead table or None) in task order."""
+    None, per-lead table or None) in task order. ``limits``: the time and memory one file may take in its worker
+    (``--record-timeout``, ``--max-memory-mb``, as ``prepare`` has)."""
     jobs = [(k, (task, with_beats, with_leads)) for k, task in enumerate(tasks)]
     results: list[tuple[dict[str, Any], pd.DataFrame | None, pd.DataFrame | None]] = [({}, None, None)] * len(jobs)
-    for key, outcome in _progress(run_supervised(measure_file, jobs, workers), len(jobs), progress):
+    for key, outcome in _progress(run_supervised(measure_file, jobs, workers, limits), len(jobs), progress):
         if outcome.kind == OK:
             results[key] = outcome.value
+            row = results[key][0]
+            row["status"], row["reason"] = record_failure(row["status"], row["reason"], limits)
         else:
             task = tasks[key]
-            status, reason = failure_row(outcome)
+            status, reason = failure_row(outcome, limits)
             results[key] = ({"file": task.file, "record_id": task.record_id or Path(task.file).stem,
                              "status": status, "reason": reason}, None, None)
     columns = list(HEAD_COLUMNS) + list(GLOBAL_COLUMNS) + [
@@ -192,7 +195,8 @@ def _write_csv(path: Path, frame: pd.DataFrame) -> None:
 
 
 def run_measure(inputs: Sequence[str | Path], out: str | Path, with_beats: bool = False, fmt: str | None = None,
-                workers: int = 1, progress: bool = False, with_leads: bool = False) -> dict[str, Any]:
+                workers: int = 1, progress: bool = False, with_leads: bool = False,
+                limits: Limits | None = None) -> dict[str, Any]:
     """Measure the inputs into ``out/measurements.csv`` (and ``out/beats.csv`` with ``with_beats``,
     ``out/leads.csv`` with ``with_leads``).
 
@@ -205,7 +209,7 @@ def run_measure(inputs: Sequence[str | Path], out: str | Path, with_beats: bool 
     root = check_output(out)
     for stale in (MEASUREMENTS, BEATS, LEADS):
         (root / stale).unlink(missing_ok=True)
-    table, beats, leads = measure_files(tasks, with_beats, workers, progress, with_leads)
+    table, beats, leads = measure_files(tasks, with_beats, workers, progress, with_leads, limits)
     summary: dict[str, Any] = {"files": len(table), "status": table["status"].value_counts().to_dict(),
                                "measurements": str(root / MEASUREMENTS)}
     if beats is not None:

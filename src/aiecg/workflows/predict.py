@@ -37,7 +37,7 @@ from aiecg.data.cohort import ID, load_mapping, read_ids, read_table
 from aiecg.data.prepare import PrepareConfig, prepare_record
 from aiecg.data.store import STATUS_OK
 from aiecg.data.targets import TargetSpec, TaskKind
-from aiecg.data.workers import OK, Outcome, failure_row, run_supervised
+from aiecg.data.workers import OK, Limits, Outcome, failure_row, record_failure, run_supervised
 from aiecg.ecg import STANDARD_LEADS, normalise_lead_name
 from aiecg.errors import AiecgError, BundleError, CohortError, ECGReadError, ECGValidationError, check_processed
 from aiecg.evaluate.conformal import ConformalIntervals
@@ -342,6 +342,7 @@ def predict_files(
     progress: bool = False,
     target_prevalence: float | None = None,
     impute_missing_columns: bool = False,
+    limits: Limits | None = None,
 ) -> pd.DataFrame:
     """Apply a trained bundle to ECG files; one row per input ECG (see the module docstring for the columns).
 
@@ -369,6 +370,8 @@ def predict_files(
         impute_missing_columns: a clinical column the table lacks (or every one, without a table) is imputed by
             the model's encoder for every row, instead of refused; the rows say so (``n_imputed``, ``imputed``,
             ``mostly_imputed``).
+        limits: time and memory one file may take in its worker (``--record-timeout``, ``--max-memory-mb``, as
+            ``prepare`` has); beyond them the file is one error row and the others go on.
 
     Raises:
         AiecgError: a bundle, table or column that cannot be used at all (each file's own problems are rows).
@@ -418,7 +421,7 @@ def predict_files(
         y_pred[index] = predict(model, ecg, meta, spec, bundle.scaling, batch_size=batch_size)
         pending.clear()
 
-    for part, results in zip(parts, _run(tasks, workers)):
+    for part, results in zip(parts, _run(tasks, workers, limits)):
         for i, result in zip(part, results):
             median = result.pop("median")
             rows[i] = result
@@ -517,18 +520,21 @@ def _encode(bundle: Bundle, values: pd.DataFrame) -> np.ndarray:
     return meta
 
 
-def _failed_row(outcome: Outcome) -> dict[str, Any]:
-    status, reason = failure_row(outcome)
+def _failed_row(outcome: Outcome, limits: Limits | None = None) -> dict[str, Any]:
+    status, reason = failure_row(outcome, limits)
     return {"status": status, "reason": reason, "qc": "", "header_sex": math.nan, "median": None}
 
 
-def _run(tasks: list, workers: int) -> Iterator[list[dict]]:
+def _run(tasks: list, workers: int, limits: Limits | None = None) -> Iterator[list[dict]]:
     """Each task's rows, in task order, from supervised worker processes (:mod:`aiecg.data.workers`, as
     ``prepare`` runs them): a file that crashes, hangs or exhausts memory in its worker is its own error row."""
     done: dict[int, list[dict]] = {}
     following = 0
-    for key, outcome in run_supervised(_process, [(k, (task,)) for k, task in enumerate(tasks)], workers):
-        done[key] = outcome.value if outcome.kind == OK else [_failed_row(outcome)]
+    jobs = [(k, (task,)) for k, task in enumerate(tasks)]
+    for key, outcome in run_supervised(_process, jobs, workers, limits):
+        done[key] = outcome.value if outcome.kind == OK else [_failed_row(outcome, limits)]
+        for row in done[key]:
+            row["status"], row["reason"] = record_failure(row["status"], row["reason"], limits)
         while following in done:
             yield done.pop(following)
             following += 1

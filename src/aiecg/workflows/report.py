@@ -16,15 +16,23 @@ matplotlib.use("Agg")
 
 
 def complete_inputs(run: RunData) -> None:
-    """What a run folder written before the evaluation saved it lacks but the page draws, computed from its saved
-    arrays (:func:`aiecg.evaluate.curves.roc_band`, as the evaluation computes it): the ROC band of the primary
-    LVH score."""
-    from aiecg.evaluate.curves import roc_band
-    from aiecg.report.figures.base import primary_score
+    """What a folder written before the evaluation saved it lacks but the page draws, computed from its saved
+    arrays as the evaluation computes it (:mod:`aiecg.evaluate.curves`): the ROC band of the primary LVH score,
+    the calibration curves of its probability overall and by sex, and the proportional bias of a continuous
+    prediction."""
+    from aiecg.evaluate.curves import primary_calibration, proportional_bias, roc_band
+    from aiecg.report.figures.base import primary_score, regression_stem
 
-    if run.roc_band is None and (score := primary_score(run)) is not None:
+    score = primary_score(run)
+    if run.roc_band is None and score is not None:
         _, labels, scores = score
         run.roc_band = roc_band(labels, scores)
+    if run.calibration_curve is None and score is not None and "proba" in score[0]:
+        run.calibration_curve = primary_calibration(run.results, score[0])
+    stem = regression_stem(run)
+    if run.proportional_bias is None and stem is not None:
+        run.proportional_bias = proportional_bias(run.results[f"{stem}_true"].to_numpy(float),
+                                                  run.results[f"{stem}_pred"].to_numpy(float))
 
 
 def write_report(inputs: list[str | Path], out: str | Path, title: str = "aiecg report") -> Path:
@@ -49,3 +57,4 @@ def write_report(inputs: list[str | Path], out: str | Path, title: str = "aiecg 
     for run in runs:
         complete_inputs(run)
     return render_report(runs, out, title)
+
