@@ -26,6 +26,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from aiecg import __version__
+from aiecg.contract import check_input_contract
 from aiecg.data.dataset import TargetScaling
 from aiecg.data.features import ClinicalEncoder
 from aiecg.data.targets import TargetSpec
@@ -86,7 +87,8 @@ class Bundle:
         return list(self.input_spec["leads"])
 
     def check_input(self, data_spec: dict[str, Any], where: str, fix: str) -> None:
-        """Refuse data prepared otherwise than this model's training data (see :func:`check_input_contract`)."""
+        """Refuse data prepared otherwise than this model's training data
+        (:func:`aiecg.contract.check_input_contract`)."""
         check_input_contract(self.input_spec, data_spec, where, fix)
 
     def _document(self) -> dict[str, Any]:
@@ -105,56 +107,6 @@ def current_versions() -> dict[str, str]:
     """The installed versions a bundle records (aiecg's from the installed package's metadata)."""
     return {"aiecg": __version__, "torch": torch.__version__, "numpy": np.__version__,
             "python": platform.python_version()}
-
-
-def input_contract(leads: list[str] | tuple[str, ...], manifest: dict[str, Any]) -> dict[str, Any]:
-    """The input contract a model trained on a store with this manifest keeps: its leads in order, and the
-    store's sampling rate, window, R offset, pre-processing (filters incl. the mains notch, beat settings) and
-    units."""
-    return {"leads": list(leads), "fs": manifest["fs"], "window": manifest["window"],
-            "r_offset": manifest["r_offset"], "preprocessing": manifest["preprocessing"],
-            "units": manifest.get("units", "mV")}
-
-
-# Settings of the pre-processing that change the model's input values; QC thresholds (which records are
-# usable) and the store's bookkeeping do not, so a store may differ in those.
-_CONTRACT_IGNORES = {"store_beats", "chunk_size", "beats.quality", "beats.min_clean_beats"}
-
-
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            out.update(_flatten(item, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: list(value) if isinstance(value, tuple) else value}
-
-
-def check_input_contract(expected: dict[str, Any], data_spec: dict[str, Any], where: str, fix: str) -> None:
-    """Raise :class:`BundleError` naming the first settings where ``data_spec`` (a store manifest, or the
-    contract of files about to be prepared) differs from the model's contract ``expected``.
-
-    Args:
-        where: the data, as a user knows it (``store data/ext/store``).
-        fix: how to re-prepare the data to match (appended to the message).
-    """
-    missing = [lead for lead in expected["leads"] if lead not in data_spec.get("leads", [])]
-    if missing:
-        raise BundleError(f"{where} lacks the leads {missing} the model reads; {fix}")
-    differ = []
-    for key in ("fs", "window", "r_offset", "units"):
-        if key in data_spec and key in expected and data_spec[key] != expected[key]:
-            differ.append((key, data_spec[key], expected[key]))
-    ours = _flatten(expected.get("preprocessing", {}))
-    theirs = _flatten(data_spec.get("preprocessing", {}))
-    for key in sorted(set(ours) | set(theirs)):
-        if any(key == ignored or key.startswith(ignored + ".") for ignored in _CONTRACT_IGNORES):
-            continue
-        if ours.get(key) != theirs.get(key):
-            differ.append((key, theirs.get(key, "unset"), ours.get(key, "unset")))
-    if differ:
-        text = "; ".join(f"{key} is {got} there, the model was trained with {want}" for key, got, want in differ[:4])
-        raise BundleError(f"{where} was prepared with other settings than the model's input contract: {text}. {fix}")
 
 
 def _digest(tensors: dict[str, torch.Tensor], document: str) -> str:

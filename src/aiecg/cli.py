@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import time
+import typing
 from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,31 @@ def _add_pool_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
 
 
+def _add_limit_options(p: argparse.ArgumentParser) -> None:
+    """``--record-timeout`` and ``--max-memory-mb`` of a command that reads each ECG in a supervised worker
+    (``prepare``, ``measure``, ``predict``): a record past them is an error row, and the batch goes on."""
+    p.add_argument("--record-timeout", type=float, default=300.0,
+                   help="seconds one record may take before it is an error row (0: no limit)")
+    p.add_argument("--max-memory-mb", type=int, default=None,
+                   help="memory a worker may add while reading one record; beyond it the record is an error row")
+
+
+def _limits(args: argparse.Namespace) -> Any:
+    """The :class:`aiecg.data.workers.Limits` of ``--record-timeout`` and ``--max-memory-mb``."""
+    from aiecg.data.workers import Limits
+
+    if args.record_timeout < 0 or (args.max_memory_mb is not None and args.max_memory_mb < 1):
+        raise ConfigError(f"--record-timeout must be at least 0 (0: no limit) and --max-memory-mb at least 1, got "
+                          f"{args.record_timeout:g} and {args.max_memory_mb}")
+    return Limits(timeout_s=args.record_timeout or None, memory_mb=args.max_memory_mb)
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    """Progress bars only on a terminal: ``--quiet`` turns them off, and so does output to a file or a pipe
+    (a log), where a bar would write every update as a line."""
+    return not args.quiet and sys.stderr.isatty()
+
+
 def _apply_thread_budget(args: argparse.Namespace) -> None:
     """Settle the command's CPU budget (:mod:`aiecg.threads`) before it starts: ``--threads`` becomes
     ``$AIECG_THREADS`` for every stage and child process, ``--workers`` defaults to one per allotted core, and
@@ -62,7 +88,7 @@ def cmd_synth(args: argparse.Namespace) -> dict[str, Any]:
     shift = EXTERNAL_SHIFT if args.shift else None
     config = SynthConfig(n=args.n, seed=args.seed, lvh_prevalence=args.lvh_prevalence, fmt=args.format,
                          shift=shift, workers=args.workers)
-    result = generate_cohort(args.out, config, progress=not args.quiet)
+    result = generate_cohort(args.out, config, progress=_progress(args))
     return {"cohort_yaml": str(result.cohort_yaml), "table": str(result.table), "ecg_dir": str(result.ecg_dir)}
 
 
@@ -70,7 +96,6 @@ def cmd_prepare(args: argparse.Namespace) -> dict[str, Any]:
     from aiecg.cliopts import collect_overrides, merge
     from aiecg.config import default_store
     from aiecg.data.prepare import PrepareConfig, merge_parts, prepare_store
-    from aiecg.data.workers import Limits
 
     out = Path(args.out) if args.out else default_store(args.cohort)
     if args.merge_only:
@@ -84,9 +109,9 @@ def cmd_prepare(args: argparse.Namespace) -> dict[str, Any]:
         config = PrepareConfig.from_dict(merge(PrepareConfig().to_dict(), changes))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"prepare settings: {exc}") from None
-    limits = Limits(timeout_s=args.record_timeout or None, memory_mb=args.max_memory_mb)
+    limits = _limits(args)
     summary = prepare_store(args.cohort, out, config, workers=args.workers, shard=args.shard,
-                            progress=not args.quiet, limits=limits)
+                            progress=_progress(args), limits=limits)
     return {"store": str(out), **summary}
 
 
@@ -112,7 +137,7 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     from aiecg.evaluate.evaluation import headline
     from aiecg.workflows.train import train_run
 
-    result = train_run(_run_config(args), progress=not args.quiet)
+    result = train_run(_run_config(args), progress=_progress(args))
     if not result.metrics:  # a torchrun rank other than 0: rank 0 reports
         return {"run_dir": str(result.run_dir), "rank": int(os.environ.get("RANK", 0))}
     return {"run_dir": str(result.run_dir), "bundle": str(result.bundle_path), "test": headline(result.metrics["test"])}
@@ -125,7 +150,7 @@ def cmd_pretrain(args: argparse.Namespace) -> dict[str, Any]:
 
     base = PretrainConfig.load(args.config).to_dict() if args.config else PretrainConfig().to_dict()
     config = PretrainConfig.from_dict(merge(base, collect_overrides(args)))
-    result = pretrain_run(config, progress=not args.quiet)
+    result = pretrain_run(config, progress=_progress(args))
     if not result.summary:  # a torchrun rank other than 0
         return {"run_dir": str(result.run_dir), "rank": int(os.environ.get("RANK", 0))}
     return {"run_dir": str(result.run_dir), **result.summary}
@@ -138,7 +163,7 @@ def cmd_finetune(args: argparse.Namespace) -> dict[str, Any]:
     from aiecg.workflows.train import finetune_run
 
     config = FinetuneRunConfig.from_dict(collect_overrides(args))
-    result = finetune_run(config, progress=not args.quiet)
+    result = finetune_run(config, progress=_progress(args))
     return {"run_dir": str(result.run_dir), "bundle": str(result.bundle_path),
             "test_untuned": headline(result.metrics["test_untuned"]), "test": headline(result.metrics["test"])}
 
@@ -173,7 +198,7 @@ def cmd_demo(args: argparse.Namespace) -> dict[str, Any]:
     from aiecg.workflows.demo import DemoConfig, run_demo
 
     config = DemoConfig(out=Path(args.out), n=args.n, workers=args.workers, max_epochs=args.epochs, seed=args.seed)
-    return run_demo(config, progress=not args.quiet)
+    return run_demo(config, progress=_progress(args))
 
 
 def cmd_report(args: argparse.Namespace) -> dict[str, Any]:
@@ -187,7 +212,8 @@ def cmd_explain(args: argparse.Namespace) -> dict[str, Any]:
 
     summary = explain_bundle(args.bundle, args.cohort, args.store, args.out, split=args.split, n_steps=args.steps,
                              max_participants=args.max_participants, seed=args.seed, figures=not args.no_figures,
-                             sanity_participants=args.sanity_participants)
+                             sanity_participants=args.sanity_participants, ecg_file=args.ecg,
+                             clinical=args.clinical, fmt=args.format)
     check = summary["randomisation_check"]
     passes = {name: m["passes"] for name, m in check["maps"].items()} if check else None
     return {"out": args.out, "n": summary["n"], "convergence_delta": summary["convergence_delta"],
@@ -205,9 +231,9 @@ def cmd_tune(args: argparse.Namespace) -> dict[str, Any]:
                         worker=worker, heartbeat=args.heartbeat)
     summary: dict[str, Any] = {}
     if not args.final_only:
-        summary["search"] = search(config, progress=not args.quiet)
+        summary["search"] = search(config, progress=_progress(args))
     if not args.search_only:
-        best = finalise(config, progress=not args.quiet)
+        best = finalise(config, progress=_progress(args))
         summary["best"] = {**{k: best[k] for k in ("best_trial", "params", "val_loss", "bundle")},
                            "test": headline(best["test"])}
     return summary
@@ -217,7 +243,7 @@ def cmd_measure(args: argparse.Namespace) -> dict[str, Any]:
     from aiecg.workflows.measure import run_measure
 
     return run_measure(args.inputs, args.out, with_beats=args.beats, fmt=args.format, workers=args.workers,
-                       progress=not args.quiet, with_leads=args.per_lead)
+                       progress=_progress(args), with_leads=args.per_lead, limits=_limits(args))
 
 
 def cmd_plot(args: argparse.Namespace) -> dict[str, Any]:
@@ -241,7 +267,9 @@ def cmd_predict(args: argparse.Namespace) -> dict[str, Any]:
 
     return predict_run(args.bundle, args.inputs, args.out, clinical=args.clinical, id_column=args.id_column,
                        sex_column=args.sex_column, fmt=args.format, workers=args.workers, interval=args.interval,
-                       engine=args.engine, onnx_path=args.onnx, batch_size=args.batch_size, progress=not args.quiet)
+                       engine=args.engine, onnx_path=args.onnx, batch_size=args.batch_size, progress=_progress(args),
+                       target_prevalence=args.target_prevalence, impute_missing_columns=args.impute_missing_columns,
+                       limits=_limits(args))
 
 
 def cmd_export(args: argparse.Namespace) -> dict[str, Any]:
@@ -255,9 +283,9 @@ def _run_choices() -> dict[str, Any]:
     from aiecg.data.sampling import SAMPLING_MODES
     from aiecg.data.targets import list_targets
     from aiecg.models import list_models
-    from aiecg.train.losses import CRITERIA
+    from aiecg.train.losses import list_losses
 
-    return {"target": list_targets(), "arch": list_models(), "criterion": CRITERIA, "fit.sampling": SAMPLING_MODES,
+    return {"target": list_targets(), "arch": list_models(), "criterion": list_losses(), "fit.sampling": SAMPLING_MODES,
             "fit.device": DEVICES}
 
 
@@ -285,10 +313,7 @@ def _prepare_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shard", type=_shard, default=(1, 1), help="K/N: process the K-th of N shards")
     p.add_argument("--merge-only", action="store_true", help="only merge the parts of finished shards")
     p.add_argument("--no-beats", action="store_true", help="store median beats only, not individual beats")
-    p.add_argument("--record-timeout", type=float, default=300.0,
-                   help="seconds one record may take before it is an error row (0: no limit)")
-    p.add_argument("--max-memory-mb", type=int, default=None,
-                   help="memory a worker may add while reading one record; beyond it the record is an error row")
+    _add_limit_options(p)
     p.add_argument("--mains", choices=["50", "60", "none"],
                    help="mains frequency to notch: 50 (Europe), 60 (North America, e.g. GE MUSE archives from the "
                         "US) or none [default: 50]; the same as --notch-hz")
@@ -303,10 +328,12 @@ def _train_options(p: argparse.ArgumentParser) -> None:
     from aiecg.config import RunConfig
 
     p.add_argument("--config", help="run-config YAML (flags override it)")
-    p.add_argument("--epochs", type=int, dest="cfg__fit__max_epochs", default=argparse.SUPPRESS,
+    p.add_argument("--epochs", type=int, dest="cfg__fit__max_epochs", default=argparse.SUPPRESS, metavar="INT",
                    help="maximum epochs (the same as --max-epochs)")
-    p.add_argument("--conv-dropout", type=float, help="dropout after the convolutions (a model_kwargs entry)")
-    p.add_argument("--lin-dropout", type=float, help="dropout in the head (a model_kwargs entry: head_dropout)")
+    p.add_argument("--conv-dropout", type=float, metavar="NUMBER",
+                   help="dropout after the convolutions (a model_kwargs entry)")
+    p.add_argument("--lin-dropout", type=float, metavar="NUMBER",
+                   help="dropout in the head (a model_kwargs entry: head_dropout)")
     add_dataclass_options(p, RunConfig, flatten={"fit": ""}, choices=_run_choices())
 
 
@@ -317,7 +344,7 @@ def _pretrain_options(p: argparse.ArgumentParser) -> None:
     from aiecg.models import list_models
 
     p.add_argument("--config", help="pre-training config YAML (flags override it)")
-    p.add_argument("--epochs", type=int, dest="cfg__fit__max_epochs", default=argparse.SUPPRESS,
+    p.add_argument("--epochs", type=int, dest="cfg__fit__max_epochs", default=argparse.SUPPRESS, metavar="INT",
                    help="maximum epochs (the same as --max-epochs)")
     add_dataclass_options(p, PretrainConfig, flatten={"fit": ""}, skip=("fit.sampling",),
                           choices={"arch": list_models(), "fit.device": DEVICES})
@@ -327,12 +354,12 @@ def _finetune_options(p: argparse.ArgumentParser) -> None:
     """The options of ``aiecg finetune``."""
     from aiecg.cliopts import add_dataclass_options
     from aiecg.config import FinetuneRunConfig
-    from aiecg.train.losses import CRITERIA
+    from aiecg.train.losses import list_losses
 
     p.add_argument("--epochs", type=int, dest="cfg__finetune__max_epochs_per_stage", default=argparse.SUPPRESS,
-                   help="maximum epochs per stage (the same as --max-epochs-per-stage)")
+                   metavar="INT", help="maximum epochs per stage (the same as --max-epochs-per-stage)")
     add_dataclass_options(p, FinetuneRunConfig, flatten={"finetune": ""},
-                          choices={"criterion": CRITERIA, "device": DEVICES})
+                          choices={"criterion": list_losses(), "device": DEVICES})
 
 
 def _evaluate_options(p: argparse.ArgumentParser) -> None:
@@ -399,9 +426,15 @@ def _report_options(p: argparse.ArgumentParser) -> None:
 def _explain_options(p: argparse.ArgumentParser) -> None:
     """The options of ``aiecg explain``."""
     p.add_argument("--bundle", required=True)
-    p.add_argument("--cohort", required=True)
+    p.add_argument("--cohort", required=True,
+                   help="the cohort to explain; with --ecg, the bundle's training cohort (its training split gives "
+                        "the baseline beat per sex)")
     p.add_argument("--store")
     p.add_argument("--out", required=True, help="output folder (attributions.npz, explain.json, figures/)")
+    p.add_argument("--ecg", help="explain this one ECG file (any readable format) instead of the cohort")
+    p.add_argument("--clinical", help="with --ecg: a table of its clinical values (one row, or the row whose first "
+                                      "column is the file's stem); without it they are imputed")
+    p.add_argument("--format", help="with --ecg: force one reader (cardiosoft, wfdb, ...) instead of detection")
     p.add_argument("--split", choices=["test", "all"], default="test",
                    help="'test': the bundle's test split (checked); 'all': every usable participant")
     p.add_argument("--steps", type=int, default=50, help="integration steps")
@@ -449,6 +482,7 @@ def _measure_options(p: argparse.ArgumentParser) -> None:
                    "and T onset, peak and offset in each lead)")
     p.add_argument("--format", help="force a reader format for files and folders (default: detected per file)")
     _add_pool_options(p)
+    _add_limit_options(p)
 
 
 def _plot_options(p: argparse.ArgumentParser) -> None:
@@ -487,10 +521,18 @@ def _predict_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sex-column", default="sex", help="the clinical table's sex column (1/0 or male/female)")
     p.add_argument("--format", help="force one ECG reader instead of detection")
     _add_pool_options(p)
+    _add_limit_options(p)
     p.add_argument("--interval", type=float, default=0.9, help="level of the conformal prediction intervals")
     p.add_argument("--engine", choices=["torch", "onnx"], default="torch")
     p.add_argument("--onnx", help="with --engine onnx: this bundle's 'aiecg export' (default: export on the fly)")
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--target-prevalence", type=float, metavar="SHARE",
+                   help="LVH prevalence of the population you predict on (e.g. 0.02): lvh_call is made on the "
+                        "probability shifted to it, against the model's threshold [default: the prevalence the "
+                        "model's call was evaluated at, printed before predicting]")
+    p.add_argument("--impute-missing-columns", action="store_true",
+                   help="clinical columns the table lacks (or all, without --clinical) are imputed by the model's "
+                        "encoder for every row instead of refused; rows say so (n_imputed, mostly_imputed)")
 
 
 def _export_options(p: argparse.ArgumentParser) -> None:
@@ -532,9 +574,35 @@ command being run has its options built, so ``aiecg --help`` or ``aiecg measure`
 needs (torch)."""
 
 
+SIGNIFICANT_DIGITS = 4
+"""Significant digits of the figures a command's summary prints (a metric's third decimal, a prevalence's
+tenth of a percent); the files a command writes keep theirs."""
+
+
+def rounded(value: Any) -> Any:
+    """A summary with every float rounded for reading: seconds to 0.1 s, everything else to
+    :data:`SIGNIFICANT_DIGITS` significant digits (``13.324183873000038`` -> ``13.32``)."""
+    if isinstance(value, dict):
+        return {k: round(v, 1) if isinstance(v, float) and str(k).endswith("seconds") else rounded(v)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [rounded(v) for v in value]
+    if isinstance(value, float) and value == value and value not in (float("inf"), float("-inf")) and value != 0:
+        return float(f"{value:.{SIGNIFICANT_DIGITS}g}")
+    return value
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line: what is wrong (with the valid choices, where there
+    are some) and where to read more, not the whole usage first."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentParser:
     """The ``aiecg`` parser; ``commands``: build only these commands' options (None: every command's)."""
-    parser = argparse.ArgumentParser(prog="aiecg", description=__doc__)
+    parser = OneLineParser(prog="aiecg", description=__doc__)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, add_options, run) in COMMANDS.items():
@@ -579,7 +647,7 @@ def main(argv: list[str] | None = None) -> int:
             os.environ.pop(ENV_VAR, None)
         else:
             os.environ[ENV_VAR] = budget_before
-    print(json.dumps({"command": args.command, "seconds": round(time.perf_counter() - started, 1), **summary},
+    print(json.dumps(rounded({"command": args.command, "seconds": time.perf_counter() - started, **summary}),
                      indent=2, default=str))
     return 0
 

@@ -69,6 +69,17 @@ def _sequence(kind: type):
     return parse
 
 
+def case_insensitive(choices: Sequence[str]):
+    """A flag type that takes a choice in any case (``lvh`` for ``LVH``); an unknown value passes unchanged, so
+    argparse refuses it in one line with the valid choices."""
+    canonical = {str(c).lower(): c for c in choices}
+
+    def parse(text: str) -> str:
+        return canonical.get(text.strip().lower(), text)
+    parse.__name__ = "choice"
+    return parse
+
+
 def _key_value(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
@@ -135,7 +146,7 @@ def add_dataclass_options(
         if dotted in choices:
             kwargs["choices"] = list(choices[dotted])
             if hint is str:
-                kwargs.pop("type")
+                kwargs["type"] = case_insensitive(kwargs["choices"])
                 kwargs.pop("metavar")
         parser.add_argument(flag, **kwargs)
 
@@ -163,19 +174,3 @@ def merge(base: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
-
-
-def prepare_flags(input_spec: Mapping[str, Any]) -> str:
-    """The ``aiecg prepare`` flags that reproduce a bundle's pre-processing (filters and beat windows)."""
-    pre = input_spec.get("preprocessing", {})
-    flags = []
-    for section in ("filters", "beats"):
-        for key, value in (pre.get(section) or {}).items():
-            if isinstance(value, dict):
-                continue
-            text = "none" if value is None else ",".join(map(str, value)) if isinstance(value, list) else value
-            if isinstance(value, bool):
-                flags.append(f"--{key.replace('_', '-')}" if value else f"--no-{key.replace('_', '-')}")
-            else:
-                flags.append(f"--{key.replace('_', '-')} {text}")
-    return " ".join(flags)

@@ -1,8 +1,12 @@
-"""Shared vocabulary, each defined once: how sex is spelled, voltage units, the SNOMED-CT code of LVH."""
+"""Shared vocabulary, each defined once: how sex is spelled and decoded, how a category level is compared,
+voltage units, the SNOMED-CT code of LVH."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
+
+import numpy as np
 
 SNOMED_LVH = "164873001"
 """SNOMED-CT concept 'Left ventricular hypertrophy' (the LVH label of the PhysioNet/CinC challenge headers)."""
@@ -28,6 +32,35 @@ def parse_sex(value: Any) -> str:
     if sex == "unknown":
         raise ValueError(f"expected 'male' or 'female', got {value!r}")
     return sex
+
+
+def level_key(value: Any) -> str:
+    """A category's canonical text, so that 1, 1.0, "1" and numpy integers name the same level."""
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        number = float(value)
+        return str(int(number)) if number.is_integer() else repr(number)
+    text = str(value).strip()
+    try:
+        return level_key(float(text))
+    except ValueError:
+        return text
+
+
+def decode_sex(value: Any, male: Any = None, female: Any = None) -> float:
+    """THE sex decoder of tables and ECG headers: 1.0 male, 0.0 female, NaN unknown (missing or unrecognised).
+
+    The source's own codes come first (``male``/``female``: the cohort YAML's ``sex: {male: 1, female: 0}``, or
+    a clinical table's 1/0), compared as category levels (:func:`level_key`: 1, 1.0 and "1" are one code); the
+    words files and tables use (M/F, Male/Female, man/woman) are understood whatever the codes are.
+    """
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return math.nan
+    key = level_key(value)
+    if male is not None and key == level_key(male):
+        return 1.0
+    if female is not None and key == level_key(female):
+        return 0.0
+    return {"male": 1.0, "female": 0.0}.get(sex_or_unknown(value), math.nan)
 
 
 VOLT_UNITS = {

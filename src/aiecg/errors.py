@@ -56,3 +56,28 @@ class TrainingDiverged(TrainingError):
         super().__init__(f"{where}epoch {epoch}: the {which} loss is {value} (not a finite number): training "
                          "diverged, so the run was stopped and no model was written. Lower the learning rate "
                          f"({flag}; it was {lr:g} in this epoch), e.g. to {lr / 10:g}")
+
+
+class NothingProcessedError(AiecgError):
+    """Not one input of a batch command (``prepare``, ``measure``, ``predict``) could be processed: its table,
+    one row per input with the reason, is written, and the command exits with code 2."""
+
+
+def check_processed(counts: dict[str, int], processed: tuple[str, ...], what: str, where: str,
+                    error: type[AiecgError] = NothingProcessedError) -> None:
+    """THE rule of the batch commands: at least one input must reach one of the ``processed`` statuses.
+
+    Args:
+        counts: inputs per status.
+        processed: the statuses that count as processed (``ok`` for ``predict``; ``ok``, ``paced`` and
+            ``qc_fail`` for ``measure``, which measures what QC refuses).
+        what: what the inputs are, plural (``ECGs``, ``files``).
+        where: the file that holds each input's reason.
+
+    Raises:
+        ``error``: naming how many inputs there were, the statuses they got and where the reasons are.
+    """
+    if not any(counts.get(status) for status in processed):
+        total = sum(counts.values())
+        summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        raise error(f"none of the {total} {what} could be used ({summary}); the reason for each is in {where}")

@@ -6,7 +6,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from aiecg import __version__
-from aiecg.bundle import Bundle, _digest, check_input_contract, input_contract, load_bundle, save_bundle
+from aiecg.bundle import Bundle, _digest, load_bundle, save_bundle
+from aiecg.contract import check_input_contract, input_contract
 from aiecg.data.cohort import ClinicalSpec
 from aiecg.data.dataset import TargetScaling
 from aiecg.data.features import ClinicalEncoder

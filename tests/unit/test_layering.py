@@ -47,3 +47,16 @@ def test_lower_floors_import_neither_torch_nor_the_bundle(package):
 def test_training_does_not_import_evaluation():
     loaded = _loaded_after("import aiecg.train.loop, aiecg.train.finetune, aiecg.train.hpo, aiecg.train.distributed")
     assert not {m for m in loaded if m.startswith("aiecg.evaluate")}
+
+
+def test_the_input_contract_imports_neither_torch_nor_the_bundle():
+    loaded = _loaded_after("import aiecg.contract")
+    assert "aiecg.contract" in loaded and "torch" not in loaded and "aiecg.bundle" not in loaded
+
+
+def test_statistics_import_neither_torch_nor_the_bundle_nor_the_store():
+    loaded = _loaded_after("import pkgutil, importlib, aiecg.evaluate\n"
+                           "for m in pkgutil.iter_modules(aiecg.evaluate.__path__):\n"
+                           "    importlib.import_module('aiecg.evaluate.' + m.name)")
+    assert "aiecg.evaluate.curves" in loaded and "aiecg.evaluate.evaluation" in loaded
+    assert not {"torch", "aiecg.bundle", "aiecg.data.store", "aiecg.data.dataset"} & loaded

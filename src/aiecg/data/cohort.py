@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from aiecg.conventions import decode_sex, level_key
 from aiecg.data.cohort_schema import load_yaml, validate_mapping
 from aiecg.data.targets import TargetSpec, mapping_keys, target_spec
 from aiecg.errors import CohortError
@@ -61,18 +62,6 @@ PROBLEM = "problem"
 MAX_ID_LENGTH = 200
 
 
-def level_key(value: Any) -> str:
-    """A category's canonical text, so that 1, 1.0, "1" and numpy integers name the same level."""
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        number = float(value)
-        return str(int(number)) if number.is_integer() else repr(number)
-    text = str(value).strip()
-    try:
-        return level_key(float(text))
-    except ValueError:
-        return text
-
-
 @dataclass(frozen=True)
 class ClinicalSpec:
     """Which table columns are clinical inputs, and of what kind."""
@@ -85,6 +74,14 @@ class ClinicalSpec:
     @property
     def columns(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys((*self.binary, *self.categorical, *self.continuous)))
+
+    def out_of_range(self, column: str, value: float) -> str | None:
+        """Why a continuous clinical value is no human measurement (outside ``ranges``), or None: the one check
+        for a cohort's rows and for the clinical values of files to predict."""
+        low, high = self.ranges.get(column, (-math.inf, math.inf))
+        if pd.isna(value) or low <= value <= high:
+            return None
+        return f"clinical value {column}={value:g} outside human range {low:g}-{high:g}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -368,10 +365,7 @@ def load_cohort(path: str | Path, required_targets: tuple[str, ...] = ()) -> Coh
     reasons: list[tuple[int, str, str]] = []
 
     sex_raw = table[mapping.sex_column]
-    is_male = pd.Series(np.nan, index=table.index)
-    sex_keys = sex_raw.map(level_key)
-    is_male[sex_keys == level_key(mapping.male_code)] = 1
-    is_male[sex_keys == level_key(mapping.female_code)] = 0
+    is_male = sex_raw.map(lambda value: decode_sex(value, mapping.male_code, mapping.female_code)).astype(float)
     for i in table.index[is_male.isna()]:
         reasons.append((i, ids[i], f"unknown sex code {sex_raw[i]} in column '{mapping.sex_column}' "
                         f"(expected {mapping.male_code!r} or {mapping.female_code!r})"))
@@ -430,10 +424,9 @@ def load_cohort(path: str | Path, required_targets: tuple[str, ...] = ()) -> Coh
         for i in table.index[bad]:
             reasons.append((i, ids[i], f"non-numeric value {text[column][i]!r} in clinical column '{column}' "
                             "(a number, or an empty cell if missing)"))
-        if column in mapping.clinical.ranges:
-            low, high = mapping.clinical.ranges[column]
-            for i in table.index[values.notna() & ((values < low) | (values > high))]:
-                reasons.append((i, ids[i], f"clinical value {column}={values[i]} outside human range {low}-{high}"))
+        for i in table.index[values.notna()]:
+            if (why := mapping.clinical.out_of_range(column, values[i])) is not None:
+                reasons.append((i, ids[i], why))
 
     exclusions = pd.DataFrame(reasons, columns=["row", ID, "reason"])
     if len(exclusions):

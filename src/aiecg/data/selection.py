@@ -7,8 +7,7 @@ in ``data/`` (before any model or statistic).
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
-from typing import TYPE_CHECKING
+import logging
 
 import numpy as np
 import pandas as pd
@@ -19,8 +18,7 @@ from aiecg.data.store import STATUS_OK, Store
 from aiecg.data.targets import TargetSpec
 from aiecg.errors import CohortError
 
-if TYPE_CHECKING:
-    from aiecg.bundle import Bundle
+log = logging.getLogger("aiecg")
 
 
 def ids_digest(ids: np.ndarray) -> str:
@@ -64,27 +62,33 @@ def make_splits(frame: pd.DataFrame, spec: TargetSpec, seed: int, fractions: tup
         empty = [name for name, ids in zip(("train", "val", "test"), parts) if len(ids) == 0]
         if empty:
             raise CohortError(f"the cohort's predefined split leaves {empty} empty")
-        return Splits(*parts)
-    if GROUP in frame:
-        return split_groups(frame[ID].to_numpy(), frame[GROUP].to_numpy(), seed, fractions,
-                            stratification_labels(frame, spec))
-    return split_participants(frame[ID].to_numpy(), seed, fractions, stratification_labels(frame, spec))
+        splits = Splits(*parts)
+    elif GROUP in frame:
+        splits = split_groups(frame[ID].to_numpy(), frame[GROUP].to_numpy(), seed, fractions,
+                              stratification_labels(frame, spec))
+    else:
+        splits = split_participants(frame[ID].to_numpy(), seed, fractions, stratification_labels(frame, spec))
+    warn_without_lvh(frame, splits)
+    return splits
 
 
-def check_clinical_columns(bundle: Bundle, cohort: Cohort, cohort_path: str | Path) -> None:
-    """A cohort must map exactly the clinical columns the model was trained with (same names, same kinds)."""
-    if bundle.encoder is None:
-        return
-    expected = list(bundle.encoder.spec.columns)
-    mapped = list(cohort.mapping.clinical.columns)
-    missing = [c for c in expected if c not in mapped or c not in cohort.frame.columns]
-    unexpected = [c for c in mapped if c not in expected]
-    if missing or unexpected:
-        raise CohortError(
-            f"{cohort_path}: the model was trained with clinical columns {expected}; "
-            f"missing here: {missing or 'none'}; unexpected here: {unexpected or 'none'}. "
-            "Map the same variables under 'clinical' (rename columns in the YAML's table), or use an ECG-only model."
-        )
+def warn_without_lvh(frame: pd.DataFrame, splits: Splits) -> list[str]:
+    """Warn, naming them, about splits without an LVH case (or without a participant free of LVH) where the cohort
+    has LVH labels: their LVH metrics, thresholds and post-hoc models cannot be computed (``lvh_cases`` 0, AUROC
+    empty). Returns the warnings."""
+    if "LVH" not in frame:
+        return []
+    warnings = []
+    for name in ("train", "val", "test"):
+        labels = lvh_labels(frame, getattr(splits, name))
+        labels = labels[np.isfinite(labels)]
+        if len(labels) and (labels.sum() == 0 or labels.sum() == len(labels)):
+            what = "no LVH case" if labels.sum() == 0 else "no participant without LVH"
+            warnings.append(f"the {name} split has {what} among its {len(labels)} labelled participants: its LVH "
+                            "metrics, threshold and post-hoc models cannot be computed; use a larger cohort, "
+                            "another --split-seed or other --split-fractions")
+            log.warning(warnings[-1])
+    return warnings
 
 
 def lvh_labels(frame: pd.DataFrame, ids: np.ndarray) -> np.ndarray | None:

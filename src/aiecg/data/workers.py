@@ -59,6 +59,45 @@ class Outcome:
     detail: str = ""
 
 
+PROCESSING_ERROR = "processing_error"
+"""Status of the error row of a task whose exception escaped it."""
+
+
+def failure_row(outcome: Outcome, limits: Limits | None = None) -> tuple[str, str]:
+    """THE error row of a failed worker, as ``prepare``, ``measure`` and ``predict`` report it: (status, reason).
+
+    ``limits``, where the command has flags for them, adds how to raise them (``--record-timeout``,
+    ``--max-memory-mb``) to a time-out or an out-of-memory reason.
+    """
+    if outcome.kind == ERROR:
+        return PROCESSING_ERROR, f"processing failed: {outcome.detail}"
+    if outcome.kind == CRASHED:
+        return CRASHED, f"the reader crashed on this file (its worker process {outcome.detail})"
+    if outcome.kind == TIMED_OUT:
+        hint = "; raise --record-timeout if such files are expected" if limits is not None else ""
+        return TIMED_OUT, f"{outcome.detail}{hint}"
+    if outcome.kind == OUT_OF_MEMORY:
+        if limits is not None and limits.memory_mb:
+            return OUT_OF_MEMORY, (f"ran out of memory (each worker may use {limits.memory_mb} MB more than at start; "
+                                   "raise --max-memory-mb if such files are expected)")
+        return OUT_OF_MEMORY, "ran out of memory"
+    raise ValueError(f"outcome {outcome.kind!r} is not a failure")
+
+
+def caught_out_of_memory(reason: str) -> bool:
+    """Whether a record's error reason is a ``MemoryError`` the reader caught (:mod:`aiecg.io.registry` makes it
+    a read error): the worker's memory limit was reached, and the row is reported as ``out_of_memory``."""
+    return "MemoryError" in reason or "ran out of memory" in reason
+
+
+def record_failure(status: str, reason: str, limits: Limits | None = None) -> tuple[str, str]:
+    """THE (status, reason) of a record a worker returned: unchanged, unless the reader ran out of memory (then
+    the out-of-memory row of :func:`failure_row`, with how to raise ``--max-memory-mb``)."""
+    if status != OK and caught_out_of_memory(reason):
+        return failure_row(Outcome(OUT_OF_MEMORY), limits)
+    return status, reason
+
+
 def _die_with_parent(parent_pid: int) -> None:
     """Make this process die when ``parent_pid`` does: the kernel's parent-death signal, plus a watchdog."""
     if sys.platform.startswith("linux"):

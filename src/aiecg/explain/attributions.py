@@ -57,7 +57,8 @@ def integrated_gradients(model: nn.Module, ecg: np.ndarray, meta: np.ndarray, ec
 
     Args:
         ecg, meta: model inputs [n, leads, samples] and [n, features].
-        ecg_baseline: [leads, samples] (default all zeros: the isoelectric line).
+        ecg_baseline: [leads, samples], or one per participant [n, leads, samples] (default all zeros: the
+            isoelectric line; see :mod:`aiecg.explain.baselines` for why an ECG-like baseline is better).
         meta_baseline: [features] (default zeros; pass the encoded typical training participant).
         max_evaluations: model evaluations held at once (participants per call x ``n_steps``); bounds memory,
             which grows with it (about 2 MB per evaluation for the FCN on 8 x 400 inputs: 64 participants x
@@ -80,7 +81,8 @@ def integrated_gradients(model: nn.Module, ecg: np.ndarray, meta: np.ndarray, ec
     for start in range(0, len(ecg), batch_size):
         x = torch.as_tensor(ecg[start : start + batch_size], dtype=torch.float32)
         m = torch.as_tensor(meta[start : start + batch_size], dtype=torch.float32)
-        x0, m0 = eb.expand_as(x).contiguous(), mb.expand_as(m).contiguous()
+        x0 = (eb[start : start + batch_size] if eb.dim() == 3 else eb.expand_as(x)).contiguous()
+        m0 = mb.expand_as(m).contiguous()
         if has_meta:
             (ax, am), delta = ig.attribute((x, m), baselines=(x0, m0), n_steps=n_steps, method="gausslegendre",
                                            return_convergence_delta=True)

@@ -91,13 +91,19 @@ def _summary(per_stage: list[np.ndarray], max_correlation: float) -> MapCheck:
 
 
 def randomisation_check(model: nn.Module, ecg: np.ndarray, meta: np.ndarray, trained_ig: np.ndarray,
-                        meta_baseline: np.ndarray | None = None, trained_cam: np.ndarray | None = None,
+                        meta_baseline: np.ndarray | None = None, ecg_baseline: np.ndarray | None = None,
+                        trained_cam: np.ndarray | None = None,
                         n_steps: int = 50, max_evaluations: int = 128, seed: int = 0,
                         max_correlation: float = MAX_CORRELATION,
-                        progress: Callable[[str], None] | None = None) -> dict[str, object]:
+                        progress: Callable[[str], None] | None = None,
+                        randomised_maps: list[np.ndarray] | None = None) -> dict[str, object]:
     """Cascading randomisation of ``model`` (left unchanged: a copy is randomised) for the participants
-    ``ecg``/``meta`` whose trained maps are ``trained_ig`` ([n, leads, samples], integrated gradients with the
-    all-zero ECG baseline and ``meta_baseline``) and, for the FCN, ``trained_cam`` ([n, samples]).
+    ``ecg``/``meta`` whose trained maps are ``trained_ig`` ([n, leads, samples], integrated gradients with
+    ``ecg_baseline`` (default all zeros; [leads, samples] or [n, leads, samples]) and ``meta_baseline``) and,
+    for the FCN, ``trained_cam`` ([n, samples]).
+
+    ``randomised_maps``, when given, receives the integrated-gradients maps of the fully randomised model (so a
+    summary of the trained maps can be set beside the same summary of maps that know nothing).
 
     Returns:
         What ``explain.json`` stores: the stages, and per map (signed and absolute integrated gradients, the
@@ -113,13 +119,16 @@ def randomisation_check(model: nn.Module, ecg: np.ndarray, meta: np.ndarray, tra
             stages.append(name)
             if progress is not None:
                 progress(name)
-            ig = integrated_gradients(randomised, ecg, meta, meta_baseline=meta_baseline, n_steps=n_steps,
+            ig = integrated_gradients(randomised, ecg, meta, ecg_baseline=ecg_baseline, meta_baseline=meta_baseline,
+                                      n_steps=n_steps,
                                       max_evaluations=max_evaluations).ecg
             correlations["signed"].append(_correlations(trained_ig, ig))
             correlations["absolute"].append(_correlations(np.abs(trained_ig), np.abs(ig)))
             if trained_cam is not None:
                 cam, _ = fcn_cam(randomised, ecg, meta)
                 correlations["cam"].append(_correlations(trained_cam, upsample(cam, trained_cam.shape[1])))
+        if randomised_maps is not None:
+            randomised_maps.append(ig)
     finally:
         torch.random.set_rng_state(generator_state)
     maps = {"integrated gradients (signed)": _summary(correlations["signed"], max_correlation),

@@ -21,6 +21,10 @@ GREY = "#7f7f7f"
 UNITS = {"ilvm": "g/m²", "lvm": "g", "lvedv": "mL", "ilvedv": "mL/m²", "mvr": "g/mL"}
 NAMES = {"ilvm": "indexed LV mass", "lvm": "LV mass", "lvedv": "LV end-diastolic volume",
          "ilvedv": "indexed LV end-diastolic volume", "mvr": "LV mass/volume ratio"}
+TARGET_NAMES = {"INDEXED_MASS": "indexed LV mass", "MASS": "LV mass", "LVH": "LVH", "VOL": "LV end-diastolic volume",
+                "INDEXED_VOL": "indexed LV end-diastolic volume", "MASS_VOL_RATIO": "LV mass/volume ratio",
+                "HN": "LV remodelling"}
+MODEL_NAMES = {"fcn": "FCN", "resnet": "ResNet"}
 SEX_MARKER = {0: "o", 1: "^"}
 SEX_LABEL = {0: "female", 1: "male"}
 SEX_COLOUR = {0: VERMILLION, 1: BLUE}
@@ -51,3 +55,14 @@ def axis_label(stem: str, what: str) -> str:
     """``what indexed LV mass (g/m²)``."""
     unit = UNITS.get(stem)
     return f"{what} {NAMES.get(stem, stem)}" + (f" ({unit})" if unit else "")
+
+
+def readable(text: str) -> str:
+    """Internal names (``fcn (INDEXED_MASS)``, ``standardised INDEXED_MASS``) in the words of a paper."""
+    import re
+
+    for name, words in sorted(TARGET_NAMES.items(), key=lambda item: -len(item[0])):
+        text = re.sub(rf"\b{name}\b", words, text)
+    for name, words in MODEL_NAMES.items():
+        text = re.sub(rf"^{name}\b", words, text)
+    return text

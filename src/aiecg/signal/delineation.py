@@ -40,7 +40,7 @@ QRS complexes than those cardiologists; and the synthetic generator's truth, whi
 definition (``aiecg.synth.record``). The isoelectric walk, the 16 ms quiet stretch and the P checks were set on
 the first two, not on the generator.
 
-Positions are in samples of the filtered strip (float, NaN where a wave is absent); ``beat_table`` turns them
+Positions are in samples of the filtered strip (float, NaN where a wave is absent); ``fiducial_table`` turns them
 into seconds from the start of the recording.
 """
 
@@ -661,7 +661,7 @@ def p_consistency(x: np.ndarray, fs: float, r_peaks: np.ndarray, clean: np.ndarr
     return float(np.median(corr)) if corr.size else NAN
 
 
-def beat_table(r_peaks: np.ndarray, fiducials: list[Fiducials], clean: np.ndarray, fs: float) -> pd.DataFrame:
+def fiducial_table(r_peaks: np.ndarray, fiducials: list[Fiducials], clean: np.ndarray, fs: float) -> pd.DataFrame:
     """The per-beat table: ``beat, r_peak_s, p_on_s, ..., t_off_s, clean`` in seconds from the strip start."""
     rows = {"beat": np.arange(len(fiducials), dtype=np.int64),
             "r_peak_s": np.asarray(r_peaks, dtype=np.float64) / fs}

@@ -14,57 +14,33 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
-from aiecg.bundle import Bundle, load_bundle
-from aiecg.config import default_store
+from aiecg.bundle import Bundle
 from aiecg.csvfile import write_csv
-from aiecg.data.cohort import ID, Cohort, load_cohort
-from aiecg.data.dataset import build_arrays
-from aiecg.data.selection import (
-    check_clinical_columns,
-    ids_digest,
-    make_splits,
-    usable_cohort,
-)
+from aiecg.data.cohort import ID, Cohort
+from aiecg.data.dataset import Arrays
+from aiecg.data.features import ClinicalEncoder
+from aiecg.data.selection import lvh_labels
 from aiecg.data.splits import Splits
 from aiecg.data.store import Store
 from aiecg.data.targets import TargetSpec
-from aiecg.errors import BundleError, CohortError
+from aiecg.evaluate import baselines, curves
+from aiecg.evaluate.calibration import youden_threshold
 from aiecg.evaluate.compare import ScoreRow, comparison_markdown, lvh_comparison, regression_comparison
 from aiecg.evaluate.conformal import ConformalIntervals, coverage_report
 from aiecg.evaluate.decision import decision_curves
 from aiecg.evaluate.evaluation import (
-    baseline_rows,
     build_results,
     compute_metrics,
     compute_subgroups,
     criteria_rows,
-    model_label,
     primary_lvh_score,
 )
 from aiecg.evaluate.posthoc import PostHoc
 from aiecg.files import atomic_write_text
 from aiecg.predict import predict
-
-
-def training_splits(bundle: Bundle, frame: pd.DataFrame, cohort_path: str | Path, bundle_path: str | Path) -> Splits:
-    """The training run's splits, re-created from its seed; refused when the test split is not the one the
-    model was tested on (a changed cohort could otherwise leak training participants into the test set)."""
-    training = bundle.training
-    splits = make_splits(frame, bundle.target, int(training["split_seed"]), tuple(training["split_fractions"]))
-    if ids_digest(splits.test) != training.get("test_ids_sha256"):
-        raise BundleError(f"{cohort_path}: re-creating the test split of {bundle_path} gave other participants "
-                          "than at training time (the cohort changed); use --split all for another cohort")
-    return splits
-
-
-def check_store_contract(bundle: Bundle, store: Store, cohort_path: str | Path) -> None:
-    """The store must hold what the model was trained on: its leads, rate, window and pre-processing."""
-    from aiecg.cliopts import prepare_flags
-
-    bundle.check_input(store.manifest, f"store {store.root}",
-                       f"Re-prepare the cohort to a new store: aiecg prepare --cohort {cohort_path} --out NEW_STORE "
-                       f"{prepare_flags(bundle.input_spec)}, then pass --store NEW_STORE.")
+from aiecg.workflows.bundled import BundledCohort, open_bundled
 
 
 def evaluate_bundle(
@@ -73,8 +49,8 @@ def evaluate_bundle(
     n_resamples: int = 1000, target_prevalence: float | None = None,
     criteria_options: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Apply a saved bundle to a cohort and write ``results.csv``, ``metrics.json`` and (with ``compare``)
-    ``comparison.csv``/``comparison.md``/``comparison_regression.csv`` and ``decision_curve.csv`` to ``out_dir``.
+    """Apply a saved bundle to a cohort (:func:`aiecg.workflows.bundled.open_bundled`) and write its evaluation
+    (:func:`evaluate_bundled`) to ``out_dir``.
 
     Args:
         split: ``test`` re-creates the training run's test split from its seed and checks it holds the same
@@ -88,62 +64,185 @@ def evaluate_bundle(
             the bundle's, set at training: the training split's unless chosen).
         criteria_options: per-criterion options (e.g. ``{"cornell_product": {"female_adjustment_mv": 0.8}}``).
     """
-    bundle = load_bundle(bundle_path)
-    spec = bundle.target
-    cohort = load_cohort(cohort_path, tuple(spec.outputs))
-    store = Store.open(store_path or default_store(cohort_path))
-    check_store_contract(bundle, store, cohort_path)
-    cohort = usable_cohort(cohort, store)
-    check_clinical_columns(bundle, cohort, cohort_path)
-    frame = cohort.frame
+    bundled = open_bundled(bundle_path, cohort_path, store_path)
     splits = None
     if ids is not None:
-        test_ids = np.asarray(ids, dtype=str)
-        missing = np.setdiff1d(test_ids, frame[ID].to_numpy(dtype=str))
-        if missing.size:
-            raise CohortError(f"{cohort_path}: {missing.size} of the {test_ids.size} requested participants are not "
-                              f"usable there (no usable ECG in {store.root} or not in the cohort), e.g. "
-                              f"{', '.join(missing[:5])}; see the store's index for why, or leave them out")
+        test_ids, split = bundled.check_ids(ids), "ids"
     elif split == "test":
-        splits = training_splits(bundle, frame, cohort_path, bundle_path)
+        splits = bundled.training_splits()
         test_ids = splits.test
     elif split == "all":
-        test_ids = frame[ID].to_numpy(dtype=str)
+        test_ids = bundled.frame[ID].to_numpy(dtype=str)
     else:
         raise ValueError(f"split must be 'test' or 'all', got {split!r}")
-    arrays = build_arrays(store, frame, test_ids, spec, bundle.input_spec["leads"], bundle.encoder)
-    y_pred = predict(bundle.build_model(), arrays.ecg, arrays.meta, spec, bundle.scaling)
+    return evaluate_bundled(bundled, test_ids, out_dir, split, splits, compare=compare, seed=seed,
+                            n_resamples=n_resamples, target_prevalence=target_prevalence,
+                            criteria_options=criteria_options)
+
+
+def evaluate_bundled(
+    bundled: BundledCohort, test_ids: np.ndarray, out_dir: str | Path, split: str, splits: Splits | None,
+    model: torch.nn.Module | None = None, compare: bool = True, seed: int = 0, n_resamples: int = 1000,
+    target_prevalence: float | None = None, criteria_options: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Predict ``test_ids`` through THE prediction loop and write ``exclusions.csv``, ``results.csv``,
+    ``metrics.json`` and (with ``compare``) the comparison files to ``out_dir``; returns the metrics.
+
+    Args:
+        split: what ``test_ids`` are (``test``, ``all`` or ``ids``), as metrics.json records it.
+        splits: the training run's splits when ``test_ids`` is its test split: the baselines are fitted on them.
+        model: the bundle's model already in memory (a training run hands it over); default: built from the
+            bundle's weights.
+    """
+    bundle, spec, frame = bundled.bundle, bundled.spec, bundled.frame
+    arrays = bundled.arrays(test_ids)
+    y_pred = predict(model if model is not None else bundle.build_model(), arrays.ecg, arrays.meta, spec,
+                     bundle.scaling)
     posthoc = PostHoc.from_dict(bundle.thresholds.get("posthoc"))
     if target_prevalence is not None:
         posthoc = dataclasses.replace(posthoc, target_prevalence=target_prevalence)
-    table = build_results(spec, arrays, y_pred, frame, posthoc)
+    table = results_of(spec, arrays, y_pred, frame, posthoc)
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    cohort.write_exclusions(out_dir / "exclusions.csv")
+    bundled.cohort.write_exclusions(out_dir / "exclusions.csv")
     write_csv(table, out_dir / "results.csv")
     metrics: dict[str, Any] = {
-        "bundle": str(bundle_path), "cohort": str(cohort_path), "split": "ids" if ids is not None else split,
+        "bundle": str(bundled.bundle_path), "cohort": str(bundled.cohort_path), "split": split,
         "seed": seed, "n_resamples": n_resamples, "posthoc": posthoc.to_dict(),
         "test": compute_metrics(spec, table, posthoc, seed, n_resamples),
         "subgroups": compute_subgroups(spec, table, frame, posthoc, seed, n_resamples),
     }
+    unscored = [name for name in spec.outputs if name not in bundled.scored]
+    if unscored:  # issue 25: e.g. an indexed-mass model on a cohort with LVH labels only
+        metrics["unscored"] = {"outputs": unscored, "reason": f"{bundled.cohort_path} does not map "
+                               f"{', '.join(unscored)}; only the model's LVH outputs are scored"}
     conformal = ConformalIntervals.from_dict(bundle.thresholds.get("conformal"))  # issue 12: interval coverage
-    if conformal is not None:
+    if conformal is not None and not unscored:
         metrics["conformal"] = coverage_report(conformal, spec, table)
     if splits is not None:
         metrics["split_sizes"] = {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)}
+    rows: list[ScoreRow] = []
     if compare:
-        metrics["comparison"] = write_comparison(spec, bundle, table, store, frame, cohort,
-                                                 splits if ids is None else None, out_dir, seed, n_resamples,
-                                                 criteria_options)
+        metrics["comparison"], rows = write_comparison(spec, bundle, table, bundled.store, frame, bundled.cohort,
+                                                 splits if split != "ids" and not unscored else None, out_dir,
+                                                 seed, n_resamples,
+                                                 criteria_options, score_regression=not unscored)
+    write_curves(spec, table, posthoc, rows, out_dir, score_regression=not unscored)
     atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2, default=float))
     return metrics
 
 
+def results_of(spec: TargetSpec, arrays: Arrays, y_pred: np.ndarray, frame: pd.DataFrame,
+               posthoc: PostHoc) -> pd.DataFrame:
+    """The results table of predictions for ``arrays`` (LVH labels from the cohort's ``frame``)."""
+    return build_results(spec, arrays.ids, arrays.is_male, arrays.target, y_pred, lvh_labels(frame, arrays.ids),
+                         posthoc)
+
+
+def model_label(bundle: Bundle) -> str:
+    meta = "" if bundle.encoder is not None else ", ECG only"
+    return f"{bundle.model_name} ({bundle.target.name}{meta})"
+
+
+def criteria_scores(store: Store, ids: np.ndarray, is_male: np.ndarray,
+                    options: dict[str, dict[str, Any]] | None = None) -> list[ScoreRow]:
+    """The classic LVH criteria of these participants (:func:`aiecg.evaluate.evaluation.criteria_rows`) from
+    the measurements of their median beats in the store's index."""
+    return criteria_rows(store.index.set_index("id").loc[list(map(str, ids))], is_male, options)
+
+
+def baseline_rows(spec: TargetSpec, store: Store, frame: pd.DataFrame, splits: Splits, bundle: Bundle,
+                  cohort: Cohort, seed: int) -> tuple[list[ScoreRow], dict[str, np.ndarray], dict[str, Any]]:
+    """SVM/SVR on ECG measurements (+ clinical variables) and a clinical-only regression, trained on the
+    training split and tuned on the validation split; their test scores as comparison rows."""
+    index = store.index.set_index("id")
+    measurements = {name: index.loc[list(map(str, getattr(splits, name)))] for name in ("train", "val", "test")}
+    encoder = bundle.encoder
+    if encoder is None and cohort.mapping.clinical.columns:
+        encoder = ClinicalEncoder(cohort.mapping.clinical).fit(frame.set_index(ID).loc[splits.train].reset_index())
+    by_id = frame.set_index(ID)
+    clinical = {name: (encoder.transform(by_id.loc[list(getattr(splits, name))].reset_index()) if encoder
+                       else np.zeros((len(getattr(splits, name)), 0))) for name in ("train", "val", "test")}
+    features = baselines.feature_sets(measurements, clinical)
+    rows: list[ScoreRow] = []
+    regression: dict[str, np.ndarray] = {}
+    params: dict[str, Any] = {}
+    lvh = {name: lvh_labels(frame, getattr(splits, name)) for name in ("train", "val", "test")}
+    has_lvh = lvh["train"] is not None and all(len(np.unique(v)) == 2 for v in lvh.values())
+    sets = ["ecg+clinical", "ecg"] if encoder is not None else ["ecg"]
+    if has_lvh:
+        for name in sets:
+            val_scores, test_scores, chosen = baselines.fit_svm_classifier(features[name], lvh["train"], lvh["val"],
+                                                                            seed)
+            params[f"svm_{name}"] = chosen
+            rows.append(ScoreRow(f"SVM {name}", "baseline", test_scores, youden_threshold(lvh["val"], val_scores),
+                                 "validation Youden"))
+        if encoder is not None:
+            proba_val, proba_test = baselines.fit_clinical_logistic(features["clinical"], lvh["train"])
+            rows.append(ScoreRow("Logistic clinical-only", "baseline", proba_test,
+                                 youden_threshold(lvh["val"], proba_val), "validation Youden"))
+    if spec.is_regression:
+        column = spec.outputs[0]
+        y = {name: by_id.loc[list(getattr(splits, name)), column].to_numpy(dtype=float)
+             for name in ("train", "val", "test")}
+        for name in sets:
+            predictions, chosen = baselines.fit_svr(features[name], y["train"], y["val"])
+            params[f"svr_{name}"] = chosen
+            regression[f"SVR {name}"] = predictions
+        if encoder is not None:
+            regression["Linear clinical-only"] = baselines.fit_clinical_linear(features["clinical"], y["train"])
+    return rows, regression, params
+
+
+CURVE_FILES = ("roc_curves.csv", "roc_band.csv", "calibration_curves.csv", "regression_calibration.csv",
+               "lr_curve.csv", "lr_cutoffs.csv")
+"""What :func:`write_curves` may write; the report draws these (see docs/architecture.md)."""
+
+
+def write_curves(spec: TargetSpec, table: pd.DataFrame, posthoc: PostHoc, rows: list[ScoreRow], out_dir: Path,
+                 score_regression: bool = True) -> list[str]:
+    """The curves of this evaluation, each where it applies (:mod:`aiecg.evaluate.curves`): the ROC curves of the
+    model's primary LVH score and of every baseline and criterion row (``roc_curves.csv``), the model's pointwise
+    bootstrap band (``roc_band.csv``), calibration of the LVH probabilities (``calibration_curves.csv``) and of a
+    continuous prediction (``regression_calibration.csv``), the LR model per sex (``lr_curve.csv``) and its
+    cut-offs (``lr_cutoffs.csv``). Returns the names written."""
+    written: list[str] = []
+
+    def save(frame: pd.DataFrame | None, name: str) -> None:
+        if frame is not None and len(frame):
+            write_csv(frame, out_dir / name)
+            written.append(name)
+
+    primary = primary_lvh_score(spec, table)
+    labels = table["lvh_true"].to_numpy(float) if "lvh_true" in table else None
+    if labels is not None and primary is not None:
+        model = curves.roc_points(labels, primary[1])
+        if model is not None:
+            parts = [model.assign(curve=primary[0], kind="model")]
+            for row in rows:
+                points = curves.roc_points(labels, row.scores) if row.kind != "model" else None
+                if points is not None:
+                    parts.append(points.assign(curve=row.name, kind=row.kind))
+            save(pd.concat(parts, ignore_index=True)[["curve", "kind", "fpr", "tpr", "threshold"]], "roc_curves.csv")
+            keep = np.isfinite(primary[1]) & np.isin(labels, (0, 1))
+            save(curves.roc_band(labels[keep], primary[1][keep]), "roc_band.csv")
+    save(curves.probability_calibration(table), "calibration_curves.csv")
+    if spec.is_regression and score_regression:
+        save(curves.regression_calibration(table, spec.stem), "regression_calibration.csv")
+    if spec.is_regression and posthoc.lr is not None and "lvh_proba_lr" in table:
+        save(curves.lr_curve(posthoc.lr.to_dict(), table[f"{spec.stem}_pred"].to_numpy(float)), "lr_curve.csv")
+        guideline = spec.lvh_thresholds
+        save(curves.lr_cutoffs(posthoc.lr.to_dict(), posthoc.threshold,
+                               None if guideline is None else {0: guideline.female, 1: guideline.male}),
+             "lr_cutoffs.csv")
+    return written
+
+
 def write_comparison(spec: TargetSpec, bundle: Bundle, table: pd.DataFrame, store: Store, frame: pd.DataFrame,
                      cohort: Cohort, splits: Splits | None, out_dir: Path, seed: int, n_resamples: int,
-                     criteria_options: dict[str, dict[str, Any]] | None = None) -> dict:
+                     criteria_options: dict[str, dict[str, Any]] | None = None,
+                     score_regression: bool = True) -> tuple[dict, list[ScoreRow]]:
     """Model, baselines (when training data exist) and criteria on the same test participants.
 
     Writes ``comparison.csv``/``comparison.md`` (and ``comparison_regression.csv``), and every row's
@@ -158,7 +257,7 @@ def write_comparison(spec: TargetSpec, bundle: Bundle, table: pd.DataFrame, stor
         rows.append(ScoreRow(model_label(bundle), "model", primary[1], posthoc.threshold, "validation Youden"))
     regression: dict[str, np.ndarray] = {}
     params: dict[str, Any] = {}
-    if spec.is_regression:
+    if spec.is_regression and score_regression:
         stem = spec.stem
         regression[model_label(bundle)] = table[f"{stem}_pred"].to_numpy()
         if f"{stem}_pred_recal" in table:
@@ -167,7 +266,7 @@ def write_comparison(spec: TargetSpec, bundle: Bundle, table: pd.DataFrame, stor
         base_rows, base_regression, params = baseline_rows(spec, store, frame, splits, bundle, cohort, seed)
         rows += base_rows
         regression.update(base_regression)
-    rows += criteria_rows(store, ids, table["is_m"].to_numpy(), criteria_options)
+    rows += criteria_scores(store, ids, table["is_m"].to_numpy(), criteria_options)
     scores = pd.DataFrame({"eid": ids, **{f"score: {row.name}": row.scores for row in rows},
                            **{f"prediction: {name}": values for name, values in regression.items()}})
     write_csv(scores, out_dir / "comparison_scores.csv")
@@ -189,7 +288,7 @@ def write_comparison(spec: TargetSpec, bundle: Bundle, table: pd.DataFrame, stor
         summary["regression"] = regression_table.to_dict(orient="records")
     title = f"{model_label(bundle)} against baselines and classic criteria"
     (out_dir / "comparison.md").write_text(comparison_markdown(lvh_table, regression_table, title))
-    return summary
+    return summary, rows
 
 
 DECISION_CURVE = "decision_curve.csv"

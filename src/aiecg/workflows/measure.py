@@ -15,18 +15,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from aiecg.csvfile import write_csv
-from aiecg.data.workers import CRASHED, ERROR, OK, OUT_OF_MEMORY, run_supervised
+from aiecg.data.workers import OK, Limits, failure_row, record_failure, run_supervised
 from aiecg.ecg import STANDARD_LEADS
-from aiecg.errors import AiecgError, ECGReadError
+from aiecg.errors import ECGReadError, check_processed
 from aiecg.files import check_output
-from aiecg.io import ecg_files_in, get_reader
+from aiecg.inputs import InputError, InputRecord, expand_inputs
 from aiecg.signal import criteria as criteria_registry
 from aiecg.signal.delineation import BEAT_COLUMNS, LEAD_COLUMNS
 
@@ -38,68 +37,32 @@ GLOBAL_COLUMNS: tuple[str, ...] = (
     "qtc_fridericia_ms", "p_axis_deg", "qrs_axis_deg", "t_axis_deg",
 )
 AMPLITUDE_WAVES: tuple[str, ...] = ("P", "Q", "R", "S", "T", "ST", "J")
-CRITERIA: tuple[str, ...] = tuple(
-    column for name in criteria_registry.CRITERIA for column in (name, f"{name}_positive"))
+CRITERIA_COLUMNS: tuple[str, ...] = tuple(
+    column for name in criteria_registry.ECG_CRITERIA for column in (name, f"{name}_positive"))
 """Every registered criterion (LVH criteria and the findings reported beside them, e.g. pathological Q waves):
 its score and its call (1, 0, or empty when unknown)."""
 HEAD_COLUMNS: tuple[str, ...] = ("file", "record_id", "status", "reason", "qc_notes", "bad_leads", "paced", "sex",
                                  "n_beats", "n_clean")
 
 
-class MeasureError(AiecgError, ValueError):
-    """The inputs of ``aiecg measure`` are not usable as given (nothing found, a missing path)."""
+MeasureError = InputError
+"""The inputs of ``aiecg measure`` are not usable as given (nothing found, an unknown ``--format``)."""
+MeasureTask = InputRecord
+"""One input file: path, record id, reader format/options (from a cohort YAML), why the cohort refuses it."""
+PROCESSED = ("ok", "paced", "qc_fail")
+"""Statuses of a file that was measured (QC's refusal keeps the measurements where a median beat exists)."""
 
 
-@dataclass(frozen=True)
-class MeasureTask:
-    """One input file: path, record id, the reader format/options (from a cohort YAML), and why the cohort refuses
-    to open the file ('' when it may; :func:`aiecg.data.cohort.ecg_records`, the rule ``prepare`` and ``predict``
-    apply: a path outside the cohort's ECG folder is never read)."""
-
-    file: str
-    record_id: str = ""
-    format: str | None = None
-    options: dict[str, Any] | None = None
-    problem: str = ""
-
-
-def collect_inputs(inputs: Iterable[str | Path], fmt: str | None = None) -> list[MeasureTask]:
-    """Expand files, folders and cohort YAML files into one task per ECG file (in the order given).
-
-    Folders are scanned as :func:`aiecg.io.ecg_files_in` does (by ``fmt``'s suffixes, or every reader's but the
-    bare arrays'); ``fmt`` also forces the reader of files and folders (a cohort YAML names its own).
-
-    Raises:
-        MeasureError: nothing at all was found (a file that does not exist still gets its error row).
-    """
-    if fmt is not None:
-        try:
-            get_reader(fmt)
-        except ValueError as exc:
-            raise MeasureError(f"--format: {exc}") from None
-    tasks: list[MeasureTask] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            tasks += [MeasureTask(str(p), format=fmt) for p in ecg_files_in(path, fmt)[0]]
-        elif path.suffix.lower() in (".yaml", ".yml") and path.is_file():
-            from aiecg.data.cohort import ecg_records
-
-            records = ecg_records(path)
-            tasks += [MeasureTask(str(r.ecg_path or ""), str(r.id), r.format, r.options or None, r.problem)
-                      for r in records.itertuples()]
-        else:  # a file; one that cannot be read becomes an error row
-            tasks.append(MeasureTask(str(path), format=fmt))
-    if not tasks:
-        raise MeasureError("no ECG files found in the inputs given")
-    return tasks
+def collect_inputs(inputs: Iterable[str | Path], fmt: str | None = None) -> list[InputRecord]:
+    """One task per ECG file the inputs name (:func:`aiecg.inputs.expand_inputs`, as ``aiecg predict``)."""
+    return expand_inputs(inputs, fmt)
 
 
 def _criteria(m: dict[str, float], sex: str) -> dict[str, float]:
     """Every registered criterion's score and call; a sex-specific one is unknown (NaN) when the file does not
     say the sex."""
     out: dict[str, float] = {}
-    for name, criterion in criteria_registry.CRITERIA.items():
+    for name, criterion in criteria_registry.ECG_CRITERIA.items():
         try:
             result = criterion(m, sex)
         except ValueError:  # a sex-specific cut-off and no sex in the file
@@ -150,7 +113,7 @@ def measure_file(task: MeasureTask, with_beats: bool = False, with_leads: bool =
     for wave in AMPLITUDE_WAVES:
         for lead in STANDARD_LEADS:
             row[f"{wave}_{lead}"] = m.get(f"{wave}_{lead}", math.nan)
-    row.update(_criteria(m, sex) if m else dict.fromkeys(CRITERIA, math.nan))
+    row.update(_criteria(m, sex) if m else dict.fromkeys(CRITERIA_COLUMNS, math.nan))
     tables = []
     for frame in (per_beat, per_lead):
         if frame is not None:
@@ -161,25 +124,26 @@ def measure_file(task: MeasureTask, with_beats: bool = False, with_leads: bool =
 
 
 def measure_files(tasks: Sequence[MeasureTask], with_beats: bool = False, workers: int = 1,
-                  progress: bool = False, with_leads: bool = False,
+                  progress: bool = False, with_leads: bool = False, limits: Limits | None = None,
                   ) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
     """Measure every task in ``workers`` supervised processes (:mod:`aiecg.data.workers`, as ``prepare`` runs
     them: a file that crashes, hangs or exhausts its reader is its own error row); returns (measurements, beats or
-    None, per-lead table or None) in task order."""
+    None, per-lead table or None) in task order. ``limits``: the time and memory one file may take in its worker
+    (``--record-timeout``, ``--max-memory-mb``, as ``prepare`` has)."""
     jobs = [(k, (task, with_beats, with_leads)) for k, task in enumerate(tasks)]
     results: list[tuple[dict[str, Any], pd.DataFrame | None, pd.DataFrame | None]] = [({}, None, None)] * len(jobs)
-    for key, outcome in _progress(run_supervised(measure_file, jobs, workers), len(jobs), progress):
+    for key, outcome in _progress(run_supervised(measure_file, jobs, workers, limits), len(jobs), progress):
         if outcome.kind == OK:
             results[key] = outcome.value
+            row = results[key][0]
+            row["status"], row["reason"] = record_failure(row["status"], row["reason"], limits)
         else:
             task = tasks[key]
-            status = outcome.kind if outcome.kind != ERROR else "processing_error"
-            reason = {CRASHED: f"the reader crashed on this file (its worker process {outcome.detail})",
-                      OUT_OF_MEMORY: "ran out of memory reading this file"}.get(outcome.kind, outcome.detail)
+            status, reason = failure_row(outcome, limits)
             results[key] = ({"file": task.file, "record_id": task.record_id or Path(task.file).stem,
                              "status": status, "reason": reason}, None, None)
     columns = list(HEAD_COLUMNS) + list(GLOBAL_COLUMNS) + [
-        f"{w}_{lead}" for w in AMPLITUDE_WAVES for lead in STANDARD_LEADS] + list(CRITERIA)
+        f"{w}_{lead}" for w in AMPLITUDE_WAVES for lead in STANDARD_LEADS] + list(CRITERIA_COLUMNS)
     table = pd.DataFrame([r[0] for r in results]).reindex(columns=columns)
     out: list[pd.DataFrame | None] = [None, None]
     for k, (wanted, columns) in enumerate(((with_beats, BEAT_COLUMNS), (with_leads, LEAD_COLUMNS))):
@@ -197,12 +161,42 @@ def _progress(it: Iterable, total: int, show: bool) -> Iterable:
     return tqdm(it, total=total, desc="measure", unit="ECG")
 
 
+DECIMALS_BY_SUFFIX: tuple[tuple[str, int], ...] = (
+    ("_positive", 0), ("_ms", 0), ("_deg", 0), ("_bpm", 1), ("_s", 3))
+"""Decimals each quantity is written with, by column suffix: what the measurement can resolve. Intervals and
+durations in whole milliseconds (a sample lasts 2 ms at 500 Hz, 1 ms at 1 kHz), axes in whole degrees, the rate
+to 0.1 bpm, fiducial times in seconds to the millisecond."""
+AMPLITUDE_DECIMALS = 3
+"""Amplitudes and voltage criteria in mV to the microvolt (ECG converters resolve 1-5 uV)."""
+CRITERION_DECIMALS = {"cornell_product": 1, "romhilt_estes": 0, "pathological_q_waves": 0}
+"""Criteria scores not in mV: the Cornell product in mV x ms, the point and count scores whole."""
+
+
+def round_to_resolution(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every float column rounded to the precision its quantity has (PR 138 ms, not 137.829)."""
+    decimals: dict[str, int] = {}
+    amplitudes = {f"{w}_{lead}" for w in AMPLITUDE_WAVES for lead in STANDARD_LEADS}
+    for column in frame.columns:
+        if not pd.api.types.is_float_dtype(frame[column]):
+            continue
+        if column in CRITERION_DECIMALS:
+            decimals[column] = CRITERION_DECIMALS[column]
+        elif column in amplitudes or column in criteria_registry.ECG_CRITERIA:
+            decimals[column] = AMPLITUDE_DECIMALS
+        else:
+            found = next((d for suffix, d in DECIMALS_BY_SUFFIX if column.endswith(suffix)), None)
+            if found is not None:
+                decimals[column] = found
+    return frame.round(decimals)
+
+
 def _write_csv(path: Path, frame: pd.DataFrame) -> None:
-    write_csv(frame, path, float_format="%.6g")
+    write_csv(round_to_resolution(frame), path, float_format="%.6g")
 
 
 def run_measure(inputs: Sequence[str | Path], out: str | Path, with_beats: bool = False, fmt: str | None = None,
-                workers: int = 1, progress: bool = False, with_leads: bool = False) -> dict[str, Any]:
+                workers: int = 1, progress: bool = False, with_leads: bool = False,
+                limits: Limits | None = None) -> dict[str, Any]:
     """Measure the inputs into ``out/measurements.csv`` (and ``out/beats.csv`` with ``with_beats``,
     ``out/leads.csv`` with ``with_leads``).
 
@@ -215,7 +209,7 @@ def run_measure(inputs: Sequence[str | Path], out: str | Path, with_beats: bool 
     root = check_output(out)
     for stale in (MEASUREMENTS, BEATS, LEADS):
         (root / stale).unlink(missing_ok=True)
-    table, beats, leads = measure_files(tasks, with_beats, workers, progress, with_leads)
+    table, beats, leads = measure_files(tasks, with_beats, workers, progress, with_leads, limits)
     summary: dict[str, Any] = {"files": len(table), "status": table["status"].value_counts().to_dict(),
                                "measurements": str(root / MEASUREMENTS)}
     if beats is not None:
@@ -225,4 +219,5 @@ def run_measure(inputs: Sequence[str | Path], out: str | Path, with_beats: bool 
         _write_csv(root / LEADS, leads)
         summary.update(leads=str(root / LEADS))
     _write_csv(root / MEASUREMENTS, table)  # last: its presence marks a complete set
+    check_processed(summary["status"], PROCESSED, "files", str(root / MEASUREMENTS))
     return summary

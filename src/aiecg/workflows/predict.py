@@ -1,7 +1,7 @@
 """``aiecg predict``: a trained bundle applied to ECG files, one row per file, nothing lost.
 
 Each file goes through the bundle's own input contract (:func:`check_recording`: can its pre-processing serve
-this rate, these leads, this duration?), then prepare's per-record path (:func:`aiecg.data.prepare.process_record`
+this rate, these leads, this duration?), then prepare's per-record path (:func:`aiecg.data.prepare.prepare_record`
 with the bundle's saved pre-processing), then the bundle's clinical encoder, THE prediction loop
 (:func:`aiecg.predict.predict`), target scaling, post-hoc models and thresholds, and the split-conformal
 prediction intervals saved at training time. A file that cannot be read, fails QC, cannot be served or lacks
@@ -17,6 +17,7 @@ Output columns: ``file, record_id, status, reason, qc`` (``pass``/``fail``, empt
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import tempfile
@@ -30,82 +31,32 @@ import pandas as pd
 from tqdm import tqdm
 
 from aiecg.bundle import Bundle, load_bundle
-from aiecg.data.cohort import ECG_PATH, ID, ecg_records, level_key, load_mapping, read_ids, read_table
-from aiecg.data.prepare import PrepareConfig, process_record
+from aiecg.contract import check_recording
+from aiecg.conventions import decode_sex, level_key
+from aiecg.data.cohort import ID, load_mapping, read_ids, read_table
+from aiecg.data.prepare import PrepareConfig, prepare_record
 from aiecg.data.store import STATUS_OK
 from aiecg.data.targets import TargetSpec, TaskKind
-from aiecg.data.workers import CRASHED, ERROR, OK, OUT_OF_MEMORY, TIMED_OUT, Outcome, run_supervised
+from aiecg.data.workers import OK, Limits, Outcome, failure_row, record_failure, run_supervised
 from aiecg.ecg import STANDARD_LEADS, normalise_lead_name
-from aiecg.errors import AiecgError, BundleError, CohortError, ECGReadError, ECGValidationError
+from aiecg.errors import AiecgError, BundleError, CohortError, ECGReadError, ECGValidationError, check_processed
 from aiecg.evaluate.conformal import ConformalIntervals
 from aiecg.evaluate.posthoc import PostHoc, posthoc_columns
 from aiecg.evaluate.results import results_table
-from aiecg.io import ecg_files_in, get_reader, read_ecg
+from aiecg.inputs import check_format, expand_inputs
+from aiecg.io import read_ecg
 from aiecg.predict import predict
-from aiecg.signal.leads import DERIVED_LIMB_LEADS
 
 log = logging.getLogger("aiecg")
 
 STATUS_UNSUPPORTED = "unsupported"
 STATUS_CLINICAL = "clinical_error"
-MIN_RATE_BPM = 40.0
-"""The slowest resting heart rate a recording must hold enough beats at (see :func:`check_recording`)."""
 """Formats a folder scan skips unless ``--format`` names them (their files are usually not ECGs)."""
 BASE_COLUMNS = ["file", "record_id", "status", "reason", "qc", "is_m", "sex_source", "n_imputed", "imputed",
-                "heart_rate", "n_beats", "n_clean"]
-
-
-# ----------------------------------------------------------------------------------------- input contract
-def check_recording(input_spec: dict[str, Any], data_spec: dict[str, Any], where: str) -> None:
-    """Can the bundle's pre-processing turn this recording into the input the model was trained on?
-
-    ``data_spec`` holds the recording's ``fs`` (Hz), ``leads`` and ``duration_s``. A recording the model cannot
-    serve raises, so it becomes an error row instead of a wrong number:
-
-    - rate: the recording must hold the frequency band the training ECGs kept (up to the low-pass corner, or
-      half the model's rate without one), i.e. ``fs >= 2 x band``; a 100 Hz recording lacks the QRS energy
-      between 50 and 100 Hz that a model trained on 500 Hz ECGs filtered at 100 Hz has seen.
-    - leads: pre-processing builds the 12 standard leads; III, aVR, aVL, aVF may be derived from I and II.
-    - duration: at least ``min_clean_beats`` beats at 40 bpm, so the median beat averages as many beats as QC
-      demands even at a slow rate.
-
-    Raises:
-        BundleError: naming the file, the setting that differs and what the model needs.
-    """
-    prep = PrepareConfig.from_dict(input_spec["preprocessing"])
-    fs = float(data_spec["fs"])
-    band = prep.filters.lowpass_hz or prep.filters.target_fs / 2
-    if fs < 2 * band:
-        raise BundleError(
-            f"{where}: recorded at {fs:g} Hz, which holds frequencies up to {fs / 2:g} Hz; the model was trained on "
-            f"ECGs resampled to {prep.filters.target_fs:g} Hz keeping up to {band:g} Hz, so it needs >= {2 * band:g} "
-            "Hz. Use a model trained on recordings at this rate.")
-    have = {normalise_lead_name(lead) for lead in data_spec["leads"]}
-    derivable = {"I", "II"} <= have
-    missing = [lead for lead in STANDARD_LEADS
-               if lead not in have and not (lead in DERIVED_LIMB_LEADS and derivable)]
-    if missing:
-        raise BundleError(
-            f"{where}: lead(s) {', '.join(missing)} missing (the file has {', '.join(sorted(have))}); the model "
-            f"reads {', '.join(input_spec['leads'])} from the 12 standard leads (III, aVR, aVL, aVF may be derived "
-            "from I and II). Use a model trained on the leads this file has.")
-    min_s = prep.beats.min_clean_beats * 60.0 / MIN_RATE_BPM
-    duration = float(data_spec["duration_s"])
-    if duration < min_s:
-        raise BundleError(
-            f"{where}: {duration:.2f} s long; the model's median beat needs >= {min_s:g} s "
-            f"({prep.beats.min_clean_beats} beats at {MIN_RATE_BPM:g} bpm). Export the full resting ECG.")
+                "mostly_imputed", "heart_rate", "n_beats", "n_clean"]
 
 
 # ----------------------------------------------------------------------------------------- inputs
-def _scan(folder: Path, fmt: str | None) -> list[Path]:
-    """The ECG files under ``folder`` (:func:`aiecg.io.ecg_files_in`), logging how many others were skipped."""
-    found, skipped = ecg_files_in(folder, fmt)
-    if skipped:
-        log.info("%s: %d file(s) skipped (not an ECG suffix, or a WFDB signal file)", folder, skipped)
-    return found
-
-
 @dataclass
 class _Source:
     """Where clinical values and sex come from for a group of records."""
@@ -115,18 +66,6 @@ class _Source:
     male_code: Any = 1
     female_code: Any = 0
     where: str = ""
-
-
-def _sex(value: Any, male: Any, female: Any) -> float:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return math.nan
-    key = level_key(value)
-    if key == level_key(male):
-        return 1.0
-    if key == level_key(female):
-        return 0.0
-    text = str(value).strip().lower()
-    return 1.0 if text in ("male", "m") else 0.0 if text in ("female", "f") else math.nan
 
 
 def _clinical_table(path: str | Path | pd.DataFrame, id_column: str | None) -> tuple[pd.DataFrame, str]:
@@ -146,55 +85,66 @@ def _clinical_table(path: str | Path | pd.DataFrame, id_column: str | None) -> t
 
 def collect_records(inputs: Sequence[str | Path], fmt: str | None = None, clinical: Any = None,
                     id_column: str | None = None, sex_column: str = "sex") -> tuple[pd.DataFrame, list[_Source]]:
-    """Every ECG the inputs name, in order: ``record_id, file, format, options, source`` (index into the list of
-    clinical sources). Files are taken as given, folders are scanned recursively, a cohort YAML contributes
-    every ECG its table names (with its own clinical columns and sex coding)."""
-    rows: list[dict[str, Any]] = []
+    """Every ECG the inputs name (:func:`aiecg.inputs.expand_inputs`, as ``aiecg measure``), in order:
+    ``record_id, file, format, options, source`` (index into the list of clinical sources), ``match`` (the ids
+    its clinical row may have) and ``problem``. A cohort YAML's records take their clinical values and sex coding
+    from its own table; files and folders from ``clinical``."""
     sources: list[_Source] = []
-    file_source = None
-    for item in inputs:
-        path = Path(item)
-        if path.suffix.lower() in (".yaml", ".yml"):
-            mapping = load_mapping(path)
-            table = read_table(mapping.table, mapping.id_column)
-            records = ecg_records(path)
-            ids = read_ids(mapping, table)
-            sources.append(_Source(table.set_index(ids.rename(ID)), mapping.sex_column, mapping.male_code,
-                                   mapping.female_code, str(path)))
-            for r in records.itertuples():
-                rows.append({"record_id": r.id, "file": getattr(r, ECG_PATH), "format": fmt or r.format,
-                             "options": r.options, "source": len(sources) - 1, "match": [r.id],
-                             "problem": str(getattr(r, "problem", "") or "")})
-            continue
-        if file_source is None:
-            table, where = _clinical_table(clinical, id_column) if clinical is not None else (None, "")
-            sources.append(_Source(table, sex_column, where=where))
-            file_source = len(sources) - 1
-        files = _scan(path, fmt) if path.is_dir() else [path]  # a missing file becomes an error row
-        for file in files:
-            stem = file.stem
-            rows.append({"record_id": stem, "file": str(file), "format": fmt, "options": {}, "source": file_source,
-                         "match": [stem, stem.split("_")[0]], "problem": ""})  # UKB files: {eid}_20205_2_0.xml
-    if not rows:
-        raise AiecgError("no ECG files found in the inputs given")  # as aiecg measure: an empty folder is an error
+    source_of: dict[str, int] = {}
+    rows: list[dict[str, Any]] = []
+    for record in expand_inputs(inputs, fmt):
+        if record.cohort not in source_of:
+            if record.cohort:
+                mapping = load_mapping(record.cohort)
+                table = read_table(mapping.table, mapping.id_column)
+                ids = read_ids(mapping, table)
+                sources.append(_Source(table.set_index(ids.rename(ID)), mapping.sex_column, mapping.male_code,
+                                       mapping.female_code, record.cohort))
+            else:
+                table, where = _clinical_table(clinical, id_column) if clinical is not None else (None, "")
+                sources.append(_Source(table, sex_column, where=where))
+            source_of[record.cohort] = len(sources) - 1
+        stem = Path(record.file).stem
+        rows.append({"record_id": record.record_id or stem, "file": record.file, "format": record.format,
+                     "options": record.options or {}, "source": source_of[record.cohort],
+                     # UKB files are named {eid}_20205_2_0.xml
+                     "match": [record.record_id] if record.cohort else [stem, stem.split("_")[0]],
+                     "problem": record.problem})
     columns = ["record_id", "file", "format", "options", "source", "match", "problem"]
     return pd.DataFrame(rows, columns=columns), sources
 
 
-def _clinical_values(records: pd.DataFrame, sources: list[_Source], bundle: Bundle) -> pd.DataFrame:
+IMPUTE_HINT = ("to leave them out, so that the model's encoder imputes them (its training medians and modes; each "
+               "row then says so in n_imputed, imputed and mostly_imputed), add --impute-missing-columns "
+               "(impute_missing_columns=True in Python)")
+
+
+def _clinical_values(records: pd.DataFrame, sources: list[_Source], bundle: Bundle,
+                     impute_missing_columns: bool = False) -> pd.DataFrame:
     """Per record: the encoder's raw clinical columns, ``is_m`` from the table, ``clinical_reason`` where a
-    record cannot be encoded, and ``imputed`` (the columns the encoder will impute)."""
+    record cannot be encoded, and ``imputed`` (the columns the encoder will impute).
+
+    A clinical column the source lacks altogether (or a missing table) is refused, naming the columns, unless
+    ``impute_missing_columns``: then every row gets the encoder's imputed value for it, and says so."""
     encoder = bundle.encoder
     columns = list(encoder.spec.columns) if encoder is not None else []
     for source in sources:
-        if columns and source.table is None:
-            raise CohortError(f"the model was trained with clinical variables {columns}; pass them with "
-                              "--clinical table.csv --id-column COLUMN (or use an ECG-only model)")
-        if source.table is not None and columns:
+        if not columns:
+            break
+        if source.table is None and not impute_missing_columns:
+            raise CohortError(f"the model was trained with {len(columns)} clinical variables ({', '.join(columns)}) "
+                              "and no clinical table was given: pass them with --clinical table.csv --id-column "
+                              f"COLUMN (clinical=, id_column= in Python), or, {IMPUTE_HINT}")
+        if source.table is not None:
             absent = [c for c in columns if c not in source.table.columns]
+            if absent and not impute_missing_columns:
+                raise CohortError(f"{source.where}: {len(absent)} of the model's {len(columns)} clinical columns are "
+                                  f"missing: {', '.join(absent)}. Add them under these names (rename a column that "
+                                  f"holds one), or, {IMPUTE_HINT}")
             if absent:
-                raise CohortError(f"{source.where}: clinical column(s) {absent} the model was trained with are "
-                                  f"absent; it needs {columns} under the same names (rename them in the table)")
+                log.warning("%s: clinical column(s) %s absent: imputed for every row (--impute-missing-columns)",
+                            source.where, ", ".join(absent))
+                source.table = source.table.assign(**dict.fromkeys(absent, np.nan))
     out = pd.DataFrame(index=records.index, columns=[*columns, "is_m", "clinical_reason", "imputed"], dtype=object)
     out["is_m"] = np.nan
     out["clinical_reason"] = ""
@@ -206,9 +156,11 @@ def _clinical_values(records: pd.DataFrame, sources: list[_Source], bundle: Bund
             key = next((k for k in rec["match"] if k in source.table.index), None)
             row = source.table.loc[key] if key is not None else None
         if row is not None and source.sex_column in source.table.columns:
-            out.at[i, "is_m"] = _sex(row[source.sex_column], source.male_code, source.female_code)
+            out.at[i, "is_m"] = decode_sex(row[source.sex_column], source.male_code, source.female_code)
         if not columns:
             continue
+        if row is None and source.table is None:  # no table at all (--impute-missing-columns): all imputed
+            row = pd.Series(np.nan, index=columns, dtype=object)
         if row is None:
             out.at[i, "clinical_reason"] = (f"no row for id {' or '.join(dict.fromkeys(rec['match']))} in "
                                             f"{source.where}; the model needs its clinical variables")
@@ -223,9 +175,8 @@ def _clinical_values(records: pd.DataFrame, sources: list[_Source], bundle: Bund
                 if pd.isna(number) and pd.notna(value) and str(value).strip().lower() not in ("", "nan", "na"):
                     problems.append(f"non-numeric value {str(value)!r} in clinical column '{column}'")
                 value = number
-                low, high = encoder.spec.ranges.get(column, (-np.inf, np.inf))
-                if pd.notna(value) and not low <= value <= high:
-                    problems.append(f"clinical value {column}={value:g} outside human range {low:g}-{high:g}")
+                if (why := encoder.spec.out_of_range(column, value)) is not None:
+                    problems.append(why)
             elif column in encoder.spec.categorical and pd.notna(value):
                 if level_key(value) not in {level_key(v) for v in encoder.spec.categorical[column]}:
                     problems.append(f"clinical column '{column}' level {_plain(value)!r} not among the model's "
@@ -263,14 +214,14 @@ def _process(task: tuple[list[tuple[str, str, str | None, dict, str]], dict[str,
             row.update(status="read_error", reason=str(getattr(exc, "reason", exc)))
             results.append(row)
             continue
-        row["header_sex"] = _sex(ecg.patient.get("sex"), 1, 0)
+        row["header_sex"] = decode_sex(ecg.patient.get("sex"), 1, 0)
         try:
             check_recording(input_spec, {"fs": ecg.fs, "leads": ecg.leads, "duration_s": ecg.duration_s}, file)
         except BundleError as exc:
             row.update(status=STATUS_UNSUPPORTED, reason=str(exc))
             results.append(row)
             continue
-        result = process_record(record_id, file, fmt, config, options, ecg=ecg)
+        result = prepare_record(record_id, file, fmt, config, options, ecg=ecg)
         row.update(status=result["status"], reason=result.get("reason", ""),
                    heart_rate=result.get("heart_rate"), n_beats=result.get("n_beats"), n_clean=result.get("n_clean"))
         if result["status"] == STATUS_OK:
@@ -282,18 +233,44 @@ def _process(task: tuple[list[tuple[str, str, str | None, dict, str]], dict[str,
 
 
 # ----------------------------------------------------------------------------------------- outputs
+def _call_basis(spec: TargetSpec, posthoc: PostHoc, target_prevalence: float | None) -> tuple[str, float | None]:
+    """The probability column ``lvh_call`` thresholds, and the LVH prevalence that probability reflects.
+
+    Without ``target_prevalence`` the call is the one evaluated at training time: the model's probability
+    (``lvh_proba``, at the prevalence the model was trained at) or the LR model's (``lvh_proba_lr``, at the
+    validation split's). With it, the same probability shifted to that prevalence (Saerens et al. 2002,
+    ``*_prioradj``) is held against the same threshold: the threshold probability expresses what a false
+    call costs against a missed one, which does not depend on the population (Vickers & Elkin 2006), while the
+    probability of LVH does.
+    """
+    binary = spec.kind is TaskKind.BINARY
+    if target_prevalence is None:
+        return ("lvh_proba", posthoc.model_prevalence) if binary else ("lvh_proba_lr", posthoc.validation_prevalence)
+    if not 0 < target_prevalence < 1:
+        raise AiecgError(f"--target-prevalence must lie in (0, 1), e.g. 0.02 for 2%; got {target_prevalence}")
+    basis = posthoc.model_prevalence if binary else posthoc.validation_prevalence
+    if basis is None or posthoc.threshold is None:
+        raise BundleError("--target-prevalence: this bundle records no LVH threshold or no prevalence its "
+                          "probabilities reflect (a target without LVH outputs, or a validation split without "
+                          "both classes), so its LVH call cannot be moved to another prevalence")
+    return ("lvh_proba_prioradj" if binary else "lvh_proba_prioradj_lr"), target_prevalence
+
+
 def _output_columns(spec: TargetSpec, posthoc: PostHoc, conformal: ConformalIntervals | None, y_pred: np.ndarray,
-                    is_male: np.ndarray, level: float) -> pd.DataFrame:
+                    is_male: np.ndarray, level: float, target_prevalence: float | None) -> pd.DataFrame:
     """The prediction columns for rows of one sex code (results-table names, post-hoc, call, interval)."""
     n = len(y_pred)
     table = results_table(np.arange(n), is_male, spec, np.full((n, y_pred.shape[1]), np.nan), y_pred)
     table = table.drop(columns=[c for c in table.columns if c in ("eid", "is_m", "lvh_true") or c.endswith("_true")])
+    primary, prevalence = _call_basis(spec, posthoc, target_prevalence)
+    if target_prevalence is not None:
+        posthoc = dataclasses.replace(posthoc, target_prevalence=target_prevalence)
     extra = posthoc_columns(spec, posthoc, y_pred, is_male)
     for column in extra.columns:
         table[column] = extra[column].to_numpy()
-    primary = "lvh_proba" if spec.kind is TaskKind.BINARY else "lvh_proba_lr"
     if posthoc.threshold is not None and primary in table:
         table["lvh_call"] = (table[primary].to_numpy() >= posthoc.threshold).astype(float)
+        table["call_prevalence"] = np.nan if prevalence is None else prevalence
     if spec.is_regression and conformal is not None:
         lower, upper = conformal.intervals(y_pred, spec.outputs, level, is_male)
         for k, stem in enumerate(spec.stems):
@@ -303,25 +280,50 @@ def _output_columns(spec: TargetSpec, posthoc: PostHoc, conformal: ConformalInte
     return table
 
 
+def _probe(spec: TargetSpec, scaling: Any, n_outputs: int) -> np.ndarray:
+    """Predictions spanning what the model can output (25 values per output), to tell which columns depend on sex
+    whatever the batch holds."""
+    if spec.is_regression:
+        mean = np.asarray(scaling.mean if scaling is not None else np.zeros(n_outputs), float)
+        sd = np.asarray(scaling.sd if scaling is not None else np.ones(n_outputs), float)
+        return mean + np.linspace(-4, 4, 25)[:, None] * sd
+    return np.repeat(np.linspace(0.01, 0.99, 25)[:, None], n_outputs, axis=1)
+
+
 def prediction_columns(spec: TargetSpec, posthoc: PostHoc, conformal: ConformalIntervals | None,
-                       y_pred: np.ndarray, is_male: np.ndarray, level: float = 0.9) -> pd.DataFrame:
-    """Prediction columns in target units; where sex is unknown (NaN) the sex-specific ones stay empty."""
+                       y_pred: np.ndarray, is_male: np.ndarray, level: float = 0.9,
+                       target_prevalence: float | None = None, scaling: Any = None) -> tuple[pd.DataFrame, list[str]]:
+    """Prediction columns in target units, and the names of the sex-specific ones.
+
+    One rule for a row of unknown sex (NaN): every column whose value depends on sex (a sex-specific cut-off,
+    the LR model, a call on either, a recalibration) stays empty; the regression intervals fall back to the
+    pooled (marginal) split-conformal interval. A column depends on sex when the male and female versions
+    differ for any prediction the model can make (checked on the batch and on a probe spanning the outputs), so
+    the rule does not depend on which rows a batch holds.
+    """
     is_male = np.asarray(is_male, dtype=float)
     n = len(y_pred)
-    male = _output_columns(spec, posthoc, conformal, y_pred, np.ones(n, np.int64), level)
-    female = _output_columns(spec, posthoc, conformal, y_pred, np.zeros(n, np.int64), level)
+    both = np.concatenate([y_pred, _probe(spec, scaling, y_pred.shape[1])]) if n else _probe(
+        spec, scaling, y_pred.shape[1])
+    male = _output_columns(spec, posthoc, conformal, both, np.ones(len(both), np.int64), level, target_prevalence)
+    female = _output_columns(spec, posthoc, conformal, both, np.zeros(len(both), np.int64), level, target_prevalence)
     out = pd.DataFrame(index=range(n))
+    sex_specific = []
     for column in male.columns:
         m, f = male[column].to_numpy(dtype=float), female[column].to_numpy(dtype=float)
-        same = (m == f) | (np.isnan(m) & np.isnan(f))
-        out[column] = np.where(is_male == 1, m, np.where(is_male == 0, f, np.where(same, m, np.nan)))
+        differs = bool(np.any((m != f) & ~(np.isnan(m) & np.isnan(f))))
+        if differs:
+            sex_specific.append(column)
+        unknown = np.nan if differs else m[:n]
+        out[column] = np.where(is_male == 1, m[:n], np.where(is_male == 0, f[:n], unknown))
     if spec.is_regression and conformal is not None:  # unknown sex: the pooled (marginal) interval
         lower, upper = conformal.intervals(y_pred, spec.outputs, level)
         unknown = ~np.isin(is_male, (0, 1))
         for k, stem in enumerate(spec.stems):
             out.loc[unknown, f"{stem}_pred_lower"] = lower[unknown, k]
             out.loc[unknown, f"{stem}_pred_upper"] = upper[unknown, k]
-    return out
+    pooled = {f"{stem}_pred_{side}" for stem in spec.stems for side in ("lower", "upper")}
+    return out, [c for c in sex_specific if c not in pooled]
 
 
 # ----------------------------------------------------------------------------------------- the workflow
@@ -338,6 +340,9 @@ def predict_files(
     onnx_path: str | Path | None = None,
     batch_size: int = 256,
     progress: bool = False,
+    target_prevalence: float | None = None,
+    impute_missing_columns: bool = False,
+    limits: Limits | None = None,
 ) -> pd.DataFrame:
     """Apply a trained bundle to ECG files; one row per input ECG (see the module docstring for the columns).
 
@@ -358,6 +363,15 @@ def predict_files(
             bundle is exported to a temporary file).
         batch_size: ECGs per forward pass.
         progress: show a progress bar.
+        target_prevalence: the LVH prevalence of the population predicted on; ``lvh_call`` is then made on the
+            probability shifted to it (``*_prioradj``), against the saved threshold, and ``call_prevalence``
+            says so (default: the call as evaluated at training time, at the prevalence the bundle's summary
+            names).
+        impute_missing_columns: a clinical column the table lacks (or every one, without a table) is imputed by
+            the model's encoder for every row, instead of refused; the rows say so (``n_imputed``, ``imputed``,
+            ``mostly_imputed``).
+        limits: time and memory one file may take in its worker (``--record-timeout``, ``--max-memory-mb``, as
+            ``prepare`` has); beyond them the file is one error row and the others go on.
 
     Raises:
         AiecgError: a bundle, table or column that cannot be used at all (each file's own problems are rows).
@@ -370,11 +384,7 @@ def predict_files(
         raise AiecgError(f"--batch-size and --workers must be at least 1, got {batch_size} and {workers}")
     if onnx_path is not None and engine != "onnx":
         raise AiecgError(f"--onnx {onnx_path} is used only by --engine onnx; add --engine onnx, or drop --onnx")
-    if fmt is not None:
-        try:
-            get_reader(fmt)
-        except ValueError as exc:
-            raise AiecgError(str(exc)) from None
+    check_format(fmt)
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
     bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
@@ -384,9 +394,9 @@ def predict_files(
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleError(f"the bundle's saved pre-processing is not usable by this aiecg version ({exc}); "
                           "re-train or re-export the model with this version") from None
-    _posthoc_models(bundle)  # a malformed one is refused before any file is read
+    _call_basis(spec, _posthoc_models(bundle)[0], target_prevalence)  # a malformed one is refused before any file
     records, sources = collect_records(inputs, fmt, clinical, id_column, sex_column)
-    clinical_values = _clinical_values(records, sources, bundle)
+    clinical_values = _clinical_values(records, sources, bundle, impute_missing_columns)
     lead_rows = [STANDARD_LEADS.index(normalise_lead_name(lead)) for lead in bundle.input_spec["leads"]]
 
     n = len(records)
@@ -411,7 +421,7 @@ def predict_files(
         y_pred[index] = predict(model, ecg, meta, spec, bundle.scaling, batch_size=batch_size)
         pending.clear()
 
-    for part, results in zip(parts, _run(tasks, workers)):
+    for part, results in zip(parts, _run(tasks, workers, limits)):
         for i, result in zip(part, results):
             median = result.pop("median")
             rows[i] = result
@@ -427,7 +437,9 @@ def predict_files(
         bar.update(len(part))
     flush()
     bar.close()
-    return _table(records, rows, clinical_values, y_pred, bundle, interval)
+    table = _table(records, rows, clinical_values, y_pred, bundle, interval, target_prevalence)
+    _warn_imputed(table, bundle)
+    return table
 
 
 def _engine(bundle: Bundle, engine: str, onnx_path: str | Path | None) -> Any:
@@ -470,7 +482,7 @@ def _encoder_sex_code(is_m: float, source: _Source, bundle: Bundle, value: Any) 
     positive, fill = encoder.binary_positive[column], encoder.fill[column]
     if pd.notna(value) and level_key(value) in {level_key(positive), level_key(fill)}:
         return value
-    positive_sex = _sex(positive, source.male_code, source.female_code)
+    positive_sex = decode_sex(positive, source.male_code, source.female_code)
     if math.isnan(positive_sex):
         return value
     if positive_sex == is_m:
@@ -508,31 +520,28 @@ def _encode(bundle: Bundle, values: pd.DataFrame) -> np.ndarray:
     return meta
 
 
-_FAILED_WORKER = {CRASHED: "the reader crashed on this file (its worker process {detail})",
-                  TIMED_OUT: "{detail}", OUT_OF_MEMORY: "ran out of memory reading this file",
-                  ERROR: "processing failed: {detail}"}
+def _failed_row(outcome: Outcome, limits: Limits | None = None) -> dict[str, Any]:
+    status, reason = failure_row(outcome, limits)
+    return {"status": status, "reason": reason, "qc": "", "header_sex": math.nan, "median": None}
 
 
-def _failed_row(outcome: Outcome) -> dict[str, Any]:
-    return {"status": outcome.kind if outcome.kind != ERROR else "processing_error",
-            "reason": _FAILED_WORKER[outcome.kind].format(detail=outcome.detail), "qc": "", "header_sex": math.nan,
-            "median": None}
-
-
-def _run(tasks: list, workers: int) -> Iterator[list[dict]]:
+def _run(tasks: list, workers: int, limits: Limits | None = None) -> Iterator[list[dict]]:
     """Each task's rows, in task order, from supervised worker processes (:mod:`aiecg.data.workers`, as
     ``prepare`` runs them): a file that crashes, hangs or exhausts memory in its worker is its own error row."""
     done: dict[int, list[dict]] = {}
     following = 0
-    for key, outcome in run_supervised(_process, [(k, (task,)) for k, task in enumerate(tasks)], workers):
-        done[key] = outcome.value if outcome.kind == OK else [_failed_row(outcome)]
+    jobs = [(k, (task,)) for k, task in enumerate(tasks)]
+    for key, outcome in run_supervised(_process, jobs, workers, limits):
+        done[key] = outcome.value if outcome.kind == OK else [_failed_row(outcome, limits)]
+        for row in done[key]:
+            row["status"], row["reason"] = record_failure(row["status"], row["reason"], limits)
         while following in done:
             yield done.pop(following)
             following += 1
 
 
 def _table(records: pd.DataFrame, rows: list[dict], clinical: pd.DataFrame, y_pred: np.ndarray, bundle: Bundle,
-           level: float) -> pd.DataFrame:
+           level: float, target_prevalence: float | None = None) -> pd.DataFrame:
     base = pd.DataFrame(rows, index=records.index)
     base.insert(0, "file", records["file"].astype(str))
     base.insert(1, "record_id", records["record_id"].astype(str))
@@ -542,6 +551,8 @@ def _table(records: pd.DataFrame, rows: list[dict], clinical: pd.DataFrame, y_pr
     base["sex_source"] = np.where(np.isfinite(table_sex), "table", np.where(np.isfinite(header_sex), "ecg", ""))
     base["imputed"] = clinical["imputed"].astype(str)
     base["n_imputed"] = [len(s.split(";")) if s else 0 for s in base["imputed"]]
+    n_clinical = len(bundle.encoder.spec.columns) if bundle.encoder is not None else 0
+    base["mostly_imputed"] = base["n_imputed"] > n_clinical / 2 if n_clinical else False
     for column in BASE_COLUMNS:
         if column not in base:
             base[column] = np.nan
@@ -550,9 +561,14 @@ def _table(records: pd.DataFrame, rows: list[dict], clinical: pd.DataFrame, y_pr
     base["qc"] = base["qc"].fillna("").astype(str)
     ok = (base["status"] == STATUS_OK).to_numpy()
     posthoc, conformal = _posthoc_models(bundle)
-    outputs = prediction_columns(bundle.target, posthoc, conformal, y_pred[ok], base["is_m"].to_numpy()[ok], level)
+    outputs, sex_specific = prediction_columns(bundle.target, posthoc, conformal, y_pred[ok],
+                                               base["is_m"].to_numpy()[ok], level, target_prevalence, bundle.scaling)
     full = pd.DataFrame(np.nan, index=base.index, columns=outputs.columns)
     full.loc[ok, :] = outputs.to_numpy()
+    unknown_sex = ok & ~np.isin(base["is_m"].to_numpy(dtype=float), (0, 1))
+    if sex_specific and unknown_sex.any():
+        base.loc[unknown_sex, "reason"] = (f"sex unknown (neither the table nor the ECG header gives it): "
+                                           f"{', '.join(sex_specific)} left empty; give the sex to get them")
     return pd.concat([base, full], axis=1)
 
 
@@ -585,12 +601,85 @@ def write_predictions(table: pd.DataFrame, out: str | Path) -> Path:
     return out
 
 
+def _warn_imputed(table: pd.DataFrame, bundle: Bundle) -> None:
+    """One warning line where predictions rest on imputed clinical inputs: how many values, how many rows rest
+    mostly on them (``mostly_imputed``)."""
+    if bundle.encoder is None:
+        return
+    scored = table[table["status"] == STATUS_OK]
+    n_values = int(scored["n_imputed"].sum())
+    if n_values:
+        n_columns = len(bundle.encoder.spec.columns)
+        log.warning("%d of the %d clinical values of %d predicted row(s) were imputed (the model's training "
+                    "medians and modes); %d row(s) rest mostly on imputed inputs (more than %d of %d; column "
+                    "mostly_imputed): treat their predictions with caution", n_values, n_columns * len(scored),
+                    len(scored), int(scored["mostly_imputed"].sum()), n_columns // 2, n_columns)
+
+
+def _cohort_name(path: str | None) -> str | None:
+    """The ``name`` of a cohort YAML a bundle was trained on, where it can still be read (older bundles record
+    only the path), else the YAML's folder name."""
+    if not path:
+        return None
+    try:
+        return load_mapping(path).name
+    except (AiecgError, OSError):
+        return Path(path).parent.name or Path(path).stem
+
+
+def bundle_summary(bundle: Bundle, target_prevalence: float | None = None) -> dict[str, Any]:
+    """What a bundle's predictions rest on: its target and model, the cohort it was trained on (name, size, LVH
+    prevalence of its training split; synthetic cohorts say so), its clinical inputs and the prevalence its LVH
+    call assumes (``target_prevalence`` where the user states one)."""
+    training = bundle.training
+    posthoc = _posthoc_models(bundle)[0]
+    name = training.get("cohort_name") or _cohort_name(training.get("cohort"))
+    summary: dict[str, Any] = {
+        "target": bundle.target.name, "model": bundle.model_name, "trained_on": name,
+        "n_train": training.get("n_train"),
+        "lvh_prevalence_train": training.get("lvh_prevalence", posthoc.target_prevalence),
+        "clinical_variables": len(bundle.encoder.spec.columns) if bundle.encoder is not None else 0,
+    }
+    if "finetune_cohort" in training:
+        summary["finetuned_on"] = _cohort_name(training["finetune_cohort"])
+    if posthoc.threshold is not None:
+        summary["lvh_call_prevalence"] = _call_basis(bundle.target, posthoc, target_prevalence)[1]
+    summary["synthetic"] = bool(name and "synth" in str(name).lower())
+    return summary
+
+
+def describe_bundle(summary: dict[str, Any]) -> str:
+    """The bundle's summary as one line (``aiecg predict`` logs it before predicting)."""
+    text = f"model: {summary['model']} predicting {summary['target']}, trained on '{summary['trained_on']}'"
+    if summary.get("synthetic"):
+        text += " (SYNTHETIC data: not for clinical use)"
+    if summary.get("n_train"):
+        text += f", {summary['n_train']} training participants"
+    if summary.get("lvh_prevalence_train") is not None:
+        text += f", LVH prevalence {summary['lvh_prevalence_train']:.1%} in its training split"
+    if summary.get("lvh_call_prevalence") is not None:
+        text += (f"; lvh_call assumes an LVH prevalence of {summary['lvh_call_prevalence']:.1%} (state your "
+                 "population's with --target-prevalence)")
+    return text
+
+
 def predict_run(bundle: str | Path, inputs: Sequence[str | Path], out: str | Path, **kwargs: Any) -> dict[str, Any]:
-    """:func:`predict_files`, then write the table to ``out``; returns counts per status and the path."""
+    """:func:`predict_files`, then write the table to ``out``; returns what the bundle rests on, counts per
+    status and of imputed values, and the path.
+
+    Raises:
+        NothingProcessedError: not one file got a prediction (the table, every row with its reason, is written).
+    """
     from aiecg.files import check_output
 
     check_output(out, "file")
-    table = predict_files(bundle, inputs, **kwargs)
+    loaded = load_bundle(bundle)
+    summary = bundle_summary(loaded, kwargs.get("target_prevalence"))
+    log.info(describe_bundle(summary))
+    table = predict_files(loaded, inputs, **kwargs)
     path = write_predictions(table, out)
-    return {"out": str(path), "records": len(table), "status_counts": table["status"].value_counts().to_dict(),
-            "imputed_values": int(table["n_imputed"].sum())}
+    counts = table["status"].value_counts().to_dict()
+    check_processed(counts, (STATUS_OK,), "files", str(path))
+    return {"out": str(path), "records": len(table), "status_counts": counts,
+            "imputed_values": int(table["n_imputed"].sum()), "rows_mostly_imputed": int(table["mostly_imputed"].sum()),
+            "bundle": summary}

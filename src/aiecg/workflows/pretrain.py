@@ -20,8 +20,9 @@ import numpy as np
 import torch
 
 from aiecg import __version__
-from aiecg.bundle import ENCODER_KIND, Bundle, check_input_contract, input_contract, save_bundle
+from aiecg.bundle import ENCODER_KIND, Bundle, save_bundle
 from aiecg.config import AugmentConfig, PretrainConfig
+from aiecg.contract import check_input_contract, input_contract
 from aiecg.data.dataset import Arrays, ECGDataset
 from aiecg.data.selection import ids_digest
 from aiecg.data.store import Store

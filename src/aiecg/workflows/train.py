@@ -17,14 +17,15 @@ import pandas as pd
 import torch
 
 from aiecg import __version__
-from aiecg.bundle import Bundle, input_contract, load_bundle, save_bundle
+from aiecg.bundle import Bundle, load_bundle, save_bundle
 from aiecg.config import AugmentConfig, FinetuneRunConfig, FitConfig, RunConfig
+from aiecg.contract import input_contract
 from aiecg.csvfile import write_csv
+from aiecg.data.augment import build_augmentation
 from aiecg.data.cohort import ID, Cohort, load_cohort
 from aiecg.data.dataset import Arrays, ECGDataset, TargetScaling, build_arrays, expand_with_beats
 from aiecg.data.features import ClinicalEncoder
 from aiecg.data.selection import (
-    check_clinical_columns,
     ids_digest,
     lvh_labels,
     make_splits,
@@ -36,19 +37,20 @@ from aiecg.data.targets import TargetSpec, target_spec
 from aiecg.device import resolve_device
 from aiecg.errors import CohortError, ConfigError
 from aiecg.evaluate.conformal import fit_conformal
-from aiecg.evaluate.evaluation import build_results
 from aiecg.evaluate.posthoc import PostHoc, fit_posthoc
 from aiecg.files import atomic_write_text, check_output, file_sha256
 from aiecg.models import create_model
 from aiecg.models.registry import model_kwargs
 from aiecg.predict import predict
+from aiecg.runio import run_output
 from aiecg.threads import apply_budget, local_world_size
 from aiecg.train.distributed import is_main_process
 from aiecg.train.finetune import staged_finetune
 from aiecg.train.loop import fit
 from aiecg.train.losses import make_loss
 from aiecg.train.pretrain import start_from_encoder
-from aiecg.workflows.evaluate import check_store_contract, evaluate_bundle
+from aiecg.workflows.bundled import BundledCohort, open_bundled
+from aiecg.workflows.evaluate import evaluate_bundled, results_of
 
 log = logging.getLogger("aiecg")
 
@@ -146,6 +148,8 @@ def model_and_loss(config: RunConfig, spec: TargetSpec, train_arrays: Arrays,
     fit_config = config.fit
     if config.augment and fit_config.augment is None:
         fit_config = dataclasses.replace(fit_config, augment=AugmentConfig())
+    if fit_config.augment is not None:
+        build_augmentation(fit_config.augment)  # an unknown augmentation or option: refused before training
     torch.manual_seed(config.fit.seed)  # model initialisation
     model = create_model(config.arch, len(config.leads), train_arrays.ecg.shape[2], train_arrays.meta.shape[1],
                          spec.n_outputs, **config.model_kwargs)
@@ -177,9 +181,9 @@ def load_encoder(config: RunConfig, store: Store | None = None) -> Bundle:
 def train_run(config: RunConfig, progress: bool = True) -> RunResult:
     """Train one model as configured and evaluate it on its validation and test splits.
 
-    Writes to ``config.run_dir``: ``config.yaml``, ``exclusions.csv``, ``splits.json`` and the id lists,
-    ``encoder.json``, ``epochs.csv``, ``model.aiecg`` (the bundle), ``results.csv`` (test),
-    ``results_val.csv`` and ``metrics.json``.
+    Writes to ``config.run_dir``, as one set (:func:`aiecg.runio.run_output`): ``config.yaml``,
+    ``exclusions.csv``, ``splits.json`` and the id lists, ``encoder.json``, ``epochs.csv``, ``model.aiecg`` (the
+    bundle), ``results.csv`` (test), ``results_val.csv`` and ``metrics.json``.
     """
     spec = target_spec(config.target)
     if spec.is_regression and (config.fit.sampling != "none" or config.loss_weighting):
@@ -187,7 +191,13 @@ def train_run(config: RunConfig, progress: bool = True) -> RunResult:
                           "continuous (use --criterion tail to weight rare high values)")
     resolve_device(config.fit.device)  # no GPU for --device cuda: before anything is written
     check_fractions(config.split_fractions)
-    run_dir = config.run_dir
+    with run_output(config.run_dir, resume=config.resume, writer=is_main_process()) as work:
+        result = _train_into(work, config, spec, progress)
+    return dataclasses.replace(result, run_dir=config.run_dir, bundle_path=config.run_dir / "model.aiecg")
+
+
+def _train_into(run_dir: Path, config: RunConfig, spec: TargetSpec, progress: bool) -> RunResult:
+    """:func:`train_run`, writing into ``run_dir`` (the run's partial folder)."""
     main = is_main_process()  # under torchrun only rank 0 writes (issue 15)
     # the thread budget, divided between torchrun's ranks on this node; config.yaml records the value used
     config = config.override(fit__threads=apply_budget(config.fit.threads, workers=local_world_size()))
@@ -197,31 +207,28 @@ def train_run(config: RunConfig, progress: bool = True) -> RunResult:
     data = TrainingData.load(config, write_to=run_dir if main else None)
     if config.init:
         load_encoder(config, data.store)  # refuse an encoder of other leads, sampling or filters before training
-    store, frame, splits, encoder = data.store, data.frame, data.splits, data.encoder
+    store, splits, encoder = data.store, data.splits, data.encoder
     scaling, labels, train_arrays = data.scaling, data.labels, data.train
-    arrays = {"train": data.train_participants, "val": data.val}  # the test split is evaluated from the bundle
+    arrays = {"train": data.train_participants, "val": data.val}  # the test split is loaded for evaluation
     model, loss, fit_config = model_and_loss(config, spec, train_arrays, labels)
     result = fit(model, ECGDataset(train_arrays, scaling), ECGDataset(arrays["val"], scaling), loss, fit_config,
                  run_dir, progress, labels=labels, resume=config.resume)
     if not main:  # the other ranks' work ends with training; rank 0 evaluates and writes
         return RunResult(run_dir, run_dir / "model.aiecg", {})
 
-    input_spec = input_contract(config.leads, store.manifest)
-    val_pred = predict(model, arrays["val"].ecg, arrays["val"].meta, spec, scaling, device=config.fit.device)
-    train_lvh = lvh_labels(frame, splits.train)
+    train_lvh = lvh_labels(data.cohort.frame, splits.train)  # the training split's LVH share, for the bundle
     model_prevalence = None
     if spec.kind.value == "binary":  # the LVH share the model's probabilities reflect
         balanced = config.fit.sampling != "none" or config.loss_weighting
         model_prevalence = 0.5 if balanced else float(np.mean(labels))
-    target_prevalence = config.target_prevalence or (float(np.nanmean(train_lvh)) if train_lvh is not None else None)
-    posthoc = fit_posthoc(spec, val_pred, arrays["val"].is_male, lvh_labels(frame, splits.val), arrays["val"].target,
-                          model_prevalence, target_prevalence, recalibrate=config.recalib)
     bundle = Bundle(
         model_name=config.arch, model_kwargs=model_kwargs(model), n_leads=len(config.leads),
         n_samples=train_arrays.ecg.shape[2], n_meta=train_arrays.meta.shape[1], n_outputs=spec.n_outputs,
-        target=spec, input_spec=input_spec, state_dict=model.state_dict(), encoder=encoder, scaling=scaling,
-        thresholds={"posthoc": posthoc.to_dict()},
-        training={"cohort": str(config.cohort), "split_seed": config.split_seed,
+        target=spec, input_spec=input_contract(config.leads, store.manifest), state_dict=model.state_dict(),
+        encoder=encoder, scaling=scaling,
+        training={"cohort": str(config.cohort), "cohort_name": data.cohort.mapping.name,
+                  "lvh_prevalence": float(np.nanmean(train_lvh)) if train_lvh is not None else None,
+                  "split_seed": config.split_seed,
                   "split_fractions": list(config.split_fractions), "test_ids_sha256": ids_digest(splits.test),
                   "n_train": len(splits.train), "n_val": len(splits.val), "n_test": len(splits.test),
                   "n_train_samples": len(train_arrays), "criterion": config.criterion,
@@ -232,19 +239,43 @@ def train_run(config: RunConfig, progress: bool = True) -> RunResult:
                   **({"init": str(config.init), "init_sha256": file_sha256(config.init),
                       "freeze_encoder": config.freeze_encoder} if config.init else {})},
     )
-    # issue 12: split-conformal prediction intervals, calibrated on the validation split (evaluate/conformal.py)
-    if spec.is_regression:
-        bundle.thresholds["conformal"] = fit_conformal(arrays["val"].target, val_pred, spec.outputs,
-                                                       is_male=arrays["val"].is_male).to_dict()
-    bundle_path = save_bundle(bundle, run_dir / "model.aiecg")
-    write_csv(build_results(spec, arrays["val"], val_pred, frame, posthoc), run_dir / "results_val.csv")
-    metrics = evaluate_bundle(bundle_path, config.cohort, config.store_path(), run_dir, split="test",
-                              compare=config.compare, seed=config.fit.seed,
+    bundled = BundledCohort(bundle, run_dir / "model.aiecg", config.cohort, data.cohort, store, tuple(spec.outputs))
+    metrics = finish_training(bundled, model, splits, arrays["val"], run_dir, config.fit.device, model_prevalence,
+                              config.target_prevalence, config.recalib, compare=config.compare, seed=config.fit.seed,
                               criteria_options=config.criteria_options())
-    metrics.update({"run": config.name, "arch": config.arch,
+    metrics.update({"bundle": str(config.run_dir / "model.aiecg"), "run": config.name, "arch": config.arch,
                     "clinical_features": encoder.feature_names if encoder else [], "training": bundle.training})
     atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=float))
-    return RunResult(run_dir, bundle_path, metrics)
+    return RunResult(run_dir, bundled.bundle_path, metrics)
+
+
+def finish_training(bundled: BundledCohort, model: torch.nn.Module, splits: Splits, val: Arrays, run_dir: Path,
+                    device: str, model_prevalence: float | None, target_prevalence: float | None, recalibrate: bool,
+                    compare: bool = True, seed: int = 0,
+                    criteria_options: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The end of a training or fine-tuning run: the post-hoc models and thresholds and (for a continuous
+    target) the split-conformal intervals fitted on the validation split, the bundle saved to
+    ``bundled.bundle_path``, ``results_val.csv``, and the test split evaluated with the model in memory.
+
+    Args:
+        model_prevalence: the LVH share the model's probabilities reflect (binary targets).
+        target_prevalence: the prevalence to state PPV/NPV at (default: the training split's LVH share).
+    """
+    bundle, spec, frame = bundled.bundle, bundled.spec, bundled.frame
+    val_pred = predict(model, val.ecg, val.meta, spec, bundle.scaling, device=device)
+    train_lvh = lvh_labels(frame, splits.train)
+    target_prevalence = target_prevalence or (float(np.nanmean(train_lvh)) if train_lvh is not None else None)
+    posthoc = fit_posthoc(spec, val_pred, val.is_male, lvh_labels(frame, splits.val), val.target,
+                          model_prevalence, target_prevalence, recalibrate=recalibrate)
+    bundle.state_dict = model.state_dict()
+    bundle.thresholds = {"posthoc": posthoc.to_dict()}
+    if spec.is_regression:  # issue 12: split-conformal prediction intervals (evaluate/conformal.py)
+        bundle.thresholds["conformal"] = fit_conformal(val.target, val_pred, spec.outputs,
+                                                       is_male=val.is_male).to_dict()
+    save_bundle(bundle, bundled.bundle_path)
+    write_csv(results_of(spec, val, val_pred, frame, posthoc), run_dir / "results_val.csv")
+    return evaluate_bundled(bundled, splits.test, run_dir, "test", splits, model=model, compare=compare, seed=seed,
+                            criteria_options=criteria_options)
 
 
 def finetune_run(config: FinetuneRunConfig, progress: bool = True) -> RunResult:
@@ -260,25 +291,25 @@ def finetune_run(config: FinetuneRunConfig, progress: bool = True) -> RunResult:
     resolve_device(config.device)
     check_fractions(config.split_fractions)
     bundle = load_bundle(config.bundle)
+    with run_output(config.out, keep_if=None) as work:
+        result = _finetune_into(work, bundle, config, progress)
+    return dataclasses.replace(result, run_dir=Path(config.out), bundle_path=Path(config.out) / "model.aiecg")
+
+
+def _finetune_into(run_dir: Path, bundle: Bundle, config: FinetuneRunConfig, progress: bool) -> RunResult:
+    """:func:`finetune_run`, writing into ``run_dir`` (the run's partial folder)."""
     spec = bundle.target
-    run_dir = check_output(config.out)
+    check_output(run_dir)
     config = dataclasses.replace(config, threads=apply_budget(config.threads))  # config.yaml records the value used
     config.save(run_dir / "config.yaml")
-    cohort = load_cohort(config.cohort, spec.outputs)
-    store = Store.open(config.store_path())
-    check_store_contract(bundle, store, config.cohort)
-    cohort = usable_cohort(cohort, store)
-    cohort.write_exclusions(run_dir / "exclusions.csv")
-    check_clinical_columns(bundle, cohort, config.cohort)
-    frame = cohort.frame
-    splits = make_splits(frame, spec, config.split_seed, config.split_fractions)
+    bundled = open_bundled(bundle, config.cohort, config.store_path(), bundle_path=config.bundle)
+    bundled.cohort.write_exclusions(run_dir / "exclusions.csv")
+    splits = make_splits(bundled.frame, spec, config.split_seed, config.split_fractions)
     splits.save(run_dir)
-    leads = bundle.leads
-    arrays = {name: build_arrays(store, frame, ids, spec, leads, bundle.encoder)
-              for name, ids in (("train", splits.train), ("val", splits.val))}  # evaluate_bundle loads the test
+    arrays = {name: bundled.arrays(ids) for name, ids in (("train", splits.train), ("val", splits.val))}
     model = bundle.build_model()
-    untuned = evaluate_bundle(config.bundle, config.cohort, store.root, run_dir / "untuned", ids=splits.test,
-                              compare=False, seed=config.seed)
+    untuned = evaluate_bundled(bundled, splits.test, run_dir / "untuned", "ids", None, model=model, compare=False,
+                               seed=config.seed)
     labels = arrays["train"].target[:, 0].astype(np.int64) if spec.is_categorical else None
     fit_config = FitConfig(seed=config.seed, device=config.device, threads=config.threads,
                            batch_size=config.batch_size)
@@ -286,25 +317,19 @@ def finetune_run(config: FinetuneRunConfig, progress: bool = True) -> RunResult:
                               bundle.scaling), make_loss(config.criterion, spec), fit_config, config.finetune,
                               run_dir, progress, labels)
     old = PostHoc.from_dict(bundle.thresholds.get("posthoc"))
-    val_pred = predict(model, arrays["val"].ecg, arrays["val"].meta, spec, bundle.scaling, device=config.device)
-    train_lvh = lvh_labels(frame, splits.train)
-    target_prevalence = config.target_prevalence or (float(np.nanmean(train_lvh)) if train_lvh is not None else None)
-    posthoc = fit_posthoc(spec, val_pred, arrays["val"].is_male, lvh_labels(frame, splits.val), arrays["val"].target,
-                          old.model_prevalence, target_prevalence, recalibrate=old.recalibration is not None)
     tuned = dataclasses.replace(
-        bundle, state_dict=model.state_dict(), versions={}, thresholds={"posthoc": posthoc.to_dict()},
+        bundle, versions={},
         training={**bundle.training, "finetuned_from": str(config.bundle), "finetune_cohort": str(config.cohort),
                   "split_seed": config.split_seed, "split_fractions": list(config.split_fractions),
                   "test_ids_sha256": ids_digest(splits.test), "finetune": dataclasses.asdict(config.finetune)},
     )
-    # issue 12: split-conformal intervals re-calibrated on the external validation split
-    if spec.is_regression:
-        tuned.thresholds["conformal"] = fit_conformal(arrays["val"].target, val_pred, spec.outputs,
-                                                      is_male=arrays["val"].is_male).to_dict()
-    bundle_out = save_bundle(tuned, run_dir / "model.aiecg")
-    write_csv(build_results(spec, arrays["val"], val_pred, frame, posthoc), run_dir / "results_val.csv")
-    metrics = evaluate_bundle(bundle_out, config.cohort, store.root, run_dir, split="test", seed=config.seed)
-    metrics.update({"finetuned_from": str(config.bundle), "test_untuned": untuned["test"],
+    bundle_out = run_dir / "model.aiecg"
+    tuned_cohort = dataclasses.replace(bundled, bundle=tuned, bundle_path=bundle_out)
+    metrics = finish_training(tuned_cohort, model, splits, arrays["val"], run_dir, config.device,
+                              old.model_prevalence, config.target_prevalence, old.recalibration is not None,
+                              seed=config.seed)
+    metrics.update({"bundle": str(Path(config.out) / "model.aiecg"), "finetuned_from": str(config.bundle),
+                    "test_untuned": untuned["test"],
                     "stages": [{"stage": i, "best_epoch": r.best_epoch, "best_val_loss": r.best_val_loss,
                                 "epochs_run": r.epochs_run} for i, r in enumerate(results)]})
     atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=float))

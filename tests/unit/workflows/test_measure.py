@@ -12,7 +12,7 @@ from aiecg.cli import main
 from aiecg.ecg import ECG, STANDARD_LEADS
 from aiecg.io.wfdb import write_wfdb
 from aiecg.signal.delineation import BEAT_COLUMNS
-from aiecg.workflows.measure import MeasureError, collect_inputs, run_measure
+from aiecg.workflows.measure import MeasureError, collect_inputs, round_to_resolution, run_measure
 from tests.unit.signal.test_beats import synth_ecg
 
 
@@ -59,7 +59,7 @@ def test_process_pool_gives_the_same_table(folder, tmp_path) -> None:
 
 
 def test_cohort_yaml_input_and_agreement_with_prepare(folder, tmp_path) -> None:
-    from aiecg.data.prepare import PrepareConfig, process_record
+    from aiecg.data.prepare import PrepareConfig, prepare_record
 
     files = sorted((folder / "sub").glob("*.hea"))
     pd.DataFrame({"eid": [1, 2, 3], "sex": [1, 0, 1], "ecg": [str(f) for f in files]}).to_csv(
@@ -72,10 +72,12 @@ def test_cohort_yaml_input_and_agreement_with_prepare(folder, tmp_path) -> None:
     run_measure([tmp_path / "c.yaml"], tmp_path / "out")
     table = pd.read_csv(tmp_path / "out" / "measurements.csv")
     assert list(table["record_id"].astype(str)) == ["1", "2", "3"]
-    stored = process_record("1", str(files[0]), "wfdb", PrepareConfig())
+    stored = prepare_record("1", str(files[0]), "wfdb", PrepareConfig())
     row = table.iloc[0]
-    for key in ("qrs_duration_ms", "qt_ms", "pr_ms", "R_V5", "S_V1", "qrs_axis_deg"):
-        assert row[key] == pytest.approx(stored[key], rel=1e-4, abs=1e-4), key
+    keys = ["qrs_duration_ms", "qt_ms", "pr_ms", "R_V5", "S_V1", "qrs_axis_deg"]
+    expected = round_to_resolution(pd.DataFrame([{k: float(stored[k]) for k in keys}])).iloc[0]  # 1 ms, 1 uV, 1 deg
+    for key in keys:
+        assert row[key] == pytest.approx(expected[key], rel=1e-9, abs=1e-9), key
     assert stored["status"] == row["status"] == "ok"
 
 

@@ -3,14 +3,15 @@
 import numpy as np
 import pytest
 
+from aiecg.contract import check_recording
 from aiecg.data.prepare import PrepareConfig
 from aiecg.data.targets import target_spec
 from aiecg.ecg import STANDARD_LEADS
-from aiecg.errors import BundleError
+from aiecg.errors import AiecgError, BundleError
 from aiecg.evaluate.calibration import SexLogisticModel
 from aiecg.evaluate.conformal import fit_conformal
 from aiecg.evaluate.posthoc import PostHoc
-from aiecg.workflows.predict import check_recording, prediction_columns
+from aiecg.workflows.predict import prediction_columns
 
 SPEC = {"leads": ["I", "II", "V1", "V2", "V3", "V4", "V5", "V6"], "fs": 500.0, "window": 400, "r_offset": 150,
         "preprocessing": PrepareConfig().to_dict()}
@@ -48,11 +49,32 @@ def test_sex_specific_columns_stay_empty_where_sex_is_unknown():
     posthoc = PostHoc(lr, None, 0.2, 0.1, threshold=0.5)
     conformal = fit_conformal(np.arange(1, 20, dtype=float)[:, None], np.zeros((19, 1)), ["INDEXED_MASS"])
     y_pred = np.array([[60.0], [60.0], [60.0], [80.0]])
-    table = prediction_columns(spec, posthoc, conformal, y_pred, np.array([1, 0, np.nan, np.nan]), level=0.9)
+    table, sex_specific = prediction_columns(spec, posthoc, conformal, y_pred, np.array([1, 0, np.nan, np.nan]),
+                                             level=0.9)
     # 60 g/m2: LVH in a woman (> 55), not in a man (> 70); unknown sex -> no call
     assert table["lvh_pred_cutoff"].tolist()[:2] == [0.0, 1.0] and np.isnan(table.loc[2, "lvh_pred_cutoff"])
-    assert table.loc[3, "lvh_pred_cutoff"] == 1.0  # above both cut-offs: the same call for either sex
-    assert np.isnan(table.loc[2, "lvh_proba_lr"]) and table.loc[0, "lvh_proba_lr"] > table.loc[1, "lvh_proba_lr"]
+    # one rule, whatever the value: above both cut-offs the call would agree, but a sex-specific output of a row
+    # without a sex stays empty (issue 25: one file got lvh_call 0 with lvh_proba_lr empty)
+    assert set(sex_specific) == {"lvh_pred_cutoff", "lvh_proba_lr", "lvh_proba_prioradj_lr", "lvh_call"}
+    assert table.loc[2:, sex_specific].isna().all().all()
+    assert table.loc[0, "lvh_proba_lr"] > table.loc[1, "lvh_proba_lr"]
     assert table["ilvm_pred"].tolist() == [60.0, 60.0, 60.0, 80.0]
     assert table["ilvm_pred_upper"].tolist() == [78.0, 78.0, 78.0, 98.0]  # half-width: 18th of 19 residuals
     assert table["lvh_call"].tolist()[:2] == [float(p >= 0.5) for p in table["lvh_proba_lr"][:2]]
+    assert (table["call_prevalence"] == 0.2).all()  # the LR model's probability reflects the validation split
+
+
+def test_the_lvh_call_at_a_stated_prevalence_shifts_the_probability_not_the_threshold():
+    spec = target_spec("LVH")
+    posthoc = PostHoc(None, model_prevalence=0.5, validation_prevalence=0.3, target_prevalence=0.3, threshold=0.4)
+    y_pred = np.linspace(0.05, 0.95, 19)[:, None]
+    sexes = np.full(19, np.nan)  # an ECG-only LVH model's call needs no sex
+    trained, sex_specific = prediction_columns(spec, posthoc, None, y_pred, sexes)
+    assert sex_specific == [] and trained["lvh_call"].tolist() == [float(p >= 0.4) for p in y_pred[:, 0]]
+    rare, _ = prediction_columns(spec, posthoc, None, y_pred, sexes, target_prevalence=0.02)
+    odds = y_pred[:, 0] / (1 - y_pred[:, 0]) * (0.02 / 0.98) / (0.5 / 0.5)  # Saerens et al. 2002
+    np.testing.assert_allclose(rare["lvh_proba_prioradj"], odds / (1 + odds))
+    assert rare["lvh_call"].tolist() == [float(p >= 0.4) for p in odds / (1 + odds)]
+    assert rare["lvh_call"].sum() < trained["lvh_call"].sum() and (rare["call_prevalence"] == 0.02).all()
+    with pytest.raises(AiecgError, match="must lie in"):
+        prediction_columns(spec, posthoc, None, y_pred, sexes, target_prevalence=2.0)

@@ -1,0 +1,92 @@
+"""Attribution summarised by wave (P, QRS, ST-T) and lead, with intervals over participants.
+
+Each participant's map is cut at the global (IEC 60601-2-25) fiducials of their own median beat, as ``prepare``
+measured them (sample indices of the stored median): P from P onset to QRS onset, QRS from QRS onset to QRS
+offset, ST-T from QRS offset to the end of T; the rest of the window is "outside". The share of a wave is its part
+of the participant's total |attribution| over all leads and samples; its mean over participants carries a
+percentile bootstrap 95% interval (participants resampled, :func:`aiecg.evaluate.bootstrap.bootstrap_band`).
+The signed sum per wave says in which direction that wave moves the output.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from aiecg.evaluate.bootstrap import bootstrap_band
+
+WAVES = ("P", "QRS", "ST-T", "outside")
+FIDUCIALS = ("p_onset", "qrs_onset", "qrs_offset", "t_end")
+"""The index columns of the store (sample indices in the stored median beat) that bound the waves."""
+
+
+def wave_masks(fiducials: np.ndarray, n_samples: int) -> np.ndarray:
+    """Boolean masks [n, 4 waves, samples] from fiducials [n, 4] (p_onset, qrs_onset, qrs_offset, t_end; NaN
+    where not found: a P wave that was not found gives an empty P window, its samples count as outside)."""
+    t = np.arange(n_samples)[None, :]
+    p_on, q_on, q_off, t_end = (fiducials[:, k : k + 1] for k in range(4))
+    with np.errstate(invalid="ignore"):
+        p = (t >= p_on) & (t < q_on)
+        qrs = (t >= q_on) & (t <= q_off)
+        st_t = (t > q_off) & (t <= t_end)
+    outside = ~(p | qrs | st_t)
+    return np.stack([p, qrs, st_t, outside], axis=1)
+
+
+def wave_shares(attributions: np.ndarray, fiducials: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per participant, lead and wave: share of the participant's total |attribution| [n, leads, 4] and the
+    signed sum [n, leads, 4]."""
+    masks = wave_masks(fiducials, attributions.shape[2]).astype(np.float64)  # [n, 4, T]
+    absolute = np.einsum("nlt,nwt->nlw", np.abs(attributions).astype(np.float64), masks)
+    signed = np.einsum("nlt,nwt->nlw", attributions.astype(np.float64), masks)
+    total = absolute.sum(axis=(1, 2), keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(total > 0, absolute / total, np.nan)
+    return share, signed
+
+
+def _mean_band(values: np.ndarray, seed: int, n_resamples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over participants of each column of ``values`` [n, k] with pointwise bootstrap 95% intervals."""
+    keep = np.isfinite(values).all(axis=1)
+    values = values[keep]
+    columns = [values[:, j] for j in range(values.shape[1])]
+
+    def means(*cols: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.stack([c.mean(axis=axis) for c in cols], axis=-1)
+
+    band = bootstrap_band(means, *columns, n_resamples=n_resamples, seed=seed)
+    if len(values) < 2:  # one participant: an estimate, no interval (a resample of one is that one)
+        return band.estimate, np.full_like(band.estimate, np.nan), np.full_like(band.estimate, np.nan)
+    return band.estimate, band.low, band.high
+
+
+def wave_summary(attributions: np.ndarray, fiducials: np.ndarray, leads: list[str], seed: int = 0,
+                 n_resamples: int = 1000) -> pd.DataFrame:
+    """One row per lead and wave, and per wave over all leads (lead ``all``): mean share of |attribution| and
+    mean signed attribution over participants, with bootstrap 95% intervals, and n."""
+    share, signed = wave_shares(attributions, fiducials)
+    n, n_leads, n_waves = share.shape
+    rows = []
+    blocks = [("all", share.sum(axis=1), signed.sum(axis=1))] + [(lead, share[:, i], signed[:, i])
+                                                                  for i, lead in enumerate(leads)]
+    for lead, s, g in blocks:
+        s_est, s_low, s_high = _mean_band(s, seed, n_resamples)
+        g_est, g_low, g_high = _mean_band(g, seed, n_resamples)
+        for w, wave in enumerate(WAVES):
+            rows.append({"lead": lead, "wave": wave, "share": s_est[w], "share_low": s_low[w],
+                         "share_high": s_high[w], "signed": g_est[w], "signed_low": g_low[w],
+                         "signed_high": g_high[w], "n": int(np.isfinite(s).all(axis=1).sum())})
+    return pd.DataFrame(rows)
+
+
+def truth_summary(effect: np.ndarray, leads: list[str], seed: int = 0, n_resamples: int = 1000) -> pd.DataFrame:
+    """The generator's effect shares ([n, leads, 3]: P, QRS, ST-T; :func:`aiecg.explain.truth.effect_by_wave`)
+    summarised as :func:`wave_summary` does: columns lead, wave, truth_share, truth_low, truth_high."""
+    rows = []
+    blocks = [("all", effect.sum(axis=1))] + [(lead, effect[:, i]) for i, lead in enumerate(leads)]
+    for lead, values in blocks:
+        est, low, high = _mean_band(values, seed, n_resamples)
+        for w, wave in enumerate(WAVES[:3]):
+            rows.append({"lead": lead, "wave": wave, "truth_share": est[w], "truth_low": low[w],
+                         "truth_high": high[w]})
+    return pd.DataFrame(rows)

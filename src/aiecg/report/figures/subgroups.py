@@ -1,0 +1,67 @@
+"""Estimates per subgroup (sex, age and BMI tertiles)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from aiecg.report import style
+from aiecg.report.figures.base import (
+    Plot,
+    grid,
+    interval,
+    register_figure,
+)
+from aiecg.report.runs import RunData
+
+SUBGROUP_NAMES = {"is_m": {"0": "female", "1": "male"}}
+
+
+def _subgroup_rows(block: dict, metric: str) -> list[tuple[str, float, float, float, int]]:
+    rows = [("all", *interval(block.get("overall", {}).get(metric)), int(block.get("overall", {}).get("n", 0)))]
+    cuts = block.get("cut_points", {})
+    for column, levels in block.get("subgroups", {}).items():
+        for level, report in levels.items():
+            name = SUBGROUP_NAMES.get(column, {}).get(level)
+            if name is None:
+                c1, c2 = cuts.get(column, [np.nan, np.nan])
+                span = {"T1": f"≤ {c1:.3g}", "T2": f"{c1:.3g}-{c2:.3g}", "T3": f"> {c2:.3g}"}.get(level, "")
+                name = f"{column.upper() if column == 'bmi' else column} {level} ({span})"
+            rows.append((name, *interval(report.get(metric)), int(report.get("n", 0))))
+    return rows
+
+
+@register_figure(order=60)
+def subgroups(runs: list[RunData]) -> Plot:
+    plot = Plot("subgroups", "Subgroups by sex, age and BMI tertile",
+                "Estimates with 95% intervals per subgroup (metrics.json 'subgroups'); tertile cut-points of the "
+                "evaluated cohort in brackets; n per subgroup on the right.")
+    panels = []
+    for run in runs:
+        for key, block in run.metrics.get("subgroups", {}).items():
+            metric, label = ("auroc", "AUROC (LVH)") if key == "lvh" else ("mae", f"MAE {style.NAMES.get(key, key)} "
+                                                                                   f"({style.UNITS.get(key, '')})")
+            panels.append((run, label, _subgroup_rows(block, metric)))
+    if not panels:
+        plot.notes.append("no run saved subgroup metrics")
+        return plot
+    fig, axes = grid(len(panels), 4.4, 0.3 * max(len(p[2]) for p in panels) + 1.3, cols=2)
+    for ax, (run, label, rows) in zip(axes, panels):
+        y = np.arange(len(rows))[::-1]
+        for yi, (_, est, low, high, n) in zip(y, rows):
+            if np.isfinite(est):
+                ax.errorbar(est, yi, xerr=[[est - low], [high - est]] if np.isfinite(low) else None, fmt="o",
+                            color=style.BLUE if yi == y[0] else style.BLACK, capsize=2, markersize=4)
+            else:  # e.g. AUROC of a subgroup with one class only: say so rather than leave a silent gap
+                ax.annotate("not estimable", xy=(0.02, yi), xycoords=("axes fraction", "data"), va="center",
+                            fontsize=7, color=style.GREY)
+            ax.annotate(f"n={n}", xy=(1.0, yi), xycoords=("axes fraction", "data"), xytext=(4, 0),
+                        textcoords="offset points", va="center", fontsize=7)
+        ax.set_yticks(y, [r[0] for r in rows])
+        ax.set_ylim(-0.6, len(rows) - 0.4)
+        overall = rows[0][1]
+        if np.isfinite(overall):
+            ax.axvline(overall, color=style.GREY, linestyle=":", linewidth=1)
+        ax.set_xlabel(label)
+        ax.set_title(f"{run.label}, {run.cohort_name}")
+    plot.figure = fig
+    return plot

@@ -1,0 +1,71 @@
+"""Attribution by wave and lead, the per-sex mean-beat baseline and the generator's truth by wave."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aiecg.explain.attributions import ExplainError
+from aiecg.explain.baselines import sex_mean_baseline
+from aiecg.explain.truth import effect_by_wave
+from aiecg.explain.waves import WAVES, truth_summary, wave_masks, wave_shares, wave_summary
+
+
+def test_waves_are_cut_at_each_participants_own_fiducials():
+    fid = np.array([[2, 5, 8, 12], [np.nan, 4, 6, 9]], dtype=float)
+    masks = wave_masks(fid, 14)
+    assert masks.shape == (2, 4, 14)
+    assert np.flatnonzero(masks[0, 0]).tolist() == [2, 3, 4]  # P: onset to QRS onset
+    assert np.flatnonzero(masks[0, 1]).tolist() == [5, 6, 7, 8]  # QRS: onset to offset
+    assert np.flatnonzero(masks[0, 2]).tolist() == [9, 10, 11, 12]  # ST-T: after the QRS to T end
+    assert not masks[1, 0].any()  # no P wave found: its samples count as outside
+    assert (masks.sum(axis=1) == 1).all()  # every sample in exactly one wave
+
+
+def test_shares_sum_to_one_and_put_attribution_where_it_is():
+    attr = np.zeros((2, 3, 14))
+    attr[0, 1, 6] = 3.0  # QRS of lead 1
+    attr[0, 2, 10] = -1.0  # ST-T of lead 2
+    attr[1, 0, 0] = 2.0  # outside
+    fid = np.array([[2, 5, 8, 12], [2, 5, 8, 12]], dtype=float)
+    share, signed = wave_shares(attr, fid)
+    np.testing.assert_allclose(share.sum(axis=(1, 2)), 1.0)
+    assert share[0, 1, WAVES.index("QRS")] == pytest.approx(0.75)
+    assert share[0, 2, WAVES.index("ST-T")] == pytest.approx(0.25)
+    assert signed[0, 2, WAVES.index("ST-T")] == pytest.approx(-1.0)
+    table = wave_summary(attr, fid, ["I", "II", "V1"], n_resamples=50)
+    everything = table[table["lead"] == "all"].set_index("wave")
+    assert everything.loc["QRS", "share"] == pytest.approx(0.375)  # mean of 0.75 and 0
+    assert everything.loc["outside", "share"] == pytest.approx(0.5)
+    assert (table["share_low"] <= table["share"] + 1e-12).all()
+    assert (table["share"] <= table["share_high"] + 1e-12).all()
+    assert set(table["lead"]) == {"all", "I", "II", "V1"} and (table["n"] == 2).all()
+
+
+def test_the_baseline_is_the_mean_beat_of_each_sex_and_needs_both():
+    rng = np.random.default_rng(0)
+    ecg = rng.normal(size=(6, 2, 5)).astype(np.float32)
+    sex = np.array([0, 1, 0, 1, 1, 0])
+    base = sex_mean_baseline(ecg, sex, "test")
+    np.testing.assert_allclose(base.beats[0], ecg[sex == 0].mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(base.beats[1], ecg[sex == 1].mean(axis=0), rtol=1e-6)
+    per = base.for_participants(np.array([1.0, 0.0, np.nan]))
+    np.testing.assert_allclose(per[0], base.beats[1])
+    np.testing.assert_allclose(per[2], base.beats.mean(axis=0))  # unknown sex: between the two
+    assert base.to_dict()["n_women"] == 3
+    with pytest.raises(ExplainError, match="1 women and 5 men"):
+        sex_mean_baseline(ecg, np.array([0, 1, 1, 1, 1, 1]), "a tiny cohort")
+
+
+def test_the_generators_mass_effect_sits_in_qrs_and_st_t_and_vanishes_at_mean_mass():
+    people = pd.DataFrame({"sex": [1, 0, 1], "age": [60.0, 55.0, 70.0], "bmi": [27.0, 24.0, 30.0],
+                           "mass_z": [2.5, -1.5, 0.0], "sbp_untreated": [150.0, 120.0, 134.0],
+                           "volume_z": [0.5, -0.2, 0.0]})
+    effect = effect_by_wave(people, ["I", "V1", "V5"])
+    assert effect.shape == (3, 3, 3)
+    np.testing.assert_allclose(effect[:2].sum(axis=(1, 2)), 1.0)
+    assert np.isnan(effect[2]).all()  # at mean mass, mass changes nothing
+    by_wave = effect[:2].sum(axis=1)
+    assert (by_wave[:, 1] + by_wave[:, 2] > 0.8).all()  # the generator puts mass into QRS and repolarisation
+    np.testing.assert_allclose(effect_by_wave(people.iloc[:2], ["I", "V1", "V5"]), effect[:2])  # seeded
+    summary = truth_summary(effect[:2], ["I", "V1", "V5"], n_resamples=20)
+    assert set(summary["wave"]) == {"P", "QRS", "ST-T"} and len(summary) == 12
