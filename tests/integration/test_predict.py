@@ -256,6 +256,13 @@ def test_predictions_say_what_they_rest_on(synth_cohort, ilvm_run, tmp_path, cap
     # no table at all: every clinical value imputed, sex from the ECG header
     rows = predict_files(bundle, files, impute_missing_columns=True)
     assert (rows["n_imputed"] == n - (rows["sex_source"] == "ecg")).all() and rows["mostly_imputed"].all()
+    # a recording without a sex (a WFDB copy whose header says none) and no table: no sex-specific output at all
+    ecg = read_ecg(files[0])
+    anonymous = write_wfdb(tmp_path / "anonymous", type(ecg).from_array(ecg.signal, ecg.leads, ecg.fs))
+    row = predict_files(bundle, [anonymous], impute_missing_columns=True).iloc[0]
+    assert row["status"] == "ok" and np.isnan(row["is_m"]) and np.isfinite(row["ilvm_pred"])
+    assert np.isnan(row["lvh_call"]) and np.isnan(row["lvh_pred_cutoff"]) and np.isnan(row["lvh_proba_lr"])
+    assert row["reason"].startswith("sex unknown") and "lvh_pred_cutoff" in row["reason"]
 
 
 def test_nothing_predicted_exits_2_with_every_row_written(lvh_ecg_only_run, tmp_path, capsys):
