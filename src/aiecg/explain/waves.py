@@ -55,6 +55,8 @@ def _mean_band(values: np.ndarray, seed: int, n_resamples: int) -> tuple[np.ndar
         return np.stack([c.mean(axis=axis) for c in cols], axis=-1)
 
     band = bootstrap_band(means, *columns, n_resamples=n_resamples, seed=seed)
+    if len(values) < 2:  # one participant: an estimate, no interval (a resample of one is that one)
+        return band.estimate, np.full_like(band.estimate, np.nan), np.full_like(band.estimate, np.nan)
     return band.estimate, band.low, band.high
 
 

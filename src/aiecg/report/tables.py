@@ -1,9 +1,10 @@
 """The report's tables as DataFrames: participant characteristics with tests, the flow of participants, every
 metric with its interval, the comparison with DeLong and McNemar p-values, and a short model card.
 
-Characteristics: continuous variables as median (SD) with Welch's unequal-variance t-test (Welch 1947);
-binary and categorical ones as n (%) with Fisher's exact test for 2 x 2 tables and Pearson's chi-squared
-test otherwise.
+Characteristics: continuous variables as mean (SD) with Welch's unequal-variance t-test (Welch 1947), a test of
+means for a summary of means; binary and categorical ones as n (%) with Fisher's exact test for 2 x 2 tables and
+Pearson's chi-squared test otherwise. P-values print in the journal convention (three decimals, ``<0.001``), in
+the page and in the CSV alike; each row counts the participants whose value is missing.
 """
 
 from __future__ import annotations
@@ -51,14 +52,14 @@ def compare_groups(groups: list[tuple[str, pd.DataFrame]], variables: list[tuple
     for column, label, kind in variables:
         if kind == "continuous":
             values = [pd.to_numeric(g[column], errors="coerce").dropna().to_numpy(float) for _, g in groups]
-            row = {"variable": label, "summary": "median (SD)"}
+            row = {"variable": label, "summary": "mean (SD)"}
             for (name, _), v in zip(groups, values):
                 digits = 2 if len(v) and np.median(np.abs(v)) < 10 else 1
-                row[name] = f"{np.median(v):.{digits}f} ({np.std(v, ddof=1):.{digits}f})" if len(v) > 1 else "n/a"
+                row[name] = f"{np.mean(v):.{digits}f} ({np.std(v, ddof=1):.{digits}f})" if len(v) > 1 else "n/a"
             p = np.nan
             if len(values) == 2 and min(len(v) for v in values) >= 2:
                 p = float(stats.ttest_ind(values[0], values[1], equal_var=False).pvalue)
-            row.update(p=p, test="Welch's t")
+            row.update(p=format_p(p), test="Welch's t" if np.isfinite(p) else "", missing=_missing(groups, column))
             records.append(row)
             continue
         columns = [g[column].dropna() for _, g in groups]
@@ -80,12 +81,18 @@ def compare_groups(groups: list[tuple[str, pd.DataFrame]], variables: list[tuple
             for (name, _), c in zip(groups, columns):
                 n = int((c.astype(str) == level).sum())
                 row[name] = f"{n} ({100 * n / max(len(c), 1):.1f}%)"
-            row.update(p=p if k == 0 else np.nan, test=test if k == 0 else "")
+            row.update(p=format_p(p) if k == 0 and np.isfinite(p) else "", test=test if k == 0 else "",
+                       missing=_missing(groups, column) if k == 0 else "")
             records.append(row)
     header = {"variable": "n", "summary": ""}
     header.update({name: str(len(g)) for name, g in groups})
-    header.update(p=np.nan, test="")
+    header.update(p="", test="", missing="")
     return pd.DataFrame([header, *records])
+
+
+def _missing(groups: list[tuple[str, pd.DataFrame]], column: str) -> str:
+    """Participants without a value, per group: ``3 / 0``."""
+    return " / ".join(str(int(g[column].isna().sum()) if column in g else len(g)) for _, g in groups)
 
 
 def characteristics_by_lvh(run: RunData) -> pd.DataFrame | None:
@@ -95,6 +102,19 @@ def characteristics_by_lvh(run: RunData) -> pd.DataFrame | None:
         return None
     lvh = frame["LVH"] == 1
     return compare_groups([("LVH", frame[lvh]), ("no LVH", frame[~lvh])], _variables(run, frame))
+
+
+def characteristics_by_split(run: RunData) -> pd.DataFrame | None:
+    """Table 1 by split (train, validation, test) and overall, with missing-data counts (no tests: the splits
+    are random by design)."""
+    frame = cohort_rows(run)
+    if frame is None or not run.splits:
+        return None
+    groups = [(f"{name} split", cohort_rows(run, np.asarray(run.splits.get(name, []), dtype=str)))
+              for name in ("train", "val", "test")]  # not 'test': that column names the statistical test
+    groups.append(("overall", frame))
+    table = compare_groups(groups, _variables(run, frame))
+    return table.drop(columns=["p", "test"])
 
 
 def characteristics_by_cohort(runs: list[RunData]) -> pd.DataFrame | None:

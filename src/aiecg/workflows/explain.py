@@ -1,4 +1,5 @@
-"""``aiecg explain``: a saved bundle on a cohort -> attributions.npz, explain.json and figures.
+"""``aiecg explain``: a saved bundle on a cohort, or on one ECG file -> attributions.npz, explain.json, waves.csv
+and figures.
 
 Integrated gradients on the ECG (baseline: the mean median beat of the participant's sex in the reference
 population, :mod:`aiecg.explain.baselines`) and the clinical inputs (baseline: the encoded typical training
@@ -7,27 +8,52 @@ FCN; the model-randomisation sanity check of those maps (Adebayo et al., NeurIPS
 on a seeded sample, stored in ``explain.json``; and the attribution by wave and lead (``waves.csv``,
 :mod:`aiecg.explain.waves`), on a synthetic cohort beside where the generator puts the mass effect
 (:mod:`aiecg.explain.truth`). ``aiecg report`` renders the folder when it is given.
+
+One ECG file (any readable format) is explained against the training split of the bundle's cohort (``--cohort``),
+whose mean beat per sex is the baseline; its clinical values come from a one-row table (``--clinical``) or are
+imputed by the model's encoder, and ``explain.json`` says which.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from aiecg.csvfile import write_csv
+from aiecg.csvfile import read_csv, write_csv
 from aiecg.data.cohort import ID
 from aiecg.data.dataset import build_arrays
 from aiecg.explain.attributions import ExplainError, fcn_cam, integrated_gradients, upsample
-from aiecg.explain.baselines import sex_mean_baseline
+from aiecg.explain.baselines import SexMeanBaseline, sex_mean_baseline
 from aiecg.explain.sanity import randomisation_check
 from aiecg.explain.truth import effect_by_wave, truth_table
 from aiecg.explain.waves import FIDUCIALS, truth_summary, wave_summary
 from aiecg.files import atomic_write, atomic_write_text, check_output
 from aiecg.workflows.bundled import open_bundled
+
+
+@dataclass
+class Subjects:
+    """The participants to explain, as model inputs, with what the summaries need.
+
+    Attributes:
+        fiducials: [n, 4] sample indices of P onset, QRS onset, QRS offset and T end in each median beat.
+        truth: the synthetic generator's latent truth per participant (None for real data).
+        described: what ``explain.json`` records about the input (cohort, split or file, imputed values).
+    """
+
+    ids: np.ndarray
+    ecg: np.ndarray
+    meta: np.ndarray
+    is_male: np.ndarray
+    fiducials: np.ndarray
+    baseline: SexMeanBaseline
+    truth: pd.DataFrame | None
+    described: dict[str, Any]
 
 
 def typical(outputs: np.ndarray, high: bool) -> int:
@@ -39,18 +65,22 @@ def typical(outputs: np.ndarray, high: bool) -> int:
 
 def explain_bundle(bundle_path: str | Path, cohort_path: str | Path, store_path: str | Path | None, out: str | Path,
                    split: str = "test", n_steps: int = 50, max_participants: int = 500, seed: int = 0,
-                   figures: bool = True, sanity_participants: int = 50) -> dict[str, Any]:
+                   figures: bool = True, sanity_participants: int = 50, ecg_file: str | Path | None = None,
+                   clinical: str | Path | None = None, fmt: str | None = None) -> dict[str, Any]:
     """Explain a bundle's predictions for a cohort's test split (``split='test'``, checked against the bundle's
     fingerprint) or every usable participant (``'all'``), at most ``max_participants`` (a seeded sample); then
     check the maps by cascading model randomisation on a seeded sample of at most ``sanity_participants`` of them
-    (0: no check)."""
+    (0: no check). With ``ecg_file``, explain that one ECG instead, against the cohort's training split."""
     if n_steps < 1:
         raise ExplainError(f"--steps must be at least 1 (integration steps of integrated gradients), got {n_steps}")
     if max_participants < 2:
         raise ExplainError(f"--max-participants must be at least 2, got {max_participants}")
     check_output(out)
-    bundled = open_bundled(bundle_path, cohort_path, store_path, require_targets=split == "test")
+    bundled = open_bundled(bundle_path, cohort_path, store_path, require_targets=split == "test" and not ecg_file)
     bundle, spec, frame, store = bundled.bundle, bundled.spec, bundled.frame, bundled.store
+    if ecg_file is not None:
+        subjects = _file_subjects(bundled, ecg_file, clinical, fmt)
+        return _explain(bundled.bundle, subjects, out, n_steps, seed, figures, sanity_participants)
     if split == "test":
         splits = bundled.training_splits()
         ids = np.asarray(splits.test, dtype=str)
@@ -65,12 +95,29 @@ def explain_bundle(bundle_path: str | Path, cohort_path: str | Path, store_path:
     if len(ids) < 2:
         raise ExplainError(f"{cohort_path}: only {len(ids)} participants to explain; need at least 2")
     arrays = bundled.arrays(ids)
+    reference_arrays = build_arrays(store, frame, reference_ids, spec, bundle.input_spec["leads"], None)
+    truth = truth_table(cohort_path)
+    if truth is not None:
+        truth = frame.set_index(ID).loc[ids, ["age", "bmi"]].join(truth.astype({"eid": str}).set_index("eid"))
+        truth["sex"] = arrays.is_male
+    subjects = Subjects(
+        ids=arrays.ids.astype(str), ecg=arrays.ecg, meta=arrays.meta, is_male=arrays.is_male,
+        fiducials=store.index.set_index("id").loc[ids, list(FIDUCIALS)].to_numpy(float),
+        baseline=sex_mean_baseline(reference_arrays.ecg, reference_arrays.is_male, reference), truth=truth,
+        described={"bundle": str(bundle_path), "cohort": str(cohort_path), "split": split,
+                   "cohort_name": str(bundled.cohort.mapping.name)})
+    return _explain(bundle, subjects, out, n_steps, seed, figures, sanity_participants)
+
+
+def _explain(bundle: Any, subjects: Subjects, out: str | Path, n_steps: int, seed: int, figures: bool,
+             sanity_participants: int) -> dict[str, Any]:
+    """Attributions, maps, their randomisation check, the wave summaries and the files, for ``subjects``."""
+    spec, arrays, ids = bundle.target, subjects, subjects.ids
     model = bundle.build_model()
     meta_baseline = None
     if bundle.encoder is not None:
         meta_baseline = bundle.encoder.transform(pd.DataFrame([bundle.encoder.fill]))[0]
-    reference_arrays = build_arrays(store, frame, reference_ids, spec, bundle.input_spec["leads"], None)
-    baseline = sex_mean_baseline(reference_arrays.ecg, reference_arrays.is_male, reference)
+    baseline = subjects.baseline
     ecg_baseline = baseline.for_participants(arrays.is_male)
     attr = integrated_gradients(model, arrays.ecg, arrays.meta, ecg_baseline=ecg_baseline,
                                 meta_baseline=meta_baseline, n_steps=n_steps)
@@ -86,6 +133,9 @@ def explain_bundle(bundle_path: str | Path, cohort_path: str | Path, store_path:
         "delta": attr.delta, "typical_low": np.asarray(typical(attr.outputs, False)),
         "typical_high": np.asarray(typical(attr.outputs, True)),
     }
+    if len(ids) == 1:  # one ECG: its own figure, not the typical of a fifth
+        arrays_out["single"] = arrays_out.pop("typical_low")
+        del arrays_out["typical_high"]
     is_fcn = hasattr(model, "blocks") and bundle.model_name.startswith("fcn")
     if is_fcn:
         cam, rest = fcn_cam(model, arrays.ecg, arrays.meta)
@@ -100,18 +150,16 @@ def explain_bundle(bundle_path: str | Path, cohort_path: str | Path, store_path:
                                      trained_cam=arrays_out["cam"][pick] if is_fcn else None, n_steps=n_steps,
                                      seed=seed, randomised_maps=randomised)
     leads = [str(lead) for lead in bundle.input_spec["leads"]]
-    fiducials = store.index.set_index("id").loc[ids, list(FIDUCIALS)].to_numpy(float)
+    fiducials = subjects.fiducials
     waves = wave_summary(attr.ecg, fiducials, leads, seed=seed)
     if randomised:  # the same summary of maps from the fully randomised model: what the input alone gives
         random_waves = wave_summary(randomised[0], fiducials[pick], leads, seed=seed)
         waves = waves.merge(random_waves[["lead", "wave", "share", "share_low", "share_high"]].rename(
             columns={"share": "random_share", "share_low": "random_low", "share_high": "random_high"}),
             on=["lead", "wave"], how="left")
-    truth = truth_table(cohort_path)
+    truth = subjects.truth
     if truth is not None:
-        people = frame.set_index(ID).loc[ids, ["age", "bmi"]].join(truth.astype({"eid": str}).set_index("eid"))
-        people["sex"] = arrays.is_male
-        waves = waves.merge(truth_summary(effect_by_wave(people, leads, seed), leads, seed), on=["lead", "wave"],
+        waves = waves.merge(truth_summary(effect_by_wave(truth, leads, seed), leads, seed), on=["lead", "wave"],
                             how="left")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -125,9 +173,8 @@ def explain_bundle(bundle_path: str | Path, cohort_path: str | Path, store_path:
         "method": "integrated gradients (captum, Gauss-Legendre)", "n_steps": n_steps,
         "baselines": {"ecg": baseline.to_dict(),
                       "clinical": "encoded fill values of the training encoder" if bundle.encoder else "none"},
-        "bundle": str(bundle_path), "cohort": str(cohort_path), "split": split, "n": int(len(ids)),
-        "output_units": units, "attributions": "attributions.npz",
-        "model": f"{bundle.model_name} ({spec.name})", "cohort_name": str(bundled.cohort.mapping.name),
+        **subjects.described, "n": int(len(ids)), "output_units": units, "attributions": "attributions.npz",
+        "model": f"{bundle.model_name} ({spec.name})",
         "convergence_delta": {"median_abs": float(np.median(delta)), "max_abs": float(delta.max()),
                               "mean_abs_output_change": float(np.mean(np.abs(attr.outputs - attr.baseline_outputs)))},
         "mean_abs_attribution_per_lead": dict(zip(arrays_out["leads"].tolist(),
@@ -152,3 +199,65 @@ def explain_bundle(bundle_path: str | Path, cohort_path: str | Path, store_path:
             if plot.figure is not None:
                 save_figure(plot.figure, out / "figures", plot.name)
     return summary
+
+
+def _file_subjects(bundled: Any, ecg_file: str | Path, clinical: str | Path | None, fmt: str | None) -> Subjects:
+    """One ECG file as the model's input: read and pre-processed as the bundle's training ECGs were (its input
+    contract checked first), clinical values from a one-row table or imputed, the baseline from the cohort's
+    training split."""
+    from aiecg.contract import check_recording
+    from aiecg.conventions import decode_sex
+    from aiecg.data.prepare import PrepareConfig, process_record
+    from aiecg.ecg import STANDARD_LEADS, normalise_lead_name
+    from aiecg.errors import BundleError
+    from aiecg.io import read_ecg
+
+    bundle = bundled.bundle
+    path = Path(ecg_file)
+    values, imputed = _clinical_row(bundle, clinical, path)  # a table that cannot serve is refused before the work
+    ecg = read_ecg(path, format=fmt)
+    try:
+        check_recording(bundle.input_spec, {"fs": ecg.fs, "leads": ecg.leads, "duration_s": ecg.duration_s},
+                        str(path))
+    except BundleError as exc:
+        raise ExplainError(str(exc)) from None
+    result = process_record(path.stem, str(path), fmt, PrepareConfig.from_dict(bundle.input_spec["preprocessing"]),
+                            ecg=ecg)
+    if result["status"] != "ok":
+        raise ExplainError(f"{path}: {result['status']} ({result['reason']}); a median beat the model can read is "
+                           "needed: check the recording, or explain another ECG")
+    lead_rows = [STANDARD_LEADS.index(normalise_lead_name(lead)) for lead in bundle.input_spec["leads"]]
+    median = np.asarray(result["median"], np.float32)[lead_rows][None]
+    sex = decode_sex(values.get("sex"), 1, 0) if "sex" in values else float("nan")
+    if not np.isfinite(sex):
+        sex = decode_sex(ecg.patient.get("sex"), 1, 0)
+    meta = (bundle.encoder.transform(pd.DataFrame([{c: values.get(c, np.nan) for c in bundle.encoder.spec.columns}]))
+            if bundle.encoder is not None else np.zeros((1, 0), np.float32))  # a missing value: the encoder's fill
+    splits = bundled.training_splits()
+    reference = build_arrays(bundled.store, bundled.frame, np.asarray(splits.train, dtype=str), bundle.target,
+                             bundle.input_spec["leads"], None)
+    return Subjects(
+        ids=np.asarray([path.stem]), ecg=median, meta=np.asarray(meta, np.float32), is_male=np.asarray([sex]),
+        fiducials=np.asarray([[float(result.get(k, np.nan)) for k in FIDUCIALS]]),
+        baseline=sex_mean_baseline(reference.ecg, reference.is_male, f"training split of {bundled.cohort_path}"),
+        truth=None,
+        described={"bundle": str(bundled.bundle_path), "cohort": str(bundled.cohort_path), "split": "one file",
+                   "ecg_file": str(path), "cohort_name": path.name, "sex": "unknown" if not np.isfinite(sex)
+                   else ("male" if sex == 1 else "female"), "imputed_clinical_values": imputed})
+
+
+def _clinical_row(bundle: Any, clinical: str | Path | None, path: Path) -> tuple[dict[str, Any], list[str]]:
+    """The clinical values of the one ECG (a one-row table, or the row whose first column is the file's stem)
+    and the model's clinical columns that are missing there (imputed by the encoder)."""
+    columns = list(bundle.encoder.spec.columns) if bundle.encoder is not None else []
+    if clinical is None:
+        return {}, columns
+    table = read_csv(clinical)
+    if len(table) != 1:
+        table = table[table.iloc[:, 0].astype(str) == path.stem]
+        if len(table) != 1:
+            raise ExplainError(f"{clinical}: {len(table)} rows for {path.name}; give a one-row table, or one whose "
+                               f"first column holds {path.stem!r} once")
+    row = table.iloc[0].to_dict()
+    values = {c: row[c] for c in columns if c in row and pd.notna(row[c])}
+    return values, [c for c in columns if c not in values]

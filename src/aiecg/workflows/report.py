@@ -17,13 +17,28 @@ matplotlib.use("Agg")
 
 def complete_inputs(run: RunData) -> None:
     """What a run folder did not save but the page draws, computed from its saved arrays
-    (:mod:`aiecg.evaluate.report_inputs`): the ROC band of the primary LVH score."""
-    from aiecg.evaluate.report_inputs import roc_band
-    from aiecg.report.figures.base import primary_score
+    (:mod:`aiecg.evaluate.report_inputs`): the ROC band of the primary LVH score, and the calibration curves of
+    its probability overall and by sex, and the proportional bias of a continuous prediction."""
+    import numpy as np
 
-    if run.roc_band is None and (score := primary_score(run)) is not None:
+    from aiecg.evaluate.report_inputs import calibration_by_group, proportional_bias, roc_band
+    from aiecg.report.figures.base import primary_score, regression_stem
+
+    score = primary_score(run)
+    if run.roc_band is None and score is not None:
         _, labels, scores = score
         run.roc_band = roc_band(labels, scores)
+    if run.calibration_curve is None and score is not None and "proba" in score[0]:
+        table = run.results
+        labels, probs = table["lvh_true"].to_numpy(float), table[score[0]].to_numpy(float)
+        sex = table["is_m"].to_numpy(float)
+        n_bins = int(np.clip(np.isfinite(labels).sum() // 15, 3, 10))
+        run.calibration_curve = calibration_by_group(
+            labels, probs, {"all": np.ones(len(labels), bool), "women": sex == 0, "men": sex == 1}, n_bins)
+    stem = regression_stem(run)
+    if run.proportional_bias is None and stem is not None:
+        run.proportional_bias = proportional_bias(run.results[f"{stem}_true"].to_numpy(float),
+                                                  run.results[f"{stem}_pred"].to_numpy(float))
 
 
 def write_report(inputs: list[str | Path], out: str | Path, title: str = "aiecg report") -> Path:
@@ -48,3 +63,4 @@ def write_report(inputs: list[str | Path], out: str | Path, title: str = "aiecg 
     for run in runs:
         complete_inputs(run)
     return render_report(runs, out, title)
+

@@ -23,16 +23,27 @@ def test_group_comparison_uses_welch_fisher_and_chi_squared(groups):
                                                   ("smoking", "smoking", "categorical")])
     rows = table.set_index("variable")
     assert rows.loc["n", "A"] == "40" and rows.loc["n", "B"] == "25"
-    assert rows.loc["age", "p"] == pytest.approx(stats.ttest_ind(a["age"], b["age"], equal_var=False).pvalue)
-    assert rows.loc["age", "A"] == f"{np.median(a['age']):.1f} ({np.std(a['age'], ddof=1):.1f})"
+    # a summary of means tested by a test of means; p in the journal convention, in the page and in the CSV
+    assert rows.loc["age", "p"] == format_p(stats.ttest_ind(a["age"], b["age"], equal_var=False).pvalue) == "0.007"
+    assert rows.loc["age", "A"] == f"{np.mean(a['age']):.1f} ({np.std(a['age'], ddof=1):.1f})"
+    assert rows.loc["age", "summary"] == "mean (SD)" and rows.loc["age", "missing"] == "0 / 0"
     two_by_two = [[(a["htn"] == 0).sum(), (a["htn"] == 1).sum()], [(b["htn"] == 0).sum(), (b["htn"] == 1).sum()]]
-    assert rows.loc["hypertension", "p"] == pytest.approx(stats.fisher_exact(two_by_two).pvalue)
+    assert rows.loc["hypertension", "p"] == format_p(stats.fisher_exact(two_by_two).pvalue)
     n_a = int((a["htn"] == 1).sum())
     assert rows.loc["hypertension", "A"] == f"{n_a} ({100 * n_a / 40:.1f}%)"
     counts = [[(g["smoking"] == k).sum() for k in range(3)] for g in (a, b)]
-    assert rows.loc["smoking = 0", "p"] == pytest.approx(stats.chi2_contingency(counts).pvalue)
-    assert np.isnan(rows.loc["smoking = 1", "p"])  # one p-value per variable, on its first level
+    assert rows.loc["smoking = 0", "p"] == format_p(stats.chi2_contingency(counts).pvalue)
+    assert rows.loc["smoking = 1", "p"] == ""  # one p-value per variable, on its first level
     assert rows.loc["smoking = 0", "test"] == "chi-squared" and rows.loc["hypertension", "test"] == "Fisher's exact"
+
+
+def test_missing_values_are_counted_per_group(groups):
+    a, b = groups
+    a = a.astype({"age": float})
+    a.loc[:2, "age"] = np.nan
+    table = compare_groups([("A", a), ("B", b)], [("age", "age", "continuous")]).set_index("variable")
+    assert table.loc["age", "missing"] == "3 / 0"
+    assert table.loc["age", "A"].startswith(f"{a['age'].mean():.1f} ")
 
 
 def test_exclusion_reasons_are_grouped_without_values_or_leads():

@@ -61,7 +61,7 @@ def predicted_vs_true(runs: list[RunData]) -> Plot:
         ax.set_xlabel(style.axis_label(stem, "CMR"))
         ax.set_ylabel(style.axis_label(stem, "predicted"))
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=3, frameon=False)
+    fig.legend(handles, labels, loc="outside lower center", ncol=2 if len(usable) == 1 else 3, frameon=False)
     plot.figure = fig
     return plot
 
@@ -72,12 +72,14 @@ def bland_altman(runs: list[RunData]) -> Plot:
     (Bland & Altman, Lancet 1986)."""
     plot = Plot("bland_altman", "Bland-Altman agreement",
                 "Difference (predicted - CMR) against their mean. Solid line: bias; dashed lines: 95% limits of "
-                "agreement (bias ± 1.96 SD); shaded bands: their bootstrap 95% intervals from metrics.json.")
+                "agreement (bias ± 1.96 SD); shaded bands: their bootstrap 95% intervals from metrics.json. Green: "
+                "least-squares regression of the difference on the mean, whose slope (with its 95% interval and "
+                "t-test) tests a proportional bias (Bland & Altman 1999).")
     usable = [(run, stem) for run in runs if (stem := regression_stem(run))]
     if not usable:
         plot.notes.append("no run predicts a continuous target")
         return plot
-    fig, axes = grid(len(usable), 4.2, 3.2)
+    fig, axes = grid(len(usable), 5.2, 3.4)
     for ax, (run, stem) in zip(axes, usable):
         table = run.results
         truth, pred = table[f"{stem}_true"].to_numpy(float), table[f"{stem}_pred"].to_numpy(float)
@@ -96,16 +98,26 @@ def bland_altman(runs: list[RunData]) -> Plot:
             ax.axhline(est, color=style.BLACK, linestyle=ls, linewidth=1)
             if np.isfinite(low) and np.isfinite(high):
                 ax.axhspan(low, high, color=style.GREY, alpha=0.25, linewidth=0)
-            ax.annotate(f"{name} {est:.1f} ({low:.1f} to {high:.1f})", xy=(1.0, est),
-                        xycoords=("axes fraction", "data"),
-                        xytext=(-2, 2), textcoords="offset points", ha="right", va="bottom", fontsize=7,
-                        bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.7, "pad": 0.5})
+            ax.annotate(f"{name}\n{est:.1f} ({low:.1f} to {high:.1f})", xy=(1.0, est),
+                        xycoords=("axes fraction", "data"), xytext=(4, 0), textcoords="offset points", ha="left",
+                        va="center", fontsize=7)  # beside the panel: never over the points
+        fit = run.proportional_bias
+        if fit is not None and np.isfinite(fit["slope"]):
+            span = np.array([np.nanmin(mean), np.nanmax(mean)])
+            ax.plot(span, fit["intercept"] + fit["slope"] * span, color=style.GREEN, linewidth=1.4,
+                    linestyle=style.LINESTYLES[1], label="difference on mean (proportional bias)")
+            p_text = "<0.001" if fit["p"] < 0.001 else f"{fit['p']:.3f}"
+            ax.text(0.02, 0.98, f"proportional bias: slope {fit['slope']:.2f} ({fit['slope_low']:.2f} to "
+                    f"{fit['slope_high']:.2f}), p {p_text}" if fit["p"] < 0.001 else
+                    f"proportional bias: slope {fit['slope']:.2f} ({fit['slope_low']:.2f} to "
+                    f"{fit['slope_high']:.2f}), p = {p_text}", transform=ax.transAxes, va="top", fontsize=7,
+                    bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8})
         ax.axhline(0, color=style.GREY, linewidth=0.6, linestyle=":")
         unit = style.UNITS.get(stem, "")
         ax.set_xlabel(f"mean of predicted and CMR {style.NAMES.get(stem, stem)} ({unit})")
         ax.set_ylabel(f"predicted - CMR ({unit})")
         ax.set_title(f"{run.label}\n{run.cohort_name}")
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=2, frameon=False)
+    fig.legend(handles, labels, loc="outside lower center", ncol=3, frameon=False)
     plot.figure = fig
     return plot

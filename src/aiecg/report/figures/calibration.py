@@ -12,6 +12,7 @@ from aiecg.report.figures.base import (
     grid,
     legend_below,
     legend_panels,
+    primary_score,
     register_figure,
     regression_stem,
 )
@@ -172,5 +173,66 @@ def lr_thresholding(runs: list[RunData]) -> Plot:
         ax.set_ylabel("LVH probability (LR)")
         ax.set_title(f"{run.label}\n{run.cohort_name}")
         legend_below(ax, legend_ax, ncol=2)
+    plot.figure = fig
+    return plot
+
+
+def _number(value: float) -> str:
+    return f"{value:.2f}" if np.isfinite(value) else "not estimable"
+
+
+GROUP_STYLE = {"all": (style.BLACK, "o", "-"), "women": (style.VERMILLION, "o", "--"),
+               "men": (style.BLUE, "^", "-.")}
+
+
+@register_figure(order=75)
+def calibration_by_sex(runs: list[RunData]) -> Plot:
+    """Reliability of the primary LVH probability overall and by sex, with Wilson 95% intervals per bin, the
+    calibration slope and intercept per group, and the distribution of the predictions by LVH status."""
+    plot = Plot("calibration_by_sex", "Calibration of the LVH probability, overall and by sex",
+                "Observed LVH frequency against mean predicted probability in quantile bins (within each group); "
+                "error bars: Wilson 95% intervals per bin. In the legend: calibration slope (1 is ideal; below 1 "
+                "the predictions are too extreme) and intercept (calibration-in-the-large, slope fixed at 1; 0 is "
+                "ideal; Van Calster et al. 2016). Below: the predictions of participants with and without LVH. "
+                "An evaluation folder of another cohort gets its own panel: calibration on external data.")
+    usable = [run for run in runs if run.calibration_curve is not None and len(run.calibration_curve)]
+    if not usable:
+        plot.notes.append("no run has LVH probabilities with LVH labels in both sexes")
+        return plot
+    cols = min(len(usable), 2)
+    rows = int(np.ceil(len(usable) / cols))
+    fig = style.new_figure(4.8 * cols, 5.6 * rows)
+    for sub, run in zip(fig.subfigures(rows, cols, squeeze=False).ravel(), usable):
+        ax, hist = sub.subplots(2, 1, sharex=True, height_ratios=[3, 1])
+        curve = run.calibration_curve
+        for i, (group, rows_of) in enumerate(curve.groupby("group", sort=False)):
+            colour, marker, ls = GROUP_STYLE.get(group, (style.CYCLE[i], style.MARKERS[i], style.LINESTYLES[i]))
+            first = rows_of.iloc[0]
+            x, y = rows_of["mean_predicted"].to_numpy(float), rows_of["observed"].to_numpy(float)
+            ax.errorbar(x + 0.004 * (i - 1), y, yerr=[y - rows_of["low"], rows_of["high"] - y], color=colour,
+                        marker=marker, linestyle=ls, capsize=2, markersize=4, linewidth=1,
+                        label=f"{group} (n={first['n_group']}, {first['events_group']} LVH): slope "
+                              f"{_number(first['slope'])}, intercept {_number(first['intercept'])}")
+        absent = [g for g in GROUP_STYLE if g not in set(curve["group"])]
+        if absent:
+            plot.notes.append(f"{run.label}: {', '.join(absent)} not drawn (fewer than 6 participants or one "
+                              "class only)")
+        ax.plot([0, 1], [0, 1], ":", color=style.GREY)
+        ax.set_xlim(-0.01, 1.01)
+        ax.set_ylim(-0.01, 1.01)
+        ax.set_ylabel("observed LVH frequency")
+        ax.set_title(f"{run.label}\n{run.cohort_name}")
+        ax.legend(loc="upper left", fontsize=6.5, frameon=False)
+        column = primary_score(run)[0]
+        table = run.results
+        lvh = table["lvh_true"].to_numpy(float) == 1
+        probs = table[column].to_numpy(float)
+        bins = np.linspace(0, 1, 26)
+        hist.hist(probs[~lvh & np.isfinite(probs)], bins=bins, color=style.GREY, alpha=0.7, label="no LVH")
+        hist.hist(probs[lvh & np.isfinite(probs)], bins=bins, histtype="step", color=style.VERMILLION,
+                  linewidth=1.4, label="LVH")
+        hist.set_xlabel(f"predicted LVH probability ({PROBABILITY_COLUMNS.get(column, column)})")
+        hist.set_ylabel("participants")
+        hist.legend(fontsize=7, frameon=False)
     plot.figure = fig
     return plot

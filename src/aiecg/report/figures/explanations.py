@@ -13,7 +13,7 @@ from aiecg.report.figures.base import (
     Plot,
 )
 from aiecg.report.figures.beats import beat_grid
-from aiecg.report.runs import RunData
+from aiecg.report.runs import EXPLAIN_ARRAYS, RunData, load_npz
 
 
 def clinical_beeswarm(feature_names: list[str], attributions: np.ndarray, values: np.ndarray, title: str,
@@ -155,7 +155,7 @@ def explanation_plots(run: RunData) -> list[Plot]:
     path = run.path / info.get("attributions", "attributions.npz")
     if not path.exists():
         return [Plot("explain_missing", f"Explanations, {run.label}", "", notes=[f"{path.name} not found"])]
-    data = np.load(path, allow_pickle=False)
+    data = load_npz(path, EXPLAIN_ARRAYS)
     leads, features = list(data["leads"]), list(data["features"])
     time_ms, plots = data["time_ms"], []
     slug = "".join(c if c.isalnum() else "_" for c in run.label)
@@ -215,34 +215,36 @@ def explanation_plots(run: RunData) -> list[Plot]:
                              "mass - beat at mean mass|, all else fixed), the truth of the synthetic cohort."
                              if truth else ""),
                           wave_plot(waves, title), notes=warn("|integrated gradients|")))
-    limit = max((float(np.abs(data["ecg_attr"][int(data[f"typical_{g}"])]).max()) for g in ("low", "high")
-                 if f"typical_{g}" in data.files), default=None)
-    for group in ("low", "high"):
-        key = f"typical_{group}"
-        if key in data.files:
-            index = int(data[key])
-            output = float(data["outputs"][index])
-            plots.append(Plot(f"explain_beats_{group}_{slug}", f"Attribution on the median beat, {group} prediction",
-                              note + f" Participant {data['ids'][index]} (prediction near the median of the "
-                              f"{'lowest' if group == 'low' else 'highest'} fifth); red: pushes the output up, blue: "
-                              "down; larger dots: larger |attribution|. Both examples share one colour scale.",
-                              beat_grid(time_ms, leads, [("beat", data["ecg"][index], {})],
-                                        f"{title}\nparticipant {data['ids'][index]}, output {output:.2f} ({units})",
-                                        colour_by=data["ecg_attr"][index], colour_label=f"attribution ({units})",
-                                        colour_limit=limit),
-                              notes=warn("integrated gradients (signed)")))
+    examples = [(key, group) for key, group in (("typical_low", "low"), ("typical_high", "high"), ("single", "one"))
+                if key in data.files]
+    limit = max((float(np.abs(data["ecg_attr"][int(data[key])]).max()) for key, _ in examples), default=None)
+    for key, group in examples:
+        index = int(data[key])
+        output = float(data["outputs"][index])
+        which = ("the ECG explained" if group == "one" else
+                 f"prediction near the median of the {'lowest' if group == 'low' else 'highest'} fifth")
+        plots.append(Plot(f"explain_beats_{group}_{slug}",
+                          "Attribution on the median beat" + ("" if group == "one" else f", {group} prediction"),
+                          note + f" Participant {data['ids'][index]} ({which}); red: pushes the output up, blue: "
+                          "down; larger dots: larger |attribution|."
+                          + (" Both examples share one colour scale." if len(examples) > 1 else ""),
+                          beat_grid(time_ms, leads, [("beat", data["ecg"][index], {})],
+                                    f"{title}\nparticipant {data['ids'][index]}, output {output:.2f} ({units})",
+                                    colour_by=data["ecg_attr"][index], colour_label=f"attribution ({units})",
+                                    colour_limit=limit),
+                          notes=warn("integrated gradients (signed)")))
     if "cam" in data.files:
         cam = data["cam"]
         pred = data["outputs"]
         low, high = pred <= np.quantile(pred, 0.2), pred >= np.quantile(pred, 0.8)
+        series = ([("the ECG explained", cam[0])] if len(pred) == 1 else
+                  [("highest fifth", cam[high].mean(axis=0)), ("lowest fifth", cam[low].mean(axis=0))])
         lead = "V5" if "V5" in leads else leads[0]
         k = leads.index(lead)
         plots.append(Plot(f"explain_cam_{slug}", "Class activation maps (FCN)",
                           "Exact decomposition of the ECG part of the output over time (the FCN's global average "
                           "pooling is a mean over time, and the head is linear at each participant's activation "
                           "pattern), averaged over the lowest and highest fifth of predictions.",
-                          cam_plot(time_ms, data["ecg"].mean(axis=0)[k],
-                                   [("highest fifth", cam[high].mean(axis=0)), ("lowest fifth", cam[low].mean(axis=0))],
-                                   lead, title, units),
+                          cam_plot(time_ms, data["ecg"].mean(axis=0)[k], series, lead, title, units),
                           notes=warn("class activation map")))
     return plots

@@ -1,0 +1,53 @@
+"""What the report draws but a run may not have saved: ROC band, calibration by group, proportional bias."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from aiecg.evaluate.calibration import calibration_intercept, calibration_slope
+from aiecg.evaluate.report_inputs import calibration_by_group, proportional_bias, roc_band, wilson_interval
+
+
+def test_wilson_interval_matches_the_textbook_values():
+    low, high = wilson_interval(np.array([0, 5, 10]), np.array([10, 10, 10]))
+    # Brown, Cai & DasGupta 2001: Wilson interval for 0/10 is (0, 0.278), 5/10 is (0.237, 0.763)
+    assert low[0] == pytest.approx(0.0, abs=1e-12) and high[0] == pytest.approx(0.2775, abs=1e-3)
+    assert low[1] == pytest.approx(0.2366, abs=1e-3) and high[1] == pytest.approx(0.7634, abs=1e-3)
+    assert high[2] == pytest.approx(1.0)
+
+
+def test_calibration_by_group_bins_within_each_group_and_fits_slope_and_intercept():
+    rng = np.random.default_rng(0)
+    probs = rng.uniform(0.02, 0.98, 400)
+    labels = (rng.random(400) < probs).astype(float)
+    sex = rng.integers(0, 2, 400)
+    table = calibration_by_group(labels, probs, {"all": np.ones(400, bool), "men": sex == 1}, n_bins=5)
+    assert list(table["group"].unique()) == ["all", "men"]
+    men = table[table["group"] == "men"]
+    assert men["n"].sum() == (sex == 1).sum() and len(men) == 5
+    assert men["slope"].iloc[0] == pytest.approx(calibration_slope(labels[sex == 1], probs[sex == 1]))
+    assert men["intercept"].iloc[0] == pytest.approx(calibration_intercept(labels[sex == 1], probs[sex == 1]))
+    assert ((table["low"] <= table["observed"]) & (table["observed"] <= table["high"])).all()
+    one_class = calibration_by_group(np.zeros(20), probs[:20], {"all": np.ones(20, bool)}, n_bins=3)
+    assert one_class.empty  # not estimable: no curve rather than a wrong one
+
+
+def test_proportional_bias_is_the_regression_of_difference_on_mean():
+    rng = np.random.default_rng(1)
+    truth = rng.normal(60, 10, 200)
+    pred = 0.5 * truth + 30 + rng.normal(0, 2, 200)  # regression to the mean: a proportional bias
+    fit = proportional_bias(truth, pred)
+    reference = stats.linregress((truth + pred) / 2, pred - truth)
+    assert fit["slope"] == pytest.approx(reference.slope) and fit["p"] == pytest.approx(reference.pvalue)
+    assert fit["slope_low"] < fit["slope"] < fit["slope_high"] < 0 and fit["n"] == 200
+    assert np.isnan(proportional_bias(truth[:2], pred[:2])["slope"])
+
+
+def test_roc_band_contains_the_curve_and_is_seeded():
+    rng = np.random.default_rng(2)
+    labels = (rng.random(120) < 0.3).astype(float)
+    scores = labels + rng.normal(0, 1, 120)
+    band = roc_band(labels, scores, n_resamples=50, seed=3)
+    assert list(band.columns) == ["fpr", "tpr_low", "tpr_high"] and len(band) == 101
+    assert (band["tpr_low"] <= band["tpr_high"]).all()
+    assert band.equals(roc_band(labels, scores, n_resamples=50, seed=3))
