@@ -16,12 +16,11 @@ matplotlib.use("Agg")
 
 
 def complete_inputs(run: RunData) -> None:
-    """What a run folder did not save but the page draws, computed from its saved arrays
-    (:mod:`aiecg.evaluate.report_inputs`): the ROC band of the primary LVH score, and the calibration curves of
-    its probability overall and by sex, and the proportional bias of a continuous prediction."""
-    import numpy as np
-
-    from aiecg.evaluate.report_inputs import calibration_by_group, proportional_bias, roc_band
+    """What a folder written before the evaluation saved it lacks but the page draws, computed from its saved
+    arrays as the evaluation computes it (:mod:`aiecg.evaluate.curves`): the ROC band of the primary LVH score,
+    the calibration curves of its probability overall and by sex, and the proportional bias of a continuous
+    prediction."""
+    from aiecg.evaluate.curves import primary_calibration, proportional_bias, roc_band
     from aiecg.report.figures.base import primary_score, regression_stem
 
     score = primary_score(run)
@@ -29,12 +28,7 @@ def complete_inputs(run: RunData) -> None:
         _, labels, scores = score
         run.roc_band = roc_band(labels, scores)
     if run.calibration_curve is None and score is not None and "proba" in score[0]:
-        table = run.results
-        labels, probs = table["lvh_true"].to_numpy(float), table[score[0]].to_numpy(float)
-        sex = table["is_m"].to_numpy(float)
-        n_bins = int(np.clip(np.isfinite(labels).sum() // 15, 3, 10))
-        run.calibration_curve = calibration_by_group(
-            labels, probs, {"all": np.ones(len(labels), bool), "women": sex == 0, "men": sex == 1}, n_bins)
+        run.calibration_curve = primary_calibration(run.results, score[0])
     stem = regression_stem(run)
     if run.proportional_bias is None and stem is not None:
         run.proportional_bias = proportional_bias(run.results[f"{stem}_true"].to_numpy(float),

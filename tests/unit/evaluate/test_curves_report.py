@@ -5,7 +5,7 @@ import pytest
 from scipy import stats
 
 from aiecg.evaluate.calibration import calibration_intercept, calibration_slope
-from aiecg.evaluate.report_inputs import calibration_by_group, proportional_bias, roc_band, wilson_interval
+from aiecg.evaluate.curves import calibration_by_group, proportional_bias, roc_band, wilson_interval
 
 
 def test_wilson_interval_matches_the_textbook_values():
