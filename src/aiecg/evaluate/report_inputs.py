@@ -81,3 +81,44 @@ def proportional_bias(truth: np.ndarray, predicted: np.ndarray) -> dict[str, flo
     half = stats.t.ppf(0.975, keep.sum() - 2) * fit.stderr
     return {"slope": float(fit.slope), "intercept": float(fit.intercept), "slope_low": float(fit.slope - half),
             "slope_high": float(fit.slope + half), "p": float(fit.pvalue), "n": int(keep.sum())}
+
+
+def median_beat_groups(beats: np.ndarray, lvh: np.ndarray | None, prediction: np.ndarray | None,
+                       prediction_name: str = "prediction") -> list[dict[str, object]]:
+    """Mean and SD over participants of their median beats ([n, leads, samples]) for the groups the report
+    compares: CMR LVH against no LVH, and the highest against the lowest fifth of the prediction. One entry per
+    comparison: name, and curves (label, n, mean [leads, samples], sd)."""
+    def curve(label: str, member: np.ndarray) -> dict[str, object]:
+        chosen = beats[member]
+        return {"label": f"{label} (n={int(member.sum())})", "n": int(member.sum()), "mean": chosen.mean(axis=0),
+                "sd": chosen.std(axis=0, ddof=1) if member.sum() > 1 else np.zeros(beats.shape[1:])}
+
+    panels: list[dict[str, object]] = []
+    if lvh is not None and len(np.unique(lvh[np.isfinite(lvh)])) == 2:
+        panels.append({"name": "lvh", "curves": [curve("LVH", lvh == 1), curve("no LVH", lvh == 0)]})
+    if prediction is not None and np.isfinite(prediction).sum() >= 2:
+        low_cut, high_cut = np.nanquantile(prediction, [0.2, 0.8])
+        panels.append({"name": "predicted", "what": prediction_name,
+                       "curves": [curve("highest fifth of predictions", prediction >= high_cut),
+                                  curve("lowest fifth", prediction <= low_cut)]})
+    return panels
+
+
+def lr_curve(lr: dict[str, float], values: np.ndarray, threshold: float | None, n: int = 200) -> pd.DataFrame:
+    """The saved sex-and-prediction logistic model (:class:`aiecg.evaluate.calibration.SexLogisticModel`) over
+    the range of ``values`` per sex, and the value at which each sex crosses ``threshold`` (``cutoff``; NaN
+    without a threshold or a flat model): columns sex, value, probability, cutoff."""
+    from scipy.special import logit
+
+    from aiecg.evaluate.calibration import SexLogisticModel
+
+    model = SexLogisticModel.from_dict(lr)
+    grid = np.linspace(np.nanmin(values), np.nanmax(values), n)
+    frames = []
+    for sex in (0, 1):
+        cutoff = float("nan")
+        if threshold is not None and model.coef_value:
+            cutoff = float((logit(threshold) - model.intercept - model.coef_sex * sex) / model.coef_value)
+        frames.append(pd.DataFrame({"sex": sex, "value": grid, "probability": model.predict_proba(sex, grid),
+                                    "cutoff": cutoff}))
+    return pd.concat(frames, ignore_index=True)

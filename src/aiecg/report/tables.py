@@ -274,13 +274,13 @@ def model_card(run: RunData) -> list[tuple[str, str]]:
         lvh = (f"; LVH: > {thresholds.male:g} (men), > {thresholds.female:g} (women)" if thresholds else "")
         card.append(("target", f"{spec.name} ({spec.kind.value}){lvh}"))
     if bundle is not None:
-        n_params = sum(int(np.prod(t.shape)) for t in bundle.state_dict.values())
+        n_params = bundle.n_weights
         settings = ", ".join(f"{k}={v}" for k, v in bundle.model_kwargs.items()) or "default settings"
         card.append(("model", f"{bundle.model_name} ({settings}); {n_params:,} weights; inputs: "
                               f"{bundle.n_leads} leads x {bundle.n_samples} samples median beat at "
                               f"{bundle.input_spec.get('fs')} Hz + {bundle.n_meta} clinical features"))
-        if bundle.encoder is not None:
-            card.append(("clinical variables", ", ".join(bundle.encoder.spec.columns)))
+        if bundle.clinical_columns:
+            card.append(("clinical variables", ", ".join(bundle.clinical_columns)))
     if training:
         card.append(("split", f"seed {training.get('split_seed')}, fractions {training.get('split_fractions')}; "
                               f"test ids sha256 {training.get('test_ids_sha256')}"))

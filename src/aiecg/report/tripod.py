@@ -89,7 +89,7 @@ def _sample_size(runs, explains) -> Answer:
 def _missing(runs, explains) -> Answer:
     if not any(run.bundle is not None for run in runs):
         return Answer(OPEN, "", "no bundle readable: how missing values were handled is unknown")
-    with_encoder = [run for run in runs if run.bundle is not None and run.bundle.encoder is not None]
+    with_encoder = [run for run in runs if run.bundle is not None and run.bundle.clinical_columns]
     text = ("clinical values missing at prediction are imputed with the training split's median or mode (the "
             "encoder's fill values, model card)" if with_encoder else "no clinical inputs to impute")
     return Answer(FILLED, "#tables", text + "; participants without a usable ECG or target are excluded and "

@@ -1,28 +1,90 @@
 """``aiecg report``: run, evaluation and explanation folders -> one static HTML page with figures and tables.
 
-Renders saved results only (results.csv, metrics.json, comparison*.csv, epochs.csv, exclusions.csv, splits, the
-bundle's metadata, the cohort's store); it never runs a model and never imports the training code.
+``aiecg.report`` only renders (results.csv, metrics.json, comparison*.csv, epochs.csv, exclusions.csv, splits,
+decision_curve.csv, the cohort table). What it shows beyond those files is prepared here, once, and handed over as
+plain values: the bundle's description (:class:`aiecg.report.runs.BundleInfo`), the median-beat summaries from the
+cohort's store, and the curves a run folder did not save (:mod:`aiecg.evaluate.report_inputs`: ROC band,
+calibration by sex, proportional bias, the LR model's curve). No model is run and no training code imported.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
-from aiecg.report.runs import ReportError, RunData, load_run
+from aiecg.report.runs import BundleInfo, ReportError, RunData, load_run
 
 matplotlib.use("Agg")
 
 
-def complete_inputs(run: RunData) -> None:
-    """What a run folder did not save but the page draws, computed from its saved arrays
-    (:mod:`aiecg.evaluate.report_inputs`): the ROC band of the primary LVH score, and the calibration curves of
-    its probability overall and by sex, and the proportional bias of a continuous prediction."""
+def bundle_info(path: Path, notes: list[str]) -> BundleInfo | None:
+    """The bundle at ``path`` described in plain values for the page (None, with a note, when unreadable)."""
     import numpy as np
 
-    from aiecg.evaluate.report_inputs import calibration_by_group, proportional_bias, roc_band
+    from aiecg.bundle import load_bundle
+    from aiecg.errors import AiecgError
+
+    try:
+        bundle = load_bundle(path)
+    except AiecgError as exc:
+        notes.append(f"model bundle not readable: {exc}")
+        return None
+    return BundleInfo(
+        model_name=bundle.model_name, model_kwargs=dict(bundle.model_kwargs),
+        n_weights=sum(int(np.prod(t.shape)) for t in bundle.state_dict.values()), n_leads=bundle.n_leads,
+        n_samples=bundle.n_samples, n_meta=bundle.n_meta, input_spec=dict(bundle.input_spec), target=bundle.target,
+        clinical_columns=tuple(bundle.encoder.spec.columns) if bundle.encoder is not None else (),
+        training=dict(bundle.training), versions=dict(bundle.versions))
+
+
+def median_beat_summary(run: RunData) -> dict[str, Any] | None:
+    """Mean and SD of the evaluated participants' median beats by LVH and by prediction, from the cohort's
+    store, in the standard lead order (None without a store or results)."""
+    import numpy as np
+
+    from aiecg.data.store import Store
+    from aiecg.errors import AiecgError
+    from aiecg.evaluate.report_inputs import median_beat_groups
+    from aiecg.report.figures.base import LEAD_ORDER, primary_score, regression_stem
+
+    if run.store_path is None or run.results is None:
+        return None
+    try:
+        store = Store.open(run.store_path)
+    except AiecgError as exc:
+        run.notes.append(f"store not readable: {exc}")
+        return None
+    leads = [lead for lead in LEAD_ORDER if lead in store.leads]
+    table = run.results
+    try:
+        beats = store.medians(table["eid"].astype(str).to_numpy(), leads)
+    except Exception as exc:  # noqa: BLE001 - a store that no longer matches the run: say so, draw the rest
+        return {"note": f"store {store.root} does not hold the run's participants ({exc})"}
+    manifest = store.manifest
+    time_ms = (np.arange(manifest["window"]) - manifest["r_offset"]) * 1000.0 / manifest["fs"]
+    stem = regression_stem(run)
+    column = f"{stem}_pred" if stem else (primary_score(run) or (None,))[0]
+    lvh = table["lvh_true"].to_numpy(float) if "lvh_true" in table else None
+    prediction = table[column].to_numpy(float) if column is not None else None
+    return {"time_ms": time_ms, "leads": leads, "panels": median_beat_groups(beats, lvh, prediction, str(column))}
+
+
+def complete_inputs(run: RunData) -> None:
+    """What the page draws beyond the run's files, prepared once: the bundle's description, median-beat
+    summaries, and the curves the folder did not save (:mod:`aiecg.evaluate.report_inputs`: the ROC band of the
+    primary LVH score, calibration of its probability overall and by sex, the proportional bias of a continuous
+    prediction, the LR model's curve)."""
+    import numpy as np
+
+    from aiecg.evaluate.report_inputs import calibration_by_group, lr_curve, proportional_bias, roc_band
     from aiecg.report.figures.base import primary_score, regression_stem
+
+    if run.bundle is None and run.bundle_path is not None:
+        run.bundle = bundle_info(run.bundle_path, run.notes)
+    if run.median_beats is None:
+        run.median_beats = median_beat_summary(run)
 
     score = primary_score(run)
     if run.roc_band is None and score is not None:
@@ -39,6 +101,9 @@ def complete_inputs(run: RunData) -> None:
     if run.proportional_bias is None and stem is not None:
         run.proportional_bias = proportional_bias(run.results[f"{stem}_true"].to_numpy(float),
                                                   run.results[f"{stem}_pred"].to_numpy(float))
+    if run.lr_curve is None and stem is not None and run.posthoc.get("lr") is not None:
+        run.lr_curve = lr_curve(run.posthoc["lr"], run.results[f"{stem}_pred"].to_numpy(float),
+                                run.posthoc.get("threshold"))
 
 
 def write_report(inputs: list[str | Path], out: str | Path, title: str = "aiecg report") -> Path:

@@ -129,18 +129,15 @@ def lr_thresholding(runs: list[RunData]) -> Plot:
                 "split) against the prediction. Lines: the saved LR model per sex; vertical solid: where each sex "
                 "crosses the validation-chosen threshold (horizontal); vertical dotted: guideline CMR cut-offs.")
     usable = [(run, stem) for run in runs if (stem := regression_stem(run)) and "lvh_proba_lr" in run.results
-              and (run.posthoc.get("lr") is not None)]
+              and run.lr_curve is not None]
     if not usable:
         plot.notes.append("no regression run saved an LR model and lvh_proba_lr")
         return plot
-    from scipy.special import expit, logit
-
     fig, pairs = legend_panels(len(usable), 5.2, 3.8, 5)
     for (ax, legend_ax), (run, stem) in zip(pairs, usable):
-        table, lr = run.results, run.posthoc["lr"]
+        table = run.results
         threshold = run.posthoc.get("threshold")
         x = table[f"{stem}_pred"].to_numpy(float)
-        grid = np.linspace(np.nanmin(x), np.nanmax(x), 200)
         lvh = table["lvh_true"].to_numpy(float) == 1
         thresholds = run.spec.lvh_thresholds if run.spec is not None else None
         for sex in (0, 1):
@@ -153,10 +150,11 @@ def lr_thresholding(runs: list[RunData]) -> Plot:
                        edgecolors=style.BLACK, marker=style.SEX_MARKER[sex], linewidths=0.6,
                        label=f"{style.SEX_LABEL[sex]}, LVH", zorder=3, rasterized=len(x) > RASTER_ABOVE)
             ls = "-" if sex else "--"
-            ax.plot(grid, expit(lr["intercept"] + lr["coef_sex"] * sex + lr["coef_value"] * grid), color=colour,
-                    linestyle=ls, linewidth=1.2, label=f"LR model, {style.SEX_LABEL[sex]}")
-            if threshold is not None and lr["coef_value"]:
-                cut = (logit(threshold) - lr["intercept"] - lr["coef_sex"] * sex) / lr["coef_value"]
+            curve = run.lr_curve[run.lr_curve["sex"] == sex]
+            ax.plot(curve["value"], curve["probability"], color=colour, linestyle=ls, linewidth=1.2,
+                    label=f"LR model, {style.SEX_LABEL[sex]}")
+            cut = float(curve["cutoff"].iloc[0])
+            if np.isfinite(cut):
                 ax.axvline(cut, color=colour, linestyle=ls, linewidth=0.8,
                            label=f"learned cut-off, {style.SEX_LABEL[sex]}: {cut:.1f}")
             if thresholds is not None:
