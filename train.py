@@ -34,7 +34,7 @@ DEFAULT_EXT_N = 1500
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from aiecg.config import DEFAULT_DEVICE
     from aiecg.data.targets import list_targets
-    from aiecg.train.losses import CRITERIA
+    from aiecg.train.losses import list_losses
 
     parser = argparse.ArgumentParser(description="Train or evaluate an AI-ECG model (reference-compatible flags)")
     parser.add_argument("--verbose", action="store_true", help="progress bars and a metrics summary")
@@ -45,7 +45,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--load", help="a saved model bundle (.aiecg) to evaluate or fine-tune")
     parser.add_argument("--save_results", action="store_true", help="write results.csv and metrics.json")
     parser.add_argument("--soto2022", choices=["resnet18", "resnet34"], help="a ResNet of Soto et al. 2022")
-    parser.add_argument("--criterion", choices=CRITERIA, help="loss (default by target)")
+    parser.add_argument("--criterion", choices=list_losses(), help="loss (default by target)")
     parser.add_argument("--oversample", action="store_true", help="oversample the rare class (categorical targets)")
     parser.add_argument("--undersample", action="store_true", help="undersample the common class")
     parser.add_argument("--loss_weighting", action="store_true", help="weight the rare class in the loss")

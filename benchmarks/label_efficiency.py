@@ -14,10 +14,21 @@ Deep models are ECG-only (no clinical variables, so the comparison is about the 
 indexed LV mass, and train to early stopping (``--max-epochs``, patience ``--patience``). Every arm is scored on
 the same test participants: R² of indexed LV mass and the AUROC of the predicted value for LVH, with paired
 bootstrap intervals (the project's one bootstrap) of the differences to scratch at the same size, and of
-pre-trained at size n against scratch at 4n. Writes ``benchmarks/results/label_efficiency.json``::
+pre-trained at size n against scratch at 4n.
 
-    .venv/bin/python benchmarks/label_efficiency.py                      # 6,000 participants, 250..2,000 labels
-    .venv/bin/python benchmarks/label_efficiency.py --quick              # a smaller run that fits a busy machine
+The external question: a second synthetic cohort with the external domain shift (other gain, noise, mains and
+population; ids disjoint from the internal cohort's) gives a fixed external test set and an unlabelled external
+pool. A second encoder is pre-trained on the internal and the external pools together (every test ECG of both
+cohorts excluded), and at the largest labelled size the arm ``pretrained_external`` starts from it. Every arm is
+also scored on the external test set; the drop from internal to external AUROC of each arm is compared with
+scratch's, with an interval from resampling both test sets independently (they hold different participants).
+
+``--work DIR`` keeps the cohorts, stores, encoders and every arm's predictions there, so that an interrupted run
+resumes where it stopped (the partial result is written after every seed). Writes
+``benchmarks/results/label_efficiency.json``::
+
+    .venv/bin/python benchmarks/label_efficiency.py --work runs/label_efficiency   # 8,000 + 3,000 participants
+    .venv/bin/python benchmarks/label_efficiency.py --quick               # a smaller run that fits a busy machine
 """
 
 from __future__ import annotations
@@ -44,12 +55,12 @@ from aiecg.data.prepare import PrepareConfig, prepare_store
 from aiecg.data.store import Store
 from aiecg.data.targets import target_spec
 from aiecg.ecg import MODEL_LEADS
-from aiecg.evaluate.bootstrap import bootstrap_ci
+from aiecg.evaluate.bootstrap import bootstrap_ci, resample_indices
 from aiecg.evaluate.metrics import compute_auroc
 from aiecg.evaluate.stats import r_squared
 from aiecg.models import create_model
 from aiecg.predict import predict
-from aiecg.synth import SynthConfig, generate_cohort
+from aiecg.synth import EXTERNAL_SHIFT, SynthConfig, generate_cohort
 from aiecg.train.loop import fit
 from aiecg.train.losses import LogCoshLoss
 from aiecg.train.pretrain import start_from_encoder
@@ -122,85 +133,173 @@ def paired(y: np.ndarray, lvh: np.ndarray, a: np.ndarray, b: np.ndarray, seed: i
                                                                                    auroc.high]}
 
 
+def drop_difference(internal: tuple[np.ndarray, np.ndarray, np.ndarray], external: tuple[np.ndarray, np.ndarray,
+                    np.ndarray], seed: int, n_resamples: int = 1000) -> list[float]:
+    """(internal - external AUROC) of arm a minus that of arm b, each tuple (lvh, a, b); a negative value means a
+    loses less than b on the external cohort. Percentile interval from resampling the two test sets independently,
+    each stratified by LVH (the project's resampler)."""
+    def change(lvh, a, b):
+        return compute_auroc(lvh, a) - compute_auroc(lvh, b)
+
+    estimate = change(*internal) - change(*external)
+    rng = np.random.default_rng(seed)
+    inside = np.concatenate(list(resample_indices(len(internal[0]), n_resamples, rng, internal[0])))
+    outside = np.concatenate(list(resample_indices(len(external[0]), n_resamples, rng, external[0])))
+    values = np.array([change(*(x[i] for x in internal)) - change(*(x[j] for x in external))
+                       for i, j in zip(inside, outside, strict=True)])
+    low, high = np.nanpercentile(values, [2.5, 97.5])
+    return [float(estimate), float(low), float(high)]
+
+
+def cohort(root: Path, config: SynthConfig) -> tuple[Store, pd.DataFrame]:
+    """Generate (once) and prepare (resuming) a synthetic cohort; its store and cohort table."""
+    if not (root / "cohort.yaml").exists():
+        generate_cohort(root, config, progress=False)
+    prepare_store(root / "cohort.yaml", root / "store", PrepareConfig(store_beats=False), progress=False)
+    frame = load_cohort(root / "cohort.yaml", SPEC.outputs).frame
+    frame[ID] = frame[ID].astype(str)
+    return Store.open(root / "store"), frame
+
+
+def labelled_ids(store: Store, frame: pd.DataFrame) -> list[str]:
+    target = frame.set_index(ID)[SPEC.outputs[0]]
+    return sorted(set(target.index[target.notna()]) & store.usable_ids)
+
+
+def encoder(out: Path, stores: list[Path], exclude: Path, epochs: int) -> tuple[dict, dict]:
+    """Pre-train (or reuse, or resume) an encoder; its state dict and pretrain.json."""
+    if not (out / "encoder.aiecg").exists():
+        pretrain_run(PretrainConfig(stores=tuple(str(s) for s in stores), out=str(out), exclude_ids=str(exclude),
+                                    resume=(out / "checkpoint.pt").exists(),
+                                    fit=FitConfig(max_epochs=epochs, early_stopping=10, lr_patience=5, lr=1e-3)),
+                     progress=False)
+    return (load_bundle(out / "encoder.aiecg", allow_encoder=True).state_dict,
+            json.loads((out / "pretrain.json").read_text()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=6000, help="participants of the synthetic cohort")
-    parser.add_argument("--test", type=int, default=1000, help="fixed test participants")
+    parser.add_argument("--n", type=int, default=8000, help="participants of the internal synthetic cohort")
+    parser.add_argument("--test", type=int, default=1000, help="fixed internal test participants")
+    parser.add_argument("--external-n", type=int, default=3000, help="participants of the external cohort")
+    parser.add_argument("--external-test", type=int, default=1000, help="fixed external test participants")
     parser.add_argument("--sizes", default="250,500,1000,2000", help="labelled training set sizes")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--max-epochs", type=int, default=150)
     parser.add_argument("--patience", type=int, default=15)
     parser.add_argument("--pretrain-epochs", type=int, default=100)
+    parser.add_argument("--work", type=Path, default=None,
+                        help="keep (and resume from) the cohorts, encoders and predictions here; default: a "
+                             "temporary folder removed at the end")
     parser.add_argument("--quick", action="store_true",
-                        help="2,000 participants, 400 test, sizes 100,200,400,800, 1 seed, shorter training")
+                        help="2,000 + 1,000 participants, 400 + 400 test, sizes 100,200,400,800, 1 seed, shorter "
+                             "training")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "label_efficiency.json")
     args = parser.parse_args()
     if args.quick:
-        args.n, args.test, args.sizes, args.seeds = 2000, 400, "100,200,400,800", 1
-        args.max_epochs, args.patience, args.pretrain_epochs = 80, 10, 40
+        args.n, args.test, args.external_n, args.external_test = 2000, 400, 1000, 400
+        args.sizes, args.seeds, args.max_epochs, args.patience, args.pretrain_epochs = "100,200,400,800", 1, 80, 10, 40
     sizes = [int(s) for s in args.sizes.split(",")]
     started, load = time.perf_counter(), os.getloadavg()
-    work = Path(tempfile.mkdtemp(prefix="aiecg-label-efficiency-"))
+    work = args.work or Path(tempfile.mkdtemp(prefix="aiecg-label-efficiency-"))
     try:
-        data = work / "data"
-        generate_cohort(data, SynthConfig(n=args.n, seed=7, lvh_prevalence=0.2), progress=False)
-        prepare_store(data / "cohort.yaml", data / "store", PrepareConfig(store_beats=False), progress=False)
-        store = Store.open(data / "store")
-        frame = load_cohort(data / "cohort.yaml", SPEC.outputs).frame
-        frame[ID] = frame[ID].astype(str)
-        target = frame.set_index(ID)[SPEC.outputs[0]]
-        usable = sorted(set(target.index[target.notna()]) & store.usable_ids)
-        order = list(np.random.default_rng(0).permutation(usable))
+        work.mkdir(parents=True, exist_ok=True)
+        store, frame = cohort(work / "internal", SynthConfig(n=args.n, seed=7, lvh_prevalence=0.2, workers=2))
+        ext_store, ext_frame = cohort(work / "external", SynthConfig(
+            n=args.external_n, seed=8, lvh_prevalence=0.2, workers=2, shift=EXTERNAL_SHIFT, name="synthetic-external",
+            first_eid=9_000_001))
+        order = list(np.random.default_rng(0).permutation(labelled_ids(store, frame)))
         test_ids, pool = order[: args.test], order[args.test:]
+        ext_order = list(np.random.default_rng(1).permutation(labelled_ids(ext_store, ext_frame)))
+        ext_test_ids = ext_order[: args.external_test]
         if len(pool) < 5 * max(sizes) // 4:
             raise SystemExit(f"{len(pool)} labelled participants outside the test set; need {5 * max(sizes) // 4}")
-        (work / "test_ids.txt").write_text("\n".join(test_ids) + "\n")
-        pre = pretrain_run(PretrainConfig(stores=(str(data / "store"),), out=str(work / "pre"),
-                                          exclude_ids=str(work / "test_ids.txt"), fit=FitConfig(
-                                              max_epochs=args.pretrain_epochs, early_stopping=10, lr_patience=5,
-                                              lr=1e-3)), progress=False)
-        encoder_state = load_bundle(pre.encoder_path, allow_encoder=True).state_dict
-        test = arrays_for(store, frame, test_ids)
+        (work / "test_ids.txt").write_text("\n".join(test_ids + ext_test_ids) + "\n")
+        internal_state, internal_summary = encoder(work / "pre_internal", [work / "internal" / "store"],
+                                                   work / "test_ids.txt", args.pretrain_epochs)
+        external_state, external_summary = encoder(work / "pre_internal_external", [
+            work / "internal" / "store", work / "external" / "store"], work / "test_ids.txt", args.pretrain_epochs)
+        test, ext_test = arrays_for(store, frame, test_ids), arrays_for(ext_store, ext_frame, ext_test_ids)
         y, lvh = test.target[:, 0].astype(float), frame.set_index(ID).loc[test_ids, "LVH"].to_numpy(int)
+        ext_y = ext_test.target[:, 0].astype(float)
+        ext_lvh = ext_frame.set_index(ID).loc[ext_test_ids, "LVH"].to_numpy(int)
+        target = frame.set_index(ID)[SPEC.outputs[0]]
         fit_config = FitConfig(max_epochs=args.max_epochs, early_stopping=args.patience, lr_patience=5)
         runs: list[dict] = []
-        predictions: dict[tuple[str, int, int], np.ndarray] = {}
+        predictions: dict[tuple[str, int, int], tuple[np.ndarray, np.ndarray]] = {}
+        cache = work / "predictions"
+        cache.mkdir(exist_ok=True)
+        result: dict = {}
         for seed in range(args.seeds):
             shuffled = list(np.random.default_rng(100 + seed).permutation(pool))
             for size in sizes:
                 n_val = max(50, size // 4)
                 train_ids, val_ids = shuffled[:size], shuffled[size: size + n_val]
                 train, val = arrays_for(store, frame, train_ids), arrays_for(store, frame, val_ids)
-                for arm in ("scratch", "pretrained", "probe"):
-                    predicted, info = train_arm(arm, train, val, test, encoder_state, seed, fit_config)
-                    predictions[(arm, size, seed)] = predicted
-                    runs.append({"arm": arm, "size": size, "seed": seed, **score(y, lvh, predicted, seed), **info})
-                ridge = ridge_arm(store.index, train_ids + val_ids, test_ids,
-                                  target.loc[train_ids + val_ids].to_numpy(float))
-                predictions[("ridge", size, seed)] = ridge
-                runs.append({"arm": "ridge", "size": size, "seed": seed, **score(y, lvh, ridge, seed),
-                             "note": "trained on the training and validation participants (no early stopping)"})
+                arms = ["scratch", "pretrained", "probe", "ridge"] + (["pretrained_external"] if size == max(sizes)
+                                                                     else [])
+                for arm in arms:
+                    saved = cache / f"{arm}_{size}_{seed}.npz"
+                    if saved.exists():
+                        with np.load(saved) as stored:
+                            pair, info = (stored["internal"], stored["external"]), json.loads(str(stored["info"]))
+                    elif arm == "ridge":
+                        index = pd.concat([store.index, ext_store.index], ignore_index=True)
+                        both = ridge_arm(index, train_ids + val_ids, test_ids + ext_test_ids,
+                                         target.loc[train_ids + val_ids].to_numpy(float))
+                        pair = (both[: len(test_ids)], both[len(test_ids):])
+                        info = {"note": "trained on the training and validation participants (no early stopping)"}
+                    else:
+                        state = external_state if arm == "pretrained_external" else internal_state
+                        model_arm = "pretrained" if arm == "pretrained_external" else arm
+                        both_test = Arrays(*(np.concatenate([getattr(test, f.name), getattr(ext_test, f.name)])
+                                             for f in dataclasses.fields(Arrays)))
+                        predicted, info = train_arm(model_arm, train, val, both_test, state, seed, fit_config)
+                        pair = (predicted[: len(test_ids)], predicted[len(test_ids):])
+                    if not saved.exists():
+                        np.savez(saved, internal=pair[0], external=pair[1], info=json.dumps(info))
+                    predictions[(arm, size, seed)] = pair
+                    runs.append({"arm": arm, "size": size, "seed": seed, **score(y, lvh, pair[0], seed),
+                                 "external": score(ext_y, ext_lvh, pair[1], seed), **info})
                 print(pd.DataFrame([r for r in runs if r["size"] == size and r["seed"] == seed])[
                     ["arm", "size", "seed", "r2", "auroc"]].to_string(index=False), flush=True)
-        differences = []
-        for (arm, size, seed), predicted in predictions.items():
-            if arm == "scratch":
-                continue
-            differences.append({"a": f"{arm}@{size}", "b": f"scratch@{size}", "seed": seed,
-                                **paired(y, lvh, predicted, predictions[("scratch", size, seed)], seed)})
-            if arm == "pretrained" and ("scratch", 4 * size, seed) in predictions:
-                differences.append({"a": f"pretrained@{size}", "b": f"scratch@{4 * size}", "seed": seed,
-                                    **paired(y, lvh, predicted, predictions[("scratch", 4 * size, seed)], seed)})
-        result = {"settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-                  "n_test": len(test_ids), "n_pool": len(pool), "pretrain": pre.summary, "runs": runs,
-                  "paired_differences": differences, "loadavg_start": load, "loadavg_end": os.getloadavg(),
-                  "seconds": round(time.perf_counter() - started, 1),
-                  "not_measured": "10 s rhythm-strip models and pre-training on the external cohort (not built yet)"}
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2, default=float))
-        print(pd.DataFrame(differences).to_string(index=False))
+            result = summarise(args, runs, predictions, (y, lvh), (ext_y, ext_lvh), sizes,
+                               {"internal": internal_summary, "internal_external": external_summary},
+                               len(test_ids), len(pool), load, started)
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(result, indent=2, default=float))
+        print(pd.DataFrame(result["paired_differences"]).to_string(index=False))
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def summarise(args, runs, predictions, internal, external, sizes, pretrain, n_test, n_pool, load, started) -> dict:
+    """Paired differences (same test participants) and the external-drop comparison of the arms run so far."""
+    (y, lvh), (_, ext_lvh) = internal, external
+    differences, drops = [], []
+    for (arm, size, seed), (predicted, ext_predicted) in predictions.items():
+        if arm == "scratch":
+            continue
+        scratch = predictions[("scratch", size, seed)]
+        differences.append({"a": f"{arm}@{size}", "b": f"scratch@{size}", "seed": seed,
+                            **paired(y, lvh, predicted, scratch[0], seed)})
+        if arm in ("pretrained", "probe") and ("scratch", 4 * size, seed) in predictions:
+            differences.append({"a": f"{arm}@{size}", "b": f"scratch@{4 * size}", "seed": seed,
+                                **paired(y, lvh, predicted, predictions[("scratch", 4 * size, seed)][0], seed)})
+        if arm in ("pretrained", "probe", "pretrained_external") and size == max(sizes):
+            ridge = predictions[("ridge", size, seed)]
+            differences.append({"a": f"{arm}@{size}", "b": f"ridge@{size}", "seed": seed,
+                                **paired(y, lvh, predicted, ridge[0], seed)})
+            drops.append({"a": f"{arm}@{size}", "b": f"scratch@{size}", "seed": seed,
+                          "auroc_drop_a_minus_b": drop_difference((lvh, predicted, scratch[0]),
+                                                                  (ext_lvh, ext_predicted, scratch[1]), seed)})
+    return {"settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+                         if k not in ("work", "out")},
+            "n_test": n_test, "n_pool": n_pool, "pretrain": pretrain, "runs": runs,
+            "paired_differences": differences, "external_drop_differences": drops, "loadavg_start": load,
+            "loadavg_end": os.getloadavg(), "seconds": round(time.perf_counter() - started, 1),
+            "not_measured": "10 s rhythm-strip models (not built yet)"}
 
 
 if __name__ == "__main__":

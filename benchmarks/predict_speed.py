@@ -22,7 +22,7 @@ import torch
 
 from aiecg.bundle import Bundle, save_bundle
 from aiecg.data.dataset import TargetScaling
-from aiecg.data.prepare import PrepareConfig, process_record
+from aiecg.data.prepare import PrepareConfig, prepare_record
 from aiecg.data.targets import target_spec
 from aiecg.ecg import MODEL_LEADS
 from aiecg.io import read_ecg
@@ -60,7 +60,7 @@ def timed(fn, *args, **kwargs):
 def per_file_ms(files: list[Path]) -> dict[str, float]:
     config = PrepareConfig(store_beats=False)
     _, _, read = timed(lambda: [read_ecg(path) for path in files])
-    _, _, process = timed(lambda: [process_record(path.stem, str(path), None, config) for path in files])
+    _, _, process = timed(lambda: [prepare_record(path.stem, str(path), None, config) for path in files])
     return {"read_ecg_cpu_ms": 1000 * read / len(files), "process_record_cpu_ms": 1000 * process / len(files)}
 
 
@@ -76,7 +76,7 @@ def main() -> None:
         generate_cohort(work / "data", SynthConfig(n=args.n, seed=0, workers=args.workers), progress=False)
         files = sorted((work / "data" / "ecg").glob("*.xml"))
         bundle = make_bundle(work / "model.aiecg")
-        process_record("warm-up", str(files[0]), None, PrepareConfig())  # imports once, as each worker does
+        prepare_record("warm-up", str(files[0]), None, PrepareConfig())  # imports once, as each worker does
         results["per_file"] = per_file_ms(files[:100])
         torch.set_num_threads(1)  # one core for everything: files/s/core
         from aiecg.workflows.export import export_bundle

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from aiecg.data.prepare import PrepareConfig, prepare_store, process_record
+from aiecg.data.prepare import PrepareConfig, prepare_record, prepare_store
 from aiecg.io import read_ecg
 from aiecg.synth import SynthConfig, generate_cohort
 
@@ -31,18 +31,18 @@ def cpu_seconds() -> float:
 
 
 def in_process(files: list[Path], config: PrepareConfig) -> dict[str, float]:
-    """``process_record`` in this process, one record after the other: wall and CPU ms per record, and the CPU
+    """``prepare_record`` in this process, one record after the other: wall and CPU ms per record, and the CPU
     split into reading the file and the per-record signal path."""
     wall, cpu = time.perf_counter(), time.process_time()
     for path in files:
-        process_record(path.stem, str(path), None, config)
+        prepare_record(path.stem, str(path), None, config)
     wall, cpu = (time.perf_counter() - wall) / len(files), (time.process_time() - cpu) / len(files)
     started = time.process_time()
     ecgs = [read_ecg(path) for path in files]
     read = (time.process_time() - started) / len(files)
     started = time.process_time()
     for path, ecg in zip(files, ecgs):
-        process_record(path.stem, str(path), None, config, ecg=ecg)
+        prepare_record(path.stem, str(path), None, config, ecg=ecg)
     analyse = (time.process_time() - started) / len(files)
     return {"in_process_ms_per_record": 1000 * wall, "in_process_records_per_s_per_core": 1 / wall,
             "in_process_cpu_ms_per_record": 1000 * cpu, "in_process_records_per_cpu_s": 1 / cpu,
@@ -62,7 +62,7 @@ def main() -> None:
         cohort = work / "data" / "cohort.yaml"
         files = sorted((work / "data" / "ecg").glob("*.xml"))
         config = PrepareConfig()
-        process_record("warm-up", str(files[0]), None, config)  # imports neurokit2 once, as each worker does
+        prepare_record("warm-up", str(files[0]), None, config)  # imports neurokit2 once, as each worker does
         results.update(in_process(files[:200], config))
         for workers in (1, args.workers):
             for beats in (True, False):

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from aiecg.data.prepare import PrepareConfig, analyse_record
+from aiecg.data.prepare import PrepareConfig
 from aiecg.io import read_ecg
 from aiecg.synth import SynthConfig, generate_cohort
 
@@ -48,7 +48,7 @@ def main() -> None:
         tp = n_true = n_found = 0
         qc = []
         for eid, file in zip(table["eid"], table["ecg_file"]):
-            found = analyse_record(read_ecg(work / file), PrepareConfig())
+            found = PrepareConfig().analyse(read_ecg(work / file)).beats
             bad_reason = truth.loc[eid, "bad_reason"]
             qc.append({"eid": eid, "truth": bad_reason, "qc_ok": found.qc_ok, "qc_reason": found.qc_reason})
             if bad_reason:

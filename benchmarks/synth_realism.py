@@ -12,7 +12,9 @@ For an internal cohort (UK-Biobank-like, 20% LVH) and an external one (:data:`ai
    participants, with paired bootstrap intervals: ridge / logistic regression on aiecg's measurements
    (the store's measurement columns) + clinical variables, clinical only, SVR / SVM (the reference's
    baselines, :mod:`aiecg.evaluate.baselines`), the criteria; FCN / ResNet34 with ``--models`` (trained with
-   :func:`aiecg.workflows.train.train_run`, expensive);
+   :func:`aiecg.workflows.train.train_run` to early stopping, expensive), each also compared with ridge / logistic
+   and SVR / SVM refitted on the deep run's own training and validation participants and scored on its test
+   participants: paired differences with bootstrap intervals (``paired_deep_vs_classical``);
 5. external shift: the internal-trained (untuned) ridge, logistic and SVM on the external cohort against their
    internal test numbers; with ``--models`` also the FCN (LVH): its internal test AUROC, the same test
    participants re-recorded with the external device and routine-care electrode placement (a paired drop with
@@ -21,7 +23,7 @@ For an internal cohort (UK-Biobank-like, 20% LVH) and an external one (:data:`ai
 
 Usage::
 
-    python benchmarks/synth_realism.py [--n 3000] [--n-ext 1500] [--workers 2] [--models] [--epochs 8]
+    python benchmarks/synth_realism.py [--n 3000] [--n-ext 1500] [--workers 2] [--models] [--max-epochs 200]
         [--archs fcn,resnet34] [--out benchmarks/results/synth_realism.json]
 
 Writes ``benchmarks/results/synth_realism.json`` and ``synth_realism.md``. Nothing here feeds back into the
@@ -259,9 +261,11 @@ def external_shift_rows(bundle: Path, internal_test: pd.DataFrame, work: Path, e
     return out
 
 
-def model_rows(cohort_yaml: Path, work: Path, epochs: int, archs: tuple[str, ...] = ("fcn", "resnet34"),
-               shift_data: dict[str, Any] | None = None) -> tuple[list[dict], dict]:
-    """FCN / ResNet34 predictions on their own test split (optional, expensive), and the FCN's external shift."""
+def model_rows(cohort_yaml: Path, work: Path, max_epochs: int, archs: tuple[str, ...] = ("fcn", "resnet34"),
+               shift_data: dict[str, Any] | None = None, patience: int = 15) -> tuple[list[dict], dict]:
+    """FCN / ResNet34 trained to early stopping (at most ``max_epochs``; optional, expensive): their test-split
+    predictions, the run directory (its splits pair the classical baselines with it), and the FCN's external
+    shift."""
     from aiecg.config import RunConfig
     from aiecg.train.loop import FitConfig
     from aiecg.workflows.train import train_run
@@ -271,16 +275,74 @@ def model_rows(cohort_yaml: Path, work: Path, epochs: int, archs: tuple[str, ...
         for target in ("INDEXED_MASS", "LVH"):
             name = f"{arch}_{target.lower()}"
             cfg = RunConfig(cohort=str(cohort_yaml), target=target, arch=arch, name=name, out=str(work / "runs"),
-                            compare=False, fit=FitConfig(max_epochs=epochs, early_stopping=5, lr_patience=3))
+                            compare=False, split_fractions=(0.6, 0.2, 0.2),
+                            fit=FitConfig(max_epochs=max_epochs, early_stopping=patience, lr_patience=5))
             started = time.perf_counter()
             result = train_run(cfg, progress=False)
             table = pd.read_csv(result.run_dir / "results.csv")
-            preds.append({"arch": arch, "target": target, "table": table, "seconds": time.perf_counter() - started})
+            training = result.metrics.get("training", {})
+            preds.append({"arch": arch, "target": target, "table": table, "seconds": time.perf_counter() - started,
+                          "run_dir": result.run_dir, "best_epoch": training.get("best_epoch"),
+                          "epochs_run": training.get("epochs_run")})
             if arch == "fcn" and target == "LVH" and shift_data is not None:
                 internal_test = with_labels(result.run_dir / "results.csv", shift_data["internal_table"])
-                external = external_shift_rows(result.run_dir / "model.aiecg", internal_test, work / "runs", epochs,
-                                               **{k: v for k, v in shift_data.items() if k != "internal_table"})
+                external = external_shift_rows(result.run_dir / "model.aiecg", internal_test, work / "runs",
+                                               max_epochs, **{k: v for k, v in shift_data.items()
+                                                              if k != "internal_table"})
     return preds, external
+
+
+def paired_against_classical(p: dict[str, Any], internal: dict[str, Any], names: list[str], seed: int
+                             ) -> list[dict[str, Any]]:
+    """The deep model against ridge / logistic and SVR / SVM (measurements + clinical) fitted on the deep run's own
+    training and validation participants and scored on its test participants: paired differences (deep minus
+    classical) of R² (indexed mass) or AUROC (LVH) with paired bootstrap intervals (the project's bootstrap)."""
+    from aiecg.data.splits import Splits
+    from aiecg.evaluate.bootstrap import bootstrap_ci
+    from aiecg.evaluate.metrics import compute_auroc
+    from aiecg.evaluate.stats import r_squared
+
+    splits = Splits.load(p["run_dir"])
+    eids = internal["table"]["eid"].astype(str).to_numpy()
+    row_of = {e: i for i, e in enumerate(eids)}
+    tr, va, te = (np.array([row_of[str(i)] for i in ids]) for ids in (splits.train, splits.val, splits.test))
+    ecg, clin = features(internal, names)
+    x = np.hstack([ecg, clin])
+    table = p["table"].assign(eid=p["table"]["eid"].astype(str)).set_index("eid").loc[eids[te]]
+    y, lvh = internal["table"]["ilvm"].to_numpy(), internal["table"]["lvh"].to_numpy().astype(int)
+    feats = BaselineFeatures(x[tr], x[va], x[te], names + CLINICAL)
+
+    def pipe(model):
+        return make_pipeline(SimpleImputer(strategy="median"), StandardScaler(), model)
+
+    fit_rows = np.concatenate([tr, va])
+    if p["target"] == "INDEXED_MASS":
+        deep = table["ilvm_pred"].to_numpy(float)
+        classical = {"ridge": pipe(RidgeCV(alphas=np.logspace(-1, 4, 16))).fit(x[fit_rows], y[fit_rows]).predict(
+            x[te]), "svr": fit_svr(feats, y[tr], y[va])[0]}
+
+        def difference(t, a, b, axis=-1):
+            return r_squared(t, a, axis=axis) - r_squared(t, b, axis=axis)
+        truth, metric, stratify = y[te], "r2", None
+        own = {name: float(r_squared(truth, values)) for name, values in {"deep": deep, **classical}.items()}
+    else:
+        deep = table["lvh_proba"].to_numpy(float)
+        logit = pipe(LogisticRegression(C=0.1, max_iter=5000)).fit(x[fit_rows], lvh[fit_rows])
+        classical = {"logistic": logit.predict_proba(x[te])[:, 1],
+                     "svm": fit_svm_classifier(feats, lvh[tr], lvh[va], seed)[1]}
+
+        def difference(t, a, b):
+            return compute_auroc(t, a) - compute_auroc(t, b)
+        truth, metric, stratify = lvh[te], "auroc", lvh[te]
+        own = {name: float(compute_auroc(truth, values)) for name, values in {"deep": deep, **classical}.items()}
+    rows = []
+    for name, values in classical.items():
+        interval = bootstrap_ci(difference, truth, deep, values, seed=seed, n_resamples=1000, stratify=stratify)
+        rows.append({"deep": f"{p['arch']} ({p['target']})", "against": name, "metric": metric, "n_test": len(te),
+                     "deep_value": own["deep"], "classical_value": own[name],
+                     "difference": [float(interval.estimate), float(interval.low), float(interval.high)],
+                     "best_epoch": p["best_epoch"], "epochs_run": p["epochs_run"]})
+    return rows
 
 
 def main() -> None:
@@ -291,7 +353,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--models", action="store_true", help="also train FCN/ResNet34 (expensive)")
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--max-epochs", type=int, default=200,
+                        help="deep models train to early stopping (patience --patience) within this many epochs")
+    parser.add_argument("--patience", type=int, default=15)
     parser.add_argument("--archs", default="fcn,resnet34", help="comma-separated architectures for --models")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "synth_realism.json")
     args = parser.parse_args()
@@ -419,8 +483,11 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                       "device_table": recorded["table"], "device_ok": recorded["ok"],
                       "ext_yaml": work / "external" / "cohort.yaml", "ext_table": external["table"],
                       "seed": args.seed + 1}
-        preds, ext = model_rows(work / "internal" / "cohort.yaml", work, args.epochs, tuple(args.archs.split(",")),
-                                shift_data if "fcn" in args.archs.split(",") else None)
+        preds, ext = model_rows(work / "internal" / "cohort.yaml", work, args.max_epochs,
+                                tuple(args.archs.split(",")), shift_data if "fcn" in args.archs.split(",") else None,
+                                args.patience)
+        out["paired_deep_vs_classical"] = [row for p in preds
+                                           for row in paired_against_classical(p, internal, names, args.seed)]
         out["fcn_external_shift"] = ext
         by_eid = pd.DataFrame({"eid": table["eid"], "y": y, "lvh": lvh, "oy": oracle_y, "op": oracle_p})
         for p in preds:
@@ -436,8 +503,9 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 rows.append(share_row(f"{p['arch']} (LVH, own test split)", merged["y"].to_numpy(),
                                       merged["lvh"].to_numpy(), merged["oy"].to_numpy(), merged["op"].to_numpy(),
                                       None, merged["lvh_proba"].to_numpy(), 1))
-            rows[-1]["train_seconds"] = p["seconds"]
-        out["model_epochs"] = args.epochs
+            rows[-1]["train_seconds"] = float(p["seconds"])
+            rows[-1]["note"] = "own 60/20/20 split (paired comparison: paired_deep_vs_classical)"
+        out["model_training"] = {"max_epochs": args.max_epochs, "patience": args.patience}
     out["oracle_share_table"] = rows
     out["targets"] = check_targets(out)
     out["machine"] = {"python": platform.python_version(), "cpu_count": os.cpu_count(), "loadavg_end": os.getloadavg()}
@@ -511,6 +579,15 @@ def markdown(out: dict[str, Any]) -> str:
                   f"{fci(ts['untuned_auroc_ci'])} | | |",
                   f"| external test split, after staged fine-tuning | {ts['n']} | {f(ts['tuned_auroc'])} | "
                   f"{fci(ts['tuned_auroc_ci'])} | | |"]
+    paired = out.get("paired_deep_vs_classical")
+    if paired:
+        lines += ["", "| deep model (early stopping) | against (same split) | metric | n test | deep | classical | "
+                  "difference | 95% CI | best / run epochs |", "|---|---|---|---|---|---|---|---|---|"]
+        for r in paired:
+            d = r["difference"]
+            lines.append(f"| {r['deep']} | {r['against']} | {r['metric']} | {r['n_test']} | {f(r['deep_value'])} | "
+                         f"{f(r['classical_value'])} | {f(d[0])} | {fci(d[1:])} | {r['best_epoch']} / "
+                         f"{r['epochs_run']} |")
     orc = out["oracle"]
     lines += ["", f"Oracle AUROC: internal test {f(orc['test_auroc'])}, external cohort {f(orc['external_all_auroc'])} "
               f"(what the population and prevalence alone change); oracle r internal test {f(orc['test_r'])}.",

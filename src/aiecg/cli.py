@@ -39,6 +39,25 @@ def _add_pool_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
 
 
+def _add_limit_options(p: argparse.ArgumentParser) -> None:
+    """``--record-timeout`` and ``--max-memory-mb`` of a command that reads each ECG in a supervised worker
+    (``prepare``, ``measure``, ``predict``): a record past them is an error row, and the batch goes on."""
+    p.add_argument("--record-timeout", type=float, default=300.0,
+                   help="seconds one record may take before it is an error row (0: no limit)")
+    p.add_argument("--max-memory-mb", type=int, default=None,
+                   help="memory a worker may add while reading one record; beyond it the record is an error row")
+
+
+def _limits(args: argparse.Namespace) -> Any:
+    """The :class:`aiecg.data.workers.Limits` of ``--record-timeout`` and ``--max-memory-mb``."""
+    from aiecg.data.workers import Limits
+
+    if args.record_timeout < 0 or (args.max_memory_mb is not None and args.max_memory_mb < 1):
+        raise ConfigError(f"--record-timeout must be at least 0 (0: no limit) and --max-memory-mb at least 1, got "
+                          f"{args.record_timeout:g} and {args.max_memory_mb}")
+    return Limits(timeout_s=args.record_timeout or None, memory_mb=args.max_memory_mb)
+
+
 def _progress(args: argparse.Namespace) -> bool:
     """Progress bars only on a terminal: ``--quiet`` turns them off, and so does output to a file or a pipe
     (a log), where a bar would write every update as a line."""
@@ -77,7 +96,6 @@ def cmd_prepare(args: argparse.Namespace) -> dict[str, Any]:
     from aiecg.cliopts import collect_overrides, merge
     from aiecg.config import default_store
     from aiecg.data.prepare import PrepareConfig, merge_parts, prepare_store
-    from aiecg.data.workers import Limits
 
     out = Path(args.out) if args.out else default_store(args.cohort)
     if args.merge_only:
@@ -91,7 +109,7 @@ def cmd_prepare(args: argparse.Namespace) -> dict[str, Any]:
         config = PrepareConfig.from_dict(merge(PrepareConfig().to_dict(), changes))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"prepare settings: {exc}") from None
-    limits = Limits(timeout_s=args.record_timeout or None, memory_mb=args.max_memory_mb)
+    limits = _limits(args)
     summary = prepare_store(args.cohort, out, config, workers=args.workers, shard=args.shard,
                             progress=_progress(args), limits=limits)
     return {"store": str(out), **summary}
@@ -225,7 +243,7 @@ def cmd_measure(args: argparse.Namespace) -> dict[str, Any]:
     from aiecg.workflows.measure import run_measure
 
     return run_measure(args.inputs, args.out, with_beats=args.beats, fmt=args.format, workers=args.workers,
-                       progress=_progress(args), with_leads=args.per_lead)
+                       progress=_progress(args), with_leads=args.per_lead, limits=_limits(args))
 
 
 def cmd_plot(args: argparse.Namespace) -> dict[str, Any]:
@@ -250,7 +268,8 @@ def cmd_predict(args: argparse.Namespace) -> dict[str, Any]:
     return predict_run(args.bundle, args.inputs, args.out, clinical=args.clinical, id_column=args.id_column,
                        sex_column=args.sex_column, fmt=args.format, workers=args.workers, interval=args.interval,
                        engine=args.engine, onnx_path=args.onnx, batch_size=args.batch_size, progress=_progress(args),
-                       target_prevalence=args.target_prevalence, impute_missing_columns=args.impute_missing_columns)
+                       target_prevalence=args.target_prevalence, impute_missing_columns=args.impute_missing_columns,
+                       limits=_limits(args))
 
 
 def cmd_export(args: argparse.Namespace) -> dict[str, Any]:
@@ -264,9 +283,9 @@ def _run_choices() -> dict[str, Any]:
     from aiecg.data.sampling import SAMPLING_MODES
     from aiecg.data.targets import list_targets
     from aiecg.models import list_models
-    from aiecg.train.losses import CRITERIA
+    from aiecg.train.losses import list_losses
 
-    return {"target": list_targets(), "arch": list_models(), "criterion": CRITERIA, "fit.sampling": SAMPLING_MODES,
+    return {"target": list_targets(), "arch": list_models(), "criterion": list_losses(), "fit.sampling": SAMPLING_MODES,
             "fit.device": DEVICES}
 
 
@@ -294,10 +313,7 @@ def _prepare_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shard", type=_shard, default=(1, 1), help="K/N: process the K-th of N shards")
     p.add_argument("--merge-only", action="store_true", help="only merge the parts of finished shards")
     p.add_argument("--no-beats", action="store_true", help="store median beats only, not individual beats")
-    p.add_argument("--record-timeout", type=float, default=300.0,
-                   help="seconds one record may take before it is an error row (0: no limit)")
-    p.add_argument("--max-memory-mb", type=int, default=None,
-                   help="memory a worker may add while reading one record; beyond it the record is an error row")
+    _add_limit_options(p)
     p.add_argument("--mains", choices=["50", "60", "none"],
                    help="mains frequency to notch: 50 (Europe), 60 (North America, e.g. GE MUSE archives from the "
                         "US) or none [default: 50]; the same as --notch-hz")
@@ -338,12 +354,12 @@ def _finetune_options(p: argparse.ArgumentParser) -> None:
     """The options of ``aiecg finetune``."""
     from aiecg.cliopts import add_dataclass_options
     from aiecg.config import FinetuneRunConfig
-    from aiecg.train.losses import CRITERIA
+    from aiecg.train.losses import list_losses
 
     p.add_argument("--epochs", type=int, dest="cfg__finetune__max_epochs_per_stage", default=argparse.SUPPRESS,
                    metavar="INT", help="maximum epochs per stage (the same as --max-epochs-per-stage)")
     add_dataclass_options(p, FinetuneRunConfig, flatten={"finetune": ""},
-                          choices={"criterion": CRITERIA, "device": DEVICES})
+                          choices={"criterion": list_losses(), "device": DEVICES})
 
 
 def _evaluate_options(p: argparse.ArgumentParser) -> None:
@@ -466,6 +482,7 @@ def _measure_options(p: argparse.ArgumentParser) -> None:
                    "and T onset, peak and offset in each lead)")
     p.add_argument("--format", help="force a reader format for files and folders (default: detected per file)")
     _add_pool_options(p)
+    _add_limit_options(p)
 
 
 def _plot_options(p: argparse.ArgumentParser) -> None:
@@ -504,6 +521,7 @@ def _predict_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sex-column", default="sex", help="the clinical table's sex column (1/0 or male/female)")
     p.add_argument("--format", help="force one ECG reader instead of detection")
     _add_pool_options(p)
+    _add_limit_options(p)
     p.add_argument("--interval", type=float, default=0.9, help="level of the conformal prediction intervals")
     p.add_argument("--engine", choices=["torch", "onnx"], default="torch")
     p.add_argument("--onnx", help="with --engine onnx: this bundle's 'aiecg export' (default: export on the fly)")

@@ -23,35 +23,58 @@ DEFAULT_DEVICE = "auto"
 """The device ``aiecg train`` and ``train.py`` use unless told otherwise: CUDA when available, else the CPU."""
 
 
+DEFAULT_TRANSFORMS = ("crop_resize", "amplitude", "noise", "shift", "mixup")
+"""The registered augmentations (:mod:`aiecg.data.augment`) every :class:`AugmentConfig` lists, in the order they
+apply; their classes' defaults turn mixup off and the others on with probability 0.5."""
+
+_FLAT_AUGMENT_KEYS = {  # the flat fields of AugmentConfig before transforms registered (configs saved then)
+    "crop_resize": ("crop_resize", "min_fraction"), "crop_resize_p": ("crop_resize", "probability"),
+    "amplitude": ("amplitude", ("low", "high")), "amplitude_p": ("amplitude", "probability"),
+    "noise_mv": ("noise", "sd_mv"), "noise_p": ("noise", "probability"),
+    "max_shift": ("shift", "max_shift"), "shift_p": ("shift", "probability"),
+    "mixup_alpha": ("mixup", "alpha"), "mixup_p": ("mixup", "probability"),
+}
+
+
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Seeded augmentation of training batches; each transform applies to a sample with its own probability
-    (0 turns it off).
+    """Seeded augmentation of training batches: registered transforms (:mod:`aiecg.data.augment`), applied in
+    order, each to a sample with its own probability (``probability: 0`` turns one off).
 
     Attributes:
-        crop_resize: shortest crop, as a fraction of the beat, stretched back to full length (time scaling).
-        crop_resize_p: probability of the crop-and-resize.
-        amplitude: range of the random gain factor (device gain differences).
-        amplitude_p: probability of the gain change.
-        noise_mv: highest per-lead white-noise level in millivolts.
-        noise_p: probability of the noise.
-        max_shift: largest time shift in samples.
-        shift_p: probability of the time shift.
-        mixup_alpha: Beta(alpha, alpha) parameter of mixup (Zhang et al., ICLR 2018), which mixes two samples
-            and their targets (a label-changing augmentation; regression targets only).
-        mixup_p: probability of mixup (0: off, the default).
+        transforms: transform name -> options that override its class's defaults (``{noise: {sd_mv: 0.03}}``);
+            merged over :data:`DEFAULT_TRANSFORMS`, so naming one changes only what is named. On the command line:
+            ``--augment-transforms noise='{sd_mv: 0.03}'``.
     """
 
-    crop_resize: float = 0.9
-    crop_resize_p: float = 0.5
-    amplitude: tuple[float, float] = (0.9, 1.1)
-    amplitude_p: float = 0.5
-    noise_mv: float = 0.01
-    noise_p: float = 0.5
-    max_shift: int = 10
-    shift_p: float = 0.5
-    mixup_alpha: float = 0.2
-    mixup_p: float = 0.0
+    transforms: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        merged: dict[str, dict[str, Any]] = {name: {} for name in DEFAULT_TRANSFORMS}
+        for name, options in self.transforms.items():
+            if not isinstance(options, dict):
+                raise ConfigError(f"augment.transforms.{name}: expected a mapping of the transform's options "
+                                  f"(e.g. {{probability: 0.5}}), got {options!r}")
+            merged[name] = {**merged.get(name, {}), **options}
+        object.__setattr__(self, "transforms", merged)
+
+    @staticmethod
+    def migrate(data: dict[str, Any], where: str) -> dict[str, Any]:
+        """A configuration saved with the former flat fields (``noise_mv``, ``noise_p``, ...) as ``transforms``."""
+        flat = [key for key in data if key in _FLAT_AUGMENT_KEYS]
+        if not flat:
+            return data
+        transforms: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (data.get("transforms") or {}).items()}
+        for key in flat:
+            name, option = _FLAT_AUGMENT_KEYS[key]
+            value = data[key]
+            if isinstance(option, tuple):  # amplitude: (low, high)
+                if not isinstance(value, (list, tuple)) or len(value) != 2:
+                    raise ConfigError(f"{where}.{key}: expected [low, high], got {value!r}")
+                transforms.setdefault(name, {}).update(dict(zip(option, value)))
+            else:
+                transforms.setdefault(name, {})[option] = value
+        return {**{k: v for k, v in data.items() if k not in flat}, "transforms": transforms}
 
 
 @dataclass(frozen=True)
@@ -139,6 +162,9 @@ def _build(cls: type, data: Any, where: str) -> Any:
     """A dataclass of type ``cls`` from a (nested) dict, with a clear error for unknown keys or wrong types."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping of {cls.__name__} fields, got {type(data).__name__}")
+    migrate = getattr(cls, "migrate", None)  # a configuration saved in a former layout
+    if migrate is not None:
+        data = migrate(data, where)
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)

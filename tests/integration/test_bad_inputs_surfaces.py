@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from aiecg.cli import main as aiecg
+from tests.integration.test_prepare import misbehaving_reader  # noqa: F401 - a fixture: a reader that hangs or hogs
 
 pytestmark = pytest.mark.integration
 
@@ -383,7 +384,8 @@ def _argument_cases(trained, tmp):
                                      "--split-fractions 0.9,0.9,0.9: the train, validation and test shares must be",
                                      tmp / "f1"),
         "train out under a file": (["train", "--cohort", cohort, "--target", "INDEXED_MASS", "--out",
-                                    str(tmp / "a-file"), "--name", "t"], "a part of the path is a file, not a folder",
+                                    str(tmp / "a-file"), "--name", "t"],
+                                   f"--out {tmp / 'a-file'}: it is a file, not a folder",
                                    tmp / "a-file" / "t"),
     }
 
@@ -541,6 +543,37 @@ def test_devices_pipes_and_folders_are_error_rows_at_once(cardiosoft_xml, tmp_pa
     assert rows.loc["good", "status"] == "ok"
 
 
+@pytest.mark.usefixtures("misbehaving_reader")
+def test_a_hung_or_memory_exploding_record_is_one_error_row_in_measure_and_predict(trained, tmp_path, capsys):
+    """--record-timeout and --max-memory-mb, as prepare has them (one mechanism: data/workers.py): the record is
+    its error row with how to raise the limit, and the other files are measured or predicted."""
+    from tests.integration.test_prepare import MARK
+
+    good = sorted((trained / "data" / "ecg").glob("*.xml"))[0]
+    for action in ("hang", "hog"):
+        (tmp_path / f"{action}.bad").write_bytes(MARK + action.encode())
+    files = [str(good), str(tmp_path / "hang.bad"), str(tmp_path / "hog.bad")]
+    limits = ["--record-timeout", "2", "--max-memory-mb", "512", "--workers", "2"]
+    reasons = {"hang": "timed out after 2 s; raise --record-timeout if such files are expected",
+               "hog": "ran out of memory (each worker may use 512 MB more than at start; raise --max-memory-mb if "
+                      "such files are expected)"}
+    assert aiecg(["-q", "measure", *files, "--out", str(tmp_path / "m"), *limits]) == 0
+    rows = pd.read_csv(tmp_path / "m" / "measurements.csv", keep_default_na=False).set_index("record_id")
+    assert rows.loc[good.stem, "status"] == "ok"
+    assert rows.loc[["hang", "hog"], "status"].tolist() == ["timed_out", "out_of_memory"]
+    assert rows.loc[["hang", "hog"], "reason"].to_dict() == reasons
+    assert aiecg(["-q", "predict", "--bundle", str(trained / "runs" / "fcn" / "model.aiecg"), *files, "--clinical",
+                  str(trained / "data" / "cohort.csv"), "--id-column", "eid", "--out", str(tmp_path / "p.csv"),
+                  *limits]) == 0
+    rows = pd.read_csv(tmp_path / "p.csv", keep_default_na=False).set_index("record_id")
+    assert rows.loc[good.stem, "status"] == "ok" and rows.loc[good.stem, "ilvm_pred"] != ""
+    assert rows.loc[["hang", "hog"], "status"].tolist() == ["timed_out", "out_of_memory"]
+    assert rows.loc[["hang", "hog"], "reason"].to_dict() == reasons
+    capsys.readouterr()
+    assert aiecg(["-q", "measure", *files, "--out", str(tmp_path / "m2"), "--record-timeout", "-1"]) == 2
+    assert "--record-timeout must be at least 0 (0: no limit)" in _one_error_line(capsys, "measure")
+
+
 # ------------------------------------------------------------------------------------------ 13. damaged run files
 REPORT_DAMAGE = {
     "metrics.json": ("[1, 2]", "metrics.json holds a list, not a mapping; re-run the step that wrote it"),
@@ -570,6 +603,35 @@ def test_report_on_a_damaged_run_file_is_one_line_naming_it(trained, name, tmp_p
     line = _one_error_line(capsys, "report")
     assert str(target) in line and words in line, line
     assert not (tmp_path / "report" / "index.html").exists()
+
+
+def test_report_on_truncated_attributions_or_predictions_without_a_value_is_one_line(trained, tmp_path, capsys):
+    """A truncated attributions.npz and a results.csv whose predictions are all NaN are one line naming the file,
+    before any figure is drawn; a few rows without a prediction are a note in the report."""
+    from aiecg.report.runs import check_predictions
+
+    explained = tmp_path / "explain"
+    assert aiecg(["-q", "explain", "--bundle", str(trained / "runs" / "fcn" / "model.aiecg"), "--cohort",
+                  str(trained / "data" / "cohort.yaml"), "--out", str(explained), "--steps", "2", "--no-figures",
+                  "--max-participants", "4"]) == 0
+    npz = explained / "attributions.npz"
+    npz.write_bytes(npz.read_bytes()[: npz.stat().st_size // 2])
+    capsys.readouterr()
+    assert aiecg(["-q", "report", str(trained / "runs" / "fcn"), str(explained), "--out", str(tmp_path / "r1")]) == 2
+    line = _one_error_line(capsys, "report")
+    assert f"{npz} is not a readable .npz file (BadZipFile" in line, line
+
+    run = tmp_path / "run"
+    shutil.copytree(trained / "runs" / "fcn", run)
+    results = pd.read_csv(run / "results.csv", dtype={"eid": str})
+    results.assign(ilvm_pred=float("nan")).to_csv(run / "results.csv", index=False)
+    assert aiecg(["-q", "report", str(run), "--out", str(tmp_path / "r2")]) == 2
+    line = _one_error_line(capsys, "report")
+    assert f"{run / 'results.csv'}: column ilvm_pred holds no finite prediction in any of its {len(results)}" in line
+    results.loc[results.index[:2], "ilvm_pred"] = float("nan")
+    notes = []  # the report lists its run's notes (report/runs.py); checked here without drawing every figure
+    check_predictions(run / "results.csv", results, notes)
+    assert notes == [f"results.csv: 2 of {len(results)} rows have no finite ilvm_pred; check the step that wrote it"]
 
 
 # ------------------------------------------------------------------------------------------ 14. temporary folders

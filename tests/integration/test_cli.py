@@ -114,12 +114,13 @@ def test_every_run_config_field_is_a_flag_and_lands_in_config_yaml(synth_cohort,
             assert f"{DEST_PREFIX}fit__{field.name}" in dests, field.name
     assert main(["-q", "train", "--cohort", str(synth_cohort / "cohort.yaml"), "--target", "INDEXED_MASS",
                  "--epochs", "1", "--lr", "0.003", "--batch-size", "8", "--leads", "I,II,V1,V2,V3,V4,V5,V6",
-                 "--target-prevalence", "0.02", "--augment-noise-mv", "0.02", "--no-compare",
+                 "--target-prevalence", "0.02", "--augment-transforms", "noise={sd_mv: 0.02}", "--no-compare",
                  "--model-kwargs", "conv_dropout=0.2", "--device", "cpu", "--out", str(tmp_path / "runs"),
                  "--name", "flags"]) == 0
     saved = yaml.safe_load((tmp_path / "runs" / "flags" / "config.yaml").read_text())
     assert saved["fit"]["lr"] == 0.003 and saved["fit"]["batch_size"] == 8 and saved["target_prevalence"] == 0.02
-    assert saved["fit"]["augment"]["noise_mv"] == 0.02 and saved["model_kwargs"] == {"conv_dropout": 0.2}
+    assert saved["fit"]["augment"]["transforms"]["noise"] == {"sd_mv": 0.02}
+    assert saved["model_kwargs"] == {"conv_dropout": 0.2}
     bundle = load_bundle(tmp_path / "runs" / "flags" / "model.aiecg")
     assert bundle.model_kwargs["conv_dropout"] == 0.2 and bundle.model_kwargs["filters"] == [128, 256, 128]
     assert bundle.input_spec["preprocessing"]["filters"]["notch_hz"] == 50.0
@@ -146,10 +147,11 @@ def test_tune_takes_every_run_config_field_of_the_run_its_trials_start_from(tmp_
         if field.name not in ("augment", "max_epochs"):  # --epochs is the search's per-trial maximum
             assert f"{DEST_PREFIX}fit__{field.name}" in dests, field.name
     args = parser.parse_args(["tune", "--cohort", "c.yaml", "--weight-decay", "0.01", "--sampling", "oversample",
-                              "--augment-noise-mv", "0.03", "--no-excl-meta", "--epochs", "7", "--out", str(tmp_path)])
+                              "--augment-transforms", "noise={sd_mv: 0.03}", "--no-excl-meta", "--epochs", "7",
+                              "--out", str(tmp_path)])
     base = _run_config(args)
     assert base.fit.weight_decay == 0.01 and base.fit.sampling == "oversample" and base.excl_meta is False
-    assert base.fit.augment.noise_mv == 0.03 and args.epochs == 7 and args.out == str(tmp_path)
+    assert base.fit.augment.transforms["noise"] == {"sd_mv": 0.03} and args.epochs == 7 and args.out == str(tmp_path)
     assert main(["-q", "tune", "--trials", "1", "--out", str(tmp_path)]) == 2  # no cohort: one line, exit 2
 
 

@@ -45,3 +45,17 @@ def test_a_cohort_without_the_target_or_an_lvh_label_is_refused_before_anything_
     with pytest.raises(CohortError, match="target INDEXED_MASS is not mapped.*nor LVH"):
         evaluate_bundle(ilvm_run / "model.aiecg", cohort, synth_cohort / "store", tmp_path / "eval", split="all")
     assert not (tmp_path / "eval").exists()
+
+
+def test_a_training_run_saves_the_curves_the_report_draws(ilvm_run):
+    roc = pd.read_csv(ilvm_run / "roc_curves.csv")
+    assert set(roc["kind"]) == {"model", "criterion", "baseline"} and roc["fpr"].between(0, 1).all()
+    band = pd.read_csv(ilvm_run / "roc_band.csv")
+    assert (band["tpr_low"] <= band["tpr_high"]).all()
+    calibration = pd.read_csv(ilvm_run / "calibration_curves.csv")
+    assert {"lvh_proba_lr", "lvh_proba_prioradj_lr"} <= set(calibration["probability"])
+    results = pd.read_csv(ilvm_run / "results.csv")
+    assert calibration.groupby("probability")["n"].sum().eq(len(results)).all()
+    assert set(pd.read_csv(ilvm_run / "regression_calibration.csv")["prediction"]) >= {"ilvm_pred"}
+    assert set(pd.read_csv(ilvm_run / "lr_curve.csv")["is_m"]) == {0, 1}
+    assert len(pd.read_csv(ilvm_run / "lr_cutoffs.csv")) == 2

@@ -31,13 +31,14 @@ def test_killed_and_resumed_run_equals_uninterrupted(synth_cohort, tmp_path):
     assert aiecg(_train_args(cohort, runs, "whole")) == 0  # uninterrupted, in process
 
     process = subprocess.Popen(_train(cohort, runs, "killed"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    epochs = runs / "killed" / "epochs.csv"
+    epochs = runs / ".killed.partial" / "epochs.csv"  # the run writes into a hidden partial folder (runio.py)
     kill_when(process, lambda: epochs.exists() and len(epochs.read_text().splitlines()) >= 3)  # 2 epochs done
-    assert not (runs / "killed" / "model.aiecg").exists()
+    assert not (runs / "killed").exists()  # no run folder until the run is complete
     done_before_kill = len(epochs.read_text().splitlines()) - 1
     assert 2 <= done_before_kill < 6
 
     subprocess.run(_train(cohort, runs, "killed", "--resume"), check=True, capture_output=True)
+    assert not (runs / ".killed.partial").exists()  # resumed in the partial folder, then renamed into place
     whole = load_bundle(runs / "whole" / "model.aiecg").state_dict
     resumed = load_bundle(runs / "killed" / "model.aiecg").state_dict
     assert whole.keys() == resumed.keys()

@@ -127,3 +127,23 @@ def test_bad_searches_are_one_line_errors(cohort, tmp_path, capsys):
         assert aiecg(base + extra) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(("space", "message"), [
+    ("lr: {low: -0.01, high: 0.1}", "lr = -0.01 cannot be trained with arch 'fcn' (the learning rate must be > 0"),
+    ("conv_dropout: {low: 0.0, high: 1.5}", "conv_dropout = 1.5 cannot be trained with arch 'fcn' (dropout"),
+    ("optimizer: {choices: [adam, rmsprop]}", "optimizer = 'rmsprop' cannot be trained with arch 'fcn'"),
+    ("arch: {choices: [fcn, resnet]}", "arch = 'resnet' cannot be trained (unknown model 'resnet'"),
+    ("arch: {choices: [fcn, resnet18]}\nmax_pool: {choices: [true, false]}",
+     "max_pool = True cannot be trained with arch 'resnet18'"),
+])
+def test_a_space_that_no_trial_could_train_is_one_line_before_any_trial(cohort, tmp_path, capsys, space, message):
+    """Every choice and both ends of every range are built (model, optimiser, scheduler) before the study is
+    joined: the error names the setting and value, and no study or trial exists."""
+    (tmp_path / "space.yaml").write_text(space + "\n")
+    capsys.readouterr()
+    assert aiecg(["-q", "tune", "--cohort", str(cohort), "--out", str(tmp_path / "t"), "--space",
+                  str(tmp_path / "space.yaml"), "--trials", "1", "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "t" / "study.db").exists()

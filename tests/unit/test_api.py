@@ -43,4 +43,4 @@ def test_config_errors_name_the_key(tmp_path):
     with pytest.raises(ConfigError, match=r"split_seed: expected a number"):
         RunConfig.from_dict({"split_seed": "abc"})
     config = RunConfig.from_dict({"leads": ["I", "II"], "fit": {"augment": {"noise_mv": 0.02}}})
-    assert config.leads == ("I", "II") and config.fit.augment.noise_mv == 0.02
+    assert config.leads == ("I", "II") and config.fit.augment.transforms["noise"] == {"sd_mv": 0.02}  # former layout

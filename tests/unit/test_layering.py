@@ -52,3 +52,11 @@ def test_training_does_not_import_evaluation():
 def test_the_input_contract_imports_neither_torch_nor_the_bundle():
     loaded = _loaded_after("import aiecg.contract")
     assert "aiecg.contract" in loaded and "torch" not in loaded and "aiecg.bundle" not in loaded
+
+
+def test_statistics_import_neither_torch_nor_the_bundle_nor_the_store():
+    loaded = _loaded_after("import pkgutil, importlib, aiecg.evaluate\n"
+                           "for m in pkgutil.iter_modules(aiecg.evaluate.__path__):\n"
+                           "    importlib.import_module('aiecg.evaluate.' + m.name)")
+    assert "aiecg.evaluate.curves" in loaded and "aiecg.evaluate.evaluation" in loaded
+    assert not {"torch", "aiecg.bundle", "aiecg.data.store", "aiecg.data.dataset"} & loaded

@@ -3,12 +3,17 @@
 Braindecode's pattern: pure functions that take an explicit ``torch.Generator`` (below), and thin transform
 classes over them (:class:`Transform`), each applied to a random subset of the batch with its own probability and
 composed in order (:class:`Compose`). A transform sees and returns the targets too, so label-changing
-augmentations (:class:`Mixup`) fit the same interface. Adding one is one class here (and, to reach it from the
-command line, one field pair in :class:`aiecg.config.AugmentConfig`).
+augmentations (:class:`Mixup`) fit the same interface.
+
+Adding one is one class: a :class:`Transform` dataclass whose fields are its options (with defaults), decorated
+``@register_transform("name")``. A run then turns it on by naming it under ``fit.augment.transforms``
+(``{name: {probability: 0.3, ...}}``; :class:`aiecg.config.AugmentConfig`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +21,7 @@ import torch
 from torch.nn import functional as F
 
 from aiecg.config import AugmentConfig
+from aiecg.errors import ConfigError
 
 
 def random_crop_resize(x: torch.Tensor, generator: torch.Generator, min_fraction: float = 0.9) -> torch.Tensor:
@@ -85,6 +91,20 @@ class Transform:
         return x, y
 
 
+TRANSFORMS: dict[str, type[Transform]] = {}
+
+
+def register_transform(name: str) -> Callable[[type[Transform]], type[Transform]]:
+    """Class decorator: make a :class:`Transform` dataclass available as ``fit.augment.transforms.name``."""
+    def decorate(cls: type[Transform]) -> type[Transform]:
+        if name in TRANSFORMS and TRANSFORMS[name] is not cls:
+            raise ValueError(f"augmentation {name!r} is already registered by {TRANSFORMS[name].__qualname__}")
+        TRANSFORMS[name] = cls
+        return cls
+    return decorate
+
+
+@register_transform("crop_resize")
 @dataclass
 class CropResize(Transform):
     min_fraction: float = 0.9
@@ -93,6 +113,7 @@ class CropResize(Transform):
         return random_crop_resize(x, generator, self.min_fraction), y
 
 
+@register_transform("amplitude")
 @dataclass
 class AmplitudeScale(Transform):
     low: float = 0.9
@@ -102,6 +123,7 @@ class AmplitudeScale(Transform):
         return amplitude_scale(x, generator, self.low, self.high), y
 
 
+@register_transform("noise")
 @dataclass
 class GaussianNoise(Transform):
     sd_mv: float = 0.01
@@ -110,6 +132,7 @@ class GaussianNoise(Transform):
         return gaussian_noise(x, generator, self.sd_mv), y
 
 
+@register_transform("shift")
 @dataclass
 class TimeShift(Transform):
     max_shift: int = 10
@@ -118,10 +141,13 @@ class TimeShift(Transform):
         return time_shift(x, generator, self.max_shift), y
 
 
+@register_transform("mixup")
 @dataclass
 class Mixup(Transform):
-    """Label-changing: mixes targets as well as ECGs (meaningful for regression targets)."""
+    """Label-changing: mixes targets as well as ECGs (meaningful for regression targets); off unless a run
+    gives it a probability."""
 
+    probability: float = 0.0
     alpha: float = 0.2
 
     def apply(self, x, y, generator):
@@ -142,14 +168,23 @@ class Compose:
 
 
 def build_augmentation(config: AugmentConfig) -> Compose:
-    """The transforms an :class:`AugmentConfig` asks for (those with probability 0 are left out)."""
-    transforms = [
-        CropResize(config.crop_resize_p, config.crop_resize),
-        AmplitudeScale(config.amplitude_p, *config.amplitude),
-        GaussianNoise(config.noise_p, config.noise_mv),
-        TimeShift(config.shift_p, config.max_shift),
-        Mixup(config.mixup_p, config.mixup_alpha),
-    ]
+    """The transforms an :class:`AugmentConfig` names, in its order, with its options over each class's defaults
+    (those with probability 0 are left out).
+
+    Raises:
+        ConfigError: an unknown transform or option, naming the registered ones.
+    """
+    transforms = []
+    for name, options in config.transforms.items():
+        if name not in TRANSFORMS:
+            raise ConfigError(f"augment.transforms: unknown augmentation {name!r}; registered: "
+                              f"{', '.join(TRANSFORMS)}")
+        cls = TRANSFORMS[name]
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ConfigError(f"augment.transforms.{name}: unknown options {unknown}; {name} takes {known}")
+        transforms.append(cls(**options))
     return Compose([t for t in transforms if t.probability > 0])
 
 

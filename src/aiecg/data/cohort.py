@@ -75,6 +75,14 @@ class ClinicalSpec:
     def columns(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys((*self.binary, *self.categorical, *self.continuous)))
 
+    def out_of_range(self, column: str, value: float) -> str | None:
+        """Why a continuous clinical value is no human measurement (outside ``ranges``), or None: the one check
+        for a cohort's rows and for the clinical values of files to predict."""
+        low, high = self.ranges.get(column, (-math.inf, math.inf))
+        if pd.isna(value) or low <= value <= high:
+            return None
+        return f"clinical value {column}={value:g} outside human range {low:g}-{high:g}"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "binary": list(self.binary),
@@ -416,10 +424,9 @@ def load_cohort(path: str | Path, required_targets: tuple[str, ...] = ()) -> Coh
         for i in table.index[bad]:
             reasons.append((i, ids[i], f"non-numeric value {text[column][i]!r} in clinical column '{column}' "
                             "(a number, or an empty cell if missing)"))
-        if column in mapping.clinical.ranges:
-            low, high = mapping.clinical.ranges[column]
-            for i in table.index[values.notna() & ((values < low) | (values > high))]:
-                reasons.append((i, ids[i], f"clinical value {column}={values[i]} outside human range {low}-{high}"))
+        for i in table.index[values.notna()]:
+            if (why := mapping.clinical.out_of_range(column, values[i])) is not None:
+                reasons.append((i, ids[i], why))
 
     exclusions = pd.DataFrame(reasons, columns=["row", ID, "reason"])
     if len(exclusions):

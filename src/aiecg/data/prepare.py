@@ -47,11 +47,19 @@ from aiecg.data.store import (
     remove_temp_files,
     writing,
 )
-from aiecg.data.workers import OK, OUT_OF_MEMORY, Limits, Outcome, failure_row, run_supervised
+from aiecg.data.workers import (
+    OK,
+    OUT_OF_MEMORY,
+    Limits,
+    Outcome,
+    caught_out_of_memory,
+    failure_row,
+    run_supervised,
+)
 from aiecg.ecg import ECG, STANDARD_LEADS
 from aiecg.errors import CohortError, ECGReadError, check_processed
 from aiecg.io import read_ecg
-from aiecg.signal.beats import BeatConfig, BeatSet
+from aiecg.signal.beats import BeatConfig
 from aiecg.signal.filters import FilterConfig
 from aiecg.signal.quality import QualityConfig
 from aiecg.signal.record import RecordAnalysis, analyse_signal
@@ -91,28 +99,22 @@ class PrepareConfig:
         return cls(filters=FilterConfig(**data.get("filters", {})), beats=BeatConfig(**beats, quality=quality),
                    store_beats=bool(data.get("store_beats", True)), chunk_size=int(data.get("chunk_size", 64)))
 
+    def analyse(self, ecg: ECG) -> RecordAnalysis:
+        """One record with these settings -> its beats, median beat, QC verdict, measurements, global fiducials
+        and per-beat table: the same per-record path as ``aiecg measure``
+        (:func:`aiecg.signal.record.analyse_signal`: lead QC, clipping on the raw strip, plausibility of the
+        measurements).
 
-def analyse_record(ecg: ECG, config: PrepareConfig) -> BeatSet:
-    """The 12 standard leads of one record -> its beats, median beat and QC verdict.
-
-    The same per-record path as ``aiecg measure`` (``aiecg.signal.record.analyse_signal``): lead QC, clipping
-    on the raw strip, plausibility of the measurements; see ``analyse_record_full`` for the measurements.
-
-    Raises:
-        ECGReadError: leads are missing and cannot be derived from I and II.
-    """
-    return analyse_record_full(ecg, config).beats
-
-
-def analyse_record_full(ecg: ECG, config: PrepareConfig) -> RecordAnalysis:
-    """``analyse_record`` with the measurements, global fiducials and per-beat table."""
-    try:
-        return analyse_signal(ecg.signal, ecg.fs, ecg.leads, config.filters, config.beats)
-    except KeyError as exc:
-        raise ECGReadError(ecg.source or ecg.record_id, str(exc.args[0])) from None
+        Raises:
+            ECGReadError: leads are missing and cannot be derived from I and II.
+        """
+        try:
+            return analyse_signal(ecg.signal, ecg.fs, ecg.leads, self.filters, self.beats)
+        except KeyError as exc:
+            raise ECGReadError(ecg.source or ecg.record_id, str(exc.args[0])) from None
 
 
-def process_record(record_id: str, path: str, fmt: str | None, config: PrepareConfig,
+def prepare_record(record_id: str, path: str, fmt: str | None, config: PrepareConfig,
                    options: dict[str, Any] | None = None, ecg: ECG | None = None) -> dict[str, Any]:
     """Read, pre-process and summarise one ECG; never raises for a bad file (the reason is returned).
 
@@ -130,7 +132,7 @@ def process_record(record_id: str, path: str, fmt: str | None, config: PrepareCo
             if not path:
                 raise ECGReadError(record_id, "the cohort table names no ECG file for this participant")
             ecg = read_ecg(path, format=fmt, **(options or {}))
-        analysis = analyse_record_full(ecg, config)
+        analysis = config.analyse(ecg)
     except ECGReadError as exc:
         result.update(status="read_error", reason=str(exc.reason))
         return result
@@ -166,7 +168,7 @@ def _record_row(record: Any, outcome: Outcome, config: PrepareConfig, limits: Li
     if outcome.kind == OK:
         result = outcome.value
         reason = str(result.get("reason", ""))
-        if "MemoryError" in reason or "ran out of memory" in reason:  # the reader caught it (aiecg.io.registry)
+        if caught_out_of_memory(reason):  # the reader caught it (aiecg.io.registry)
             outcome = Outcome(OUT_OF_MEMORY)
         else:
             return result
@@ -216,7 +218,7 @@ def _process_parts(root: Path, parts: dict[int, pd.DataFrame], config: PrepareCo
                 importlib.import_module(module)
             except ImportError:
                 pass
-    for (part, position), outcome in run_supervised(process_record, tasks, workers, limits, close_fds):
+    for (part, position), outcome in run_supervised(prepare_record, tasks, workers, limits, close_fds):
         settle(part, position, _record_row(parts[part].iloc[position], outcome, config, limits))
     bar.close()
 

@@ -84,6 +84,20 @@ def failure_row(outcome: Outcome, limits: Limits | None = None) -> tuple[str, st
     raise ValueError(f"outcome {outcome.kind!r} is not a failure")
 
 
+def caught_out_of_memory(reason: str) -> bool:
+    """Whether a record's error reason is a ``MemoryError`` the reader caught (:mod:`aiecg.io.registry` makes it
+    a read error): the worker's memory limit was reached, and the row is reported as ``out_of_memory``."""
+    return "MemoryError" in reason or "ran out of memory" in reason
+
+
+def record_failure(status: str, reason: str, limits: Limits | None = None) -> tuple[str, str]:
+    """THE (status, reason) of a record a worker returned: unchanged, unless the reader ran out of memory (then
+    the out-of-memory row of :func:`failure_row`, with how to raise ``--max-memory-mb``)."""
+    if status != OK and caught_out_of_memory(reason):
+        return failure_row(Outcome(OUT_OF_MEMORY), limits)
+    return status, reason
+
+
 def _die_with_parent(parent_pid: int) -> None:
     """Make this process die when ``parent_pid`` does: the kernel's parent-death signal, plus a watchdog."""
     if sys.platform.startswith("linux"):

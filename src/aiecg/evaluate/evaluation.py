@@ -1,7 +1,8 @@
-"""The numbers of an evaluation: the results table, metrics with intervals, subgroups and comparison rows.
+"""The numbers of an evaluation: the results table, metrics with intervals, subgroups and criteria rows.
 
-Pure statistics over predictions that were already made; the workflow that applies a bundle to a cohort and
-writes the files is :mod:`aiecg.workflows.evaluate`. The threshold chosen on the test split itself is also
+Pure statistics over predictions that were already made, on arrays and frames (no store, no bundle, no torch);
+the workflow that applies a bundle to a cohort, reads the store and writes the files is
+:mod:`aiecg.workflows.evaluate`. The threshold chosen on the test split itself is also
 reported, labelled optimistic, because that is how the reference code reported it.
 """
 
@@ -12,28 +13,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from aiecg.bundle import Bundle
-from aiecg.data.cohort import ID, Cohort
-from aiecg.data.dataset import Arrays
-from aiecg.data.features import ClinicalEncoder
-from aiecg.data.selection import lvh_labels
-from aiecg.data.splits import Splits
-from aiecg.data.store import Store
+from aiecg.data.cohort import ID
 from aiecg.data.targets import TargetSpec, TaskKind
-from aiecg.evaluate import baselines
 from aiecg.evaluate.calibration import youden_threshold
 from aiecg.evaluate.compare import ScoreRow
 from aiecg.evaluate.posthoc import PostHoc, posthoc_columns
 from aiecg.evaluate.results import results_table
 from aiecg.evaluate.stats import classification_report, regression_report, subgroup_reports
-from aiecg.signal.criteria import CRITERIA, all_criteria
+from aiecg.signal.criteria import ECG_CRITERIA, all_criteria
 
 
-def build_results(spec: TargetSpec, arrays: Arrays, y_pred: np.ndarray, frame: pd.DataFrame,
-                  posthoc: PostHoc) -> pd.DataFrame:
+def build_results(spec: TargetSpec, ids: np.ndarray, is_male: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray,
+                  lvh_true: np.ndarray | None, posthoc: PostHoc) -> pd.DataFrame:
     """The per-participant results table with the reference's columns, including post-hoc columns."""
-    table = results_table(arrays.ids, arrays.is_male, spec, arrays.target, y_pred, lvh_labels(frame, arrays.ids))
-    extra = posthoc_columns(spec, posthoc, y_pred, arrays.is_male)
+    table = results_table(ids, is_male, spec, y_true, y_pred, lvh_true)
+    extra = posthoc_columns(spec, posthoc, y_pred, is_male)
     for column in extra.columns:
         table[column] = extra[column].to_numpy()
     return table
@@ -145,63 +139,20 @@ def compute_subgroups(spec: TargetSpec, table: pd.DataFrame, frame: pd.DataFrame
     return result
 
 
-def criteria_rows(store: Store, ids: np.ndarray, is_male: np.ndarray,
+def criteria_rows(measurements: pd.DataFrame, is_male: np.ndarray,
                   options: dict[str, dict[str, Any]] | None = None) -> list[ScoreRow]:
-    """The registered LVH criteria of each participant, from the measurements of their median beat; each row's
-    score is the criterion's signed margin over its (sex-specific) published cut-off, so calls are ``>= 0``."""
-    index = store.index.set_index("id").loc[list(map(str, ids))]
-    lvh = {name: c for name, c in CRITERIA.items() if c.lvh}
+    """The registered LVH criteria of each participant from the measurements of their median beat (one row
+    each, in the order of ``is_male``); each row's score is the criterion's signed margin over its
+    (sex-specific) published cut-off, so calls are ``>= 0``."""
+    lvh = {name: c for name, c in ECG_CRITERIA.items() if c.lvh}
     margins: dict[str, list[float]] = {name: [] for name in lvh}
-    for (_, measurements), male in zip(index.iterrows(), is_male):
-        results = all_criteria(measurements.to_dict(), "male" if male else "female", options)
+    for (_, row), male in zip(measurements.iterrows(), is_male):
+        results = all_criteria(row.to_dict(), "male" if male else "female", options)
         for name, criterion in lvh.items():
             result = results[name]
             margins[name].append(np.nan if result.positive is None else criterion.margin(result))
     return [ScoreRow(criterion.label, "criterion", np.asarray(margins[name], dtype=float), 0.0, "published cut-off")
             for name, criterion in lvh.items()]
-
-
-def baseline_rows(spec: TargetSpec, store: Store, frame: pd.DataFrame, splits: Splits, bundle: Bundle,
-                  cohort: Cohort, seed: int) -> tuple[list[ScoreRow], dict[str, np.ndarray], dict[str, Any]]:
-    """SVM/SVR on ECG measurements (+ clinical variables) and a clinical-only regression, trained on the
-    training split and tuned on the validation split; their test scores as comparison rows."""
-    index = store.index.set_index("id")
-    measurements = {name: index.loc[list(map(str, getattr(splits, name)))] for name in ("train", "val", "test")}
-    encoder = bundle.encoder
-    if encoder is None and cohort.mapping.clinical.columns:
-        encoder = ClinicalEncoder(cohort.mapping.clinical).fit(frame.set_index(ID).loc[splits.train].reset_index())
-    by_id = frame.set_index(ID)
-    clinical = {name: (encoder.transform(by_id.loc[list(getattr(splits, name))].reset_index()) if encoder
-                       else np.zeros((len(getattr(splits, name)), 0))) for name in ("train", "val", "test")}
-    features = baselines.feature_sets(measurements, clinical)
-    rows: list[ScoreRow] = []
-    regression: dict[str, np.ndarray] = {}
-    params: dict[str, Any] = {}
-    lvh = {name: lvh_labels(frame, getattr(splits, name)) for name in ("train", "val", "test")}
-    has_lvh = lvh["train"] is not None and all(len(np.unique(v)) == 2 for v in lvh.values())
-    sets = ["ecg+clinical", "ecg"] if encoder is not None else ["ecg"]
-    if has_lvh:
-        for name in sets:
-            val_scores, test_scores, chosen = baselines.fit_svm_classifier(features[name], lvh["train"], lvh["val"],
-                                                                            seed)
-            params[f"svm_{name}"] = chosen
-            rows.append(ScoreRow(f"SVM {name}", "baseline", test_scores, youden_threshold(lvh["val"], val_scores),
-                                 "validation Youden"))
-        if encoder is not None:
-            proba_val, proba_test = baselines.fit_clinical_logistic(features["clinical"], lvh["train"])
-            rows.append(ScoreRow("Logistic clinical-only", "baseline", proba_test,
-                                 youden_threshold(lvh["val"], proba_val), "validation Youden"))
-    if spec.is_regression:
-        column = spec.outputs[0]
-        y = {name: by_id.loc[list(getattr(splits, name)), column].to_numpy(dtype=float)
-             for name in ("train", "val", "test")}
-        for name in sets:
-            predictions, chosen = baselines.fit_svr(features[name], y["train"], y["val"])
-            params[f"svr_{name}"] = chosen
-            regression[f"SVR {name}"] = predictions
-        if encoder is not None:
-            regression["Linear clinical-only"] = baselines.fit_clinical_linear(features["clinical"], y["train"])
-    return rows, regression, params
 
 
 def headline(test_metrics: dict[str, Any]) -> dict[str, Any]:
@@ -219,8 +170,3 @@ def headline(test_metrics: dict[str, Any]) -> dict[str, Any]:
     if "accuracy" in test_metrics:
         out["accuracy"] = test_metrics["accuracy"]
     return out
-
-
-def model_label(bundle: Bundle) -> str:
-    meta = "" if bundle.encoder is not None else ", ECG only"
-    return f"{bundle.model_name} ({bundle.target.name}{meta})"

@@ -115,6 +115,31 @@ def _check_signal_files(path: Path, header: Any, record: Path) -> None:
                                      f"holds {held}: truncated file?")
 
 
+def _read_samples(header: Any, record: Path) -> Any:
+    """``wfdb.rdrecord(record)`` on the header already parsed (parsing a header costs about as much as decoding
+    its samples): the steps ``rdrecord`` takes for a single-segment record with its defaults (all channels,
+    physical units, smoothed frames, 64-bit), in its order. Any other record, or a ``wfdb`` without these
+    steps, goes through ``rdrecord`` itself."""
+    import wfdb
+    from wfdb.io import _signal
+
+    steps = ("check_read_inputs", "_arrange_fields", "dac", "convert_dtype")
+    if (type(header) is not wfdb.Record or not header.n_sig or header.sig_len is None
+            or not hasattr(_signal, "_rd_segment") or not all(hasattr(header, s) for s in steps)):
+        return wfdb.rdrecord(str(record))
+    channels = list(range(header.n_sig))
+    header.check_read_inputs(0, header.sig_len, channels, True, True, 64)
+    header.e_d_signal = _signal._rd_segment(
+        file_name=header.file_name, dir_name=str(record.parent.absolute()), pn_dir=None, fmt=header.fmt,
+        n_sig=header.n_sig, sig_len=header.sig_len, byte_offset=header.byte_offset,
+        samps_per_frame=header.samps_per_frame, skew=header.skew, init_value=header.init_value, sampfrom=0,
+        sampto=header.sig_len, channels=channels, ignore_skew=False, no_file=False, sig_data=None, return_res=64)
+    header._arrange_fields(channels=channels, sampfrom=0, smooth_frames=True)
+    header.dac(expanded=False, return_res=64, inplace=True)
+    header.convert_dtype(True, 64, True)
+    return header
+
+
 def read_wfdb(path: str | Path) -> ECG:
     """Read a WFDB record given its header path, a signal file with its header beside it, or the record path
     without suffix.
@@ -138,7 +163,7 @@ def read_wfdb(path: str | Path) -> ECG:
                            + library_detail(exc)) from None
     _check_signal_files(path, header, record)
     try:
-        data = wfdb.rdrecord(str(record))
+        data = _read_samples(header, record)
     except Exception as exc:  # wfdb raises bare ValueError/IndexError/OSError on damaged files
         raise ECGReadError(path, "the WFDB signal file does not decode as its header describes it"
                            + library_detail(exc)) from None

@@ -7,6 +7,8 @@ not save).
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,6 +133,49 @@ def _mapping(path: Path) -> dict[str, Any]:
     return data
 
 
+EXPLAIN_ARRAYS = ("leads", "features", "time_ms", "ecg_attr", "ecg", "ids")
+"""The arrays of ``attributions.npz`` (``aiecg explain``) that every report of it draws."""
+
+
+class NpzArrays(dict):
+    """The arrays of an ``.npz`` file, read into memory (``files`` names them, as ``numpy.lib.npyio.NpzFile``)."""
+
+    @property
+    def files(self) -> list[str]:
+        return list(self)
+
+
+def load_npz(path: Path, required: tuple[str, ...] = ()) -> NpzArrays:
+    """Every array of a saved ``.npz`` file, read now: a truncated or damaged file, or one lacking a ``required``
+    array, is one :class:`ReportError` naming it, never a traceback halfway through a figure."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = NpzArrays((key, data[key]) for key in data.files)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise ReportError(f"{path} is not a readable .npz file ({type(exc).__name__}: {first}); re-run the step "
+                          "that wrote it") from None
+    missing = [key for key in required if key not in arrays]
+    if missing:
+        raise ReportError(f"{path} lacks the array(s) {missing}; re-run the step that wrote it")
+    return arrays
+
+
+def check_predictions(path: Path, table: pd.DataFrame | None, notes: list[str]) -> None:
+    """A results table whose prediction column holds no finite value is one :class:`ReportError` (a figure of
+    nothing would pass for a result); some rows without a prediction become a note naming how many."""
+    if table is None or table.empty:
+        return
+    for column in [c for c in table.columns if c.endswith("_pred") or c == "lvh_proba"]:
+        finite = np.isfinite(pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float))
+        if not finite.any():
+            raise ReportError(f"{path}: column {column} holds no finite prediction in any of its {len(table)} "
+                              "rows; re-run the step that wrote it")
+        if not finite.all():
+            notes.append(f"{path.name}: {int((~finite).sum())} of {len(table)} rows have no finite {column}; "
+                         "check the step that wrote it")
+
+
 def _resolve(path_text: str | None, base: Path) -> Path | None:
     """A path saved in a run (absolute at write time) or relative to the run folder."""
     if not path_text:
@@ -150,6 +195,9 @@ def load_run(path: str | Path) -> RunData:
     if (path / "explain.json").exists() and not (path / "metrics.json").exists():
         data = RunData(path=path, label=f"explanations ({path.name})", kind="explain")
         data.explain = _mapping(path / "explain.json")
+        attributions = path / data.explain.get("attributions", "attributions.npz")
+        if attributions.exists():  # a damaged file is refused now, before any figure is drawn
+            load_npz(attributions, EXPLAIN_ARRAYS)
         return data
     if not (path / "metrics.json").exists():
         raise ReportError(f"{path} holds no metrics.json: pass the folder of a training, fine-tuning or "
@@ -162,6 +210,8 @@ def load_run(path: str | Path) -> RunData:
     data = RunData(path=path, label=label, kind=kind, metrics=metrics)
     data.results = _csv(path / "results.csv")
     data.results_val = _csv(path / "results_val.csv")
+    for name, table in (("results.csv", data.results), ("results_val.csv", data.results_val)):
+        check_predictions(path / name, table, data.notes)
     data.comparison = _csv(path / "comparison.csv")
     data.comparison_regression = _csv(path / "comparison_regression.csv")
     data.comparison_scores = _csv(path / "comparison_scores.csv")

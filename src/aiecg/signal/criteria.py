@@ -224,13 +224,14 @@ class Criterion:
         return sign * (result.score - result.threshold) - (1e-9 if self.strict else 0.0)
 
 
-CRITERIA: dict[str, Criterion] = {}
+ECG_CRITERIA: dict[str, Criterion] = {}
+"""The registered ECG criteria by name (:func:`register_criterion`); those with ``lvh`` set are LVH criteria."""
 
 
 def register_criterion(criterion: Criterion) -> Criterion:
-    if criterion.name in CRITERIA:
+    if criterion.name in ECG_CRITERIA:
         raise ValueError(f"criterion {criterion.name!r} is already registered")
-    CRITERIA[criterion.name] = criterion
+    ECG_CRITERIA[criterion.name] = criterion
     return criterion
 
 
@@ -252,5 +253,5 @@ def all_criteria(m: Mapping[str, float], sex: str, options: Mapping[str, Mapping
         options: per-criterion options, e.g. ``{"cornell_product": {"female_adjustment_mv": 0.8}}``.
     """
     options = options or {}
-    return {name: criterion(m, sex, **options.get(name, {})) for name, criterion in CRITERIA.items()
+    return {name: criterion(m, sex, **options.get(name, {})) for name, criterion in ECG_CRITERIA.items()
             if criterion.lvh or not lvh_only}

@@ -40,7 +40,7 @@ QRS complexes than those cardiologists; and the synthetic generator's truth, whi
 definition (``aiecg.synth.record``). The isoelectric walk, the 16 ms quiet stretch and the P checks were set on
 the first two, not on the generator.
 
-Positions are in samples of the filtered strip (float, NaN where a wave is absent); ``beat_table`` turns them
+Positions are in samples of the filtered strip (float, NaN where a wave is absent); ``fiducial_table`` turns them
 into seconds from the start of the recording.
 """
 
@@ -453,7 +453,7 @@ def wide_median(x: np.ndarray, r_peaks: np.ndarray, use: np.ndarray, fs: float,
         return np.zeros((x.shape[0], before + after), np.float64), before
     idx = peaks[:, None] + np.arange(-before, after)[None, :]
     valid = (idx >= 0) & (idx < n)
-    seg = np.asarray(x, dtype=np.float64)[:, np.clip(idx, 0, n - 1)]
+    seg = np.asarray(x)[:, np.clip(idx, 0, n - 1)].astype(np.float64, copy=False)  # only the windows in float64
     if valid.all():
         return fastops.median(seg, axis=1), before
     seg[:, ~valid] = np.nan
@@ -505,7 +505,7 @@ def _best_lags(x: np.ndarray, template: np.ndarray, centres: np.ndarray, half: i
     if not ok.any():
         return out_lag, out_corr
     idx = centres[ok][:, None, None] + lags[None, :, None] + np.arange(-half, half + 1)[None, None, :]
-    seg = x[:, idx]  # [lead, beat, lag, time]
+    seg = np.asarray(x)[:, idx].astype(np.float64, copy=False)  # [lead, beat, lag, time]
     seg = seg - seg.mean(axis=3, keepdims=True)
     t = template - template.mean(axis=1, keepdims=True)
     num = np.einsum("lbks,ls->bk", seg, t)
@@ -641,12 +641,12 @@ def p_consistency(x: np.ndarray, fs: float, r_peaks: np.ndarray, clean: np.ndarr
     peaks = np.asarray(r_peaks, dtype=np.int64)[np.asarray(clean, dtype=bool)]
     if tmpl is None or peaks.size == 0:
         return NAN
-    _, corr = _best_lags(np.asarray(x, dtype=np.float64), tmpl, peaks + (centre - r_offset), half, pad)
+    _, corr = _best_lags(x, tmpl, peaks + (centre - r_offset), half, pad)
     corr = corr[corr > -1.0]
     return float(np.median(corr)) if corr.size else NAN
 
 
-def beat_table(r_peaks: np.ndarray, fiducials: list[Fiducials], clean: np.ndarray, fs: float) -> pd.DataFrame:
+def fiducial_table(r_peaks: np.ndarray, fiducials: list[Fiducials], clean: np.ndarray, fs: float) -> pd.DataFrame:
     """The per-beat table: ``beat, r_peak_s, p_on_s, ..., t_off_s, clean`` in seconds from the strip start."""
     rows = {"beat": np.arange(len(fiducials), dtype=np.int64),
             "r_peak_s": np.asarray(r_peaks, dtype=np.float64) / fs}

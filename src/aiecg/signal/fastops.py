@@ -9,7 +9,9 @@ result adds up) what the routine it replaces returns on the inputs we give it; o
   copy; ``np.median`` partitions along a strided axis, which costs 3-10x more for [lead, beat, window] stacks.
 * ``nanmedian``: ``np.nanmedian`` (NaN = missing) the same way; for short axes numpy goes through masked arrays.
 * ``sosfiltfilt``: ``scipy.signal.sosfiltfilt`` (odd padding, steady-state initial conditions) with the
-  initial conditions (``sosfilt_zi``, a linear solve per section) computed once per filter design.
+  initial conditions (``sosfilt_zi``, a linear solve per section) computed once per filter design, and both
+  passes run in place by scipy's own compiled cascade (``scipy.signal._sosfilt._sosfilt``, the kernel
+  ``sosfilt`` calls after copying and moving axes; ``sosfilt`` itself where that private module is missing).
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ from functools import lru_cache
 
 import numpy as np
 from scipy import signal as sps
+
+try:  # scipy's compiled cascade: the kernel of sosfilt without its validation, axis moves and copies
+    from scipy.signal._sosfilt import _sosfilt
+except ImportError:  # a scipy that moved it: the public function gives the same numbers, a little slower
+    _sosfilt = None
 
 NETWORK_MAX = 24
 """The longest axis ``median`` sorts with a sorting network (its comparators grow as n log^2 n)."""
@@ -141,14 +148,27 @@ def sosfiltfilt(sos: np.ndarray, x: np.ndarray, padlen: int | None = None) -> np
         padlen = 3 * ntaps
     if x.dtype != np.float64 or padlen >= x.shape[-1] or padlen < 0:
         return sps.sosfiltfilt(sos, x, axis=-1, padlen=padlen)  # scipy's own checks and messages
-    zi = _zi(sos.tobytes(), n_sections).reshape((n_sections,) + (1,) * (x.ndim - 1) + (2,))
+    zi = _zi(sos.tobytes(), n_sections)
     if padlen > 0:
         left = x[..., 1 : padlen + 1][..., ::-1]
         right = x[..., -padlen - 1 : -1][..., ::-1]
         ext = np.concatenate((2 * x[..., :1] - left, x, 2 * x[..., -1:] - right), axis=-1)
     else:
         ext = x
-    y, _ = sps.sosfilt(sos, ext, axis=-1, zi=zi * ext[..., :1])
-    y, _ = sps.sosfilt(sos, y[..., ::-1], axis=-1, zi=zi * y[..., -1:])
-    y = y[..., ::-1]
+    y = _cascade(sos, zi, ext, own=padlen > 0)
+    y = _cascade(sos, zi, y[..., ::-1])[..., ::-1]
     return y[..., padlen:-padlen] if padlen > 0 else y
+
+
+def _cascade(sos: np.ndarray, zi: np.ndarray, x: np.ndarray, own: bool = False) -> np.ndarray:
+    """``sosfilt(sos, x, axis=-1, zi=zi * x[..., :1])[0]`` for a float64 ``x`` [..., time], C-ordered; ``x`` is
+    filtered in place when ``own`` (an array of the caller's, C-contiguous), else left as it is."""
+    if _sosfilt is None:
+        return sps.sosfilt(sos, x, axis=-1, zi=zi.reshape((zi.shape[0],) + (1,) * (x.ndim - 1) + (2,))
+                           * x[..., :1])[0]
+    y = x.reshape(-1, x.shape[-1])
+    if not (own and y.flags.c_contiguous and np.shares_memory(y, x)):
+        y = np.array(y, dtype=np.float64, order="C")  # a copy to filter in place
+    state = np.ascontiguousarray((zi[:, None, :] * y[None, :, :1]).transpose(1, 0, 2))  # [signal, section, 2]
+    _sosfilt(sos, y, state)
+    return y.reshape(x.shape)

@@ -99,13 +99,13 @@ def silent_leads(x: np.ndarray, fs: float, names: Sequence[str], r_peaks: np.nda
     """Leads without a heartbeat: the average QRS (+-60 ms around the R peaks) of the filtered strip is within
     noise of zero and tiny against the other leads' (see ``QualityConfig.flat_snr`` and ``flat_share``)."""
     cfg = cfg or QualityConfig()
-    x = np.asarray(x, dtype=np.float64)
+    x = np.asarray(x)
     half = int(round(0.06 * fs))
     peaks = np.asarray(r_peaks, dtype=np.int64)
     peaks = peaks[(peaks - half >= 0) & (peaks + half < x.shape[1])]
     if peaks.size < 3:
         return {}
-    seg = x[:, peaks[:, None] + np.arange(-half, half + 1)[None, :]]  # [lead, beat, time]
+    seg = x[:, peaks[:, None] + np.arange(-half, half + 1)[None, :]].astype(np.float64, copy=False)  # [lead, beat, t]
     seg = seg - seg.mean(axis=2, keepdims=True)
     avg = seg.mean(axis=1)
     signal = np.sqrt((avg * avg).mean(axis=1))

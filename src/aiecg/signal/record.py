@@ -40,12 +40,12 @@ from aiecg.signal.delineation import (
     beat_fiducials,
     beat_lead_fiducials,
     delineate,
+    fiducial_table,
     lead_fiducials,
     lead_table,
     p_consistency,
     wide_median,
 )
-from aiecg.signal.delineation import beat_table as _beat_table
 from aiecg.signal.fastops import median
 from aiecg.signal.filters import FilterConfig, preprocess
 from aiecg.signal.leads import select_leads
@@ -129,7 +129,7 @@ class BeatDelineation:
                               self.cfg)
 
     def table(self) -> pd.DataFrame:
-        return _beat_table(self.peaks, self.fiducials, self.clean, self.fs)
+        return fiducial_table(self.peaks, self.fiducials, self.clean, self.fs)
 
     def lead_table(self) -> pd.DataFrame:
         median_leads = lead_fiducials(self.median, self.fs, self.fid, self.cfg)
@@ -158,7 +158,7 @@ def analyse_signal(
     beats = beats or BeatConfig()
     dcfg = delineation or DelineationConfig()
     qcfg = beats.quality
-    raw = select_leads(signal, leads, STANDARD_LEADS)
+    raw = np.asarray(select_leads(signal, leads, STANDARD_LEADS), dtype=np.float64)  # converted once for all checks
     notes = [einthoven_note(signal, [str(n) for n in leads], qcfg)]
     x = preprocess(raw, fs, filters)
     tfs = filters.target_fs

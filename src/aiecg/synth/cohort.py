@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,12 @@ class DomainShift:
     electrode_sd: float = 1.0
     lvh_prevalence: float | None = None
 
+    def record_settings(self) -> dict[str, Any]:
+        """The shift's device and placement settings that are :class:`RecordParams` fields (by name), for
+        ``RecordParams(**settings)``; the others (population, prevalence) shape the cohort, not the recording."""
+        recorded = {f.name for f in fields(RecordParams)}
+        return {name: value for name, value in asdict(self).items() if name in recorded}
+
 
 EXTERNAL_SHIFT = DomainShift(gain=0.8, noise=2.0, population=1.0, mains_hz=60.0, lowpass_hz=40.0, highpass_hz=0.5,
                              electrode_shift=0.5, electrode_shift_sd=0.5, electrode_sd=2.0, lvh_prevalence=0.3)
@@ -100,6 +106,8 @@ class SynthConfig:
         workers: processes used to synthesise and write the ECGs (1 = in this process).
         name: the cohort name written in ``cohort.yaml``.
         missing_share: share of participants with missing cholesterol values (NaN).
+        first_eid: the first participant id; give two cohorts that are used together (an internal and an
+            external one, pooled for pre-training) disjoint id ranges.
     """
 
     n: int = 2000
@@ -110,6 +118,7 @@ class SynthConfig:
     workers: int = 1
     name: str = "synthetic-ukb"
     missing_share: float = 0.015
+    first_eid: int = FIRST_EID
     heart: HeartParams = field(default_factory=HeartParams)
 
 
@@ -210,14 +219,12 @@ def generate_cohort(out_dir: str | Path, cfg: SynthConfig | None = None, progres
 
     prevalence = cfg.lvh_prevalence if cfg.lvh_prevalence is not None else shift.lvh_prevalence
     people = select_cohort(cfg.n, np.random.default_rng([cfg.seed, 0]), prevalence, shift.population)
-    people.insert(0, "eid", np.arange(FIRST_EID, FIRST_EID + len(people), dtype=np.int64))
+    people.insert(0, "eid", np.arange(cfg.first_eid, cfg.first_eid + len(people), dtype=np.int64))
     missing_rng = np.random.default_rng([cfg.seed, 2])
     chol_missing = missing_rng.random(len(people)) < cfg.missing_share
     people.loc[chol_missing, ["total_chol", "non_hdl_chol"]] = np.nan
 
-    record_kw = {"gain": shift.gain, "noise": shift.noise, "mains_hz": shift.mains_hz, "lowpass_hz": shift.lowpass_hz,
-                 "highpass_hz": shift.highpass_hz, "electrode_shift": shift.electrode_shift,
-                 "electrode_shift_sd": shift.electrode_shift_sd, "electrode_sd": shift.electrode_sd}
+    record_kw = shift.record_settings()
     heart_kw = asdict(cfg.heart)
     needed = ["eid", "sex", "age", "bmi", "height", "weight", "_mass_z", "_heart_rate", "_sbp_untreated", "_vol_z"]
     rows = people[needed].to_dict("records")

@@ -30,6 +30,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from aiecg.ecg import STANDARD_LEADS
+from aiecg.signal.leads import select_leads
+
 EIGHT_LEADS: tuple[str, ...] = ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")
 """The independent leads the dipole is projected onto, in the row order of :data:`DOWER`."""
 
@@ -68,12 +71,9 @@ P, QRS, ST, T = 0, 1, 2, 3
 def derive_twelve_leads(eight: np.ndarray) -> np.ndarray:
     """Stack the 12 standard leads from I, II, V1-V6 (rows of ``eight``) with Einthoven and Goldberger.
 
-    III = II - I, aVR = -(I + II)/2, aVL = I - II/2, aVF = II - I/2; order as ``aiecg.ecg.STANDARD_LEADS``.
+    (:func:`aiecg.signal.leads.select_leads`); order as ``aiecg.ecg.STANDARD_LEADS``.
     """
-    lead_i, lead_ii = eight[0], eight[1]
-    limb = np.stack([lead_i, lead_ii, lead_ii - lead_i, -(lead_i + lead_ii) / 2.0,
-                     lead_i - lead_ii / 2.0, lead_ii - lead_i / 2.0])
-    return np.concatenate([limb, eight[2:]], axis=0)
+    return select_leads(eight, EIGHT_LEADS, STANDARD_LEADS)
 
 
 def project(dipole: np.ndarray, lead_matrix: np.ndarray | None = None) -> np.ndarray:

@@ -14,9 +14,11 @@ it failed and re-queues its parameters, and the study still ends with the reques
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import inspect
 import json
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -56,6 +58,7 @@ CATEGORICAL_SPACE: dict[str, dict[str, Any]] = {
 }
 PRUNERS = ("hyperband", "halving", "none")
 FINISHED = ("COMPLETE", "PRUNED")
+RANGE_KEYS = {"low", "high", "step", "log"}
 _RUN_FIELDS = {"arch", "criterion", "loss_weighting", "augment"}  # not the data: splits, target, leads stay fixed
 _FIT_FIELDS = {f.name for f in dataclasses.fields(FitConfig)} - {"seed", "device", "max_epochs", "augment"}
 _MODEL_FIELDS = set(list(inspect.signature(FCN.__init__).parameters)[5:])
@@ -83,6 +86,10 @@ class Param:
         if all(isinstance(v, int) and not isinstance(v, bool) for v in (self.low, self.high, self.step or 1)):
             return trial.suggest_int(self.name, self.low, self.high, step=self.step or 1, log=self.log)
         return trial.suggest_float(self.name, self.low, self.high, step=self.step, log=self.log)
+
+    def corners(self) -> tuple[Any, ...]:
+        """The values that bound the setting: every choice, or the ends of the range (checked before a trial)."""
+        return self.choices if self.choices is not None else (self.low, self.high)
 
     def to_dict(self) -> dict[str, Any]:
         if self.choices is not None:
@@ -122,15 +129,38 @@ def parse_space(space: dict[str, Any], source: str = "search space") -> list[Par
                 raise ConfigError(f"{source}: {name}: 'choices' is empty")
             params.append(Param(name, choices=choices))
             continue
+        unknown = sorted(set(spec) - RANGE_KEYS)
+        if unknown:
+            raise ConfigError(f"{source}: {name}: unknown key(s) {unknown}; a range takes {sorted(RANGE_KEYS)}")
         try:
             low, high = _number(spec["low"]), _number(spec["high"])
         except KeyError:
             raise ConfigError(f"{source}: {name}: give 'choices' or both 'low' and 'high'") from None
-        step = _number(spec.get("step"))
-        if not (isinstance(low, (int, float)) and isinstance(high, (int, float)) and low <= high):
-            raise ConfigError(f"{source}: {name}: need numbers low <= high, got {low!r}, {high!r}")
-        params.append(Param(name, low=low, high=high, step=step, log=bool(spec.get("log", False))))
+        params.append(_range(source, name, low, high, _number(spec.get("step")), spec.get("log", False)))
     return params
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _range(source: str, name: str, low: Any, high: Any, step: Any, log: Any) -> Param:
+    """A ``low``..``high`` range checked as Optuna would check it at the first trial, but before any trial."""
+    where = f"{source}: {name}"
+    if not (_is_number(low) and _is_number(high) and low <= high):
+        raise ConfigError(f"{where}: need finite numbers low <= high, got {low!r}, {high!r}")
+    if not isinstance(log, bool):
+        raise ConfigError(f"{where}: 'log' must be true or false, got {log!r}")
+    if log and low <= 0:
+        raise ConfigError(f"{where}: a log-scale range needs low > 0, got {low!r}; raise low or drop 'log'")
+    if step is not None:
+        if not _is_number(step) or step <= 0:
+            raise ConfigError(f"{where}: 'step' must be a positive number, got {step!r}")
+        if log:
+            raise ConfigError(f"{where}: give 'step' or 'log', not both (Optuna samples a log range continuously)")
+        if step > high - low and high > low:
+            raise ConfigError(f"{where}: 'step' {step!r} is larger than the range {low!r}..{high!r}")
+    return Param(name, low=low, high=high, step=step, log=log)
 
 
 def load_space(path: str | Path | None, categorical: bool) -> list[Param]:
@@ -196,9 +226,28 @@ def open_storage(url: str) -> Any:
     elif "://" not in url:
         raise ConfigError(f"--storage {url!r}: give sqlite:///file.db, journal:///file.log or a database URL")
     try:
-        return RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None)
+        with sqlite_lock(url):  # creating the tables (alembic) is not safe for two workers at once
+            return RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite")
+                              else None)
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many kinds for a bad URL
         raise ConfigError(f"--storage {url!r}: cannot open ({exc})") from None
+
+
+@contextmanager
+def sqlite_lock(url: str) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``FILE.db.lock`` beside a ``sqlite:///FILE.db`` storage (nothing for other
+    URLs), so that workers starting together create the database and the study one at a time: two SQLite
+    connections creating Optuna's tables at once race on alembic's version table. The kernel drops the lock when
+    its holder dies."""
+    if not url.startswith("sqlite:///"):
+        yield
+        return
+    fd = os.open(f"{url[len('sqlite:///'):]}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def make_pruner(name: str, max_epochs: int) -> Any:
@@ -223,7 +272,7 @@ def open_study(storage_url: str, name: str, space: list[Param], pruner: str, max
     require_optuna()
     sampler = optuna.samplers.TPESampler(seed=seed * 10_007 + worker, constant_liar=True)
     storage = open_storage(storage_url)
-    with _journal_guard(storage_url):
+    with _journal_guard(storage_url), sqlite_lock(storage_url):
         study = optuna.create_study(storage=storage, study_name=name, direction="minimize", sampler=sampler,
                                     pruner=make_pruner(pruner, max_epochs), load_if_exists=True)
     earlier = len(study.get_trials(deepcopy=False))
@@ -293,7 +342,11 @@ def run_worker(study: Any, objective: Callable[[Any], float], n_trials: int, hea
     def wrapped(trial: Any) -> float:
         trial.set_user_attr("worker", worker)
         with Heartbeat(trial, heartbeat):
-            return objective(trial)
+            try:
+                return objective(trial)
+            except KeyboardInterrupt:  # Optuna marks the trial FAIL; its setting goes back to the queue at once
+                study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+                raise
 
     ran = 0
     while True:

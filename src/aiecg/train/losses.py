@@ -1,60 +1,96 @@
-"""Losses of the reference code; every loss takes raw model outputs."""
+"""Losses of the reference code behind one registry; every loss takes raw model outputs.
+
+A loss is one class: a ``torch.nn.Module`` decorated ``@register_loss("name")``, saying which target kinds it
+serves (``kinds``) and building itself for a target (:meth:`Loss.build`, which receives the class weights a run
+computes with ``--loss-weighting``). ``--criterion name`` then picks it; :func:`make_loss` refuses a loss for a
+target kind it does not serve.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from aiecg.data.targets import TargetSpec
 
+REGRESSION, BINARY, MULTICLASS = "regression", "binary", "multiclass"
 
-class LogCoshLoss(nn.Module):
+
+class Loss(nn.Module):
+    """A registered loss. Subclasses set ``kinds`` (the target kinds they serve) and may override
+    :meth:`build`."""
+
+    name: ClassVar[str] = ""
+    kinds: ClassVar[tuple[str, ...]] = ()
+    refusals: ClassVar[dict[str, str]] = {}
+    """Per target kind not served, a hint that replaces the generic refusal (e.g. ``use bce``)."""
+
+    @classmethod
+    def build(cls, spec: TargetSpec, pos_weight: float | None = None,
+              class_weight: torch.Tensor | None = None) -> nn.Module:
+        """The loss for ``spec``; ``pos_weight`` (binary) and ``class_weight`` (multi-class) come from the
+        training labels when the run weights its classes."""
+        return cls()
+
+
+LOSSES: dict[str, type[Loss]] = {}
+
+
+def register_loss(name: str) -> Callable[[type[Loss]], type[Loss]]:
+    """Class decorator: make a :class:`Loss` available as ``--criterion name``."""
+    def decorate(cls: type[Loss]) -> type[Loss]:
+        if name in LOSSES and LOSSES[name] is not cls:
+            raise ValueError(f"loss {name!r} is already registered by {LOSSES[name].__qualname__}")
+        if not cls.kinds:
+            raise ValueError(f"loss {name!r} must name the target kinds it serves (kinds)")
+        cls.name = name
+        LOSSES[name] = cls
+        return cls
+    return decorate
+
+
+def list_losses() -> list[str]:
+    """The names ``--criterion`` accepts."""
+    return list(LOSSES)
+
+
+def _kind(spec: TargetSpec) -> str:
+    return spec.kind.value
+
+
+@register_loss("logcosh")
+class LogCoshLoss(Loss):
     """Mean log(cosh(error)): quadratic for small errors, linear for large ones; computed stably."""
+
+    kinds = (REGRESSION,)
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         error = output - target
         return (error + nn.functional.softplus(-2.0 * error) - math.log(2.0)).mean()
 
 
-class BCEWithLogitsLoss(nn.BCEWithLogitsLoss):
-    """Binary cross-entropy on logits; ``pos_weight`` up-weights the rare positive class."""
-
-
-class CrossEntropyLoss(nn.Module):
-    """Cross-entropy on logits for the multi-class target; targets arrive as a [batch, 1] float column."""
-
-    def __init__(self, weight: torch.Tensor | None = None):
-        super().__init__()
-        self.loss = nn.CrossEntropyLoss(weight=weight)
-
-    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.loss(output, target.reshape(-1).long())
-
-
-def default_loss(spec: TargetSpec, pos_weight: float | None = None) -> nn.Module:
-    """LogCosh for regression, BCE-with-logits for binary, cross-entropy for multi-class targets."""
-    if spec.is_regression:
-        return LogCoshLoss()
-    if spec.kind.value == "binary":
-        weight = None if pos_weight is None else torch.tensor([pos_weight], dtype=torch.float32)
-        return BCEWithLogitsLoss(pos_weight=weight)
-    return CrossEntropyLoss()
-
-
-class HuberLoss(nn.HuberLoss):
+@register_loss("huber")
+class HuberLoss(nn.HuberLoss, Loss):
     """Huber loss with the reference's delta of 1.5 (on standardised targets)."""
+
+    kinds = (REGRESSION,)
 
     def __init__(self, delta: float = 1.5):
         super().__init__(delta=delta)
 
 
-class TailWeightedL1Loss(nn.Module):
+@register_loss("tail")
+class TailWeightedL1Loss(Loss):
     """|error| weighted by 1 / (1 - Phi(z)) of the target's z-score, so that rare high-mass participants count
     more (the reference's imbalance-aware regression loss). ``floor`` bounds 1 - Phi(z) from below, capping the
     weight at 1 / floor. Targets are assumed standardised on the training split (mean 0, sd 1).
     """
+
+    kinds = (REGRESSION,)
 
     def __init__(self, floor: float = 0.05, mean: float = 0.0, sd: float = 1.0):
         super().__init__()
@@ -69,28 +105,57 @@ class TailWeightedL1Loss(nn.Module):
         return (weight * (output - target).abs()).mean()
 
 
-CRITERIA = ("logcosh", "huber", "tail", "bce", "ce")
-"""Names accepted by ``--criterion``."""
+@register_loss("bce")
+class BCEWithLogitsLoss(nn.BCEWithLogitsLoss, Loss):
+    """Binary cross-entropy on logits; ``pos_weight`` up-weights the rare positive class."""
+
+    kinds = (BINARY,)
+
+    @classmethod
+    def build(cls, spec: TargetSpec, pos_weight: float | None = None,
+              class_weight: torch.Tensor | None = None) -> nn.Module:
+        return cls(pos_weight=None if pos_weight is None else torch.tensor([pos_weight], dtype=torch.float32))
+
+
+@register_loss("ce")
+class CrossEntropyLoss(Loss):
+    """Cross-entropy on logits for the multi-class target; targets arrive as a [batch, 1] float column."""
+
+    kinds = (MULTICLASS,)
+    refusals = {BINARY: "use bce for the binary LVH target"}
+
+    def __init__(self, weight: torch.Tensor | None = None):
+        super().__init__()
+        self.loss = nn.CrossEntropyLoss(weight=weight)
+
+    @classmethod
+    def build(cls, spec: TargetSpec, pos_weight: float | None = None,
+              class_weight: torch.Tensor | None = None) -> nn.Module:
+        return cls(class_weight)
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.loss(output, target.reshape(-1).long())
+
+
+DEFAULT_LOSSES = {REGRESSION: "logcosh", BINARY: "bce", MULTICLASS: "ce"}
+"""The loss of each target kind when ``--criterion`` is not given."""
+
+
+def default_loss(spec: TargetSpec, pos_weight: float | None = None) -> nn.Module:
+    """LogCosh for regression, BCE-with-logits for binary, cross-entropy for multi-class targets."""
+    return LOSSES[DEFAULT_LOSSES[_kind(spec)]].build(spec, pos_weight)
 
 
 def make_loss(name: str | None, spec: TargetSpec, pos_weight: float | None = None,
               class_weight: torch.Tensor | None = None) -> nn.Module:
-    """A loss by name (None: the target's default), checked against the target kind."""
-    if name is None:
-        return CrossEntropyLoss(class_weight) if spec.kind.value == "multiclass" else default_loss(spec, pos_weight)
-    regression = {"logcosh": LogCoshLoss, "huber": HuberLoss, "tail": TailWeightedL1Loss}
-    if name in regression:
-        if not spec.is_regression:
-            raise ValueError(f"--criterion {name} is a regression loss; target {spec.name} is categorical")
-        return regression[name]()
-    if name == "bce":
-        if spec.kind.value != "binary":
-            raise ValueError(f"--criterion bce needs a binary target, not {spec.name}")
-        return default_loss(spec, pos_weight)
-    if name == "ce":
-        if spec.is_regression:
-            raise ValueError(f"--criterion ce needs a categorical target, not {spec.name}")
-        if spec.kind.value == "binary":
-            raise ValueError("--criterion ce: use bce for the binary LVH target")
-        return CrossEntropyLoss(class_weight)
-    raise ValueError(f"unknown criterion {name!r}; choose one of {', '.join(CRITERIA)}")
+    """A registered loss by name (None: the target kind's default), checked against the target kind."""
+    name = DEFAULT_LOSSES[_kind(spec)] if name is None else name
+    if name not in LOSSES:
+        raise ValueError(f"unknown criterion {name!r}; choose one of {', '.join(LOSSES)}")
+    cls, kind = LOSSES[name], _kind(spec)
+    if kind not in cls.kinds:
+        if kind in cls.refusals:
+            raise ValueError(f"--criterion {name}: {cls.refusals[kind]}")
+        what = "a regression loss" if cls.kinds == (REGRESSION,) else f"a loss for {' or '.join(cls.kinds)} targets"
+        raise ValueError(f"--criterion {name} is {what}; target {spec.name} is {kind}")
+    return cls.build(spec, pos_weight, class_weight)

@@ -19,19 +19,22 @@ import torch
 from aiecg.bundle import Bundle
 from aiecg.csvfile import write_csv
 from aiecg.data.cohort import ID, Cohort
+from aiecg.data.dataset import Arrays
+from aiecg.data.features import ClinicalEncoder
+from aiecg.data.selection import lvh_labels
 from aiecg.data.splits import Splits
 from aiecg.data.store import Store
 from aiecg.data.targets import TargetSpec
+from aiecg.evaluate import baselines, curves
+from aiecg.evaluate.calibration import youden_threshold
 from aiecg.evaluate.compare import ScoreRow, comparison_markdown, lvh_comparison, regression_comparison
 from aiecg.evaluate.conformal import ConformalIntervals, coverage_report
 from aiecg.evaluate.decision import decision_curves
 from aiecg.evaluate.evaluation import (
-    baseline_rows,
     build_results,
     compute_metrics,
     compute_subgroups,
     criteria_rows,
-    model_label,
     primary_lvh_score,
 )
 from aiecg.evaluate.posthoc import PostHoc
@@ -98,7 +101,7 @@ def evaluate_bundled(
     posthoc = PostHoc.from_dict(bundle.thresholds.get("posthoc"))
     if target_prevalence is not None:
         posthoc = dataclasses.replace(posthoc, target_prevalence=target_prevalence)
-    table = build_results(spec, arrays, y_pred, frame, posthoc)
+    table = results_of(spec, arrays, y_pred, frame, posthoc)
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -119,19 +122,127 @@ def evaluate_bundled(
         metrics["conformal"] = coverage_report(conformal, spec, table)
     if splits is not None:
         metrics["split_sizes"] = {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)}
+    rows: list[ScoreRow] = []
     if compare:
-        metrics["comparison"] = write_comparison(spec, bundle, table, bundled.store, frame, bundled.cohort,
+        metrics["comparison"], rows = write_comparison(spec, bundle, table, bundled.store, frame, bundled.cohort,
                                                  splits if split != "ids" and not unscored else None, out_dir,
                                                  seed, n_resamples,
                                                  criteria_options, score_regression=not unscored)
+    write_curves(spec, table, posthoc, rows, out_dir, score_regression=not unscored)
     atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2, default=float))
     return metrics
+
+
+def results_of(spec: TargetSpec, arrays: Arrays, y_pred: np.ndarray, frame: pd.DataFrame,
+               posthoc: PostHoc) -> pd.DataFrame:
+    """The results table of predictions for ``arrays`` (LVH labels from the cohort's ``frame``)."""
+    return build_results(spec, arrays.ids, arrays.is_male, arrays.target, y_pred, lvh_labels(frame, arrays.ids),
+                         posthoc)
+
+
+def model_label(bundle: Bundle) -> str:
+    meta = "" if bundle.encoder is not None else ", ECG only"
+    return f"{bundle.model_name} ({bundle.target.name}{meta})"
+
+
+def criteria_scores(store: Store, ids: np.ndarray, is_male: np.ndarray,
+                    options: dict[str, dict[str, Any]] | None = None) -> list[ScoreRow]:
+    """The classic LVH criteria of these participants (:func:`aiecg.evaluate.evaluation.criteria_rows`) from
+    the measurements of their median beats in the store's index."""
+    return criteria_rows(store.index.set_index("id").loc[list(map(str, ids))], is_male, options)
+
+
+def baseline_rows(spec: TargetSpec, store: Store, frame: pd.DataFrame, splits: Splits, bundle: Bundle,
+                  cohort: Cohort, seed: int) -> tuple[list[ScoreRow], dict[str, np.ndarray], dict[str, Any]]:
+    """SVM/SVR on ECG measurements (+ clinical variables) and a clinical-only regression, trained on the
+    training split and tuned on the validation split; their test scores as comparison rows."""
+    index = store.index.set_index("id")
+    measurements = {name: index.loc[list(map(str, getattr(splits, name)))] for name in ("train", "val", "test")}
+    encoder = bundle.encoder
+    if encoder is None and cohort.mapping.clinical.columns:
+        encoder = ClinicalEncoder(cohort.mapping.clinical).fit(frame.set_index(ID).loc[splits.train].reset_index())
+    by_id = frame.set_index(ID)
+    clinical = {name: (encoder.transform(by_id.loc[list(getattr(splits, name))].reset_index()) if encoder
+                       else np.zeros((len(getattr(splits, name)), 0))) for name in ("train", "val", "test")}
+    features = baselines.feature_sets(measurements, clinical)
+    rows: list[ScoreRow] = []
+    regression: dict[str, np.ndarray] = {}
+    params: dict[str, Any] = {}
+    lvh = {name: lvh_labels(frame, getattr(splits, name)) for name in ("train", "val", "test")}
+    has_lvh = lvh["train"] is not None and all(len(np.unique(v)) == 2 for v in lvh.values())
+    sets = ["ecg+clinical", "ecg"] if encoder is not None else ["ecg"]
+    if has_lvh:
+        for name in sets:
+            val_scores, test_scores, chosen = baselines.fit_svm_classifier(features[name], lvh["train"], lvh["val"],
+                                                                            seed)
+            params[f"svm_{name}"] = chosen
+            rows.append(ScoreRow(f"SVM {name}", "baseline", test_scores, youden_threshold(lvh["val"], val_scores),
+                                 "validation Youden"))
+        if encoder is not None:
+            proba_val, proba_test = baselines.fit_clinical_logistic(features["clinical"], lvh["train"])
+            rows.append(ScoreRow("Logistic clinical-only", "baseline", proba_test,
+                                 youden_threshold(lvh["val"], proba_val), "validation Youden"))
+    if spec.is_regression:
+        column = spec.outputs[0]
+        y = {name: by_id.loc[list(getattr(splits, name)), column].to_numpy(dtype=float)
+             for name in ("train", "val", "test")}
+        for name in sets:
+            predictions, chosen = baselines.fit_svr(features[name], y["train"], y["val"])
+            params[f"svr_{name}"] = chosen
+            regression[f"SVR {name}"] = predictions
+        if encoder is not None:
+            regression["Linear clinical-only"] = baselines.fit_clinical_linear(features["clinical"], y["train"])
+    return rows, regression, params
+
+
+CURVE_FILES = ("roc_curves.csv", "roc_band.csv", "calibration_curves.csv", "regression_calibration.csv",
+               "lr_curve.csv", "lr_cutoffs.csv")
+"""What :func:`write_curves` may write; the report draws these (see docs/architecture.md)."""
+
+
+def write_curves(spec: TargetSpec, table: pd.DataFrame, posthoc: PostHoc, rows: list[ScoreRow], out_dir: Path,
+                 score_regression: bool = True) -> list[str]:
+    """The curves of this evaluation, each where it applies (:mod:`aiecg.evaluate.curves`): the ROC curves of the
+    model's primary LVH score and of every baseline and criterion row (``roc_curves.csv``), the model's pointwise
+    bootstrap band (``roc_band.csv``), calibration of the LVH probabilities (``calibration_curves.csv``) and of a
+    continuous prediction (``regression_calibration.csv``), the LR model per sex (``lr_curve.csv``) and its
+    cut-offs (``lr_cutoffs.csv``). Returns the names written."""
+    written: list[str] = []
+
+    def save(frame: pd.DataFrame | None, name: str) -> None:
+        if frame is not None and len(frame):
+            write_csv(frame, out_dir / name)
+            written.append(name)
+
+    primary = primary_lvh_score(spec, table)
+    labels = table["lvh_true"].to_numpy(float) if "lvh_true" in table else None
+    if labels is not None and primary is not None:
+        model = curves.roc_points(labels, primary[1])
+        if model is not None:
+            parts = [model.assign(curve=primary[0], kind="model")]
+            for row in rows:
+                points = curves.roc_points(labels, row.scores) if row.kind != "model" else None
+                if points is not None:
+                    parts.append(points.assign(curve=row.name, kind=row.kind))
+            save(pd.concat(parts, ignore_index=True)[["curve", "kind", "fpr", "tpr", "threshold"]], "roc_curves.csv")
+            keep = np.isfinite(primary[1]) & np.isin(labels, (0, 1))
+            save(curves.roc_band(labels[keep], primary[1][keep]), "roc_band.csv")
+    save(curves.probability_calibration(table), "calibration_curves.csv")
+    if spec.is_regression and score_regression:
+        save(curves.regression_calibration(table, spec.stem), "regression_calibration.csv")
+    if spec.is_regression and posthoc.lr is not None and "lvh_proba_lr" in table:
+        save(curves.lr_curve(posthoc.lr.to_dict(), table[f"{spec.stem}_pred"].to_numpy(float)), "lr_curve.csv")
+        guideline = spec.lvh_thresholds
+        save(curves.lr_cutoffs(posthoc.lr.to_dict(), posthoc.threshold,
+                               None if guideline is None else {0: guideline.female, 1: guideline.male}),
+             "lr_cutoffs.csv")
+    return written
 
 
 def write_comparison(spec: TargetSpec, bundle: Bundle, table: pd.DataFrame, store: Store, frame: pd.DataFrame,
                      cohort: Cohort, splits: Splits | None, out_dir: Path, seed: int, n_resamples: int,
                      criteria_options: dict[str, dict[str, Any]] | None = None,
-                     score_regression: bool = True) -> dict:
+                     score_regression: bool = True) -> tuple[dict, list[ScoreRow]]:
     """Model, baselines (when training data exist) and criteria on the same test participants.
 
     Writes ``comparison.csv``/``comparison.md`` (and ``comparison_regression.csv``), and every row's
@@ -155,7 +266,7 @@ def write_comparison(spec: TargetSpec, bundle: Bundle, table: pd.DataFrame, stor
         base_rows, base_regression, params = baseline_rows(spec, store, frame, splits, bundle, cohort, seed)
         rows += base_rows
         regression.update(base_regression)
-    rows += criteria_rows(store, ids, table["is_m"].to_numpy(), criteria_options)
+    rows += criteria_scores(store, ids, table["is_m"].to_numpy(), criteria_options)
     scores = pd.DataFrame({"eid": ids, **{f"score: {row.name}": row.scores for row in rows},
                            **{f"prediction: {name}": values for name, values in regression.items()}})
     write_csv(scores, out_dir / "comparison_scores.csv")
@@ -177,7 +288,7 @@ def write_comparison(spec: TargetSpec, bundle: Bundle, table: pd.DataFrame, stor
         summary["regression"] = regression_table.to_dict(orient="records")
     title = f"{model_label(bundle)} against baselines and classic criteria"
     (out_dir / "comparison.md").write_text(comparison_markdown(lvh_table, regression_table, title))
-    return summary
+    return summary, rows
 
 
 DECISION_CURVE = "decision_curve.csv"

@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from aiecg.csvfile import write_csv
-from aiecg.data.workers import OK, failure_row, run_supervised
+from aiecg.data.workers import OK, Limits, failure_row, record_failure, run_supervised
 from aiecg.ecg import STANDARD_LEADS
 from aiecg.errors import ECGReadError, check_processed
 from aiecg.files import check_output
@@ -37,8 +37,8 @@ GLOBAL_COLUMNS: tuple[str, ...] = (
     "qtc_fridericia_ms", "p_axis_deg", "qrs_axis_deg", "t_axis_deg",
 )
 AMPLITUDE_WAVES: tuple[str, ...] = ("P", "Q", "R", "S", "T", "ST", "J")
-CRITERIA: tuple[str, ...] = tuple(
-    column for name in criteria_registry.CRITERIA for column in (name, f"{name}_positive"))
+CRITERIA_COLUMNS: tuple[str, ...] = tuple(
+    column for name in criteria_registry.ECG_CRITERIA for column in (name, f"{name}_positive"))
 """Every registered criterion (LVH criteria and the findings reported beside them, e.g. pathological Q waves):
 its score and its call (1, 0, or empty when unknown)."""
 HEAD_COLUMNS: tuple[str, ...] = ("file", "record_id", "status", "reason", "qc_notes", "bad_leads", "paced", "sex",
@@ -62,7 +62,7 @@ def _criteria(m: dict[str, float], sex: str) -> dict[str, float]:
     """Every registered criterion's score and call; a sex-specific one is unknown (NaN) when the file does not
     say the sex."""
     out: dict[str, float] = {}
-    for name, criterion in criteria_registry.CRITERIA.items():
+    for name, criterion in criteria_registry.ECG_CRITERIA.items():
         try:
             result = criterion(m, sex)
         except ValueError:  # a sex-specific cut-off and no sex in the file
@@ -113,7 +113,7 @@ def measure_file(task: MeasureTask, with_beats: bool = False, with_leads: bool =
     for wave in AMPLITUDE_WAVES:
         for lead in STANDARD_LEADS:
             row[f"{wave}_{lead}"] = m.get(f"{wave}_{lead}", math.nan)
-    row.update(_criteria(m, sex) if m else dict.fromkeys(CRITERIA, math.nan))
+    row.update(_criteria(m, sex) if m else dict.fromkeys(CRITERIA_COLUMNS, math.nan))
     tables = []
     for frame in (per_beat, per_lead):
         if frame is not None:
@@ -124,23 +124,26 @@ def measure_file(task: MeasureTask, with_beats: bool = False, with_leads: bool =
 
 
 def measure_files(tasks: Sequence[MeasureTask], with_beats: bool = False, workers: int = 1,
-                  progress: bool = False, with_leads: bool = False,
+                  progress: bool = False, with_leads: bool = False, limits: Limits | None = None,
                   ) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
     """Measure every task in ``workers`` supervised processes (:mod:`aiecg.data.workers`, as ``prepare`` runs
     them: a file that crashes, hangs or exhausts its reader is its own error row); returns (measurements, beats or
-    None, per-lead table or None) in task order."""
+    None, per-lead table or None) in task order. ``limits``: the time and memory one file may take in its worker
+    (``--record-timeout``, ``--max-memory-mb``, as ``prepare`` has)."""
     jobs = [(k, (task, with_beats, with_leads)) for k, task in enumerate(tasks)]
     results: list[tuple[dict[str, Any], pd.DataFrame | None, pd.DataFrame | None]] = [({}, None, None)] * len(jobs)
-    for key, outcome in _progress(run_supervised(measure_file, jobs, workers), len(jobs), progress):
+    for key, outcome in _progress(run_supervised(measure_file, jobs, workers, limits), len(jobs), progress):
         if outcome.kind == OK:
             results[key] = outcome.value
+            row = results[key][0]
+            row["status"], row["reason"] = record_failure(row["status"], row["reason"], limits)
         else:
             task = tasks[key]
-            status, reason = failure_row(outcome)
+            status, reason = failure_row(outcome, limits)
             results[key] = ({"file": task.file, "record_id": task.record_id or Path(task.file).stem,
                              "status": status, "reason": reason}, None, None)
     columns = list(HEAD_COLUMNS) + list(GLOBAL_COLUMNS) + [
-        f"{w}_{lead}" for w in AMPLITUDE_WAVES for lead in STANDARD_LEADS] + list(CRITERIA)
+        f"{w}_{lead}" for w in AMPLITUDE_WAVES for lead in STANDARD_LEADS] + list(CRITERIA_COLUMNS)
     table = pd.DataFrame([r[0] for r in results]).reindex(columns=columns)
     out: list[pd.DataFrame | None] = [None, None]
     for k, (wanted, columns) in enumerate(((with_beats, BEAT_COLUMNS), (with_leads, LEAD_COLUMNS))):
@@ -178,7 +181,7 @@ def round_to_resolution(frame: pd.DataFrame) -> pd.DataFrame:
             continue
         if column in CRITERION_DECIMALS:
             decimals[column] = CRITERION_DECIMALS[column]
-        elif column in amplitudes or column in criteria_registry.CRITERIA:
+        elif column in amplitudes or column in criteria_registry.ECG_CRITERIA:
             decimals[column] = AMPLITUDE_DECIMALS
         else:
             found = next((d for suffix, d in DECIMALS_BY_SUFFIX if column.endswith(suffix)), None)
@@ -192,7 +195,8 @@ def _write_csv(path: Path, frame: pd.DataFrame) -> None:
 
 
 def run_measure(inputs: Sequence[str | Path], out: str | Path, with_beats: bool = False, fmt: str | None = None,
-                workers: int = 1, progress: bool = False, with_leads: bool = False) -> dict[str, Any]:
+                workers: int = 1, progress: bool = False, with_leads: bool = False,
+                limits: Limits | None = None) -> dict[str, Any]:
     """Measure the inputs into ``out/measurements.csv`` (and ``out/beats.csv`` with ``with_beats``,
     ``out/leads.csv`` with ``with_leads``).
 
@@ -205,7 +209,7 @@ def run_measure(inputs: Sequence[str | Path], out: str | Path, with_beats: bool 
     root = check_output(out)
     for stale in (MEASUREMENTS, BEATS, LEADS):
         (root / stale).unlink(missing_ok=True)
-    table, beats, leads = measure_files(tasks, with_beats, workers, progress, with_leads)
+    table, beats, leads = measure_files(tasks, with_beats, workers, progress, with_leads, limits)
     summary: dict[str, Any] = {"files": len(table), "status": table["status"].value_counts().to_dict(),
                                "measurements": str(root / MEASUREMENTS)}
     if beats is not None:

@@ -21,6 +21,7 @@ from aiecg.bundle import Bundle, load_bundle, save_bundle
 from aiecg.config import AugmentConfig, FinetuneRunConfig, FitConfig, RunConfig
 from aiecg.contract import input_contract
 from aiecg.csvfile import write_csv
+from aiecg.data.augment import build_augmentation
 from aiecg.data.cohort import ID, Cohort, load_cohort
 from aiecg.data.dataset import Arrays, ECGDataset, TargetScaling, build_arrays, expand_with_beats
 from aiecg.data.features import ClinicalEncoder
@@ -36,12 +37,12 @@ from aiecg.data.targets import TargetSpec, target_spec
 from aiecg.device import resolve_device
 from aiecg.errors import CohortError, ConfigError
 from aiecg.evaluate.conformal import fit_conformal
-from aiecg.evaluate.evaluation import build_results
 from aiecg.evaluate.posthoc import PostHoc, fit_posthoc
 from aiecg.files import atomic_write_text, check_output, file_sha256
 from aiecg.models import create_model
 from aiecg.models.registry import model_kwargs
 from aiecg.predict import predict
+from aiecg.runio import run_output
 from aiecg.threads import apply_budget, local_world_size
 from aiecg.train.distributed import is_main_process
 from aiecg.train.finetune import staged_finetune
@@ -49,7 +50,7 @@ from aiecg.train.loop import fit
 from aiecg.train.losses import make_loss
 from aiecg.train.pretrain import start_from_encoder
 from aiecg.workflows.bundled import BundledCohort, open_bundled
-from aiecg.workflows.evaluate import evaluate_bundled
+from aiecg.workflows.evaluate import evaluate_bundled, results_of
 
 log = logging.getLogger("aiecg")
 
@@ -147,6 +148,8 @@ def model_and_loss(config: RunConfig, spec: TargetSpec, train_arrays: Arrays,
     fit_config = config.fit
     if config.augment and fit_config.augment is None:
         fit_config = dataclasses.replace(fit_config, augment=AugmentConfig())
+    if fit_config.augment is not None:
+        build_augmentation(fit_config.augment)  # an unknown augmentation or option: refused before training
     torch.manual_seed(config.fit.seed)  # model initialisation
     model = create_model(config.arch, len(config.leads), train_arrays.ecg.shape[2], train_arrays.meta.shape[1],
                          spec.n_outputs, **config.model_kwargs)
@@ -178,9 +181,9 @@ def load_encoder(config: RunConfig, store: Store | None = None) -> Bundle:
 def train_run(config: RunConfig, progress: bool = True) -> RunResult:
     """Train one model as configured and evaluate it on its validation and test splits.
 
-    Writes to ``config.run_dir``: ``config.yaml``, ``exclusions.csv``, ``splits.json`` and the id lists,
-    ``encoder.json``, ``epochs.csv``, ``model.aiecg`` (the bundle), ``results.csv`` (test),
-    ``results_val.csv`` and ``metrics.json``.
+    Writes to ``config.run_dir``, as one set (:func:`aiecg.runio.run_output`): ``config.yaml``,
+    ``exclusions.csv``, ``splits.json`` and the id lists, ``encoder.json``, ``epochs.csv``, ``model.aiecg`` (the
+    bundle), ``results.csv`` (test), ``results_val.csv`` and ``metrics.json``.
     """
     spec = target_spec(config.target)
     if spec.is_regression and (config.fit.sampling != "none" or config.loss_weighting):
@@ -188,7 +191,13 @@ def train_run(config: RunConfig, progress: bool = True) -> RunResult:
                           "continuous (use --criterion tail to weight rare high values)")
     resolve_device(config.fit.device)  # no GPU for --device cuda: before anything is written
     check_fractions(config.split_fractions)
-    run_dir = config.run_dir
+    with run_output(config.run_dir, resume=config.resume, writer=is_main_process()) as work:
+        result = _train_into(work, config, spec, progress)
+    return dataclasses.replace(result, run_dir=config.run_dir, bundle_path=config.run_dir / "model.aiecg")
+
+
+def _train_into(run_dir: Path, config: RunConfig, spec: TargetSpec, progress: bool) -> RunResult:
+    """:func:`train_run`, writing into ``run_dir`` (the run's partial folder)."""
     main = is_main_process()  # under torchrun only rank 0 writes (issue 15)
     # the thread budget, divided between torchrun's ranks on this node; config.yaml records the value used
     config = config.override(fit__threads=apply_budget(config.fit.threads, workers=local_world_size()))
@@ -234,7 +243,7 @@ def train_run(config: RunConfig, progress: bool = True) -> RunResult:
     metrics = finish_training(bundled, model, splits, arrays["val"], run_dir, config.fit.device, model_prevalence,
                               config.target_prevalence, config.recalib, compare=config.compare, seed=config.fit.seed,
                               criteria_options=config.criteria_options())
-    metrics.update({"run": config.name, "arch": config.arch,
+    metrics.update({"bundle": str(config.run_dir / "model.aiecg"), "run": config.name, "arch": config.arch,
                     "clinical_features": encoder.feature_names if encoder else [], "training": bundle.training})
     atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=float))
     return RunResult(run_dir, bundled.bundle_path, metrics)
@@ -264,7 +273,7 @@ def finish_training(bundled: BundledCohort, model: torch.nn.Module, splits: Spli
         bundle.thresholds["conformal"] = fit_conformal(val.target, val_pred, spec.outputs,
                                                        is_male=val.is_male).to_dict()
     save_bundle(bundle, bundled.bundle_path)
-    write_csv(build_results(spec, val, val_pred, frame, posthoc), run_dir / "results_val.csv")
+    write_csv(results_of(spec, val, val_pred, frame, posthoc), run_dir / "results_val.csv")
     return evaluate_bundled(bundled, splits.test, run_dir, "test", splits, model=model, compare=compare, seed=seed,
                             criteria_options=criteria_options)
 
@@ -282,8 +291,15 @@ def finetune_run(config: FinetuneRunConfig, progress: bool = True) -> RunResult:
     resolve_device(config.device)
     check_fractions(config.split_fractions)
     bundle = load_bundle(config.bundle)
+    with run_output(config.out, keep_if=None) as work:
+        result = _finetune_into(work, bundle, config, progress)
+    return dataclasses.replace(result, run_dir=Path(config.out), bundle_path=Path(config.out) / "model.aiecg")
+
+
+def _finetune_into(run_dir: Path, bundle: Bundle, config: FinetuneRunConfig, progress: bool) -> RunResult:
+    """:func:`finetune_run`, writing into ``run_dir`` (the run's partial folder)."""
     spec = bundle.target
-    run_dir = check_output(config.out)
+    check_output(run_dir)
     config = dataclasses.replace(config, threads=apply_budget(config.threads))  # config.yaml records the value used
     config.save(run_dir / "config.yaml")
     bundled = open_bundled(bundle, config.cohort, config.store_path(), bundle_path=config.bundle)
@@ -312,7 +328,8 @@ def finetune_run(config: FinetuneRunConfig, progress: bool = True) -> RunResult:
     metrics = finish_training(tuned_cohort, model, splits, arrays["val"], run_dir, config.device,
                               old.model_prevalence, config.target_prevalence, old.recalibration is not None,
                               seed=config.seed)
-    metrics.update({"finetuned_from": str(config.bundle), "test_untuned": untuned["test"],
+    metrics.update({"bundle": str(Path(config.out) / "model.aiecg"), "finetuned_from": str(config.bundle),
+                    "test_untuned": untuned["test"],
                     "stages": [{"stage": i, "best_epoch": r.best_epoch, "best_val_loss": r.best_val_loss,
                                 "epochs_run": r.epochs_run} for i, r in enumerate(results)]})
     atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=float))

@@ -96,6 +96,34 @@ def _check(config: TuneConfig, spec: TargetSpec, space: list[hpo.Param]) -> None
                               "continuous (remove them from the space)")
 
 
+def check_corners(data: SearchData, config: TuneConfig, space: list[hpo.Param]) -> None:
+    """Build what a trial builds (model, loss, optimiser, scheduler) at every choice and both ends of every range,
+    with each searched architecture, so that a setting no trial could run is one error before any trial, not a
+    failure at the first trial that draws it."""
+    import torch
+
+    from aiecg.data.sampling import epoch_indices
+    from aiecg.train.loop import make_optimizer
+
+    archs = next((p.choices for p in space if p.name == "arch"), (config.base.arch,))
+    for param in space:
+        for value in param.corners():
+            for arch in (value,) if param.name == "arch" else archs:
+                run = hpo.apply_params(config.base, {"arch": arch, param.name: value})
+                try:
+                    if not (run.fit.lr > 0 and isinstance(run.fit.batch_size, int) and run.fit.batch_size >= 1):
+                        raise ValueError("the learning rate must be > 0 and the batch size a whole number >= 1")
+                    model, _, fit = model_and_loss(run, data.spec, data.train, data.labels)
+                    optimizer = make_optimizer(model, fit)
+                    torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=fit.lr_factor,
+                                                               patience=fit.lr_patience)
+                    epoch_indices(len(data.train), data.labels, fit.sampling, fit.seed, 1)
+                except (TypeError, ValueError, ConfigError) as exc:
+                    with_arch = "" if param.name == "arch" else f" with arch {arch!r}"
+                    raise ConfigError(f"search space: {param.name} = {value!r} cannot be trained{with_arch} "
+                                      f"({str(exc).splitlines()[0]}); change its range or choices") from None
+
+
 def objective_for(data: SearchData, config: TuneConfig, space: list[hpo.Param]) -> Any:
     """The Optuna objective: train one trial's setting, report the validation loss each epoch (the pruner may
     stop it), return the best validation loss."""
@@ -147,10 +175,11 @@ def search(config: TuneConfig, progress: bool = True) -> dict[str, Any]:
     describe = {"study": config.study, "storage": config.storage_url(), "n_trials": config.n_trials,
                 "max_epochs": config.max_epochs, "pruner": config.pruner,
                 "space": {p.name: p.to_dict() for p in space}, "base": config.base.to_dict()}
+    data = SearchData.load(config.base)
+    check_corners(data, config, space)  # before the study is joined and any trial runs
     atomic_write_text(out / "tune.yaml", yaml.safe_dump(describe, sort_keys=False))
     study = hpo.open_study(config.storage_url(), config.study, space, config.pruner, config.max_epochs,
                            config.base.fit.seed, config.worker)
-    data = SearchData.load(config.base)
     ran = hpo.run_worker(study, objective_for(data, config, space), config.n_trials, config.heartbeat,
                          config.worker, log.info)
     table = hpo.write_trials(study, out / "trials.csv")
@@ -176,12 +205,14 @@ def finalise(config: TuneConfig, progress: bool = True) -> dict[str, Any]:
     if not complete:
         raise ConfigError(f"study {config.study!r} has no complete trial yet ({len(table)} trials); search first")
     best = min(complete, key=lambda t: t.value)
+    for stale in ("best.json", "importance.csv"):  # an earlier finalise's: they would describe another best/
+        (out / stale).unlink(missing_ok=True)
+    base = dataclasses.replace(config.base, out=str(out), name="best", resume=False,
+                               fit=dataclasses.replace(config.base.fit, max_epochs=config.max_epochs))
+    result = train_run(hpo.apply_params(base, best.params), progress=progress)  # best/ appears whole (runio)
     importance = hpo.param_importance(study)
     atomic_write_text(out / "importance.csv", "param,importance\n" +
                       "".join(f"{k},{v:.6f}\n" for k, v in importance.items()))
-    base = dataclasses.replace(config.base, out=str(out), name="best", resume=False,
-                               fit=dataclasses.replace(config.base.fit, max_epochs=config.max_epochs))
-    result = train_run(hpo.apply_params(base, best.params), progress=progress)
     summary = {"study": config.study, "best_trial": best.number, "params": hpo.clean(best.params),
                "val_loss": best.value, "retrained_val_loss": result.metrics["training"]["best_val_loss"],
                "best_epoch": result.metrics["training"]["best_epoch"], "n_trials": len(table),

@@ -34,7 +34,7 @@ def test_oversample_and_undersample_balance_classes_reproducibly():
 
 def test_augmentations_are_seeded_and_do_what_they_say():
     x = torch.randn(6, 8, 400)
-    always = AugmentConfig(crop_resize_p=1.0, amplitude_p=1.0, noise_p=1.0, shift_p=1.0)
+    always = AugmentConfig({name: {"probability": 1.0} for name in ("crop_resize", "amplitude", "noise", "shift")})
     a = augment_batch(x, always, torch.Generator().manual_seed(0))
     b = augment_batch(x, always, torch.Generator().manual_seed(0))
     assert torch.equal(a, b) and not torch.equal(a, x) and a.shape == x.shape
@@ -51,7 +51,8 @@ def test_augmentations_are_seeded_and_do_what_they_say():
 def test_mixup_changes_the_label_with_the_signal_and_is_seeded():
     x = torch.arange(8.0).view(8, 1, 1).repeat(1, 2, 10)
     y = 10 * torch.arange(8.0).view(8, 1)
-    config = AugmentConfig(crop_resize_p=0, amplitude_p=0, noise_p=0, shift_p=0, mixup_p=1.0, mixup_alpha=0.4)
+    off = {name: {"probability": 0} for name in ("crop_resize", "amplitude", "noise", "shift")}
+    config = AugmentConfig({**off, "mixup": {"probability": 1.0, "alpha": 0.4}})
     mx, my = augment_batch(x, config, torch.Generator().manual_seed(5), y)
     mx2, my2 = augment_batch(x, config, torch.Generator().manual_seed(5), y)
     assert torch.equal(mx, mx2) and torch.equal(my, my2)

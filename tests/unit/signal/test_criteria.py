@@ -130,14 +130,14 @@ def test_adding_a_criterion_is_one_registration(monkeypatch) -> None:
     the comparison rows (label, strictness) and aiecg measure."""
     from aiecg.signal import criteria
 
-    monkeypatch.setattr(criteria, "CRITERIA", dict(criteria.CRITERIA))
+    monkeypatch.setattr(criteria, "ECG_CRITERIA", dict(criteria.ECG_CRITERIA))
     criteria.register_criterion(criteria.Criterion(
         "lewis", "Lewis index", lambda m, sex: criteria._result(
             "lewis", m["R_I"] + m["S_III"] - m["R_III"] - m["S_I"], 1.7, strict=False), strict=False))
     measurements = {**_full(R_I=2.0, S_III=0.5), "S_I": 0.0, "R_III": 0.5}
     result = criteria.all_criteria(measurements, "male")["lewis"]
     assert result.score == pytest.approx(2.0) and result.positive is True
-    assert criteria.CRITERIA["lewis"].margin(result) == pytest.approx(0.3)
+    assert criteria.ECG_CRITERIA["lewis"].margin(result) == pytest.approx(0.3)
     assert "pathological_q_waves" not in criteria.all_criteria(measurements, "male")
     assert "pathological_q_waves" in criteria.all_criteria(measurements, "male", lvh_only=False)
 
@@ -156,13 +156,13 @@ def test_pathological_q_waves_need_two_contiguous_leads() -> None:
 def test_criteria_from_our_measurements_agree_with_the_device(cardiosoft_xml) -> None:
     """On the real UK Biobank XML the device leaves its Sokolow index empty; its MeasurementTable amplitudes give
     the criteria the device would compute. Ours, from our median beat, agree within 0.1 mV."""
-    from aiecg.data.prepare import PrepareConfig, analyse_record
+    from aiecg.data.prepare import PrepareConfig
     from aiecg.ecg import STANDARD_LEADS
     from aiecg.io import read_ecg
     from aiecg.signal.measurements import compute_measurements
 
     ecg = read_ecg(cardiosoft_xml)
-    beats = analyse_record(ecg, PrepareConfig())
+    beats = PrepareConfig().analyse(ecg).beats
     ours = compute_measurements(beats.median, STANDARD_LEADS, 500.0, 150)
     table = ecg.lead_measurements
     device = {f"{w}_{lead}": (0.0 if math.isnan(v) else v / 1000.0)

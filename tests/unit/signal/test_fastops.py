@@ -11,7 +11,7 @@ from scipy import signal as sps
 
 from aiecg.ecg import STANDARD_LEADS
 from aiecg.signal import fastops
-from aiecg.signal.delineation import BEAT_COLUMNS, beat_fiducials, beat_table, delineate, wide_median
+from aiecg.signal.delineation import BEAT_COLUMNS, beat_fiducials, delineate, fiducial_table, wide_median
 from aiecg.signal.filters import FilterConfig, _design, preprocess
 from aiecg.signal.quality import clipped_leads
 from aiecg.signal.record import analyse_signal
@@ -128,7 +128,7 @@ def test_per_beat_table_is_delineated_on_first_use_and_equals_the_eager_one() ->
     full, r0 = wide_median(x, bs.r_peaks, bs.clean, fs)
     rr = float(np.median(np.diff(bs.r_peaks))) / fs
     fid = delineate(full, fs, r0, rr)
-    expected = beat_table(bs.r_peaks, beat_fiducials(x, fs, bs.r_peaks, bs.clean, full, r0, fid), bs.clean, fs)
+    expected = fiducial_table(bs.r_peaks, beat_fiducials(x, fs, bs.r_peaks, bs.clean, full, r0, fid), bs.clean, fs)
     assert list(table.columns) == list(BEAT_COLUMNS) and len(table) == bs.r_peaks.size == 10
     np.testing.assert_array_equal(table.to_numpy(dtype=float), expected.to_numpy(dtype=float))
     assert pickle.loads(pickle.dumps(analysis)).table.equals(table)  # a worker can hand it back

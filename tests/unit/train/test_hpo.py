@@ -1,5 +1,6 @@
 """Search space, parameter mapping, storage URLs, stale-trial reaping and the trial table (Optuna, in process)."""
 
+import threading
 import time
 
 import optuna
@@ -35,6 +36,15 @@ def test_yaml_space_replaces_the_default_and_bad_ones_name_the_problem(tmp_path)
                           ("lr: {choices: []}", "'choices' is empty"),
                           ("lr: {low: 0.1}", "both 'low' and 'high'"),
                           ("lr: {low: 1, high: 0}", "low <= high"),
+                          ("lr: {low: 0, high: 0.1, log: true}", "a log-scale range needs low > 0, got 0"),
+                          ("lr: {low: -1e-3, high: 0.1, log: true}", "a log-scale range needs low > 0"),
+                          ("lr: {low: 1e-4, high: 0.1, log: yes please}", "'log' must be true or false"),
+                          ("lr: {low: 1e-4, high: 0.1, step: 0}", "'step' must be a positive number, got 0"),
+                          ("lr: {low: 1e-4, high: 0.1, step: 0.01, log: true}", "give 'step' or 'log', not both"),
+                          ("batch_size: {low: 16, high: 64, step: 100}", "'step' 100 is larger than the range"),
+                          ("lr: {low: 1e-4, hihg: 0.1}", r"unknown key\(s\) \['hihg'\]"),
+                          ("lr: {low: .nan, high: 0.1}", "finite numbers low <= high"),
+                          ("batch_norm: {low: false, high: true}", "finite numbers low <= high"),
                           ("[1, 2]", "expected a mapping")):
         path.write_text(text)
         with pytest.raises(ConfigError, match=message) as error:
@@ -114,3 +124,42 @@ def test_run_worker_stops_at_the_requested_finished_trials_and_the_table_has_its
     pruned = table[table["state"] == "PRUNED"]
     assert len(pruned) >= 1 and (pruned["epochs"] <= 3).all() and (pruned["epochs"] < 3).any()
     assert (table.loc[table["state"] == "COMPLETE", "epochs"] == 3).all()
+
+
+def test_workers_creating_a_new_sqlite_study_together_all_join_it(tmp_path):
+    """Four workers open the same new SQLite study at once (a barrier releases them together): without the lock
+    beside the database, most of them die on Optuna's table creation (alembic's version table, 'table already
+    exists'); with it, every one joins the one study."""
+    url, space = f"sqlite:///{tmp_path}/study.db", hpo.load_space(None, categorical=False)
+    barrier, errors, studies = threading.Barrier(4), [], []
+
+    def worker(number: int) -> None:
+        barrier.wait()
+        try:
+            studies.append(hpo.open_study(url, "s", space, "none", 3, 0, number))
+        except Exception as exc:  # noqa: BLE001 - any failure is the race this test is about
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and len(studies) == 4
+    assert [s.study_name for s in optuna.get_all_study_summaries(hpo.open_storage(url))] == ["s"]
+
+
+def test_an_interrupted_trial_fails_and_its_setting_is_queued_again(tmp_path):
+    """Ctrl-C in a trial: the trial is FAIL (not left RUNNING for the reaper), its setting waits for the next one."""
+    study = hpo.open_study(f"journal://{tmp_path}/study.log", "s", hpo.load_space(None, False), "none", 3, 0, 0)
+
+    def objective(trial):
+        trial.suggest_categorical("lr", [1e-4, 1e-3])
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        hpo.run_worker(study, objective, n_trials=2, heartbeat=0.1)
+    trials = study.get_trials()
+    assert [t.state.name for t in trials] == ["FAIL", "WAITING"]
+    assert trials[1].user_attrs["retry_of"] == 0
+    assert study.ask().suggest_categorical("lr", [1e-4, 1e-3]) == trials[0].params["lr"]  # the same setting again

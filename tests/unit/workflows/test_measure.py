@@ -59,7 +59,7 @@ def test_process_pool_gives_the_same_table(folder, tmp_path) -> None:
 
 
 def test_cohort_yaml_input_and_agreement_with_prepare(folder, tmp_path) -> None:
-    from aiecg.data.prepare import PrepareConfig, process_record
+    from aiecg.data.prepare import PrepareConfig, prepare_record
 
     files = sorted((folder / "sub").glob("*.hea"))
     pd.DataFrame({"eid": [1, 2, 3], "sex": [1, 0, 1], "ecg": [str(f) for f in files]}).to_csv(
@@ -72,7 +72,7 @@ def test_cohort_yaml_input_and_agreement_with_prepare(folder, tmp_path) -> None:
     run_measure([tmp_path / "c.yaml"], tmp_path / "out")
     table = pd.read_csv(tmp_path / "out" / "measurements.csv")
     assert list(table["record_id"].astype(str)) == ["1", "2", "3"]
-    stored = process_record("1", str(files[0]), "wfdb", PrepareConfig())
+    stored = prepare_record("1", str(files[0]), "wfdb", PrepareConfig())
     row = table.iloc[0]
     keys = ["qrs_duration_ms", "qt_ms", "pr_ms", "R_V5", "S_V1", "qrs_axis_deg"]
     expected = round_to_resolution(pd.DataFrame([{k: float(stored[k]) for k in keys}])).iloc[0]  # 1 ms, 1 uV, 1 deg

@@ -13,7 +13,7 @@ from aiecg.report.figures.base import (
     Plot,
 )
 from aiecg.report.figures.beats import beat_grid
-from aiecg.report.runs import RunData
+from aiecg.report.runs import EXPLAIN_ARRAYS, RunData, load_npz
 
 
 def clinical_beeswarm(feature_names: list[str], attributions: np.ndarray, values: np.ndarray, title: str,
@@ -155,7 +155,7 @@ def explanation_plots(run: RunData) -> list[Plot]:
     path = run.path / info.get("attributions", "attributions.npz")
     if not path.exists():
         return [Plot("explain_missing", f"Explanations, {run.label}", "", notes=[f"{path.name} not found"])]
-    data = np.load(path, allow_pickle=False)
+    data = load_npz(path, EXPLAIN_ARRAYS)
     leads, features = list(data["leads"]), list(data["features"])
     time_ms, plots = data["time_ms"], []
     slug = "".join(c if c.isalnum() else "_" for c in run.label)
