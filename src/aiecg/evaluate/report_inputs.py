@@ -1,35 +1,17 @@
-"""What the report draws but a run folder may not have saved, computed from arrays (no store, no bundle).
+"""Statistics the report shows that the evaluation does not save (yet), computed from arrays (no store, no
+bundle): calibration by sex with Wilson intervals, slope and intercept (``calibration_by_sex.csv`` when saved), the
+proportional bias of a Bland-Altman plot, and the median-beat summaries by group.
 
-``aiecg report`` only renders; where a run folder lacks a curve's saved file, ``workflows/report.py`` computes it
-here and hands it to the page. The evaluation writes the same file (``roc_band.csv``) once it saves it itself.
+``aiecg report`` only renders; ``workflows/report.py`` computes these (and, for runs written before the evaluation
+saved its curves, :mod:`aiecg.evaluate.curves`) and hands them to the page.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_curve
 
-from aiecg.evaluate.bootstrap import as_generator, resample_indices
-
-ROC_BAND_FILE = "roc_band.csv"
-
-
-def roc_band(labels: np.ndarray, scores: np.ndarray, grid: np.ndarray | None = None, n_resamples: int = 200,
-             seed: int = 0) -> pd.DataFrame:
-    """Pointwise 95% band of the ROC curve by a stratified bootstrap with vertical averaging (sensitivity at
-    fixed 1 - specificity; Macskassy & Provost 2004): columns ``fpr``, ``tpr_low``, ``tpr_high``."""
-    grid = np.linspace(0, 1, 101) if grid is None else grid
-    curves = []
-    for block in resample_indices(len(labels), n_resamples, as_generator(seed), stratify=labels):  # THE bootstrap
-        for idx in block:
-            fpr, tpr, _ = roc_curve(labels[idx], scores[idx])
-            curves.append(np.interp(grid, fpr, tpr))
-    return pd.DataFrame({"fpr": grid, "tpr_low": np.quantile(curves, 0.025, axis=0),
-                         "tpr_high": np.quantile(curves, 0.975, axis=0)})
-
-
-CALIBRATION_FILE = "calibration_curve.csv"
+CALIBRATION_BY_SEX_FILE = "calibration_by_sex.csv"
 
 
 def wilson_interval(events: np.ndarray, n: np.ndarray, z: float = 1.959964) -> tuple[np.ndarray, np.ndarray]:
@@ -102,23 +84,3 @@ def median_beat_groups(beats: np.ndarray, lvh: np.ndarray | None, prediction: np
                        "curves": [curve("highest fifth of predictions", prediction >= high_cut),
                                   curve("lowest fifth", prediction <= low_cut)]})
     return panels
-
-
-def lr_curve(lr: dict[str, float], values: np.ndarray, threshold: float | None, n: int = 200) -> pd.DataFrame:
-    """The saved sex-and-prediction logistic model (:class:`aiecg.evaluate.calibration.SexLogisticModel`) over
-    the range of ``values`` per sex, and the value at which each sex crosses ``threshold`` (``cutoff``; NaN
-    without a threshold or a flat model): columns sex, value, probability, cutoff."""
-    from scipy.special import logit
-
-    from aiecg.evaluate.calibration import SexLogisticModel
-
-    model = SexLogisticModel.from_dict(lr)
-    grid = np.linspace(np.nanmin(values), np.nanmax(values), n)
-    frames = []
-    for sex in (0, 1):
-        cutoff = float("nan")
-        if threshold is not None and model.coef_value:
-            cutoff = float((logit(threshold) - model.intercept - model.coef_sex * sex) / model.coef_value)
-        frames.append(pd.DataFrame({"sex": sex, "value": grid, "probability": model.predict_proba(sex, grid),
-                                    "cutoff": cutoff}))
-    return pd.concat(frames, ignore_index=True)

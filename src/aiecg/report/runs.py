@@ -71,10 +71,14 @@ class RunData:
     comparison_regression: pd.DataFrame | None = None
     comparison_scores: pd.DataFrame | None = None
     decision_curve: pd.DataFrame | None = None
+    roc_curves: pd.DataFrame | None = None
     roc_band: pd.DataFrame | None = None
-    calibration_curve: pd.DataFrame | None = None
-    proportional_bias: dict[str, float] | None = None
+    calibration_curves: pd.DataFrame | None = None
+    regression_calibration: pd.DataFrame | None = None
     lr_curve: pd.DataFrame | None = None
+    lr_cutoffs: pd.DataFrame | None = None
+    calibration_by_sex: pd.DataFrame | None = None
+    proportional_bias: dict[str, float] | None = None
     epochs: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
     exclusions: pd.DataFrame | None = None
     splits: dict[str, list[str]] | None = None
@@ -216,9 +220,17 @@ def load_run(path: str | Path) -> RunData:
     data.comparison_regression = _csv(path / "comparison_regression.csv")
     data.comparison_scores = _csv(path / "comparison_scores.csv")
     data.decision_curve = _csv(path / "decision_curve.csv")
+    # the curves the evaluation saves (aiecg.evaluate.curves; older runs: workflows/report.py computes them)
+    data.roc_curves = _csv(path / "roc_curves.csv", ("curve", "kind", "fpr", "tpr"))
     data.roc_band = _csv(path / "roc_band.csv", ("fpr", "tpr_low", "tpr_high"))
-    data.calibration_curve = _csv(path / "calibration_curve.csv", ("group", "mean_predicted", "observed", "low",
-                                                                  "high", "slope", "intercept"))
+    data.calibration_curves = _csv(path / "calibration_curves.csv", ("probability", "mean_predicted",
+                                                                      "mean_observed", "n"))
+    data.regression_calibration = _csv(path / "regression_calibration.csv", ("prediction", "mean_predicted",
+                                                                              "mean_observed", "n"))
+    data.lr_curve = _csv(path / "lr_curve.csv", ("is_m", "value", "lvh_proba"))
+    data.lr_cutoffs = _csv(path / "lr_cutoffs.csv", ("is_m", "learned_cutoff", "guideline_cutoff"))
+    data.calibration_by_sex = _csv(path / "calibration_by_sex.csv", ("group", "mean_predicted", "observed", "low",
+                                                                      "high", "slope", "intercept"))
     data.exclusions = _csv(path / "exclusions.csv")
     if (path / "epochs.csv").exists():
         data.epochs.append(("training", _csv(path / "epochs.csv", EPOCH_COLUMNS)))

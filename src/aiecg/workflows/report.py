@@ -72,38 +72,58 @@ def median_beat_summary(run: RunData) -> dict[str, Any] | None:
 
 
 def complete_inputs(run: RunData) -> None:
-    """What the page draws beyond the run's files, prepared once: the bundle's description, median-beat
-    summaries, and the curves the folder did not save (:mod:`aiecg.evaluate.report_inputs`: the ROC band of the
-    primary LVH score, calibration of its probability overall and by sex, the proportional bias of a continuous
-    prediction, the LR model's curve)."""
+    """What the page draws beyond the run's files, prepared once: the bundle's description, the median-beat
+    summaries, calibration by sex and the proportional bias (:mod:`aiecg.evaluate.report_inputs`), and for a run
+    written before the evaluation saved its curves, those curves (:mod:`aiecg.evaluate.curves`)."""
     import numpy as np
+    import pandas as pd
 
-    from aiecg.evaluate.report_inputs import calibration_by_group, lr_curve, proportional_bias, roc_band
+    from aiecg.evaluate import curves
+    from aiecg.evaluate.report_inputs import calibration_by_group, proportional_bias
     from aiecg.report.figures.base import primary_score, regression_stem
 
     if run.bundle is None and run.bundle_path is not None:
         run.bundle = bundle_info(run.bundle_path, run.notes)
     if run.median_beats is None:
         run.median_beats = median_beat_summary(run)
-
-    score = primary_score(run)
-    if run.roc_band is None and score is not None:
-        _, labels, scores = score
-        run.roc_band = roc_band(labels, scores)
-    if run.calibration_curve is None and score is not None and "proba" in score[0]:
-        table = run.results
-        labels, probs = table["lvh_true"].to_numpy(float), table[score[0]].to_numpy(float)
-        sex = table["is_m"].to_numpy(float)
-        n_bins = int(np.clip(np.isfinite(labels).sum() // 15, 3, 10))
-        run.calibration_curve = calibration_by_group(
-            labels, probs, {"all": np.ones(len(labels), bool), "women": sex == 0, "men": sex == 1}, n_bins)
-    stem = regression_stem(run)
-    if run.proportional_bias is None and stem is not None:
-        run.proportional_bias = proportional_bias(run.results[f"{stem}_true"].to_numpy(float),
-                                                  run.results[f"{stem}_pred"].to_numpy(float))
-    if run.lr_curve is None and stem is not None and run.posthoc.get("lr") is not None:
-        run.lr_curve = lr_curve(run.posthoc["lr"], run.results[f"{stem}_pred"].to_numpy(float),
-                                run.posthoc.get("threshold"))
+    table = run.results
+    if table is None:
+        return
+    score, stem = primary_score(run), regression_stem(run)
+    if score is not None:
+        column, labels, scores = score
+        all_labels = table["lvh_true"].to_numpy(float)
+        if run.roc_curves is None:
+            parts = [curves.roc_points(labels, scores).assign(curve=column, kind="model")]
+            saved, comparison = run.comparison_scores, run.comparison
+            if saved is not None and comparison is not None and len(saved) == len(table):
+                for row in comparison[comparison["kind"] != "model"].itertuples():
+                    if f"score: {row.name}" in saved:
+                        points = curves.roc_points(all_labels, saved[f"score: {row.name}"].to_numpy(float))
+                        if points is not None:
+                            parts.append(points.assign(curve=row.name, kind=row.kind))
+            run.roc_curves = pd.concat(parts, ignore_index=True)
+        if run.roc_band is None:
+            run.roc_band = curves.roc_band(labels, scores)
+        if run.calibration_by_sex is None and "proba" in column:
+            probs, sex = table[column].to_numpy(float), table["is_m"].to_numpy(float)
+            n_bins = int(np.clip(np.isfinite(all_labels).sum() // 15, 3, 10))
+            run.calibration_by_sex = calibration_by_group(
+                all_labels, probs, {"all": np.ones(len(table), bool), "women": sex == 0, "men": sex == 1}, n_bins)
+    if run.calibration_curves is None:
+        run.calibration_curves = curves.probability_calibration(table)
+    if stem is not None:
+        if run.regression_calibration is None:
+            run.regression_calibration = curves.regression_calibration(table, stem)
+        if run.proportional_bias is None:
+            run.proportional_bias = proportional_bias(table[f"{stem}_true"].to_numpy(float),
+                                                      table[f"{stem}_pred"].to_numpy(float))
+        lr = run.posthoc.get("lr")
+        if run.lr_curve is None and lr is not None:
+            run.lr_curve = curves.lr_curve(lr, table[f"{stem}_pred"].to_numpy(float))
+            guideline = run.spec.lvh_thresholds if run.spec is not None else None
+            run.lr_cutoffs = curves.lr_cutoffs(lr, run.posthoc.get("threshold"), None if guideline is None
+                                               else {0: guideline.female, 1: guideline.male})
 
 
 def write_report(inputs: list[str | Path], out: str | Path, title: str = "aiecg report") -> Path:

@@ -1,11 +1,11 @@
-"""What the report draws but a run may not have saved: ROC band, calibration by group, proportional bias."""
+"""What the report shows that the evaluation does not save: calibration by group, proportional bias, beat groups."""
 
 import numpy as np
 import pytest
 from scipy import stats
 
 from aiecg.evaluate.calibration import calibration_intercept, calibration_slope
-from aiecg.evaluate.report_inputs import calibration_by_group, proportional_bias, roc_band, wilson_interval
+from aiecg.evaluate.report_inputs import calibration_by_group, median_beat_groups, proportional_bias, wilson_interval
 
 
 def test_wilson_interval_matches_the_textbook_values():
@@ -43,11 +43,17 @@ def test_proportional_bias_is_the_regression_of_difference_on_mean():
     assert np.isnan(proportional_bias(truth[:2], pred[:2])["slope"])
 
 
-def test_roc_band_contains_the_curve_and_is_seeded():
-    rng = np.random.default_rng(2)
-    labels = (rng.random(120) < 0.3).astype(float)
-    scores = labels + rng.normal(0, 1, 120)
-    band = roc_band(labels, scores, n_resamples=50, seed=3)
-    assert list(band.columns) == ["fpr", "tpr_low", "tpr_high"] and len(band) == 101
-    assert (band["tpr_low"] <= band["tpr_high"]).all()
-    assert band.equals(roc_band(labels, scores, n_resamples=50, seed=3))
+def test_median_beat_groups_compare_lvh_and_the_fifths_of_the_prediction():
+    rng = np.random.default_rng(3)
+    beats = rng.normal(size=(20, 2, 5))
+    lvh = np.array([1.0] * 5 + [0.0] * 15)
+    prediction = np.arange(20, dtype=float)
+    panels = median_beat_groups(beats, lvh, prediction, "ilvm_pred")
+    assert [p["name"] for p in panels] == ["lvh", "predicted"]
+    lvh_curve, no_curve = panels[0]["curves"]
+    np.testing.assert_allclose(lvh_curve["mean"], beats[:5].mean(axis=0))
+    np.testing.assert_allclose(no_curve["sd"], beats[5:].std(axis=0, ddof=1))
+    high, low = panels[1]["curves"]
+    assert high["n"] == low["n"] == 4 and high["label"].startswith("highest fifth")
+    np.testing.assert_allclose(low["mean"], beats[:4].mean(axis=0))
+    assert median_beat_groups(beats, np.zeros(20), None) == []  # one class, no prediction: nothing to compare
