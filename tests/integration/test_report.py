@@ -94,7 +94,7 @@ def test_tables_hold_the_runs_numbers(reported, ilvm_run, synth_cohort):
     expected = stats.ttest_ind(used.loc[used["lvh"] == 1, "age"], used.loc[used["lvh"] == 0, "age"],
                                equal_var=False).pvalue
     characteristics = pd.read_csv(next(tables.glob("characteristics_0_*.csv")), dtype=str)
-    age = characteristics.set_index("variable").loc["age"]
+    age = characteristics.set_index("variable").loc["age (years)"]
     assert age["p"] == ("<0.001" if expected < 0.001 else f"{expected:.3f}")  # the journal convention
     lvh_age = used.loc[used["lvh"] == 1, "age"]
     assert age["LVH"] == f"{lvh_age.mean():.1f} ({lvh_age.std():.1f})"  # mean (SD), as Welch's test compares
@@ -103,7 +103,7 @@ def test_tables_hold_the_runs_numbers(reported, ilvm_run, synth_cohort):
     by_split = pd.read_csv(next(tables.glob("characteristics_by_split_0_*.csv")), dtype=str).set_index("variable")
     assert [by_split.loc["n", f"{k} split"] for k in ("train", "val", "test")] == [str(len(splits[k]))
                                                                         for k in ("train", "val", "test")]
-    assert by_split.loc["n", "overall"] == str(len(used)) and by_split.loc["age", "missing"] == "0 / 0 / 0 / 0"
+    assert by_split.loc["n", "overall"] == str(len(used)) and by_split.loc["age (years)", "missing"] == "0 / 0 / 0 / 0"
 
     # the TRIPOD+AI checklist: every item is filled from the runs or open, with a link to a section of the page
     checklist = pd.read_csv(tables / "tripod_ai_checklist.csv", dtype=str, keep_default_na=False)

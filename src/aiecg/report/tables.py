@@ -18,6 +18,7 @@ from scipy import stats
 
 from aiecg.data.cohort import IS_MALE
 from aiecg.report.runs import RunData, cohort_rows
+from aiecg.report.style import clinical_name
 
 TARGET_LABELS = {"INDEXED_MASS": "indexed LV mass (g/m²)", "MASS": "LV mass (g)", "VOL": "LV EDV (mL)",
                  "INDEXED_VOL": "indexed LV EDV (mL/m²)", "MASS_VOL_RATIO": "LV mass/volume (g/mL)"}
@@ -35,9 +36,9 @@ def _variables(run: RunData, frame: pd.DataFrame) -> list[tuple[str, str, str]]:
     out += [(name, label, "continuous") for name, label in TARGET_LABELS.items() if name in frame]
     if run.cohort is not None:
         clinical = run.cohort.mapping.clinical
-        out += [(c, c, "continuous") for c in clinical.continuous if c in frame]
-        out += [(c, c, "binary") for c in clinical.binary if c in frame and c != "sex"]
-        out += [(c, c, "categorical") for c in clinical.categorical if c in frame]
+        out += [(c, clinical_name(c), "continuous") for c in clinical.continuous if c in frame]
+        out += [(c, clinical_name(c), "binary") for c in clinical.binary if c in frame and c != "sex"]
+        out += [(c, clinical_name(c), "categorical") for c in clinical.categorical if c in frame]
     return out
 
 

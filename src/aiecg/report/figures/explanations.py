@@ -32,7 +32,7 @@ def clinical_beeswarm(feature_names: list[str], attributions: np.ndarray, values
         mappable = ax.scatter(attributions[:, j], row + jitter, c=(v - v.min()) / span, cmap="viridis", s=8,
                               vmin=0, vmax=1, linewidths=0, rasterized=attributions.size > RASTER_ABOVE)
     ax.axvline(0, color=style.GREY, linewidth=0.6)
-    ax.set_yticks(range(len(order)), [feature_names[j] for j in order])
+    ax.set_yticks(range(len(order)), [style.clinical_name(feature_names[j]) for j in order])
     ax.set_xlabel(f"attribution to the model output ({units}; integrated gradients)")
     ax.set_title(title)
     fig.colorbar(mappable, ax=ax, label="input value (low → high)", shrink=0.8)
