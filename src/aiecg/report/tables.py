@@ -317,3 +317,25 @@ def headline_numbers(run: RunData) -> dict[str, Any]:
     if lvh:
         out["AUROC"] = _fmt(lvh["auroc"]["estimate"], lvh["auroc"]["low"], lvh["auroc"]["high"], 3)
     return out
+
+
+def sensitivity_at_criteria(run: RunData) -> pd.DataFrame | None:
+    """For each classic criterion, the model's sensitivity at (at least) the criterion's specificity, read from
+    the model's saved ROC curve (roc_curves.csv: the best operating point whose false-positive rate does not
+    exceed the criterion's); point estimates, without intervals (the evaluation does not bootstrap them)."""
+    c, curves = run.comparison, run.roc_curves
+    if c is None or curves is None or not len(c):
+        return None
+    model = curves[curves["kind"] == "model"]
+    criteria = c[c["kind"] == "criterion"]
+    if not len(model) or not len(criteria):
+        return None
+    fpr, tpr = model["fpr"].to_numpy(float), model["tpr"].to_numpy(float)
+    rows = []
+    for r in criteria.itertuples():
+        allowed = fpr <= 1 - r.specificity + 1e-12
+        rows.append({"criterion": r.name, "criterion specificity": f"{r.specificity:.3f}",
+                     "criterion sensitivity": f"{r.sensitivity:.3f}",
+                     "model sensitivity at that specificity": f"{tpr[allowed].max():.3f}" if allowed.any() else "n/a",
+                     "n": r.n})
+    return pd.DataFrame(rows)

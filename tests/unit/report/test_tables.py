@@ -77,3 +77,21 @@ def test_interval_coverage_table_reads_the_evaluations_conformal_report():
     assert men["coverage"] == f"{100 * expected:.1f}%" and men["n"] == int(rows_m.sum())
     assert men["mean width (output units)"] == f"{2 * half:.1f}"
     assert interval_coverage_table(RunData(Path("run"), "run", "train", metrics={})) is None
+
+
+def test_the_models_sensitivity_at_a_criterions_specificity_is_read_from_its_roc_curve():
+    from pathlib import Path
+
+    from aiecg.report.runs import RunData
+    from aiecg.report.tables import sensitivity_at_criteria
+
+    curves = pd.DataFrame({"curve": "lvh_proba", "kind": "model", "fpr": [0.0, 0.05, 0.1, 0.3, 1.0],
+                           "tpr": [0.0, 0.4, 0.55, 0.8, 1.0]})
+    comparison = pd.DataFrame({"name": ["model", "Cornell voltage", "Sokolow-Lyon"],
+                               "kind": ["model", "criterion", "criterion"], "specificity": [0.8, 0.9, 0.97],
+                               "sensitivity": [0.7, 0.2, 0.1], "n": [100, 100, 100]})
+    run = RunData(Path("run"), "run", "train", comparison=comparison, roc_curves=curves)
+    table = sensitivity_at_criteria(run).set_index("criterion")
+    assert table.loc["Cornell voltage", "model sensitivity at that specificity"] == "0.550"  # fpr 0.1 allowed
+    assert table.loc["Sokolow-Lyon", "model sensitivity at that specificity"] == "0.000"  # only fpr 0 is allowed
+    assert sensitivity_at_criteria(RunData(Path("run"), "run", "train", comparison=comparison)) is None

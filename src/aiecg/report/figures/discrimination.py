@@ -139,13 +139,15 @@ def roc_curves(runs: list[RunData]) -> Plot:
 def pr_curves(runs: list[RunData]) -> Plot:
     plot = Plot("precision_recall", "Precision-recall curves",
                 "Model and classic criteria on the test participants; dotted: LVH prevalence (a score without "
-                "information). AUPRC: average precision with its bootstrap 95% interval.")
+                "information). Where the run states a target prevalence, crosses: the model's precision at that "
+                "prevalence (from its ROC curve: PPV = sens x p / (sens x p + (1 - spec)(1 - p))). AUPRC: average "
+                "precision with its bootstrap 95% interval.")
     usable = [(run, score) for run in runs if (score := primary_score(run))]
     if not usable:
         plot.notes.append("no run has LVH labels and an LVH score in results.csv")
         return plot
     criteria = [criteria_scores(run) for run, _ in usable]
-    fig, pairs = legend_panels(len(usable), 4.4, 3.8, int(np.ceil((2 + max(map(len, criteria))) / 2)))
+    fig, pairs = legend_panels(len(usable), 4.4, 3.8, int(np.ceil((4 + max(map(len, criteria))) / 2)))
     for (ax, legend_ax), (run, (_, labels, scores)), run_criteria in zip(pairs, usable, criteria):
         precision, recall, _ = precision_recall_curve(labels, scores)
         ap = interval(run.metrics.get("test", {}).get("lvh_at_validation_youden", {}).get("auprc"))
@@ -159,7 +161,18 @@ def pr_curves(runs: list[RunData]) -> Plot:
             p, r, _ = precision_recall_curve(y_all[keep], crit[keep])
             ax.step(r, p, where="post", color=style.CYCLE[(i + 1) % len(style.CYCLE)], linewidth=1,
                     linestyle=style.LINESTYLES[(i + 1) % len(style.LINESTYLES)], label=name)
-        ax.axhline(labels.mean(), color=style.GREY, linestyle=":", linewidth=1, label=f"prevalence {labels.mean():.2f}")
+        target = run.posthoc.get("target_prevalence")
+        model = saved_curves(run, "model")
+        if target is not None and model:
+            fpr, tpr = next(iter(model.values()))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ppv = tpr * target / (tpr * target + fpr * (1 - target))
+            keep = tpr > 0
+            ax.plot(tpr[keep], ppv[keep], color=style.BLUE, linestyle="none", marker="x", markersize=4,
+                    label=f"model at the stated prevalence {target:.2f} (ROC points)")
+            ax.axhline(target, color=style.BLUE, linestyle=":", linewidth=0.8, label=f"stated prevalence {target:.2f}")
+        ax.axhline(labels.mean(), color=style.GREY, linestyle=":", linewidth=1,
+                   label=f"sample prevalence {labels.mean():.2f}")
         label_panel(ax, legend_ax, (-0.01, 1.01), (-0.01, 1.01), "recall (sensitivity)", "precision (PPV)",
                      f"{run.label}\n{run.cohort_name}")
     plot.figure = fig
