@@ -171,10 +171,12 @@ def _code(runs, explains) -> Answer:
 
 
 def _flow(runs, explains) -> Answer:
-    if not any(run.exclusions is not None or run.splits for run in runs):
+    flowing = [run for run in runs if run.exclusions is not None or run.splits]
+    if not flowing:
         return Answer(OPEN, "", "no exclusions.csv or splits.json")
-    return Answer(FILLED, "#tables", "flow of participants per run (exclusions.csv, splits.json) and their "
-                                     "characteristics by LVH and by cohort")
+    slug = "".join(c if c.isalnum() else "_" for c in flowing[0].label)
+    return Answer(FILLED, f"#flow_{slug}", "flow diagram and table of participants per run (exclusions.csv, "
+                                           "splits.json); their characteristics by LVH, split and cohort (tables)")
 
 
 def _development(runs, explains) -> Answer:

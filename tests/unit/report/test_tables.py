@@ -95,3 +95,18 @@ def test_the_models_sensitivity_at_a_criterions_specificity_is_read_from_its_roc
     assert table.loc["Cornell voltage", "model sensitivity at that specificity"] == "0.550"  # fpr 0.1 allowed
     assert table.loc["Sokolow-Lyon", "model sensitivity at that specificity"] == "0.000"  # only fpr 0 is allowed
     assert sensitivity_at_criteria(RunData(Path("run"), "run", "train", comparison=comparison)) is None
+
+
+def test_the_flow_diagram_reads_the_flow_table():
+    from aiecg.report.figures.flow import _steps
+
+    table = pd.DataFrame([("rows in the cohort table", 120, ""), ("excluded by the cohort checks", 2, ""),
+                          ("", 2, "clinical value out of range"), ("excluded: ECG missing or failed QC", 5, ""),
+                          ("", 4, "qc_fail: flat lead"), ("", 1, "qc_fail: noise"), ("usable participants", 113, ""),
+                          ("train split", 79, ""), ("val split", 17, ""), ("test split", 17, "")],
+                         columns=["step", "participants", "reason"])
+    main, splits = _steps(table)
+    assert [m[0] for m in main] == ["rows in the cohort table", "excluded by the cohort checks",
+                                    "excluded: ECG missing or failed QC", "usable participants"]
+    assert main[2][2] == ["4 qc_fail: flat lead", "1 qc_fail: noise"] and main[1][1] == 2
+    assert splits == [("train split", 79), ("val split", 17), ("test split", 17)]
