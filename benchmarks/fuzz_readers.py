@@ -9,7 +9,18 @@ Outcomes per case and per format: ``ecg`` (a valid ECG), ``read_error`` (ECGRead
 exception, or an ECG that breaks the ECG invariants), ``hang``, ``crash``; and the share of read errors whose
 reason is worded by the package (no library exception text before the ``[library: ...]`` detail).
 
+``--surfaces`` attacks the inputs of the newer commands the same way (issue 22), from a tiny synthetic cohort and
+a one-epoch model built first: a damaged model bundle (``bundle``), a bundle with one field forged and its
+checksum recomputed (``bundle_fields``: every field in turn, junk of many types), a damaged ONNX export
+(``onnx``, run on a probe input and compared with the bundle's torch model), a damaged cohort YAML
+(``cohort_yaml``) and a damaged cohort table (``clinical_csv``), each loaded as ``predict``, ``measure`` and
+``train`` load it. Outcomes: ``ok`` (accepted and right), ``read_error`` (one AiecgError), ``silent_wrong``
+(accepted but wrong: other weights or predictions than the intact file's, an ECG path outside the ECG folder,
+a kept row with a non-finite value), ``escape``, ``hang``, ``crash``.
+
     PYTHONPATH=src python benchmarks/fuzz_readers.py --mutations 1000 --out benchmarks/results/fuzz_readers.json
+    PYTHONPATH=src python benchmarks/fuzz_readers.py --surfaces --mutations 200 \
+        --out benchmarks/results/fuzz_surfaces.json
 """
 
 from __future__ import annotations
@@ -119,11 +130,135 @@ def _check_ecg(ecg) -> str | None:
     return None
 
 
+# ------------------------------------------------------------------------------ the newer surfaces (issue 22)
+JUNK = (None, -1, 0, 1e39, float("nan"), "", "x" * 300, [], [1, "a"], {}, {"junk": 1}, True, ["I"] * 40)
+"""What a forged bundle field is replaced with (by seed)."""
+
+
+def build_surfaces(folder: Path) -> list[dict]:
+    """A 40-participant synthetic cohort, its store, a one-epoch model and its ONNX export; one case per surface."""
+    from aiecg.cli import main as aiecg
+
+    data, runs = folder / "data", folder / "runs"
+    for argv in (["synth", "--out", str(data), "--n", "40", "--seed", "3", "--workers", "1"],
+                 ["prepare", "--cohort", str(data / "cohort.yaml"), "--workers", "1", "--no-beats"],
+                 ["train", "--cohort", str(data / "cohort.yaml"), "--epochs", "1", "--out", str(runs), "--name",
+                  "fcn"],
+                 ["export", "--bundle", str(runs / "fcn" / "model.aiecg"), "--onnx", str(folder / "fcn.onnx")]):
+        assert aiecg(["-q", *argv]) == 0, argv
+    bundle = str(runs / "fcn" / "model.aiecg")
+    return [{"name": "bundle", "surface": "bundle", "target": bundle, "options": {}},
+            {"name": "bundle_fields", "surface": "bundle_fields", "target": bundle, "options": {}},
+            {"name": "onnx", "surface": "onnx", "target": str(folder / "fcn.onnx"), "options": {"bundle": bundle}},
+            {"name": "cohort_yaml", "surface": "cohort_yaml", "target": str(data / "cohort.yaml"), "options": {}},
+            {"name": "clinical_csv", "surface": "clinical_csv", "target": str(data / "cohort.csv"), "options": {}}]
+
+
+def _probe(bundle) -> tuple:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    ecg = rng.normal(0, 0.3, (3, bundle.n_leads, bundle.n_samples)).astype(np.float32)
+    return ecg, rng.normal(0, 1, (3, bundle.n_meta)).astype(np.float32)
+
+
+def _same_bundle(a, b) -> bool:
+    import torch
+
+    return a.state_dict.keys() == b.state_dict.keys() and all(
+        torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict) and a.input_spec == b.input_spec \
+        and a.thresholds == b.thresholds and a.scaling == b.scaling
+
+
+def _forge(original: Path, path: Path, seed: int) -> None:
+    """``original`` with one field (chosen by ``seed``) replaced by junk, saved with a recomputed checksum."""
+    import dataclasses
+
+    import numpy as np
+
+    from aiecg.bundle import load_bundle, save_bundle
+
+    rng = np.random.default_rng(seed)
+    bundle = load_bundle(original)
+    fields = [f.name for f in dataclasses.fields(bundle)]
+    name = fields[seed % len(fields)]
+    value = getattr(bundle, name)
+    junk = JUNK[int(rng.integers(len(JUNK)))]
+    if isinstance(value, dict) and value and rng.random() < 0.7:  # one entry of a mapping, not the whole
+        key = list(value)[int(rng.integers(len(value)))]
+        junk = {**value, key: junk}
+    setattr(bundle, name, junk)
+    try:
+        save_bundle(bundle, path)
+    except Exception:  # noqa: BLE001 - a value the writer cannot even store: the intact file stands instead
+        path.write_bytes(original.read_bytes())
+
+
+def attack_surface(case: dict, path: Path, state: dict) -> dict:
+    """Load ``path`` (the damaged copy) as the command that takes it would; classify what came of it."""
+    import numpy as np
+
+    from aiecg.bundle import load_bundle
+    from aiecg.data.cohort import load_cohort
+    from aiecg.predict import predict
+
+    surface = case["surface"]
+    if surface in ("bundle", "bundle_fields"):
+        bundle = load_bundle(path)
+        ecg, meta = _probe(bundle)
+        values = predict(bundle.build_model(), ecg, meta, bundle.target, bundle.scaling)
+        if surface == "bundle" and not _same_bundle(bundle, state["bundle"]):
+            return {"outcome": "silent_wrong", "what": "a damaged bundle loaded with other contents"}
+        if not np.isfinite(values).all():
+            return {"outcome": "silent_wrong", "what": "a loaded bundle predicts non-finite values"}
+        return {"outcome": "ok"}
+    if surface == "onnx":
+        from aiecg.workflows.predict import _engine
+
+        bundle = state["bundle"]
+        values = predict(_engine(bundle, "onnx", path), *state["probe"], bundle.target, bundle.scaling)
+        if not np.allclose(values, state["torch"], rtol=1e-3, atol=1e-3):
+            return {"outcome": "silent_wrong", "what": f"ONNX predicts {values.ravel()[:2]} where torch gives "
+                                                      f"{state['torch'].ravel()[:2]}"}
+        return {"outcome": "ok"}
+    from aiecg.data.targets import target_spec
+
+    cohort = load_cohort(path if surface == "cohort_yaml" else path.parent / "cohort.yaml",
+                         target_spec("INDEXED_MASS").outputs)
+    frame = cohort.frame
+    if surface == "cohort_yaml":
+        import os
+
+        base = os.path.normpath(cohort.mapping.ecg_dir or cohort.mapping.root)  # the table holds relative paths
+        for ecg_path, problem in zip(frame["ecg_path"], frame.get("problem", [""] * len(frame))):
+            if ecg_path and not problem and not str(ecg_path).startswith(base.rstrip(os.sep) + os.sep):
+                return {"outcome": "silent_wrong", "what": f"ECG path {ecg_path} outside {base}, not refused"}
+        return {"outcome": "ok"}
+    numeric = frame[[c for c in cohort.mapping.clinical.continuous if c in frame]].apply(
+        lambda column: column.astype(float))
+    if not np.isfinite(numeric.to_numpy()).all():
+        return {"outcome": "silent_wrong", "what": "a kept row with a non-finite clinical value"}
+    return {"outcome": "ok"}
+
+
+def _surface_state(case: dict) -> dict:
+    """What a surface's damaged copies are compared with: the intact bundle and its torch predictions."""
+    from aiecg.bundle import load_bundle
+    from aiecg.predict import predict
+
+    if case["surface"] not in ("bundle", "onnx"):
+        return {}
+    bundle = load_bundle(case["options"].get("bundle") or case["target"])
+    probe = _probe(bundle)
+    return {"bundle": bundle, "probe": probe,
+            "torch": predict(bundle.build_model(), *probe, bundle.target, bundle.scaling)}
+
+
 def worker(case: dict, start: int, stop: int, base_seed: int, memory_gb: float) -> None:
     """Read mutations ``start..stop-1`` of one case; print ``B i`` before and ``R i {json}`` after each read."""
     import warnings
 
-    from aiecg.errors import ECGReadError
+    from aiecg.errors import AiecgError, ECGReadError
     from aiecg.io import get_reader
     from aiecg.io.fuzz import damage
 
@@ -134,22 +269,36 @@ def worker(case: dict, start: int, stop: int, base_seed: int, memory_gb: float) 
     original = target.read_bytes()
     work = Path(tempfile.mkdtemp(prefix="fuzz_"))
     for sibling in target.parent.iterdir():
-        if sibling != target:
+        if sibling.is_dir():  # e.g. a cohort's ecg/ folder: read, never damaged
+            (work / sibling.name).symlink_to(sibling)
+        elif sibling != target:
             shutil.copy(sibling, work / sibling.name)
     damaged_path = work / target.name
-    read = get_reader(case["format"]).read
+    surface = case.get("surface")
+    read = get_reader(case["format"]).read if surface is None else None
+    state = _surface_state(case) if surface else {}
     try:
         for i in range(start, stop):
             seed = base_seed * 10**6 + i
-            damaged_path.write_bytes(damage(original, seed))
+            if surface == "bundle_fields":
+                _forge(target, damaged_path, seed)
+            else:
+                damaged_path.write_bytes(damage(original, seed))
             print(f"B {i}", flush=True)
             began = time.perf_counter()
             try:
-                problem = _check_ecg(read(damaged_path, **case["options"]))
-                result = {"outcome": "ecg"} if problem is None else {"outcome": "escape", "what": problem}
+                if surface is not None:
+                    result = attack_surface(case, damaged_path, state)
+                else:
+                    problem = _check_ecg(read(damaged_path, **case["options"]))
+                    result = {"outcome": "ecg"} if problem is None else {"outcome": "escape", "what": problem}
             except ECGReadError as exc:
                 result = {"outcome": "read_error", "worded": worded_by_package(exc.reason),
                           "reason": exc.reason.replace(str(work), "<dir>")[:200]}
+            except AiecgError as exc:  # the newer surfaces' one-line errors (bundle, cohort, ONNX)
+                reason = str(exc).replace(str(work), "<dir>")
+                result = {"outcome": "read_error", "worded": worded_by_package(reason), "reason": reason[:200],
+                          "multi_line": "\n" in reason}
             except BaseException as exc:  # noqa: BLE001 - an escape is what this campaign counts
                 frame = traceback.extract_tb(exc.__traceback__)[-1]
                 result = {"outcome": "escape", "what": f"{type(exc).__name__}: {str(exc)[:160]}".replace(
@@ -214,8 +363,9 @@ def summarise(results: list[dict]) -> dict:
     worded = sum(r["worded"] for r in errors)
     return {
         "mutations": len(results),
-        **{k: counts.get(k, 0) for k in ("ecg", "read_error", "escape", "hang", "crash")},
+        **{k: counts.get(k, 0) for k in ("ecg", "ok", "read_error", "silent_wrong", "escape", "hang", "crash")},
         "read_errors_worded_by_package": worded,
+        "read_errors_on_several_lines": sum(r.get("multi_line", False) for r in errors),
         "worded_share": round(worded / len(errors), 4) if errors else None,
         "median_read_ms": round(1000 * sorted(r["seconds"] for r in results)[len(results) // 2], 2),
     }
@@ -229,6 +379,8 @@ def main() -> None:
     parser.add_argument("--memory-gb", type=float, default=3.0)
     parser.add_argument("--batch", type=int, default=250)
     parser.add_argument("--cases", nargs="*", help="case names (default: all)")
+    parser.add_argument("--surfaces", action="store_true",
+                        help="attack the newer commands' inputs (bundle, ONNX, cohort YAML, clinical table)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "fuzz_readers.json")
     parser.add_argument("--src", type=Path, default=ROOT / "src",
                         help="the aiecg source tree the workers import (another checkout, to compare readers)")
@@ -242,7 +394,7 @@ def main() -> None:
     began = time.time()
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="fuzz_sources_") as tmp:
-        cases = build_sources(Path(tmp))
+        cases = build_surfaces(Path(tmp)) if args.surfaces else build_sources(Path(tmp))
         if args.cases:
             cases = [c for c in cases if c["name"] in args.cases]
         per_case, per_format, examples = {}, {}, {}
@@ -250,8 +402,8 @@ def main() -> None:
         for case in cases:
             results = run_case(case, args.mutations, args.seed, args.timeout, args.memory_gb, args.batch, args.src)
             all_results[case["name"]] = results
-            per_case[case["name"]] = {"format": case["format"], **summarise(results)}
-            bad = [r for r in results if r["outcome"] in ("escape", "hang", "crash")]
+            per_case[case["name"]] = {"format": case.get("format") or case["surface"], **summarise(results)}
+            bad = [r for r in results if r["outcome"] in ("escape", "silent_wrong", "hang", "crash")]
             unworded = [r for r in results if r["outcome"] == "read_error" and not r["worded"]]
             examples[case["name"]] = {
                 "escapes_hangs_crashes": [{**r, "seed": args.seed * 10**6 + r["i"]} for r in bad[:10]],
@@ -260,9 +412,9 @@ def main() -> None:
                                            if r["outcome"] == "read_error").most_common(8),
             }
             print(case["name"], per_case[case["name"]], flush=True)
-        formats = sorted({c["format"] for c in cases})
+        formats = sorted({c.get("format") or c["surface"] for c in cases})
         for fmt in formats:
-            merged = [r for c in cases if c["format"] == fmt for r in all_results[c["name"]]]
+            merged = [r for c in cases if (c.get("format") or c["surface"]) == fmt for r in all_results[c["name"]]]
             per_format[fmt] = summarise(merged)
         merged = [r for results in all_results.values() for r in results]
     report = {

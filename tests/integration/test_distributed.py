@@ -3,8 +3,10 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,21 +14,29 @@ import pytest
 import torch
 import yaml
 
+from aiecg.runio import partial_dir
 from aiecg.threads import cpu_budget
 from tests.conftest import kill_tree
+from tests.processes import descendants, survivors
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _torchrun(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """torchrun with 2 local processes in its own process group, killed whole if the test fails or hangs."""
+def _start_torchrun(*args: str, output: int = subprocess.PIPE) -> subprocess.Popen:
+    """torchrun with 2 local processes, in its own process group (its ranks each start a session of their own)."""
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
     command = [torchrun, "--nproc_per_node", "2", "--standalone", *args] if torchrun else \
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone", *args]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]), "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
+    return subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+def _torchrun(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """torchrun with 2 local processes in its own process group, killed whole if the test fails or hangs."""
+    process = _start_torchrun(*args)
+    command = process.args
     try:
         output, _ = process.communicate(timeout=timeout)
     finally:
@@ -88,3 +98,29 @@ def test_torchrun_aiecg_train_writes_one_run(synth_cohort, tmp_path):
     # the node's CPU budget is divided between the two ranks, and the run's config says what each used
     assert yaml.safe_load((run / "config.yaml").read_text())["fit"]["threads"] == cpu_budget().per_worker(2)
     assert not list(run.glob(".*.tmp"))
+
+
+def test_killing_the_torchrun_agent_leaves_no_rank_running(synth_cohort, tmp_path):
+    """SIGKILL reaches the agent alone (it cannot pass it on); the ranks, in sessions of their own, end with it
+    (parent-death signal armed by aiecg.train.distributed.setup), and no run folder appears."""
+    runs = tmp_path / "runs"
+    process = _start_torchrun("-m", "aiecg.cli", "-q", "train", "--cohort", str(synth_cohort / "cohort.yaml"),
+                              "--epochs", "1000", "--early-stopping", "1000", "--out", str(runs), "--name", "ddp",
+                              "--device", "cpu", output=subprocess.DEVNULL)  # a pipe would wait for the ranks
+    ranks: set[int] = set()
+    try:
+        epochs = partial_dir(runs / "ddp") / "epochs.csv"  # both ranks are training once rank 0 wrote an epoch
+        deadline = time.monotonic() + 240
+        while process.poll() is None and not epochs.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert process.poll() is None and epochs.exists(), "the run ended or stalled before it could be killed"
+        ranks = descendants(process.pid)
+        assert len(ranks) >= 2, ranks
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        assert survivors(ranks, timeout=20) == set()
+        assert not (runs / "ddp").exists()
+    finally:
+        for pid in survivors(ranks, timeout=0):
+            os.kill(pid, signal.SIGKILL)
+        kill_tree(process)

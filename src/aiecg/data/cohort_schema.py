@@ -67,7 +67,7 @@ def load_yaml(path: Path) -> Any:
                               f"{MAX_YAML_NODES:,}); write the values out instead of nesting aliases")
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
-        raise CohortError(f"{path}: not valid YAML ({exc})") from None
+        raise CohortError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None  # one line
     except RecursionError:
         raise CohortError(f"{path}: the YAML is nested too deeply") from None
     finally:

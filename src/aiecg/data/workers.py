@@ -98,8 +98,9 @@ def record_failure(status: str, reason: str, limits: Limits | None = None) -> tu
     return status, reason
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """Make this process die when ``parent_pid`` does: the kernel's parent-death signal, plus a watchdog."""
+def die_with_parent(parent_pid: int) -> None:
+    """Make this process die when ``parent_pid`` does: the kernel's parent-death signal, plus a watchdog (used by
+    the pool's workers, and by the ranks of a ``torchrun`` whose agent is killed)."""
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -140,7 +141,7 @@ def _limit_memory(memory_mb: int) -> None:
 
 def _worker_main(conn: Connection, parent_pid: int, memory_mb: int | None, close_fds: tuple[int, ...],
                  function: Callable[..., Any], threads: int) -> None:
-    _die_with_parent(parent_pid)
+    die_with_parent(parent_pid)
     use_threads(threads)  # this worker's share of the command's CPU budget (aiecg.threads)
     faulthandler.disable()  # a crash is reported by the parent as the task's outcome, not as a dump here
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops the workers

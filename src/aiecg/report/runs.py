@@ -223,14 +223,16 @@ def load_run(path: str | Path) -> RunData:
     # the curves the evaluation saves (aiecg.evaluate.curves; older runs: workflows/report.py computes them)
     data.roc_curves = _csv(path / "roc_curves.csv", ("curve", "kind", "fpr", "tpr"))
     data.roc_band = _csv(path / "roc_band.csv", ("fpr", "tpr_low", "tpr_high"))
-    data.calibration_curves = _csv(path / "calibration_curves.csv", ("probability", "mean_predicted",
-                                                                      "mean_observed", "n"))
+    data.calibration_curves = _csv(path / "probability_calibration.csv", ("probability", "mean_predicted",
+                                                                           "mean_observed", "n"))
     data.regression_calibration = _csv(path / "regression_calibration.csv", ("prediction", "mean_predicted",
                                                                               "mean_observed", "n"))
     data.lr_curve = _csv(path / "lr_curve.csv", ("is_m", "value", "lvh_proba"))
     data.lr_cutoffs = _csv(path / "lr_cutoffs.csv", ("is_m", "learned_cutoff", "guideline_cutoff"))
-    data.calibration_by_sex = _csv(path / "calibration_by_sex.csv", ("group", "mean_predicted", "observed", "low",
-                                                                      "high", "slope", "intercept"))
+    data.calibration_by_sex = _csv(path / "calibration_curve.csv", ("group", "mean_predicted", "observed", "low",
+                                                                     "high", "slope", "intercept"))
+    if (path / "proportional_bias.json").exists():
+        data.proportional_bias = _mapping(path / "proportional_bias.json")
     data.exclusions = _csv(path / "exclusions.csv")
     if (path / "epochs.csv").exists():
         data.epochs.append(("training", _csv(path / "epochs.csv", EPOCH_COLUMNS)))

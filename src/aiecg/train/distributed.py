@@ -18,6 +18,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from aiecg.data.workers import die_with_parent
+
 
 @dataclass(frozen=True)
 class World:
@@ -55,6 +57,7 @@ def setup(device: torch.device) -> tuple[World, torch.device]:
     world = current_world()
     if not world.active:
         return world, device
+    die_with_parent(os.getppid())  # a SIGKILLed torchrun agent leaves no rank running (it cannot stop them itself)
     if device.type == "cuda":
         device = torch.device("cuda", world.local_rank)
         torch.cuda.set_device(device)

@@ -3,7 +3,7 @@
 ``aiecg.report`` only renders (results.csv, metrics.json, comparison*.csv, epochs.csv, exclusions.csv, splits,
 decision_curve.csv, the cohort table). What it shows beyond those files is prepared here, once, and handed over as
 plain values: the bundle's description (:class:`aiecg.report.runs.BundleInfo`), the median-beat summaries from the
-cohort's store, and the curves a run folder did not save (:mod:`aiecg.evaluate.report_inputs`: ROC band,
+cohort's store, and the curves a run folder did not save (:mod:`aiecg.evaluate.curves`: ROC band,
 calibration by sex, proportional bias, the LR model's curve). No model is run and no training code imported.
 """
 
@@ -46,7 +46,7 @@ def median_beat_summary(run: RunData) -> dict[str, Any] | None:
 
     from aiecg.data.store import Store
     from aiecg.errors import AiecgError
-    from aiecg.evaluate.report_inputs import median_beat_groups
+    from aiecg.evaluate.curves import median_beat_groups
     from aiecg.report.figures.base import LEAD_ORDER, primary_score, regression_stem
 
     if run.store_path is None or run.results is None:
@@ -73,13 +73,11 @@ def median_beat_summary(run: RunData) -> dict[str, Any] | None:
 
 def complete_inputs(run: RunData) -> None:
     """What the page draws beyond the run's files, prepared once: the bundle's description, the median-beat
-    summaries, calibration by sex and the proportional bias (:mod:`aiecg.evaluate.report_inputs`), and for a run
+    summaries, calibration by sex and the proportional bias (:mod:`aiecg.evaluate.curves`), and for a run
     written before the evaluation saved its curves, those curves (:mod:`aiecg.evaluate.curves`)."""
-    import numpy as np
     import pandas as pd
 
     from aiecg.evaluate import curves
-    from aiecg.evaluate.report_inputs import calibration_by_group, proportional_bias
     from aiecg.report.figures.base import primary_score, regression_stem
 
     if run.bundle is None and run.bundle_path is not None:
@@ -106,18 +104,15 @@ def complete_inputs(run: RunData) -> None:
         if run.roc_band is None:
             run.roc_band = curves.roc_band(labels, scores)
         if run.calibration_by_sex is None and "proba" in column:
-            probs, sex = table[column].to_numpy(float), table["is_m"].to_numpy(float)
-            n_bins = int(np.clip(np.isfinite(all_labels).sum() // 15, 3, 10))
-            run.calibration_by_sex = calibration_by_group(
-                all_labels, probs, {"all": np.ones(len(table), bool), "women": sex == 0, "men": sex == 1}, n_bins)
+            run.calibration_by_sex = curves.primary_calibration(table, column)
     if run.calibration_curves is None:
         run.calibration_curves = curves.probability_calibration(table)
     if stem is not None:
         if run.regression_calibration is None:
             run.regression_calibration = curves.regression_calibration(table, stem)
         if run.proportional_bias is None:
-            run.proportional_bias = proportional_bias(table[f"{stem}_true"].to_numpy(float),
-                                                      table[f"{stem}_pred"].to_numpy(float))
+            run.proportional_bias = curves.proportional_bias(table[f"{stem}_true"].to_numpy(float),
+                                                             table[f"{stem}_pred"].to_numpy(float))
         lr = run.posthoc.get("lr")
         if run.lr_curve is None and lr is not None:
             run.lr_curve = curves.lr_curve(lr, table[f"{stem}_pred"].to_numpy(float))

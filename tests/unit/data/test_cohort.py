@@ -110,6 +110,15 @@ def test_a_yaml_alias_bomb_is_refused_cheaply(tmp_path):
         load_cohort(tmp_path / "big.yaml")
 
 
+def test_invalid_yaml_is_one_line_naming_where(tmp_path):
+    """A YAML error spans several lines in PyYAML's words; the error is one line (found by the fuzz campaign)."""
+    path = tmp_path / "broken.yaml"
+    path.write_text("table: cohort.csv\nid_column: [eid\nsex: x\n")
+    with pytest.raises(CohortError, match="not valid YAML") as error:
+        load_cohort(path)
+    assert "\n" not in str(error.value) and "line 3" in str(error.value)
+
+
 def test_ids_are_text_zero_padding_kept_blank_ids_named(tmp_path):
     table = make_table(6)
     table["eid"] = [f"{i:09d}" for i in range(1, 7)]

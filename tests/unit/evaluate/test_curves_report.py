@@ -1,11 +1,17 @@
-"""What the report shows that the evaluation does not save: calibration by group, proportional bias, beat groups."""
+"""What the report draws but a run may not have saved: ROC band, calibration by group, proportional bias."""
 
 import numpy as np
 import pytest
 from scipy import stats
 
 from aiecg.evaluate.calibration import calibration_intercept, calibration_slope
-from aiecg.evaluate.report_inputs import calibration_by_group, median_beat_groups, proportional_bias, wilson_interval
+from aiecg.evaluate.curves import (
+    calibration_by_group,
+    median_beat_groups,
+    proportional_bias,
+    roc_band,
+    wilson_interval,
+)
 
 
 def test_wilson_interval_matches_the_textbook_values():
@@ -41,6 +47,16 @@ def test_proportional_bias_is_the_regression_of_difference_on_mean():
     assert fit["slope"] == pytest.approx(reference.slope) and fit["p"] == pytest.approx(reference.pvalue)
     assert fit["slope_low"] < fit["slope"] < fit["slope_high"] < 0 and fit["n"] == 200
     assert np.isnan(proportional_bias(truth[:2], pred[:2])["slope"])
+
+
+def test_roc_band_contains_the_curve_and_is_seeded():
+    rng = np.random.default_rng(2)
+    labels = (rng.random(120) < 0.3).astype(float)
+    scores = labels + rng.normal(0, 1, 120)
+    band = roc_band(labels, scores, n_resamples=50, seed=3)
+    assert list(band.columns) == ["fpr", "tpr_low", "tpr_high"] and len(band) == 101
+    assert (band["tpr_low"] <= band["tpr_high"]).all()
+    assert band.equals(roc_band(labels, scores, n_resamples=50, seed=3))
 
 
 def test_median_beat_groups_compare_lvh_and_the_fifths_of_the_prediction():
