@@ -2,7 +2,8 @@
 changes by the minute, so the two trees take turns, each round in fresh processes).
 
 Per record, in CPU milliseconds of one process (``time.process_time``): reading a CardioSoft file, the per-record
-path of ``prepare``/``predict`` on it (``process_record`` of the record already read), and ``measure`` with the
+path of ``prepare``/``predict`` on it (``prepare_record``, ``process_record`` in older trees, of the record
+already read), and ``measure`` with the
 per-beat table (``measure_file``, reading included) on CardioSoft files and on the WFDB records of LUDB. The
 median over rounds is reported with the load average before and after. Writes
 ``benchmarks/results/signal_path_ab.json``::
@@ -28,10 +29,12 @@ LUDB = ROOT.parent / "shared" / "data" / "ludb" / "data"
 
 def worker(folder: Path, n: int) -> dict[str, float]:
     """One round in this process: CPU ms per record of each step (first a warm-up of each)."""
-    from aiecg.data.prepare import PrepareConfig, process_record
+    from aiecg.data import prepare
+    from aiecg.data.prepare import PrepareConfig
     from aiecg.io import read_ecg
     from aiecg.workflows.measure import MeasureTask, measure_file
 
+    process_record = getattr(prepare, "prepare_record", None) or prepare.process_record  # renamed in main
     files = sorted(folder.glob("*.xml"))[:n]
     ludb = sorted(LUDB.glob("*.hea"))[:n] if LUDB.exists() else []
     config = PrepareConfig()

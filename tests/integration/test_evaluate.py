@@ -52,10 +52,15 @@ def test_a_training_run_saves_the_curves_the_report_draws(ilvm_run):
     assert set(roc["kind"]) == {"model", "criterion", "baseline"} and roc["fpr"].between(0, 1).all()
     band = pd.read_csv(ilvm_run / "roc_band.csv")
     assert (band["tpr_low"] <= band["tpr_high"]).all()
-    calibration = pd.read_csv(ilvm_run / "calibration_curves.csv")
+    calibration = pd.read_csv(ilvm_run / "probability_calibration.csv")
     assert {"lvh_proba_lr", "lvh_proba_prioradj_lr"} <= set(calibration["probability"])
     results = pd.read_csv(ilvm_run / "results.csv")
     assert calibration.groupby("probability")["n"].sum().eq(len(results)).all()
     assert set(pd.read_csv(ilvm_run / "regression_calibration.csv")["prediction"]) >= {"ilvm_pred"}
     assert set(pd.read_csv(ilvm_run / "lr_curve.csv")["is_m"]) == {0, 1}
     assert len(pd.read_csv(ilvm_run / "lr_cutoffs.csv")) == 2
+    by_sex = pd.read_csv(ilvm_run / "calibration_curve.csv")
+    assert set(by_sex["group"]) <= {"all", "women", "men"} and "all" in set(by_sex["group"])
+    assert (by_sex["low"] <= by_sex["observed"]).all() and (by_sex["observed"] <= by_sex["high"]).all()
+    bias = json.loads((ilvm_run / "proportional_bias.json").read_text())
+    assert bias["n"] == len(results) and bias["slope_low"] <= bias["slope"] <= bias["slope_high"]

@@ -1,6 +1,7 @@
 """``aiecg predict`` end to end on the session's synthetic cohort and its two trained runs (tests/conftest.py:
 60 participants, 2 epochs; shared, so every output goes to tmp_path) and on the real files."""
 
+import json
 import shutil
 
 import numpy as np
@@ -214,3 +215,78 @@ def test_evaluating_participants_the_cohort_cannot_serve_names_them(synth_cohort
         evaluate_bundle(ilvm_run / "model.aiecg", synth_cohort / "cohort.yaml", None,
                         tmp_path / "eval_ids", ids=ids, compare=False, n_resamples=50)
     assert not (tmp_path / "eval_ids" / "results.csv").exists()
+
+
+def test_predictions_say_what_they_rest_on(synth_cohort, ilvm_run, tmp_path, capsys, caplog):
+    """Issue 25: text sex values, missing clinical columns named and imputable, rows resting mostly on imputed
+    inputs flagged with a warning line, and the bundle's training cohort printed."""
+    _, files = _test_files(synth_cohort, ilvm_run)
+    files = files[:4]
+    bundle = ilvm_run / "model.aiecg"
+    table = pd.read_csv(synth_cohort / "cohort.csv")
+    coded = predict_files(bundle, files, clinical=table, id_column="eid")
+    words = table.assign(sex=table["sex"].map({1: "Male", 0: "Female"}))
+    spelled = predict_files(bundle, files, clinical=words, id_column="eid")  # --sex-column text: one decoder
+    assert (spelled["status"] == "ok").all(), spelled["reason"].tolist()
+    np.testing.assert_array_equal(spelled["ilvm_pred"], coded["ilvm_pred"])
+    assert spelled["is_m"].tolist() == coded["is_m"].tolist() and (spelled["n_imputed"] == 0).all()
+
+    # all but four clinical columns absent: named, with the option that imputes them
+    columns = list(load_bundle(bundle).encoder.spec.columns)
+    kept = ["eid", "sex", "age", "bmi", "sbp"]
+    n, absent = len(columns), len(columns) - 4
+    table[kept].to_csv(tmp_path / "four.csv", index=False)
+    args = ["predict", "--bundle", str(bundle), *files, "--out", str(tmp_path / "p.csv"), "--clinical",
+            str(tmp_path / "four.csv"), "--id-column", "eid"]
+    assert main(["-q", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"{absent} of the model's {n} clinical columns are missing: " in err
+    assert "diabetes" in err and "--impute-missing-columns" in err
+    with caplog.at_level("INFO", logger="aiecg"):
+        assert main(["-q", *args, "--impute-missing-columns"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    rows = pd.read_csv(tmp_path / "p.csv")
+    assert (rows["status"] == "ok").all() and (rows["n_imputed"] >= absent).all() and rows["mostly_imputed"].all()
+    assert summary["imputed_values"] == rows["n_imputed"].sum() and summary["rows_mostly_imputed"] == 4
+    assert "rest mostly on imputed inputs" in caplog.text
+    model = summary["bundle"]
+    assert model["trained_on"] == "synthetic-ukb" and model["synthetic"] and model["n_train"] > 0
+    assert 0 < model["lvh_prevalence_train"] < 1 and model["clinical_variables"] == n
+    assert "trained on 'synthetic-ukb' (SYNTHETIC data" in caplog.text and "LVH prevalence" in caplog.text
+    # no table at all: every clinical value imputed, sex from the ECG header
+    rows = predict_files(bundle, files, impute_missing_columns=True)
+    assert (rows["n_imputed"] == n - (rows["sex_source"] == "ecg")).all() and rows["mostly_imputed"].all()
+    # a recording without a sex (a WFDB copy whose header says none) and no table: no sex-specific output at all
+    ecg = read_ecg(files[0])
+    anonymous = write_wfdb(tmp_path / "anonymous", type(ecg).from_array(ecg.signal, ecg.leads, ecg.fs))
+    row = predict_files(bundle, [anonymous], impute_missing_columns=True).iloc[0]
+    assert row["status"] == "ok" and np.isnan(row["is_m"]) and np.isfinite(row["ilvm_pred"])
+    assert np.isnan(row["lvh_call"]) and np.isnan(row["lvh_pred_cutoff"]) and np.isnan(row["lvh_proba_lr"])
+    assert row["reason"].startswith("sex unknown") and "lvh_pred_cutoff" in row["reason"]
+
+
+def test_nothing_predicted_exits_2_with_every_row_written(lvh_ecg_only_run, tmp_path, capsys):
+    page = tmp_path / "page.png"
+    page.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    out = tmp_path / "p.csv"
+    assert main(["-q", "predict", "--bundle", str(lvh_ecg_only_run / "model.aiecg"), str(page), "--out",
+                 str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "none of the 1 files could be used (1 read_error)" in err
+    assert pd.read_csv(out)["status"].tolist() == ["read_error"]
+
+
+def test_the_lvh_call_at_the_prevalence_the_user_states(synth_cohort, lvh_ecg_only_run, tmp_path, capsys):
+    files = sorted(str(p) for p in (synth_cohort / "ecg").glob("*.xml"))[:20]
+    bundle = lvh_ecg_only_run / "model.aiecg"
+    default = predict_files(bundle, files)
+    rare = predict_files(bundle, files, target_prevalence=0.01)
+    ok = default["status"] == "ok"
+    assert (rare.loc[ok, "call_prevalence"] == 0.01).all() and (default.loc[ok, "call_prevalence"] != 0.01).all()
+    assert rare.loc[ok, "lvh_call"].sum() <= default.loc[ok, "lvh_call"].sum()
+    threshold = load_bundle(bundle).thresholds["posthoc"]["threshold"]  # the same threshold, a shifted probability
+    assert (rare.loc[ok, "lvh_call"] == (rare.loc[ok, "lvh_proba_prioradj"] >= threshold).astype(float)).all()
+    assert (rare.loc[ok, "lvh_proba_prioradj"] <= default.loc[ok, "lvh_proba"] + 1e-12).all()
+    assert main(["-q", "predict", "--bundle", str(bundle), files[0], "--out", str(tmp_path / "p.csv"),
+                 "--target-prevalence", "1.5"]) == 2
+    assert "--target-prevalence must lie in (0, 1)" in capsys.readouterr().err

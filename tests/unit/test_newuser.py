@@ -113,3 +113,20 @@ def test_a_split_without_lvh_cases_is_named(caplog):
     assert len(warnings) == 2 and "the val split has no LVH case among its 2" in warnings[0]
     assert "the test split has no LVH case" in caplog.text
     assert warn_without_lvh(frame.drop(columns="LVH"), splits) == []
+
+
+def test_progress_bars_only_on_a_terminal(monkeypatch):
+    import argparse
+    import io
+
+    from aiecg.cli import _progress
+
+    monkeypatch.setattr("sys.stderr", io.StringIO())  # a log file or a pipe
+    assert not _progress(argparse.Namespace(quiet=False))
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr("sys.stderr", Terminal())
+    assert _progress(argparse.Namespace(quiet=False)) and not _progress(argparse.Namespace(quiet=True))

@@ -77,7 +77,13 @@ class DelineationConfig:
             S of right bundle-branch block in I, aVL and V5-V6, with V1's R', pauses on a plateau for up to ~15 ms
             before its slow return, which is still QRS; on LUDB's complete RBBB record a 10 ms stretch ended the
             QRS 54 ms before the cardiologists' offset, 16 ms ends it within 4 ms).
-        p_frac: P onset/offset where the P magnitude falls below this share of its peak.
+        pr_active_frac: the PR segment (the 40 ms ending 40 ms before the QRS's first sample over 30 % of its
+            peak) counts as moving when its median spatial velocity exceeds the floor by this share of the QRS
+            peak; the onset threshold then stands on that level instead of the floor (a QRS starts where the
+            activity departs from the PR segment, IEC 60601-2-25's "departs from its baseline"). On LUDB's
+            development half 3 % (against 4 %, the onset threshold itself) brought the per-record QRS-duration
+            SD from 12.1 to 11.8 ms (9.6 without the records inspected) and left the per-beat QRS-onset error
+            at 5 ms; chosen between those two values only.
         p_min_mv: no P wave when the P magnitude of the median stays below this (atrial fibrillation, or a
             P wave lost in noise).
         p_match: a beat unlike the median has a P wave when its P segment correlates above this with the
@@ -118,6 +124,7 @@ class DelineationConfig:
     qrs_on_frac: float = 0.04
     qrs_off_frac: float = 0.06
     quiet_s: float = 0.016
+    pr_active_frac: float = 0.03
     p_frac: float = 0.1
     p_min_mv: float = 0.02
     p_match: float = 0.6
@@ -231,7 +238,15 @@ def qrs_bounds(
     high = np.flatnonzero(sv[lo:hi] > floor + 0.3 * (peak - floor)) + lo
     k = max(1, int(round(cfg.quiet_s * fs)))
 
-    thr = floor + cfg.qrs_on_frac * (peak - floor)
+    # the onset is the departure from the PR segment: where that segment itself moves (noise, an atrial
+    # repolarisation wave), the threshold stands on its level rather than on the beat's quietest stretch
+    base = floor
+    a0, a1 = max(0, high[0] - int(round(0.08 * fs))), high[0] - int(round(0.04 * fs))
+    if a1 > a0:
+        level = float(np.median(sv[a0:a1]))
+        if level > floor + cfg.pr_active_frac * (peak - floor):
+            base = level
+    thr = base + cfg.qrs_on_frac * (peak - floor)
     ending, _ = _quiet_runs(sv <= thr, k)
     before = np.flatnonzero(ending[: high[0]])
     if before.size:

@@ -18,11 +18,13 @@ The checks judge usability, not appearance, and every threshold is relative to t
   a paced or hyperkalaemic QRS longer, and LBBB and LVH travel together, so rejecting them would bias an LVH
   cohort; only a QRS no heart produces (over 300 ms: a delineation failure) fails the record.
 * Pacing (``pacing_spikes``, ``pacing_verdict``): a pacemaker's stimulus artefact, a step of at least 0.15 mV
-  within 2 ms from a quiet baseline that is over within 4 ms (no physiological wave changes that fast from rest),
-  at the same time before the QRS in at least a quarter of the beats. A paced record is measured (its spikes
-  blanked first, so the QRS does not start at the spike) and flagged ``paced`` with the chamber where the
-  spike-to-QRS timing tells it; whether it enters a cohort is the researcher's choice (training excludes it by
-  default, by name: ``aiecg.data``).
+  within 2 ms from a quiet baseline that is over within 4 ms (no physiological wave changes that fast from rest;
+  a biphasic or filter-smoothed artefact whose first phase precedes the step counts where two leads record it at
+  once), at the same time before the QRS in at least a quarter of the beats, in a lead that passed the lead
+  checks (a noisy lead's oscillation is no stimulus), looked for at 500 Hz or faster (``PACING_MIN_FS``). A
+  paced record is measured (its spikes blanked first, so the QRS does not start at the spike) and flagged
+  ``paced`` with the chamber where the spike-to-QRS timing tells it; whether it enters a cohort is the
+  researcher's choice (training excludes it by default, by name: ``aiecg.data``).
 * Einthoven's law (``einthoven_note``): where a file stores I, II and III, III = II - I within tolerance;
   a failure points to a wrong per-lead gain and is a warning in the record's QC notes, not a rejection.
 
@@ -171,22 +173,56 @@ def clipped_leads(raw: np.ndarray, fs: float, names: Sequence[str], r_peaks_s: n
     return out
 
 
+PACING_MIN_FS = 500.0
+"""Pacing spikes are looked for only at this sampling rate or above: a stimulus lasts 0.1-1 ms, and its artefact
+is a step within 2 ms only where a sample falls every 2 ms; at lower rates the recorder's anti-aliasing filter
+has removed it (PTB-XL's 100 Hz copies), and every QRS upstroke would be a step within one sample."""
+
+
+def _steps(a: np.ndarray, k: int, spike_mv: float, skip: int) -> tuple[np.ndarray, np.ndarray]:
+    """(lead, sample) of the steps ``a`` [lead, t] (the change from t to t + k) of at least ``spike_mv`` that are
+    5x the largest step over the 8 ms starting ``skip`` steps before and twice the step 4 ms after."""
+    first = (skip + 3) * k
+    lead, t = np.nonzero(a[:, first:a.shape[1] - 2 * k] >= spike_mv)
+    t = t + first
+    if not t.size:
+        return lead, t
+    step = a[lead, t]
+    before = np.max([a[lead, t - j * k] for j in range(skip, skip + 4)], axis=0)
+    hit = (5.0 * before <= step) & (2.0 * a[lead, t + 2 * k] <= step)
+    return lead[hit], t[hit]
+
+
 def pacing_spikes(raw: np.ndarray, fs: float, cfg: QualityConfig | None = None) -> np.ndarray:
-    """Candidate pacing artefacts on the RAW strip [lead, time]: sample indices where some lead steps by at least
+    """Candidate pacing artefacts on the RAW strip [lead, time]: sample indices where a lead steps by at least
     ``spike_mv`` within 2 ms, at least 5 times faster than over the 8 ms before (a quiet baseline) and twice as
-    fast as 4 ms later (over at once). Physiological waves, sharp R peaks included, accelerate over several ms."""
+    fast as 4 ms later (over at once). Physiological waves, sharp R peaks included, accelerate over several ms.
+
+    A biphasic stimulus (pulse and recharge) or one the recorder's low-pass filter spreads over a few samples
+    puts its own first phase into those 8 ms; its step counts against the 8 ms before the artefact's 6 ms, when
+    at least two leads step at the same time (within 2 ms): a stimulus is a field that several electrodes
+    record at once (what one limb electrode picks up shows in two limb leads at least), a notch or a glitch is
+    one lead's. None below ``PACING_MIN_FS``."""
     cfg = cfg or QualityConfig()
     x = np.asarray(raw, dtype=np.float64)
     k = max(1, int(round(0.002 * fs)))
-    if x.shape[1] <= 6 * k:
+    if fs < PACING_MIN_FS or x.shape[1] <= 9 * k:
         return np.zeros(0, np.int64)
     a = np.abs(x[:, k:] - x[:, :-k])  # a[:, t]: the step from t to t + k
-    lead, t = np.nonzero(a[:, 4 * k:a.shape[1] - 2 * k] >= cfg.spike_mv)
-    t = t + 4 * k
-    step = a[lead, t]
-    before = np.max([a[lead, t - j * k] for j in range(1, 5)], axis=0) if t.size else step
-    hit = (5.0 * before <= step) & (2.0 * a[lead, t + 2 * k] <= step)
-    return np.unique(t[hit]) + k
+    _, sharp = _steps(a, k, cfg.spike_mv, 1)
+    lead, t = _steps(a, k, cfg.spike_mv, 3)
+    near = np.zeros(a.shape, dtype=bool)  # near[l, s]: lead l steps within 2 ms of s
+    for d in range(-k, k + 1):
+        near[lead, np.clip(t + d, 0, a.shape[1] - 1)] = True
+    shared = near.sum(axis=0)[t] >= 2  # its own lead and another
+    steps = np.unique(np.concatenate([sharp, t[shared]]))
+    # one artefact lasts at most 6 ms: a step within 6 ms of an earlier one is its return or recharge
+    first = np.ones(steps.size, dtype=bool)
+    last = -np.inf
+    for i, step in enumerate(steps):
+        first[i] = step - last > 3 * k
+        last = step if first[i] else last
+    return steps[first] + k
 
 
 def pacing_timings(spikes_s: np.ndarray, r_peaks_s: np.ndarray, cfg: QualityConfig | None = None) -> list[float]:

@@ -163,7 +163,8 @@ def analyse_signal(
     x = preprocess(raw, fs, filters)
     tfs = filters.target_fs
     bs = extract_beats(x, tfs, STANDARD_LEADS, beats)
-    spikes = pacing_spikes(raw, fs, qcfg)
+    usable = [i for i, n in enumerate(STANDARD_LEADS) if n not in bs.bad_leads]  # no stimulus in a noisy lead
+    spikes = pacing_spikes(raw[usable], fs, qcfg) if usable else np.zeros(0, np.int64)
     timings = pacing_timings(spikes / fs, bs.r_peaks / tfs, qcfg) if spikes.size else []
     if timings:  # measure the heart's QRS, not the stimulus: blank the beat-locked spikes and start again
         lag = spikes[:, None] / fs - bs.r_peaks[None, :] / tfs

@@ -39,39 +39,24 @@ FIRST_EID = 1000001
 
 
 @dataclass(frozen=True)
-class DomainShift:
-    """How an external cohort differs from the UK-Biobank-like default.
+class DomainShift(RecordParams):
+    """How an external cohort differs from the UK-Biobank-like default: the recording settings of
+    :class:`RecordParams` (device gain, noise, mains frequency, band limits, electrode placement; see there),
+    plus the population's.
 
     Attributes:
-        gain: device amplitude calibration (multiplies every voltage).
-        noise: multiplier of baseline wander, mains hum and muscle noise.
         population: shift towards an older, heavier, more hypertensive population (about one SD per unit).
-        mains_hz: mains frequency (50 in Europe, 60 in North America).
-        lowpass_hz, highpass_hz: the device's band limits (None: UK-Biobank-like, unfiltered 0.05-150 Hz).
-        electrode_shift: systematic lateral displacement of the chest electrodes (in lead spacings).
-        electrode_shift_sd: SD of each record's own lateral displacement of the chest electrodes around
-            ``electrode_shift`` (placement that differs from one recording to the next, as in routine care).
-        electrode_sd: multiplier of the random electrode placement error (chest-lead gain and lead-vector tilt).
         lvh_prevalence: the external cohort's LVH share, used unless ``SynthConfig.lvh_prevalence`` is given
             (an explicit ``--lvh-prevalence`` wins).
     """
 
-    gain: float = 1.0
-    noise: float = 1.0
     population: float = 0.0
-    mains_hz: float = 50.0
-    lowpass_hz: float | None = None
-    highpass_hz: float | None = None
-    electrode_shift: float = 0.0
-    electrode_shift_sd: float = 0.0
-    electrode_sd: float = 1.0
     lvh_prevalence: float | None = None
 
     def record_settings(self) -> dict[str, Any]:
-        """The shift's device and placement settings that are :class:`RecordParams` fields (by name), for
-        ``RecordParams(**settings)``; the others (population, prevalence) shape the cohort, not the recording."""
-        recorded = {f.name for f in fields(RecordParams)}
-        return {name: value for name, value in asdict(self).items() if name in recorded}
+        """The shift's recording settings, for ``RecordParams(**settings)``; population and prevalence shape the
+        cohort, not the recording."""
+        return {item.name: getattr(self, item.name) for item in fields(RecordParams)}
 
 
 EXTERNAL_SHIFT = DomainShift(gain=0.8, noise=2.0, population=1.0, mains_hz=60.0, lowpass_hz=40.0, highpass_hz=0.5,

@@ -195,8 +195,8 @@ def baseline_rows(spec: TargetSpec, store: Store, frame: pd.DataFrame, splits: S
     return rows, regression, params
 
 
-CURVE_FILES = ("roc_curves.csv", "roc_band.csv", "calibration_curves.csv", "regression_calibration.csv",
-               "lr_curve.csv", "lr_cutoffs.csv")
+CURVE_FILES = ("roc_curves.csv", "roc_band.csv", "calibration_curve.csv", "probability_calibration.csv",
+               "regression_calibration.csv", "proportional_bias.json", "lr_curve.csv", "lr_cutoffs.csv")
 """What :func:`write_curves` may write; the report draws these (see docs/architecture.md)."""
 
 
@@ -204,9 +204,11 @@ def write_curves(spec: TargetSpec, table: pd.DataFrame, posthoc: PostHoc, rows: 
                  score_regression: bool = True) -> list[str]:
     """The curves of this evaluation, each where it applies (:mod:`aiecg.evaluate.curves`): the ROC curves of the
     model's primary LVH score and of every baseline and criterion row (``roc_curves.csv``), the model's pointwise
-    bootstrap band (``roc_band.csv``), calibration of the LVH probabilities (``calibration_curves.csv``) and of a
-    continuous prediction (``regression_calibration.csv``), the LR model per sex (``lr_curve.csv``) and its
-    cut-offs (``lr_cutoffs.csv``). Returns the names written."""
+    bootstrap band (``roc_band.csv``), the primary probability's calibration overall and by sex with Wilson
+    intervals, slope and intercept (``calibration_curve.csv``), calibration of every LVH probability
+    (``probability_calibration.csv``) and of a continuous prediction (``regression_calibration.csv``) with its
+    proportional bias (``proportional_bias.json``), the LR model per sex (``lr_curve.csv``) and its cut-offs
+    (``lr_cutoffs.csv``). Returns the names written."""
     written: list[str] = []
 
     def save(frame: pd.DataFrame | None, name: str) -> None:
@@ -227,9 +229,15 @@ def write_curves(spec: TargetSpec, table: pd.DataFrame, posthoc: PostHoc, rows: 
             save(pd.concat(parts, ignore_index=True)[["curve", "kind", "fpr", "tpr", "threshold"]], "roc_curves.csv")
             keep = np.isfinite(primary[1]) & np.isin(labels, (0, 1))
             save(curves.roc_band(labels[keep], primary[1][keep]), "roc_band.csv")
-    save(curves.probability_calibration(table), "calibration_curves.csv")
+            if "proba" in primary[0]:
+                save(curves.primary_calibration(table, primary[0]), "calibration_curve.csv")
+    save(curves.probability_calibration(table), "probability_calibration.csv")
     if spec.is_regression and score_regression:
         save(curves.regression_calibration(table, spec.stem), "regression_calibration.csv")
+        bias = curves.proportional_bias(table[f"{spec.stem}_true"].to_numpy(float),
+                                        table[f"{spec.stem}_pred"].to_numpy(float))
+        atomic_write_text(out_dir / "proportional_bias.json", json.dumps(bias, indent=2))
+        written.append("proportional_bias.json")
     if spec.is_regression and posthoc.lr is not None and "lvh_proba_lr" in table:
         save(curves.lr_curve(posthoc.lr.to_dict(), table[f"{spec.stem}_pred"].to_numpy(float)), "lr_curve.csv")
         guideline = spec.lvh_thresholds

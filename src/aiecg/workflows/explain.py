@@ -207,7 +207,7 @@ def _file_subjects(bundled: Any, ecg_file: str | Path, clinical: str | Path | No
     training split."""
     from aiecg.contract import check_recording
     from aiecg.conventions import decode_sex
-    from aiecg.data.prepare import PrepareConfig, process_record
+    from aiecg.data.prepare import PrepareConfig, prepare_record
     from aiecg.ecg import STANDARD_LEADS, normalise_lead_name
     from aiecg.errors import BundleError
     from aiecg.io import read_ecg
@@ -221,7 +221,7 @@ def _file_subjects(bundled: Any, ecg_file: str | Path, clinical: str | Path | No
                         str(path))
     except BundleError as exc:
         raise ExplainError(str(exc)) from None
-    result = process_record(path.stem, str(path), fmt, PrepareConfig.from_dict(bundle.input_spec["preprocessing"]),
+    result = prepare_record(path.stem, str(path), fmt, PrepareConfig.from_dict(bundle.input_spec["preprocessing"]),
                             ecg=ecg)
     if result["status"] != "ok":
         raise ExplainError(f"{path}: {result['status']} ({result['reason']}); a median beat the model can read is "

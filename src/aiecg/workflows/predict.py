@@ -9,10 +9,12 @@ its clinical row gets a row with its status and reason and no prediction.
 
 Output columns: ``file, record_id, status, reason, qc`` (``pass``/``fail``, empty where not assessed),
 ``is_m`` (sex used for the sex-specific outputs: clinical table, else the ECG file's header), ``sex_source``,
-``n_imputed``/``imputed`` (clinical values the encoder imputed), then the outputs with the results table's names
-(``ilvm_pred``, ``ilvm_pred_lower``/``ilvm_pred_upper`` and ``interval``, ``lvh_pred_cutoff``, ``lvh_proba``,
-``lvh_proba_prioradj``, ``lvh_proba_lr``, ``lvh_proba_prioradj_lr``, ``lvh_call`` at the saved threshold,
-``hn_proba_*``), where the bundle has them.
+``n_imputed``/``imputed`` (clinical values the encoder imputed), ``mostly_imputed`` (more than half of the
+model's clinical inputs imputed), then the outputs with the results table's names (``ilvm_pred``,
+``ilvm_pred_lower``/``ilvm_pred_upper`` and ``interval``, ``lvh_pred_cutoff``, ``lvh_proba``,
+``lvh_proba_prioradj``, ``lvh_proba_lr``, ``lvh_proba_prioradj_lr``, ``lvh_call`` at the saved threshold and
+``call_prevalence``, the LVH prevalence the call assumes, ``hn_proba_*``), where the bundle has them. A row
+without a sex gets none of the sex-specific outputs, and its reason names them.
 """
 
 from __future__ import annotations

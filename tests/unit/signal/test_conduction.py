@@ -89,6 +89,40 @@ def test_a_paced_recording_is_flagged_and_its_qrs_starts_after_the_spike() -> No
     assert np.isnan(a.measurements["pr_ms"])
 
 
+def _smoothed_spikes(raw: np.ndarray, times: np.ndarray, leads: list[int]) -> np.ndarray:
+    """``raw`` with a biphasic stimulus artefact as a recorder's low-pass filter leaves it (a 0.12 mV dip, a 0.3 mV
+    overshoot 4 ms later, then a decay: LUDB record 93's shape) at each time, in the given leads."""
+    x = raw.copy()
+    shape = np.array([-0.12, -0.04, 0.3, 0.12, 0.05, 0.02])
+    for t in times:
+        i = int(round(t * FS))
+        x[leads, i:i + shape.size] += shape
+    return x
+
+
+def test_a_smoothed_biphasic_stimulus_counts_where_two_leads_record_it() -> None:
+    raw, r_times = _strip(_lbbb)
+    spikes_at = np.asarray(r_times) - 0.16
+    # the dip puts the artefact's own first phase into the 8 ms before its main step: seen in two leads at once it
+    # is a stimulus (a field the electrodes record together), in one lead alone a notch
+    shared = pacing_spikes(_smoothed_spikes(raw, spikes_at, [0, 1]), FS) / FS
+    assert all(np.abs(shared - s).min() <= 0.008 for s in spikes_at)
+    alone = pacing_spikes(_smoothed_spikes(raw, spikes_at, [0]), FS) / FS
+    assert not any(np.abs(alone - s).min() <= 0.008 for s in spikes_at) if alone.size else True
+
+
+def test_no_pacing_spike_is_looked_for_below_500_hz_nor_in_a_noisy_lead() -> None:
+    raw, r_times = _strip(_lbbb)
+    spiky = _smoothed_spikes(raw, np.asarray(r_times) - 0.16, [0, 1])
+    assert pacing_spikes(spiky[:, ::5], FS / 5).size == 0  # 100 Hz: a QRS upstroke is a step within a sample
+    # a lead that fails the noise check carries no stimulus: its oscillation's steps are not spikes
+    rng = np.random.default_rng(1)
+    noisy = raw.copy()
+    noisy[STANDARD_LEADS.index("V6")] += np.repeat(rng.choice([-3.0, 3.0], raw.shape[1] // 4), 4)
+    a = analyse_signal(noisy, FS, STANDARD_LEADS)
+    assert "V6" in a.beats.bad_leads and a.beats.paced == ""
+
+
 def _rbbb(slurred: bool):
     def beat(t: np.ndarray) -> np.ndarray:
         sign = np.where(np.isin(np.arange(12), RIGHT), -1.0, 1.0)[:, None]
@@ -183,6 +217,12 @@ def test_ludb_paced_recording_is_flagged_and_its_qrs_follows_the_spike(ludb) -> 
     before = [spikes[spikes < r].max() for r in table["r_peak_s"]]
     assert (table["qrs_on_s"].to_numpy() - np.asarray(before) >= 0.01 - 1e-9).all()
     assert a.measurements["qrs_duration_ms"] == pytest.approx(_ref_ms(ref, "qrs_off", "qrs_on"), abs=15)  # 140
+
+
+def test_ludb_af_with_biventricular_pacing_and_smoothed_spikes_is_flagged(ludb) -> None:
+    # record 93: atrial fibrillation, biventricular pacing; its spikes are spread over 3 samples (dip, overshoot)
+    _, a, _ = ludb("93")
+    assert a.beats.paced == "ventricular"
 
 
 @pytest.mark.parametrize("record", ["38", "96", "112"])
