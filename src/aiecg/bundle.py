@@ -160,6 +160,9 @@ def _check_fields(path: Path, data: dict[str, Any]) -> None:
     def bad(what: str) -> BundleError:
         return BundleError(f"{path}: malformed bundle header: {what}; re-export the model with aiecg")
 
+    for key, least in (("n_leads", 1), ("n_samples", 1), ("n_outputs", 1), ("n_meta", 0)):
+        if data[key] < least:
+            raise bad(f"'{key}' is {data[key]}; a model has at least {least}")
     leads = data["input_spec"]["leads"]
     if not isinstance(leads, list) or len(leads) != data["n_leads"] or not all(isinstance(x, str) for x in leads):
         raise bad(f"input_spec.leads ({leads!r:.80}) must list the model's {data['n_leads']} input leads")
@@ -200,7 +203,7 @@ def load_bundle(path: str | Path, allow_encoder: bool = False) -> Bundle:
             metadata = handle.metadata() or {}
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as exc:
-        raise BundleError(f"{path} is not a readable aiecg bundle ({exc})") from None
+        raise BundleError(f"{path} is not a readable aiecg bundle ({_first_line(exc)})") from None
     document = metadata.get("aiecg")
     if document is None:
         raise BundleError(f"{path} is a safetensors file but not an aiecg bundle (no 'aiecg' metadata)")
@@ -227,4 +230,10 @@ def load_bundle(path: str | Path, allow_encoder: bool = False) -> Bundle:
             thresholds=data["thresholds"], training=data["training"], versions=data["versions"],
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise BundleError(f"{path}: malformed bundle header ({type(exc).__name__}: {exc})") from None
+        raise BundleError(f"{path}: malformed bundle header ({type(exc).__name__}: {_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception's message cut to its first line (an error names the problem in one line)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -25,11 +25,13 @@ log = logging.getLogger("aiecg")
 
 PARTIAL = ".partial"
 REPLACED = ".replaced"
+RUN_MARKERS = ("config.yaml", "metrics.json", "model.aiecg")
+"""Files whose presence shows that a folder holds an earlier run (which a new run of that name replaces)."""
 
 
 def partial_dir(final: str | Path) -> Path:
-    """The hidden sibling a run writes into before it becomes ``final``."""
-    final = Path(final)
+    """The hidden sibling a run writes into before it becomes ``final`` (made absolute)."""
+    final = Path(final).resolve()
     return final.with_name(f".{final.name}{PARTIAL}")
 
 
@@ -64,15 +66,21 @@ def run_output(final: str | Path, resume: bool = False, writer: bool = True, fla
             command cannot resume; an unfinished run leaves nothing).
 
     Raises:
-        OutputError: ``final`` is a file, or its parent folder cannot be written (before any work).
+        OutputError: ``final`` is a file, a folder holding anything but an earlier run (which publishing would
+            delete), or its parent folder cannot be written (before any work).
     """
-    final = Path(final)
+    final = Path(final).resolve()  # "." or "runs/.." name a real folder: the one a rename would replace
+    if final.parent == final:
+        raise OutputError(f"cannot write a run to {flag} {final}: pass a folder for the run's outputs")
     work = partial_dir(final)
     if not writer:
         yield work if work.exists() or not final.exists() else final
         return
     if final.exists() and not final.is_dir():
         raise OutputError(f"cannot write to {flag} {final}: it is a file, not a folder; pass a folder")
+    if final.is_dir() and any(final.iterdir()) and not any((final / name).exists() for name in RUN_MARKERS):
+        raise OutputError(f"{flag} {final} holds other files and no earlier run; a finished run replaces its "
+                          "folder as a whole, so pass a new or empty folder (or an earlier run's folder)")
     check_output(final.parent, flag=flag)
     shutil.rmtree(_replaced_dir(final), ignore_errors=True)  # left by a run killed while it was publishing
     if not resume:

@@ -64,3 +64,17 @@ def test_a_training_run_saves_the_curves_the_report_draws(ilvm_run):
     assert (by_sex["low"] <= by_sex["observed"]).all() and (by_sex["observed"] <= by_sex["high"]).all()
     bias = json.loads((ilvm_run / "proportional_bias.json").read_text())
     assert bias["n"] == len(results) and bias["slope_low"] <= bias["slope"] <= bias["slope_high"]
+
+
+def test_an_evaluation_leaves_no_file_of_an_earlier_one_in_its_folder(synth_cohort, ilvm_run, lvh_ecg_only_run,
+                                                                       tmp_path):
+    cohort, out = synth_cohort / "cohort.yaml", tmp_path / "eval"
+    evaluate_bundle(ilvm_run / "model.aiecg", cohort, synth_cohort / "store", out, split="all", n_resamples=50)
+    first = {p.name for p in out.iterdir()}
+    assert {"comparison.csv", "decision_curve.csv", "regression_calibration.csv", "lr_curve.csv"} <= first
+    evaluate_bundle(lvh_ecg_only_run / "model.aiecg", cohort, synth_cohort / "store", out, split="all",
+                    n_resamples=50, compare=False)
+    left = {p.name for p in out.iterdir()}
+    assert not left & {"comparison.csv", "comparison_scores.csv", "decision_curve.csv", "regression_calibration.csv",
+                       "lr_curve.csv", "lr_cutoffs.csv", "proportional_bias.json"}
+    assert json.loads((out / "metrics.json").read_text())["bundle"].endswith("lvh/model.aiecg")

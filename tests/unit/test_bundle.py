@@ -115,6 +115,8 @@ def _forge(path, tmp_path, change) -> object:
     lambda doc: json.dumps({**json.loads(doc), "encoder": {"spec": 3}}),
     lambda doc: json.dumps({**json.loads(doc), "input_spec": {"leads": LEADS}}),
     lambda doc: json.dumps([1, 2]),
+    lambda doc: json.dumps({**json.loads(doc), "n_samples": 0}),
+    lambda doc: json.dumps({**json.loads(doc), "n_meta": -1}),
 ])
 def test_a_forged_header_with_a_recomputed_checksum_is_a_bundle_error(tmp_path, change):
     bundle, _ = _bundle()

@@ -105,6 +105,8 @@ def evaluate_bundled(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    for name in EVALUATION_FILES:  # an earlier evaluation's files never stand beside this one's as if its own
+        (out_dir / name).unlink(missing_ok=True)
     bundled.cohort.write_exclusions(out_dir / "exclusions.csv")
     write_csv(table, out_dir / "results.csv")
     metrics: dict[str, Any] = {
@@ -198,6 +200,14 @@ def baseline_rows(spec: TargetSpec, store: Store, frame: pd.DataFrame, splits: S
 CURVE_FILES = ("roc_curves.csv", "roc_band.csv", "calibration_curve.csv", "probability_calibration.csv",
                "regression_calibration.csv", "proportional_bias.json", "lr_curve.csv", "lr_cutoffs.csv")
 """What :func:`write_curves` may write; the report draws these (see docs/architecture.md)."""
+
+COMPARISON_FILES = ("comparison_scores.csv", "comparison.csv", "comparison_regression.csv", "comparison.md",
+                    "decision_curve.csv")
+"""What :func:`write_comparison` may write."""
+
+EVALUATION_FILES = ("exclusions.csv", "results.csv", "metrics.json", *CURVE_FILES, *COMPARISON_FILES)
+"""Every file an evaluation may write: removed from its folder before it writes, so that none is left over from an
+earlier evaluation whose outputs this one does not produce (another target, ``--no-compare``)."""
 
 
 def write_curves(spec: TargetSpec, table: pd.DataFrame, posthoc: PostHoc, rows: list[ScoreRow], out_dir: Path,

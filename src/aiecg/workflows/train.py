@@ -42,7 +42,7 @@ from aiecg.files import atomic_write_text, check_output, file_sha256
 from aiecg.models import create_model
 from aiecg.models.registry import model_kwargs
 from aiecg.predict import predict
-from aiecg.runio import run_output
+from aiecg.runio import partial_dir, run_output
 from aiecg.threads import apply_budget, local_world_size
 from aiecg.train.distributed import is_main_process
 from aiecg.train.finetune import staged_finetune
@@ -110,8 +110,9 @@ class TrainingData:
         if write_to is not None:
             cohort.write_exclusions(write_to / "exclusions.csv")
             if len(cohort.exclusions):
+                shown = config.run_dir if write_to == partial_dir(config.run_dir) else write_to  # where it ends up
                 log.warning("%d participants excluded; reasons in %s", len(cohort.exclusions),
-                            write_to / "exclusions.csv")
+                            Path(shown) / "exclusions.csv")
         frame = cohort.frame
         if len(frame) < 10:
             raise CohortError(f"{config.cohort}: only {len(frame)} usable participants; need at least 10 to split")
@@ -290,6 +291,10 @@ def finetune_run(config: FinetuneRunConfig, progress: bool = True) -> RunResult:
         raise ConfigError("fine-tuning needs --bundle, --cohort and --out")
     resolve_device(config.device)
     check_fractions(config.split_fractions)
+    source, out = Path(config.bundle).resolve(), Path(config.out).resolve()
+    if out == source.parent or out in source.parents:
+        raise ConfigError(f"--out {config.out} holds the bundle being fine-tuned ({config.bundle}); the finished "
+                          "run replaces that folder, so write the fine-tuned model to another folder")
     bundle = load_bundle(config.bundle)
     with run_output(config.out, keep_if=None) as work:
         result = _finetune_into(work, bundle, config, progress)

@@ -123,6 +123,14 @@ def test_no_pacing_spike_is_looked_for_below_500_hz_nor_in_a_noisy_lead() -> Non
     assert "V6" in a.beats.bad_leads and a.beats.paced == ""
 
 
+def test_a_recording_too_slow_for_the_pacing_check_says_it_was_not_checked() -> None:
+    raw, _ = _strip(_lbbb)
+    slow = analyse_signal(raw[:, ::2], FS / 2, STANDARD_LEADS)  # 250 Hz: an empty 'paced' is no finding
+    assert slow.beats.paced == "" and any(n.startswith("pacing not checked") for n in slow.beats.qc_notes)
+    fast = analyse_signal(raw, FS, STANDARD_LEADS)
+    assert not any(n.startswith("pacing not checked") for n in fast.beats.qc_notes)
+
+
 def _rbbb(slurred: bool):
     def beat(t: np.ndarray) -> np.ndarray:
         sign = np.where(np.isin(np.arange(12), RIGHT), -1.0, 1.0)[:, None]

@@ -1,0 +1,45 @@
+"""A run folder is written as one set, and never at the cost of a folder that holds something else."""
+
+from __future__ import annotations
+
+import pytest
+
+from aiecg.config import FinetuneRunConfig
+from aiecg.errors import ConfigError
+from aiecg.files import OutputError
+from aiecg.runio import partial_dir, run_output
+from aiecg.workflows.train import finetune_run
+
+
+def test_a_finished_run_replaces_an_earlier_run_of_its_name(tmp_path):
+    final = tmp_path / "run"
+    final.mkdir()
+    (final / "metrics.json").write_text("{}")
+    (final / "old.csv").write_text("old")
+    with run_output(final, keep_if=None) as work:
+        assert work == partial_dir(final) and work != final
+        (work / "metrics.json").write_text('{"new": 1}')
+    assert sorted(p.name for p in final.iterdir()) == ["metrics.json"] and not partial_dir(final).exists()
+
+
+def test_a_folder_holding_other_files_is_refused_before_any_work_and_kept(tmp_path, monkeypatch):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    for given in (folder, "."):
+        monkeypatch.chdir(folder)
+        with pytest.raises(OutputError, match="holds other files and no earlier run"):
+            with run_output(given, keep_if=None):
+                raise AssertionError("no work may start")
+        assert (folder / "notes.txt").read_text() == "mine"
+    assert not partial_dir(folder).exists()
+
+
+def test_fine_tuning_into_the_folder_of_its_own_bundle_is_refused(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.aiecg").write_bytes(b"not read: the check comes first")
+    config = FinetuneRunConfig(bundle=str(run / "model.aiecg"), cohort=str(tmp_path / "cohort.yaml"), out=str(run))
+    with pytest.raises(ConfigError, match="holds the bundle being fine-tuned"):
+        finetune_run(config, progress=False)
+    assert (run / "model.aiecg").exists()
