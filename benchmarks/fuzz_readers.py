@@ -234,10 +234,15 @@ def attack_surface(case: dict, path: Path, state: dict) -> dict:
             if ecg_path and not problem and not str(ecg_path).startswith(base.rstrip(os.sep) + os.sep):
                 return {"outcome": "silent_wrong", "what": f"ECG path {ecg_path} outside {base}, not refused"}
         return {"outcome": "ok"}
-    numeric = frame[[c for c in cohort.mapping.clinical.continuous if c in frame]].apply(
-        lambda column: column.astype(float))
-    if not np.isfinite(numeric.to_numpy()).all():
-        return {"outcome": "silent_wrong", "what": "a kept row with a non-finite clinical value"}
+    for column, (low, high) in cohort.mapping.clinical.ranges.items():  # missing values are imputed, by design
+        if column in frame:
+            import pandas as pd
+
+            values = pd.to_numeric(frame[column], errors="coerce")
+            if (values.isna() & frame[column].notna()).any():
+                return {"outcome": "silent_wrong", "what": f"a kept row with a {column} that is not a number"}
+            if (np.isinf(values) | (values < low) | (values > high)).any():
+                return {"outcome": "silent_wrong", "what": f"a kept row with {column} outside {low}..{high}"}
     return {"outcome": "ok"}
 
 

@@ -120,3 +120,38 @@ def test_a_killed_fine_tuning_leaves_nothing_or_its_whole_run(synth_cohort, ilvm
     pids, err = _kill_after(process, partial_dir(out) / "stage1", signal.SIGINT, delay)
     _check_after_kill(out, {}, pids, err, FINETUNE_FILES, ("seed",), 5, resumable=False,
                       moment=f"SIGINT {delay:.2f} s after stage 1")
+
+
+def test_a_tune_worker_interrupted_mid_trial_fails_the_trial_and_queues_its_setting_again(synth_cohort, tmp_path):
+    """Ctrl-C while a trial trains: one line, exit 130, no trial left RUNNING (it would wait for the reaper), its
+    setting waiting for the next worker, and no process left."""
+    optuna = pytest.importorskip("optuna")
+    from aiecg.train import hpo
+
+    journal = tmp_path / "study.log"
+    process = _start(["tune", "--cohort", str(synth_cohort / "cohort.yaml"), "--search-only", "--trials", "4",
+                      "--epochs", "40", "--pruner", "none", "--storage", f"journal://{journal}", "--out",
+                      str(tmp_path / "tune"), "--threads", "1"])
+
+    def training() -> bool:  # a trial has drawn every setting: it is in its epochs
+        if not journal.exists():
+            return False
+        try:
+            study = optuna.load_study(study_name="aiecg-tune", storage=hpo.open_storage(f"journal://{journal}"))
+        except (KeyError, ValueError):
+            return False
+        return any(t.state.name == "RUNNING" and len(t.params) == len(hpo.DEFAULT_SPACE) for t in study.get_trials())
+
+    deadline = time.monotonic() + 240
+    while process.poll() is None and not training() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(random.Random("tune").uniform(0.0, 0.5))
+    pids, err = _kill_after(process, journal, signal.SIGINT, 0.0)
+    assert survivors(pids) == set()
+    assert err.strip().splitlines()[-1] == "aiecg tune: interrupted", err
+    trials = optuna.load_study(study_name="aiecg-tune", storage=hpo.open_storage(f"journal://{journal}")).get_trials()
+    states = [t.state.name for t in trials]
+    assert "RUNNING" not in states and states.count("FAIL") == 1, states
+    failed = next(t for t in trials if t.state.name == "FAIL")
+    waiting = [t for t in trials if t.state.name == "WAITING"]
+    assert len(waiting) == 1 and waiting[0].user_attrs["retry_of"] == failed.number

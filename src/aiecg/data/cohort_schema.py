@@ -56,8 +56,9 @@ def load_yaml(path: Path) -> Any:
         raise CohortError(f"cohort file {path} not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise CohortError(f"cohort file {path} cannot be read ({exc})") from None
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)  # refuses control characters already (yaml.reader.ReaderError)
         node = loader.get_single_node()
         if node is None:
             return None
@@ -71,7 +72,8 @@ def load_yaml(path: Path) -> Any:
     except RecursionError:
         raise CohortError(f"{path}: the YAML is nested too deeply") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 _TOP_KEYS = ("name", "table", "id_column", "sex", "ecg", "targets", "clinical", "split", "group")

@@ -168,3 +168,24 @@ def primary_calibration(table: pd.DataFrame, column: str) -> pd.DataFrame:
     n_bins = int(np.clip(np.isfinite(labels).sum() // 15, 3, 10))
     return calibration_by_group(labels, probs, {"all": np.ones(len(labels), bool), "women": sex == 0,
                                                 "men": sex == 1}, n_bins)
+
+
+def median_beat_groups(beats: np.ndarray, lvh: np.ndarray | None, prediction: np.ndarray | None,
+                       prediction_name: str = "prediction") -> list[dict[str, object]]:
+    """Mean and SD over participants of their median beats ([n, leads, samples]) for the groups the report
+    compares: CMR LVH against no LVH, and the highest against the lowest fifth of the prediction. One entry per
+    comparison: name, and curves (label, n, mean [leads, samples], sd)."""
+    def curve(label: str, member: np.ndarray) -> dict[str, object]:
+        chosen = beats[member]
+        return {"label": f"{label} (n={int(member.sum())})", "n": int(member.sum()), "mean": chosen.mean(axis=0),
+                "sd": chosen.std(axis=0, ddof=1) if member.sum() > 1 else np.zeros(beats.shape[1:])}
+
+    panels: list[dict[str, object]] = []
+    if lvh is not None and len(np.unique(lvh[np.isfinite(lvh)])) == 2:
+        panels.append({"name": "lvh", "curves": [curve("LVH", lvh == 1), curve("no LVH", lvh == 0)]})
+    if prediction is not None and np.isfinite(prediction).sum() >= 2:
+        low_cut, high_cut = np.nanquantile(prediction, [0.2, 0.8])
+        panels.append({"name": "predicted", "what": prediction_name,
+                       "curves": [curve("highest fifth of predictions", prediction >= high_cut),
+                                  curve("lowest fifth", prediction <= low_cut)]})
+    return panels

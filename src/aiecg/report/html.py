@@ -14,7 +14,7 @@ from aiecg import __version__
 from aiecg.csvfile import write_csv
 from aiecg.files import atomic_write
 from aiecg.report import figures as figs
-from aiecg.report import tables, tripod
+from aiecg.report import style, tables, tripod
 from aiecg.report.runs import RunData
 from aiecg.report.style import save_figure
 
@@ -71,9 +71,11 @@ def _sources(results: list[RunData], explains: list[RunData]) -> str:
         items.append(f"<li>{_esc(run.label)}: cohort {_esc(run.cohort_name)} ({kind})</li>")
     for run in explains:
         info = run.explain or {}
-        items.append(f"<li>{_esc(run.label)}: explanations of {_esc(info.get('model', ''))} on "
-                     f"{_esc(info.get('cohort_name', ''))}, {_esc(info.get('n', ''))} participants of the "
-                     f"{_esc(info.get('split', ''))} split</li>")
+        what = (f"one ECG file, {info.get('cohort_name', '')}" if info.get("split") == "one file" else
+                f"{info.get('n', '')} participants of the {info.get('split', '')} split of "
+                f"{info.get('cohort_name', '')}")
+        items.append(f"<li>{_esc(run.label)}: explanations of {_esc(style.readable(str(info.get('model', ''))))}"
+                     f" on {_esc(what)}</li>")
     synthetic = any(tripod.is_synthetic(run) for run in results)
     warning = ('<p class="note">The participants of at least one cohort below are synthetic: the numbers show what '
                "the tool does, not how a model performs in people.</p>" if synthetic else "")
@@ -110,7 +112,8 @@ def render_report(runs: list[RunData], out: str | Path, title: str = "aiecg repo
     results = [r for r in runs if r.kind != "explain"]
     explains = [r for r in runs if r.kind == "explain"]
     body: list[str] = []
-    nav = ['<a href="#summary">Summary</a>', '<a href="#figures">Figures</a>', '<a href="#tables">Tables</a>']
+    nav = ['<a href="#data">Data</a>', '<a href="#summary">Summary</a>', '<a href="#figures">Figures</a>',
+           '<a href="#tables">Tables</a>']
 
     body.append(_sources(results, explains))
     body.append('<h2 id="summary">Runs</h2>')
@@ -178,6 +181,13 @@ def render_report(runs: list[RunData], out: str | Path, title: str = "aiecg repo
                         "DeLong for AUROC, McNemar for sensitivity and specificity, each on the participants both "
                         "rows score.</p>")
             body.append(_table(comparison, out, f"comparison_{slug}"))
+        at_criteria = tables.sensitivity_at_criteria(run)
+        if at_criteria is not None:
+            body.append("<h4>The model's sensitivity at each criterion's specificity</h4>")
+            body.append("<p>Read from the model's ROC curve (roc_curves.csv): the best operating point that is at "
+                        "least as specific as the criterion at its published cut-off. Point estimates without "
+                        "intervals.</p>")
+            body.append(_table(at_criteria, out, f"sensitivity_at_criteria_{slug}"))
         regression = tables.regression_comparison_table(run)
         if regression is not None:
             body.append("<h4>Comparison of continuous predictions</h4>")

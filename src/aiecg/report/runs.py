@@ -1,6 +1,7 @@
 """Read what a run saved: a training run, a fine-tuning run, an ``aiecg evaluate`` folder or an ``aiecg explain``
-folder. Nothing here predicts; every number shown in a report comes from these files (or, for the classic
-criteria and median beats, from the cohort's prepared store).
+folder. Nothing here predicts, opens a bundle or a store: every number shown in a report comes from these files,
+or from what ``workflows/report.py`` hands over (:class:`BundleInfo`, the median-beat summaries, curves a run did
+not save).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import yaml
 
 from aiecg.csvfile import read_csv
 from aiecg.data.cohort import ID, Cohort, load_cohort
-from aiecg.data.store import Store
 from aiecg.data.targets import TargetSpec, target_spec
 from aiecg.errors import AiecgError
 
@@ -28,6 +28,27 @@ EPOCH_COLUMNS = ("epoch", "train_loss", "val_loss")
 
 class ReportError(AiecgError):
     """A folder given to ``aiecg report`` holds no results it can render."""
+
+
+@dataclass(frozen=True)
+class BundleInfo:
+    """What the report shows of a bundle (plain values: the report never loads one; ``workflows/report.py`` does).
+
+    Attributes:
+        n_weights: number of trained parameters; clinical_columns: the encoder's input columns (empty without).
+    """
+
+    model_name: str
+    model_kwargs: dict[str, Any]
+    n_weights: int
+    n_leads: int
+    n_samples: int
+    n_meta: int
+    input_spec: dict[str, Any]
+    target: TargetSpec
+    clinical_columns: tuple[str, ...] = ()
+    training: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -50,16 +71,23 @@ class RunData:
     comparison_regression: pd.DataFrame | None = None
     comparison_scores: pd.DataFrame | None = None
     decision_curve: pd.DataFrame | None = None
+    roc_curves: pd.DataFrame | None = None
     roc_band: pd.DataFrame | None = None
-    calibration_curve: pd.DataFrame | None = None
+    calibration_curves: pd.DataFrame | None = None
+    regression_calibration: pd.DataFrame | None = None
+    lr_curve: pd.DataFrame | None = None
+    lr_cutoffs: pd.DataFrame | None = None
+    calibration_by_sex: pd.DataFrame | None = None
     proportional_bias: dict[str, float] | None = None
     epochs: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
     exclusions: pd.DataFrame | None = None
     splits: dict[str, list[str]] | None = None
     config: dict[str, Any] | None = None
-    bundle: Any = None
+    bundle: BundleInfo | None = None
+    bundle_path: Path | None = None
     cohort: Cohort | None = None
-    store: Store | None = None
+    store_path: Path | None = None
+    median_beats: dict[str, Any] | None = None
     explain: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -163,16 +191,6 @@ def _resolve(path_text: str | None, base: Path) -> Path | None:
     return None
 
 
-def _load_bundle(path: Path, notes: list[str]) -> Any:
-    from aiecg.bundle import load_bundle
-
-    try:
-        return load_bundle(path)
-    except AiecgError as exc:
-        notes.append(f"model bundle not readable: {exc}")
-        return None
-
-
 def load_run(path: str | Path) -> RunData:
     """Load one folder; raises :class:`ReportError` when it holds neither ``metrics.json`` nor ``explain.json``."""
     path = Path(path)
@@ -202,9 +220,19 @@ def load_run(path: str | Path) -> RunData:
     data.comparison_regression = _csv(path / "comparison_regression.csv")
     data.comparison_scores = _csv(path / "comparison_scores.csv")
     data.decision_curve = _csv(path / "decision_curve.csv")
+    # the curves the evaluation saves (aiecg.evaluate.curves; older runs: workflows/report.py computes them)
+    data.roc_curves = _csv(path / "roc_curves.csv", ("curve", "kind", "fpr", "tpr"))
     data.roc_band = _csv(path / "roc_band.csv", ("fpr", "tpr_low", "tpr_high"))
-    data.calibration_curve = _csv(path / "calibration_curve.csv", ("group", "mean_predicted", "observed", "low",
-                                                                  "high", "slope", "intercept"))
+    data.calibration_curves = _csv(path / "probability_calibration.csv", ("probability", "mean_predicted",
+                                                                           "mean_observed", "n"))
+    data.regression_calibration = _csv(path / "regression_calibration.csv", ("prediction", "mean_predicted",
+                                                                              "mean_observed", "n"))
+    data.lr_curve = _csv(path / "lr_curve.csv", ("is_m", "value", "lvh_proba"))
+    data.lr_cutoffs = _csv(path / "lr_cutoffs.csv", ("is_m", "learned_cutoff", "guideline_cutoff"))
+    data.calibration_by_sex = _csv(path / "calibration_curve.csv", ("group", "mean_predicted", "observed", "low",
+                                                                     "high", "slope", "intercept"))
+    if (path / "proportional_bias.json").exists():
+        data.proportional_bias = _mapping(path / "proportional_bias.json")
     data.exclusions = _csv(path / "exclusions.csv")
     if (path / "epochs.csv").exists():
         data.epochs.append(("training", _csv(path / "epochs.csv", EPOCH_COLUMNS)))
@@ -219,7 +247,7 @@ def load_run(path: str | Path) -> RunData:
         data.config = _mapping(path / "config.yaml")
     bundle_path = path / "model.aiecg" if (path / "model.aiecg").exists() else _resolve(metrics.get("bundle"), path)
     if bundle_path is not None:
-        data.bundle = _load_bundle(bundle_path, data.notes)
+        data.bundle_path = bundle_path  # read by workflows/report.py into data.bundle
     else:
         data.notes.append("model bundle not found (model card and LR cut-offs left out)")
     cohort_path = _resolve(metrics.get("cohort") or (data.config or {}).get("cohort"), path)
@@ -232,11 +260,7 @@ def load_run(path: str | Path) -> RunData:
             data.cohort = load_cohort(cohort_path, tuple(spec.outputs) if spec else ())
         except AiecgError as exc:
             data.notes.append(f"cohort not readable: {exc}")
-        store_path = _resolve((data.config or {}).get("store"), path) or cohort_path.parent / "store"
-        try:
-            data.store = Store.open(store_path)
-        except AiecgError as exc:
-            data.notes.append(f"store not readable: {exc}")
+        data.store_path = _resolve((data.config or {}).get("store"), path) or cohort_path.parent / "store"
     if data.results is None:
         data.notes.append("no results.csv: the per-participant figures are left out")
     return data

@@ -24,6 +24,12 @@ NAMES = {"ilvm": "indexed LV mass", "lvm": "LV mass", "lvedv": "LV end-diastolic
 TARGET_NAMES = {"INDEXED_MASS": "indexed LV mass", "MASS": "LV mass", "LVH": "LVH", "VOL": "LV end-diastolic volume",
                 "INDEXED_VOL": "indexed LV end-diastolic volume", "MASS_VOL_RATIO": "LV mass/volume ratio",
                 "HN": "LV remodelling"}
+CLINICAL_NAMES = {"sbp": "systolic BP (mmHg)", "dbp": "diastolic BP (mmHg)", "age": "age (years)",
+                  "bmi": "BMI (kg/m²)", "non_hdl_chol": "non-HDL cholesterol", "total_chol": "total cholesterol",
+                  "vent_rate": "ventricular rate (bpm)", "high_cholesterol": "high cholesterol",
+                  "hypertension": "hypertension", "diabetes": "diabetes", "alcohol": "alcohol", "sex": "male sex",
+                  "ethnicity": "ethnicity", "smoking": "smoking"}
+SMOKING_LEVELS = {"0": "never", "1": "previous", "2": "current"}
 MODEL_NAMES = {"fcn": "FCN", "resnet": "ResNet"}
 SEX_MARKER = {0: "o", 1: "^"}
 SEX_LABEL = {0: "female", 1: "male"}
@@ -66,3 +72,12 @@ def readable(text: str) -> str:
     for name, words in MODEL_NAMES.items():
         text = re.sub(rf"^{name}\b", words, text)
     return text
+
+
+def clinical_name(column: str) -> str:
+    """``sbp`` -> ``systolic BP (mmHg)``; an encoded level ``smoking=2`` -> ``smoking: current``."""
+    name, _, level = column.partition("=")
+    words = CLINICAL_NAMES.get(name, name.replace("_", " "))
+    if level:
+        return f"{words}: {SMOKING_LEVELS.get(level, level) if name == 'smoking' else level}"
+    return words

@@ -18,6 +18,7 @@ from scipy import stats
 
 from aiecg.data.cohort import IS_MALE
 from aiecg.report.runs import RunData, cohort_rows
+from aiecg.report.style import clinical_name
 
 TARGET_LABELS = {"INDEXED_MASS": "indexed LV mass (g/m²)", "MASS": "LV mass (g)", "VOL": "LV EDV (mL)",
                  "INDEXED_VOL": "indexed LV EDV (mL/m²)", "MASS_VOL_RATIO": "LV mass/volume (g/mL)"}
@@ -35,9 +36,9 @@ def _variables(run: RunData, frame: pd.DataFrame) -> list[tuple[str, str, str]]:
     out += [(name, label, "continuous") for name, label in TARGET_LABELS.items() if name in frame]
     if run.cohort is not None:
         clinical = run.cohort.mapping.clinical
-        out += [(c, c, "continuous") for c in clinical.continuous if c in frame]
-        out += [(c, c, "binary") for c in clinical.binary if c in frame and c != "sex"]
-        out += [(c, c, "categorical") for c in clinical.categorical if c in frame]
+        out += [(c, clinical_name(c), "continuous") for c in clinical.continuous if c in frame]
+        out += [(c, clinical_name(c), "binary") for c in clinical.binary if c in frame and c != "sex"]
+        out += [(c, clinical_name(c), "categorical") for c in clinical.categorical if c in frame]
     return out
 
 
@@ -274,13 +275,13 @@ def model_card(run: RunData) -> list[tuple[str, str]]:
         lvh = (f"; LVH: > {thresholds.male:g} (men), > {thresholds.female:g} (women)" if thresholds else "")
         card.append(("target", f"{spec.name} ({spec.kind.value}){lvh}"))
     if bundle is not None:
-        n_params = sum(int(np.prod(t.shape)) for t in bundle.state_dict.values())
+        n_params = bundle.n_weights
         settings = ", ".join(f"{k}={v}" for k, v in bundle.model_kwargs.items()) or "default settings"
         card.append(("model", f"{bundle.model_name} ({settings}); {n_params:,} weights; inputs: "
                               f"{bundle.n_leads} leads x {bundle.n_samples} samples median beat at "
                               f"{bundle.input_spec.get('fs')} Hz + {bundle.n_meta} clinical features"))
-        if bundle.encoder is not None:
-            card.append(("clinical variables", ", ".join(bundle.encoder.spec.columns)))
+        if bundle.clinical_columns:
+            card.append(("clinical variables", ", ".join(bundle.clinical_columns)))
     if training:
         card.append(("split", f"seed {training.get('split_seed')}, fractions {training.get('split_fractions')}; "
                               f"test ids sha256 {training.get('test_ids_sha256')}"))
@@ -316,3 +317,25 @@ def headline_numbers(run: RunData) -> dict[str, Any]:
     if lvh:
         out["AUROC"] = _fmt(lvh["auroc"]["estimate"], lvh["auroc"]["low"], lvh["auroc"]["high"], 3)
     return out
+
+
+def sensitivity_at_criteria(run: RunData) -> pd.DataFrame | None:
+    """For each classic criterion, the model's sensitivity at (at least) the criterion's specificity, read from
+    the model's saved ROC curve (roc_curves.csv: the best operating point whose false-positive rate does not
+    exceed the criterion's); point estimates, without intervals (the evaluation does not bootstrap them)."""
+    c, curves = run.comparison, run.roc_curves
+    if c is None or curves is None or not len(c):
+        return None
+    model = curves[curves["kind"] == "model"]
+    criteria = c[c["kind"] == "criterion"]
+    if not len(model) or not len(criteria):
+        return None
+    fpr, tpr = model["fpr"].to_numpy(float), model["tpr"].to_numpy(float)
+    rows = []
+    for r in criteria.itertuples():
+        allowed = fpr <= 1 - r.specificity + 1e-12
+        rows.append({"criterion": r.name, "criterion specificity": f"{r.specificity:.3f}",
+                     "criterion sensitivity": f"{r.sensitivity:.3f}",
+                     "model sensitivity at that specificity": f"{tpr[allowed].max():.3f}" if allowed.any() else "n/a",
+                     "n": r.n})
+    return pd.DataFrame(rows)

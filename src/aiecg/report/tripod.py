@@ -89,7 +89,7 @@ def _sample_size(runs, explains) -> Answer:
 def _missing(runs, explains) -> Answer:
     if not any(run.bundle is not None for run in runs):
         return Answer(OPEN, "", "no bundle readable: how missing values were handled is unknown")
-    with_encoder = [run for run in runs if run.bundle is not None and run.bundle.encoder is not None]
+    with_encoder = [run for run in runs if run.bundle is not None and run.bundle.clinical_columns]
     text = ("clinical values missing at prediction are imputed with the training split's median or mode (the "
             "encoder's fill values, model card)" if with_encoder else "no clinical inputs to impute")
     return Answer(FILLED, "#tables", text + "; participants without a usable ECG or target are excluded and "
@@ -171,10 +171,12 @@ def _code(runs, explains) -> Answer:
 
 
 def _flow(runs, explains) -> Answer:
-    if not any(run.exclusions is not None or run.splits for run in runs):
+    flowing = [run for run in runs if run.exclusions is not None or run.splits]
+    if not flowing:
         return Answer(OPEN, "", "no exclusions.csv or splits.json")
-    return Answer(FILLED, "#tables", "flow of participants per run (exclusions.csv, splits.json) and their "
-                                     "characteristics by LVH and by cohort")
+    slug = "".join(c if c.isalnum() else "_" for c in flowing[0].label)
+    return Answer(FILLED, f"#flow_{slug}", "flow diagram and table of participants per run (exclusions.csv, "
+                                           "splits.json); their characteristics by LVH, split and cohort (tables)")
 
 
 def _development(runs, explains) -> Answer:

@@ -201,8 +201,8 @@ def pacing_spikes(raw: np.ndarray, fs: float, cfg: QualityConfig | None = None) 
     A biphasic stimulus (pulse and recharge) or one the recorder's low-pass filter spreads over a few samples
     puts its own first phase into those 8 ms; its step counts against the 8 ms before the artefact's 6 ms, when
     at least two leads step at the same time (within 2 ms): a stimulus is a field that several electrodes
-    record at once (a limb electrode's even shows in two limb leads), a notch or a glitch is one lead's. None
-    below ``PACING_MIN_FS``."""
+    record at once (what one limb electrode picks up shows in two limb leads at least), a notch or a glitch is
+    one lead's. None below ``PACING_MIN_FS``."""
     cfg = cfg or QualityConfig()
     x = np.asarray(raw, dtype=np.float64)
     k = max(1, int(round(0.002 * fs)))

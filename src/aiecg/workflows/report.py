@@ -1,38 +1,124 @@
 """``aiecg report``: run, evaluation and explanation folders -> one static HTML page with figures and tables.
 
-Renders saved results only (results.csv, metrics.json, comparison*.csv, epochs.csv, exclusions.csv, splits, the
-bundle's metadata, the cohort's store); it never runs a model and never imports the training code.
+``aiecg.report`` only renders (results.csv, metrics.json, comparison*.csv, epochs.csv, exclusions.csv, splits,
+decision_curve.csv, the cohort table). What it shows beyond those files is prepared here, once, and handed over as
+plain values: the bundle's description (:class:`aiecg.report.runs.BundleInfo`), the median-beat summaries from the
+cohort's store, and the curves a run folder did not save (:mod:`aiecg.evaluate.curves`: ROC band,
+calibration by sex, proportional bias, the LR model's curve). No model is run and no training code imported.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
-from aiecg.report.runs import ReportError, RunData, load_run
+from aiecg.report.runs import BundleInfo, ReportError, RunData, load_run
 
 matplotlib.use("Agg")
 
 
+def bundle_info(path: Path, notes: list[str]) -> BundleInfo | None:
+    """The bundle at ``path`` described in plain values for the page (None, with a note, when unreadable)."""
+    import numpy as np
+
+    from aiecg.bundle import load_bundle
+    from aiecg.errors import AiecgError
+
+    try:
+        bundle = load_bundle(path)
+    except AiecgError as exc:
+        notes.append(f"model bundle not readable: {exc}")
+        return None
+    return BundleInfo(
+        model_name=bundle.model_name, model_kwargs=dict(bundle.model_kwargs),
+        n_weights=sum(int(np.prod(t.shape)) for t in bundle.state_dict.values()), n_leads=bundle.n_leads,
+        n_samples=bundle.n_samples, n_meta=bundle.n_meta, input_spec=dict(bundle.input_spec), target=bundle.target,
+        clinical_columns=tuple(bundle.encoder.spec.columns) if bundle.encoder is not None else (),
+        training=dict(bundle.training), versions=dict(bundle.versions))
+
+
+def median_beat_summary(run: RunData) -> dict[str, Any] | None:
+    """Mean and SD of the evaluated participants' median beats by LVH and by prediction, from the cohort's
+    store, in the standard lead order (None without a store or results)."""
+    import numpy as np
+
+    from aiecg.data.store import Store
+    from aiecg.errors import AiecgError
+    from aiecg.evaluate.curves import median_beat_groups
+    from aiecg.report.figures.base import LEAD_ORDER, primary_score, regression_stem
+
+    if run.store_path is None or run.results is None:
+        return None
+    try:
+        store = Store.open(run.store_path)
+    except AiecgError as exc:
+        run.notes.append(f"store not readable: {exc}")
+        return None
+    leads = [lead for lead in LEAD_ORDER if lead in store.leads]
+    table = run.results
+    try:
+        beats = store.medians(table["eid"].astype(str).to_numpy(), leads)
+    except Exception as exc:  # noqa: BLE001 - a store that no longer matches the run: say so, draw the rest
+        return {"note": f"store {store.root} does not hold the run's participants ({exc})"}
+    manifest = store.manifest
+    time_ms = (np.arange(manifest["window"]) - manifest["r_offset"]) * 1000.0 / manifest["fs"]
+    stem = regression_stem(run)
+    column = f"{stem}_pred" if stem else (primary_score(run) or (None,))[0]
+    lvh = table["lvh_true"].to_numpy(float) if "lvh_true" in table else None
+    prediction = table[column].to_numpy(float) if column is not None else None
+    return {"time_ms": time_ms, "leads": leads, "panels": median_beat_groups(beats, lvh, prediction, str(column))}
+
+
 def complete_inputs(run: RunData) -> None:
-    """What a folder written before the evaluation saved it lacks but the page draws, computed from its saved
-    arrays as the evaluation computes it (:mod:`aiecg.evaluate.curves`): the ROC band of the primary LVH score,
-    the calibration curves of its probability overall and by sex, and the proportional bias of a continuous
-    prediction."""
-    from aiecg.evaluate.curves import primary_calibration, proportional_bias, roc_band
+    """What the page draws beyond the run's files, prepared once: the bundle's description, the median-beat
+    summaries, calibration by sex and the proportional bias (:mod:`aiecg.evaluate.curves`), and for a run
+    written before the evaluation saved its curves, those curves (:mod:`aiecg.evaluate.curves`)."""
+    import pandas as pd
+
+    from aiecg.evaluate import curves
     from aiecg.report.figures.base import primary_score, regression_stem
 
-    score = primary_score(run)
-    if run.roc_band is None and score is not None:
-        _, labels, scores = score
-        run.roc_band = roc_band(labels, scores)
-    if run.calibration_curve is None and score is not None and "proba" in score[0]:
-        run.calibration_curve = primary_calibration(run.results, score[0])
-    stem = regression_stem(run)
-    if run.proportional_bias is None and stem is not None:
-        run.proportional_bias = proportional_bias(run.results[f"{stem}_true"].to_numpy(float),
-                                                  run.results[f"{stem}_pred"].to_numpy(float))
+    if run.bundle is None and run.bundle_path is not None:
+        run.bundle = bundle_info(run.bundle_path, run.notes)
+    if run.median_beats is None:
+        run.median_beats = median_beat_summary(run)
+    table = run.results
+    if table is None:
+        return
+    score, stem = primary_score(run), regression_stem(run)
+    if score is not None:
+        column, labels, scores = score
+        all_labels = table["lvh_true"].to_numpy(float)
+        if run.roc_curves is None:
+            parts = [curves.roc_points(labels, scores).assign(curve=column, kind="model")]
+            saved, comparison = run.comparison_scores, run.comparison
+            if saved is not None and comparison is not None and len(saved) == len(table):
+                for row in comparison[comparison["kind"] != "model"].itertuples():
+                    if f"score: {row.name}" in saved:
+                        points = curves.roc_points(all_labels, saved[f"score: {row.name}"].to_numpy(float))
+                        if points is not None:
+                            parts.append(points.assign(curve=row.name, kind=row.kind))
+            run.roc_curves = pd.concat(parts, ignore_index=True)
+        if run.roc_band is None:
+            run.roc_band = curves.roc_band(labels, scores)
+        if run.calibration_by_sex is None and "proba" in column:
+            run.calibration_by_sex = curves.primary_calibration(table, column)
+    if run.calibration_curves is None:
+        run.calibration_curves = curves.probability_calibration(table)
+    if stem is not None:
+        if run.regression_calibration is None:
+            run.regression_calibration = curves.regression_calibration(table, stem)
+        if run.proportional_bias is None:
+            run.proportional_bias = curves.proportional_bias(table[f"{stem}_true"].to_numpy(float),
+                                                             table[f"{stem}_pred"].to_numpy(float))
+        lr = run.posthoc.get("lr")
+        if run.lr_curve is None and lr is not None:
+            run.lr_curve = curves.lr_curve(lr, table[f"{stem}_pred"].to_numpy(float))
+            guideline = run.spec.lvh_thresholds if run.spec is not None else None
+            run.lr_cutoffs = curves.lr_cutoffs(lr, run.posthoc.get("threshold"), None if guideline is None
+                                               else {0: guideline.female, 1: guideline.male})
 
 
 def write_report(inputs: list[str | Path], out: str | Path, title: str = "aiecg report") -> Path:

@@ -117,6 +117,9 @@ def test_invalid_yaml_is_one_line_naming_where(tmp_path):
     with pytest.raises(CohortError, match="not valid YAML") as error:
         load_cohort(path)
     assert "\n" not in str(error.value) and "line 3" in str(error.value)
+    path.write_text("table: cohort.csv\nid_column: e\x04id\n")  # a control character: PyYAML's ReaderError
+    with pytest.raises(CohortError, match="not valid YAML \\(unacceptable character #x0004"):
+        load_cohort(path)
 
 
 def test_ids_are_text_zero_padding_kept_blank_ids_named(tmp_path):

@@ -5,7 +5,13 @@ import pytest
 from scipy import stats
 
 from aiecg.evaluate.calibration import calibration_intercept, calibration_slope
-from aiecg.evaluate.curves import calibration_by_group, proportional_bias, roc_band, wilson_interval
+from aiecg.evaluate.curves import (
+    calibration_by_group,
+    median_beat_groups,
+    proportional_bias,
+    roc_band,
+    wilson_interval,
+)
 
 
 def test_wilson_interval_matches_the_textbook_values():
@@ -51,3 +57,19 @@ def test_roc_band_contains_the_curve_and_is_seeded():
     assert list(band.columns) == ["fpr", "tpr_low", "tpr_high"] and len(band) == 101
     assert (band["tpr_low"] <= band["tpr_high"]).all()
     assert band.equals(roc_band(labels, scores, n_resamples=50, seed=3))
+
+
+def test_median_beat_groups_compare_lvh_and_the_fifths_of_the_prediction():
+    rng = np.random.default_rng(3)
+    beats = rng.normal(size=(20, 2, 5))
+    lvh = np.array([1.0] * 5 + [0.0] * 15)
+    prediction = np.arange(20, dtype=float)
+    panels = median_beat_groups(beats, lvh, prediction, "ilvm_pred")
+    assert [p["name"] for p in panels] == ["lvh", "predicted"]
+    lvh_curve, no_curve = panels[0]["curves"]
+    np.testing.assert_allclose(lvh_curve["mean"], beats[:5].mean(axis=0))
+    np.testing.assert_allclose(no_curve["sd"], beats[5:].std(axis=0, ddof=1))
+    high, low = panels[1]["curves"]
+    assert high["n"] == low["n"] == 4 and high["label"].startswith("highest fifth")
+    np.testing.assert_allclose(low["mean"], beats[:4].mean(axis=0))
+    assert median_beat_groups(beats, np.zeros(20), None) == []  # one class, no prediction: nothing to compare

@@ -77,3 +77,36 @@ def test_interval_coverage_table_reads_the_evaluations_conformal_report():
     assert men["coverage"] == f"{100 * expected:.1f}%" and men["n"] == int(rows_m.sum())
     assert men["mean width (output units)"] == f"{2 * half:.1f}"
     assert interval_coverage_table(RunData(Path("run"), "run", "train", metrics={})) is None
+
+
+def test_the_models_sensitivity_at_a_criterions_specificity_is_read_from_its_roc_curve():
+    from pathlib import Path
+
+    from aiecg.report.runs import RunData
+    from aiecg.report.tables import sensitivity_at_criteria
+
+    curves = pd.DataFrame({"curve": "lvh_proba", "kind": "model", "fpr": [0.0, 0.05, 0.1, 0.3, 1.0],
+                           "tpr": [0.0, 0.4, 0.55, 0.8, 1.0]})
+    comparison = pd.DataFrame({"name": ["model", "Cornell voltage", "Sokolow-Lyon"],
+                               "kind": ["model", "criterion", "criterion"], "specificity": [0.8, 0.9, 0.97],
+                               "sensitivity": [0.7, 0.2, 0.1], "n": [100, 100, 100]})
+    run = RunData(Path("run"), "run", "train", comparison=comparison, roc_curves=curves)
+    table = sensitivity_at_criteria(run).set_index("criterion")
+    assert table.loc["Cornell voltage", "model sensitivity at that specificity"] == "0.550"  # fpr 0.1 allowed
+    assert table.loc["Sokolow-Lyon", "model sensitivity at that specificity"] == "0.000"  # only fpr 0 is allowed
+    assert sensitivity_at_criteria(RunData(Path("run"), "run", "train", comparison=comparison)) is None
+
+
+def test_the_flow_diagram_reads_the_flow_table():
+    from aiecg.report.figures.flow import _steps
+
+    table = pd.DataFrame([("rows in the cohort table", 120, ""), ("excluded by the cohort checks", 2, ""),
+                          ("", 2, "clinical value out of range"), ("excluded: ECG missing or failed QC", 5, ""),
+                          ("", 4, "qc_fail: flat lead"), ("", 1, "qc_fail: noise"), ("usable participants", 113, ""),
+                          ("train split", 79, ""), ("val split", 17, ""), ("test split", 17, "")],
+                         columns=["step", "participants", "reason"])
+    main, splits = _steps(table)
+    assert [m[0] for m in main] == ["rows in the cohort table", "excluded by the cohort checks",
+                                    "excluded: ECG missing or failed QC", "usable participants"]
+    assert main[2][2] == ["4 qc_fail: flat lead", "1 qc_fail: noise"] and main[1][1] == 2
+    assert splits == [("train split", 79), ("val split", 17), ("test split", 17)]

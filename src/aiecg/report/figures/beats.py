@@ -7,18 +7,10 @@ from matplotlib.figure import Figure
 
 from aiecg.report import style
 from aiecg.report.figures.base import (
-    LEAD_ORDER,
     Plot,
-    primary_score,
     register_figure,
-    regression_stem,
 )
 from aiecg.report.runs import RunData
-
-
-def _time_ms(store) -> np.ndarray:
-    fs, window, r_offset = store.manifest["fs"], store.manifest["window"], store.manifest["r_offset"]
-    return (np.arange(window) - r_offset) * 1000.0 / fs
 
 
 def beat_grid(time_ms: np.ndarray, leads: list[str], curves: list[tuple[str, np.ndarray, dict]], title: str,
@@ -50,6 +42,11 @@ def beat_grid(time_ms: np.ndarray, leads: list[str], curves: list[tuple[str, np.
                                       s=1 + 30 * np.minimum(np.abs(colour_by[k]) / limit, 1.0), linewidths=0, zorder=1)
                 ax.plot(time_ms, beat[k], color=style.BLACK, linewidth=0.5, zorder=2)
             else:
+                kw = dict(kw)
+                band = kw.pop("band", None)
+                if band is not None:
+                    ax.fill_between(time_ms, beat[k] - band[k], beat[k] + band[k], color=kw.get("color", style.GREY),
+                                    alpha=0.15, linewidth=0)
                 ax.plot(time_ms, beat[k], label=name if k == 0 else None, **kw)
         ax.axvline(0, color=style.GREY, linewidth=0.4, linestyle=":")
         ax.set_title(lead, fontsize=9, loc="left")
@@ -72,41 +69,30 @@ def beat_grid(time_ms: np.ndarray, leads: list[str], curves: list[tuple[str, np.
 
 @register_figure(order=120)
 def median_beats(runs: list[RunData]) -> list[Plot]:
-    """Average 12-lead median beat of true LVH vs no LVH, and of the lowest vs highest fifth of predictions."""
+    """Average 12-lead median beat (with a band of one SD between participants) of CMR LVH vs no LVH, and of the
+    lowest vs highest fifth of predictions, from the summaries ``workflows/report.py`` made of the store."""
     plots = []
     for run in runs:
-        if run.store is None or run.results is None:
+        summary = run.median_beats
+        if summary is None:
             continue
-        store, table = run.store, run.results
-        leads = [lead for lead in LEAD_ORDER if lead in store.leads]
-        ids = table["eid"].astype(str).to_numpy()
-        try:
-            beats = store.medians(ids, leads)
-        except Exception as exc:  # noqa: BLE001 - a store that no longer matches the run: say so, draw the rest
-            plots.append(Plot(f"median_beats_{len(plots)}", f"Median beats, {run.label}", "",
-                              notes=[f"store {store.root} does not hold the run's participants ({exc})"]))
-            continue
-        time_ms = _time_ms(store)
         slug = "".join(c if c.isalnum() else "_" for c in run.label)
-        if "lvh_true" in table and table["lvh_true"].nunique() == 2:
-            lvh = table["lvh_true"].to_numpy(float) == 1
-            curves = [(f"LVH (n={lvh.sum()})", beats[lvh].mean(axis=0), {"color": style.VERMILLION, "linewidth": 1.4}),
-                      (f"no LVH (n={(~lvh).sum()})", beats[~lvh].mean(axis=0),
-                       {"color": style.BLACK, "linestyle": "--", "linewidth": 1})]
-            plots.append(Plot(f"median_beats_lvh_{slug}", f"Median beats by CMR LVH, {run.label}",
-                              "Average of the participants' median beats (test participants) with and without LVH.",
-                              beat_grid(time_ms, leads, curves, f"{run.label}: LVH vs no LVH by CMR")))
-        stem = regression_stem(run)
-        column = f"{stem}_pred" if stem else (primary_score(run) or (None,))[0]
-        if column is not None:
-            pred = table[column].to_numpy(float)
-            low_cut, high_cut = np.nanquantile(pred, [0.2, 0.8])
-            low, high = pred <= low_cut, pred >= high_cut
-            curves = [(f"highest fifth of predictions (n={high.sum()})", beats[high].mean(axis=0),
-                       {"color": style.VERMILLION, "linewidth": 1.4}),
-                      (f"lowest fifth (n={low.sum()})", beats[low].mean(axis=0),
-                       {"color": style.BLACK, "linestyle": "--", "linewidth": 1})]
-            plots.append(Plot(f"median_beats_predicted_{slug}", f"Median beats by prediction, {run.label}",
-                              f"Average median beat of the lowest and highest fifth of {column}.",
-                              beat_grid(time_ms, leads, curves, f"{run.label}: lowest vs highest predicted")))
+        if summary.get("note"):
+            plots.append(Plot(f"median_beats_{slug}", f"Median beats, {run.label}", "", notes=[summary["note"]]))
+            continue
+        time_ms, leads = summary["time_ms"], summary["leads"]
+        for panel in summary["panels"]:
+            styles = [{"color": style.VERMILLION, "linewidth": 1.4}, {"color": style.BLACK, "linestyle": "--",
+                                                                      "linewidth": 1}]
+            curves = [(c["label"], c["mean"], {**kw, "band": c["sd"]}) for c, kw in zip(panel["curves"], styles)]
+            if panel["name"] == "lvh":
+                plots.append(Plot(f"median_beats_lvh_{slug}", f"Median beats by CMR LVH, {run.label}",
+                                  "Mean of the participants' median beats (evaluated participants) with and without "
+                                  "LVH by CMR; shaded: ± 1 SD between participants.",
+                                  beat_grid(time_ms, leads, curves, f"{run.label}: LVH vs no LVH by CMR")))
+            else:
+                plots.append(Plot(f"median_beats_predicted_{slug}", f"Median beats by prediction, {run.label}",
+                                  f"Mean median beat of the lowest and highest fifth of {panel.get('what')}; "
+                                  "shaded: ± 1 SD between participants.",
+                                  beat_grid(time_ms, leads, curves, f"{run.label}: lowest vs highest predicted")))
     return plots

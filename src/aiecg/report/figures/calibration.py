@@ -19,28 +19,14 @@ from aiecg.report.figures.base import (
 from aiecg.report.runs import RunData
 
 
-def reliability(labels: np.ndarray, probs: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean predicted and observed frequency per quantile bin, and bin sizes."""
-    order = np.argsort(probs, kind="stable")
-    bins = [b for b in np.array_split(order, n_bins) if len(b)]
-    return (np.array([probs[b].mean() for b in bins]), np.array([labels[b].mean() for b in bins]),
-            np.array([len(b) for b in bins]))
-
-
 @register_figure(order=70)
 def calibration_curves(runs: list[RunData]) -> Plot:
     plot = Plot("calibration", "Calibration of the LVH probabilities",
                 "Observed LVH frequency against mean predicted probability in quantile bins, for each probability "
                 "the run saved (before and after the prior-shift adjustment to the stated prevalence). Dotted: "
                 "perfect calibration.")
-    usable = []
-    for run in runs:
-        table = run.results
-        if table is None or "lvh_true" not in table or table["lvh_true"].nunique() < 2:
-            continue
-        columns = [c for c in PROBABILITY_COLUMNS if c in table]
-        if columns:
-            usable.append((run, columns))
+    usable = [(run, list(run.calibration_curves["probability"].unique())) for run in runs
+              if run.calibration_curves is not None and len(run.calibration_curves) and run.results is not None]
     if not usable:
         plot.notes.append("no run saved LVH probabilities with LVH labels")
         return plot
@@ -48,13 +34,13 @@ def calibration_curves(runs: list[RunData]) -> Plot:
     for ax, (run, columns) in zip(axes, usable):
         table = run.results
         labels_all = table["lvh_true"].to_numpy(float)
-        n_bins = int(np.clip(labels_all.size // 15, 3, 10))
+        saved = run.calibration_curves
+        n_bins = int(saved.groupby("probability").size().max())
         for i, column in enumerate(columns):
-            probs = table[column].to_numpy(float)
-            keep = np.isfinite(probs) & np.isfinite(labels_all)
-            mean_p, observed, _ = reliability(labels_all[keep], probs[keep], n_bins)
-            ax.plot(mean_p, observed, marker=style.MARKERS[i], linestyle=style.LINESTYLES[i], color=style.CYCLE[i],
-                    label=PROBABILITY_COLUMNS[column], markersize=4)
+            bins = saved[saved["probability"] == column]
+            ax.plot(bins["mean_predicted"], bins["mean_observed"], marker=style.MARKERS[i],
+                    linestyle=style.LINESTYLES[i], color=style.CYCLE[i],
+                    label=PROBABILITY_COLUMNS.get(column, column), markersize=4)
         ax.plot([0, 1], [0, 1], ":", color=style.GREY)
         post = run.posthoc
         stated = [f"test {np.nanmean(labels_all):.3f}"]
@@ -85,7 +71,7 @@ def regression_calibration(runs: list[RunData]) -> Plot:
                 "Mean CMR value against mean prediction in quantile bins of the prediction; circles: as predicted, "
                 "squares: after the linear recalibration on sex and prediction fitted on the validation split. "
                 "Dotted: identity.")
-    usable = [(run, stem) for run in runs if (stem := regression_stem(run))]
+    usable = [(run, stem) for run in runs if (stem := regression_stem(run)) and run.regression_calibration is not None]
     if not usable:
         plot.notes.append("no run predicts a continuous target")
         return plot
@@ -93,17 +79,16 @@ def regression_calibration(runs: list[RunData]) -> Plot:
         plot.notes.append("no run was recalibrated (train with --recalib): only the raw predictions are shown")
     fig, axes = grid(len(usable), 4.0, 3.8)
     for ax, (run, stem) in zip(axes, usable):
-        truth = run.results[f"{stem}_true"].to_numpy(float)
-        n_bins = int(np.clip(len(truth) // 10, 3, 10))
+        saved = run.regression_calibration
+        n_bins = int(saved.groupby("prediction").size().max())
         series = [(f"{stem}_pred", "as predicted", "o", "-", style.BLUE),
                   (f"{stem}_pred_recal", "recalibrated", "s", "--", style.VERMILLION)]
         values = []
         for column, label, marker, ls, colour in series:
-            if column not in run.results:
+            bins = saved[saved["prediction"] == column]
+            if not len(bins):
                 continue
-            pred = run.results[column].to_numpy(float)
-            keep = np.isfinite(pred) & np.isfinite(truth)
-            mean_pred, mean_true, _ = reliability(truth[keep], pred[keep], n_bins)
+            mean_pred, mean_true = bins["mean_predicted"].to_numpy(float), bins["mean_observed"].to_numpy(float)
             ax.plot(mean_pred, mean_true, marker=marker, linestyle=ls, color=colour, label=label, markersize=4)
             values += [*mean_pred, *mean_true]
         low, high = min(values), max(values)
@@ -129,18 +114,15 @@ def lr_thresholding(runs: list[RunData]) -> Plot:
                 "split) against the prediction. Lines: the saved LR model per sex; vertical solid: where each sex "
                 "crosses the validation-chosen threshold (horizontal); vertical dotted: guideline CMR cut-offs.")
     usable = [(run, stem) for run in runs if (stem := regression_stem(run)) and "lvh_proba_lr" in run.results
-              and (run.posthoc.get("lr") is not None)]
+              and run.lr_curve is not None and run.lr_cutoffs is not None]
     if not usable:
         plot.notes.append("no regression run saved an LR model and lvh_proba_lr")
         return plot
-    from scipy.special import expit, logit
-
     fig, pairs = legend_panels(len(usable), 5.2, 3.8, 5)
     for (ax, legend_ax), (run, stem) in zip(pairs, usable):
-        table, lr = run.results, run.posthoc["lr"]
+        table = run.results
         threshold = run.posthoc.get("threshold")
         x = table[f"{stem}_pred"].to_numpy(float)
-        grid = np.linspace(np.nanmin(x), np.nanmax(x), 200)
         lvh = table["lvh_true"].to_numpy(float) == 1
         thresholds = run.spec.lvh_thresholds if run.spec is not None else None
         for sex in (0, 1):
@@ -153,10 +135,11 @@ def lr_thresholding(runs: list[RunData]) -> Plot:
                        edgecolors=style.BLACK, marker=style.SEX_MARKER[sex], linewidths=0.6,
                        label=f"{style.SEX_LABEL[sex]}, LVH", zorder=3, rasterized=len(x) > RASTER_ABOVE)
             ls = "-" if sex else "--"
-            ax.plot(grid, expit(lr["intercept"] + lr["coef_sex"] * sex + lr["coef_value"] * grid), color=colour,
-                    linestyle=ls, linewidth=1.2, label=f"LR model, {style.SEX_LABEL[sex]}")
-            if threshold is not None and lr["coef_value"]:
-                cut = (logit(threshold) - lr["intercept"] - lr["coef_sex"] * sex) / lr["coef_value"]
+            curve = run.lr_curve[run.lr_curve["is_m"] == sex]
+            ax.plot(curve["value"], curve["lvh_proba"], color=colour, linestyle=ls, linewidth=1.2,
+                    label=f"LR model, {style.SEX_LABEL[sex]}")
+            cut = float(run.lr_cutoffs.set_index("is_m").loc[sex, "learned_cutoff"])
+            if np.isfinite(cut):
                 ax.axvline(cut, color=colour, linestyle=ls, linewidth=0.8,
                            label=f"learned cut-off, {style.SEX_LABEL[sex]}: {cut:.1f}")
             if thresholds is not None:
@@ -195,7 +178,7 @@ def calibration_by_sex(runs: list[RunData]) -> Plot:
                 "the predictions are too extreme) and intercept (calibration-in-the-large, slope fixed at 1; 0 is "
                 "ideal; Van Calster et al. 2016). Below: the predictions of participants with and without LVH. "
                 "An evaluation folder of another cohort gets its own panel: calibration on external data.")
-    usable = [run for run in runs if run.calibration_curve is not None and len(run.calibration_curve)]
+    usable = [run for run in runs if run.calibration_by_sex is not None and len(run.calibration_by_sex)]
     if not usable:
         plot.notes.append("no run has LVH probabilities with LVH labels in both sexes")
         return plot
@@ -204,7 +187,7 @@ def calibration_by_sex(runs: list[RunData]) -> Plot:
     fig = style.new_figure(4.8 * cols, 5.6 * rows)
     for sub, run in zip(fig.subfigures(rows, cols, squeeze=False).ravel(), usable):
         ax, hist = sub.subplots(2, 1, sharex=True, height_ratios=[3, 1])
-        curve = run.calibration_curve
+        curve = run.calibration_by_sex
         for i, (group, rows_of) in enumerate(curve.groupby("group", sort=False)):
             colour, marker, ls = GROUP_STYLE.get(group, (style.CYCLE[i], style.MARKERS[i], style.LINESTYLES[i]))
             first = rows_of.iloc[0]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import precision_recall_curve, roc_curve
+from sklearn.metrics import precision_recall_curve
 
 from aiecg.report import style
 from aiecg.report.figures.base import (
+    PROBABILITY_COLUMNS,
     Plot,
     interval,
     label_panel,
@@ -29,6 +30,20 @@ def criteria_scores(run: RunData) -> dict[str, np.ndarray]:
         names = comparison.loc[comparison["kind"] == "criterion", "name"]
         return {name: saved[f"score: {name}"].to_numpy(float) for name in names if f"score: {name}" in saved}
     return {}
+
+
+BASELINE_COLOURS = ("#000000", "#5B3A29", "#4B0082", "#2F4F4F")
+"""Black, dark brown, indigo, dark slate: the ML baselines stay apart from each other and from the criteria."""
+
+
+def saved_curves(run: RunData, kind: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The saved ROC curves (roc_curves.csv) of one kind of row (model, baseline, criterion): name -> (fpr,
+    tpr)."""
+    if run.roc_curves is None:
+        return {}
+    rows = run.roc_curves[run.roc_curves["kind"] == kind]
+    return {str(name): (part["fpr"].to_numpy(float), part["tpr"].to_numpy(float))
+            for name, part in rows.groupby("curve", sort=False)}
 
 
 def _operating_points(run: RunData) -> list[tuple[str, float, float, str]]:
@@ -60,30 +75,25 @@ def roc_curves(runs: list[RunData]) -> Plot:
     if not usable:
         plot.notes.append("no run has LVH labels and an LVH score in results.csv")
         return plot
-    criteria = [criteria_scores(run) for run, _ in usable]
-    entries = max(1 + len(c) + len(_operating_points(run)) + (
+    entries = max(1 + len(saved_curves(run, "criterion")) + len(_operating_points(run)) + (
         int((run.comparison["kind"] == "baseline").sum()) if run.comparison is not None else 0)
-        for (run, _), c in zip(usable, criteria))
+        for run, _ in usable)
     fig, pairs = legend_panels(len(usable), 4.8, 4.6, entries + 1)
     missing_baselines = False
-    for (ax, legend_ax), (run, (column, labels, scores)), run_criteria in zip(pairs, usable, criteria):
+    for (ax, legend_ax), (run, (column, labels, _)) in zip(pairs, usable):
         ax.plot([0, 1], [0, 1], color=style.GREY, linewidth=0.6, linestyle=":")
         if run.roc_band is not None:
             band = run.roc_band
             ax.fill_between(band["fpr"], band["tpr_low"], band["tpr_high"], color=style.BLUE, alpha=0.18,
                             linewidth=0)
-        fpr, tpr, _ = roc_curve(labels, scores)
         auc = interval(run.metrics.get("test", {}).get("lvh_at_validation_youden", {}).get("auroc"))
-        ax.plot(fpr, tpr, color=style.BLUE, linewidth=2.2,
-                label=f"model ({column}): {auc[0]:.2f} ({auc[1]:.2f}-{auc[2]:.2f})")
+        for _, (fpr, tpr) in saved_curves(run, "model").items():
+            ax.plot(fpr, tpr, color=style.BLUE, linewidth=2.2,
+                    label=("model" if column == "lvh_proba" else f"model ({PROBABILITY_COLUMNS.get(column, column)})")
+                    + f": {auc[0]:.2f} ({auc[1]:.2f}-{auc[2]:.2f})")
         comparison = run.comparison if run.comparison is not None else pd.DataFrame(columns=["name", "kind"])
         by_name = {r.name: r for r in comparison.itertuples()}
-        y_all = run.results["lvh_true"].to_numpy(float)
-        for i, (name, crit) in enumerate(run_criteria.items()):
-            keep = np.isfinite(crit) & np.isin(y_all, (0, 1))
-            if len(np.unique(y_all[keep])) < 2:
-                continue
-            f, t, _ = roc_curve(y_all[keep], crit[keep])
+        for i, (name, (f, t)) in enumerate(saved_curves(run, "criterion").items()):
             colour, ls = style.CYCLE[(i + 1) % len(style.CYCLE)], style.LINESTYLES[(i + 1) % len(style.LINESTYLES)]
             row = by_name.get(name)
             auc_text = f": {row.auroc:.2f} ({row.auroc_low:.2f}-{row.auroc_high:.2f})" if row is not None else ""
@@ -95,25 +105,22 @@ def roc_curves(runs: list[RunData]) -> Plot:
             ax.plot(1 - spec, sens, marker=marker, color=style.BLUE, markeredgecolor=style.BLACK, markersize=7,
                     linestyle="none", label=f"model at {label}", zorder=4)
         baselines = comparison[comparison["kind"] == "baseline"] if len(comparison) else comparison
-        saved = run.comparison_scores
+        baseline_curves = saved_curves(run, "baseline")
         for i, row in enumerate(baselines.itertuples()):
-            column = f"score: {row.name}"
             label = f"{row.name}: {row.auroc:.2f} ({row.auroc_low:.2f}-{row.auroc_high:.2f})"
             marker = style.MARKERS[(i + 5) % len(style.MARKERS)]
-            if saved is not None and column in saved and len(saved) == len(y_all):
-                base = saved[column].to_numpy(float)
-                keep = np.isfinite(base) & np.isin(y_all, (0, 1))
-                if len(np.unique(y_all[keep])) == 2:
-                    f, t, _ = roc_curve(y_all[keep], base[keep])
-                    # one legend entry shows the curve's line and its operating point's marker together
-                    ax.plot(f, t, color=style.BLACK, linewidth=0.8, alpha=0.7, marker=marker, markevery=[],
-                            linestyle=style.LINESTYLES[(i + 2) % len(style.LINESTYLES)], label=label)
-                    label = None
+            colour = BASELINE_COLOURS[i % len(BASELINE_COLOURS)]  # dark and distinct from the criteria's colours
+            if row.name in baseline_curves:
+                f, t = baseline_curves[row.name]
+                # one legend entry shows the curve's line and its operating point's marker together
+                ax.plot(f, t, color=colour, linewidth=0.9, marker=marker, markevery=[],
+                        linestyle=style.LINESTYLES[(i + 2) % len(style.LINESTYLES)], label=label)
+                label = None
             ax.errorbar(1 - row.specificity, row.sensitivity,
                         xerr=[[row.specificity_high - row.specificity], [row.specificity - row.specificity_low]],
                         yerr=[[row.sensitivity - row.sensitivity_low], [row.sensitivity_high - row.sensitivity]],
-                        fmt=marker, color=style.BLACK, markersize=6, elinewidth=0.6, capsize=2, label=label)
-        missing_baselines |= bool(len(baselines)) and saved is None
+                        fmt=marker, color=colour, markersize=6, elinewidth=0.6, capsize=2, label=label)
+        missing_baselines |= bool(len(baselines)) and not baseline_curves
         ax.set_xlim(-0.01, 1.01)
         ax.set_ylim(-0.01, 1.01)
         ax.set_aspect("equal")
@@ -132,13 +139,15 @@ def roc_curves(runs: list[RunData]) -> Plot:
 def pr_curves(runs: list[RunData]) -> Plot:
     plot = Plot("precision_recall", "Precision-recall curves",
                 "Model and classic criteria on the test participants; dotted: LVH prevalence (a score without "
-                "information). AUPRC: average precision with its bootstrap 95% interval.")
+                "information). Where the run states a target prevalence, crosses: the model's precision at that "
+                "prevalence (from its ROC curve: PPV = sens x p / (sens x p + (1 - spec)(1 - p))). AUPRC: average "
+                "precision with its bootstrap 95% interval.")
     usable = [(run, score) for run in runs if (score := primary_score(run))]
     if not usable:
         plot.notes.append("no run has LVH labels and an LVH score in results.csv")
         return plot
     criteria = [criteria_scores(run) for run, _ in usable]
-    fig, pairs = legend_panels(len(usable), 4.4, 3.8, int(np.ceil((2 + max(map(len, criteria))) / 2)))
+    fig, pairs = legend_panels(len(usable), 4.4, 3.8, int(np.ceil((4 + max(map(len, criteria))) / 2)))
     for (ax, legend_ax), (run, (_, labels, scores)), run_criteria in zip(pairs, usable, criteria):
         precision, recall, _ = precision_recall_curve(labels, scores)
         ap = interval(run.metrics.get("test", {}).get("lvh_at_validation_youden", {}).get("auprc"))
@@ -152,7 +161,18 @@ def pr_curves(runs: list[RunData]) -> Plot:
             p, r, _ = precision_recall_curve(y_all[keep], crit[keep])
             ax.step(r, p, where="post", color=style.CYCLE[(i + 1) % len(style.CYCLE)], linewidth=1,
                     linestyle=style.LINESTYLES[(i + 1) % len(style.LINESTYLES)], label=name)
-        ax.axhline(labels.mean(), color=style.GREY, linestyle=":", linewidth=1, label=f"prevalence {labels.mean():.2f}")
+        target = run.posthoc.get("target_prevalence")
+        model = saved_curves(run, "model")
+        if target is not None and model:
+            fpr, tpr = next(iter(model.values()))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ppv = tpr * target / (tpr * target + fpr * (1 - target))
+            keep = tpr > 0
+            ax.plot(tpr[keep], ppv[keep], color=style.BLUE, linestyle="none", marker="x", markersize=4,
+                    label=f"model at the stated prevalence {target:.2f} (ROC points)")
+            ax.axhline(target, color=style.BLUE, linestyle=":", linewidth=0.8, label=f"stated prevalence {target:.2f}")
+        ax.axhline(labels.mean(), color=style.GREY, linestyle=":", linewidth=1,
+                   label=f"sample prevalence {labels.mean():.2f}")
         label_panel(ax, legend_ax, (-0.01, 1.01), (-0.01, 1.01), "recall (sensitivity)", "precision (PPV)",
                      f"{run.label}\n{run.cohort_name}")
     plot.figure = fig

@@ -32,7 +32,7 @@ def clinical_beeswarm(feature_names: list[str], attributions: np.ndarray, values
         mappable = ax.scatter(attributions[:, j], row + jitter, c=(v - v.min()) / span, cmap="viridis", s=8,
                               vmin=0, vmax=1, linewidths=0, rasterized=attributions.size > RASTER_ABOVE)
     ax.axvline(0, color=style.GREY, linewidth=0.6)
-    ax.set_yticks(range(len(order)), [feature_names[j] for j in order])
+    ax.set_yticks(range(len(order)), [style.clinical_name(feature_names[j]) for j in order])
     ax.set_xlabel(f"attribution to the model output ({units}; integrated gradients)")
     ax.set_title(title)
     fig.colorbar(mappable, ax=ax, label="input value (low → high)", shrink=0.8)
@@ -128,7 +128,7 @@ SANITY_NOTE = ("Warning: this map failed the model-randomisation check (Adebayo 
 def randomisation_plot(check: dict, title: str) -> Figure:
     """Median (quartiles as error bars) rank correlation between each map on the trained model and on the model
     randomised from the output down, per cascade stage (Adebayo et al., NeurIPS 2018)."""
-    fig = style.new_figure(6.4, 3.6)
+    fig = style.new_figure(6.4, 4.0)
     ax = fig.add_subplot()
     stages = check["stages"]
     x = np.arange(len(stages))
@@ -143,9 +143,9 @@ def randomisation_plot(check: dict, title: str) -> Figure:
     ax.set_xticks(x, stages, rotation=15, ha="right")
     ax.set_ylim(-1.02, 1.02)
     ax.set_xlabel("layers re-initialised (from the output down, cumulatively)")
-    ax.set_ylabel("Spearman r, trained vs randomised map")
+    ax.set_ylabel("Spearman r: trained vs randomised")
     ax.set_title(f"{title}: model-randomisation check (n = {check['n']})")
-    ax.legend(frameon=False, fontsize=7, loc="lower left")
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=2, frameon=False, fontsize=7)
     return fig
 
 

@@ -16,8 +16,17 @@ from aiecg.report.runs import RunData
 SUBGROUP_NAMES = {"is_m": {"0": "female", "1": "male"}}
 
 
-def _subgroup_rows(block: dict, metric: str) -> list[tuple[str, float, float, float, int]]:
-    rows = [("all", *interval(block.get("overall", {}).get(metric)), int(block.get("overall", {}).get("n", 0)))]
+SUBGROUP_UNITS = {"age": "years", "bmi": "kg/m²"}
+
+
+def _count(report: dict) -> str:
+    """``n=40`` or, with LVH cases saved, ``n=40, 9 LVH``."""
+    cases = report.get("positives")
+    return f"n={int(report.get('n', 0))}" + (f", {int(cases)} LVH" if cases is not None else "")
+
+
+def _subgroup_rows(block: dict, metric: str) -> list[tuple[str, float, float, float, str]]:
+    rows = [("all", *interval(block.get("overall", {}).get(metric)), _count(block.get("overall", {})))]
     cuts = block.get("cut_points", {})
     for column, levels in block.get("subgroups", {}).items():
         for level, report in levels.items():
@@ -25,8 +34,9 @@ def _subgroup_rows(block: dict, metric: str) -> list[tuple[str, float, float, fl
             if name is None:
                 c1, c2 = cuts.get(column, [np.nan, np.nan])
                 span = {"T1": f"≤ {c1:.3g}", "T2": f"{c1:.3g}-{c2:.3g}", "T3": f"> {c2:.3g}"}.get(level, "")
-                name = f"{column.upper() if column == 'bmi' else column} {level} ({span})"
-            rows.append((name, *interval(report.get(metric)), int(report.get("n", 0))))
+                unit = SUBGROUP_UNITS.get(column)
+                name = f"{column.upper() if column == 'bmi' else column} {level} ({span}{' ' + unit if unit else ''})"
+            rows.append((name, *interval(report.get(metric)), _count(report)))
     return rows
 
 
@@ -34,7 +44,8 @@ def _subgroup_rows(block: dict, metric: str) -> list[tuple[str, float, float, fl
 def subgroups(runs: list[RunData]) -> Plot:
     plot = Plot("subgroups", "Subgroups by sex, age and BMI tertile",
                 "Estimates with 95% intervals per subgroup (metrics.json 'subgroups'); tertile cut-points of the "
-                "evaluated cohort in brackets; n per subgroup on the right.")
+                "evaluated cohort in brackets; n (and LVH cases) per subgroup on the right. The axis spans the "
+                "intervals, not 0 to 1: its start is in the axis label.")
     panels = []
     for run in runs:
         for key, block in run.metrics.get("subgroups", {}).items():
@@ -54,14 +65,15 @@ def subgroups(runs: list[RunData]) -> Plot:
             else:  # e.g. AUROC of a subgroup with one class only: say so rather than leave a silent gap
                 ax.annotate("not estimable", xy=(0.02, yi), xycoords=("axes fraction", "data"), va="center",
                             fontsize=7, color=style.GREY)
-            ax.annotate(f"n={n}", xy=(1.0, yi), xycoords=("axes fraction", "data"), xytext=(4, 0),
+            ax.annotate(n, xy=(1.0, yi), xycoords=("axes fraction", "data"), xytext=(4, 0),
                         textcoords="offset points", va="center", fontsize=7)
         ax.set_yticks(y, [r[0] for r in rows])
         ax.set_ylim(-0.6, len(rows) - 0.4)
         overall = rows[0][1]
         if np.isfinite(overall):
             ax.axvline(overall, color=style.GREY, linestyle=":", linewidth=1)
-        ax.set_xlabel(label)
+        low_edge = ax.get_xlim()[0]
+        ax.set_xlabel(label + (f" (axis starts at {low_edge:.2f})" if low_edge > 0 else ""))
         ax.set_title(f"{run.label}, {run.cohort_name}")
     plot.figure = fig
     return plot
