@@ -247,7 +247,7 @@ def test_predictions_say_what_they_rest_on(synth_cohort, ilvm_run, tmp_path, cap
     summary = json.loads(capsys.readouterr().out)
     rows = pd.read_csv(tmp_path / "p.csv")
     assert (rows["status"] == "ok").all() and (rows["n_imputed"] >= absent).all() and rows["mostly_imputed"].all()
-    assert summary["imputed_values"] == rows["n_imputed"].sum() and summary["rows_mostly_imputed"] == 4
+    assert summary["imputed_values"] == rows["n_imputed"].sum() and summary["rows_mostly_imputed"] == 4  # all ok
     assert "rest mostly on imputed inputs" in caplog.text
     model = summary["bundle"]
     assert model["trained_on"] == "synthetic-ukb" and model["synthetic"] and model["n_train"] > 0

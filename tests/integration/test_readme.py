@@ -2,7 +2,7 @@
 
 Each block carries a marker comment (``<!-- readme-test: KIND -->``) right above it, except the opening ``make``
 block: ``run`` blocks are executed as written (``bash``, or the Python interpreter) in a folder that holds a tiny
-equivalent of the demo's data under the README's names (six ECGs of the session's synthetic cohort and its
+equivalent of the demo's data under the README's names (three ECGs of the session's synthetic cohort and its
 trained run, ``tests/conftest.py``); ``parse`` blocks, whose commands take minutes to hours or need data aiecg
 cannot download, have every command parsed by the real parser (``aiecg``'s, ``train.py``'s) and Python compiled
 with every ``aiecg.`` name it uses present; the ``cohort`` block is validated against the cohort schema.
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 BLOCK = re.compile(r"(?:<!-- readme-test: (\w+)[^>]*-->\n)?```(\w+)\n(.*?)```", re.S)
-N_FILES = 6
+N_FILES = 3
 
 
 def _blocks() -> list[tuple[str | None, str, str, int]]:
@@ -98,7 +98,7 @@ def test_the_cohort_example_is_a_valid_cohort_yaml():
 
 @pytest.fixture
 def sandbox(synth_cohort, ilvm_run, tmp_path) -> Path:
-    """The README's names over a tiny equivalent of the demo's data: ``data/synth`` (cohort YAML and table of six
+    """The README's names over a tiny equivalent of the demo's data: ``data/synth`` (cohort YAML and table of three
     participants, their ECGs), ``runs/fcn_ilvm`` (the session's trained run, read only), ``archive/`` and
     ``ecgs/`` (ECG folders), ``participants.csv`` (their clinical table), ``ecg.xml`` and ``more.xml``."""
     files = sorted((synth_cohort / "ecg").glob("*.xml"))[:N_FILES]

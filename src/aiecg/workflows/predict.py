@@ -682,6 +682,7 @@ def predict_run(bundle: str | Path, inputs: Sequence[str | Path], out: str | Pat
     path = write_predictions(table, out)
     counts = table["status"].value_counts().to_dict()
     check_processed(counts, (STATUS_OK,), "files", str(path))
+    predicted = table[table["status"] == STATUS_OK]  # what the predictions rest on
     return {"out": str(path), "records": len(table), "status_counts": counts,
-            "imputed_values": int(table["n_imputed"].sum()), "rows_mostly_imputed": int(table["mostly_imputed"].sum()),
-            "bundle": summary}
+            "imputed_values": int(predicted["n_imputed"].sum()),
+            "rows_mostly_imputed": int(predicted["mostly_imputed"].sum()), "bundle": summary}
