@@ -527,9 +527,9 @@ def _predict_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--onnx", help="with --engine onnx: this bundle's 'aiecg export' (default: export on the fly)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--target-prevalence", type=float, metavar="SHARE",
-                   help="LVH prevalence of the population you predict on (e.g. 0.02): lvh_call is made on the "
-                        "probability shifted to it, against the model's threshold [default: the prevalence the "
-                        "model's call was evaluated at, printed before predicting]")
+                   help="LVH prevalence of the population you predict on (e.g. 0.02): the *_prioradj probabilities "
+                        "are shifted to it; lvh_call stays at the evaluated operating point [default: the bundle's, "
+                        "printed before predicting]")
     p.add_argument("--impute-missing-columns", action="store_true",
                    help="clinical columns the table lacks (or all, without --clinical) are imputed by the model's "
                         "encoder for every row instead of refused; rows say so (n_imputed, mostly_imputed)")

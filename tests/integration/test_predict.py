@@ -13,7 +13,7 @@ from aiecg.cli import main
 from aiecg.errors import BundleError
 from aiecg.io import read_ecg
 from aiecg.io.wfdb import write_wfdb
-from aiecg.workflows.predict import predict_files
+from aiecg.workflows.predict import bundle_summary, describe_bundle, predict_files
 
 pytestmark = pytest.mark.integration
 
@@ -276,17 +276,28 @@ def test_nothing_predicted_exits_2_with_every_row_written(lvh_ecg_only_run, tmp_
     assert pd.read_csv(out)["status"].tolist() == ["read_error"]
 
 
-def test_the_lvh_call_at_the_prevalence_the_user_states(synth_cohort, lvh_ecg_only_run, tmp_path, capsys):
+def test_a_stated_prevalence_shifts_the_probabilities_not_the_call(synth_cohort, lvh_ecg_only_run, tmp_path,
+                                                                    capsys):
     files = sorted(str(p) for p in (synth_cohort / "ecg").glob("*.xml"))[:20]
     bundle = lvh_ecg_only_run / "model.aiecg"
     default = predict_files(bundle, files)
     rare = predict_files(bundle, files, target_prevalence=0.01)
     ok = default["status"] == "ok"
-    assert (rare.loc[ok, "call_prevalence"] == 0.01).all() and (default.loc[ok, "call_prevalence"] != 0.01).all()
-    assert rare.loc[ok, "lvh_call"].sum() <= default.loc[ok, "lvh_call"].sum()
-    threshold = load_bundle(bundle).thresholds["posthoc"]["threshold"]  # the same threshold, a shifted probability
-    assert (rare.loc[ok, "lvh_call"] == (rare.loc[ok, "lvh_proba_prioradj"] >= threshold).astype(float)).all()
+    threshold = load_bundle(bundle).thresholds["posthoc"]["threshold"]  # the validation split's Youden cut-off
+    for table in (default, rare):  # the evaluated operating point, whatever the stated prevalence
+        assert (table.loc[ok, "lvh_call"] == (table.loc[ok, "lvh_proba"] >= threshold).astype(float)).all()
+        assert (table.loc[ok, "call_threshold"] == threshold).all() and "call_prevalence" not in table
+    assert (rare.loc[ok, "lvh_proba_prioradj"] < default.loc[ok, "lvh_proba_prioradj"]).all()
     assert (rare.loc[ok, "lvh_proba_prioradj"] <= default.loc[ok, "lvh_proba"] + 1e-12).all()
+    summary = bundle_summary(load_bundle(bundle), 0.01)
+    assert summary["prioradj_prevalence"] == 0.01 and summary["prioradj_prevalence_source"] == "stated"
+    assert summary["lvh_call"]["threshold"] == threshold and "Youden" in summary["lvh_call"]["rests_on"]
+    assert summary["lvh_call"]["ppv_npv_at_stated_prevalence"].startswith("not available")
+    line = describe_bundle(summary)
+    assert "reflect an LVH prevalence of 1.0% (--target-prevalence)" in line and "not available" in line
+    trained = bundle_summary(load_bundle(bundle))
+    assert trained["prioradj_prevalence_source"] == "bundle"
+    assert "ppv_npv_at_stated_prevalence" not in trained["lvh_call"]
     assert main(["-q", "predict", "--bundle", str(bundle), files[0], "--out", str(tmp_path / "p.csv"),
                  "--target-prevalence", "1.5"]) == 2
     assert "--target-prevalence must lie in (0, 1)" in capsys.readouterr().err

@@ -12,9 +12,10 @@ Output columns: ``file, record_id, status, reason, qc`` (``pass``/``fail``, empt
 ``n_imputed``/``imputed`` (clinical values the encoder imputed), ``mostly_imputed`` (more than half of the
 model's clinical inputs imputed), then the outputs with the results table's names (``ilvm_pred``,
 ``ilvm_pred_lower``/``ilvm_pred_upper`` and ``interval``, ``lvh_pred_cutoff``, ``lvh_proba``,
-``lvh_proba_prioradj``, ``lvh_proba_lr``, ``lvh_proba_prioradj_lr``, ``lvh_call`` at the saved threshold and
-``call_prevalence``, the LVH prevalence the call assumes, ``hn_proba_*``), where the bundle has them. A row
-without a sex gets none of the sex-specific outputs, and its reason names them.
+``lvh_proba_prioradj``, ``lvh_proba_lr``, ``lvh_proba_prioradj_lr``, ``lvh_call`` and ``call_threshold``: the
+evaluated operating point, the saved Youden-optimal cut-off of the validation split on ``lvh_proba`` or
+``lvh_proba_lr``, ``hn_proba_*``), where the bundle has them. A row without a sex gets none of the sex-specific
+outputs, and its reason names them.
 """
 
 from __future__ import annotations
@@ -235,27 +236,28 @@ def _process(task: tuple[list[tuple[str, str, str | None, dict, str]], dict[str,
 
 
 # ----------------------------------------------------------------------------------------- outputs
-def _call_basis(spec: TargetSpec, posthoc: PostHoc, target_prevalence: float | None) -> tuple[str, float | None]:
-    """The probability column ``lvh_call`` thresholds, and the LVH prevalence that probability reflects.
+def _call_column(spec: TargetSpec) -> str:
+    """The probability ``lvh_call`` holds against the saved threshold: the one the threshold was chosen and
+    evaluated on (the model's ``lvh_proba``, or the LR model's ``lvh_proba_lr``)."""
+    return "lvh_proba" if spec.kind is TaskKind.BINARY else "lvh_proba_lr"
 
-    Without ``target_prevalence`` the call is the one evaluated at training time: the model's probability
-    (``lvh_proba``, at the prevalence the model was trained at) or the LR model's (``lvh_proba_lr``, at the
-    validation split's). With it, the same probability shifted to that prevalence (Saerens et al. 2002,
-    ``*_prioradj``) is held against the same threshold: the threshold probability expresses what a false
-    call costs against a missed one, which does not depend on the population (Vickers & Elkin 2006), while the
-    probability of LVH does.
+
+def _check_target_prevalence(spec: TargetSpec, posthoc: PostHoc, target_prevalence: float | None) -> None:
+    """Refuse a ``--target-prevalence`` outside (0, 1), or one the bundle's probabilities cannot be shifted to.
+
+    A stated prevalence changes only the ``*_prioradj`` probabilities (Saerens et al. 2002: what a probability
+    of LVH means in that population), never ``lvh_call``: at a fixed cut-off on the score, sensitivity and
+    specificity do not depend on the prevalence, so the call stays at the operating point that was evaluated.
     """
-    binary = spec.kind is TaskKind.BINARY
     if target_prevalence is None:
-        return ("lvh_proba", posthoc.model_prevalence) if binary else ("lvh_proba_lr", posthoc.validation_prevalence)
+        return
     if not 0 < target_prevalence < 1:
         raise AiecgError(f"--target-prevalence must lie in (0, 1), e.g. 0.02 for 2%; got {target_prevalence}")
-    basis = posthoc.model_prevalence if binary else posthoc.validation_prevalence
-    if basis is None or posthoc.threshold is None:
-        raise BundleError("--target-prevalence: this bundle records no LVH threshold or no prevalence its "
-                          "probabilities reflect (a target without LVH outputs, or a validation split without "
-                          "both classes), so its LVH call cannot be moved to another prevalence")
-    return ("lvh_proba_prioradj" if binary else "lvh_proba_prioradj_lr"), target_prevalence
+    basis = posthoc.model_prevalence if spec.kind is TaskKind.BINARY else posthoc.validation_prevalence
+    if basis is None:
+        raise BundleError("--target-prevalence: this bundle records no prevalence its LVH probabilities reflect "
+                          "(a target without LVH outputs, or a validation split without both classes), so they "
+                          "cannot be shifted to another prevalence")
 
 
 def _output_columns(spec: TargetSpec, posthoc: PostHoc, conformal: ConformalIntervals | None, y_pred: np.ndarray,
@@ -264,15 +266,16 @@ def _output_columns(spec: TargetSpec, posthoc: PostHoc, conformal: ConformalInte
     n = len(y_pred)
     table = results_table(np.arange(n), is_male, spec, np.full((n, y_pred.shape[1]), np.nan), y_pred)
     table = table.drop(columns=[c for c in table.columns if c in ("eid", "is_m", "lvh_true") or c.endswith("_true")])
-    primary, prevalence = _call_basis(spec, posthoc, target_prevalence)
+    _check_target_prevalence(spec, posthoc, target_prevalence)
     if target_prevalence is not None:
         posthoc = dataclasses.replace(posthoc, target_prevalence=target_prevalence)
     extra = posthoc_columns(spec, posthoc, y_pred, is_male)
     for column in extra.columns:
         table[column] = extra[column].to_numpy()
-    if posthoc.threshold is not None and primary in table:
+    primary = _call_column(spec)
+    if posthoc.threshold is not None and primary in table:  # the evaluated operating point, whatever the prevalence
         table["lvh_call"] = (table[primary].to_numpy() >= posthoc.threshold).astype(float)
-        table["call_prevalence"] = np.nan if prevalence is None else prevalence
+        table["call_threshold"] = posthoc.threshold
     if spec.is_regression and conformal is not None:
         lower, upper = conformal.intervals(y_pred, spec.outputs, level, is_male)
         for k, stem in enumerate(spec.stems):
@@ -365,10 +368,9 @@ def predict_files(
             bundle is exported to a temporary file).
         batch_size: ECGs per forward pass.
         progress: show a progress bar.
-        target_prevalence: the LVH prevalence of the population predicted on; ``lvh_call`` is then made on the
-            probability shifted to it (``*_prioradj``), against the saved threshold, and ``call_prevalence``
-            says so (default: the call as evaluated at training time, at the prevalence the bundle's summary
-            names).
+        target_prevalence: the LVH prevalence of the population predicted on: the ``*_prioradj`` probabilities
+            are shifted to it (Saerens et al. 2002; default: the prevalence the bundle's summary names).
+            ``lvh_call`` does not change: it stays at the evaluated operating point (see :func:`bundle_summary`).
         impute_missing_columns: a clinical column the table lacks (or every one, without a table) is imputed by
             the model's encoder for every row, instead of refused; the rows say so (``n_imputed``, ``imputed``,
             ``mostly_imputed``).
@@ -396,7 +398,7 @@ def predict_files(
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleError(f"the bundle's saved pre-processing is not usable by this aiecg version ({exc}); "
                           "re-train or re-export the model with this version") from None
-    _call_basis(spec, _posthoc_models(bundle)[0], target_prevalence)  # a malformed one is refused before any file
+    _check_target_prevalence(spec, _posthoc_models(bundle)[0], target_prevalence)  # refused before any file
     records, sources = collect_records(inputs, fmt, clinical, id_column, sex_column)
     clinical_values = _clinical_values(records, sources, bundle, impute_missing_columns)
     lead_rows = [STANDARD_LEADS.index(normalise_lead_name(lead)) for lead in bundle.input_spec["leads"]]
@@ -631,8 +633,15 @@ def _cohort_name(path: str | None) -> str | None:
 
 def bundle_summary(bundle: Bundle, target_prevalence: float | None = None) -> dict[str, Any]:
     """What a bundle's predictions rest on: its target and model, the cohort it was trained on (name, size, LVH
-    prevalence of its training split; synthetic cohorts say so), its clinical inputs and the prevalence its LVH
-    call assumes (``target_prevalence`` where the user states one)."""
+    prevalence of its training split; synthetic cohorts say so), its clinical inputs, the operating point of its
+    LVH call and the prevalence its ``*_prioradj`` probabilities reflect (``target_prevalence`` where the user
+    states one).
+
+    The call is the saved Youden-optimal cut-off (Youden 1950) chosen on the validation split; at a fixed cut-off
+    sensitivity and specificity do not depend on the prevalence, PPV and NPV do. The bundle saves no sensitivity
+    and specificity at that cut-off, so the call's PPV and NPV at a stated prevalence are not given here (``aiecg
+    evaluate --target-prevalence`` reports them from a labelled split); the summary says so.
+    """
     training = bundle.training
     posthoc = _posthoc_models(bundle)[0]
     name = training.get("cohort_name") or _cohort_name(training.get("cohort"))
@@ -645,7 +654,19 @@ def bundle_summary(bundle: Bundle, target_prevalence: float | None = None) -> di
     if "finetune_cohort" in training:
         summary["finetuned_on"] = _cohort_name(training["finetune_cohort"])
     if posthoc.threshold is not None:
-        summary["lvh_call_prevalence"] = _call_basis(bundle.target, posthoc, target_prevalence)[1]
+        summary["lvh_call"] = {
+            "rule": f"{_call_column(bundle.target)} >= {posthoc.threshold:.4g}", "threshold": posthoc.threshold,
+            "rests_on": "the Youden-optimal cut-off chosen on the validation split; its sensitivity and "
+                        "specificity do not depend on the prevalence, its PPV and NPV do",
+        }
+    prioradj = target_prevalence if target_prevalence is not None else posthoc.target_prevalence
+    if prioradj is not None and (posthoc.model_prevalence or posthoc.validation_prevalence):
+        summary["prioradj_prevalence"] = prioradj
+        summary["prioradj_prevalence_source"] = "stated" if target_prevalence is not None else "bundle"
+        if "lvh_call" in summary and target_prevalence is not None:
+            summary["lvh_call"]["ppv_npv_at_stated_prevalence"] = (
+                "not available: the bundle saves no sensitivity and specificity at its threshold; aiecg evaluate "
+                f"--target-prevalence {prioradj:g} reports them on a labelled cohort (metrics.json: prevalence)")
     summary["synthetic"] = bool(name and "synth" in str(name).lower())
     return summary
 
@@ -659,9 +680,14 @@ def describe_bundle(summary: dict[str, Any]) -> str:
         text += f", {summary['n_train']} training participants"
     if summary.get("lvh_prevalence_train") is not None:
         text += f", LVH prevalence {summary['lvh_prevalence_train']:.1%} in its training split"
-    if summary.get("lvh_call_prevalence") is not None:
-        text += (f"; lvh_call assumes an LVH prevalence of {summary['lvh_call_prevalence']:.1%} (state your "
-                 "population's with --target-prevalence)")
+    if "lvh_call" in summary:
+        text += f"; lvh_call: {summary['lvh_call']['rule']}, {summary['lvh_call']['rests_on']}"
+    if summary.get("prioradj_prevalence") is not None:
+        stated = summary["prioradj_prevalence_source"] == "stated"
+        text += (f"; *_prioradj probabilities reflect an LVH prevalence of {summary['prioradj_prevalence']:.1%} ("
+                 + ("--target-prevalence" if stated else "state your population's with --target-prevalence") + ")")
+        if stated and "lvh_call" in summary:
+            text += f"; PPV/NPV of lvh_call at it: {summary['lvh_call']['ppv_npv_at_stated_prevalence']}"
     return text
 
 

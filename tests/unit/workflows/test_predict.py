@@ -61,10 +61,10 @@ def test_sex_specific_columns_stay_empty_where_sex_is_unknown():
     assert table["ilvm_pred"].tolist() == [60.0, 60.0, 60.0, 80.0]
     assert table["ilvm_pred_upper"].tolist() == [78.0, 78.0, 78.0, 98.0]  # half-width: 18th of 19 residuals
     assert table["lvh_call"].tolist()[:2] == [float(p >= 0.5) for p in table["lvh_proba_lr"][:2]]
-    assert (table["call_prevalence"] == 0.2).all()  # the LR model's probability reflects the validation split
+    assert (table["call_threshold"] == 0.5).all() and "call_prevalence" not in table  # the saved operating point
 
 
-def test_the_lvh_call_at_a_stated_prevalence_shifts_the_probability_not_the_threshold():
+def test_a_stated_prevalence_shifts_the_probability_and_leaves_the_call_at_its_operating_point():
     spec = target_spec("LVH")
     posthoc = PostHoc(None, model_prevalence=0.5, validation_prevalence=0.3, target_prevalence=0.3, threshold=0.4)
     y_pred = np.linspace(0.05, 0.95, 19)[:, None]
@@ -74,7 +74,14 @@ def test_the_lvh_call_at_a_stated_prevalence_shifts_the_probability_not_the_thre
     rare, _ = prediction_columns(spec, posthoc, None, y_pred, sexes, target_prevalence=0.02)
     odds = y_pred[:, 0] / (1 - y_pred[:, 0]) * (0.02 / 0.98) / (0.5 / 0.5)  # Saerens et al. 2002
     np.testing.assert_allclose(rare["lvh_proba_prioradj"], odds / (1 + odds))
-    assert rare["lvh_call"].tolist() == [float(p >= 0.4) for p in odds / (1 + odds)]
-    assert rare["lvh_call"].sum() < trained["lvh_call"].sum() and (rare["call_prevalence"] == 0.02).all()
+    # the call is the saved cut-off on the evaluated probability: its sensitivity and specificity do not move with
+    # the prevalence, so the stated one leaves it alone (the shifted probability would call far fewer)
+    assert rare["lvh_call"].tolist() == trained["lvh_call"].tolist()
+    assert rare["lvh_call"].sum() > (rare["lvh_proba_prioradj"] >= 0.4).sum()
+    assert (rare["call_threshold"] == 0.4).all() and "call_prevalence" not in rare
     with pytest.raises(AiecgError, match="must lie in"):
         prediction_columns(spec, posthoc, None, y_pred, sexes, target_prevalence=2.0)
+    unshiftable = PostHoc(None, model_prevalence=None, validation_prevalence=None, target_prevalence=None,
+                          threshold=0.4)
+    with pytest.raises(BundleError, match="cannot be shifted"):
+        prediction_columns(spec, unshiftable, None, y_pred, sexes, target_prevalence=0.02)
