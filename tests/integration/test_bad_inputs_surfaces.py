@@ -729,19 +729,18 @@ def test_the_sex_code_handed_to_the_encoder_is_the_encoders_own(trained):
     import math
 
     from aiecg.bundle import load_bundle
-    from aiecg.workflows.predict import _encoder_sex_code, _Source
+    from aiecg.data.features import encoder_sex_code
 
     bundle = load_bundle(trained / "runs" / "fcn" / "model.aiecg")
-    plain = _Source(None, "sex")  # a clinical table: 1/0 or male/female
     assert bundle.encoder.binary_positive["sex"] == 1
     for is_m, value, code in ((1, 1, 1), (0, 0, 0), (1, "male", 1), (0, "female", 0), (1, math.nan, 1),
                               (0, math.nan, 0), (0, "F", 0)):
-        assert str(_encoder_sex_code(is_m, plain, bundle, value)) == str(code), (is_m, value)
+        assert str(encoder_sex_code(bundle.encoder, "sex", is_m, value)) == str(code), (is_m, value)  # 1/0 table
     letters = copy.deepcopy(bundle)
     letters.encoder.binary_positive["sex"], letters.encoder.fill["sex"] = "M", "F"
     for is_m, value, code in ((1, "M", "M"), (0, "F", "F"), (1, math.nan, "M"), (0, math.nan, "F"),
                               (0, "female", "F"), (1, 1, "M")):
-        assert _encoder_sex_code(is_m, plain, letters, value) == code, (is_m, value)
+        assert encoder_sex_code(letters.encoder, "sex", is_m, value) == code, (is_m, value)
 
 
 # ------------------------------------------------------------------------------------------ 9. damaged journal

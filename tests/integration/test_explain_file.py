@@ -41,3 +41,66 @@ def test_a_clinical_table_without_the_files_row_is_one_clear_error(ilvm_run, syn
                  "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "0 rows for example-XML1.xml" in err and not (tmp_path / "x" / "explain.json").exists()
+
+
+def _explained_and_predicted_meta(bundle, cohort_yaml, ecg, clinical, out, monkeypatch):
+    """The clinical features the network got from ``aiecg explain --ecg`` (attributions.npz) and from
+    ``aiecg predict`` (its prediction loop, spied on) for the same file and table."""
+    import aiecg.workflows.predict as predict_workflow
+
+    assert main(["-q", "explain", "--bundle", str(bundle), "--cohort", str(cohort_yaml), "--ecg", str(ecg),
+                 "--clinical", str(clinical), "--out", str(out), "--steps", "2", "--no-figures"]) == 0
+    seen, loop = [], predict_workflow.predict
+    monkeypatch.setattr(predict_workflow, "predict", lambda model, ecg, meta, *a, **k: seen.append(meta) or
+                        loop(model, ecg, meta, *a, **k))
+    table = predict_workflow.predict_files(bundle, [ecg], clinical=clinical, id_column="id",
+                                           impute_missing_columns=True)
+    assert table.loc[0, "status"] == "ok" and len(seen) == 1
+    return np.load(out / "attributions.npz")["meta"][0], seen[0][0], json.loads((out / "explain.json").read_text())
+
+
+@pytest.mark.parametrize("row", [{"id": "example-XML1", "age": 53, "sex": "male"},  # text for a 1/0 model
+                                 {"id": "example-XML1", "age": 53}])  # no table sex: the header's (male)
+def test_the_network_gets_the_sex_explain_reports_as_predict_does(row, ilvm_run, synth_cohort, cardiosoft_xml,
+                                                                  tmp_path, monkeypatch):
+    from aiecg.bundle import load_bundle
+
+    bundle = ilvm_run / "model.aiecg"
+    clinical = tmp_path / "clinical.csv"
+    pd.DataFrame([row]).to_csv(clinical, index=False)
+    explained, predicted, summary = _explained_and_predicted_meta(bundle, synth_cohort / "cohort.yaml",
+                                                                  cardiosoft_xml, clinical, tmp_path / "x",
+                                                                  monkeypatch)
+    sex = load_bundle(bundle).encoder.feature_names.index("sex")
+    assert summary["sex"] == "male" and explained[sex] == 1.0  # the encoder's mode would be either
+    assert "sex" not in summary["imputed_clinical_values"]
+    np.testing.assert_allclose(explained, predicted, atol=1e-6)  # every feature as predict encodes it
+
+
+def test_a_one_row_table_for_another_id_is_refused(ilvm_run, synth_cohort, cardiosoft_xml, tmp_path, capsys):
+    clinical = tmp_path / "clinical.csv"
+    pd.DataFrame([{"id": "someone-else", "age": 61}]).to_csv(clinical, index=False)
+    assert main(["-q", "explain", "--bundle", str(ilvm_run / "model.aiecg"), "--cohort",
+                 str(synth_cohort / "cohort.yaml"), "--ecg", str(cardiosoft_xml), "--clinical", str(clinical),
+                 "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "0 rows for example-XML1.xml" in err and not (tmp_path / "x" / "explain.json").exists()
+
+
+def test_participants_without_the_target_do_not_change_the_training_split(synth_cohort, cardiosoft_xml, tmp_path):
+    """A cohort listing participants without the target (left out at training): the split re-created for the
+    ``--ecg`` baseline leaves them out too, so it is the bundle's, not a 'changed cohort'."""
+    cohort = tmp_path / "cohort"
+    cohort.mkdir()
+    for name in ("cohort.yaml", "ecg", "store", "truth.parquet", "truth_beats.parquet"):
+        (cohort / name).symlink_to(synth_cohort / name)
+    table = pd.read_parquet(synth_cohort / "cohort.parquet")
+    table.loc[table.index[::7], "ilvm"] = np.nan  # nine participants whose mass is not known
+    table.to_parquet(cohort / "cohort.parquet")
+    assert main(["-q", "train", "--cohort", str(cohort / "cohort.yaml"), "--out", str(tmp_path / "runs"), "--name",
+                 "m", "--target", "INDEXED_MASS", "--epochs", "1"]) == 0
+    clinical = tmp_path / "clinical.csv"
+    pd.DataFrame([{"id": cardiosoft_xml.stem, "age": 61}]).to_csv(clinical, index=False)
+    assert main(["-q", "explain", "--bundle", str(tmp_path / "runs" / "m" / "model.aiecg"), "--cohort",
+                 str(cohort / "cohort.yaml"), "--ecg", str(cardiosoft_xml), "--clinical", str(clinical), "--out",
+                 str(tmp_path / "x"), "--steps", "2", "--no-figures"]) == 0

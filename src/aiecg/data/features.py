@@ -7,12 +7,14 @@ with the training minimum and maximum. All parameters are plain numbers, saved i
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from aiecg.conventions import decode_sex
 from aiecg.data.cohort import ClinicalSpec, level_key
 from aiecg.errors import CohortError
 
@@ -134,3 +136,41 @@ class ClinicalEncoder:
 def _to_plain(value: Any) -> Any:
     """numpy scalars -> Python scalars, so parameters serialise as plain JSON numbers."""
     return value.item() if hasattr(value, "item") else value
+
+
+def encoder_sex_code(encoder: ClinicalEncoder | None, column: str | None, is_m: float, value: Any,
+                     male_code: Any = 1, female_code: Any = 0) -> Any:
+    """The value of the sex column ``column`` that ``encoder`` reads as sex ``is_m`` (1 male, 0 female).
+
+    ``value`` itself where the encoder knows it (one of its two codes: the table's coding is trusted); otherwise
+    (``male``/``female`` text for a model trained on 1/0, or a missing value the ECG header fills) the encoder's
+    positive code where that means this sex under the source's coding (``male_code``/``female_code``: 1/0, or
+    the cohort YAML's codes; the words male/female always), else its other code; ``value`` unchanged where the
+    encoder's codes say nothing about sex. THE one place ``aiecg predict`` and ``aiecg explain --ecg`` turn a
+    participant's sex into the network's sex input.
+    """
+    if encoder is None or column not in encoder.spec.binary:
+        return value
+    positive, fill = encoder.binary_positive[column], encoder.fill[column]
+    if pd.notna(value) and level_key(value) in {level_key(positive), level_key(fill)}:
+        return value
+    positive_sex = decode_sex(positive, male_code, female_code)
+    if math.isnan(positive_sex):
+        return value
+    if positive_sex == is_m:
+        return positive
+    if level_key(fill) != level_key(positive):
+        return fill
+    code = male_code if is_m == 1 else female_code
+    return code if level_key(code) != level_key(positive) else value
+
+
+def header_sex_code(encoder: ClinicalEncoder | None, column: str | None, header_sex: float, table_sex: float,
+                    value: Any, male_code: Any = 1, female_code: Any = 0) -> Any:
+    """The sex column's value where the clinical table leaves it empty and the ECG header has the sex, so that
+    the network gets the header's sex (as the sex-specific outputs do), not the encoder's imputed mode; NaN where
+    nothing is to be filled (no header sex, a table sex or value, or an encoder without this sex column)."""
+    if (encoder is None or column not in encoder.spec.binary or not np.isfinite(header_sex)
+            or np.isfinite(table_sex) or pd.notna(value)):
+        return math.nan
+    return encoder_sex_code(encoder, column, header_sex, math.nan, male_code, female_code)

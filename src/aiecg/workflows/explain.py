@@ -17,6 +17,7 @@ imputed by the model's encoder, and ``explain.json`` says which.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from aiecg.conventions import decode_sex
 from aiecg.csvfile import read_csv, write_csv
 from aiecg.data.cohort import ID
 from aiecg.data.dataset import build_arrays
+from aiecg.data.features import encoder_sex_code, header_sex_code
 from aiecg.explain.attributions import ExplainError, fcn_cam, integrated_gradients, upsample
 from aiecg.explain.baselines import SexMeanBaseline, sex_mean_baseline
 from aiecg.explain.sanity import randomisation_check
@@ -76,7 +79,8 @@ def explain_bundle(bundle_path: str | Path, cohort_path: str | Path, store_path:
     if max_participants < 2:
         raise ExplainError(f"--max-participants must be at least 2, got {max_participants}")
     check_output(out)
-    bundled = open_bundled(bundle_path, cohort_path, store_path, require_targets=split == "test" and not ecg_file)
+    bundled = open_bundled(bundle_path, cohort_path, store_path,
+                           require_targets=split == "test" or ecg_file is not None)  # the split as trained
     bundle, spec, frame, store = bundled.bundle, bundled.spec, bundled.frame, bundled.store
     if ecg_file is not None:
         subjects = _file_subjects(bundled, ecg_file, clinical, fmt)
@@ -206,7 +210,6 @@ def _file_subjects(bundled: Any, ecg_file: str | Path, clinical: str | Path | No
     contract checked first), clinical values from a one-row table or imputed, the baseline from the cohort's
     training split."""
     from aiecg.contract import check_recording
-    from aiecg.conventions import decode_sex
     from aiecg.data.prepare import PrepareConfig, prepare_record
     from aiecg.ecg import STANDARD_LEADS, normalise_lead_name
     from aiecg.errors import BundleError
@@ -214,7 +217,7 @@ def _file_subjects(bundled: Any, ecg_file: str | Path, clinical: str | Path | No
 
     bundle = bundled.bundle
     path = Path(ecg_file)
-    values, imputed = _clinical_row(bundle, clinical, path)  # a table that cannot serve is refused before the work
+    values, imputed, table_sex = _clinical_row(bundled, clinical, path)  # a table that cannot serve: refused first
     ecg = read_ecg(path, format=fmt)
     try:
         check_recording(bundle.input_spec, {"fs": ecg.fs, "leads": ecg.leads, "duration_s": ecg.duration_s},
@@ -228,9 +231,8 @@ def _file_subjects(bundled: Any, ecg_file: str | Path, clinical: str | Path | No
                            "needed: check the recording, or explain another ECG")
     lead_rows = [STANDARD_LEADS.index(normalise_lead_name(lead)) for lead in bundle.input_spec["leads"]]
     median = np.asarray(result["median"], np.float32)[lead_rows][None]
-    sex = decode_sex(values.get("sex"), 1, 0) if "sex" in values else float("nan")
-    if not np.isfinite(sex):
-        sex = decode_sex(ecg.patient.get("sex"), 1, 0)
+    sex, values, imputed = _sex_for_encoder(bundled, values, imputed, table_sex,
+                                            decode_sex(ecg.patient.get("sex"), 1, 0))
     meta = (bundle.encoder.transform(pd.DataFrame([{c: values.get(c, np.nan) for c in bundle.encoder.spec.columns}]))
             if bundle.encoder is not None else np.zeros((1, 0), np.float32))  # a missing value: the encoder's fill
     splits = bundled.training_splits()
@@ -246,18 +248,54 @@ def _file_subjects(bundled: Any, ecg_file: str | Path, clinical: str | Path | No
                    else ("male" if sex == 1 else "female"), "imputed_clinical_values": imputed})
 
 
-def _clinical_row(bundle: Any, clinical: str | Path | None, path: Path) -> tuple[dict[str, Any], list[str]]:
-    """The clinical values of the one ECG (a one-row table, or the row whose first column is the file's stem)
-    and the model's clinical columns that are missing there (imputed by the encoder)."""
+def _sex_for_encoder(bundled: Any, values: dict[str, Any], imputed: list[str], table_sex: float,
+                     header_sex: float) -> tuple[float, dict[str, Any], list[str]]:
+    """The one ECG's sex (1 male, 0 female, NaN unknown): the clinical table's, else the ECG header's; and the
+    clinical values with the sex column set to the encoder's own code for that sex, as ``aiecg predict`` does
+    (:func:`aiecg.data.features.encoder_sex_code`, :func:`~aiecg.data.features.header_sex_code`), so that the
+    network gets the sex the baseline and ``explain.json`` use, not a raw text or the encoder's imputed mode."""
+    mapping, encoder = bundled.cohort.mapping, bundled.bundle.encoder
+    column, male, female = mapping.sex_column, mapping.male_code, mapping.female_code
+    values = dict(values)
+    if np.isfinite(table_sex):
+        if column in values:
+            values[column] = encoder_sex_code(encoder, column, table_sex, values[column], male, female)
+        return table_sex, values, imputed
+    code = header_sex_code(encoder, column, header_sex, table_sex, values.get(column, math.nan), male, female)
+    if pd.notna(code):
+        values[column] = code
+        imputed = [c for c in imputed if c != column]
+    return header_sex, values, imputed
+
+
+def _clinical_row(bundled: Any, clinical: str | Path | None, path: Path) -> tuple[dict[str, Any], list[str], float]:
+    """The clinical values of the one ECG, the model's clinical columns that are missing there (imputed by the
+    encoder) and its sex there (decoded with the cohort YAML's sex column and codes, or the words male/female;
+    NaN where the table has none).
+
+    The table's row is the one whose first column (its id column) is the file's stem, or the part of it before
+    the first ``_`` (UK Biobank's ``{eid}_20205_2_0``); a one-row table without an id column (its first column
+    one of the model's clinical columns or the sex column) serves any file."""
+    bundle, mapping = bundled.bundle, bundled.cohort.mapping
     columns = list(bundle.encoder.spec.columns) if bundle.encoder is not None else []
     if clinical is None:
-        return {}, columns
+        return {}, columns, math.nan
     table = read_csv(clinical)
-    if len(table) != 1:
-        table = table[table.iloc[:, 0].astype(str) == path.stem]
+    names = {path.stem, path.stem.split("_")[0]}
+    has_id = len(table.columns) > 0 and table.columns[0] not in {*columns, mapping.sex_column}
+    if len(table) != 1 or has_id:
+        ids = table.iloc[:, 0].astype(str).str.strip() if len(table.columns) else pd.Series([], dtype=str)
+        table = table[ids.isin(names)]
         if len(table) != 1:
-            raise ExplainError(f"{clinical}: {len(table)} rows for {path.name}; give a one-row table, or one whose "
-                               f"first column holds {path.stem!r} once")
+            raise ExplainError(f"{clinical}: {len(table)} rows for {path.name}; give one row whose first column "
+                               f"(the id) holds {path.stem!r}, or a one-row table without an id column (the model's "
+                               "clinical columns only)")
     row = table.iloc[0].to_dict()
     values = {c: row[c] for c in columns if c in row and pd.notna(row[c])}
-    return values, [c for c in columns if c not in values]
+    raw = row.get(mapping.sex_column, math.nan)
+    sex = decode_sex(raw, mapping.male_code, mapping.female_code) if pd.notna(raw) else math.nan
+    if pd.notna(raw) and not np.isfinite(sex):
+        raise ExplainError(f"{clinical}: sex {raw!r} in column '{mapping.sex_column}' is neither the cohort's male "
+                           f"code {mapping.male_code!r} nor its female code {mapping.female_code!r} (nor male/female); "
+                           "correct it, or leave it empty to use the ECG header's sex")
+    return values, [c for c in columns if c not in values], sex

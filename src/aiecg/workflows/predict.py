@@ -37,6 +37,7 @@ from aiecg.bundle import Bundle, load_bundle
 from aiecg.contract import check_recording
 from aiecg.conventions import decode_sex, level_key
 from aiecg.data.cohort import ID, load_mapping, read_ids, read_table
+from aiecg.data.features import encoder_sex_code, header_sex_code
 from aiecg.data.prepare import PrepareConfig, prepare_record
 from aiecg.data.store import STATUS_OK
 from aiecg.data.targets import TargetSpec, TaskKind
@@ -172,7 +173,8 @@ def _clinical_values(records: pd.DataFrame, sources: list[_Source], bundle: Bund
         for column in columns:
             value = row[column]
             if column == source.sex_column and np.isfinite(float(out.at[i, "is_m"])):
-                value = _encoder_sex_code(float(out.at[i, "is_m"]), source, bundle, value)
+                value = encoder_sex_code(encoder, column, float(out.at[i, "is_m"]), value, source.male_code,
+                                         source.female_code)
             if column in encoder.spec.continuous:
                 number = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
                 if pd.isna(number) and pd.notna(value) and str(value).strip().lower() not in ("", "nan", "na"):
@@ -472,39 +474,15 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _encoder_sex_code(is_m: float, source: _Source, bundle: Bundle, value: Any) -> Any:
-    """The value of the sex column that the encoder reads as sex ``is_m`` (1 male, 0 female).
-
-    ``value`` itself where the encoder knows it (one of its two codes: as before, the table's coding is trusted);
-    otherwise (``male``/``female`` text for a model trained on 1/0, or a missing value the header fills) the
-    encoder's positive code where that means this sex under the source's coding (1/0, male/female, or the cohort
-    YAML's codes), else its other code; ``value`` unchanged where the encoder's codes say nothing about sex.
-    """
-    encoder, column = bundle.encoder, source.sex_column
-    if encoder is None or column not in encoder.spec.binary:
-        return value
-    positive, fill = encoder.binary_positive[column], encoder.fill[column]
-    if pd.notna(value) and level_key(value) in {level_key(positive), level_key(fill)}:
-        return value
-    positive_sex = decode_sex(positive, source.male_code, source.female_code)
-    if math.isnan(positive_sex):
-        return value
-    if positive_sex == is_m:
-        return positive
-    if level_key(fill) != level_key(positive):
-        return fill
-    code = source.male_code if is_m == 1 else source.female_code
-    return code if level_key(code) != level_key(positive) else value
-
-
 def _header_sex_for_encoder(values: pd.DataFrame, i: int, header_sex: float, source: _Source, bundle: Bundle) -> None:
     """One sex per row: where the table leaves a record's sex empty and the ECG header has it, the network gets
-    the header's sex too (as the threshold, the LR model and the interval do), not the encoder's imputed one."""
+    the header's sex too (:func:`aiecg.data.features.header_sex_code`), as the threshold, the LR model and the
+    interval do, not the encoder's imputed one."""
     column = source.sex_column
-    if (bundle.encoder is None or column not in bundle.encoder.spec.binary or not np.isfinite(header_sex)
-            or np.isfinite(float(values.at[i, "is_m"])) or pd.notna(values.at[i, column])):
+    if column not in values.columns:
         return
-    code = _encoder_sex_code(header_sex, source, bundle, math.nan)
+    code = header_sex_code(bundle.encoder, column, header_sex, float(values.at[i, "is_m"]), values.at[i, column],
+                           source.male_code, source.female_code)
     if pd.notna(code):
         values.at[i, column] = code
         values.at[i, "imputed"] = ";".join(c for c in str(values.at[i, "imputed"]).split(";") if c and c != column)
