@@ -147,30 +147,42 @@ def _reason_group(reason: str) -> str:
 
 
 def participant_flow(run: RunData) -> pd.DataFrame | None:
-    """Table rows -> cohort exclusions with reasons -> ECG QC failures -> usable -> train/val/test."""
+    """Table rows -> cohort exclusions with reasons -> ECG QC failures -> usable -> train/val/test.
+
+    A training run counts its splits (splits.json); an ``aiecg evaluate --split test`` folder the split sizes it
+    re-created (metrics.json 'split_sizes'), marking the test split as the one evaluated; ``--split all``
+    evaluated every usable participant; ``--split ids`` (or a folder without the sizes) leaves the table's total
+    and the usable count unknown rather than taking the evaluated participants for them."""
     if run.exclusions is None and run.splits is None:
         return None
     exclusions = run.exclusions if run.exclusions is not None else pd.DataFrame(columns=["id", "reason"])
     reasons = exclusions["reason"].astype(str)
     ecg = reasons.str.startswith("ECG ")
-    used = sum(len(v) for v in run.splits.values()) if run.splits else (
-        len(run.results) if run.results is not None else 0)
-    subset = run.splits is None and run.metrics.get("split") == "ids"  # evaluated on given ids: total unknown
-    rows = [("rows in the cohort table", np.nan if subset else len(exclusions) + used, "")]
+    split = run.metrics.get("split")
+    n_evaluated = len(run.results) if run.results is not None else 0
+    sizes = run.splits and {k: len(v) for k, v in run.splits.items()}
+    if not sizes and split == "test" and run.metrics.get("split_sizes"):
+        sizes = {k: int(v) for k, v in run.metrics["split_sizes"].items()}
+    every = not sizes and split == "all"  # evaluated every usable participant
+    known = bool(sizes) or every
+    used = sum(sizes.values()) if sizes else n_evaluated
+    rows = [("rows in the cohort table", len(exclusions) + used if known else np.nan, "")]
     rows.append(("excluded by the cohort checks", int((~ecg).sum()), ""))
     for reason, count in reasons[~ecg].map(_reason_group).value_counts().items():
         rows.append(("", int(count), reason))
     rows.append(("excluded: ECG missing or failed QC", int(ecg.sum()), ""))
     for reason, count in reasons[ecg].map(lambda r: _reason_group(r[4:])).value_counts().items():
         rows.append(("", int(count), reason))
-    rows.append(("usable participants", used, ""))
-    if run.splits:
+    if known:
+        rows.append(("usable participants", used, ""))
+    if sizes:
+        evaluated = "" if run.splits else ("evaluated" if n_evaluated == sizes.get("test") else
+                                           f"{n_evaluated} of them evaluated")
         for name in ("train", "val", "test"):
-            rows.append((f"{name} split", len(run.splits.get(name, [])), ""))
+            rows.append((f"{name} split", sizes.get(name, 0), evaluated if name == "test" else ""))
     elif run.results is not None:
-        rows.append(("evaluated", len(run.results), "the ids given" if subset else "every usable participant"))
-    if subset:
-        rows = [r for r in rows if r[0] != "usable participants"]
+        rows.append(("evaluated", n_evaluated, {"all": "every usable participant", "ids": "the ids given",
+                                                "test": "the test split"}.get(split, "")))
     return pd.DataFrame(rows, columns=["step", "participants", "reason"])
 
 

@@ -109,4 +109,35 @@ def test_the_flow_diagram_reads_the_flow_table():
     assert [m[0] for m in main] == ["rows in the cohort table", "excluded by the cohort checks",
                                     "excluded: ECG missing or failed QC", "usable participants"]
     assert main[2][2] == ["4 qc_fail: flat lead", "1 qc_fail: noise"] and main[1][1] == 2
-    assert splits == [("train split", 79), ("val split", 17), ("test split", 17)]
+    assert splits == [("train split", 79, ""), ("val split", 17, ""), ("test split", 17, "")]
+
+
+def _evaluation(split: str, n_results: int, **metrics):
+    from pathlib import Path
+
+    from aiecg.report.runs import RunData
+
+    exclusions = pd.DataFrame({"id": ["a", "b", "c"], "reason": ["missing target ilvm", "ECG qc_fail: flat lead",
+                                                                   "ECG qc_fail: noise"]})
+    return RunData(path=Path("evaluation"), label="ev", kind="evaluate", metrics={"split": split, **metrics},
+                   results=pd.DataFrame({"id": [str(i) for i in range(n_results)]}), exclusions=exclusions)
+
+
+def test_the_flow_of_a_test_split_evaluation_counts_the_whole_cohort():
+    """157 usable of 160 rows, 24 of them in the test split and evaluated: not 'rows 27, usable 24'."""
+    from aiecg.report.figures.flow import _steps
+    from aiecg.report.tables import participant_flow
+
+    flow = participant_flow(_evaluation("test", 24, split_sizes={"train": 110, "val": 23, "test": 24}))
+    counts = dict(zip(flow["step"], flow["participants"]))
+    assert counts["rows in the cohort table"] == 160 and counts["usable participants"] == 157
+    assert counts["test split"] == 24 and counts["train split"] == 110 and "evaluated" not in counts
+    assert flow.set_index("step").loc["test split", "reason"] == "evaluated"
+    assert "every usable participant" not in set(flow["reason"])
+    assert _steps(flow)[1][-1] == ("test split", 24, "evaluated")  # the diagram marks the evaluated split
+    everyone = participant_flow(_evaluation("all", 157)).set_index("step")
+    assert everyone.loc["rows in the cohort table", "participants"] == 160
+    assert everyone.loc["evaluated", "reason"] == "every usable participant"
+    unknown = participant_flow(_evaluation("test", 24)).set_index("step")  # no split sizes: totals unknown
+    assert np.isnan(unknown.loc["rows in the cohort table", "participants"])
+    assert "usable participants" not in unknown.index and unknown.loc["evaluated", "reason"] == "the test split"

@@ -15,13 +15,13 @@ BOX = {"boxstyle": "round,pad=0.4", "facecolor": "white", "edgecolor": style.BLA
 SIDE = {**BOX, "facecolor": "#f4f4f4", "edgecolor": style.GREY}
 
 
-def _steps(table) -> tuple[list[tuple[str, int, list[str]]], list[tuple[str, int]]]:
-    """(main boxes with their exclusion side notes, split boxes) from a participant-flow table."""
+def _steps(table) -> tuple[list[tuple[str, int, list[str]]], list[tuple[str, int, str]]]:
+    """(main boxes with their exclusion side notes, split boxes with their note) from a participant-flow table."""
     main, splits, current = [], [], None
     for step, count, reason in table[["step", "participants", "reason"]].itertuples(index=False):
         count = int(count) if np.isfinite(count) else -1
         if step and step.endswith(" split"):
-            splits.append((step, count))
+            splits.append((step, count, reason))
         elif step:
             current = (step, count, [])
             main.append(current)
@@ -63,9 +63,10 @@ def participant_flow_diagram(runs: list[RunData]) -> list[Plot]:
             ax.annotate("", xy=(centre, lower + 0.25), xytext=(centre, upper - 0.25),
                         arrowprops={"arrowstyle": "->", "color": style.BLACK, "linewidth": 0.8})
         if splits:
-            for i, (step, count) in enumerate(splits):
+            for i, (step, count, note) in enumerate(splits):
                 x = centre + 2.2 * (i - (len(splits) - 1) / 2)
-                ax.text(x, bottom, f"{step}\nn = {count}", ha="center", va="center", fontsize=8, bbox=BOX)
+                ax.text(x, bottom, f"{step}\nn = {count}" + (f"\n{note}" if note else ""), ha="center", va="center",
+                        fontsize=8, bbox=BOX)
                 ax.annotate("", xy=(x, bottom + 0.25), xytext=(centre, main_y[-1] - 0.25),
                             arrowprops={"arrowstyle": "->", "color": style.BLACK, "linewidth": 0.8})
         ax.set_xlim(-0.2, 10)
@@ -74,6 +75,7 @@ def participant_flow_diagram(runs: list[RunData]) -> list[Plot]:
         slug = "".join(c if c.isalnum() else "_" for c in run.label)
         plots.append(Plot(f"flow_{slug}", f"Flow of participants, {run.label}",
                           "From the cohort table to the analysed splits, with the number excluded at each step and "
-                          "the commonest reasons (exclusions.csv, splits.json; all reasons in the flow table).",
+                          "the commonest reasons (exclusions.csv; splits.json, or an evaluation's metrics.json "
+                          "split_sizes; all reasons in the flow table).",
                           fig))
     return plots
