@@ -183,10 +183,12 @@ def render_report(runs: list[RunData], out: str | Path, title: str = "aiecg repo
             body.append(_table(comparison, out, f"comparison_{slug}"))
         at_criteria = tables.sensitivity_at_criteria(run)
         if at_criteria is not None:
-            body.append("<h4>The model's sensitivity at each criterion's specificity</h4>")
-            body.append("<p>Read from the model's ROC curve (roc_curves.csv): the best operating point that is at "
-                        "least as specific as the criterion at its published cut-off. Point estimates without "
-                        "intervals.</p>")
+            body.append("<h4>The model's sensitivity at each criterion's specificity (threshold chosen on the test "
+                        "data: optimistic)</h4>")
+            body.append("<p>On the test participants each criterion scores (comparison_scores.csv): the model's "
+                        "best operating point there that is at least as specific as the criterion at its published "
+                        "cut-off. The model's threshold is picked on these same participants, so its sensitivity is "
+                        "optimistic; not a validated operating point. Point estimates without intervals.</p>")
             body.append(_table(at_criteria, out, f"sensitivity_at_criteria_{slug}"))
         regression = tables.regression_comparison_table(run)
         if regression is not None:

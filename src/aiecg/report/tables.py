@@ -331,23 +331,50 @@ def headline_numbers(run: RunData) -> dict[str, Any]:
     return out
 
 
+AT_CRITERIA_SENSITIVITY = "model sensitivity at that specificity (threshold chosen on these test participants)"
+
+
+def _best_sensitivity(score: np.ndarray, truth: np.ndarray, max_fpr: float) -> tuple[float, float]:
+    """(sensitivity, threshold) of the empirical ROC point with the highest sensitivity whose false-positive rate
+    does not exceed ``max_fpr`` (a call: ``score >= threshold``; +inf, calling no one, is always allowed)."""
+    order = np.argsort(-score, kind="stable")
+    ordered, positive = score[order], truth[order] == 1
+    last = np.r_[np.flatnonzero(np.diff(ordered) != 0), len(ordered) - 1]  # each distinct score's last row
+    tpr = np.r_[0.0, np.cumsum(positive)[last] / positive.sum()]
+    fpr = np.r_[0.0, np.cumsum(~positive)[last] / (~positive).sum()]
+    thresholds = np.r_[np.inf, ordered[last]]
+    best = int(np.argmax(np.where(fpr <= max_fpr + 1e-12, tpr, -1.0)))
+    return float(tpr[best]), float(thresholds[best])
+
+
 def sensitivity_at_criteria(run: RunData) -> pd.DataFrame | None:
-    """For each classic criterion, the model's sensitivity at (at least) the criterion's specificity, read from
-    the model's saved ROC curve (roc_curves.csv: the best operating point whose false-positive rate does not
-    exceed the criterion's); point estimates, without intervals (the evaluation does not bootstrap them)."""
-    c, curves = run.comparison, run.roc_curves
-    if c is None or curves is None or not len(c):
+    """For each classic criterion, the model's sensitivity at (at least) the criterion's specificity, on the
+    participants the criterion scores (comparison_scores.csv: the model's and each criterion's per-participant
+    score, a criterion calling LVH at a margin >= 0; LVH labels from results.csv): the best empirical ROC point of
+    the model there whose false-positive rate does not exceed the criterion's. The threshold is chosen on these
+    test participants, so the sensitivity is optimistic; point estimates, without intervals."""
+    c, saved, results = run.comparison, run.comparison_scores, run.results
+    if c is None or saved is None or results is None or "lvh_true" not in results or not len(c):
         return None
-    model = curves[curves["kind"] == "model"]
-    criteria = c[c["kind"] == "criterion"]
-    if not len(model) or not len(criteria):
+    models = [f"score: {name}" for name in c.loc[c["kind"] == "model", "name"] if f"score: {name}" in saved]
+    criteria = [name for name in c.loc[c["kind"] == "criterion", "name"] if f"score: {name}" in saved]
+    if not models or not criteria:
         return None
-    fpr, tpr = model["fpr"].to_numpy(float), model["tpr"].to_numpy(float)
+    truth = pd.to_numeric(results.set_index(results["eid"].astype(str))["lvh_true"], errors="coerce")
+    truth = truth.reindex(saved["eid"].astype(str)).to_numpy(float)
+    model = saved[models[0]].to_numpy(float)
     rows = []
-    for r in criteria.itertuples():
-        allowed = fpr <= 1 - r.specificity + 1e-12
-        rows.append({"criterion": r.name, "criterion specificity": f"{r.specificity:.3f}",
-                     "criterion sensitivity": f"{r.sensitivity:.3f}",
-                     "model sensitivity at that specificity": f"{tpr[allowed].max():.3f}" if allowed.any() else "n/a",
-                     "n": r.n})
+    for name in criteria:
+        margin = saved[f"score: {name}"].to_numpy(float)
+        keep = np.isfinite(margin) & np.isfinite(model) & np.isfinite(truth)
+        y, call = truth[keep], margin[keep] >= 0
+        row = {"criterion": name, "n": int(keep.sum()), "criterion specificity": "n/a",
+               "criterion sensitivity": "n/a", AT_CRITERIA_SENSITIVITY: "n/a", "model threshold": "n/a"}
+        if (y == 1).any() and (y == 0).any():
+            specificity = float(np.mean(~call[y == 0]))
+            sensitivity, threshold = _best_sensitivity(model[keep], y, 1 - specificity)
+            row.update({"criterion specificity": f"{specificity:.3f}",
+                        "criterion sensitivity": f"{float(np.mean(call[y == 1])):.3f}",
+                        AT_CRITERIA_SENSITIVITY: f"{sensitivity:.3f}", "model threshold": f"{threshold:.4g}"})
+        rows.append(row)
     return pd.DataFrame(rows)

@@ -79,21 +79,28 @@ def test_interval_coverage_table_reads_the_evaluations_conformal_report():
     assert interval_coverage_table(RunData(Path("run"), "run", "train", metrics={})) is None
 
 
-def test_the_models_sensitivity_at_a_criterions_specificity_is_read_from_its_roc_curve():
+def test_the_models_sensitivity_at_a_criterions_specificity_is_on_the_criterions_participants():
+    """The model's best ROC point at the criterion's specificity, on the participants the criterion scores only:
+    the model ranks the rest (which the criterion cannot read) perfectly, and they must not help it."""
     from pathlib import Path
 
     from aiecg.report.runs import RunData
-    from aiecg.report.tables import sensitivity_at_criteria
+    from aiecg.report.tables import AT_CRITERIA_SENSITIVITY, sensitivity_at_criteria
 
-    curves = pd.DataFrame({"curve": "lvh_proba", "kind": "model", "fpr": [0.0, 0.05, 0.1, 0.3, 1.0],
-                           "tpr": [0.0, 0.4, 0.55, 0.8, 1.0]})
-    comparison = pd.DataFrame({"name": ["model", "Cornell voltage", "Sokolow-Lyon"],
-                               "kind": ["model", "criterion", "criterion"], "specificity": [0.8, 0.9, 0.97],
-                               "sensitivity": [0.7, 0.2, 0.1], "n": [100, 100, 100]})
-    run = RunData(Path("run"), "run", "train", comparison=comparison, roc_curves=curves)
-    table = sensitivity_at_criteria(run).set_index("criterion")
-    assert table.loc["Cornell voltage", "model sensitivity at that specificity"] == "0.550"  # fpr 0.1 allowed
-    assert table.loc["Sokolow-Lyon", "model sensitivity at that specificity"] == "0.000"  # only fpr 0 is allowed
+    truth = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0] + [1] * 5 + [0] * 5)
+    model = np.array([0.9, 0.6, 0.4, 0.2, 0.7, 0.5, 0.3, 0.1, 0.05, 0.0] + [0.99] * 5 + [0.01] * 5)
+    cornell = np.r_[[1, -1, 1, -1, 1, -1, -1, -1, -1, -1], [np.nan] * 10]  # sensitivity 0.5, specificity 5/6
+    eid = [str(i) for i in range(20)]
+    saved = pd.DataFrame({"eid": eid, "score: net": model, "score: Cornell voltage": cornell})
+    comparison = pd.DataFrame({"name": ["net", "Cornell voltage"], "kind": ["model", "criterion"],
+                               "specificity": [0.8, 0.9], "sensitivity": [0.7, 0.2], "n": [20, 10]})
+    run = RunData(Path("run"), "run", "evaluate", comparison=comparison, comparison_scores=saved,
+                  results=pd.DataFrame({"eid": eid[::-1], "lvh_true": truth[::-1]}))  # matched by id, not row
+    row = sensitivity_at_criteria(run).set_index("criterion").loc["Cornell voltage"]
+    assert row["n"] == 10 and row["criterion specificity"] == "0.833" and row["criterion sensitivity"] == "0.500"
+    # on the ten: at most 1 of 6 false positives -> threshold 0.6 (0.9, 0.7, 0.6 called): sensitivity 2/4
+    assert row[AT_CRITERIA_SENSITIVITY] == "0.500" and row["model threshold"] == "0.6"
+    # over all twenty the perfectly ranked ten would have given 7/9 = 0.778 at that false-positive rate
     assert sensitivity_at_criteria(RunData(Path("run"), "run", "train", comparison=comparison)) is None
 
 
