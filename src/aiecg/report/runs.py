@@ -73,11 +73,11 @@ class RunData:
     decision_curve: pd.DataFrame | None = None
     roc_curves: pd.DataFrame | None = None
     roc_band: pd.DataFrame | None = None
-    calibration_curves: pd.DataFrame | None = None
+    probability_calibration: pd.DataFrame | None = None  # probability_calibration.csv
     regression_calibration: pd.DataFrame | None = None
     lr_curve: pd.DataFrame | None = None
     lr_cutoffs: pd.DataFrame | None = None
-    calibration_by_sex: pd.DataFrame | None = None
+    calibration_curve: pd.DataFrame | None = None  # calibration_curve.csv: overall and by sex
     proportional_bias: dict[str, float] | None = None
     epochs: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
     exclusions: pd.DataFrame | None = None
@@ -223,13 +223,13 @@ def load_run(path: str | Path) -> RunData:
     # the curves the evaluation saves (aiecg.evaluate.curves; older runs: workflows/report.py computes them)
     data.roc_curves = _csv(path / "roc_curves.csv", ("curve", "kind", "fpr", "tpr"))
     data.roc_band = _csv(path / "roc_band.csv", ("fpr", "tpr_low", "tpr_high"))
-    data.calibration_curves = _csv(path / "probability_calibration.csv", ("probability", "mean_predicted",
+    data.probability_calibration = _csv(path / "probability_calibration.csv", ("probability", "mean_predicted",
                                                                            "mean_observed", "n"))
     data.regression_calibration = _csv(path / "regression_calibration.csv", ("prediction", "mean_predicted",
                                                                               "mean_observed", "n"))
     data.lr_curve = _csv(path / "lr_curve.csv", ("is_m", "value", "lvh_proba"))
     data.lr_cutoffs = _csv(path / "lr_cutoffs.csv", ("is_m", "learned_cutoff", "guideline_cutoff"))
-    data.calibration_by_sex = _csv(path / "calibration_curve.csv", ("group", "mean_predicted", "observed", "low",
+    data.calibration_curve = _csv(path / "calibration_curve.csv", ("group", "mean_predicted", "observed", "low",
                                                                      "high", "slope", "intercept"))
     if (path / "proportional_bias.json").exists():
         data.proportional_bias = _mapping(path / "proportional_bias.json")

@@ -375,6 +375,7 @@ def sensitivity_at_criteria(run: RunData) -> pd.DataFrame | None:
             sensitivity, threshold = _best_sensitivity(model[keep], y, 1 - specificity)
             row.update({"criterion specificity": f"{specificity:.3f}",
                         "criterion sensitivity": f"{float(np.mean(call[y == 1])):.3f}",
-                        AT_CRITERIA_SENSITIVITY: f"{sensitivity:.3f}", "model threshold": f"{threshold:.4g}"})
+                        AT_CRITERIA_SENSITIVITY: f"{sensitivity:.3f}",
+                        "model threshold": f"{threshold:.4g}" if np.isfinite(threshold) else "none (no one called)"})
         rows.append(row)
     return pd.DataFrame(rows)

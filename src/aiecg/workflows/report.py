@@ -103,10 +103,10 @@ def complete_inputs(run: RunData) -> None:
             run.roc_curves = pd.concat(parts, ignore_index=True)
         if run.roc_band is None:
             run.roc_band = curves.roc_band(labels, scores)
-        if run.calibration_by_sex is None and "proba" in column:
-            run.calibration_by_sex = curves.primary_calibration(table, column)
-    if run.calibration_curves is None:
-        run.calibration_curves = curves.probability_calibration(table)
+        if run.calibration_curve is None and "proba" in column:
+            run.calibration_curve = curves.primary_calibration(table, column)
+    if run.probability_calibration is None:
+        run.probability_calibration = curves.probability_calibration(table)
     if stem is not None:
         if run.regression_calibration is None:
             run.regression_calibration = curves.regression_calibration(table, stem)

@@ -10,6 +10,7 @@ from aiecg.evaluate.curves import (
     median_beat_groups,
     proportional_bias,
     roc_band,
+    roc_points,
     wilson_interval,
 )
 
@@ -56,6 +57,11 @@ def test_roc_band_contains_the_curve_and_is_seeded():
     band = roc_band(labels, scores, n_resamples=50, seed=3)
     assert list(band.columns) == ["fpr", "tpr_low", "tpr_high"] and len(band) == 101
     assert (band["tpr_low"] <= band["tpr_high"]).all()
+    curve = roc_points(labels, scores)  # the empirical ROC, vertically averaged onto the band's grid as it is
+    tpr = np.interp(band["fpr"], curve["fpr"], curve["tpr"])
+    inside = (band["tpr_low"] - 1e-12 <= tpr) & (tpr <= band["tpr_high"] + 1e-12)
+    assert inside.mean() >= 0.9, band[~inside]  # a pointwise 95% band: the curve lies inside almost everywhere
+    assert (band["tpr_high"] - band["tpr_low"]).iloc[:80].min() > 0.05  # a band, not a line on the curve
     assert band.equals(roc_band(labels, scores, n_resamples=50, seed=3))
 
 

@@ -25,8 +25,9 @@ def calibration_curves(runs: list[RunData]) -> Plot:
                 "Observed LVH frequency against mean predicted probability in quantile bins, for each probability "
                 "the run saved (before and after the prior-shift adjustment to the stated prevalence). Dotted: "
                 "perfect calibration.")
-    usable = [(run, list(run.calibration_curves["probability"].unique())) for run in runs
-              if run.calibration_curves is not None and len(run.calibration_curves) and run.results is not None]
+    usable = [(run, list(run.probability_calibration["probability"].unique())) for run in runs
+              if run.probability_calibration is not None and len(run.probability_calibration)
+              and run.results is not None]
     if not usable:
         plot.notes.append("no run saved LVH probabilities with LVH labels")
         return plot
@@ -34,7 +35,7 @@ def calibration_curves(runs: list[RunData]) -> Plot:
     for ax, (run, columns) in zip(axes, usable):
         table = run.results
         labels_all = table["lvh_true"].to_numpy(float)
-        saved = run.calibration_curves
+        saved = run.probability_calibration
         n_bins = int(saved.groupby("probability").size().max())
         for i, column in enumerate(columns):
             bins = saved[saved["probability"] == column]
@@ -178,7 +179,7 @@ def calibration_by_sex(runs: list[RunData]) -> Plot:
                 "the predictions are too extreme) and intercept (calibration-in-the-large, slope fixed at 1; 0 is "
                 "ideal; Van Calster et al. 2016). Below: the predictions of participants with and without LVH. "
                 "An evaluation folder of another cohort gets its own panel: calibration on external data.")
-    usable = [run for run in runs if run.calibration_by_sex is not None and len(run.calibration_by_sex)]
+    usable = [run for run in runs if run.calibration_curve is not None and len(run.calibration_curve)]
     if not usable:
         plot.notes.append("no run has LVH probabilities with LVH labels in both sexes")
         return plot
@@ -187,7 +188,7 @@ def calibration_by_sex(runs: list[RunData]) -> Plot:
     fig = style.new_figure(4.8 * cols, 5.6 * rows)
     for sub, run in zip(fig.subfigures(rows, cols, squeeze=False).ravel(), usable):
         ax, hist = sub.subplots(2, 1, sharex=True, height_ratios=[3, 1])
-        curve = run.calibration_by_sex
+        curve = run.calibration_curve
         for i, (group, rows_of) in enumerate(curve.groupby("group", sort=False)):
             colour, marker, ls = GROUP_STYLE.get(group, (style.CYCLE[i], style.MARKERS[i], style.LINESTYLES[i]))
             first = rows_of.iloc[0]
