@@ -60,6 +60,7 @@ from aiecg.evaluate.metrics import compute_auroc
 from aiecg.evaluate.stats import r_squared
 from aiecg.models import create_model
 from aiecg.predict import predict
+from aiecg.runio import partial_dir
 from aiecg.synth import EXTERNAL_SHIFT, SynthConfig, generate_cohort
 from aiecg.train.loop import fit
 from aiecg.train.losses import LogCoshLoss
@@ -170,7 +171,7 @@ def encoder(out: Path, stores: list[Path], exclude: Path, epochs: int) -> tuple[
     """Pre-train (or reuse, or resume) an encoder; its state dict and pretrain.json."""
     if not (out / "encoder.aiecg").exists():
         pretrain_run(PretrainConfig(stores=tuple(str(s) for s in stores), out=str(out), exclude_ids=str(exclude),
-                                    resume=(out / "checkpoint.pt").exists(),
+                                    resume=(partial_dir(out) / "checkpoint.pt").exists(),
                                     fit=FitConfig(max_epochs=epochs, early_stopping=10, lr_patience=5, lr=1e-3)),
                      progress=False)
     return (load_bundle(out / "encoder.aiecg", allow_encoder=True).state_dict,

@@ -1,13 +1,18 @@
 """A run folder written as one set: a reader sees the complete outputs of one run, or no folder at all.
 
-``train``, ``finetune`` and ``tune`` write many files over minutes or hours (configuration, splits, epochs,
-checkpoint, bundle, results, metrics). They write them into a hidden sibling ``.NAME.partial`` and rename it to
-``NAME`` only when the last file is written, so a run killed at any moment (SIGKILL, Ctrl-C, a full disk) never
-leaves a folder that mixes a finished run with a half-written one, nor a folder that looks finished.
+``train`` and ``finetune`` (and ``tune``'s retrained ``best/`` run, which is a training run) write many files
+over minutes or hours (configuration, splits, epochs, checkpoint, bundle, results, metrics). They write them into
+a hidden sibling ``.NAME.partial`` and rename it to ``NAME`` only when the last file is written, so a run
+killed at any moment (SIGKILL, Ctrl-C, a full disk) never leaves a folder that mixes a finished run with a
+half-written one, nor a folder that looks finished.
 
 A run that stops after training began keeps its partial folder (its checkpoint), and ``--resume`` continues
 there; a run that stops before that leaves nothing. A finished run replaces an earlier one of the same name in
 one step at the end (the earlier one stays whole until then).
+
+A search's own folder is not one set: many workers share it while the study runs (``tune.yaml``, ``trials.csv``
+and the study database are rewritten as trials finish, each file atomically); ``tune finalise`` removes an earlier
+``best.json``/``importance.csv`` before it retrains and writes them after ``best/`` is in place.
 """
 
 from __future__ import annotations

@@ -155,3 +155,17 @@ def test_a_tune_worker_interrupted_mid_trial_fails_the_trial_and_queues_its_sett
     failed = next(t for t in trials if t.state.name == "FAIL")
     waiting = [t for t in trials if t.state.name == "WAITING"]
     assert len(waiting) == 1 and waiting[0].user_attrs["retry_of"] == failed.number
+
+
+def test_an_interrupted_pretraining_leaves_no_run_folder_only_its_resumable_partial(synth_cohort, tmp_path):
+    out = tmp_path / "pre"
+    delay = random.Random("pretrain").uniform(0.0, 0.5)
+    process = _start(["pretrain", "--stores", str(synth_cohort / "store"), "--out", str(out), "--epochs", "50",
+                      "--batch-size", "16", "--seed", "3", "--threads", "1"])
+    pids, err = _kill_after(process, partial_dir(out) / "epochs.csv", signal.SIGINT, delay)
+    assert survivors(pids) == set() and "Traceback" not in err, err
+    assert not out.exists(), "an unfinished pre-training looks finished"
+    leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
+    assert leftovers in ([], [partial_dir(out).name])
+    if leftovers:
+        assert (partial_dir(out) / "checkpoint.pt").exists()

@@ -28,6 +28,7 @@ from torch import nn
 from aiecg.bundle import Bundle, load_bundle
 from aiecg.errors import AiecgError, BundleError
 from aiecg.files import check_output, temp_path
+from aiecg.io.checks import LIBRARY_MARK
 from aiecg.predict import ONNX_HINT, OnnxModel
 
 OPSET = 18
@@ -131,7 +132,8 @@ def check_export(path: str | Path, bundle: Bundle) -> OnnxModel:
     try:
         proto = onnx.load(str(path))
     except Exception as exc:  # noqa: BLE001 - protobuf raises its own DecodeError and more for a junk file
-        raise BundleError(f"{path} is not a readable ONNX file ({type(exc).__name__}); {again}") from None
+        raise BundleError(f"{path} is not a readable ONNX file: it does not decode as an ONNX model; {again}"
+                          f"{LIBRARY_MARK}{type(exc).__name__}]") from None
     meta = {p.key: p.value for p in proto.metadata_props}
     if not {KEY_WEIGHTS, KEY_CONTRACT, KEY_GRAPH} <= set(meta):
         raise BundleError(f"{path} carries no aiecg export metadata (written by another tool or an older aiecg), so "
@@ -151,7 +153,8 @@ def check_export(path: str | Path, bundle: Bundle) -> OnnxModel:
         raise
     except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own exception types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BundleError(f"{path}: ONNX Runtime cannot load it ({first}); {again}") from None
+        raise BundleError(f"{path}: ONNX Runtime cannot load the network in it; {again}"
+                          f"{LIBRARY_MARK}{first}]") from None
 
 
 def export_bundle(bundle: Bundle | str | Path, onnx_path: str | Path) -> dict[str, Any]:

@@ -28,9 +28,10 @@ from aiecg.data.selection import ids_digest
 from aiecg.data.store import Store
 from aiecg.data.targets import TargetSpec, TaskKind
 from aiecg.errors import ConfigError
-from aiecg.files import atomic_write_text, check_output
+from aiecg.files import atomic_write_text
 from aiecg.models import create_model
 from aiecg.models.registry import model_kwargs
+from aiecg.runio import run_output
 from aiecg.threads import apply_budget, local_world_size
 from aiecg.train.distributed import is_main_process
 from aiecg.train.loop import fit
@@ -88,7 +89,8 @@ def _as_arrays(ecg: np.ndarray) -> Arrays:
 
 def pretrain_run(config: PretrainConfig, progress: bool = True) -> PretrainResult:
     """Pre-train an encoder as configured; writes config.yaml, epochs.csv, checkpoint.pt, encoder.aiecg and
-    pretrain.json (records per store, the hold-out loss against the all-zero reference) to ``config.out``."""
+    pretrain.json (records per store, the hold-out loss against the all-zero reference) to ``config.out``, as one
+    set (:func:`aiecg.runio.run_output`: an interrupted run keeps only its partial folder, for ``--resume``)."""
     if not 0 < config.val_fraction < 1:
         raise ConfigError(f"--val-fraction must lie strictly between 0 and 1, got {config.val_fraction}")
     run_dir = Path(config.out)
@@ -96,9 +98,16 @@ def pretrain_run(config: PretrainConfig, progress: bool = True) -> PretrainResul
     config = dataclasses.replace(config, fit=dataclasses.replace(
         config.fit, threads=apply_budget(config.fit.threads, workers=local_world_size())))
     ecg, contract, per_store = _unlabelled(config)
+    with run_output(run_dir, resume=config.resume, writer=main, flag="--out") as work:
+        result = _pretrain_into(work, run_dir, config, ecg, contract, per_store, main, progress)
+    return result
+
+
+def _pretrain_into(work: Path, run_dir: Path, config: PretrainConfig, ecg: np.ndarray, contract: dict[str, Any],
+                   per_store: list[dict[str, Any]], main: bool, progress: bool) -> PretrainResult:
+    """:func:`pretrain_run`, writing into ``work`` (the run's partial folder) what will be ``run_dir``."""
     if main:
-        check_output(run_dir)  # before the work: one line for a read-only or file --out
-        config.save(run_dir / "config.yaml")
+        config.save(work / "config.yaml")
     order = np.random.default_rng(config.split_seed).permutation(len(ecg))
     n_val = max(1, int(round(config.val_fraction * len(ecg))))
     val_rows, train_rows = np.sort(order[:n_val]), np.sort(order[n_val:])
@@ -111,8 +120,8 @@ def pretrain_run(config: PretrainConfig, progress: bool = True) -> PretrainResul
     if config.augment and fit_config.augment is None:
         fit_config = dataclasses.replace(fit_config, augment=AugmentConfig())  # mixup stays off (its default)
     train, val = ECGDataset(_as_arrays(ecg[train_rows])), ECGDataset(_as_arrays(ecg[val_rows]))
-    result = fit(network, train, val, MaskedReconstructionLoss(), fit_config, run_dir, progress, resume=config.resume)
-    encoder_path = run_dir / "encoder.aiecg"
+    result = fit(network, train, val, MaskedReconstructionLoss(), fit_config, work, progress, resume=config.resume)
+    encoder_path = run_dir / "encoder.aiecg"  # where it will be once the run is complete
     if not main:
         return PretrainResult(run_dir, encoder_path, {})
     reference = hidden_energy(val.ecg, network.cpu())
@@ -126,12 +135,12 @@ def pretrain_run(config: PretrainConfig, progress: bool = True) -> PretrainResul
     bundle = Bundle(model_name=config.arch, model_kwargs=model_kwargs(encoder), n_leads=len(config.leads),
                     n_samples=ecg.shape[2], n_meta=0, n_outputs=1, target=PRETRAIN_TARGET, input_spec=contract,
                     state_dict=encoder.state_dict(), training=training)
-    save_bundle(bundle, encoder_path)
+    save_bundle(bundle, work / encoder_path.name)
     summary = {"encoder": str(encoder_path), **{k: training[k] for k in (
         "n_train", "n_val", "best_epoch", "best_val_loss", "zero_reconstruction_val_loss", "epochs_run")},
         "explained_hidden_energy": 1 - result.best_val_loss / reference if reference > 0 else None,
         "stores": per_store}
-    atomic_write_text(run_dir / "pretrain.json", json.dumps(summary, indent=2, default=float))
+    atomic_write_text(work / "pretrain.json", json.dumps(summary, indent=2, default=float))
     return PretrainResult(run_dir, encoder_path, summary)
 
 
