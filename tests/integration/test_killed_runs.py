@@ -4,6 +4,10 @@ complete and consistent, or absent, and no process behind (issue 22).
 Each run replaces an earlier, finished run of the same name with a run of another seed, and is killed at a moment
 drawn at random after a chosen stage has begun (a file appears in its partial folder). Afterwards the folder is
 either the earlier run, byte for byte, or the new run complete; the partial folder, when kept, is resumable.
+
+``predict``, ``measure``, ``explain``, ``report`` and ``export`` are killed the same way, each once (SIGINT or
+SIGKILL), on the session's fixtures: its outputs are absent or complete and consistent, no temporary file is left
+where a reader would take it for an output, and no process survives.
 """
 
 from __future__ import annotations
@@ -11,19 +15,25 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NamedTuple
 
+import numpy as np
 import pytest
 import yaml
 
 from aiecg.bundle import load_bundle
+from aiecg.csvfile import read_csv
 from aiecg.data.splits import Splits
-from aiecg.runio import partial_dir
+from aiecg.files import TMP_SUFFIX
+from aiecg.runio import PARTIAL, REPLACED, partial_dir
 from tests.processes import descendants, survivors
 
 pytestmark = pytest.mark.integration
@@ -37,10 +47,11 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def _start(argv: list[str]) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]), "OMP_NUM_THREADS": "1"}
+def _start(argv: list[str], stdout: Any = subprocess.DEVNULL, **env: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]), "OMP_NUM_THREADS": "1",
+           **env}
     # SIGINT as in a terminal: a test runner started in the background passes SIGINT on as ignored
-    return subprocess.Popen([sys.executable, "-m", "aiecg.cli", "-q", *argv], env=env, stdout=subprocess.DEVNULL,
+    return subprocess.Popen([sys.executable, "-m", "aiecg.cli", "-q", *argv], env=env, stdout=stdout,
                             stderr=subprocess.PIPE, text=True, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
@@ -169,3 +180,145 @@ def test_an_interrupted_pretraining_leaves_no_run_folder_only_its_resumable_part
     assert leftovers in ([], [partial_dir(out).name])
     if leftovers:
         assert (partial_dir(out) / "checkpoint.pt").exists()
+
+
+# --- the commands that write a table, a page or a file: predict, measure, explain, report, export ---------------
+# Each case names the command, the moment its kill is drawn from (a seeded delay after a sign that the work, or
+# the writing, has begun) and what its outputs must then be: absent, or complete and consistent.
+
+def _temporaries(root: Path) -> list[str]:
+    """Names the project's atomic writers and run folders use for unfinished outputs (aiecg.files, aiecg.runio),
+    and the scratch folders of an on-the-fly ONNX export, anywhere under ``root``."""
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                  if p.name.endswith((TMP_SUFFIX, PARTIAL, REPLACED)) or p.name.startswith("aiecg-onnx-"))
+
+
+def _ecg_files(synth_cohort: Path, n: int) -> list[str]:
+    return [str(p) for p in sorted((synth_cohort / "ecg").iterdir())[:n]]
+
+
+def _summary(stdout: Path) -> dict | None:
+    """The JSON summary a command prints when it finishes (None: it printed nothing)."""
+    text = stdout.read_text()
+    return json.loads(text) if text.strip() else None
+
+
+EXPLAIN_FIGURES = ("sanity", "clinical", "time", "waves", "beats_low", "beats_high", "cam")
+
+
+class Case(NamedTuple):
+    argv: list[str]
+    started: Callable[[], bool]  # the work (or the writing) has begun
+    window: float  # the kill comes within this many seconds after
+    check: Callable[[dict | None], None]  # the outputs, given the printed summary
+
+
+def _predict(synth_cohort: Path, ilvm_run: Path, out: Path, scratch: Path) -> Case:
+    files = _ecg_files(synth_cohort, 6)
+    table = out / "predictions.csv"
+
+    def check(summary: dict | None) -> None:
+        if table.exists():  # the table whole: one row per file
+            frame = read_csv(table)
+            assert sorted(frame["file"].map(lambda f: Path(f).name)) == sorted(Path(f).name for f in files)
+        if summary is not None:  # a summary only of a table that is there, with the rows it counts
+            assert summary["out"] == str(table) and summary["records"] == len(files), summary
+            assert table.exists(), "a summary of a table that was never written"
+
+    return Case(["predict", "--bundle", str(ilvm_run / "model.aiecg"), *files, "--out", str(table), "--engine",
+                 "onnx", "--clinical", str(synth_cohort / "cohort.csv"), "--id-column", "eid", "--workers", "1"],
+                lambda: any(scratch.glob("aiecg-onnx-*")), 1.5, check)  # from the on-the-fly export on
+
+
+def _measure(synth_cohort: Path, ilvm_run: Path, out: Path, scratch: Path) -> Case:
+    files = _ecg_files(synth_cohort, 8)
+
+    def check(summary: dict | None) -> None:
+        if (out / "measurements.csv").exists():  # written last: the beats beside it are of the same run
+            measured = read_csv(out / "measurements.csv")
+            assert sorted(measured["file"]) == sorted(files)
+            beats = read_csv(out / "beats.csv")
+            assert len(beats) > 0 and set(beats["file"]) <= set(files)
+        else:
+            assert summary is None, "a summary of measurements that were never written"
+
+    return Case(["measure", *files, "--out", str(out), "--beats", "--workers", "2"], out.exists, 1.5, check)
+
+
+def _explain(synth_cohort: Path, ilvm_run: Path, out: Path, scratch: Path) -> Case:
+    def check(summary: dict | None) -> None:
+        if (out / "explain.json").exists():  # the summary only with the attributions and waves it describes
+            described = json.loads((out / "explain.json").read_text())
+            with np.load(out / "attributions.npz") as arrays:
+                assert len(arrays["ids"]) == described["n"] == arrays["ecg_attr"].shape[0]
+            assert len(read_csv(out / "waves.csv")) > 0
+        else:
+            assert summary is None, "a summary of attributions that were never written"
+        figures = out / "figures"
+        if figures.exists():  # only with the summary, and then every figure of an FCN with clinical inputs
+            assert (out / "explain.json").exists()
+            drawn = sorted(p.name for p in figures.iterdir() if p.stat().st_size > 0)
+            assert drawn == sorted(f"explain_{kind}_explanations__out_.{ext}" for kind in EXPLAIN_FIGURES
+                                   for ext in ("png", "svg")), drawn
+        elif summary is not None:
+            pytest.fail("a finished explain without its figures")
+
+    return Case(["explain", "--bundle", str(ilvm_run / "model.aiecg"), "--cohort", str(synth_cohort / "cohort.yaml"),
+                 "--out", str(out), "--steps", "8", "--max-participants", "8", "--sanity-participants", "2"],
+                (out / "waves.csv").exists, 2.0, check)  # within the figures, drawn after the files
+
+
+def _report(synth_cohort: Path, ilvm_run: Path, out: Path, scratch: Path) -> Case:
+    def check(summary: dict | None) -> None:
+        page = out / "index.html"
+        if page.exists():  # every figure and table the page links is there, whole
+            linked = re.findall(r'(?:src|href)="((?:figures|tables)/[^"#]+)"', page.read_text())
+            assert linked, "a page that links no figure or table"
+            missing = [name for name in linked if not (out / name).is_file() or (out / name).stat().st_size == 0]
+            assert not missing, f"the page links files that are missing or empty: {missing[:5]}"
+        else:
+            assert summary is None, "a summary of a page that was never written"
+
+    return Case(["report", str(ilvm_run), "--out", str(out)], (out / "figures").exists, 2.5, check)
+
+
+def _export(synth_cohort: Path, ilvm_run: Path, out: Path, scratch: Path) -> Case:
+    from aiecg.workflows.export import check_export
+
+    onnx = out / "model.onnx"
+
+    def check(summary: dict | None) -> None:
+        if onnx.exists():  # an intact export of this bundle
+            check_export(onnx, load_bundle(ilvm_run / "model.aiecg"))
+        else:
+            assert summary is None, "a summary of an export that was never written"
+
+    return Case(["export", "--bundle", str(ilvm_run / "model.aiecg"), "--onnx", str(onnx)],
+                out.exists, 2.0, check)  # from the output check on: loading, tracing, writing
+
+
+@pytest.mark.parametrize(("command", "signum"), [(_predict, signal.SIGINT), (_measure, signal.SIGKILL),
+                                                 (_explain, signal.SIGKILL), (_report, signal.SIGINT),
+                                                 (_export, signal.SIGKILL)], ids=lambda c: getattr(c, "__name__", c))
+def test_a_killed_command_leaves_its_outputs_whole_or_absent_and_nothing_running(synth_cohort, ilvm_run, tmp_path,
+                                                                                   command, signum):
+    """Killed at a seeded moment after its work began: no process left, no temporary file after Ctrl-C (after
+    SIGKILL only hidden ones, which no reader takes for an output), and each output absent or whole."""
+    out, scratch, stdout = tmp_path / "out", tmp_path / "scratch", tmp_path / "stdout.json"
+    scratch.mkdir()
+    case = command(synth_cohort, ilvm_run, out, scratch)
+    delay = random.Random(f"{case.argv[0]}{signum}").uniform(0.0, case.window)
+    moment = f"signal {signum} {delay:.2f} s after aiecg {case.argv[0]} began"
+    with open(stdout, "w") as sink:
+        process = _start(case.argv, stdout=sink, TMPDIR=str(scratch))  # scratch: where its temporary folders go
+        deadline = time.monotonic() + 120
+        while process.poll() is None and not case.started() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        pids, err = _kill_after(process, stdout, signum, delay)
+    assert survivors(pids) == set(), f"processes left running ({moment})"
+    assert "Traceback" not in err, err
+    left = _temporaries(tmp_path)
+    if signum == signal.SIGKILL:  # no clean-up can run: what is left is hidden, never taken for an output
+        left = [name for name in left if not Path(name).name.startswith(".")]
+    assert left == [], f"temporary files left ({moment})"
+    case.check(_summary(stdout))

@@ -12,12 +12,18 @@ on a seeded sample, stored in ``explain.json``; and the attribution by wave and 
 One ECG file (any readable format) is explained against the training split of the bundle's cohort (``--cohort``),
 whose mean beat per sex is the baseline; its clinical values come from a one-row table (``--clinical``) or are
 imputed by the model's encoder, and ``explain.json`` says which.
+
+The files are one set: an earlier run's ``explain.json`` and ``figures/`` go first, ``explain.json`` is written
+after the attributions and waves it describes, and the figures are drawn into a hidden folder renamed to
+``figures/`` when the last is saved; a killed run leaves no summary, or a summary without figures, never a
+partial set of figures.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +42,7 @@ from aiecg.explain.sanity import randomisation_check
 from aiecg.explain.truth import effect_by_wave, truth_table
 from aiecg.explain.waves import FIDUCIALS, truth_summary, wave_summary
 from aiecg.files import atomic_write, atomic_write_text, check_output
+from aiecg.runio import partial_dir, publish
 from aiecg.workflows.bundled import open_bundled
 
 
@@ -168,6 +175,7 @@ def _explain(bundle: Any, subjects: Subjects, out: str | Path, n_steps: int, see
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "explain.json").unlink(missing_ok=True)  # an earlier run's summary never describes new attributions
+    shutil.rmtree(out / "figures", ignore_errors=True)  # nor do its figures
     write_csv(waves, out / "waves.csv")
     with atomic_write(out / "attributions.npz", "wb") as handle:
         np.savez_compressed(handle, **arrays_out)
@@ -199,9 +207,17 @@ def _explain(bundle: Any, subjects: Subjects, out: str | Path, n_steps: int, see
         from aiecg.report.runs import load_run
         from aiecg.report.style import save_figure
 
-        for plot in explanation_plots(load_run(out)):
-            if plot.figure is not None:
-                save_figure(plot.figure, out / "figures", plot.name)
+        work = partial_dir(out / "figures")  # drawn beside, renamed into place whole: never a partial set
+        shutil.rmtree(work, ignore_errors=True)
+        try:
+            for plot in explanation_plots(load_run(out)):
+                if plot.figure is not None:
+                    save_figure(plot.figure, work, plot.name)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        work.mkdir(exist_ok=True)
+        publish(work, out / "figures")
     return summary
 
 
