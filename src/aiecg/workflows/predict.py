@@ -23,6 +23,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -448,13 +450,37 @@ def predict_files(
     return table
 
 
+ONNX_SCRATCH = "aiecg-onnx-"
+"""Prefix of the scratch folder of an on-the-fly export (``aiecg-onnx-PID-...`` in the temporary directory)."""
+
+
+def sweep_onnx_scratch(root: str | Path | None = None) -> list[Path]:
+    """Remove on-the-fly export folders whose process is gone (a predict killed with SIGKILL cannot clean up);
+    returns what was removed."""
+    removed = []
+    for folder in Path(root or tempfile.gettempdir()).glob(f"{ONNX_SCRATCH}*-*"):
+        pid = folder.name[len(ONNX_SCRATCH):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # its process still runs
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        except PermissionError:  # another user's live process
+            continue
+    return removed
+
+
 def _engine(bundle: Bundle, engine: str, onnx_path: str | Path | None) -> Any:
     if engine == "torch":
         return bundle.build_model()
     from aiecg.workflows.export import check_export, export_bundle
 
     if onnx_path is None:  # export on the fly; ONNX Runtime holds the graph, so the file goes at once
-        with tempfile.TemporaryDirectory(prefix="aiecg-onnx-") as scratch:
+        sweep_onnx_scratch()
+        with tempfile.TemporaryDirectory(prefix=f"{ONNX_SCRATCH}{os.getpid()}-") as scratch:
             onnx_path = export_bundle(bundle, Path(scratch) / "model.onnx")["onnx"]
             model = check_export(onnx_path, bundle)
     else:

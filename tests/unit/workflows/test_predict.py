@@ -85,3 +85,21 @@ def test_a_stated_prevalence_shifts_the_probability_and_leaves_the_call_at_its_o
                           threshold=0.4)
     with pytest.raises(BundleError, match="cannot be shifted"):
         prediction_columns(spec, unshiftable, None, y_pred, sexes, target_prevalence=0.02)
+
+
+def test_an_export_folder_left_by_a_killed_predict_is_swept_and_a_live_ones_kept(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from aiecg.workflows.predict import ONNX_SCRATCH, sweep_onnx_scratch
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = tmp_path / f"{ONNX_SCRATCH}{int(gone.stdout)}-abc"
+    live = tmp_path / f"{ONNX_SCRATCH}{os.getppid()}-def"
+    other = tmp_path / f"{ONNX_SCRATCH}notapid"
+    for folder in (dead, live, other):
+        folder.mkdir()
+        (folder / "model.onnx").write_bytes(b"x")
+    assert sweep_onnx_scratch(tmp_path) == [dead]
+    assert not dead.exists() and live.exists() and other.exists()
