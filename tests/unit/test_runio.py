@@ -43,3 +43,20 @@ def test_fine_tuning_into_the_folder_of_its_own_bundle_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="holds the bundle being fine-tuned"):
         finetune_run(config, progress=False)
     assert (run / "model.aiecg").exists()
+
+
+def test_ctrl_c_during_a_held_write_waits_for_it_and_then_interrupts(tmp_path):
+    import os
+    import signal
+
+    from aiecg.files import atomic_write, interrupts_held
+
+    target = tmp_path / "checkpoint.pt"
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_held(), atomic_write(target, "wb") as handle:
+            handle.write(b"first half ")
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in the middle of the write
+            handle.write(b"second half")
+    assert target.read_bytes() == b"first half second half"  # written whole, then interrupted
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is back
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]

@@ -32,7 +32,7 @@ from aiecg.data.dataset import ECGDataset
 from aiecg.data.sampling import epoch_indices
 from aiecg.device import resolve_device
 from aiecg.errors import BundleError, TrainingDiverged
-from aiecg.files import atomic_write
+from aiecg.files import atomic_write, interrupts_held
 from aiecg.train import distributed
 from aiecg.train.distributed import World
 
@@ -153,7 +153,7 @@ def make_optimizer(model: nn.Module, config: FitConfig) -> torch.optim.Optimizer
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    with atomic_write(path, "wb") as handle:
+    with interrupts_held(), atomic_write(path, "wb") as handle:  # Ctrl-C waits for the checkpoint, then stops
         torch.save(state, handle)
 
 
