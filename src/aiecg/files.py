@@ -93,22 +93,25 @@ def atomic_write(path: str | Path, mode: str = "wb", **open_kwargs: Any) -> Iter
 
 @contextmanager
 def interrupts_held() -> Iterator[None]:
-    """Hold Ctrl-C (SIGINT) until the block ends, then raise it: a write that a KeyboardInterrupt would tear
-    mid-way finishes first (torch's zip writer, interrupted, raises its own error over the interrupt, so the user
-    got a traceback instead of the one line an interrupted run prints). Only the main thread receives signals;
-    elsewhere the block runs as it is."""
-    if threading.current_thread() is not threading.main_thread():
+    """Hold Ctrl-C (SIGINT) until the block ends, then deliver it to the handler that was in place: a write that a
+    KeyboardInterrupt would tear mid-way finishes first (torch's zip writer, interrupted, raises its own error over
+    the interrupt, so the user got a traceback instead of the one line an interrupted run prints). An ignored
+    SIGINT stays ignored; only the main thread receives signals, elsewhere the block runs as it is."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous in (signal.SIG_IGN, None):
         yield
         return
     held: list[int] = []
-    previous = signal.getsignal(signal.SIGINT)
     signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+        signal.signal(signal.SIGINT, previous)
     if held:
-        raise KeyboardInterrupt
+        if callable(previous):
+            previous(signal.SIGINT, None)  # default_int_handler raises KeyboardInterrupt
+        else:
+            os.kill(os.getpid(), signal.SIGINT)  # SIG_DFL, restored: the default action
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

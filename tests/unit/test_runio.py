@@ -52,6 +52,8 @@ def test_ctrl_c_during_a_held_write_waits_for_it_and_then_interrupts(tmp_path):
     from aiecg.files import atomic_write, interrupts_held
 
     target = tmp_path / "checkpoint.pt"
+    before = signal.getsignal(signal.SIGINT)  # SIG_IGN when the suite runs as a background job
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # what an interactive run has
     with pytest.raises(KeyboardInterrupt):
         with interrupts_held(), atomic_write(target, "wb") as handle:
             handle.write(b"first half ")
@@ -60,3 +62,10 @@ def test_ctrl_c_during_a_held_write_waits_for_it_and_then_interrupts(tmp_path):
     assert target.read_bytes() == b"first half second half"  # written whole, then interrupted
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is back
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # an ignored Ctrl-C (a background job) stays ignored
+    try:
+        with interrupts_held():
+            os.kill(os.getpid(), signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before if before is not None else signal.default_int_handler)
