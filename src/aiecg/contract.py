@@ -31,13 +31,35 @@ MIN_RATE_BPM = 40.0
 _CONTRACT_IGNORES = {"store_beats", "chunk_size", "beats.quality", "beats.min_clean_beats"}
 
 
-def input_contract(leads: Sequence[str], manifest: Mapping[str, Any]) -> dict[str, Any]:
+def input_contract(leads: Sequence[str], manifest: Mapping[str, Any],
+                   include_paced: bool | None = None) -> dict[str, Any]:
     """The input contract a model trained on a store with this manifest keeps: its leads in order, and the
     store's sampling rate, window, R offset, pre-processing (filters incl. the mains notch, beat settings) and
-    units."""
-    return {"leads": list(leads), "fs": manifest["fs"], "window": manifest["window"],
-            "r_offset": manifest["r_offset"], "preprocessing": manifest["preprocessing"],
-            "units": manifest.get("units", "mV")}
+    units; with ``include_paced`` (a training run's setting), whether paced ECGs were in its training data, so
+    ``aiecg predict`` can flag paced recordings the model never saw (:func:`paced_caution`)."""
+    contract = {"leads": list(leads), "fs": manifest["fs"], "window": manifest["window"],
+                "r_offset": manifest["r_offset"], "preprocessing": manifest["preprocessing"],
+                "units": manifest.get("units", "mV")}
+    if include_paced is not None:
+        contract["include_paced"] = bool(include_paced)
+    return contract
+
+
+def paced_caution(input_spec: Mapping[str, Any], paced: str) -> str:
+    """Why a prediction on a paced recording (``paced``: the chamber ``aiecg prepare`` flagged, '' when not
+    paced) needs caution: the model was trained without paced ECGs (the default), or its bundle predates the
+    ``include_paced`` record; '' when the recording is not paced or paced ECGs were in the training data."""
+    if not paced:
+        return ""
+    kept = input_spec.get("include_paced")
+    if kept:
+        return ""
+    if kept is None:
+        return (f"paced ECG ({paced} pacing): this bundle does not record whether paced ECGs were in its training "
+                "data (written before aiecg recorded it); a paced QRS says little about LV mass, treat the "
+                "prediction with caution")
+    return (f"paced ECG ({paced} pacing): the model never saw a paced ECG (trained without --include-paced), so "
+            "this prediction extrapolates; a paced QRS says little about LV mass, treat it with caution")
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aiecg.bundle import load_bundle
+from aiecg.bundle import load_bundle, save_bundle
 from aiecg.cli import main
 from aiecg.errors import BundleError
 from aiecg.io import read_ecg
@@ -301,3 +301,25 @@ def test_a_stated_prevalence_shifts_the_probabilities_not_the_call(synth_cohort,
     assert main(["-q", "predict", "--bundle", str(bundle), files[0], "--out", str(tmp_path / "p.csv"),
                  "--target-prevalence", "1.5"]) == 2
     assert "--target-prevalence must lie in (0, 1)" in capsys.readouterr().err
+
+
+def test_a_paced_ecg_the_model_never_saw_is_named_in_its_row(lvh_ecg_only_run, tmp_path, caplog):
+    from aiecg.ecg import ECG, STANDARD_LEADS
+    from tests.unit.signal.test_conduction import FS, _strip, paced_beat
+
+    file = str(write_wfdb(tmp_path / "paced", ECG.from_array(_strip(paced_beat)[0], list(STANDARD_LEADS), FS)))
+    bundle = load_bundle(lvh_ecg_only_run / "model.aiecg")
+    assert bundle.input_spec["include_paced"] is False  # the training default, recorded in the bundle
+    with caplog.at_level("WARNING", logger="aiecg"):
+        row = predict_files(bundle, [file]).iloc[0]
+    assert row["status"] == "ok" and row["paced"] == "ventricular" and np.isfinite(row["lvh_proba"])
+    assert "the model never saw a paced ECG" in row["reason"]
+    assert "1 paced ECG file(s)" in caplog.text and file in caplog.text
+    # an older bundle, written before include_paced was recorded, still loads and says it cannot tell
+    del bundle.input_spec["include_paced"]
+    old = load_bundle(save_bundle(bundle, tmp_path / "old.aiecg"))
+    assert "does not record whether paced ECGs" in predict_files(old, [file]).iloc[0]["reason"]
+    # a model trained with paced ECGs: no caution
+    bundle.input_spec["include_paced"] = True
+    row = predict_files(bundle, [file]).iloc[0]
+    assert row["paced"] == "ventricular" and "paced" not in row["reason"]

@@ -150,3 +150,19 @@ def test_the_input_contract_names_the_setting_that_differs():
         bundle.check_input(other, "store s", "fix it")
     with pytest.raises(BundleError, match=r"lacks the leads \['V6'\]"):
         check_input_contract(bundle.input_spec, {**_manifest(), "leads": LEADS[:-1]}, "files", "fix")
+
+
+def test_the_contract_records_whether_paced_ecgs_were_trained_on_and_old_bundles_still_load(tmp_path):
+    from aiecg.contract import paced_caution
+
+    bundle, _ = _bundle()
+    assert "include_paced" not in bundle.input_spec  # as a bundle written before the field existed
+    old = load_bundle(save_bundle(bundle, tmp_path / "old.aiecg"))
+    assert "does not record whether paced ECGs" in paced_caution(old.input_spec, "ventricular")
+    bundle.input_spec = input_contract(LEADS, _manifest(), include_paced=False)
+    loaded = load_bundle(save_bundle(bundle, tmp_path / "model.aiecg"))
+    assert loaded.input_spec["include_paced"] is False
+    assert paced_caution(loaded.input_spec, "") == ""  # not paced: nothing to say
+    assert paced_caution(loaded.input_spec, "atrial").startswith("paced ECG (atrial pacing): the model never saw")
+    assert paced_caution(input_contract(LEADS, _manifest(), include_paced=True), "atrial") == ""
+    loaded.check_input(_manifest(), "store s", "fix it")  # a store's manifest has no such key: still matches

@@ -7,7 +7,9 @@ with the bundle's saved pre-processing), then the bundle's clinical encoder, THE
 prediction intervals saved at training time. A file that cannot be read, fails QC, cannot be served or lacks
 its clinical row gets a row with its status and reason and no prediction.
 
-Output columns: ``file, record_id, status, reason, qc`` (``pass``/``fail``, empty where not assessed),
+Output columns: ``file, record_id, status, reason, qc`` (``pass``/``fail``, empty where not assessed), ``paced``
+(the paced chamber where pacing spikes were found; the row's reason and a warning line say so where the model was
+trained without paced ECGs, or its bundle does not record whether it was),
 ``is_m`` (sex used for the sex-specific outputs: clinical table, else the ECG file's header), ``sex_source``,
 ``n_imputed``/``imputed`` (clinical values the encoder imputed), ``mostly_imputed`` (more than half of the
 model's clinical inputs imputed), then the outputs with the results table's names (``ilvm_pred``,
@@ -36,7 +38,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from aiecg.bundle import Bundle, load_bundle
-from aiecg.contract import check_recording
+from aiecg.contract import check_recording, paced_caution
 from aiecg.conventions import decode_sex, level_key
 from aiecg.data.cohort import ID, load_mapping, read_ids, read_table
 from aiecg.data.features import encoder_sex_code, header_sex_code
@@ -58,7 +60,7 @@ log = logging.getLogger("aiecg")
 STATUS_UNSUPPORTED = "unsupported"
 STATUS_CLINICAL = "clinical_error"
 """Formats a folder scan skips unless ``--format`` names them (their files are usually not ECGs)."""
-BASE_COLUMNS = ["file", "record_id", "status", "reason", "qc", "is_m", "sex_source", "n_imputed", "imputed",
+BASE_COLUMNS = ["file", "record_id", "status", "reason", "qc", "paced", "is_m", "sex_source", "n_imputed", "imputed",
                 "mostly_imputed", "heart_rate", "n_beats", "n_clean"]
 
 
@@ -229,7 +231,7 @@ def _process(task: tuple[list[tuple[str, str, str | None, dict, str]], dict[str,
             results.append(row)
             continue
         result = prepare_record(record_id, file, fmt, config, options, ecg=ecg)
-        row.update(status=result["status"], reason=result.get("reason", ""),
+        row.update(status=result["status"], reason=result.get("reason", ""), paced=result.get("paced", ""),
                    heart_rate=result.get("heart_rate"), n_beats=result.get("n_beats"), n_clean=result.get("n_clean"))
         if result["status"] == STATUS_OK:
             row.update(qc="pass", median=np.asarray(result["median"], np.float32)[lead_rows])
@@ -447,6 +449,7 @@ def predict_files(
     bar.close()
     table = _table(records, rows, clinical_values, y_pred, bundle, interval, target_prevalence)
     _warn_imputed(table, bundle)
+    _warn_paced(table, bundle)
     return table
 
 
@@ -565,19 +568,28 @@ def _table(records: pd.DataFrame, rows: list[dict], clinical: pd.DataFrame, y_pr
         if column not in base:
             base[column] = np.nan
     base = base[BASE_COLUMNS].reset_index(drop=True)
-    base["reason"] = base["reason"].fillna("").astype(str)
-    base["qc"] = base["qc"].fillna("").astype(str)
+    for column in ("reason", "qc", "paced"):
+        base[column] = base[column].fillna("").astype(str)
     ok = (base["status"] == STATUS_OK).to_numpy()
+    for i in np.flatnonzero(ok):  # a paced ECG the model never saw: say so in its row
+        _add_reason(base, i, paced_caution(bundle.input_spec, base.at[i, "paced"]))
     posthoc, conformal = _posthoc_models(bundle)
     outputs, sex_specific = prediction_columns(bundle.target, posthoc, conformal, y_pred[ok],
                                                base["is_m"].to_numpy()[ok], level, target_prevalence, bundle.scaling)
     full = pd.DataFrame(np.nan, index=base.index, columns=outputs.columns)
     full.loc[ok, :] = outputs.to_numpy()
     unknown_sex = ok & ~np.isin(base["is_m"].to_numpy(dtype=float), (0, 1))
-    if sex_specific and unknown_sex.any():
-        base.loc[unknown_sex, "reason"] = (f"sex unknown (neither the table nor the ECG header gives it): "
-                                           f"{', '.join(sex_specific)} left empty; give the sex to get them")
+    if sex_specific:
+        for i in np.flatnonzero(unknown_sex):
+            _add_reason(base, i, f"sex unknown (neither the table nor the ECG header gives it): "
+                                 f"{', '.join(sex_specific)} left empty; give the sex to get them")
     return pd.concat([base, full], axis=1)
+
+
+def _add_reason(base: pd.DataFrame, i: int, text: str) -> None:
+    """Append ``text`` to row ``i``'s reason ('; ' between reasons)."""
+    if text:
+        base.at[i, "reason"] = "; ".join(r for r in (base.at[i, "reason"], text) if r)
 
 
 def _posthoc_models(bundle: Bundle) -> tuple[PostHoc, ConformalIntervals | None]:
@@ -622,6 +634,19 @@ def _warn_imputed(table: pd.DataFrame, bundle: Bundle) -> None:
                     "medians and modes); %d row(s) rest mostly on imputed inputs (more than %d of %d; column "
                     "mostly_imputed): treat their predictions with caution", n_values, n_columns * len(scored),
                     len(scored), int(scored["mostly_imputed"].sum()), n_columns // 2, n_columns)
+
+
+def _warn_paced(table: pd.DataFrame, bundle: Bundle) -> None:
+    """One warning line naming the paced files predicted by a model that never saw a paced ECG (or whose bundle
+    does not say); each row's ``reason`` says so too."""
+    flagged = table[(table["status"] == STATUS_OK) & (table["paced"] != "")]
+    if flagged.empty or not paced_caution(bundle.input_spec, "flagged"):
+        return
+    files = ", ".join(flagged["file"].head(10)) + (f" and {len(flagged) - 10} more" if len(flagged) > 10 else "")
+    why = ("was trained without paced ECGs" if bundle.input_spec.get("include_paced") is False
+           else "does not record whether paced ECGs were in its training data")
+    log.warning("%d paced ECG file(s) predicted by a model that %s: %s (column paced; each row's reason): treat "
+                "their predictions with caution", len(flagged), why, files)
 
 
 def _cohort_name(path: str | None) -> str | None:

@@ -64,16 +64,21 @@ def test_a_left_bundle_branch_block_width_qrs_is_kept_and_measured() -> None:
     assert a.table["clean"].sum() >= len(r_times) - 2
 
 
+SPIKE_S = -0.16  # 160 ms before R, 30 ms before the visible QRS onset of this wide complex
+
+
+def paced_beat(t: np.ndarray) -> np.ndarray:
+    """A ventricular-paced beat: the LBBB-like complex without its P wave (a blocked heart), a stimulus artefact
+    ``SPIKE_S`` before R (one sample, 2.5 mV, bipolar in the limb leads)."""
+    x = _lbbb(t) - _P[:, None] * _g(t, -0.2, 0.02)
+    at = np.abs(t - SPIKE_S) < 0.5 / FS
+    x[:, at] += np.linspace(2.5, -1.5, 12)[:, None]
+    return x
+
+
 def test_a_paced_recording_is_flagged_and_its_qrs_starts_after_the_spike() -> None:
-    spike_s = -0.16  # 160 ms before R, 30 ms before the visible QRS onset of this wide complex
-
-    def paced(t: np.ndarray) -> np.ndarray:
-        x = _lbbb(t) - _P[:, None] * _g(t, -0.2, 0.02)  # no P wave: ventricular pacing in a blocked heart
-        at = np.abs(t - spike_s) < 0.5 / FS  # one sample: a 2.5 mV stimulus artefact, bipolar in the limb leads
-        x[:, at] += np.linspace(2.5, -1.5, 12)[:, None]
-        return x
-
-    raw, r_times = _strip(paced)
+    spike_s = SPIKE_S
+    raw, r_times = _strip(paced_beat)
     spikes = pacing_spikes(raw, FS) / FS
     assert len(spikes) == len(r_times)
     assert np.allclose(spikes, r_times + spike_s, atol=0.003)
