@@ -1,7 +1,9 @@
 """Atomic file writes: a reader (or a resumed run) never sees a half-written file.
 
-Write to a hidden temporary file beside the target, flush and fsync it, then rename it over the target (atomic
-on POSIX file systems). A failure removes the temporary file, so nothing is left behind.
+Write to a hidden temporary file beside the target (``.NAME.PID.tmp``), flush and fsync it, then rename it over
+the target (atomic on POSIX file systems). A failure removes the temporary file, so nothing is left behind; a
+writer killed with SIGKILL cannot, so the first write of a process into a folder removes the temporary files
+there whose process is gone (:func:`sweep_stale_temps`).
 """
 
 from __future__ import annotations
@@ -9,9 +11,10 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -19,6 +22,8 @@ from typing import IO, Any
 from aiecg.errors import AiecgError
 
 TMP_SUFFIX = ".tmp"
+TEMP_PATTERN = re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)\.tmp$")
+"""Names of :func:`atomic_write`'s temporary files (``.NAME.PID.tmp``)."""
 
 WRITE_PROBLEMS = {
     errno.ENOSPC: "the disk is full",
@@ -70,8 +75,57 @@ def check_output(path: str | Path, kind: str = "folder", flag: str = "--out") ->
     return path
 
 
+def process_gone(pid: int) -> bool:
+    """No process has this id (this process, and a live process of another user, are not gone)."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # another user's live process
+        return False
+    return False
+
+
+def remove_temp_files(folder: Path, owned: Callable[[str], bool] | None = None,
+                      only_dead: bool = False) -> list[Path]:
+    """Delete the temporary files (``.NAME.PID.tmp``) that killed writers left in ``folder``: those whose target
+    ``owned(NAME)`` accepts (all without ``owned``), and with ``only_dead`` only those whose process is gone
+    (without it, call only while holding a lock that makes them stale). Returns what was removed."""
+    removed: list[Path] = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:  # no such folder (yet), or unreadable: nothing to sweep
+        return removed
+    for path in entries:
+        match = TEMP_PATTERN.match(path.name)
+        if not match or (owned is not None and not owned(match["target"])):
+            continue
+        if (only_dead and not process_gone(int(match["pid"]))) or not path.is_file():
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+_SWEPT: set[Path] = set()
+
+
+def sweep_stale_temps(folder: Path) -> list[Path]:
+    """Once per process and folder: remove the temporary files there whose writer is gone (SIGKILL leaves them;
+    a live writer's are kept, whoever it is)."""
+    key = folder.absolute()
+    if key in _SWEPT:
+        return []
+    _SWEPT.add(key)
+    return remove_temp_files(key, only_dead=True)
+
+
 def temp_path(path: Path) -> Path:
-    """The hidden temporary file :func:`atomic_write` writes ``path`` through (unique per process)."""
+    """The hidden temporary file :func:`atomic_write` writes ``path`` through (unique per process); the first
+    call for a folder sweeps the stale ones a killed writer left there (:func:`sweep_stale_temps`)."""
+    sweep_stale_temps(path.parent)
     return path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
 
 

@@ -69,3 +69,27 @@ def test_ctrl_c_during_a_held_write_waits_for_it_and_then_interrupts(tmp_path):
         assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, before if before is not None else signal.default_int_handler)
+
+
+def test_temporary_files_of_a_killed_writer_are_swept_when_the_folder_is_next_written(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from aiecg.files import TMP_SUFFIX, atomic_write_text
+
+    gone = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)  # a process that has exited: as after a SIGKILL mid-write
+    dead = tmp_path / f".predictions.csv.{gone}{TMP_SUFFIX}"
+    live = tmp_path / f".metrics.json.{os.getppid()}{TMP_SUFFIX}"  # a writer that still runs keeps its file
+    other = [tmp_path / "notes.tmp", tmp_path / f".hidden.{gone}.txt"]  # not atomic_write's
+    for path in (dead, live, *other):
+        path.write_text("half")
+    (tmp_path / "sub").mkdir()
+    nested = tmp_path / "sub" / f".x.csv.{gone}{TMP_SUFFIX}"  # another folder: swept when that one is written
+    nested.write_text("half")
+    atomic_write_text(tmp_path / "out.json", "{}")
+    assert not dead.exists() and live.exists() and all(p.exists() for p in other) and nested.exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == sorted([live.name, other[1].name])
+    atomic_write_text(tmp_path / "sub" / "y.json", "{}")
+    assert not nested.exists() and (tmp_path / "out.json").read_text() == "{}"

@@ -24,9 +24,8 @@ import fcntl
 import json
 import mmap
 import os
-import re
 import socket
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,13 +36,16 @@ import numpy as np
 import pandas as pd
 
 from aiecg.errors import AiecgError
-from aiecg.files import atomic_write, atomic_write_bytes, write_problem  # noqa: F401 (re-exported)
+from aiecg.files import (  # noqa: F401 (re-exported)
+    atomic_write,
+    atomic_write_bytes,
+    remove_temp_files,
+    write_problem,
+)
 
 MANIFEST, INDEX, MEDIAN, BEATS, ERRORS = "manifest.json", "index.parquet", "median.npy", "beats.npy", "errors.csv"
 STATUS_OK = "ok"
 LOCK = ".lock"
-TEMP_PATTERN = re.compile(r"^\..+\.\d+\.tmp$")
-"""Names of :func:`aiecg.files.atomic_write`'s temporary files (``.NAME.PID.tmp``)."""
 
 
 class StoreError(AiecgError):
@@ -62,21 +64,6 @@ def writing(root: Path) -> Iterator[None]:
     except OSError as exc:
         raise StoreError(f"cannot write the store {root}: {write_problem(exc)}; free space, or pass a writable "
                          "--out") from None
-
-
-def remove_temp_files(folder: Path, owned: Callable[[str], bool] | None = None) -> list[Path]:
-    """Delete the atomic-write temporary files a killed writer left in ``folder`` (only those ``owned(name)``
-    accepts, by the target file's name). Call only while holding the lock that makes them stale."""
-    removed = []
-    if not folder.is_dir():
-        return removed
-    for path in folder.iterdir():
-        if TEMP_PATTERN.match(path.name) and path.is_file():
-            target = path.name[1:].rsplit(".", 2)[0]
-            if owned is None or owned(target):
-                path.unlink(missing_ok=True)
-                removed.append(path)
-    return removed
 
 
 class StoreLock:

@@ -51,6 +51,7 @@ from aiecg.errors import AiecgError, BundleError, CohortError, ECGReadError, ECG
 from aiecg.evaluate.conformal import ConformalIntervals
 from aiecg.evaluate.posthoc import PostHoc, posthoc_columns
 from aiecg.evaluate.results import results_table
+from aiecg.files import process_gone
 from aiecg.inputs import check_format, expand_inputs
 from aiecg.io import read_ecg
 from aiecg.predict import predict
@@ -463,16 +464,9 @@ def sweep_onnx_scratch(root: str | Path | None = None) -> list[Path]:
     removed = []
     for folder in Path(root or tempfile.gettempdir()).glob(f"{ONNX_SCRATCH}*-*"):
         pid = folder.name[len(ONNX_SCRATCH):].split("-", 1)[0]
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)
-            continue  # its process still runs
-        except ProcessLookupError:
+        if pid.isdigit() and process_gone(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
-        except PermissionError:  # another user's live process
-            continue
     return removed
 
 
