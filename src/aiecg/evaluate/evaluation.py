@@ -42,6 +42,23 @@ def primary_lvh_score(spec: TargetSpec, table: pd.DataFrame) -> tuple[str, np.nd
     return None
 
 
+def proportional_bias_status(fit: dict[str, Any]) -> dict[str, Any]:
+    """The proportional-bias regression (:func:`aiecg.evaluate.curves.proportional_bias`; Bland & Altman 1999)
+    as ``proportional_bias.json`` holds it: ``status`` ``estimated`` with its numbers, or ``not_estimable`` with
+    the ``reason`` and ``n`` instead of NaN numbers. Also reads a file written before the status existed."""
+    if fit.get("status"):
+        return dict(fit)
+    n = int(fit.get("n", 0))
+    keys = ("slope", "intercept", "slope_low", "slope_high", "p")
+    if all(isinstance(fit.get(k), (int, float)) and np.isfinite(fit[k]) for k in keys):
+        return {"status": "estimated", **fit}
+    reason = (f"{n} participant(s) with both a measured and a predicted value; the regression of the difference "
+              "on the mean needs at least 3" if n < 3 else
+              f"the mean of the measured and predicted values is the same for all {n} participants, so the "
+              "difference cannot be regressed on it")
+    return {"status": "not_estimable", "reason": reason, "n": n}
+
+
 def predictive_values(sensitivity: float, specificity: float, prevalence: float) -> tuple[float, float]:
     """PPV and NPV at a given prevalence from sensitivity and specificity (Bayes' theorem)."""
     sens, spec, prev = np.float64(sensitivity), np.float64(specificity), np.float64(prevalence)

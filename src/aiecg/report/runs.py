@@ -78,7 +78,7 @@ class RunData:
     lr_curve: pd.DataFrame | None = None
     lr_cutoffs: pd.DataFrame | None = None
     calibration_curve: pd.DataFrame | None = None  # calibration_curve.csv: overall and by sex
-    proportional_bias: dict[str, float] | None = None
+    proportional_bias: dict[str, Any] | None = None
     epochs: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
     exclusions: pd.DataFrame | None = None
     splits: dict[str, list[str]] | None = None

@@ -78,6 +78,7 @@ def complete_inputs(run: RunData) -> None:
     import pandas as pd
 
     from aiecg.evaluate import curves
+    from aiecg.evaluate.evaluation import proportional_bias_status
     from aiecg.report.figures.base import primary_score, regression_stem
 
     if run.bundle is None and run.bundle_path is not None:
@@ -113,6 +114,10 @@ def complete_inputs(run: RunData) -> None:
         if run.proportional_bias is None:
             run.proportional_bias = curves.proportional_bias(table[f"{stem}_true"].to_numpy(float),
                                                              table[f"{stem}_pred"].to_numpy(float))
+        bias = proportional_bias_status(run.proportional_bias)
+        if bias["status"] != "estimated":  # the page says why the Bland-Altman plot has no regression line
+            run.notes.append(f"proportional bias not estimable: {bias['reason']}")
+        run.proportional_bias = bias if bias["status"] == "estimated" else None
         lr = run.posthoc.get("lr")
         if run.lr_curve is None and lr is not None:
             run.lr_curve = curves.lr_curve(lr, table[f"{stem}_pred"].to_numpy(float))
