@@ -26,12 +26,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from aiecg import __version__
-from aiecg.contract import check_input_contract
+from aiecg.contract import check_input_contract, flatten
 from aiecg.data.dataset import TargetScaling
 from aiecg.data.features import ClinicalEncoder
 from aiecg.data.targets import TargetSpec
 from aiecg.ecg import normalise_lead_name
-from aiecg.errors import BundleError
+from aiecg.errors import BundleError, one_line
 from aiecg.files import atomic_write_bytes
 from aiecg.models import create_model
 from aiecg.models.heads import ECGModel
@@ -61,16 +61,38 @@ class Bundle:
     thresholds: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    source: str = field(default="", compare=False, repr=False)
+    """The file the bundle was loaded from (not saved in it): what its errors name."""
+
+    @property
+    def where(self) -> str:
+        """The bundle as its errors name it: its file, where it was loaded from one."""
+        return self.source or "the model bundle"
 
     def build_model(self) -> ECGModel:
-        """The model with the bundle's weights, in evaluation mode."""
+        """The model with the bundle's weights, in evaluation mode.
+
+        Raises:
+            BundleError: one line naming the file, when its configuration cannot build a model or its weights do
+                not fit the model built (a damaged or hand-edited bundle, or one of another aiecg version).
+        """
+        fix = REFIX
+        name = f"{self.model_name!r:.60}"
         try:
             model = create_model(self.model_name, self.n_leads, self.n_samples, self.n_meta, self.n_outputs,
                                  **self.model_kwargs)
-            model.load_state_dict(self.state_dict)
         except (TypeError, ValueError, RuntimeError, KeyError) as exc:
-            raise BundleError(f"the bundle's model {self.model_name!r} cannot be rebuilt from its saved "
-                              f"configuration and weights ({exc}); was it written by another aiecg version?") from None
+            raise BundleError(f"{self.where}: its saved configuration cannot build the model {name} "
+                              f"({one_line(exc)}); {fix}") from None
+        try:
+            missing, unexpected = model.load_state_dict(self.state_dict, strict=False)
+        except (RuntimeError, ValueError, TypeError) as exc:  # a tensor of another shape
+            raise BundleError(f"{self.where}: its weights do not fit the model {name} its configuration builds "
+                              f"({one_line(exc)}); {fix}") from None
+        if missing or unexpected:
+            raise BundleError(f"{self.where}: its weights do not fit the model {name} its configuration builds "
+                              f"({len(missing)} weight(s) missing, e.g. {list(missing)[:2]}; {len(unexpected)} "
+                              f"unexpected, e.g. {list(unexpected)[:2]}); {fix}")
         return model.eval()
 
     def weights_digest(self) -> str:
@@ -128,6 +150,9 @@ def save_bundle(bundle: Bundle, path: str | Path) -> Path:
     return path
 
 
+REFIX = "re-copy the bundle from its source, or re-export the model with the aiecg that trained it"
+"""How to fix a damaged bundle (the end of every error that finds one)."""
+
 _HEADER_SCHEMA: dict[str, type | tuple[type, ...]] = {
     "format": str, "format_version": int, "model_name": str, "model_kwargs": dict, "n_leads": int,
     "n_samples": int, "n_meta": int, "n_outputs": int, "target": dict, "input_spec": dict,
@@ -136,21 +161,27 @@ _HEADER_SCHEMA: dict[str, type | tuple[type, ...]] = {
 }
 
 
+def _malformed(path: Path, what: str) -> BundleError:
+    """The one error of a bundle whose header is malformed: the file, what is wrong, the fix."""
+    return BundleError(f"{path}: malformed bundle header: {what}; {REFIX}")
+
+
 def _check_header(path: Path, data: Any) -> None:
     if not isinstance(data, dict):
-        raise BundleError(f"{path}: malformed bundle header (not a JSON object)")
+        raise _malformed(path, "not a JSON object")
     if data.get("format") != FORMAT or not isinstance(data.get("format_version"), int) \
             or data["format_version"] > FORMAT_VERSION:
-        raise BundleError(f"{path}: unsupported bundle format {data.get('format')!r} "
-                          f"v{data.get('format_version')}; this aiecg reads {FORMAT} v{FORMAT_VERSION}")
+        raise BundleError(f"{path}: unsupported bundle format {data.get('format')!r:.60} "
+                          f"v{data.get('format_version')!s:.20}; this aiecg reads {FORMAT} v{FORMAT_VERSION}: use "
+                          "the aiecg version that wrote it, or re-export the model with this one")
     for key, kind in _HEADER_SCHEMA.items():
         if key not in data:
-            raise BundleError(f"{path}: malformed bundle header: '{key}' is missing")
+            raise _malformed(path, f"'{key}' is missing")
         if not isinstance(data[key], kind) or (kind is int and isinstance(data[key], bool)):
-            raise BundleError(f"{path}: malformed bundle header: '{key}' has type {type(data[key]).__name__}")
+            raise _malformed(path, f"'{key}' has type {type(data[key]).__name__}")
     for key in ("leads", "fs", "window", "r_offset", "preprocessing"):
         if key not in data["input_spec"]:
-            raise BundleError(f"{path}: malformed bundle header: input_spec lacks '{key}'")
+            raise _malformed(path, f"input_spec lacks '{key}'")
 
 
 def _check_fields(path: Path, data: dict[str, Any]) -> None:
@@ -158,8 +189,11 @@ def _check_fields(path: Path, data: dict[str, Any]) -> None:
     contract's leads are the model's input leads, the target scaling has one finite mean and positive SD per
     output, the thresholds are mappings."""
     def bad(what: str) -> BundleError:
-        return BundleError(f"{path}: malformed bundle header: {what}; re-export the model with aiecg")
+        return _malformed(path, what)
 
+    for key, value in flatten(data["model_kwargs"]).items():
+        if any(isinstance(v, float) and not math.isfinite(v) for v in (value if isinstance(value, list) else [value])):
+            raise bad(f"model_kwargs.{key} is {value!r:.60}, not a finite number")  # JSON's NaN, Infinity
     for key, least in (("n_leads", 1), ("n_samples", 1), ("n_outputs", 1), ("n_meta", 0)):
         if data[key] < least:
             raise bad(f"'{key}' is {data[key]}; a model has at least {least}")
@@ -203,17 +237,19 @@ def load_bundle(path: str | Path, allow_encoder: bool = False) -> Bundle:
             metadata = handle.metadata() or {}
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as exc:
-        raise BundleError(f"{path} is not a readable aiecg bundle ({_first_line(exc)})") from None
+        raise BundleError(f"{path} is not a readable aiecg bundle ({one_line(exc)}); pass a .aiecg file written by "
+                          f"aiecg train, or {REFIX}") from None
     document = metadata.get("aiecg")
     if document is None:
-        raise BundleError(f"{path} is a safetensors file but not an aiecg bundle (no 'aiecg' metadata)")
+        raise BundleError(f"{path} is a safetensors file but not an aiecg bundle (no 'aiecg' metadata); pass a "
+                          ".aiecg file written by aiecg train")
     if metadata.get("sha256") != _digest(tensors, document):
         raise BundleError(f"{path}: checksum mismatch: the file is damaged (or was edited); re-copy or re-export "
                           "the model (the checksum detects corruption, it is not a signature)")
     try:
         data = json.loads(document)
     except json.JSONDecodeError as exc:
-        raise BundleError(f"{path}: malformed bundle header (not JSON: {exc})") from None
+        raise _malformed(path, f"not JSON ({one_line(exc)})") from None
     _check_header(path, data)
     _check_fields(path, data)
     if data["training"].get("kind") == ENCODER_KIND and not allow_encoder:
@@ -227,13 +263,7 @@ def load_bundle(path: str | Path, allow_encoder: bool = False) -> Bundle:
             target=TargetSpec.from_dict(data["target"]), input_spec=data["input_spec"], state_dict=tensors,
             encoder=ClinicalEncoder.from_dict(data["encoder"]) if data.get("encoder") else None,
             scaling=TargetScaling(tuple(scaling["mean"]), tuple(scaling["sd"])) if scaling else None,
-            thresholds=data["thresholds"], training=data["training"], versions=data["versions"],
+            thresholds=data["thresholds"], training=data["training"], versions=data["versions"], source=str(path),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise BundleError(f"{path}: malformed bundle header ({type(exc).__name__}: {_first_line(exc)})") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    """An exception's message cut to its first line (an error names the problem in one line)."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+        raise _malformed(path, f"{type(exc).__name__}: {one_line(exc)}") from None

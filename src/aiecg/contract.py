@@ -62,11 +62,12 @@ def paced_caution(input_spec: Mapping[str, Any], paced: str) -> str:
             "this prediction extrapolates; a paced QRS says little about LV mass, treat it with caution")
 
 
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested mapping's leaves by dotted key (``filters.notch_hz``); tuples as lists."""
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, item in value.items():
-            out.update(_flatten(item, f"{prefix}{key}."))
+            out.update(flatten(item, f"{prefix}{key}."))
         return out
     return {prefix[:-1]: list(value) if isinstance(value, tuple) else value}
 
@@ -86,8 +87,8 @@ def check_input_contract(expected: Mapping[str, Any], data_spec: Mapping[str, An
     for key in ("fs", "window", "r_offset", "units"):
         if key in data_spec and key in expected and data_spec[key] != expected[key]:
             differ.append((key, data_spec[key], expected[key]))
-    ours = _flatten(expected.get("preprocessing", {}))
-    theirs = _flatten(data_spec.get("preprocessing", {}))
+    ours = flatten(expected.get("preprocessing", {}))
+    theirs = flatten(data_spec.get("preprocessing", {}))
     for key in sorted(set(ours) | set(theirs)):
         if any(key == ignored or key.startswith(ignored + ".") for ignored in _CONTRACT_IGNORES):
             continue

@@ -7,6 +7,15 @@ class AiecgError(Exception):
     """Base class of every error aiecg raises on purpose."""
 
 
+def one_line(exc: BaseException, limit: int = 240) -> str:
+    """A library exception's message as one line for an aiecg error (its lines joined, whitespace collapsed, cut
+    to ``limit`` characters; the exception's type where it says nothing)."""
+    text = " ".join(str(exc).split())
+    if not text:
+        return type(exc).__name__
+    return text if len(text) <= limit else text[:limit - 3].rstrip() + "..."
+
+
 class ECGValidationError(AiecgError, ValueError):
     """An ECG array or its metadata is not valid (shape, finiteness, sampling rate, lead names)."""
 

@@ -130,8 +130,31 @@ def test_a_forged_model_configuration_fails_as_a_bundle_error_when_built(tmp_pat
     bundle, _ = _bundle()
     path = save_bundle(bundle, tmp_path / "model.aiecg")
     forged = _forge(path, tmp_path, lambda doc: json.dumps({**json.loads(doc), "model_kwargs": {"filters": [1]}}))
-    with pytest.raises(BundleError, match="cannot be rebuilt"):
+    with pytest.raises(BundleError, match="cannot build the model|weights do not fit"):
         load_bundle(forged).build_model()
+
+
+@pytest.mark.parametrize("change", [
+    # the fuzz campaign's three multi-line errors (benchmarks/results/fuzz_surfaces.json): torch's load_state_dict
+    # message lists missing and unexpected weights over several lines
+    lambda doc: {**doc, "model_kwargs": {**doc["model_kwargs"], "batch_norm": None}},
+    lambda doc: {**doc, "model_kwargs": {**doc["model_kwargs"], "filters": [64, 64, 64]}},  # other shapes
+    lambda doc: {**doc, "model_kwargs": {**doc["model_kwargs"], "conv_dropout": float("nan")}},
+    lambda doc: {**doc, "model_kwargs": {**doc["model_kwargs"], "junk": 1}},
+    lambda doc: {**doc, "model_name": ""},
+    lambda doc: {**doc, "target": {**doc["target"], "kind": "nonsense"}},
+    lambda doc: {**doc, "format_version": 99},
+    lambda doc: [1, 2],
+])
+def test_every_error_of_a_damaged_bundle_is_one_line_naming_the_file_and_the_fix(tmp_path, change):
+    bundle, _ = _bundle()
+    path = save_bundle(bundle, tmp_path / "model.aiecg")
+    forged = _forge(path, tmp_path, lambda doc: json.dumps(change(json.loads(doc))))
+    with pytest.raises(BundleError) as info:
+        load_bundle(forged).build_model()
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(str(forged)) and len(message) < 600, message
+    assert "re-export" in message or "re-copy" in message, message
 
 
 def test_the_input_contract_names_the_setting_that_differs():

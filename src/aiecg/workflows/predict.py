@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from aiecg.bundle import Bundle, load_bundle
+from aiecg.bundle import REFIX, Bundle, load_bundle
 from aiecg.contract import check_recording, paced_caution
 from aiecg.conventions import decode_sex, level_key
 from aiecg.data.cohort import ID, load_mapping, read_ids, read_table
@@ -47,7 +47,15 @@ from aiecg.data.store import STATUS_OK
 from aiecg.data.targets import TargetSpec, TaskKind
 from aiecg.data.workers import OK, Limits, Outcome, failure_row, record_failure, run_supervised
 from aiecg.ecg import STANDARD_LEADS, normalise_lead_name
-from aiecg.errors import AiecgError, BundleError, CohortError, ECGReadError, ECGValidationError, check_processed
+from aiecg.errors import (
+    AiecgError,
+    BundleError,
+    CohortError,
+    ECGReadError,
+    ECGValidationError,
+    check_processed,
+    one_line,
+)
 from aiecg.evaluate.conformal import ConformalIntervals
 from aiecg.evaluate.posthoc import PostHoc, posthoc_columns
 from aiecg.evaluate.results import results_table
@@ -403,8 +411,8 @@ def predict_files(
     try:
         PrepareConfig.from_dict(bundle.input_spec["preprocessing"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise BundleError(f"the bundle's saved pre-processing is not usable by this aiecg version ({exc}); "
-                          "re-train or re-export the model with this version") from None
+        raise BundleError(f"{bundle.where}: its saved pre-processing is not usable by this aiecg version "
+                          f"({type(exc).__name__}: {one_line(exc)}); {REFIX}") from None
     _check_target_prevalence(spec, _posthoc_models(bundle)[0], target_prevalence)  # refused before any file
     records, sources = collect_records(inputs, fmt, clinical, id_column, sex_column)
     clinical_values = _clinical_values(records, sources, bundle, impute_missing_columns)
@@ -592,8 +600,8 @@ def _posthoc_models(bundle: Bundle) -> tuple[PostHoc, ConformalIntervals | None]
         return (PostHoc.from_dict(bundle.thresholds.get("posthoc")),
                 ConformalIntervals.from_dict(bundle.thresholds.get("conformal")))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise BundleError(f"the bundle's post-hoc models or conformal intervals are malformed ({type(exc).__name__}: "
-                          f"{exc}); re-train or re-export the model with aiecg") from None
+        raise BundleError(f"{bundle.where}: its post-hoc models or conformal intervals are malformed "
+                          f"({type(exc).__name__}: {one_line(exc)}); {REFIX}") from None
 
 
 def write_predictions(table: pd.DataFrame, out: str | Path) -> Path:
