@@ -2,9 +2,9 @@
 
 Files are taken as given (one that does not exist still gets its error row), folders are scanned recursively
 (:func:`aiecg.io.ecg_files_in`: by ``--format``'s suffixes, or every reader's but the bare arrays'; a WFDB record
-counts once, by its ``.hea`` header), and a cohort YAML contributes every ECG its table names, with its own
-reader format and options and the reason the cohort refuses to open a file (:func:`aiecg.data.cohort.ecg_records`:
-a path outside its ECG folder is never read).
+counts once, by its ``.hea`` header, and its signal files are read with it, not skipped), and a cohort YAML
+contributes every ECG its table names, with its own reader format and options and the reason the cohort refuses
+to open a file (:func:`aiecg.data.cohort.ecg_records`: a path outside its ECG folder is never read).
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def expand_inputs(inputs: Iterable[str | Path], fmt: str | None = None) -> list[
         if path.is_dir():
             found, skipped = ecg_files_in(path, fmt)
             if skipped:
-                log.info("%s: %d file(s) skipped (not an ECG suffix, or a WFDB signal file)", path, skipped)
+                log.info("%s: %d file(s) skipped (not an ECG file by their suffix)", path, skipped)
             records += [InputRecord(str(file), format=fmt) for file in found]
         elif path.suffix.lower() in (".yaml", ".yml") and path.is_file():
             from aiecg.data.cohort import ECG_PATH, ecg_records

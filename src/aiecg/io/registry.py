@@ -117,22 +117,25 @@ def read_ecg(path: str | Path, format: str | None = None, **options: Any) -> ECG
 
 
 def ecg_files_in(folder: str | Path, format: str | None = None) -> tuple[list[Path], int]:
-    """The ECG files under ``folder`` (recursive, sorted) and how many other files were passed over.
+    """The ECG files under ``folder`` (recursive, sorted) and how many other files were passed over (skipped).
 
     A file counts by its suffix: one of ``format``'s, or of any registered reader's but the bare arrays
     (:data:`ARRAY_FORMATS`). A WFDB record is its ``.hea`` header, so its ``.dat``/``.mat`` signal files are not
-    inputs of their own; hidden files and folders are left out.
+    inputs of their own, nor skipped: a scanned reader claims them (:attr:`Reader.claims`) and reads them with
+    their header. Hidden files and folders are left out.
     """
     folder = Path(folder)
     names = [format] if format else [n for n in list_readers() if n not in ARRAY_FORMATS]
     suffixes = {s for name in names for s in get_reader(name).suffixes}
+    claimers = [claim for name in names if (claim := get_reader(name).claims) is not None]
     found, skipped = [], 0
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         if any(part.startswith(".") for part in path.relative_to(folder).parts):
             continue
         suffix = path.suffix.lower()
         if suffix not in suffixes or (suffix == ".mat" and path.with_suffix(".hea").exists()):
-            skipped += 1
+            if not any(claim(path) for claim in claimers):  # a companion is read with its record, not skipped
+                skipped += 1
             continue
         found.append(path)
     return found, skipped

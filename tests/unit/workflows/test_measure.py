@@ -104,11 +104,35 @@ def test_measure_and_predict_scan_a_folder_alike(folder, tmp_path) -> None:
     found, skipped = ecg_files_in(root)
     names = sorted(p.name for p in found)
     assert names == ["broken.xml", "rec0.hea", "rec1.hea", "rec2.hea"]  # headers, not their .dat signal files
-    assert skipped == 5  # 3 .dat, notes.txt, strip.npy (a bare array needs its rate: asked for by --format)
+    # notes.txt and strip.npy (a bare array needs its rate: asked for by --format); the 3 .dat signal files are
+    # read with their headers, so they are not skipped
+    assert skipped == 2
+    assert ecg_files_in(root, "npy")[1] == 8  # --format npy: the XML, the headers and their .dat files, notes.txt
     assert [t.file for t in collect_inputs([root])] == [str(p) for p in found]
     assert list(collect_records([root])[0]["file"]) == [str(p) for p in found]
     assert [p.name for p in ecg_files_in(root, "npy")[0]] == ["strip.npy"]
     assert [t.format for t in collect_inputs([root], "npy")] == ["npy"]
+
+
+def test_a_challenge_records_mat_signal_files_are_not_reported_as_skipped(shared_data, tmp_path, caplog) -> None:
+    """PhysioNet/CinC challenge records are ``.hea`` + ``.mat`` pairs: the ``.mat`` is the header's signal file,
+    read with it, so a folder scan neither takes it as an ECG of its own nor logs it as skipped."""
+    import shutil
+
+    from aiecg.inputs import expand_inputs
+    from aiecg.io import ecg_files_in
+
+    root = tmp_path / "challenge"
+    root.mkdir()
+    for name in ("E07500", "E07505"):
+        for suffix in (".hea", ".mat"):
+            shutil.copy(shared_data / "cinc2021" / f"{name}{suffix}", root)
+    (root / "README.txt").write_text("not an ECG")
+    found, skipped = ecg_files_in(root)
+    assert [p.name for p in found] == ["E07500.hea", "E07505.hea"] and skipped == 1  # README.txt only
+    with caplog.at_level("INFO", logger="aiecg"):
+        assert [r.file for r in expand_inputs([root])] == [str(p) for p in found]
+    assert f"{root}: 1 file(s) skipped" in caplog.text
 
 
 def test_per_lead_table_and_paced_status_on_real_records(shared_data, tmp_path) -> None:
