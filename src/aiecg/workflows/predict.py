@@ -664,9 +664,9 @@ def _cohort_name(path: str | None) -> str | None:
 
 def bundle_summary(bundle: Bundle, target_prevalence: float | None = None) -> dict[str, Any]:
     """What a bundle's predictions rest on: its target and model, the cohort it was trained on (name, size, LVH
-    prevalence of its training split; synthetic cohorts say so), its clinical inputs, the operating point of its
-    LVH call and the prevalence its ``*_prioradj`` probabilities reflect (``target_prevalence`` where the user
-    states one).
+    prevalence of its training split, or ``lvh_prevalence_train_unknown`` where an older bundle does not record
+    it; synthetic cohorts say so), its clinical inputs, the operating point of its LVH call and the prevalence its
+    ``*_prioradj`` probabilities reflect (``target_prevalence`` where the user states one).
 
     The call is the saved Youden-optimal cut-off (Youden 1950) chosen on the validation split; at a fixed cut-off
     sensitivity and specificity do not depend on the prevalence, PPV and NPV do. The bundle saves no sensitivity
@@ -679,9 +679,13 @@ def bundle_summary(bundle: Bundle, target_prevalence: float | None = None) -> di
     summary: dict[str, Any] = {
         "target": bundle.target.name, "model": bundle.model_name, "trained_on": name,
         "n_train": training.get("n_train"),
-        "lvh_prevalence_train": training.get("lvh_prevalence", posthoc.target_prevalence),
+        "lvh_prevalence_train": training.get("lvh_prevalence"),
         "clinical_variables": len(bundle.encoder.spec.columns) if bundle.encoder is not None else 0,
     }
+    if "lvh_prevalence" not in training and posthoc.target_prevalence is not None:
+        # a bundle from before aiecg recorded it: the post-hoc target prevalence may be one stated at training
+        # (--target-prevalence), so it is not passed off as the training split's
+        summary["lvh_prevalence_train_unknown"] = "not recorded in this bundle (written by an older aiecg)"
     if "finetune_cohort" in training:
         summary["finetuned_on"] = _cohort_name(training["finetune_cohort"])
     if posthoc.threshold is not None:
@@ -711,6 +715,8 @@ def describe_bundle(summary: dict[str, Any]) -> str:
         text += f", {summary['n_train']} training participants"
     if summary.get("lvh_prevalence_train") is not None:
         text += f", LVH prevalence {summary['lvh_prevalence_train']:.1%} in its training split"
+    elif summary.get("lvh_prevalence_train_unknown"):
+        text += f", LVH prevalence of its training split unknown ({summary['lvh_prevalence_train_unknown']})"
     if "lvh_call" in summary:
         text += f"; lvh_call: {summary['lvh_call']['rule']}, {summary['lvh_call']['rests_on']}"
     if summary.get("prioradj_prevalence") is not None:

@@ -103,3 +103,22 @@ def test_an_export_folder_left_by_a_killed_predict_is_swept_and_a_live_ones_kept
         (folder / "model.onnx").write_bytes(b"x")
     assert sweep_onnx_scratch(tmp_path) == [dead]
     assert not dead.exists() and live.exists() and other.exists()
+
+
+def test_an_older_bundle_without_the_training_prevalence_does_not_pass_off_another_as_it():
+    from aiecg.workflows.predict import bundle_summary, describe_bundle
+    from tests.unit.test_bundle import _bundle
+
+    bundle, _ = _bundle()
+    lr = SexLogisticModel(intercept=-10.0, coef_sex=1.0, coef_value=0.15)
+    # trained with --target-prevalence 0.02: the post-hoc target prevalence is the stated one, not the split's
+    bundle.thresholds = {"posthoc": PostHoc(lr, None, 0.3, 0.02, threshold=0.5).to_dict()}
+    old = bundle_summary(bundle)
+    assert old["lvh_prevalence_train"] is None and "older aiecg" in old["lvh_prevalence_train_unknown"]
+    text = describe_bundle(old)
+    assert "LVH prevalence of its training split unknown" in text and "2.0% in its training split" not in text
+    assert "*_prioradj probabilities reflect an LVH prevalence of 2.0%" in text  # labelled for what it is
+    bundle.training["lvh_prevalence"] = 0.3
+    recorded = bundle_summary(bundle)
+    assert recorded["lvh_prevalence_train"] == 0.3 and "lvh_prevalence_train_unknown" not in recorded
+    assert "LVH prevalence 30.0% in its training split" in describe_bundle(recorded)
