@@ -7,7 +7,11 @@ cumulatively), the maps are recomputed on the same participants with the same ba
 map on the randomised model is compared with its map on the trained model by Spearman's rank correlation over all
 leads and time points. A map that keeps a high correlation after the whole network is randomised shows the input
 (or the baseline), not the model: with an all-zero baseline |integrated gradients| follows |input| whatever the
-weights are, which is why the absolute-value maps are checked separately from the signed ones.
+weights are, which is why the absolute-value maps are checked separately from the signed ones: they are checked to
+show why the report draws no magnitude map (``drawn`` lists the maps it draws). The per-lead, per-wave net
+contributions (signed sums of the attribution within P, QRS, ST-T and outside, cut at each participant's fiducials;
+:func:`aiecg.explain.waves.wave_contributions`) that the report's wave summary is built from are checked the same
+way, over their leads x waves values.
 
 A map *passes* when the median rank correlation with the fully randomised model is below ``max_correlation`` in
 absolute value (a randomised head can flip the output's sign, and an inverted map still copies the trained one;
@@ -26,8 +30,13 @@ from torch import nn
 
 from aiecg.evaluate.stats import spearman_r
 from aiecg.explain.attributions import fcn_cam, integrated_gradients, upsample
+from aiecg.explain.waves import wave_contributions
 
 MAX_CORRELATION = 0.3
+SIGNED, ABSOLUTE, CAM, WAVES = ("integrated gradients (signed)", "|integrated gradients|", "class activation map",
+                                "wave contributions (signed, per lead and wave)")
+DRAWN = (SIGNED, CAM, WAVES)
+"""The maps the report draws; |integrated gradients| is checked as the reference that fails."""
 REFERENCE = "Adebayo et al., Sanity checks for saliency maps, NeurIPS 2018"
 
 
@@ -92,7 +101,7 @@ def _summary(per_stage: list[np.ndarray], max_correlation: float) -> MapCheck:
 
 def randomisation_check(model: nn.Module, ecg: np.ndarray, meta: np.ndarray, trained_ig: np.ndarray,
                         meta_baseline: np.ndarray | None = None, ecg_baseline: np.ndarray | None = None,
-                        trained_cam: np.ndarray | None = None,
+                        trained_cam: np.ndarray | None = None, fiducials: np.ndarray | None = None,
                         n_steps: int = 50, max_evaluations: int = 128, seed: int = 0,
                         max_correlation: float = MAX_CORRELATION,
                         progress: Callable[[str], None] | None = None,
@@ -100,7 +109,8 @@ def randomisation_check(model: nn.Module, ecg: np.ndarray, meta: np.ndarray, tra
     """Cascading randomisation of ``model`` (left unchanged: a copy is randomised) for the participants
     ``ecg``/``meta`` whose trained maps are ``trained_ig`` ([n, leads, samples], integrated gradients with
     ``ecg_baseline`` (default all zeros; [leads, samples] or [n, leads, samples]) and ``meta_baseline``) and,
-    for the FCN, ``trained_cam`` ([n, samples]).
+    for the FCN, ``trained_cam`` ([n, samples]); with ``fiducials`` ([n, 4], :data:`aiecg.explain.waves.FIDUCIALS`)
+    the wave contributions are checked too.
 
     ``randomised_maps``, when given, receives the integrated-gradients maps of the fully randomised model (so a
     summary of the trained maps can be set beside the same summary of maps that know nothing).
@@ -113,7 +123,8 @@ def randomisation_check(model: nn.Module, ecg: np.ndarray, meta: np.ndarray, tra
     torch.manual_seed(seed)
     try:
         randomised = copy.deepcopy(model).eval()
-        stages, correlations = [], {"signed": [], "absolute": [], "cam": []}
+        stages, correlations = [], {"signed": [], "absolute": [], "cam": [], "waves": []}
+        trained_waves = None if fiducials is None else wave_contributions(trained_ig, fiducials)
         for name, module in cascade(randomised):
             reinitialise(module)
             stages.append(name)
@@ -124,6 +135,8 @@ def randomisation_check(model: nn.Module, ecg: np.ndarray, meta: np.ndarray, tra
                                       max_evaluations=max_evaluations).ecg
             correlations["signed"].append(_correlations(trained_ig, ig))
             correlations["absolute"].append(_correlations(np.abs(trained_ig), np.abs(ig)))
+            if trained_waves is not None:
+                correlations["waves"].append(_correlations(trained_waves, wave_contributions(ig, fiducials)))
             if trained_cam is not None:
                 cam, _ = fcn_cam(randomised, ecg, meta)
                 correlations["cam"].append(_correlations(trained_cam, upsample(cam, trained_cam.shape[1])))
@@ -131,12 +144,17 @@ def randomisation_check(model: nn.Module, ecg: np.ndarray, meta: np.ndarray, tra
             randomised_maps.append(ig)
     finally:
         torch.random.set_rng_state(generator_state)
-    maps = {"integrated gradients (signed)": _summary(correlations["signed"], max_correlation),
-            "|integrated gradients|": _summary(correlations["absolute"], max_correlation)}
+    maps = {SIGNED: _summary(correlations["signed"], max_correlation),
+            ABSOLUTE: _summary(correlations["absolute"], max_correlation)}
     if trained_cam is not None:
-        maps["class activation map"] = _summary(correlations["cam"], max_correlation)
+        maps[CAM] = _summary(correlations["cam"], max_correlation)
+    if trained_waves is not None:
+        maps[WAVES] = _summary(correlations["waves"], max_correlation)
     cumulative = [stage_label(stages, k) for k in range(len(stages))]
     return {"method": f"cascading model-parameter randomisation ({REFERENCE}); Spearman rank correlation of each "
                       "participant's map on the trained and on the randomised model, over all leads and time points",
             "n": int(len(ecg)), "seed": seed, "max_correlation": max_correlation, "stages": cumulative,
-            "maps": {name: check.to_dict() for name, check in maps.items()}}
+            "maps": {name: check.to_dict() for name, check in maps.items()},
+            "drawn": [name for name in DRAWN if name in maps],
+            "reference": f"{ABSOLUTE} is not drawn: magnitudes follow |input - baseline| whatever the weights are, "
+                         "and the check shows it"}

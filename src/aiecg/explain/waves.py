@@ -5,7 +5,12 @@ measured them (sample indices of the stored median): P from P onset to QRS onset
 offset, ST-T from QRS offset to the end of T; the rest of the window is "outside". The share of a wave is its part
 of the participant's total |attribution| over all leads and samples; its mean over participants carries a
 percentile bootstrap 95% interval (participants resampled, :func:`aiecg.evaluate.bootstrap.bootstrap_band`).
-The signed sum per wave says in which direction that wave moves the output.
+The signed sum per wave says in which direction that wave moves the output: by the completeness of integrated
+gradients the signed sums of all leads and waves add up to the output minus the baseline's output, so they are the
+wave's net contribution. Its magnitude, as a share of the participant's total |net contribution| (``net_share``),
+is what the report draws: unlike |attribution| summed sample by sample, which follows |input - baseline| whatever
+the weights are (Adebayo et al., NeurIPS 2018), a net contribution cancels within a wave unless the model's
+gradients agree there, so it passes the model-randomisation check (:mod:`aiecg.explain.sanity`).
 """
 
 from __future__ import annotations
@@ -33,16 +38,26 @@ def wave_masks(fiducials: np.ndarray, n_samples: int) -> np.ndarray:
     return np.stack([p, qrs, st_t, outside], axis=1)
 
 
+def wave_contributions(attributions: np.ndarray, fiducials: np.ndarray) -> np.ndarray:
+    """Per participant, lead and wave: the signed sum of the attribution [n, leads, 4] (the wave's net
+    contribution to the output's change from the baseline)."""
+    masks = wave_masks(fiducials, attributions.shape[2]).astype(np.float64)  # [n, 4, T]
+    return np.einsum("nlt,nwt->nlw", attributions.astype(np.float64), masks)
+
+
+def _share(values: np.ndarray) -> np.ndarray:
+    """``values`` [n, leads, waves] (non-negative) as shares of each participant's total; NaN for a zero total."""
+    total = values.sum(axis=(1, 2), keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, values / total, np.nan)
+
+
 def wave_shares(attributions: np.ndarray, fiducials: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per participant, lead and wave: share of the participant's total |attribution| [n, leads, 4] and the
     signed sum [n, leads, 4]."""
     masks = wave_masks(fiducials, attributions.shape[2]).astype(np.float64)  # [n, 4, T]
     absolute = np.einsum("nlt,nwt->nlw", np.abs(attributions).astype(np.float64), masks)
-    signed = np.einsum("nlt,nwt->nlw", attributions.astype(np.float64), masks)
-    total = absolute.sum(axis=(1, 2), keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.where(total > 0, absolute / total, np.nan)
-    return share, signed
+    return _share(absolute), wave_contributions(attributions, fiducials)
 
 
 def _mean_band(values: np.ndarray, seed: int, n_resamples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -62,20 +77,22 @@ def _mean_band(values: np.ndarray, seed: int, n_resamples: int) -> tuple[np.ndar
 
 def wave_summary(attributions: np.ndarray, fiducials: np.ndarray, leads: list[str], seed: int = 0,
                  n_resamples: int = 1000) -> pd.DataFrame:
-    """One row per lead and wave, and per wave over all leads (lead ``all``): mean share of |attribution| and
-    mean signed attribution over participants, with bootstrap 95% intervals, and n."""
+    """One row per lead and wave, and per wave over all leads (lead ``all``): mean share of |attribution|
+    (``share``), mean share of |net contribution| (``net_share``; over all leads: the share of the wave's
+    per-lead net contributions, in absolute value) and mean signed attribution (``signed``) over participants, each
+    with bootstrap 95% intervals, and n."""
     share, signed = wave_shares(attributions, fiducials)
-    n, n_leads, n_waves = share.shape
+    net = _share(np.abs(signed))
     rows = []
-    blocks = [("all", share.sum(axis=1), signed.sum(axis=1))] + [(lead, share[:, i], signed[:, i])
-                                                                  for i, lead in enumerate(leads)]
-    for lead, s, g in blocks:
-        s_est, s_low, s_high = _mean_band(s, seed, n_resamples)
-        g_est, g_low, g_high = _mean_band(g, seed, n_resamples)
+    blocks = [("all", share.sum(axis=1), net.sum(axis=1), signed.sum(axis=1))] + [
+        (lead, share[:, i], net[:, i], signed[:, i]) for i, lead in enumerate(leads)]
+    for lead, *values in blocks:
+        bands = {name: _mean_band(v, seed, n_resamples) for name, v in zip(("share", "net_share", "signed"), values)}
         for w, wave in enumerate(WAVES):
-            rows.append({"lead": lead, "wave": wave, "share": s_est[w], "share_low": s_low[w],
-                         "share_high": s_high[w], "signed": g_est[w], "signed_low": g_low[w],
-                         "signed_high": g_high[w], "n": int(np.isfinite(s).all(axis=1).sum())})
+            row: dict[str, object] = {"lead": lead, "wave": wave}
+            for name, (est, low, high) in bands.items():
+                row |= {name: est[w], f"{name}_low": low[w], f"{name}_high": high[w]}
+            rows.append(row | {"n": int(np.isfinite(values[0]).all(axis=1).sum())})
     return pd.DataFrame(rows)
 
 

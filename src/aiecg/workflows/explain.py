@@ -153,21 +153,24 @@ def _explain(bundle: Any, subjects: Subjects, out: str | Path, n_steps: int, see
         arrays_out["cam"] = upsample(cam, arrays.ecg.shape[2]).astype(np.float32)
         arrays_out["cam_rest"] = rest
     sanity, randomised = None, []
+    fiducials = subjects.fiducials
     if sanity_participants > 0:
         pick = np.sort(np.random.default_rng(seed).choice(len(ids), min(sanity_participants, len(ids)),
                                                           replace=False))
         sanity = randomisation_check(model, arrays.ecg[pick], arrays.meta[pick], attr.ecg[pick],
                                      meta_baseline=meta_baseline, ecg_baseline=ecg_baseline[pick],
-                                     trained_cam=arrays_out["cam"][pick] if is_fcn else None, n_steps=n_steps,
-                                     seed=seed, randomised_maps=randomised)
+                                     trained_cam=arrays_out["cam"][pick] if is_fcn else None,
+                                     fiducials=fiducials[pick], n_steps=n_steps, seed=seed,
+                                     randomised_maps=randomised)
     leads = [str(lead) for lead in bundle.input_spec["leads"]]
-    fiducials = subjects.fiducials
     waves = wave_summary(attr.ecg, fiducials, leads, seed=seed)
     if randomised:  # the same summary of maps from the fully randomised model: what the input alone gives
         random_waves = wave_summary(randomised[0], fiducials[pick], leads, seed=seed)
-        waves = waves.merge(random_waves[["lead", "wave", "share", "share_low", "share_high"]].rename(
-            columns={"share": "random_share", "share_low": "random_low", "share_high": "random_high"}),
-            on=["lead", "wave"], how="left")
+        random_columns = {"share": "random_share", "share_low": "random_low", "share_high": "random_high",
+                          "net_share": "random_net_share", "net_share_low": "random_net_low",
+                          "net_share_high": "random_net_high"}
+        waves = waves.merge(random_waves[["lead", "wave", *random_columns]].rename(columns=random_columns),
+                            on=["lead", "wave"], how="left")
     truth = subjects.truth
     if truth is not None:
         waves = waves.merge(truth_summary(effect_by_wave(truth, leads, seed), leads, seed), on=["lead", "wave"],

@@ -61,3 +61,18 @@ def test_the_cascade_runs_from_the_head_down_and_leaves_the_model_alone():
     assert absolute["median"][-1] > signed["median"][-1] + 0.15
     again = randomisation_check(model, ecg, meta, trained, trained_cam=cam, n_steps=16, seed=3)
     assert again == result  # one seed, one answer
+
+
+def test_wave_contributions_are_checked_and_only_drawn_maps_are_listed_as_drawn():
+    model = tiny_fcn()
+    rng = np.random.default_rng(2)
+    ecg, meta = rng.normal(size=(10, 4, 64)).astype(np.float32), rng.random((10, 2)).astype(np.float32)
+    trained = integrated_gradients(model, ecg, meta, n_steps=16).ecg
+    fiducials = np.tile(np.array([[10.0, 25.0, 35.0, 55.0]]), (10, 1))
+    result = randomisation_check(model, ecg, meta, trained, fiducials=fiducials, n_steps=16, seed=3)
+    waves = result["maps"]["wave contributions (signed, per lead and wave)"]
+    assert len(waves["median"]) == 4 and abs(waves["median"][-1]) < 0.3 and waves["passes"]
+    assert result["drawn"] == ["integrated gradients (signed)", "wave contributions (signed, per lead and wave)"]
+    assert "|integrated gradients|" not in result["drawn"] and "not drawn" in result["reference"]
+    without = randomisation_check(model, ecg, meta, trained, n_steps=16, seed=3)
+    assert "wave contributions (signed, per lead and wave)" not in without["maps"]

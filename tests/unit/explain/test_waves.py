@@ -7,7 +7,7 @@ import pytest
 from aiecg.explain.attributions import ExplainError
 from aiecg.explain.baselines import sex_mean_baseline
 from aiecg.explain.truth import effect_by_wave
-from aiecg.explain.waves import WAVES, truth_summary, wave_masks, wave_shares, wave_summary
+from aiecg.explain.waves import WAVES, truth_summary, wave_contributions, wave_masks, wave_shares, wave_summary
 
 
 def test_waves_are_cut_at_each_participants_own_fiducials():
@@ -39,6 +39,24 @@ def test_shares_sum_to_one_and_put_attribution_where_it_is():
     assert (table["share_low"] <= table["share"] + 1e-12).all()
     assert (table["share"] <= table["share_high"] + 1e-12).all()
     assert set(table["lead"]) == {"all", "I", "II", "V1"} and (table["n"] == 2).all()
+
+
+def test_net_contributions_cancel_within_a_wave_and_their_shares_sum_to_one():
+    attr = np.zeros((1, 2, 14))
+    attr[0, 0, 5], attr[0, 0, 7] = 2.0, -2.0  # QRS of lead 0: large |attribution|, no net contribution
+    attr[0, 1, 10] = 1.0  # ST-T of lead 1
+    attr[0, 1, 0] = -3.0  # outside
+    fid = np.array([[2, 5, 8, 12]], dtype=float)
+    net = wave_contributions(attr, fid)
+    assert net[0, 0, WAVES.index("QRS")] == 0.0 and net[0, 1, WAVES.index("outside")] == -3.0
+    assert net.sum() == pytest.approx(attr.sum())  # completeness carries over: the waves partition the beat
+    table = wave_summary(attr, fid, ["I", "II"], n_resamples=20).set_index(["lead", "wave"])
+    assert table.loc[("I", "QRS"), "share"] == pytest.approx(0.5)  # half of |attribution| ...
+    assert table.loc[("I", "QRS"), "net_share"] == 0.0  # ... but nothing of the net contribution
+    assert table.loc[("II", "ST-T"), "net_share"] == pytest.approx(0.25)
+    assert table.loc[("all", "outside"), "net_share"] == pytest.approx(0.75)
+    assert table.xs("all")["net_share"].sum() == pytest.approx(1.0)
+    assert table.loc[("II", "outside"), "signed"] == pytest.approx(-3.0)
 
 
 def test_the_baseline_is_the_mean_beat_of_each_sex_and_needs_both():

@@ -57,22 +57,34 @@ def attribution_over_time(time_ms: np.ndarray, leads: list[str], mean_signed: np
     return fig
 
 
-WAVE_SERIES = (("share", "share_low", "share_high", "trained model", style.BLUE),
-               ("random_share", "random_low", "random_high", "fully randomised model (sanity sample)", style.GREY),
-               ("truth_share", "truth_low", "truth_high", "generator's mass effect (synthetic truth)",
-                style.VERMILLION))
+def wave_series(waves: pd.DataFrame) -> tuple[str, tuple[tuple[str, str, str, str, str], ...]]:
+    """What the wave figure draws: the share of |net contribution| (``net_share``, which passes the randomisation
+    check) where ``waves.csv`` has it, else (files of an older aiecg explain) the share of |attribution|; each as
+    (estimate, low, high, label, colour) for the trained model, the fully randomised model and the synthetic truth."""
+    if "net_share" in waves:
+        trained, randomised = ("net_share", "net_share_low", "net_share_high"), ("random_net_share",
+                                                                                "random_net_low", "random_net_high")
+        quantity = "|net contribution|"
+    else:
+        trained, randomised = ("share", "share_low", "share_high"), ("random_share", "random_low", "random_high")
+        quantity = "|attribution|"
+    return quantity, ((*trained, "trained model", style.BLUE),
+                      (*randomised, "fully randomised model (sanity sample)", style.GREY),
+                      ("truth_share", "truth_low", "truth_high", "generator's mass effect (synthetic truth)",
+                       style.VERMILLION))
 
 
 def wave_plot(waves: pd.DataFrame, title: str) -> Figure:
-    """Share of |attribution| per wave over all leads (mean over participants, bootstrap 95% intervals), beside the
-    same share for the fully randomised model and, on synthetic data, the generator's own mass effect; and the
-    trained model's share per lead and wave."""
+    """Share of |net contribution| per wave over all leads (mean over participants, bootstrap 95% intervals), beside
+    the same share for the fully randomised model and, on synthetic data, the generator's own mass effect; and the
+    trained model's share per lead and wave, signed by the direction of the mean contribution."""
+    quantity, series = wave_series(waves)
     fig = style.new_figure(9.0, 4.2)
     ax, heat = fig.subplots(1, 2, width_ratios=[1.1, 1])
     overall = waves[waves["lead"] == "all"].set_index("wave")
     names = [w for w in ("P", "QRS", "ST-T", "outside") if w in overall.index]
     x = np.arange(len(names))
-    shown = [s for s in WAVE_SERIES if s[0] in overall and overall[s[0]].notna().any()]
+    shown = [s for s in series if s[0] in overall and overall[s[0]].notna().any()]
     width = 0.8 / max(len(shown), 1)
     for i, (est, low, high, label, colour) in enumerate(shown):
         values = overall.loc[names, [est, low, high]].to_numpy(float)
@@ -83,21 +95,25 @@ def wave_plot(waves: pd.DataFrame, title: str) -> Figure:
                     fmt="none", color=style.BLACK, capsize=2, linewidth=0.8)
     ax.set_xticks(x, names)
     ax.set_ylim(0, 1)
-    ax.set_ylabel("share of |attribution| (or of |mass effect|)")
+    ax.set_ylabel(f"share of {quantity} (or of |mass effect|)")
     ax.set_title("all leads")
     ax.legend(frameon=False, fontsize=7, loc="upper right")
     per_lead = waves[(waves["lead"] != "all") & (waves["wave"] != "outside")]
     leads = list(dict.fromkeys(per_lead["lead"]))
-    matrix = per_lead.pivot(index="lead", columns="wave", values="share").loc[leads, ["P", "QRS", "ST-T"]]
+    column = shown[0][0] if shown else "share"
+    matrix = per_lead.pivot(index="lead", columns="wave", values=column).loc[leads, ["P", "QRS", "ST-T"]]
+    direction = per_lead.pivot(index="lead", columns="wave", values="signed").loc[leads, ["P", "QRS", "ST-T"]]
     percent = 100 * matrix.to_numpy(float)
     image = heat.imshow(percent, aspect="auto", cmap="Blues", vmin=0)
     for (r, c), value in np.ndenumerate(percent):
-        heat.text(c, r, f"{value:.1f}", ha="center", va="center", fontsize=7,
+        sign = "+" if direction.iat[r, c] > 0 else "\u2212"
+        heat.text(c, r, f"{value:.1f} ({sign})", ha="center", va="center", fontsize=7,
                   color="white" if value > 0.6 * np.nanmax(percent) else style.BLACK)
     heat.set_xticks(range(3), ["P", "QRS", "ST-T"])
     heat.set_yticks(range(len(leads)), leads)
-    heat.set_title("trained model, % of |attribution| per lead and wave")
-    fig.colorbar(image, ax=heat, shrink=0.8, label="% of the participant's |attribution|")
+    heat.set_title(f"trained model, % of {quantity} per lead and wave\n(sign: direction of the mean contribution)",
+                   fontsize=9)
+    fig.colorbar(image, ax=heat, shrink=0.8, label=f"% of the participant's {quantity}")
     fig.suptitle(title, fontsize=10)
     return fig
 
@@ -135,10 +151,11 @@ def randomisation_plot(check: dict, title: str) -> Figure:
     bound = check.get("max_correlation", 0.3)
     ax.axhspan(-bound, bound, color=style.GREY, alpha=0.15, linewidth=0, label=f"|r| < {bound:g}: passes")
     ax.axhline(0, color=style.GREY, linewidth=0.6, linestyle=":")
+    drawn = check.get("drawn", [name for name in check["maps"] if not name.startswith("|")])
     for i, (name, m) in enumerate(check["maps"].items()):
         median, q1, q3 = (np.asarray(m[k], dtype=float) for k in ("median", "q1", "q3"))
-        verdict = "passes" if m["passes"] else "FAILS"
-        ax.errorbar(x + 0.06 * (i - 1), median, yerr=[median - q1, q3 - median], color=style.CYCLE[i],
+        verdict = ("passes" if m["passes"] else "FAILS") + ("" if name in drawn else " (reference, not drawn)")
+        ax.errorbar(x + 0.06 * (i - 1.5), median, yerr=[median - q1, q3 - median], color=style.CYCLE[i],
                     linestyle=style.LINESTYLES[i], marker=style.MARKERS[i], capsize=2, label=f"{name}: {verdict}")
     ax.set_xticks(x, stages, rotation=15, ha="right")
     ax.set_ylim(-1.02, 1.02)
@@ -173,6 +190,7 @@ def explanation_plots(run: RunData) -> list[Plot]:
             f"{delta.get('median_abs', np.nan):.2g}, max {delta.get('max_abs', np.nan):.2g} ({units}; the mean "
             f"|output - baseline output| is {delta.get('mean_abs_output_change', np.nan):.2g}).")
     check = info.get("randomisation_check") or {}
+    drawn = check.get("drawn", [name for name in check.get("maps", {}) if not name.startswith("|")])
     failing = {name: m["median"][-1] for name, m in check.get("maps", {}).items() if not m.get("passes", True)}
 
     def warn(name: str) -> list[str]:
@@ -186,6 +204,8 @@ def explanation_plots(run: RunData) -> list[Plot]:
                           "it mirrors the input or the baseline.",
                           randomisation_plot(check, title),
                           notes=[f"{name} fails the check (median r = {value:.2f} with the fully randomised model)"
+                                 + ("" if name in drawn else ": expected of a magnitude, which follows |input - "
+                                    "baseline| whatever the weights are; no figure of this report draws it")
                                  for name, value in failing.items()]))
     else:
         plots.append(Plot(f"explain_sanity_{slug}", "Sanity check of the maps (model randomisation)", "",
@@ -205,16 +225,22 @@ def explanation_plots(run: RunData) -> list[Plot]:
     if waves_path.exists():
         waves = read_csv(waves_path)
         truth = "truth_share" in waves and waves["truth_share"].notna().any()
+        quantity, _ = wave_series(waves)
+        net = quantity == "|net contribution|"
+        what = ("net contribution (the signed sum of its attribution; by the completeness of integrated gradients "
+                "all of them add up to the output minus the baseline's)" if net else "|attribution|")
         plots.append(Plot(f"explain_waves_{slug}", "Attribution by wave and lead",
-                          "Share of each participant's |attribution| (all leads and samples) that falls in the P "
-                          "wave, QRS, ST-T or outside them, cut at the participant's own measured fiducials; bars: "
+                          f"Each wave's and lead's {what}, as a share of the participant's total {quantity}, cut "
+                          "at the participant's own measured fiducials (P wave, QRS, ST-T or outside them); bars: "
                           "mean over participants, error bars: bootstrap 95% intervals (waves.csv). Grey: the same "
                           "for the fully randomised model of the sanity check (what the input and baseline alone "
                           "give); a trained model's share close to it says little about the model."
                           + (" Vermilion: the share of the generator's own mass effect (|beat at the participant's "
                              "mass - beat at mean mass|, all else fixed), the truth of the synthetic cohort."
                              if truth else ""),
-                          wave_plot(waves, title), notes=warn("|integrated gradients|")))
+                          wave_plot(waves, title),
+                          notes=warn("wave contributions (signed, per lead and wave)" if net else
+                                     "|integrated gradients|")))
     examples = [(key, group) for key, group in (("typical_low", "low"), ("typical_high", "high"), ("single", "one"))
                 if key in data.files]
     limit = max((float(np.abs(data["ecg_attr"][int(data[key])]).max()) for key, _ in examples), default=None)
