@@ -52,6 +52,12 @@ def test_a_training_run_saves_the_curves_the_report_draws(ilvm_run):
     assert set(roc["kind"]) == {"model", "criterion", "baseline"} and roc["fpr"].between(0, 1).all()
     band = pd.read_csv(ilvm_run / "roc_band.csv")
     assert (band["tpr_low"] <= band["tpr_high"]).all()
+    pr = pd.read_csv(ilvm_run / "pr_curves.csv")  # the same rows as the ROC curves, at both prevalences
+    target = json.loads((ilvm_run / "metrics.json").read_text())["posthoc"]["target_prevalence"]
+    assert set(pr["curve"]) == set(roc["curve"]) and set(pr["weighting"]) == {"sample", "target"}
+    assert pr.loc[pr["weighting"] == "target", "prevalence"].eq(target).all() and pr["precision"].between(0, 1).all()
+    pr_band = pd.read_csv(ilvm_run / "pr_band.csv")
+    assert (pr_band["precision_low"] <= pr_band["precision_high"]).all() and len(pr_band) == 2 * 101
     calibration = pd.read_csv(ilvm_run / "probability_calibration.csv")
     assert {"lvh_proba_lr", "lvh_proba_prioradj_lr"} <= set(calibration["probability"])
     results = pd.read_csv(ilvm_run / "results.csv")

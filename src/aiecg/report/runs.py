@@ -73,6 +73,8 @@ class RunData:
     decision_curve: pd.DataFrame | None = None
     roc_curves: pd.DataFrame | None = None
     roc_band: pd.DataFrame | None = None
+    pr_curves: pd.DataFrame | None = None  # pr_curves.csv: at the sample's and the target prevalence
+    pr_band: pd.DataFrame | None = None
     probability_calibration: pd.DataFrame | None = None  # probability_calibration.csv
     regression_calibration: pd.DataFrame | None = None
     lr_curve: pd.DataFrame | None = None
@@ -223,6 +225,10 @@ def load_run(path: str | Path) -> RunData:
     # the curves the evaluation saves (aiecg.evaluate.curves; older runs: workflows/report.py computes them)
     data.roc_curves = _csv(path / "roc_curves.csv", ("curve", "kind", "fpr", "tpr"))
     data.roc_band = _csv(path / "roc_band.csv", ("fpr", "tpr_low", "tpr_high"))
+    data.pr_curves = _csv(path / "pr_curves.csv", ("curve", "kind", "weighting", "prevalence", "recall",
+                                                   "precision"))
+    data.pr_band = _csv(path / "pr_band.csv", ("weighting", "prevalence", "recall", "precision_low",
+                                               "precision_high"))
     data.probability_calibration = _csv(path / "probability_calibration.csv", ("probability", "mean_predicted",
                                                                            "mean_observed", "n"))
     data.regression_calibration = _csv(path / "regression_calibration.csv", ("prediction", "mean_predicted",

@@ -197,8 +197,9 @@ def baseline_rows(spec: TargetSpec, store: Store, frame: pd.DataFrame, splits: S
     return rows, regression, params
 
 
-CURVE_FILES = ("roc_curves.csv", "roc_band.csv", "calibration_curve.csv", "probability_calibration.csv",
-               "regression_calibration.csv", "proportional_bias.json", "lr_curve.csv", "lr_cutoffs.csv")
+CURVE_FILES = ("roc_curves.csv", "roc_band.csv", "pr_curves.csv", "pr_band.csv", "calibration_curve.csv",
+               "probability_calibration.csv", "regression_calibration.csv", "proportional_bias.json", "lr_curve.csv",
+               "lr_cutoffs.csv")
 """What :func:`write_curves` may write; the report draws these (see docs/architecture.md)."""
 
 COMPARISON_FILES = ("comparison_scores.csv", "comparison.csv", "comparison_regression.csv", "comparison.md",
@@ -214,11 +215,12 @@ def write_curves(spec: TargetSpec, table: pd.DataFrame, posthoc: PostHoc, rows: 
                  score_regression: bool = True) -> list[str]:
     """The curves of this evaluation, each where it applies (:mod:`aiecg.evaluate.curves`): the ROC curves of the
     model's primary LVH score and of every baseline and criterion row (``roc_curves.csv``), the model's pointwise
-    bootstrap band (``roc_band.csv``), the primary probability's calibration overall and by sex with Wilson
-    intervals, slope and intercept (``calibration_curve.csv``), calibration of every LVH probability
-    (``probability_calibration.csv``) and of a continuous prediction (``regression_calibration.csv``) with its
-    proportional bias (``proportional_bias.json``), the LR model per sex (``lr_curve.csv``) and its cut-offs
-    (``lr_cutoffs.csv``). Returns the names written."""
+    bootstrap band (``roc_band.csv``), the precision-recall curves of the same rows at the sample's prevalence and
+    re-weighted to the target prevalence (``pr_curves.csv``) with the model's bands (``pr_band.csv``), the primary
+    probability's calibration overall and by sex with Wilson intervals, slope and intercept
+    (``calibration_curve.csv``), calibration of every LVH probability (``probability_calibration.csv``) and of a
+    continuous prediction (``regression_calibration.csv``) with its proportional bias (``proportional_bias.json``),
+    the LR model per sex (``lr_curve.csv``) and its cut-offs (``lr_cutoffs.csv``). Returns the names written."""
     written: list[str] = []
 
     def save(frame: pd.DataFrame | None, name: str) -> None:
@@ -229,16 +231,15 @@ def write_curves(spec: TargetSpec, table: pd.DataFrame, posthoc: PostHoc, rows: 
     primary = primary_lvh_score(spec, table)
     labels = table["lvh_true"].to_numpy(float) if "lvh_true" in table else None
     if labels is not None and primary is not None:
-        model = curves.roc_points(labels, primary[1])
-        if model is not None:
-            parts = [model.assign(curve=primary[0], kind="model")]
-            for row in rows:
-                points = curves.roc_points(labels, row.scores) if row.kind != "model" else None
-                if points is not None:
-                    parts.append(points.assign(curve=row.name, kind=row.kind))
-            save(pd.concat(parts, ignore_index=True)[["curve", "kind", "fpr", "tpr", "threshold"]], "roc_curves.csv")
+        scored = [(primary[0], "model", primary[1])] + [(row.name, row.kind, row.scores) for row in rows
+                                                        if row.kind != "model"]
+        roc = curves.roc_table(labels, scored)
+        if roc is not None:
+            save(roc, "roc_curves.csv")
             keep = np.isfinite(primary[1]) & np.isin(labels, (0, 1))
             save(curves.roc_band(labels[keep], primary[1][keep]), "roc_band.csv")
+            save(curves.pr_table(labels, scored, posthoc.target_prevalence), "pr_curves.csv")
+            save(curves.pr_bands(labels, primary[1], posthoc.target_prevalence), "pr_band.csv")
             if "proba" in primary[0]:
                 save(curves.primary_calibration(table, primary[0]), "calibration_curve.csv")
     save(curves.probability_calibration(table), "probability_calibration.csv")

@@ -73,10 +73,8 @@ def median_beat_summary(run: RunData) -> dict[str, Any] | None:
 
 def complete_inputs(run: RunData) -> None:
     """What the page draws beyond the run's files, prepared once: the bundle's description, the median-beat
-    summaries, calibration by sex and the proportional bias (:mod:`aiecg.evaluate.curves`), and for a run
-    written before the evaluation saved its curves, those curves (:mod:`aiecg.evaluate.curves`)."""
-    import pandas as pd
-
+    summaries, and for a run written before the evaluation saved its curves, those curves (the same functions of
+    :mod:`aiecg.evaluate.curves` that ``workflows/evaluate.write_curves`` uses)."""
     from aiecg.evaluate import curves
     from aiecg.report.figures.base import primary_score, regression_stem
 
@@ -91,18 +89,21 @@ def complete_inputs(run: RunData) -> None:
     if score is not None:
         column, labels, scores = score
         all_labels = table["lvh_true"].to_numpy(float)
-        if run.roc_curves is None:
-            parts = [curves.roc_points(labels, scores).assign(curve=column, kind="model")]
+        if run.roc_curves is None or run.pr_curves is None:
+            scored = [(column, "model", table[column].to_numpy(float))]
             saved, comparison = run.comparison_scores, run.comparison
             if saved is not None and comparison is not None and len(saved) == len(table):
-                for row in comparison[comparison["kind"] != "model"].itertuples():
-                    if f"score: {row.name}" in saved:
-                        points = curves.roc_points(all_labels, saved[f"score: {row.name}"].to_numpy(float))
-                        if points is not None:
-                            parts.append(points.assign(curve=row.name, kind=row.kind))
-            run.roc_curves = pd.concat(parts, ignore_index=True)
+                scored += [(row.name, row.kind, saved[f"score: {row.name}"].to_numpy(float))
+                           for row in comparison[comparison["kind"] != "model"].itertuples()
+                           if f"score: {row.name}" in saved]
+            if run.roc_curves is None:
+                run.roc_curves = curves.roc_table(all_labels, scored)
+            if run.pr_curves is None:
+                run.pr_curves = curves.pr_table(all_labels, scored, run.posthoc.get("target_prevalence"))
         if run.roc_band is None:
             run.roc_band = curves.roc_band(labels, scores)
+        if run.pr_band is None:
+            run.pr_band = curves.pr_bands(labels, scores, run.posthoc.get("target_prevalence"))
         if run.calibration_curve is None and "proba" in column:
             run.calibration_curve = curves.primary_calibration(table, column)
     if run.probability_calibration is None:
