@@ -119,6 +119,16 @@ def test_tables_hold_the_runs_numbers(reported, ilvm_run, synth_cohort):
     assert (reported / "report" / "figures" / "score_distributions.png").is_file()
     assert "sensitivity at each criterion's specificity" in page
 
+    # one interaction test per subgrouping of each subgroup panel, as the evaluation saved it
+    from aiecg.report.tables import format_p
+
+    saved_tests = json.loads((run / "metrics.json").read_text())["subgroups"]
+    interactions = pd.read_csv(next(tables.glob("subgroup_interactions_0_*.csv")), dtype=str, keep_default_na=False)
+    assert len(interactions) == sum(len(block["subgroups"]) for block in saved_tests.values())
+    sex = interactions.set_index(["output", "subgroups"]).loc[("ilvm", "sex")]
+    assert sex["p"] == format_p(saved_tests["ilvm"]["interaction"]["is_m"]["p"]) and "Kruskal" in sex["test"]
+    assert "Does performance differ between subgroups?" in page
+
     comparison = pd.read_csv(next(tables.glob("comparison_0_*.csv")))
     saved = pd.read_csv(run / "comparison.csv")
     assert list(comparison["score"]) == list(saved["name"])
@@ -336,3 +346,4 @@ def test_the_evaluation_saves_decision_curves_and_the_report_draws_them(reported
     assert set(curves["kind"]) >= {"model", "treat all", "treat none", "criterion"}
     page = (reported / "report" / "index.html").read_text()
     assert 'id="decision_curves"' in page and "figures/decision_curves.png" in page
+

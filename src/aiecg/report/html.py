@@ -174,6 +174,16 @@ def render_report(runs: list[RunData], out: str | Path, title: str = "aiecg repo
             body.append(f"<p>{_esc(method)}, calibrated on the {_esc(run.metrics['conformal'].get('calibration', ''))}"
                         "; each participant with the interval of their sex. Coverage should be near the level.</p>")
             body.append(_table(coverage, out, f"intervals_{slug}"))
+        interactions = tables.subgroup_interactions(run)
+        if interactions is not None:
+            body.append("<h4>Does performance differ between subgroups? (interaction tests)</h4>")
+            body.append("<p>For each subgrouping of the subgroup figure, one test of whether the model performs "
+                        "differently between its levels: for LVH, equal AUROCs by a Wald chi-squared test with "
+                        "DeLong variances of the independent subgroups (Cochran's Q; for two levels the z-test of "
+                        "Hanley &amp; McNeil, Radiology 1982); for a continuous output, the Kruskal-Wallis test of "
+                        "the absolute errors. Small subgroups give wide intervals and weak tests: a p-value above "
+                        "0.05 is not evidence of equal performance.</p>")
+            body.append(_table(interactions, out, f"subgroup_interactions_{slug}"))
         comparison = tables.comparison_table(run)
         if comparison is not None:
             body.append("<h4>Comparison with baselines and classic criteria (LVH)</h4>")

@@ -379,3 +379,37 @@ def sensitivity_at_criteria(run: RunData) -> pd.DataFrame | None:
                         "model threshold": f"{threshold:.4g}" if np.isfinite(threshold) else "none (no one called)"})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def subgroup_interactions(run: RunData) -> pd.DataFrame | None:
+    """Per subgrouping (sex, age and BMI tertiles) of each subgroup panel, the saved test of whether the model
+    performs differently between its levels (metrics.json ``subgroups.<output>.interaction``); None when the run
+    saved no subgroups. A run evaluated before the tests existed gets a row saying so."""
+    from aiecg.report.figures.subgroups import GROUPING_NAMES, SUBGROUP_NAMES
+
+    records = []
+    for key, block in run.metrics.get("subgroups", {}).items():
+        metric = "auroc" if key == "lvh" else "mae"
+        tests = block.get("interaction", {})
+        for column, levels in block.get("subgroups", {}).items():
+            test = tests.get(column)
+            names = SUBGROUP_NAMES.get(column, {})
+            estimates = ", ".join(f"{names.get(level, level)}: "
+                                  f"{float(report.get(metric, {}).get('estimate', np.nan)):.3g}"
+                                  for level, report in levels.items())
+            row = {"output": "LVH" if key == "lvh" else key, "subgroups": GROUPING_NAMES.get(column, column),
+                   "metric": metric.upper(), "per level": estimates, "statistic": "", "df": "", "p": "n/a",
+                   "test": "", "note": ""}
+            if test is None:
+                row["note"] = "not saved by this run's evaluation (re-run aiecg evaluate)"
+            else:
+                statistic = float(test.get("statistic", np.nan))
+                row.update({"statistic": f"{statistic:.2f}" if np.isfinite(statistic) else "",
+                            "df": test.get("df", ""), "p": format_p(float(test.get("p", np.nan))),
+                            "test": test.get("method", ""),
+                            "note": "; ".join(filter(None, [test.get("note", ""), (
+                                "left out (too few cases or non-cases): " + ", ".join(map(str, test["left_out"])))
+                                if test.get("left_out") else ""]))})
+            records.append(row)
+    return pd.DataFrame(records) if records else None
+

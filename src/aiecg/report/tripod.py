@@ -140,7 +140,9 @@ def _fairness(runs, explains) -> Answer:
     if not with_groups:
         return Answer(OPEN, "", "no subgroup metrics saved")
     return Answer(FILLED, "#subgroups", f"performance by sex, age and BMI tertile for {', '.join(with_groups)} "
-                                        "(metrics.json 'subgroups'); calibration by sex (calibration figure)")
+                                        "with a test of whether it differs between levels (metrics.json "
+                                        "'subgroups'; subgroup figure and interaction tests table); calibration by "
+                                        "sex (calibration figure)")
 
 
 def _output(runs, explains) -> Answer:
