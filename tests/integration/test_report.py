@@ -347,3 +347,23 @@ def test_the_evaluation_saves_decision_curves_and_the_report_draws_them(reported
     page = (reported / "report" / "index.html").read_text()
     assert 'id="decision_curves"' in page and "figures/decision_curves.png" in page
 
+
+def test_a_run_without_the_saved_curves_gets_the_same_ones_from_the_report(ilvm_run, tmp_path):
+    """The report's fallback for a run evaluated before a file existed uses the evaluation's own functions
+    (evaluate/curves.roc_table, pr_table, pr_bands; evaluate/reclassification): what it computes is what the
+    evaluation saved."""
+    from aiecg.report.runs import load_run
+    from aiecg.workflows.report import complete_inputs
+
+    copy = tmp_path / "run"
+    shutil.copytree(ilvm_run, copy)
+    missing = ("roc_curves.csv", "roc_band.csv", "pr_curves.csv", "pr_band.csv", "reclassification.csv")
+    for name in missing:
+        (copy / name).unlink()
+    run = load_run(copy)
+    assert all(getattr(run, name.split(".")[0]) is None for name in missing)
+    complete_inputs(run)
+    for name in missing:
+        saved = pd.read_csv(ilvm_run / name)
+        made = getattr(run, name.split(".")[0])[list(saved.columns)]
+        pd.testing.assert_frame_equal(made.reset_index(drop=True), saved, check_dtype=False, rtol=1e-5)

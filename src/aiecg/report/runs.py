@@ -71,6 +71,7 @@ class RunData:
     comparison_regression: pd.DataFrame | None = None
     comparison_scores: pd.DataFrame | None = None
     decision_curve: pd.DataFrame | None = None
+    reclassification: pd.DataFrame | None = None  # reclassification.csv: NRI against each criterion
     roc_curves: pd.DataFrame | None = None
     roc_band: pd.DataFrame | None = None
     pr_curves: pd.DataFrame | None = None  # pr_curves.csv: at the sample's and the target prevalence
@@ -222,6 +223,9 @@ def load_run(path: str | Path) -> RunData:
     data.comparison_regression = _csv(path / "comparison_regression.csv")
     data.comparison_scores = _csv(path / "comparison_scores.csv")
     data.decision_curve = _csv(path / "decision_curve.csv")
+    data.reclassification = _csv(path / "reclassification.csv", ("criterion", "events_up", "events_down",
+                                                                 "non_events_up", "non_events_down", "nri_events",
+                                                                 "nri_non_events"))
     # the curves the evaluation saves (aiecg.evaluate.curves; older runs: workflows/report.py computes them)
     data.roc_curves = _csv(path / "roc_curves.csv", ("curve", "kind", "fpr", "tpr"))
     data.roc_band = _csv(path / "roc_band.csv", ("fpr", "tpr_low", "tpr_high"))

@@ -38,6 +38,7 @@ from aiecg.evaluate.evaluation import (
     primary_lvh_score,
 )
 from aiecg.evaluate.posthoc import PostHoc
+from aiecg.evaluate.reclassification import reclassification_table
 from aiecg.files import atomic_write_text
 from aiecg.predict import predict
 from aiecg.workflows.bundled import BundledCohort, open_bundled
@@ -203,7 +204,7 @@ CURVE_FILES = ("roc_curves.csv", "roc_band.csv", "pr_curves.csv", "pr_band.csv",
 """What :func:`write_curves` may write; the report draws these (see docs/architecture.md)."""
 
 COMPARISON_FILES = ("comparison_scores.csv", "comparison.csv", "comparison_regression.csv", "comparison.md",
-                    "decision_curve.csv")
+                    "decision_curve.csv", "reclassification.csv")
 """What :func:`write_comparison` may write."""
 
 EVALUATION_FILES = ("exclusions.csv", "results.csv", "metrics.json", *CURVE_FILES, *COMPARISON_FILES)
@@ -266,8 +267,9 @@ def write_comparison(spec: TargetSpec, bundle: Bundle, table: pd.DataFrame, stor
 
     Writes ``comparison.csv``/``comparison.md`` (and ``comparison_regression.csv``), and every row's
     per-participant score (``score: NAME``; criteria as their margin over the published cut-off, so a call is
-    ``>= 0``) and regression prediction (``prediction: NAME``) in ``comparison_scores.csv`` for figures; and the
-    decision curves of the model's LVH probability against the criteria (``decision_curve.csv``)."""
+    ``>= 0``) and regression prediction (``prediction: NAME``) in ``comparison_scores.csv`` for figures; the
+    decision curves of the model's LVH probability against the criteria (``decision_curve.csv``); and the
+    reclassification of participants by the model against each criterion (``reclassification.csv``)."""
     ids = table["eid"].astype(str).to_numpy()
     rows: list[ScoreRow] = []
     primary = primary_lvh_score(spec, table)
@@ -299,6 +301,10 @@ def write_comparison(spec: TargetSpec, bundle: Bundle, table: pd.DataFrame, stor
     if lvh is not None and primary is not None and min(np.sum(lvh == 1), np.sum(lvh == 0)) >= 1:
         summary["decision_curve"] = write_decision_curve(model_label(bundle), primary, lvh, rows, out_dir, seed,
                                                          n_resamples)
+    model_row = next((row for row in rows if row.kind == "model"), None)
+    criteria = {row.name: row.scores for row in rows if row.kind == "criterion"}
+    if lvh is not None and model_row is not None and criteria and min(np.sum(lvh == 1), np.sum(lvh == 0)) >= 1:
+        summary["reclassification"] = write_reclassification(lvh, model_row, criteria, out_dir, seed, n_resamples)
     regression_table = None
     if regression:
         stem = spec.stem
@@ -325,3 +331,19 @@ def write_decision_curve(name: str, primary: tuple[str, np.ndarray], labels: np.
     curves.to_csv(out_dir / DECISION_CURVE, index=False, float_format="%.6g")
     return {"file": DECISION_CURVE, "model": name, "score": column, "n_resamples": n_resamples,
             "bootstrap": "pointwise percentile, participants resampled without stratification"}
+
+
+RECLASSIFICATION = "reclassification.csv"
+
+
+def write_reclassification(labels: np.ndarray, model: ScoreRow, criteria: dict[str, np.ndarray], out_dir: Path,
+                           seed: int, n_resamples: int) -> dict[str, Any]:
+    """The categorical NRI of the model's calls at its operating point over each criterion's calls, events and
+    non-events separately (:mod:`aiecg.evaluate.reclassification`), into ``reclassification.csv``; returns what
+    metrics.json records of it."""
+    table = reclassification_table(labels, model.scores, model.threshold, criteria, seed=seed,
+                                   n_resamples=n_resamples)
+    write_csv(table, out_dir / RECLASSIFICATION)
+    return {"file": RECLASSIFICATION, "model": model.name, "threshold": float(model.threshold),
+            "threshold_source": model.threshold_source, "n_resamples": n_resamples,
+            "bootstrap": "percentile, stratified by LVH", "rows": table.to_dict(orient="records")}
