@@ -135,7 +135,7 @@ def test_tables_hold_the_runs_numbers(reported, ilvm_run, synth_cohort):
     assert (comparison["DeLong p"] == "reference").sum() == 1
 
 
-def test_explanations_are_complete_and_rendered(reported):
+def test_explanations_are_complete_and_rendered(reported, ilvm_run):
     summary = json.loads((reported / "explain" / "explain.json").read_text())
     data = np.load(reported / "explain" / "attributions.npz")
     total = data["ecg_attr"].sum(axis=(1, 2)) + data["meta_attr"].sum(axis=1)
@@ -151,8 +151,15 @@ def test_explanations_are_complete_and_rendered(reported):
     assert overall["share"].sum() == pytest.approx(1.0) and set(overall["wave"]) == {"P", "QRS", "ST-T", "outside"}
     assert summary["waves"]["generator_truth"] and overall["truth_share"].notna().sum() == 3  # a synthetic cohort
     assert overall["random_share"].notna().all()
+    # each explained participant's prediction (THE prediction loop) and CMR value, as the run's results hold them
+    results = pd.read_csv(ilvm_run / "results.csv", dtype={"eid": str}).set_index("eid").loc[data["ids"]]
+    np.testing.assert_allclose(data["predicted"], results["ilvm_pred"], rtol=1e-4)
+    np.testing.assert_allclose(data["true"], results["ilvm_true"], rtol=1e-5)
+    assert summary["target"]["stem"] == "ilvm"
     page = (reported / "report" / "index.html").read_text()
-    assert 'id="explain"' in page and "Class activation maps (FCN)" in page
+    assert 'id="explain"' in page and "Class activation maps (FCN), highest fifth of predictions" in page
+    assert "prediction and the CMR reference value" in page  # the beat plots' titles give both
+    assert page.count('src="figures/explain_cam_') == 2  # the map on the 12-lead beat of both fifths
     assert "Attribution by wave and lead" in page and "Where in the beat the model looks (signed)" in page
 
 
