@@ -173,6 +173,9 @@ def pr_curves(runs: list[RunData]) -> Plot:
         counts = {"baseline": 0, "criterion": 0}
         for name, part in rows.groupby("curve", sort=False):
             kind = part["kind"].iloc[0]
+            # from recall 0 at the first point's precision: the step then encloses the average precision
+            part = pd.DataFrame({"recall": np.r_[0.0, part["recall"]],
+                                 "precision": np.r_[part["precision"].iloc[0], part["precision"]]})
             if kind == "model":
                 label = "model"
                 if weighting == "sample":
