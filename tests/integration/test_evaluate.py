@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -52,6 +53,12 @@ def test_a_training_run_saves_the_curves_the_report_draws(ilvm_run):
     assert set(roc["kind"]) == {"model", "criterion", "baseline"} and roc["fpr"].between(0, 1).all()
     band = pd.read_csv(ilvm_run / "roc_band.csv")
     assert (band["tpr_low"] <= band["tpr_high"]).all()
+    pr = pd.read_csv(ilvm_run / "pr_curves.csv")  # the same rows as the ROC curves, at both prevalences
+    target = json.loads((ilvm_run / "metrics.json").read_text())["posthoc"]["target_prevalence"]
+    assert set(pr["curve"]) == set(roc["curve"]) and set(pr["weighting"]) == {"sample", "target"}
+    assert pr.loc[pr["weighting"] == "target", "prevalence"].eq(target).all() and pr["precision"].between(0, 1).all()
+    pr_band = pd.read_csv(ilvm_run / "pr_band.csv")
+    assert (pr_band["precision_low"] <= pr_band["precision_high"]).all() and len(pr_band) == 2 * 101
     calibration = pd.read_csv(ilvm_run / "probability_calibration.csv")
     assert {"lvh_proba_lr", "lvh_proba_prioradj_lr"} <= set(calibration["probability"])
     results = pd.read_csv(ilvm_run / "results.csv")
@@ -79,3 +86,23 @@ def test_an_evaluation_leaves_no_file_of_an_earlier_one_in_its_folder(synth_coho
     assert not left & {"comparison.csv", "comparison_scores.csv", "decision_curve.csv", "regression_calibration.csv",
                        "lr_curve.csv", "lr_cutoffs.csv", "proportional_bias.json"}
     assert json.loads((out / "metrics.json").read_text())["bundle"].endswith("lvh/model.aiecg")
+
+
+def test_the_evaluation_saves_the_reclassification_against_each_criterion(ilvm_run):
+    nri = pd.read_csv(ilvm_run / "reclassification.csv").set_index("criterion")
+    comparison = pd.read_csv(ilvm_run / "comparison.csv")
+    scores = pd.read_csv(ilvm_run / "comparison_scores.csv", dtype={"eid": str})
+    results = pd.read_csv(ilvm_run / "results.csv", dtype={"eid": str})
+    assert set(nri.index) == set(comparison.loc[comparison["kind"] == "criterion", "name"])
+    model = comparison[comparison["kind"] == "model"].iloc[0]
+    y = results.set_index("eid")["lvh_true"].reindex(scores["eid"]).to_numpy()
+    new = scores[f"score: {model['name']}"].to_numpy() >= model["threshold"]
+    for name, row in nri.iterrows():
+        margin = scores[f"score: {name}"].to_numpy()
+        keep = np.isfinite(margin)
+        old, event = margin[keep] >= 0, y[keep] == 1
+        assert row["events_up"] == np.sum(event & new[keep] & ~old)
+        assert row["non_events_down"] == np.sum(~event & ~new[keep] & old)
+        assert row["nri_events"] == pytest.approx((row["events_up"] - row["events_down"]) / row["events"])
+    summary = json.loads((ilvm_run / "metrics.json").read_text())["comparison"]["reclassification"]
+    assert summary["threshold"] == model["threshold"] and len(summary["rows"]) == len(nri)

@@ -119,13 +119,23 @@ def test_tables_hold_the_runs_numbers(reported, ilvm_run, synth_cohort):
     assert (reported / "report" / "figures" / "score_distributions.png").is_file()
     assert "sensitivity at each criterion's specificity" in page
 
+    # one interaction test per subgrouping of each subgroup panel, as the evaluation saved it
+    from aiecg.report.tables import format_p
+
+    saved_tests = json.loads((run / "metrics.json").read_text())["subgroups"]
+    interactions = pd.read_csv(next(tables.glob("subgroup_interactions_0_*.csv")), dtype=str, keep_default_na=False)
+    assert len(interactions) == sum(len(block["subgroups"]) for block in saved_tests.values())
+    sex = interactions.set_index(["output", "subgroups"]).loc[("ilvm", "sex")]
+    assert sex["p"] == format_p(saved_tests["ilvm"]["interaction"]["is_m"]["p"]) and "Kruskal" in sex["test"]
+    assert "Does performance differ between subgroups?" in page
+
     comparison = pd.read_csv(next(tables.glob("comparison_0_*.csv")))
     saved = pd.read_csv(run / "comparison.csv")
     assert list(comparison["score"]) == list(saved["name"])
     assert (comparison["DeLong p"] == "reference").sum() == 1
 
 
-def test_explanations_are_complete_and_rendered(reported):
+def test_explanations_are_complete_and_rendered(reported, ilvm_run):
     summary = json.loads((reported / "explain" / "explain.json").read_text())
     data = np.load(reported / "explain" / "attributions.npz")
     total = data["ecg_attr"].sum(axis=(1, 2)) + data["meta_attr"].sum(axis=1)
@@ -141,8 +151,15 @@ def test_explanations_are_complete_and_rendered(reported):
     assert overall["share"].sum() == pytest.approx(1.0) and set(overall["wave"]) == {"P", "QRS", "ST-T", "outside"}
     assert summary["waves"]["generator_truth"] and overall["truth_share"].notna().sum() == 3  # a synthetic cohort
     assert overall["random_share"].notna().all()
+    # each explained participant's prediction (THE prediction loop) and CMR value, as the run's results hold them
+    results = pd.read_csv(ilvm_run / "results.csv", dtype={"eid": str}).set_index("eid").loc[data["ids"]]
+    np.testing.assert_allclose(data["predicted"], results["ilvm_pred"], rtol=1e-4)
+    np.testing.assert_allclose(data["true"], results["ilvm_true"], rtol=1e-5)
+    assert summary["target"]["stem"] == "ilvm"
     page = (reported / "report" / "index.html").read_text()
-    assert 'id="explain"' in page and "Class activation maps (FCN)" in page
+    assert 'id="explain"' in page and "Class activation maps (FCN), highest fifth of predictions" in page
+    assert "prediction and the CMR reference value" in page  # the beat plots' titles give both
+    assert page.count('src="figures/explain_cam_') == 2  # the map on the 12-lead beat of both fifths
     assert "Attribution by wave and lead" in page and "Where in the beat the model looks (signed)" in page
 
 
@@ -336,3 +353,24 @@ def test_the_evaluation_saves_decision_curves_and_the_report_draws_them(reported
     assert set(curves["kind"]) >= {"model", "treat all", "treat none", "criterion"}
     page = (reported / "report" / "index.html").read_text()
     assert 'id="decision_curves"' in page and "figures/decision_curves.png" in page
+
+
+def test_a_run_without_the_saved_curves_gets_the_same_ones_from_the_report(ilvm_run, tmp_path):
+    """The report's fallback for a run evaluated before a file existed uses the evaluation's own functions
+    (evaluate/curves.roc_table, pr_table, pr_bands; evaluate/reclassification): what it computes is what the
+    evaluation saved."""
+    from aiecg.report.runs import load_run
+    from aiecg.workflows.report import complete_inputs
+
+    copy = tmp_path / "run"
+    shutil.copytree(ilvm_run, copy)
+    missing = ("roc_curves.csv", "roc_band.csv", "pr_curves.csv", "pr_band.csv", "reclassification.csv")
+    for name in missing:
+        (copy / name).unlink()
+    run = load_run(copy)
+    assert all(getattr(run, name.split(".")[0]) is None for name in missing)
+    complete_inputs(run)
+    for name in missing:
+        saved = pd.read_csv(ilvm_run / name)
+        made = getattr(run, name.split(".")[0])[list(saved.columns)]
+        pd.testing.assert_frame_equal(made.reset_index(drop=True), saved, check_dtype=False, rtol=1e-5)

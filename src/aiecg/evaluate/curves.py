@@ -1,5 +1,6 @@
-"""The curves a report draws, computed once at evaluation time from the results table: ROC curves and the
-model's pointwise bootstrap band, calibration in quantile bins (LVH probabilities, overall and by sex with Wilson
+"""The curves a report draws, computed once at evaluation time from the results table: ROC and precision-recall
+curves (the latter at the sample's prevalence and re-weighted to a target prevalence) with the model's pointwise
+bootstrap bands, calibration in quantile bins (LVH probabilities, overall and by sex with Wilson
 intervals, and continuous predictions), the proportional bias of a continuous prediction, and the logistic model
 on sex and prediction with the cut-offs it implies.
 
@@ -9,7 +10,7 @@ under the names in ``docs/architecture.md``; the report only reads them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,8 @@ from aiecg.evaluate.calibration import SexLogisticModel, logit
 ROC_GRID = np.linspace(0, 1, 101)
 """1 - specificity values at which the ROC band is given."""
 ROC_BAND_RESAMPLES = 200
+RECALL_GRID = np.linspace(0, 1, 101)
+"""Recall (sensitivity) values at which the precision-recall band is given."""
 PROBABILITY_COLUMNS = ("lvh_proba", "lvh_proba_prioradj", "lvh_proba_lr", "lvh_proba_prioradj_lr")
 """Results columns holding LVH probabilities (calibration curves are drawn for those present)."""
 
@@ -34,6 +37,115 @@ def roc_points(labels: np.ndarray, scores: np.ndarray) -> pd.DataFrame | None:
         return None
     fpr, tpr, thresholds = roc_curve(labels[keep], scores[keep])
     return pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": thresholds})
+
+
+def roc_table(labels: np.ndarray, rows: Sequence[tuple[str, str, np.ndarray]]) -> pd.DataFrame | None:
+    """The ROC curves (:func:`roc_points`) of scored rows ``(name, kind, scores)`` on one set of labels, in one
+    long table ``curve, kind, fpr, tpr, threshold`` (``roc_curves.csv``); rows without a curve are left out, and
+    None is returned when the first row (the model) has none."""
+    return _curve_table(labels, rows, roc_points, ["curve", "kind", "fpr", "tpr", "threshold"])
+
+
+def _curve_table(labels: np.ndarray, rows: Sequence[tuple[str, str, np.ndarray]], points, columns: list[str]
+                 ) -> pd.DataFrame | None:
+    parts = []
+    for i, (name, kind, scores) in enumerate(rows):
+        frame = points(labels, scores)
+        if frame is None and i == 0:
+            return None
+        if frame is not None:
+            parts.append(frame.assign(curve=name, kind=kind))
+    return pd.concat(parts, ignore_index=True)[columns] if parts else None
+
+
+def precision_at(tpr: np.ndarray, fpr: np.ndarray, prevalence: float) -> np.ndarray:
+    """Precision (PPV) at a prevalence from sensitivity and 1 - specificity by Bayes' theorem,
+    ``tpr p / (tpr p + fpr (1 - p))``; NaN where nobody is called. At the sample's own prevalence it is TP / (TP +
+    FP) exactly."""
+    tpr, fpr = np.asarray(tpr, float), np.asarray(fpr, float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return tpr * prevalence / (tpr * prevalence + fpr * (1 - prevalence))
+
+
+def _operating_points(labels: np.ndarray, scores: np.ndarray, prevalence: float | None
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(recall, precision, threshold) at every distinct threshold, highest first (recall rising), at
+    ``prevalence`` (the labels' own when None); the point that calls nobody is left out."""
+    fpr, tpr, thresholds = roc_curve(labels, scores, drop_intermediate=False)
+    precision = precision_at(tpr, fpr, float(np.mean(labels)) if prevalence is None else prevalence)
+    return tpr[1:], precision[1:], thresholds[1:]
+
+
+def pr_points(labels: np.ndarray, scores: np.ndarray, prevalence: float | None = None) -> pd.DataFrame | None:
+    """The empirical precision-recall curve (``recall, precision, threshold``, recall rising) over the rows with a
+    0/1 label and a finite score, at the sample's prevalence or, given ``prevalence``, re-weighted to it: the
+    precision of each operating point from its sensitivity and specificity by Bayes' theorem (the PR curve of a
+    population with that prevalence and the same class-conditional score distributions). Drawn as a step that
+    holds each point's precision back to the previous point's recall, it encloses the average precision (Saito &
+    Rehmsmeier, PLoS One 2015, on PR curves of imbalanced data). None without two classes."""
+    labels, scores = np.asarray(labels, float), np.asarray(scores, float)
+    keep = np.isfinite(scores) & np.isin(labels, (0, 1))
+    if len(np.unique(labels[keep])) < 2:
+        return None
+    recall, precision, thresholds = _operating_points(labels[keep], scores[keep], prevalence)
+    return pd.DataFrame({"recall": recall, "precision": precision, "threshold": thresholds})
+
+
+def pr_table(labels: np.ndarray, rows: Sequence[tuple[str, str, np.ndarray]],
+             target_prevalence: float | None = None) -> pd.DataFrame | None:
+    """The precision-recall curves (:func:`pr_points`) of scored rows ``(name, kind, scores)`` at the sample's
+    prevalence (``weighting`` ``sample``) and, with ``target_prevalence``, re-weighted to it (``target``), in one
+    long table ``curve, kind, weighting, prevalence, recall, precision, threshold`` (``pr_curves.csv``); None when
+    the first row (the model) has no curve."""
+    labels = np.asarray(labels, float)
+    parts = []
+    sample = float(np.nanmean(np.where(np.isin(labels, (0, 1)), labels, np.nan)))
+    for weighting, prevalence in (("sample", None), ("target", target_prevalence)):
+        if weighting == "target" and prevalence is None:
+            continue
+        table = _curve_table(labels, rows, lambda y, s, p=prevalence: pr_points(y, s, p),
+                             ["curve", "kind", "recall", "precision", "threshold"])
+        if table is None:
+            return None
+        # at weighting "sample" each curve is at its own participants' prevalence; the column gives all labelled
+        parts.append(table.assign(weighting=weighting, prevalence=sample if prevalence is None else prevalence))
+    return pd.concat(parts, ignore_index=True)[["curve", "kind", "weighting", "prevalence", "recall", "precision",
+                                                "threshold"]]
+
+
+def pr_band(labels: np.ndarray, scores: np.ndarray, prevalence: float | None = None, grid: np.ndarray = RECALL_GRID,
+            n_resamples: int = ROC_BAND_RESAMPLES, seed: int = 0) -> pd.DataFrame:
+    """Pointwise 95% band of the precision-recall curve (``recall, precision_low, precision_high``): a stratified
+    bootstrap (the sample's prevalence is that of every resample), each resample's curve read at fixed recall the
+    way :func:`pr_points` is drawn (the precision of the first operating point that reaches that recall), at the
+    sample's prevalence or re-weighted to ``prevalence`` (vertical averaging as for the ROC band, Macskassy &
+    Provost 2004). ``labels`` are 0/1 and ``scores`` finite."""
+    values = []
+    for block in resample_indices(len(labels), n_resamples, as_generator(seed), stratify=labels):  # THE bootstrap
+        for idx in block:
+            recall, precision, _ = _operating_points(labels[idx], scores[idx], prevalence)
+            values.append(precision[np.minimum(np.searchsorted(recall, grid, side="left"), len(recall) - 1)])
+    return pd.DataFrame({"recall": grid, "precision_low": np.nanquantile(values, 0.025, axis=0),
+                         "precision_high": np.nanquantile(values, 0.975, axis=0)})
+
+
+def pr_bands(labels: np.ndarray, scores: np.ndarray, target_prevalence: float | None = None,
+             n_resamples: int = ROC_BAND_RESAMPLES, seed: int = 0) -> pd.DataFrame | None:
+    """:func:`pr_band` at the sample's prevalence and, with ``target_prevalence``, re-weighted to it, over the rows
+    with a 0/1 label and a finite score, as ``pr_band.csv`` (``weighting, prevalence, recall, precision_low,
+    precision_high``); None without two classes."""
+    labels, scores = np.asarray(labels, float), np.asarray(scores, float)
+    keep = np.isfinite(scores) & np.isin(labels, (0, 1))
+    labels, scores = labels[keep], scores[keep]
+    if len(np.unique(labels)) < 2:
+        return None
+    parts = [pr_band(labels, scores, None, n_resamples=n_resamples, seed=seed).assign(
+        weighting="sample", prevalence=float(labels.mean()))]
+    if target_prevalence is not None:
+        parts.append(pr_band(labels, scores, target_prevalence, n_resamples=n_resamples, seed=seed).assign(
+            weighting="target", prevalence=float(target_prevalence)))
+    return pd.concat(parts, ignore_index=True)[["weighting", "prevalence", "recall", "precision_low",
+                                                "precision_high"]]
 
 
 def roc_band(labels: np.ndarray, scores: np.ndarray, grid: np.ndarray = ROC_GRID,

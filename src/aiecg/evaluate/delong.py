@@ -191,3 +191,43 @@ def compare_specificity(labels: object, calls1: object, calls2: object, exact_be
     """McNemar's test of two classifiers' specificities: correct (negative) calls on the negatives only."""
     y, c1, c2 = _paired_calls(labels, calls1, calls2)
     return mcnemar_test(~c1[~y], ~c2[~y], exact_below)
+
+
+def auroc_heterogeneity(groups: dict[str, tuple[object, object]]) -> dict[str, object]:
+    """Test that the AUROC is the same in independent subgroups (an interaction test of discrimination).
+
+    Each subgroup's AUROC A_i has its DeLong variance V_i (:func:`delong_covariance`); the Wald statistic
+    Q = sum_i (A_i - A)^2 / V_i, with A the inverse-variance weighted mean, is chi-squared with k - 1 degrees of
+    freedom when the AUROCs are equal (Cochran's Q, Cochran WG, Biometrics 1954;10:101-129). For two subgroups it
+    is the square of z = (A_1 - A_2) / sqrt(V_1 + V_2), the comparison of AUROCs of independent samples (Hanley JA,
+    McNeil BJ. Radiology 1982;143:29-36). Subgroups with fewer than two cases or two non-cases are left out and
+    named; the test needs two subgroups with a positive variance (a perfectly separated subgroup has none).
+
+    Args:
+        groups: ``{level: (labels, scores)}`` of disjoint participants.
+
+    Returns:
+        ``{"method", "statistic", "df", "p", "aurocs": {level: auroc}, "left_out": [level, ...]}`` (``note`` says
+        why statistic and p are NaN when the test is undefined).
+    """
+    aurocs, variances, left_out = {}, {}, []
+    for level, (labels, scores) in groups.items():
+        y, s = _clean(labels, scores)
+        if min(int(y.sum()), int((~y).sum())) < 2:
+            left_out.append(level)
+            continue
+        auc, covariance = delong_covariance(y, s[0])
+        aurocs[level], variances[level] = float(auc[0]), float(covariance[0, 0])
+    out: dict[str, object] = {"method": "Wald chi-squared test of equal AUROCs across subgroups with DeLong "
+                                        "variances (Cochran's Q; Hanley & McNeil 1982 for two)",
+                              "statistic": float("nan"), "df": max(len(aurocs) - 1, 0), "p": float("nan"),
+                              "aurocs": aurocs, "left_out": left_out}
+    if len(aurocs) < 2:
+        out["note"] = "fewer than two subgroups with two cases and two non-cases"
+    elif min(variances.values()) <= 1e-15:
+        out["note"] = "a subgroup's AUROC has no DeLong variance (its scores separate the classes perfectly)"
+    else:
+        a, w = np.array(list(aurocs.values())), 1.0 / np.array(list(variances.values()))
+        q = float(np.sum(w * (a - np.sum(w * a) / np.sum(w)) ** 2))
+        out.update(statistic=q, p=float(stats.chi2.sf(q, len(a) - 1)))
+    return out

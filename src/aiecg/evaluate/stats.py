@@ -12,11 +12,12 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from scipy.stats import rankdata
 
 from aiecg.evaluate import calibration
 from aiecg.evaluate.bootstrap import Interval, SeedLike, as_generator, bootstrap_ci
-from aiecg.evaluate.delong import delong_auc_ci
+from aiecg.evaluate.delong import auroc_heterogeneity, delong_auc_ci
 
 LOA_Z = 1.96  # Bland-Altman limits of agreement: mean difference +- 1.96 SD
 
@@ -311,8 +312,10 @@ def subgroup_reports(
         seed: int or Generator; every subgroup uses the same integer seed.
 
     Returns:
-        ``{"overall": report, "cut_points": {column: [c1, c2]}, "subgroups": {column: {level: report}}}``;
-        a level's report is keyed ``"<value>"`` for group columns and ``T1``-``T3`` for tertiles.
+        ``{"overall": report, "cut_points": {column: [c1, c2]}, "subgroups": {column: {level: report}},
+        "interaction": {column: test}}``; a level's report is keyed ``"<value>"`` for group columns and
+        ``T1``-``T3`` for tertiles; each column's test of a difference between its levels is
+        :func:`subgroup_difference`.
     """
     if kind not in ("regression", "classification"):
         raise ValueError(f"kind must be 'regression' or 'classification', got {kind!r}")
@@ -331,15 +334,43 @@ def subgroup_reports(
         return classification_report(part[true_column].to_numpy(), part[pred_column].to_numpy(), threshold,
                                      seed=base, n_resamples=n_resamples, method=method, confidence=confidence)
 
-    subgroups: dict[str, dict[str, object]] = {}
+    masks: dict[str, dict[str, np.ndarray]] = {}
     for column in group_columns:
         values = frame[column]
-        subgroups[column] = {str(level): report((values == level).to_numpy())
-                             for level in sorted(values.dropna().unique())}
+        masks[column] = {str(level): (values == level).to_numpy() for level in sorted(values.dropna().unique())}
     used_cuts: dict[str, list[float]] = {}
     for column in tertile_columns:
         values = frame[column].to_numpy(dtype=float)
         cuts = cut_points[column] if cut_points and column in cut_points else tertile_cut_points(values)
         used_cuts[column] = [float(c) for c in cuts]
-        subgroups[column] = {level: report(mask) for level, mask in tertile_masks(values, cuts).items()}
-    return {"overall": report(np.ones(len(frame), dtype=bool)), "cut_points": used_cuts, "subgroups": subgroups}
+        masks[column] = tertile_masks(values, cuts)
+    subgroups = {column: {level: report(mask) for level, mask in levels.items()} for column, levels in masks.items()}
+    truth, prediction = frame[true_column].to_numpy(dtype=float), frame[pred_column].to_numpy(dtype=float)
+    interaction = {column: subgroup_difference(kind, truth, prediction, levels) for column, levels in masks.items()}
+    return {"overall": report(np.ones(len(frame), dtype=bool)), "cut_points": used_cuts, "subgroups": subgroups,
+            "interaction": interaction}
+
+
+def subgroup_difference(kind: str, truth: np.ndarray, prediction: np.ndarray,
+                        levels: Mapping[str, np.ndarray]) -> dict[str, object]:
+    """Whether the model performs differently between the levels of one subgrouping (an interaction test).
+
+    Classification: the AUROCs of the levels compared by a Wald test with DeLong variances
+    (:func:`aiecg.evaluate.delong.auroc_heterogeneity`). Regression: the absolute errors of the levels compared by
+    the Kruskal-Wallis test (Kruskal WH, Wallis WA. J Am Stat Assoc 1952;47:583-621), a rank test of whether one
+    level's errors tend to be larger. Returns method, statistic, df and p (NaN, with a ``note``, where undefined).
+    """
+    if kind == "classification":
+        return auroc_heterogeneity({level: (truth[mask], prediction[mask]) for level, mask in levels.items()})
+    errors = {level: np.abs(prediction[mask] - truth[mask]) for level, mask in levels.items()}
+    errors = {level: e[np.isfinite(e)] for level, e in errors.items()}
+    used = {level: e for level, e in errors.items() if len(e)}
+    out: dict[str, object] = {"method": "Kruskal-Wallis test of the absolute errors across subgroups",
+                              "statistic": float("nan"), "df": max(len(used) - 1, 0), "p": float("nan"),
+                              "left_out": [level for level in errors if level not in used]}
+    if len(used) < 2 or np.ptp(np.concatenate(list(used.values()))) == 0:
+        out["note"] = "fewer than two subgroups with errors, or all errors equal"
+        return out
+    test = stats.kruskal(*used.values())
+    out.update(statistic=float(test.statistic), p=float(test.pvalue))
+    return out

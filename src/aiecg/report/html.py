@@ -174,6 +174,16 @@ def render_report(runs: list[RunData], out: str | Path, title: str = "aiecg repo
             body.append(f"<p>{_esc(method)}, calibrated on the {_esc(run.metrics['conformal'].get('calibration', ''))}"
                         "; each participant with the interval of their sex. Coverage should be near the level.</p>")
             body.append(_table(coverage, out, f"intervals_{slug}"))
+        interactions = tables.subgroup_interactions(run)
+        if interactions is not None:
+            body.append("<h4>Does performance differ between subgroups? (interaction tests)</h4>")
+            body.append("<p>For each subgrouping of the subgroup figure, one test of whether the model performs "
+                        "differently between its levels: for LVH, equal AUROCs by a Wald chi-squared test with "
+                        "DeLong variances of the independent subgroups (Cochran's Q; for two levels the z-test of "
+                        "Hanley &amp; McNeil, Radiology 1982); for a continuous output, the Kruskal-Wallis test of "
+                        "the absolute errors. Small subgroups give wide intervals and weak tests: a p-value above "
+                        "0.05 is not evidence of equal performance.</p>")
+            body.append(_table(interactions, out, f"subgroup_interactions_{slug}"))
         comparison = tables.comparison_table(run)
         if comparison is not None:
             body.append("<h4>Comparison with baselines and classic criteria (LVH)</h4>")
@@ -181,6 +191,20 @@ def render_report(runs: list[RunData], out: str | Path, title: str = "aiecg repo
                         "DeLong for AUROC, McNemar for sensitivity and specificity, each on the participants both "
                         "rows score.</p>")
             body.append(_table(comparison, out, f"comparison_{slug}"))
+        nri = tables.reclassification_table(run)
+        if nri is not None:
+            body.append(f'<h4 id="reclassification_{_esc(slug)}">Reclassification against the classic criteria '
+                        "(net reclassification improvement)</h4>")
+            body.append("<p>Each participant's call by the criterion at its published cut-off (old) against the "
+                        "model's call at its operating point, the threshold chosen on the validation split (new); on "
+                        "the test participants both score (reclassification.csv). Events (LVH by CMR) moved up are "
+                        "right, moved down wrong; non-events the reverse. NRI events = (up - down) / events, NRI "
+                        "non-events = (down - up) / non-events: with two categories, the differences in sensitivity "
+                        "and in specificity (Pencina et al., Stat Med 2008). They are reported separately, as Leening "
+                        "et al. (Ann Intern Med 2014) advise: their sum is not a proportion and weighs events and "
+                        "non-events alike whatever the prevalence. 95% intervals: percentile bootstrap stratified by "
+                        "LVH.</p>")
+            body.append(_table(nri, out, f"reclassification_{slug}"))
         at_criteria = tables.sensitivity_at_criteria(run)
         if at_criteria is not None:
             body.append("<h4>The model's sensitivity at each criterion's specificity (threshold chosen on the test "

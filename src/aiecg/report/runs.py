@@ -71,8 +71,11 @@ class RunData:
     comparison_regression: pd.DataFrame | None = None
     comparison_scores: pd.DataFrame | None = None
     decision_curve: pd.DataFrame | None = None
+    reclassification: pd.DataFrame | None = None  # reclassification.csv: NRI against each criterion
     roc_curves: pd.DataFrame | None = None
     roc_band: pd.DataFrame | None = None
+    pr_curves: pd.DataFrame | None = None  # pr_curves.csv: at the sample's and the target prevalence
+    pr_band: pd.DataFrame | None = None
     probability_calibration: pd.DataFrame | None = None  # probability_calibration.csv
     regression_calibration: pd.DataFrame | None = None
     lr_curve: pd.DataFrame | None = None
@@ -220,9 +223,16 @@ def load_run(path: str | Path) -> RunData:
     data.comparison_regression = _csv(path / "comparison_regression.csv")
     data.comparison_scores = _csv(path / "comparison_scores.csv")
     data.decision_curve = _csv(path / "decision_curve.csv")
+    data.reclassification = _csv(path / "reclassification.csv", ("criterion", "events_up", "events_down",
+                                                                 "non_events_up", "non_events_down", "nri_events",
+                                                                 "nri_non_events"))
     # the curves the evaluation saves (aiecg.evaluate.curves; older runs: workflows/report.py computes them)
     data.roc_curves = _csv(path / "roc_curves.csv", ("curve", "kind", "fpr", "tpr"))
     data.roc_band = _csv(path / "roc_band.csv", ("fpr", "tpr_low", "tpr_high"))
+    data.pr_curves = _csv(path / "pr_curves.csv", ("curve", "kind", "weighting", "prevalence", "recall",
+                                                   "precision"))
+    data.pr_band = _csv(path / "pr_band.csv", ("weighting", "prevalence", "recall", "precision_low",
+                                               "precision_high"))
     data.probability_calibration = _csv(path / "probability_calibration.csv", ("probability", "mean_predicted",
                                                                            "mean_observed", "n"))
     data.regression_calibration = _csv(path / "regression_calibration.csv", ("prediction", "mean_predicted",

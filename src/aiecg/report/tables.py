@@ -379,3 +379,57 @@ def sensitivity_at_criteria(run: RunData) -> pd.DataFrame | None:
                         "model threshold": f"{threshold:.4g}" if np.isfinite(threshold) else "none (no one called)"})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def subgroup_interactions(run: RunData) -> pd.DataFrame | None:
+    """Per subgrouping (sex, age and BMI tertiles) of each subgroup panel, the saved test of whether the model
+    performs differently between its levels (metrics.json ``subgroups.<output>.interaction``); None when the run
+    saved no subgroups. A run evaluated before the tests existed gets a row saying so."""
+    from aiecg.report.figures.subgroups import GROUPING_NAMES, SUBGROUP_NAMES
+
+    records = []
+    for key, block in run.metrics.get("subgroups", {}).items():
+        metric = "auroc" if key == "lvh" else "mae"
+        tests = block.get("interaction", {})
+        for column, levels in block.get("subgroups", {}).items():
+            test = tests.get(column)
+            names = SUBGROUP_NAMES.get(column, {})
+            estimates = ", ".join(f"{names.get(level, level)}: "
+                                  f"{float(report.get(metric, {}).get('estimate', np.nan)):.3g}"
+                                  for level, report in levels.items())
+            row = {"output": "LVH" if key == "lvh" else key, "subgroups": GROUPING_NAMES.get(column, column),
+                   "metric": metric.upper(), "per level": estimates, "statistic": "", "df": "", "p": "n/a",
+                   "test": "", "note": ""}
+            if test is None:
+                row["note"] = "not saved by this run's evaluation (re-run aiecg evaluate)"
+            else:
+                statistic = float(test.get("statistic", np.nan))
+                row.update({"statistic": f"{statistic:.2f}" if np.isfinite(statistic) else "",
+                            "df": test.get("df", ""), "p": format_p(float(test.get("p", np.nan))),
+                            "test": test.get("method", ""),
+                            "note": "; ".join(filter(None, [test.get("note", ""), (
+                                "left out (too few cases or non-cases): " + ", ".join(map(str, test["left_out"])))
+                                if test.get("left_out") else ""]))})
+            records.append(row)
+    return pd.DataFrame(records) if records else None
+
+
+def reclassification_table(run: RunData) -> pd.DataFrame | None:
+    """The reclassification of participants by the model against each classic criterion (reclassification.csv):
+    events and non-events separately, each with its moves and its NRI with a bootstrap 95% interval (Pencina et
+    al., Stat Med 2008; reported apart as Leening et al., Ann Intern Med 2014 ask); the sum last, marked as not a
+    proportion."""
+    r = run.reclassification
+    if r is None or not len(r):
+        return None
+    return pd.DataFrame({
+        "criterion (old call)": r["criterion"], "n": r["n"],
+        "events: up / down": [f"{int(x.events_up)} / {int(x.events_down)} of {int(x.events)}" for x in r.itertuples()],
+        "NRI events (95% CI)": [_fmt(x.nri_events, x.nri_events_low, x.nri_events_high, 3) for x in r.itertuples()],
+        "non-events: down / up": [f"{int(x.non_events_down)} / {int(x.non_events_up)} of {int(x.non_events)}"
+                                  for x in r.itertuples()],
+        "NRI non-events (95% CI)": [_fmt(x.nri_non_events, x.nri_non_events_low, x.nri_non_events_high, 3)
+                                    for x in r.itertuples()],
+        "sum (not a proportion)": [_fmt(x.nri_total, x.nri_total_low, x.nri_total_high, 3) for x in r.itertuples()],
+        "model threshold": [f"{x.model_threshold:.3g}" for x in r.itertuples()],
+    })

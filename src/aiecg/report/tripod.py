@@ -114,7 +114,8 @@ def _performance_measures(runs, explains) -> Answer:
     if not resamples:
         return Answer(OPEN, "", "no metrics with bootstrap intervals saved")
     return Answer(FILLED, "#tables", f"discrimination (AUROC with DeLong intervals, AUPRC), calibration (curves, "
-                                     f"slope and intercept), agreement (MAE, r, Bland-Altman), net benefit; 95% "
+                                     f"slope and intercept), agreement (MAE, r, Bland-Altman), net benefit, "
+                                     f"reclassification against the criteria (NRI of events and non-events); 95% "
                                      f"intervals by bootstrap ({', '.join(map(str, resamples))} resamples)")
 
 
@@ -140,7 +141,9 @@ def _fairness(runs, explains) -> Answer:
     if not with_groups:
         return Answer(OPEN, "", "no subgroup metrics saved")
     return Answer(FILLED, "#subgroups", f"performance by sex, age and BMI tertile for {', '.join(with_groups)} "
-                                        "(metrics.json 'subgroups'); calibration by sex (calibration figure)")
+                                        "with a test of whether it differs between levels (metrics.json "
+                                        "'subgroups'; subgroup figure and interaction tests table); calibration by "
+                                        "sex (calibration figure)")
 
 
 def _output(runs, explains) -> Answer:
@@ -200,7 +203,8 @@ def _performance(runs, explains) -> Answer:
     if not any(run.metrics.get("test") for run in runs):
         return Answer(OPEN, "", "no metrics saved")
     return Answer(FILLED, "#figures", "metrics with 95% intervals (tables), ROC and precision-recall curves, "
-                                      "calibration, decision curves, comparison with the classic criteria")
+                                      "calibration, decision curves, comparison with the classic criteria and "
+                                      "reclassification against them (NRI tables)")
 
 
 def _heterogeneity(runs, explains) -> Answer:

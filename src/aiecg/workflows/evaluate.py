@@ -39,6 +39,7 @@ from aiecg.evaluate.evaluation import (
     proportional_bias_status,
 )
 from aiecg.evaluate.posthoc import PostHoc
+from aiecg.evaluate.reclassification import reclassification_table
 from aiecg.files import atomic_write_text
 from aiecg.predict import predict
 from aiecg.workflows.bundled import BundledCohort, open_bundled
@@ -198,12 +199,13 @@ def baseline_rows(spec: TargetSpec, store: Store, frame: pd.DataFrame, splits: S
     return rows, regression, params
 
 
-CURVE_FILES = ("roc_curves.csv", "roc_band.csv", "calibration_curve.csv", "probability_calibration.csv",
-               "regression_calibration.csv", "proportional_bias.json", "lr_curve.csv", "lr_cutoffs.csv")
+CURVE_FILES = ("roc_curves.csv", "roc_band.csv", "pr_curves.csv", "pr_band.csv", "calibration_curve.csv",
+               "probability_calibration.csv", "regression_calibration.csv", "proportional_bias.json", "lr_curve.csv",
+               "lr_cutoffs.csv")
 """What :func:`write_curves` may write; the report draws these (see docs/architecture.md)."""
 
 COMPARISON_FILES = ("comparison_scores.csv", "comparison.csv", "comparison_regression.csv", "comparison.md",
-                    "decision_curve.csv")
+                    "decision_curve.csv", "reclassification.csv")
 """What :func:`write_comparison` may write."""
 
 EVALUATION_FILES = ("exclusions.csv", "results.csv", "metrics.json", *CURVE_FILES, *COMPARISON_FILES)
@@ -215,11 +217,12 @@ def write_curves(spec: TargetSpec, table: pd.DataFrame, posthoc: PostHoc, rows: 
                  score_regression: bool = True) -> list[str]:
     """The curves of this evaluation, each where it applies (:mod:`aiecg.evaluate.curves`): the ROC curves of the
     model's primary LVH score and of every baseline and criterion row (``roc_curves.csv``), the model's pointwise
-    bootstrap band (``roc_band.csv``), the primary probability's calibration overall and by sex with Wilson
-    intervals, slope and intercept (``calibration_curve.csv``), calibration of every LVH probability
-    (``probability_calibration.csv``) and of a continuous prediction (``regression_calibration.csv``) with its
-    proportional bias (``proportional_bias.json``), the LR model per sex (``lr_curve.csv``) and its cut-offs
-    (``lr_cutoffs.csv``). Returns the names written."""
+    bootstrap band (``roc_band.csv``), the precision-recall curves of the same rows at the sample's prevalence and
+    re-weighted to the target prevalence (``pr_curves.csv``) with the model's bands (``pr_band.csv``), the primary
+    probability's calibration overall and by sex with Wilson intervals, slope and intercept
+    (``calibration_curve.csv``), calibration of every LVH probability (``probability_calibration.csv``) and of a
+    continuous prediction (``regression_calibration.csv``) with its proportional bias (``proportional_bias.json``),
+    the LR model per sex (``lr_curve.csv``) and its cut-offs (``lr_cutoffs.csv``). Returns the names written."""
     written: list[str] = []
 
     def save(frame: pd.DataFrame | None, name: str) -> None:
@@ -230,16 +233,15 @@ def write_curves(spec: TargetSpec, table: pd.DataFrame, posthoc: PostHoc, rows: 
     primary = primary_lvh_score(spec, table)
     labels = table["lvh_true"].to_numpy(float) if "lvh_true" in table else None
     if labels is not None and primary is not None:
-        model = curves.roc_points(labels, primary[1])
-        if model is not None:
-            parts = [model.assign(curve=primary[0], kind="model")]
-            for row in rows:
-                points = curves.roc_points(labels, row.scores) if row.kind != "model" else None
-                if points is not None:
-                    parts.append(points.assign(curve=row.name, kind=row.kind))
-            save(pd.concat(parts, ignore_index=True)[["curve", "kind", "fpr", "tpr", "threshold"]], "roc_curves.csv")
+        scored = [(primary[0], "model", primary[1])] + [(row.name, row.kind, row.scores) for row in rows
+                                                        if row.kind != "model"]
+        roc = curves.roc_table(labels, scored)
+        if roc is not None:
+            save(roc, "roc_curves.csv")
             keep = np.isfinite(primary[1]) & np.isin(labels, (0, 1))
             save(curves.roc_band(labels[keep], primary[1][keep]), "roc_band.csv")
+            save(curves.pr_table(labels, scored, posthoc.target_prevalence), "pr_curves.csv")
+            save(curves.pr_bands(labels, primary[1], posthoc.target_prevalence), "pr_band.csv")
             if "proba" in primary[0]:
                 save(curves.primary_calibration(table, primary[0]), "calibration_curve.csv")
     save(curves.probability_calibration(table), "probability_calibration.csv")
@@ -266,8 +268,9 @@ def write_comparison(spec: TargetSpec, bundle: Bundle, table: pd.DataFrame, stor
 
     Writes ``comparison.csv``/``comparison.md`` (and ``comparison_regression.csv``), and every row's
     per-participant score (``score: NAME``; criteria as their margin over the published cut-off, so a call is
-    ``>= 0``) and regression prediction (``prediction: NAME``) in ``comparison_scores.csv`` for figures; and the
-    decision curves of the model's LVH probability against the criteria (``decision_curve.csv``)."""
+    ``>= 0``) and regression prediction (``prediction: NAME``) in ``comparison_scores.csv`` for figures; the
+    decision curves of the model's LVH probability against the criteria (``decision_curve.csv``); and the
+    reclassification of participants by the model against each criterion (``reclassification.csv``)."""
     ids = table["eid"].astype(str).to_numpy()
     rows: list[ScoreRow] = []
     primary = primary_lvh_score(spec, table)
@@ -299,6 +302,10 @@ def write_comparison(spec: TargetSpec, bundle: Bundle, table: pd.DataFrame, stor
     if lvh is not None and primary is not None and min(np.sum(lvh == 1), np.sum(lvh == 0)) >= 1:
         summary["decision_curve"] = write_decision_curve(model_label(bundle), primary, lvh, rows, out_dir, seed,
                                                          n_resamples)
+    model_row = next((row for row in rows if row.kind == "model"), None)
+    criteria = {row.name: row.scores for row in rows if row.kind == "criterion"}
+    if lvh is not None and model_row is not None and criteria and min(np.sum(lvh == 1), np.sum(lvh == 0)) >= 1:
+        summary["reclassification"] = write_reclassification(lvh, model_row, criteria, out_dir, seed, n_resamples)
     regression_table = None
     if regression:
         stem = spec.stem
@@ -325,3 +332,19 @@ def write_decision_curve(name: str, primary: tuple[str, np.ndarray], labels: np.
     curves.to_csv(out_dir / DECISION_CURVE, index=False, float_format="%.6g")
     return {"file": DECISION_CURVE, "model": name, "score": column, "n_resamples": n_resamples,
             "bootstrap": "pointwise percentile, participants resampled without stratification"}
+
+
+RECLASSIFICATION = "reclassification.csv"
+
+
+def write_reclassification(labels: np.ndarray, model: ScoreRow, criteria: dict[str, np.ndarray], out_dir: Path,
+                           seed: int, n_resamples: int) -> dict[str, Any]:
+    """The categorical NRI of the model's calls at its operating point over each criterion's calls, events and
+    non-events separately (:mod:`aiecg.evaluate.reclassification`), into ``reclassification.csv``; returns what
+    metrics.json records of it."""
+    table = reclassification_table(labels, model.scores, model.threshold, criteria, seed=seed,
+                                   n_resamples=n_resamples)
+    write_csv(table, out_dir / RECLASSIFICATION)
+    return {"file": RECLASSIFICATION, "model": model.name, "threshold": float(model.threshold),
+            "threshold_source": model.threshold_source, "n_resamples": n_resamples,
+            "bootstrap": "percentile, stratified by LVH", "rows": table.to_dict(orient="records")}

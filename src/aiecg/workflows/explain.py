@@ -42,6 +42,7 @@ from aiecg.explain.sanity import randomisation_check
 from aiecg.explain.truth import effect_by_wave, truth_table
 from aiecg.explain.waves import FIDUCIALS, truth_summary, wave_summary
 from aiecg.files import atomic_write, atomic_write_text, check_output
+from aiecg.predict import predict
 from aiecg.runio import partial_dir, publish
 from aiecg.workflows.bundled import open_bundled
 
@@ -53,6 +54,8 @@ class Subjects:
     Attributes:
         fiducials: [n, 4] sample indices of P onset, QRS onset, QRS offset and T end in each median beat.
         truth: the synthetic generator's latent truth per participant (None for real data).
+        target: the reference (CMR) value of the model's first output per participant, in target units (NaN where
+            unknown, e.g. one ECG file).
         described: what ``explain.json`` records about the input (cohort, split or file, imputed values).
     """
 
@@ -63,6 +66,7 @@ class Subjects:
     fiducials: np.ndarray
     baseline: SexMeanBaseline
     truth: pd.DataFrame | None
+    target: np.ndarray
     described: dict[str, Any]
 
 
@@ -115,6 +119,7 @@ def explain_bundle(bundle_path: str | Path, cohort_path: str | Path, store_path:
         ids=arrays.ids.astype(str), ecg=arrays.ecg, meta=arrays.meta, is_male=arrays.is_male,
         fiducials=store.index.set_index("id").loc[ids, list(FIDUCIALS)].to_numpy(float),
         baseline=sex_mean_baseline(reference_arrays.ecg, reference_arrays.is_male, reference), truth=truth,
+        target=arrays.target[:, 0].astype(float) if arrays.target.size else np.full(len(ids), np.nan),
         described={"bundle": str(bundle_path), "cohort": str(cohort_path), "split": split,
                    "cohort_name": str(bundled.cohort.mapping.name)})
     return _explain(bundle, subjects, out, n_steps, seed, figures, sanity_participants)
@@ -142,6 +147,9 @@ def _explain(bundle: Any, subjects: Subjects, out: str | Path, n_steps: int, see
         "is_male": arrays.is_male.astype(np.float32), "meta": arrays.meta.astype(np.float32),
         "meta_attr": attr.meta, "outputs": attr.outputs, "baseline_outputs": attr.baseline_outputs,
         "delta": attr.delta, "typical_low": np.asarray(typical(attr.outputs, False)),
+        # each participant's prediction through THE prediction loop and the reference value, in target units
+        "predicted": predict(model, arrays.ecg, arrays.meta, spec, bundle.scaling)[:, 0].astype(np.float32),
+        "true": np.asarray(subjects.target, np.float32),
         "typical_high": np.asarray(typical(attr.outputs, True)),
     }
     if len(ids) == 1:  # one ECG: its own figure, not the typical of a fifth
@@ -188,7 +196,10 @@ def _explain(bundle: Any, subjects: Subjects, out: str | Path, n_steps: int, see
         "method": "integrated gradients (captum, Gauss-Legendre)", "n_steps": n_steps,
         "baselines": {"ecg": baseline.to_dict(),
                       "clinical": "encoded fill values of the training encoder" if bundle.encoder else "none"},
-        **subjects.described, "n": int(len(ids)), "output_units": units, "attributions": "attributions.npz",
+        **subjects.described, "n": int(len(ids)), "output_units": units,
+        "target": {"name": spec.name, "stem": spec.stem, "kind": spec.kind.value,
+                   "arrays": "predicted: the model's prediction in target units (probability for LVH); true: the "
+                             "cohort's reference (CMR) value, NaN where unknown"}, "attributions": "attributions.npz",
         "model": f"{bundle.model_name} ({spec.name})",
         "convergence_delta": {"median_abs": float(np.median(delta)), "max_abs": float(delta.max()),
                               "mean_abs_output_change": float(np.mean(np.abs(attr.outputs - attr.baseline_outputs)))},
@@ -261,7 +272,7 @@ def _file_subjects(bundled: Any, ecg_file: str | Path, clinical: str | Path | No
         ids=np.asarray([path.stem]), ecg=median, meta=np.asarray(meta, np.float32), is_male=np.asarray([sex]),
         fiducials=np.asarray([[float(result.get(k, np.nan)) for k in FIDUCIALS]]),
         baseline=sex_mean_baseline(reference.ecg, reference.is_male, f"training split of {bundled.cohort_path}"),
-        truth=None,
+        truth=None, target=np.full(1, np.nan),
         described={"bundle": str(bundled.bundle_path), "cohort": str(bundled.cohort_path), "split": "one file",
                    "ecg_file": str(path), "cohort_name": path.name, "sex": "unknown" if not np.isfinite(sex)
                    else ("male" if sex == 1 else "female"), "imputed_clinical_values": imputed})

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import pandas as pd
 
 from aiecg.report.runs import BundleInfo, ReportError, RunData, load_run
 
@@ -73,10 +74,8 @@ def median_beat_summary(run: RunData) -> dict[str, Any] | None:
 
 def complete_inputs(run: RunData) -> None:
     """What the page draws beyond the run's files, prepared once: the bundle's description, the median-beat
-    summaries, calibration by sex and the proportional bias (:mod:`aiecg.evaluate.curves`), and for a run
-    written before the evaluation saved its curves, those curves (:mod:`aiecg.evaluate.curves`)."""
-    import pandas as pd
-
+    summaries, and for a run written before the evaluation saved its curves, those curves (the same functions of
+    :mod:`aiecg.evaluate.curves` that ``workflows/evaluate.write_curves`` uses)."""
     from aiecg.evaluate import curves
     from aiecg.evaluate.evaluation import proportional_bias_status
     from aiecg.report.figures.base import primary_score, regression_stem
@@ -92,18 +91,23 @@ def complete_inputs(run: RunData) -> None:
     if score is not None:
         column, labels, scores = score
         all_labels = table["lvh_true"].to_numpy(float)
-        if run.roc_curves is None:
-            parts = [curves.roc_points(labels, scores).assign(curve=column, kind="model")]
+        if run.roc_curves is None or run.pr_curves is None:
+            scored = [(column, "model", table[column].to_numpy(float))]
             saved, comparison = run.comparison_scores, run.comparison
             if saved is not None and comparison is not None and len(saved) == len(table):
-                for row in comparison[comparison["kind"] != "model"].itertuples():
-                    if f"score: {row.name}" in saved:
-                        points = curves.roc_points(all_labels, saved[f"score: {row.name}"].to_numpy(float))
-                        if points is not None:
-                            parts.append(points.assign(curve=row.name, kind=row.kind))
-            run.roc_curves = pd.concat(parts, ignore_index=True)
+                scored += [(row.name, row.kind, saved[f"score: {row.name}"].to_numpy(float))
+                           for row in comparison[comparison["kind"] != "model"].itertuples()
+                           if f"score: {row.name}" in saved]
+            if run.roc_curves is None:
+                run.roc_curves = curves.roc_table(all_labels, scored)
+            if run.pr_curves is None:
+                run.pr_curves = curves.pr_table(all_labels, scored, run.posthoc.get("target_prevalence"))
         if run.roc_band is None:
             run.roc_band = curves.roc_band(labels, scores)
+        if run.pr_band is None:
+            run.pr_band = curves.pr_bands(labels, scores, run.posthoc.get("target_prevalence"))
+        if run.reclassification is None:
+            run.reclassification = reclassification(run)
         if run.calibration_curve is None and "proba" in column:
             run.calibration_curve = curves.primary_calibration(table, column)
     if run.probability_calibration is None:
@@ -124,6 +128,28 @@ def complete_inputs(run: RunData) -> None:
             guideline = run.spec.lvh_thresholds if run.spec is not None else None
             run.lr_cutoffs = curves.lr_cutoffs(lr, run.posthoc.get("threshold"), None if guideline is None
                                                else {0: guideline.female, 1: guideline.male})
+
+
+def reclassification(run: RunData) -> pd.DataFrame | None:
+    """The NRI of the model against each criterion (:func:`aiecg.evaluate.reclassification.reclassification_table`)
+    from a run's saved per-participant scores, for a run evaluated before it saved ``reclassification.csv``; None
+    without a model row with a threshold and a criterion in its comparison."""
+    import numpy as np
+
+    from aiecg.evaluate.reclassification import reclassification_table
+
+    comparison, saved, table = run.comparison, run.comparison_scores, run.results
+    if comparison is None or saved is None or table is None or "lvh_true" not in table:
+        return None
+    models = comparison[(comparison["kind"] == "model") & comparison["name"].map(lambda n: f"score: {n}" in saved)]
+    criteria = {name: saved[f"score: {name}"].to_numpy(float)
+                for name in comparison.loc[comparison["kind"] == "criterion", "name"] if f"score: {name}" in saved}
+    if models.empty or not criteria or not np.isfinite(models["threshold"].iloc[0]):
+        return None
+    labels = table.set_index(table["eid"].astype(str))["lvh_true"].reindex(saved["eid"].astype(str))
+    return reclassification_table(labels.to_numpy(float), saved[f"score: {models['name'].iloc[0]}"].to_numpy(float),
+                                  float(models["threshold"].iloc[0]), criteria, seed=run.metrics.get("seed", 0),
+                                  n_resamples=run.metrics.get("n_resamples", 1000))
 
 
 def write_report(inputs: list[str | Path], out: str | Path, title: str = "aiecg report") -> Path:

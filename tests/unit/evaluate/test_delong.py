@@ -4,6 +4,7 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from aiecg.evaluate.delong import (
+    auroc_heterogeneity,
     compare_sensitivity,
     compare_specificity,
     delong_auc_ci,
@@ -142,3 +143,33 @@ def test_paired_sensitivity_and_specificity_use_their_class_only():
     spec = compare_specificity(labels, calls1, calls2)
     assert (spec.n, spec.rate1, spec.rate2, spec.only1, spec.only2) == (4, 0.5, 1.0, 0, 2)
     assert spec.p_value == pytest.approx(stats.binomtest(0, 2, 0.5).pvalue)
+
+
+def test_auroc_heterogeneity_is_the_independent_samples_z_test_for_two_and_cochrans_q_for_three():
+    rng = np.random.default_rng(7)
+    groups = {}
+    for level, signal in (("a", 2.0), ("b", 0.3), ("c", 1.0)):
+        y = (rng.random(120) < 0.4).astype(float)
+        groups[level] = (y, signal * y + rng.normal(0, 1, 120))
+    two = auroc_heterogeneity({k: groups[k] for k in ("a", "b")})
+    (a1, v1), (a2, v2) = [(float(delong_covariance(*groups[k])[0][0]), float(delong_covariance(*groups[k])[1][0, 0]))
+                          for k in ("a", "b")]
+    z = (a1 - a2) / np.sqrt(v1 + v2)  # Hanley & McNeil 1982, independent samples
+    assert two["statistic"] == pytest.approx(z**2) and two["p"] == pytest.approx(2 * stats.norm.sf(abs(z)))
+    assert two["df"] == 1 and two["p"] < 0.001 and two["aurocs"]["a"] == pytest.approx(roc_auc_score(*groups["a"]))
+    three = auroc_heterogeneity(groups)
+    a = np.array([roc_auc_score(*groups[k]) for k in "abc"])
+    w = 1 / np.array([delong_covariance(*groups[k])[1][0, 0] for k in "abc"])
+    q = np.sum(w * (a - np.sum(w * a) / w.sum()) ** 2)
+    assert three["statistic"] == pytest.approx(q) and three["p"] == pytest.approx(stats.chi2.sf(q, 2))
+    same = auroc_heterogeneity({"x": groups["c"], "y": groups["c"]})
+    assert same["statistic"] == pytest.approx(0) and same["p"] == pytest.approx(1)
+
+
+def test_auroc_heterogeneity_leaves_out_one_class_subgroups_and_says_when_undefined():
+    y = np.array([0, 0, 1, 1, 0, 1.0])
+    out = auroc_heterogeneity({"both": (y, np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.3])),
+                               "cases only": (np.ones(4), np.arange(4.0))})
+    assert out["left_out"] == ["cases only"] and np.isnan(out["p"]) and "fewer than two" in out["note"]
+    perfect = auroc_heterogeneity({"a": (y, y), "b": (y, np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.3]))})
+    assert np.isnan(perfect["p"]) and "separate the classes perfectly" in perfect["note"]

@@ -148,11 +148,19 @@ def test_subgroup_reports_by_sex_and_tertiles():
         np.mean(np.abs(male["ilvm_pred"] - male["ilvm_true"])))
     assert out["overall"]["n"] == len(frame)
     json.dumps(out, allow_nan=False)
+    female = frame[frame["is_m"] == 0]  # each grouping's interaction test: Kruskal-Wallis on the absolute errors
+    expected = stats.kruskal(np.abs(female["ilvm_pred"] - female["ilvm_true"]), np.abs(male["ilvm_pred"] -
+                                                                                       male["ilvm_true"]))
+    assert out["interaction"]["is_m"]["p"] == pytest.approx(expected.pvalue) and out["interaction"]["age"]["df"] == 2
+    assert set(out["interaction"]) == {"is_m", "age", "bmi"}
 
     fixed = subgroup_reports(frame, "classification", "lvh_true", "ilvm_pred", seed=0, n_resamples=50, threshold=85.0,
                              group_columns=(), tertile_columns=("age",), cut_points={"age": [50.0, 60.0]})
     assert fixed["cut_points"] == {"age": [50.0, 60.0]}
     assert fixed["subgroups"]["age"]["T1"]["n"] == int(np.sum(frame["age"] <= 50))
+    interaction = fixed["interaction"]["age"]  # discrimination compared between the age groups (DeLong, Wald)
+    assert interaction["df"] == 2 and "DeLong" in interaction["method"] and 0 <= interaction["p"] <= 1
+    assert interaction["aurocs"]["T1"] == pytest.approx(fixed["subgroups"]["age"]["T1"]["auroc"]["estimate"])
     with pytest.raises(ValueError, match="threshold"):
         subgroup_reports(frame, "classification", "lvh_true", "ilvm_pred", seed=0)
     with pytest.raises(KeyError, match="height"):

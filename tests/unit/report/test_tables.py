@@ -148,3 +148,31 @@ def test_the_flow_of_a_test_split_evaluation_counts_the_whole_cohort():
     unknown = participant_flow(_evaluation("test", 24)).set_index("step")  # no split sizes: totals unknown
     assert np.isnan(unknown.loc["rows in the cohort table", "participants"])
     assert "usable participants" not in unknown.index and unknown.loc["evaluated", "reason"] == "the test split"
+
+
+def test_subgroup_interaction_tests_are_shown_from_the_saved_metrics_with_a_row_where_none_was_saved():
+    from pathlib import Path
+
+    from aiecg.evaluate.stats import subgroup_reports
+    from aiecg.report.figures.subgroups import _subgroup_rows
+    from aiecg.report.runs import RunData
+    from aiecg.report.tables import subgroup_interactions
+
+    rng = np.random.default_rng(8)
+    frame = pd.DataFrame({"is_m": rng.integers(0, 2, 300), "age": rng.uniform(40, 80, 300)})
+    frame["lvh_true"] = (rng.random(300) < 0.3).astype(int)
+    frame["score"] = frame["lvh_true"] * np.where(frame["is_m"] == 1, 3.0, 0.2) + rng.normal(0, 1, 300)
+    block = subgroup_reports(frame, "classification", "lvh_true", "score", seed=0, n_resamples=20, threshold=0.5,
+                             tertile_columns=("age",))
+    run = RunData(Path("run"), "run", "evaluate", metrics={"subgroups": {"lvh": block}})
+    rows = subgroup_interactions(run).set_index("subgroups")
+    assert rows.loc["sex", "p"] == "<0.001" and rows.loc["sex", "df"] == 1  # informative in men only
+    assert rows.loc["age", "p"] == format_p(block["interaction"]["age"]["p"]) and rows.loc["age", "metric"] == "AUROC"
+    assert rows.loc["sex", "per level"].startswith("female: ")
+    labels = [row[0] for row in _subgroup_rows(block, "auroc") if row[5]]  # the figure's header rows
+    age_p = block["interaction"]["age"]["p"]
+    assert labels == ["sex: AUROC differs? p < 0.001", f"age: AUROC differs? p = {age_p:.3f}"]
+    del block["interaction"]  # a run evaluated before the tests existed
+    old = subgroup_interactions(run)
+    assert (old["p"] == "n/a").all() and old["note"].str.contains("re-run aiecg evaluate").all()
+    assert _subgroup_rows(block, "auroc")[1][0] == "sex: AUROC differs? not tested"

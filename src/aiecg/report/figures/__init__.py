@@ -27,11 +27,12 @@ from aiecg.report.figures.calibration import calibration_curves, lr_thresholding
 from aiecg.report.figures.decision import decision_curves  # noqa: E402
 from aiecg.report.figures.discrimination import criteria_scores, forest_auroc, pr_curves, roc_curves  # noqa: E402
 from aiecg.report.figures.explanations import explanation_plots  # noqa: E402
+from aiecg.report.figures.reclassification import reclassification  # noqa: E402
 from aiecg.report.figures.subgroups import subgroups  # noqa: E402
 from aiecg.report.figures.training import training_curves  # noqa: E402
 
 __all__ = ["LEAD_ORDER", "PROBABILITY_COLUMNS", "Plot", "beat_grid", "bland_altman", "calibration_curves",
            "criteria_scores", "decision_curves", "draw_figures", "explanation_plots", "forest_auroc",
-           "lr_thresholding", "median_beats", "predicted_vs_true", "pr_curves", "register_figure",
+           "lr_thresholding", "median_beats", "predicted_vs_true", "pr_curves", "reclassification", "register_figure",
            "registered_figures", "regression_calibration", "roc_curves", "subgroups", "training_curves",
            "unregister_figure"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import precision_recall_curve
 
 from aiecg.report import style
 from aiecg.report.figures.base import (
@@ -34,6 +33,15 @@ def criteria_scores(run: RunData) -> dict[str, np.ndarray]:
 
 BASELINE_COLOURS = ("#000000", "#5B3A29", "#4B0082", "#2F4F4F")
 """Black, dark brown, indigo, dark slate: the ML baselines stay apart from each other and from the criteria."""
+
+
+def line_style(kind: str, i: int) -> tuple[str, object]:
+    """(colour, line style) of the ``i``-th comparison row of a kind in the ROC and PR figures: criteria in the
+    palette after the model's blue, baselines in dark colours, so that no row is drawn like the model."""
+    if kind == "baseline":
+        return BASELINE_COLOURS[i % len(BASELINE_COLOURS)], style.LINESTYLES[(i + 2) % len(style.LINESTYLES)]
+    k = i % (len(style.CYCLE) - 1) + 1  # never CYCLE[0], the model's blue
+    return style.CYCLE[k], style.LINESTYLES[k % len(style.LINESTYLES)]
 
 
 def saved_curves(run: RunData, kind: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -94,7 +102,7 @@ def roc_curves(runs: list[RunData]) -> Plot:
         comparison = run.comparison if run.comparison is not None else pd.DataFrame(columns=["name", "kind"])
         by_name = {r.name: r for r in comparison.itertuples()}
         for i, (name, (f, t)) in enumerate(saved_curves(run, "criterion").items()):
-            colour, ls = style.CYCLE[(i + 1) % len(style.CYCLE)], style.LINESTYLES[(i + 1) % len(style.LINESTYLES)]
+            colour, ls = line_style("criterion", i)
             row = by_name.get(name)
             auc_text = f": {row.auroc:.2f} ({row.auroc_low:.2f}-{row.auroc_high:.2f})" if row is not None else ""
             ax.plot(f, t, color=colour, linewidth=1, linestyle=ls, label=name + auc_text)
@@ -109,12 +117,11 @@ def roc_curves(runs: list[RunData]) -> Plot:
         for i, row in enumerate(baselines.itertuples()):
             label = f"{row.name}: {row.auroc:.2f} ({row.auroc_low:.2f}-{row.auroc_high:.2f})"
             marker = style.MARKERS[(i + 5) % len(style.MARKERS)]
-            colour = BASELINE_COLOURS[i % len(BASELINE_COLOURS)]  # dark and distinct from the criteria's colours
+            colour, ls = line_style("baseline", i)  # dark and distinct from the criteria's colours
             if row.name in baseline_curves:
                 f, t = baseline_curves[row.name]
                 # one legend entry shows the curve's line and its operating point's marker together
-                ax.plot(f, t, color=colour, linewidth=0.9, marker=marker, markevery=[],
-                        linestyle=style.LINESTYLES[(i + 2) % len(style.LINESTYLES)], label=label)
+                ax.plot(f, t, color=colour, linewidth=0.9, marker=marker, markevery=[], linestyle=ls, label=label)
                 label = None
             ax.errorbar(1 - row.specificity, row.sensitivity,
                         xerr=[[row.specificity_high - row.specificity], [row.specificity - row.specificity_low]],
@@ -135,46 +142,54 @@ def roc_curves(runs: list[RunData]) -> Plot:
     return plot
 
 
+WEIGHTINGS = {"sample": "at the sample's prevalence", "target": "re-weighted to the target prevalence"}
+
+
 @register_figure(order=40)
 def pr_curves(runs: list[RunData]) -> Plot:
     plot = Plot("precision_recall", "Precision-recall curves",
-                "Model and classic criteria on the test participants; dotted: LVH prevalence (a score without "
-                "information). Where the run states a target prevalence, crosses: the model's precision at that "
-                "prevalence (from its ROC curve: PPV = sens x p / (sens x p + (1 - spec)(1 - p))). AUPRC: average "
-                "precision with its bootstrap 95% interval.")
-    usable = [(run, score) for run in runs if (score := primary_score(run))]
+                "Model (thick line; shaded: pointwise bootstrap 95% band, stratified, 200 resamples) and the classic "
+                "criteria (thin lines) on the test participants (pr_curves.csv, pr_band.csv). Left: at the sample's "
+                "LVH prevalence; right, where the run records a target prevalence: every operating point's "
+                "precision re-weighted to it from its sensitivity and specificity (PPV = sens x p / (sens x p + "
+                "(1 - spec)(1 - p))), the curves a population with that prevalence would give. Dotted: the "
+                "prevalence (a score without information). AUPRC: average precision at the sample's prevalence with "
+                "its bootstrap 95% interval.")
+    usable = [run for run in runs if run.pr_curves is not None and len(run.pr_curves)]
     if not usable:
         plot.notes.append("no run has LVH labels and an LVH score in results.csv")
         return plot
-    criteria = [criteria_scores(run) for run, _ in usable]
-    fig, pairs = legend_panels(len(usable), 4.4, 3.8, int(np.ceil((4 + max(map(len, criteria))) / 2)))
-    for (ax, legend_ax), (run, (_, labels, scores)), run_criteria in zip(pairs, usable, criteria):
-        precision, recall, _ = precision_recall_curve(labels, scores)
-        ap = interval(run.metrics.get("test", {}).get("lvh_at_validation_youden", {}).get("auprc"))
-        ax.step(recall, precision, where="post", color=style.BLUE, linewidth=2,
-                label=f"model, AUPRC {ap[0]:.2f} ({ap[1]:.2f}-{ap[2]:.2f})")
-        for i, (name, crit) in enumerate(run_criteria.items()):
-            y_all = run.results["lvh_true"].to_numpy(float)
-            keep = np.isfinite(crit) & np.isin(y_all, (0, 1))
-            if len(np.unique(y_all[keep])) < 2:
-                continue
-            p, r, _ = precision_recall_curve(y_all[keep], crit[keep])
-            ax.step(r, p, where="post", color=style.CYCLE[(i + 1) % len(style.CYCLE)], linewidth=1,
-                    linestyle=style.LINESTYLES[(i + 1) % len(style.LINESTYLES)], label=name)
-        target = run.posthoc.get("target_prevalence")
-        model = saved_curves(run, "model")
-        if target is not None and model:
-            fpr, tpr = next(iter(model.values()))
-            with np.errstate(invalid="ignore", divide="ignore"):
-                ppv = tpr * target / (tpr * target + fpr * (1 - target))
-            keep = tpr > 0
-            ax.plot(tpr[keep], ppv[keep], color=style.BLUE, linestyle="none", marker="x", markersize=4,
-                    label=f"model at the stated prevalence {target:.2f} (ROC points)")
-            ax.axhline(target, color=style.BLUE, linestyle=":", linewidth=0.8, label=f"stated prevalence {target:.2f}")
-        ax.axhline(labels.mean(), color=style.GREY, linestyle=":", linewidth=1,
-                   label=f"sample prevalence {labels.mean():.2f}")
+    panels = [(run, weighting) for run in usable for weighting in WEIGHTINGS
+              if (run.pr_curves["weighting"] == weighting).any()]
+    entries = max(run.pr_curves["curve"].nunique() for run in usable) + 2
+    fig, pairs = legend_panels(len(panels), 4.4, 3.8, int(np.ceil(entries / 2)))
+    for (ax, legend_ax), (run, weighting) in zip(pairs, panels):
+        rows = run.pr_curves[run.pr_curves["weighting"] == weighting]
+        prevalence = float(rows["prevalence"].iloc[0])
+        if run.pr_band is not None:
+            band = run.pr_band[run.pr_band["weighting"] == weighting]
+            ax.fill_between(band["recall"], band["precision_low"], band["precision_high"], color=style.BLUE,
+                            alpha=0.18, linewidth=0, step="pre")
+        counts = {"baseline": 0, "criterion": 0}
+        for name, part in rows.groupby("curve", sort=False):
+            kind = part["kind"].iloc[0]
+            # from recall 0 at the first point's precision: the step then encloses the average precision
+            part = pd.DataFrame({"recall": np.r_[0.0, part["recall"]],
+                                 "precision": np.r_[part["precision"].iloc[0], part["precision"]]})
+            if kind == "model":
+                label = "model"
+                if weighting == "sample":
+                    ap = interval(run.metrics.get("test", {}).get("lvh_at_validation_youden", {}).get("auprc"))
+                    label += f", AUPRC {ap[0]:.2f} ({ap[1]:.2f}-{ap[2]:.2f})"
+                ax.step(part["recall"], part["precision"], where="pre", color=style.BLUE, linewidth=2, label=label)
+            else:
+                colour, ls = line_style(kind, counts.get(kind, 0))
+                counts[kind] = counts.get(kind, 0) + 1
+                ax.step(part["recall"], part["precision"], where="pre", color=colour, linewidth=1, linestyle=ls,
+                        label=str(name))
+        ax.axhline(prevalence, color=style.GREY, linestyle=":", linewidth=1, label=f"prevalence {prevalence:.2f}")
         label_panel(ax, legend_ax, (-0.01, 1.01), (-0.01, 1.01), "recall (sensitivity)", "precision (PPV)",
-                     f"{run.label}\n{run.cohort_name}")
+                    f"{run.label}, {run.cohort_name}\n{WEIGHTINGS[weighting]} {prevalence:.2f}")
     plot.figure = fig
     return plot
 

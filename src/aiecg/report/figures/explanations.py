@@ -9,11 +9,13 @@ from matplotlib.figure import Figure
 from aiecg.csvfile import read_csv
 from aiecg.report import style
 from aiecg.report.figures.base import (
+    LEAD_ORDER,
     RASTER_ABOVE,
     Plot,
 )
 from aiecg.report.figures.beats import beat_grid
 from aiecg.report.runs import EXPLAIN_ARRAYS, RunData, load_npz
+from aiecg.signal.leads import DERIVED_LIMB_LEADS, derive_limb_leads
 
 
 def clinical_beeswarm(feature_names: list[str], attributions: np.ndarray, values: np.ndarray, title: str,
@@ -118,22 +120,18 @@ def wave_plot(waves: pd.DataFrame, title: str) -> Figure:
     return fig
 
 
-def cam_plot(time_ms: np.ndarray, beat: np.ndarray, cams: list[tuple[str, np.ndarray]], lead: str,
-             title: str, units: str = "raw output") -> Figure:
-    """Class activation maps (contribution per time point of the last feature map, upsampled) under lead
-    ``lead`` of the average median beat."""
-    fig = style.new_figure(6.0, 3.6)
-    ax, cam_ax = fig.subplots(2, 1, sharex=True, height_ratios=[1, 1])
-    ax.plot(time_ms, beat, color=style.BLACK, linewidth=1)
-    ax.set_ylabel(f"lead {lead} (mV)")
-    ax.set_title(title)
-    for i, (name, cam) in enumerate(cams):
-        cam_ax.plot(time_ms, cam, color=style.CYCLE[i], linestyle=style.LINESTYLES[i], label=name)
-    cam_ax.axhline(0, color=style.GREY, linewidth=0.5)
-    cam_ax.set_ylabel("CAM")
-    cam_ax.set_xlabel("time from R peak (ms)")
-    cam_ax.legend(frameon=False, fontsize=7, title=f"units: {units}", title_fontsize=7)
-    return fig
+def value_text(data, index: int, target: dict) -> str:
+    """``predicted 52.3 g/m², CMR 48.1 g/m²`` (LVH: the probability, and LVH or no LVH by CMR) for one explained
+    participant, from the arrays ``aiecg explain`` saves (``predicted``, ``true``); empty for an older folder."""
+    if "predicted" not in data.files:
+        return ""
+    predicted, true = float(data["predicted"][index]), float(data["true"][index])
+    if target.get("kind") == "binary":
+        reference = "not given" if not np.isfinite(true) else ("LVH" if true >= 0.5 else "no LVH")
+        return f"predicted LVH probability {predicted:.2f}, CMR: {reference}"
+    unit = style.UNITS.get(target.get("stem", ""), "")
+    reference = f"{true:.1f} {unit}" if np.isfinite(true) else "not given"
+    return f"predicted {predicted:.1f} {unit}, CMR {reference}".replace("  ", " ")
 
 
 SANITY_NOTE = ("Warning: this map failed the model-randomisation check (Adebayo et al. 2018): on a model with "
@@ -243,6 +241,8 @@ def explanation_plots(run: RunData) -> list[Plot]:
                                      "|integrated gradients|")))
     examples = [(key, group) for key, group in (("typical_low", "low"), ("typical_high", "high"), ("single", "one"))
                 if key in data.files]
+    target = info.get("target") or {}
+    # one colour scale for every example: the largest |attribution| of any of them
     limit = max((float(np.abs(data["ecg_attr"][int(data[key])]).max()) for key, _ in examples), default=None)
     for key, group in examples:
         index = int(data[key])
@@ -251,26 +251,56 @@ def explanation_plots(run: RunData) -> list[Plot]:
                  f"prediction near the median of the {'lowest' if group == 'low' else 'highest'} fifth")
         plots.append(Plot(f"explain_beats_{group}_{slug}",
                           "Attribution on the median beat" + ("" if group == "one" else f", {group} prediction"),
-                          note + f" Participant {data['ids'][index]} ({which}); red: pushes the output up, blue: "
-                          "down; larger dots: larger |attribution|."
-                          + (" Both examples share one colour scale." if len(examples) > 1 else ""),
+                          note + f" Participant {data['ids'][index]} ({which}); the title gives the model's "
+                          "prediction and the CMR reference value. Red: pushes the output up, blue: down; larger dots: "
+                          "larger |attribution|."
+                          + (f" Both examples share one colour scale (± {limit:.2g} {units})." if len(examples) > 1
+                             else ""),
                           beat_grid(time_ms, leads, [("beat", data["ecg"][index], {})],
-                                    f"{title}\nparticipant {data['ids'][index]}, output {output:.2f} ({units})",
+                                    f"{title}\nparticipant {data['ids'][index]}: "
+                                    + (value_text(data, index, target) or f"output {output:.2f} ({units})"),
                                     colour_by=data["ecg_attr"][index], colour_label=f"attribution ({units})",
                                     colour_limit=limit),
                           notes=warn("integrated gradients (signed)")))
     if "cam" in data.files:
-        cam = data["cam"]
-        pred = data["outputs"]
-        low, high = pred <= np.quantile(pred, 0.2), pred >= np.quantile(pred, 0.8)
-        series = ([("the ECG explained", cam[0])] if len(pred) == 1 else
-                  [("highest fifth", cam[high].mean(axis=0)), ("lowest fifth", cam[low].mean(axis=0))])
-        lead = "V5" if "V5" in leads else leads[0]
-        k = leads.index(lead)
-        plots.append(Plot(f"explain_cam_{slug}", "Class activation maps (FCN)",
-                          "Exact decomposition of the ECG part of the output over time (the FCN's global average "
-                          "pooling is a mean over time, and the head is linear at each participant's activation "
-                          "pattern), averaged over the lowest and highest fifth of predictions.",
-                          cam_plot(time_ms, data["ecg"].mean(axis=0)[k], series, lead, title, units),
-                          notes=warn("class activation map")))
+        plots += cam_plots(data, title, units, slug, warn("class activation map"))
+    return plots
+
+
+def cam_plots(data, title: str, units: str, slug: str, notes: list[str]) -> list[Plot]:
+    """The class activation map drawn along every lead of the mean median beat, in the standard 12-lead layout:
+    of the highest and the lowest fifth of predictions (one colour scale for both), or of the one ECG explained.
+    The FCN's map is a function of time (its last feature map mixes the leads), so every lead carries the same
+    colours: they show where in the beat, read against each lead's waves, the model gathers its output."""
+    cam, pred, leads, time_ms = data["cam"], data["outputs"], list(data["leads"]), data["time_ms"]
+    if len(pred) == 1:
+        groups = [("one", "the ECG explained", np.ones(1, bool))]
+    else:
+        groups = [("high", "highest fifth of predictions", pred >= np.quantile(pred, 0.8)),
+                  ("low", "lowest fifth of predictions", pred <= np.quantile(pred, 0.2))]
+    maps = {key: cam[member].mean(axis=0) for key, _, member in groups}
+    limit = max(float(np.abs(m).max()) for m in maps.values()) or 1.0
+    derived = [lead for lead in DERIVED_LIMB_LEADS if lead not in leads] if {"I", "II"} <= set(leads) else []
+    shown = [lead for lead in LEAD_ORDER if lead in leads or lead in derived]
+    shown += [lead for lead in leads if lead not in shown]
+    plots = []
+    for key, label, member in groups:
+        beat, names = derive_limb_leads(data["ecg"][member].mean(axis=0), leads) if derived else (
+            data["ecg"][member].mean(axis=0), tuple(leads))
+        beat = beat[[names.index(lead) for lead in shown]]
+        plots.append(Plot(
+            f"explain_cam_{key}_{slug}", f"Class activation maps (FCN), {label}",
+            "Exact decomposition of the ECG part of the output over time (the FCN's global average pooling is a "
+            "mean over time, and the head is linear at each participant's activation pattern), averaged over "
+            f"{label} (n = {int(member.sum())}) and drawn along each lead of their mean median beat in the standard "
+            "layout. The map is one function of time shared by all leads; red: pushes the output up, blue: down; "
+            "larger dots: larger contribution."
+            + (f" Leads {', '.join(derived)}, which the model does not read, are derived from I and II (Einthoven's "
+               "and Goldberger's relations) to complete the layout." if derived else "")
+            + (f" The highest and lowest fifths share one colour scale (± {limit:.2g} {units})." if len(groups) > 1
+               else ""),
+            beat_grid(time_ms, shown, [("mean beat", beat, {})], f"{title}\nclass activation map, {label} "
+                      f"(n = {int(member.sum())})", colour_by=np.broadcast_to(maps[key], beat.shape),
+                      colour_label=f"CAM ({units})", colour_limit=limit),
+            notes=list(notes)))
     return plots
