@@ -284,13 +284,14 @@ def cmd_export(args: argparse.Namespace) -> dict[str, Any]:
 
 def _run_choices() -> dict[str, Any]:
     """The choices of the run-configuration flags (``train``, ``tune``): registered targets, models and losses."""
+    from aiecg.contract import INPUTS
     from aiecg.data.sampling import SAMPLING_MODES
     from aiecg.data.targets import list_targets
     from aiecg.models import list_models
     from aiecg.train.losses import list_losses
 
-    return {"target": list_targets(), "arch": list_models(), "criterion": list_losses(), "fit.sampling": SAMPLING_MODES,
-            "fit.device": DEVICES}
+    return {"target": list_targets(), "arch": list_models(), "input": list(INPUTS), "criterion": list_losses(),
+            "fit.sampling": SAMPLING_MODES, "fit.device": DEVICES}
 
 
 def _synth_options(p: argparse.ArgumentParser) -> None:

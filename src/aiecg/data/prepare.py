@@ -21,7 +21,7 @@ import platform
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from aiecg import __version__
+from aiecg.contract import input_kind
 from aiecg.csvfile import write_csv
 from aiecg.data.cohort import ecg_records
 from aiecg.data.store import (
@@ -47,6 +48,7 @@ from aiecg.data.store import (
     atomic_save_npy,
     atomic_save_npy_chunks,
     atomic_write_bytes,
+    join_inputs,
     remove_temp_files,
     writing,
 )
@@ -59,7 +61,7 @@ from aiecg.data.workers import (
     failure_row,
     run_supervised,
 )
-from aiecg.ecg import ECG, STANDARD_LEADS
+from aiecg.ecg import ECG, STANDARD_LEADS, normalise_lead_name
 from aiecg.errors import CohortError, ECGReadError, check_processed
 from aiecg.io import read_ecg
 from aiecg.signal.beats import BeatConfig
@@ -112,6 +114,14 @@ class PrepareConfig:
         return cls(filters=FilterConfig(**data.get("filters", {})), beats=BeatConfig(**beats, quality=quality),
                    store_beats=bool(data.get("store_beats", True)), chunk_size=int(data.get("chunk_size", 64)),
                    strips=StripConfig(**strips) if strips is not None else None)
+
+    @classmethod
+    def for_model(cls, input_spec: dict[str, Any]) -> PrepareConfig:
+        """The pre-processing a bundle's input contract asks of a new recording: its store's settings, with the
+        strips the model reads (none for a median-beat model, even one trained on a store that kept strips)."""
+        config = cls.from_dict(input_spec["preprocessing"])
+        strips = input_spec.get("strips") if input_kind(input_spec) != "median" else None
+        return replace(config, strips=StripConfig(fs=strips["fs"], seconds=strips["seconds"]) if strips else None)
 
     def empty_row(self, record_id: str, path: str, status: str = STATUS_OK, reason: str = "") -> dict[str, Any]:
         """A store row with zero arrays: a zero median, no beats, a zero strip when the store keeps strips."""
@@ -178,6 +188,16 @@ def prepare_record(record_id: str, path: str, fmt: str | None, config: PrepareCo
             if result["status"] == STATUS_OK:
                 result.update(status=SHORT_RECORDING, reason=f"{exc}; prepare without --strips to use its median beat")
     return result
+
+
+def model_input_of(result: dict[str, Any], input_spec: dict[str, Any]) -> np.ndarray:
+    """A :func:`prepare_record` row (prepared with :meth:`PrepareConfig.for_model`) -> what the bundle of
+    ``input_spec`` reads: its leads of the median beat, the strip or both (:func:`aiecg.data.store.join_inputs`)."""
+    rows = [STANDARD_LEADS.index(normalise_lead_name(lead)) for lead in input_spec["leads"]]
+    kind = input_kind(input_spec)
+    median = np.asarray(result["median"], np.float32)[rows]
+    strip = np.asarray(result["strip"], np.float32)[rows] if kind != "median" else None
+    return join_inputs(kind, median, strip)
 
 
 def _part_path(root: Path, part: int) -> Path:

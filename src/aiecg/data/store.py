@@ -181,6 +181,16 @@ def gather(array: np.ndarray, rows: Sequence[int], lead_rows: Sequence[int], chu
     return out
 
 
+def join_inputs(kind: str, median: np.ndarray | None, strip: np.ndarray | None) -> np.ndarray:
+    """THE model input of ``kind`` from median beats and rhythm strips (records first, or one record):
+    ``both`` joins them along time, the median beat first."""
+    if kind == "median":
+        return median  # type: ignore[return-value]
+    if kind == "rhythm":
+        return strip  # type: ignore[return-value]
+    return np.concatenate([median, strip], axis=-1)  # type: ignore[list-item]
+
+
 @dataclass
 class Store:
     """A prepared store opened for reading (arrays memory-mapped)."""
@@ -259,14 +269,28 @@ class Store:
         Raises:
             StoreError: the store keeps no strips (it was prepared without ``--strips``).
         """
-        if self.strips is None:
-            raise StoreError(f"{self.root} holds no rhythm strips; prepare the cohort with `aiecg prepare --strips` "
-                             "into a new --out and pass that store")
+        strips = self.require_strips()
         strip_leads = list(self.manifest["strips"]["leads"])
         missing = [lead for lead in leads if lead not in strip_leads]
         if missing:
             raise StoreError(f"{self.root}: leads {missing} are not in the store's strips (it has {strip_leads})")
-        return gather(self.strips, self.rows(ids), [strip_leads.index(lead) for lead in leads])
+        return gather(strips, self.rows(ids), [strip_leads.index(lead) for lead in leads])
+
+    def require_strips(self) -> np.ndarray:
+        """The memory-mapped strips; a store prepared without them is refused with the command that adds them."""
+        if self.strips is None:
+            cohort = self.manifest.get("cohort", "COHORT.yaml")
+            raise StoreError(f"{self.root} holds no rhythm strips (it was prepared without --strips); prepare the "
+                             f"cohort again with them, `aiecg prepare --cohort {cohort} --strips --out NEW_STORE`, "
+                             "and pass --store NEW_STORE")
+        return self.strips
+
+    def model_input(self, ids: Sequence[str], leads: Sequence[str], kind: str) -> np.ndarray:
+        """What a model of input ``kind`` (:data:`aiecg.contract.INPUTS`) reads for ``ids``: median beats, rhythm
+        strips, or both joined in time (:func:`join_inputs`); float32 [len(ids), len(leads), samples]."""
+        median = self.medians(ids, leads) if kind != "rhythm" else None
+        strip = self.strips_of(ids, leads) if kind != "median" else None
+        return join_inputs(kind, median, strip)
 
     def beats_of(self, record_id: str, leads: Sequence[str]) -> np.ndarray:
         """The clean individual beats of one record, float32 [n, len(leads), window]."""

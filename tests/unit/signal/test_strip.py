@@ -59,3 +59,26 @@ def test_the_strip_setting_round_trips_and_a_config_without_strips_is_unchanged(
     assert PrepareConfig.from_dict(config.to_dict()) == config
     assert "strips" not in PrepareConfig().to_dict()
     assert PrepareConfig.from_dict(PrepareConfig().to_dict()).strips is None
+
+
+def _manifest() -> dict:
+    from aiecg.data.prepare import strip_spec
+
+    config = PrepareConfig(strips=StripConfig())
+    return {"fs": 500.0, "window": 400, "r_offset": 150, "preprocessing": config.to_dict(),
+            "leads": list(STANDARD_LEADS), "strips": strip_spec(config.strips)}
+
+
+def test_a_rhythm_contract_asks_new_recordings_for_the_strip_and_a_median_one_does_not():
+    from aiecg.contract import check_recording, input_contract
+    from aiecg.errors import BundleError
+
+    rhythm = input_contract(["I", "V5"], _manifest(), "rhythm")
+    median = input_contract(["I", "V5"], _manifest())
+    assert rhythm["strips"] == {"fs": 250.0, "seconds": 10.0, "samples": 2500} and "strips" not in median
+    assert PrepareConfig.for_model(rhythm).strips == StripConfig()
+    assert PrepareConfig.for_model(median).strips is None  # a median model trained on a store with strips
+    recording = {"fs": 500.0, "leads": list(STANDARD_LEADS), "duration_s": 8.0}
+    check_recording(median, recording, "a.xml")
+    with pytest.raises(BundleError, match=r"a.xml: 8.00 s long; the model reads 10 s rhythm strips"):
+        check_recording(rhythm, recording, "a.xml")
