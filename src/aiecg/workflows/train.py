@@ -138,11 +138,12 @@ class TrainingData:
         return cls(spec, cohort, store, splits, encoder, train, participants, val, scaling, labels)
 
 
-def model_and_loss(config: RunConfig, spec: TargetSpec, train_arrays: Arrays,
-                   labels: np.ndarray | None) -> tuple[torch.nn.Module, torch.nn.Module, FitConfig]:
+def model_and_loss(config: RunConfig, spec: TargetSpec, train_arrays: Arrays, labels: np.ndarray | None,
+                   encoder: Bundle | None = None) -> tuple[torch.nn.Module, torch.nn.Module, FitConfig]:
     """The freshly initialised model (seeded by ``fit.seed``), the loss (class-weighted with ``loss_weighting``)
     and the fit settings (default augmentation when ``augment`` is on) of one run: a training run or a search
-    trial, set up alike.
+    trial, set up alike. ``encoder`` is ``config.init`` already loaded (and checked against the store), so a run
+    reads it once; without it, it is loaded here.
 
     Raises:
         TypeError: the architecture does not take one of ``config.model_kwargs``.
@@ -161,7 +162,7 @@ def model_and_loss(config: RunConfig, spec: TargetSpec, train_arrays: Arrays,
     model = create_model(config.arch, len(config.leads), train_arrays.ecg.shape[2], train_arrays.meta.shape[1],
                          spec.n_outputs, **kwargs)
     if config.init:  # the ECG feature blocks of a pre-trained encoder (aiecg pretrain)
-        encoder = load_encoder(config)
+        encoder = encoder or load_encoder(config)
         try:
             start_from_encoder(model, encoder.state_dict, freeze=config.freeze_encoder)
         except ValueError as exc:
@@ -226,12 +227,12 @@ def _train_into(run_dir: Path, config: RunConfig, spec: TargetSpec, progress: bo
         check_output(run_dir)
         config.save(run_dir / "config.yaml")
     data = TrainingData.load(config, write_to=run_dir if main else None)
-    if config.init:
-        load_encoder(config, data.store)  # refuse an encoder of other leads, sampling or filters before training
+    # read once, and refused here when its leads, sampling or filters are not the store's: before training
+    init = load_encoder(config, data.store) if config.init else None
     store, splits, encoder = data.store, data.splits, data.encoder
     scaling, labels, train_arrays = data.scaling, data.labels, data.train
     arrays = {"train": data.train_participants, "val": data.val}  # the test split is loaded for evaluation
-    model, loss, fit_config = model_and_loss(config, spec, train_arrays, labels)
+    model, loss, fit_config = model_and_loss(config, spec, train_arrays, labels, init)
     result = fit(model, ECGDataset(train_arrays, scaling), ECGDataset(arrays["val"], scaling), loss, fit_config,
                  run_dir, progress, labels=labels, resume=config.resume)
     if not main:  # the other ranks' work ends with training; rank 0 evaluates and writes
