@@ -26,7 +26,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from aiecg import __version__
-from aiecg.contract import check_input_contract, flatten
+from aiecg.contract import INPUTS, check_input_contract, flatten, input_kind
 from aiecg.data.dataset import TargetScaling
 from aiecg.data.features import ClinicalEncoder
 from aiecg.data.targets import TargetSpec
@@ -107,6 +107,11 @@ class Bundle:
     @property
     def leads(self) -> list[str]:
         return list(self.input_spec["leads"])
+
+    @property
+    def input_kind(self) -> str:
+        """What the model reads: ``median``, ``rhythm`` or ``both`` (:data:`aiecg.contract.INPUTS`)."""
+        return input_kind(self.input_spec)
 
     def check_input(self, data_spec: dict[str, Any], where: str, fix: str) -> None:
         """Refuse data prepared otherwise than this model's training data
@@ -205,6 +210,12 @@ def _check_fields(path: Path, data: dict[str, Any]) -> None:
             normalise_lead_name(lead)
         except ValueError:
             raise bad(f"input_spec.leads names an unknown lead {lead!r}") from None
+    kind = input_kind(data["input_spec"])
+    if kind not in INPUTS:
+        raise bad(f"input_spec.input is {kind!r}, not one of {', '.join(INPUTS)}")
+    strips = data["input_spec"].get("strips")
+    if kind != "median" and not (isinstance(strips, dict) and {"fs", "seconds", "samples"} <= set(strips)):
+        raise bad(f"a model of input {kind!r} needs input_spec.strips (fs, seconds, samples)")
     if data["target"].get("n_outputs") != data["n_outputs"]:
         raise bad(f"the target has {data['target'].get('n_outputs')} outputs, the model {data['n_outputs']}")
     scaling = data["scaling"]

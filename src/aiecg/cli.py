@@ -105,6 +105,10 @@ def cmd_prepare(args: argparse.Namespace) -> dict[str, Any]:
         changes = merge(changes, {"filters": {"notch_hz": None if args.mains == "none" else float(args.mains)}})
     if args.no_beats:
         changes["store_beats"] = False
+    if args.strips is not None:
+        changes["strips"] = {"fs": args.strips, "seconds": args.strip_seconds}
+    elif args.strip_seconds != 10.0:
+        raise ConfigError("--strip-seconds sets the duration of the rhythm strips; add --strips to keep them")
     try:
         config = PrepareConfig.from_dict(merge(PrepareConfig().to_dict(), changes))
     except (TypeError, ValueError) as exc:
@@ -280,13 +284,14 @@ def cmd_export(args: argparse.Namespace) -> dict[str, Any]:
 
 def _run_choices() -> dict[str, Any]:
     """The choices of the run-configuration flags (``train``, ``tune``): registered targets, models and losses."""
+    from aiecg.contract import INPUTS
     from aiecg.data.sampling import SAMPLING_MODES
     from aiecg.data.targets import list_targets
     from aiecg.models import list_models
     from aiecg.train.losses import list_losses
 
-    return {"target": list_targets(), "arch": list_models(), "criterion": list_losses(), "fit.sampling": SAMPLING_MODES,
-            "fit.device": DEVICES}
+    return {"target": list_targets(), "arch": list_models(), "input": list(INPUTS), "criterion": list_losses(),
+            "fit.sampling": SAMPLING_MODES, "fit.device": DEVICES}
 
 
 def _synth_options(p: argparse.ArgumentParser) -> None:
@@ -313,13 +318,19 @@ def _prepare_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shard", type=_shard, default=(1, 1), help="K/N: process the K-th of N shards")
     p.add_argument("--merge-only", action="store_true", help="only merge the parts of finished shards")
     p.add_argument("--no-beats", action="store_true", help="store median beats only, not individual beats")
+    p.add_argument("--strips", type=float, nargs="?", const=250.0, metavar="HZ",
+                   help="also keep each record's filtered 10 s, 12-lead rhythm strip (strips.npy, for --input rhythm "
+                        "or both models), resampled to HZ [default: off; HZ 250 when given without a value]; a "
+                        "recording shorter than the strip by more than 0.1 s is an error row")
+    p.add_argument("--strip-seconds", type=float, default=10.0, help="duration of the rhythm strips [default: 10]")
     _add_limit_options(p)
     p.add_argument("--mains", choices=["50", "60", "none"],
                    help="mains frequency to notch: 50 (Europe), 60 (North America, e.g. GE MUSE archives from the "
                         "US) or none [default: 50]; the same as --notch-hz")
     settings = p.add_argument_group("pre-processing settings (saved in the store's manifest; a model's bundle "
                                     "records them and refuses a store prepared otherwise)")
-    add_dataclass_options(settings, PrepareConfig, flatten={"filters": "", "beats": "", "beats.quality": "qc-"})
+    add_dataclass_options(settings, PrepareConfig, flatten={"filters": "", "beats": "", "beats.quality": "qc-"},
+                          skip=("strips",))
 
 
 def _train_options(p: argparse.ArgumentParser) -> None:

@@ -251,6 +251,8 @@ class RunConfig(SavedConfig):
         model_kwargs: extra constructor arguments of the model (KEY=VALUE).
         excl_meta: train on the ECG alone, without clinical variables.
         leads: the leads the model reads, in order.
+        input: what the model reads: ``median`` (the median beat), ``rhythm`` (the 10 s strip; needs a store
+            prepared with ``--strips``) or ``both`` (fused; ``--arch dual``); ``--arch`` must be registered for it.
         split_seed: seed of the participant split (the reference splits 70/15/15).
         split_fractions: train, validation, test shares.
         fit: optimisation settings.
@@ -283,6 +285,7 @@ class RunConfig(SavedConfig):
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     excl_meta: bool = False
     leads: tuple[str, ...] = MODEL_LEADS
+    input: str = "median"
     split_seed: int = 42
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     fit: FitConfig = field(default_factory=FitConfig)

@@ -1,8 +1,9 @@
 """The input contract of a trained model: what its bundle records about the data it was trained on, and every
 check where the model meets data (a prepared store, a cohort's clinical columns, a single recording).
 
-A bundle's ``input_spec`` holds the model's leads in order and its store's sampling rate, window, R offset,
-pre-processing (filters including the mains notch, beat settings) and units (:func:`input_contract`). Data
+A bundle's ``input_spec`` holds the model's leads in order, which input it reads (``input``: the median beat, the
+10 s rhythm strip or both; with strips, their rate, duration and samples) and its store's sampling rate, window,
+R offset, pre-processing (filters including the mains notch, beat settings) and units (:func:`input_contract`). Data
 prepared otherwise is refused with one error naming the setting that differs and how to re-prepare
 (:func:`check_input_contract`, :func:`check_store`); a cohort must map the clinical columns the model was trained
 with (:func:`check_clinical_columns`); a recording must hold the band, leads and beats the pre-processing needs
@@ -26,20 +27,41 @@ if TYPE_CHECKING:
 MIN_RATE_BPM = 40.0
 """The slowest resting heart rate a recording must hold enough beats at (see :func:`check_recording`)."""
 
+INPUTS = ("median", "rhythm", "both")
+"""What a model reads (``aiecg train --input``): the median beat [leads, window], the rhythm strip [leads, strip
+samples] (``aiecg prepare --strips``), or both joined in time [leads, window + strip samples], which the model
+splits again (:class:`aiecg.models.dual.DualInput`). A bundle without ``input`` reads median beats."""
+
 # Settings of the pre-processing that change the model's input values; QC thresholds (which records are
-# usable) and the store's bookkeeping do not, so a store may differ in those.
-_CONTRACT_IGNORES = {"store_beats", "chunk_size", "beats.quality", "beats.min_clean_beats"}
+# usable) and the store's bookkeeping do not, so a store may differ in those. Whether a store keeps rhythm strips
+# matters only to a model that reads them (checked on its own in check_input_contract).
+_CONTRACT_IGNORES = {"store_beats", "chunk_size", "beats.quality", "beats.min_clean_beats", "strips"}
 
 
-def input_contract(leads: Sequence[str], manifest: Mapping[str, Any],
+def input_kind(spec: Mapping[str, Any]) -> str:
+    """The input a contract reads (``median`` for a bundle written before inputs were recorded)."""
+    return str(spec.get("input", "median"))
+
+
+def check_input_kind(kind: str) -> None:
+    if kind not in INPUTS:
+        raise ValueError(f"input {kind!r} is not one of {', '.join(INPUTS)}")
+
+
+def input_contract(leads: Sequence[str], manifest: Mapping[str, Any], kind: str = "median",
                    include_paced: bool | None = None) -> dict[str, Any]:
-    """The input contract a model trained on a store with this manifest keeps: its leads in order, and the
-    store's sampling rate, window, R offset, pre-processing (filters incl. the mains notch, beat settings) and
-    units; with ``include_paced`` (a training run's setting), whether paced ECGs were in its training data, so
-    ``aiecg predict`` can flag paced recordings the model never saw (:func:`paced_caution`)."""
-    contract = {"leads": list(leads), "fs": manifest["fs"], "window": manifest["window"],
+    """The input contract a model trained on a store with this manifest keeps: its leads in order, the input it
+    reads (with rhythm strips, their rate, duration and samples), and the store's sampling rate, window, R offset,
+    pre-processing (filters incl. the mains notch, beat settings) and units; with ``include_paced`` (a training
+    run's setting), whether paced ECGs were in its training data, so ``aiecg predict`` can flag paced recordings
+    the model never saw (:func:`paced_caution`)."""
+    check_input_kind(kind)
+    contract = {"leads": list(leads), "input": kind, "fs": manifest["fs"], "window": manifest["window"],
                 "r_offset": manifest["r_offset"], "preprocessing": manifest["preprocessing"],
                 "units": manifest.get("units", "mV")}
+    if kind != "median":
+        strips = manifest["strips"]
+        contract["strips"] = {"fs": strips["fs"], "seconds": strips["seconds"], "samples": strips["samples"]}
     if include_paced is not None:
         contract["include_paced"] = bool(include_paced)
     return contract
@@ -83,7 +105,17 @@ def check_input_contract(expected: Mapping[str, Any], data_spec: Mapping[str, An
     missing = [lead for lead in expected["leads"] if lead not in data_spec.get("leads", [])]
     if missing:
         raise BundleError(f"{where} lacks the leads {missing} the model reads; {fix}")
+    kind = input_kind(expected)
+    if "input" in data_spec and input_kind(data_spec) != kind:
+        raise BundleError(f"{where} reads the input '{input_kind(data_spec)}', the model '{kind}'; {fix}")
     differ = []
+    if kind != "median":
+        strips = data_spec.get("strips")
+        if not strips:
+            raise BundleError(f"{where} holds no rhythm strips, and the model reads them (input '{kind}'). {fix}")
+        for key in ("fs", "seconds"):
+            if strips.get(key) != expected["strips"][key]:
+                differ.append((f"strips.{key}", strips.get(key), expected["strips"][key]))
     for key in ("fs", "window", "r_offset", "units"):
         if key in data_spec and key in expected and data_spec[key] != expected[key]:
             differ.append((key, data_spec[key], expected[key]))
@@ -100,7 +132,8 @@ def check_input_contract(expected: Mapping[str, Any], data_spec: Mapping[str, An
 
 
 def prepare_flags(input_spec: Mapping[str, Any]) -> str:
-    """The ``aiecg prepare`` flags that reproduce a contract's pre-processing (filters and beat windows)."""
+    """The ``aiecg prepare`` flags that reproduce a contract's pre-processing (filters, beat windows and, for a model
+    that reads them, rhythm strips)."""
     pre = input_spec.get("preprocessing", {})
     flags = []
     for section in ("filters", "beats"):
@@ -112,6 +145,9 @@ def prepare_flags(input_spec: Mapping[str, Any]) -> str:
                 flags.append(f"--{key.replace('_', '-')}" if value else f"--no-{key.replace('_', '-')}")
             else:
                 flags.append(f"--{key.replace('_', '-')} {text}")
+    if input_kind(input_spec) != "median":
+        strips = input_spec["strips"]
+        flags.append(f"--strips {strips['fs']:g} --strip-seconds {strips['seconds']:g}")
     return " ".join(flags)
 
 
@@ -152,7 +188,7 @@ def check_recording(input_spec: Mapping[str, Any], data_spec: Mapping[str, Any],
       between 50 and 100 Hz that a model trained on 500 Hz ECGs filtered at 100 Hz has seen.
     - leads: pre-processing builds the 12 standard leads; III, aVR, aVL, aVF may be derived from I and II.
     - duration: at least ``min_clean_beats`` beats at 40 bpm, so the median beat averages as many beats as QC
-      demands even at a slow rate.
+      demands even at a slow rate; a model that reads rhythm strips needs the strip's duration.
 
     Raises:
         BundleError: naming the file, the setting that differs and what the model needs.
@@ -178,6 +214,14 @@ def check_recording(input_spec: Mapping[str, Any], data_spec: Mapping[str, Any],
             "from I and II). Use a model trained on the leads this file has.")
     min_s = prep.beats.min_clean_beats * 60.0 / MIN_RATE_BPM
     duration = float(data_spec["duration_s"])
+    if input_kind(input_spec) != "median":
+        from aiecg.signal.strip import PAD_TOLERANCE_S
+
+        seconds = float(input_spec["strips"]["seconds"])
+        if duration < seconds - PAD_TOLERANCE_S - 1e-9:
+            raise BundleError(
+                f"{where}: {duration:.2f} s long; the model reads {seconds:g} s rhythm strips (at most "
+                f"{PAD_TOLERANCE_S:g} s less). Export the full resting ECG, or use a median-beat model.")
     if duration < min_s:
         raise BundleError(
             f"{where}: {duration:.2f} s long; the model's median beat needs >= {min_s:g} s "

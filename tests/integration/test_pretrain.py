@@ -40,10 +40,16 @@ def test_pretraining_writes_an_encoder_that_beats_the_zero_reconstruction(pretra
         load_bundle(run / "encoder.aiecg")  # what predict, evaluate and explain call
 
 
-def test_a_run_started_from_the_encoder_records_it_and_a_frozen_encoder_is_unchanged(pretrained):
+def test_a_run_started_from_the_encoder_records_it_and_a_frozen_encoder_is_unchanged(pretrained, monkeypatch):
+    from aiecg.workflows import train
+
     cohort, encoder_path = pretrained / "data" / "cohort.yaml", pretrained / "pre" / "encoder.aiecg"
     base = ["-q", "train", "--cohort", str(cohort), "--epochs", "2", "--no-compare", "--out", str(pretrained / "runs")]
+    reads = []
+    monkeypatch.setattr(train, "load_bundle", lambda path, **kw: reads.append(path) or load_bundle(path, **kw))
     assert main([*base, "--name", "init", "--init", str(encoder_path)]) == 0
+    assert reads == [str(encoder_path)]  # the encoder is read once per run
+    monkeypatch.undo()
     assert main([*base, "--name", "probe", "--init", str(encoder_path), "--freeze-encoder"]) == 0
     encoder = load_bundle(encoder_path, allow_encoder=True).state_dict
     for name, frozen in (("init", False), ("probe", True)):

@@ -1,7 +1,8 @@
-"""Model inputs for a set of participants: median beats x clinical features x targets, in memory.
+"""Model inputs for a set of participants: median beats (or rhythm strips) x clinical features x targets, in memory.
 
 A 50,000-participant store of 8 x 400 median beats is 64 MB in float32, so a split is loaded once from the
-memory-mapped store and served from RAM; training never parses ECG files.
+memory-mapped store and served from RAM; training never parses ECG files. Rhythm strips (8 x 2,500 at 250 Hz) are
+6x larger: 4 GB for 50,000 participants.
 """
 
 from __future__ import annotations
@@ -41,13 +42,15 @@ class TargetScaling:
 
 @dataclass
 class Arrays:
-    """Aligned arrays of one split (rows in ``ids`` order)."""
+    """Aligned arrays of one split (rows in ``ids`` order); ``parts`` gives the samples of each input joined along
+    ``ecg``'s time axis (median beat, then strip, for input ``both``; empty when not recorded)."""
 
     ids: np.ndarray
     is_male: np.ndarray
     ecg: np.ndarray
     meta: np.ndarray
     target: np.ndarray
+    parts: tuple[int, ...] = ()
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -65,16 +68,19 @@ def build_arrays(
     spec: TargetSpec,
     leads: Sequence[str],
     encoder: ClinicalEncoder | None,
+    kind: str = "median",
 ) -> Arrays:
-    """Gather one split's inputs and targets; ``frame`` is :attr:`Cohort.frame`."""
+    """Gather one split's inputs (of input ``kind``: :data:`aiecg.contract.INPUTS`) and targets; ``frame`` is
+    :attr:`Cohort.frame`."""
     rows = frame.set_index(ID).loc[list(map(str, ids))].reset_index()
     meta = encoder.transform(rows) if encoder is not None else np.zeros((len(rows), 0), np.float32)
     has_targets = all(name in rows for name in spec.outputs)
     target = target_matrix(rows, spec) if has_targets else np.full((len(rows), len(spec.outputs)), np.nan, np.float32)
-    return Arrays(
-        ids=rows[ID].to_numpy(dtype=str), is_male=rows[IS_MALE].to_numpy(dtype=np.int64),
-        ecg=store.medians(rows[ID].tolist(), leads), meta=meta, target=target,
-    )
+    ecg = store.model_input(rows[ID].tolist(), leads, kind)
+    parts = (int(store.manifest["window"]), ecg.shape[2] - int(store.manifest["window"])) if kind == "both" \
+        else (ecg.shape[2],)
+    return Arrays(ids=rows[ID].to_numpy(dtype=str), is_male=rows[IS_MALE].to_numpy(dtype=np.int64), ecg=ecg,
+                  meta=meta, target=target, parts=parts)
 
 
 class ECGDataset(Dataset):

@@ -20,7 +20,8 @@ import logging
 import platform
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from aiecg import __version__
+from aiecg.contract import input_kind
 from aiecg.csvfile import write_csv
 from aiecg.data.cohort import ecg_records
 from aiecg.data.store import (
@@ -39,11 +41,14 @@ from aiecg.data.store import (
     MANIFEST,
     MEDIAN,
     STATUS_OK,
+    STRIPS,
     StoreBusyError,
     StoreError,
     StoreLock,
     atomic_save_npy,
+    atomic_save_npy_chunks,
     atomic_write_bytes,
+    join_inputs,
     remove_temp_files,
     writing,
 )
@@ -56,15 +61,18 @@ from aiecg.data.workers import (
     failure_row,
     run_supervised,
 )
-from aiecg.ecg import ECG, STANDARD_LEADS
+from aiecg.ecg import ECG, STANDARD_LEADS, normalise_lead_name
 from aiecg.errors import CohortError, ECGReadError, check_processed
 from aiecg.io import read_ecg
 from aiecg.signal.beats import BeatConfig
 from aiecg.signal.filters import FilterConfig
 from aiecg.signal.quality import QualityConfig
 from aiecg.signal.record import RecordAnalysis, analyse_signal
+from aiecg.signal.strip import StripConfig, StripTooShort, rhythm_strip
 
 PARTS = "parts"
+SHORT_RECORDING = "short_recording"
+"""Status of a record too short for the store's rhythm strips (``aiecg prepare --strips``)."""
 WARM_MODULES = ("neurokit2", "scipy.io")
 """Imported once in the parent before workers fork, so no worker (nor one restarted after a crash) pays for them."""
 _PART_NAME = re.compile(r"^part-(\d+)\.npz$")
@@ -80,24 +88,50 @@ class PrepareConfig:
         beats: beat window, R-peak offset and beat QC.
         store_beats: keep every clean individual beat (for beat expansion); costs ~10x the disk of medians.
         chunk_size: records per part (the unit of resumption and sharding).
+        strips: keep each record's filtered rhythm strip at this rate and duration (``--strips``); None: none.
+            A store without strips records no ``strips`` key, so its manifest is what it was before strips existed.
     """
 
     filters: FilterConfig = field(default_factory=FilterConfig)
     beats: BeatConfig = field(default_factory=BeatConfig)
     store_beats: bool = True
     chunk_size: int = 64
+    strips: StripConfig | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"filters": asdict(self.filters), "beats": asdict(self.beats), "store_beats": self.store_beats,
+        data = {"filters": asdict(self.filters), "beats": asdict(self.beats), "store_beats": self.store_beats,
                 "chunk_size": self.chunk_size}
+        if self.strips is not None:
+            data["strips"] = asdict(self.strips)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PrepareConfig:
         """The inverse of :meth:`to_dict` (a store manifest's or a bundle's ``preprocessing``)."""
         beats = dict(data.get("beats", {}))
         quality = QualityConfig(**beats.pop("quality", {}))
+        strips = data.get("strips")
         return cls(filters=FilterConfig(**data.get("filters", {})), beats=BeatConfig(**beats, quality=quality),
-                   store_beats=bool(data.get("store_beats", True)), chunk_size=int(data.get("chunk_size", 64)))
+                   store_beats=bool(data.get("store_beats", True)), chunk_size=int(data.get("chunk_size", 64)),
+                   strips=StripConfig(**strips) if strips is not None else None)
+
+    @classmethod
+    def for_model(cls, input_spec: dict[str, Any]) -> PrepareConfig:
+        """The pre-processing a bundle's input contract asks of a new recording: its store's settings, with the
+        strips the model reads (none for a median-beat model, even one trained on a store that kept strips)."""
+        config = cls.from_dict(input_spec["preprocessing"])
+        strips = input_spec.get("strips") if input_kind(input_spec) != "median" else None
+        return replace(config, strips=StripConfig(fs=strips["fs"], seconds=strips["seconds"]) if strips else None)
+
+    def empty_row(self, record_id: str, path: str, status: str = STATUS_OK, reason: str = "") -> dict[str, Any]:
+        """A store row with zero arrays: a zero median, no beats, a zero strip when the store keeps strips."""
+        window = self.beats.window
+        row: dict[str, Any] = {"id": record_id, "file": path, "status": status, "reason": reason,
+                               "median": np.zeros((len(STANDARD_LEADS), window), np.float32),
+                               "beats": np.zeros((0, len(STANDARD_LEADS), window), np.float32)}
+        if self.strips is not None:
+            row["strip"] = np.zeros((len(STANDARD_LEADS), self.strips.samples), np.float32)
+        return row
 
     def analyse(self, ecg: ECG) -> RecordAnalysis:
         """One record with these settings -> its beats, median beat, QC verdict, measurements, global fiducials
@@ -122,11 +156,10 @@ def prepare_record(record_id: str, path: str, fmt: str | None, config: PrepareCo
     record when the caller has read it already (``aiecg predict`` checks it first), so it is not read twice.
     Records that fail QC keep their measurements where a median beat exists (the status says they are not to
     be used); ``qc_notes`` holds warnings that do not fail the record (a bad lead outside the model inputs, Einthoven).
+    With ``config.strips``, the row's ``strip`` is the record's rhythm strip (:mod:`aiecg.signal.strip`); a
+    recording too short for it becomes a ``short_recording`` row.
     """
-    window = config.beats.window
-    result: dict[str, Any] = {"id": record_id, "file": path, "status": STATUS_OK, "reason": "",
-                              "median": np.zeros((len(STANDARD_LEADS), window), np.float32),
-                              "beats": np.zeros((0, len(STANDARD_LEADS), window), np.float32)}
+    result = config.empty_row(record_id, path)
     try:
         if ecg is None:
             if not path:
@@ -148,7 +181,23 @@ def prepare_record(record_id: str, path: str, fmt: str | None, config: PrepareCo
     if not beats.qc_ok:
         result.update(status="qc_fail", reason=beats.qc_reason)
     result.update(analysis.measurements)
+    if config.strips is not None:
+        try:
+            result["strip"] = rhythm_strip(analysis.filtered, analysis.fs, config.strips)
+        except StripTooShort as exc:
+            if result["status"] == STATUS_OK:
+                result.update(status=SHORT_RECORDING, reason=f"{exc}; prepare without --strips to use its median beat")
     return result
+
+
+def model_input_of(result: dict[str, Any], input_spec: dict[str, Any]) -> np.ndarray:
+    """A :func:`prepare_record` row (prepared with :meth:`PrepareConfig.for_model`) -> what the bundle of
+    ``input_spec`` reads: its leads of the median beat, the strip or both (:func:`aiecg.data.store.join_inputs`)."""
+    rows = [STANDARD_LEADS.index(normalise_lead_name(lead)) for lead in input_spec["leads"]]
+    kind = input_kind(input_spec)
+    median = np.asarray(result["median"], np.float32)[rows]
+    strip = np.asarray(result["strip"], np.float32)[rows] if kind != "median" else None
+    return join_inputs(kind, median, strip)
 
 
 def _part_path(root: Path, part: int) -> Path:
@@ -157,10 +206,7 @@ def _part_path(root: Path, part: int) -> Path:
 
 def failed_record(record_id: str, path: str, status: str, reason: str, config: PrepareConfig) -> dict[str, Any]:
     """The store row of a record that produced nothing usable (empty beats, a zero median)."""
-    window = config.beats.window
-    return {"id": record_id, "file": path, "status": status, "reason": reason,
-            "median": np.zeros((len(STANDARD_LEADS), window), np.float32),
-            "beats": np.zeros((0, len(STANDARD_LEADS), window), np.float32)}
+    return config.empty_row(record_id, path, status, reason)
 
 
 def _record_row(record: Any, outcome: Outcome, config: PrepareConfig, limits: Limits) -> dict[str, Any]:
@@ -177,8 +223,9 @@ def _record_row(record: Any, outcome: Outcome, config: PrepareConfig, limits: Li
 
 
 def _write_part(root: Path, part: int, results: list[dict[str, Any]]) -> None:
-    rows = [{k: v for k, v in r.items() if k not in ("median", "beats")} for r in results]
+    rows = [{k: v for k, v in r.items() if k not in ("median", "beats", "strip")} for r in results]
     counts = np.asarray([len(r["beats"]) for r in results], dtype=np.int64)
+    strips = {"strip": np.stack([r["strip"] for r in results])} if "strip" in results[0] else {}
     buffer = io.BytesIO()
     np.savez(
         buffer,
@@ -186,6 +233,7 @@ def _write_part(root: Path, part: int, results: list[dict[str, Any]]) -> None:
         beats=np.concatenate([r["beats"] for r in results]),
         beat_count=counts,
         index=np.frombuffer(json.dumps(rows, default=float).encode(), dtype=np.uint8),
+        **strips,
     )
     atomic_write_bytes(_part_path(root, part), buffer.getvalue())
 
@@ -236,6 +284,8 @@ def _write_manifest(root: Path, cohort: Path, config: PrepareConfig, records: pd
         "r_offset": config.beats.r_offset, "preprocessing": config.to_dict(),
         "versions": {"aiecg": __version__, "numpy": np.__version__, "python": platform.python_version()},
     }
+    if config.strips is not None:
+        manifest["strips"] = strip_spec(config.strips)
     existing = root / MANIFEST
     if existing.exists():
         try:
@@ -249,6 +299,12 @@ def _write_manifest(root: Path, cohort: Path, config: PrepareConfig, records: pd
                              "use a new --out directory or delete this one")
         return
     atomic_write_bytes(existing, json.dumps(manifest, indent=2).encode())
+
+
+def strip_spec(strips: StripConfig) -> dict[str, Any]:
+    """What a store's manifest says of its rhythm strips: file, rate, duration, samples, lead order, dtype."""
+    return {"file": STRIPS, "fs": strips.fs, "seconds": strips.seconds, "samples": strips.samples,
+            "leads": list(STANDARD_LEADS), "dtype": "float32"}
 
 
 def _check_usable(root: Path, counts: dict[str, int]) -> None:
@@ -353,7 +409,7 @@ def prepare_store(
 
 
 def merge_parts(root: str | Path, n_parts: int | None = None) -> dict[str, Any]:
-    """Concatenate all parts into ``median.npy``, ``beats.npy``, ``index.parquet`` and ``errors.csv``
+    """Concatenate all parts into ``median.npy``, ``beats.npy``, ``strips.npy``, ``index.parquet`` and ``errors.csv``
     (holding the store's lock)."""
     root = Path(root)
     if not (root / MANIFEST).exists():
@@ -391,6 +447,14 @@ def _merge(root: Path, n_parts: int | None = None) -> dict[str, Any]:
     atomic_save_npy(root / MEDIAN, np.concatenate(medians))
     if manifest["preprocessing"]["store_beats"]:
         atomic_save_npy(root / BEATS, np.concatenate(beats))
+    if "strips" in manifest:  # streamed part by part: a large cohort's strips need not fit in memory
+        def strips() -> Iterator[np.ndarray]:
+            for part in range(n_parts):
+                with np.load(_part_path(root, part)) as data:
+                    yield data["strip"]
+
+        shape = (len(index), len(manifest["strips"]["leads"]), int(manifest["strips"]["samples"]))
+        atomic_save_npy_chunks(root / STRIPS, strips(), shape, np.float32)
     errors = index.loc[index["status"] != STATUS_OK, ["id", "file", "status", "reason"]]
     write_csv(errors, root / ERRORS)
     buffer = io.BytesIO()

@@ -7,12 +7,15 @@ Layout of a store directory::
                      heart rate, beat counts, the row of its beats, and the measurements of its median beat
     median.npy       float32 [records, leads, window] median beats in millivolts (memory-mapped on read)
     beats.npy        float32 [beats, leads, window] clean individual beats (optional)
+    strips.npy       float32 [records, 12 leads, samples] filtered rhythm strips (optional, ``prepare --strips``;
+                     the manifest's ``strips`` gives their rate, duration, samples and lead order)
     errors.csv       record, file, reason for every record that was not usable
     parts/           the chunks a (possibly sharded, possibly interrupted) prepare run wrote; merged at the end
     .lock            held (``flock``) by the run writing the store: one writer per store; sharded runs share it
                      and each holds ``parts/.lock-shard-K-of-N`` alone
 
-Statuses: ``ok``, ``qc_fail``, ``read_error``, ``processing_error``, and for a record whose worker failed:
+Statuses: ``ok``, ``qc_fail``, ``read_error``, ``processing_error``, ``short_recording`` (too short for the
+store's rhythm strips), and for a record whose worker failed:
 ``crashed`` (the worker process died, e.g. a segfault in a library), ``timed_out``, ``out_of_memory``.
 
 Training never parses ECG files; it reads arrays from here.
@@ -25,7 +28,7 @@ import json
 import mmap
 import os
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,6 +47,7 @@ from aiecg.files import (  # noqa: F401 (re-exported)
 )
 
 MANIFEST, INDEX, MEDIAN, BEATS, ERRORS = "manifest.json", "index.parquet", "median.npy", "beats.npy", "errors.csv"
+STRIPS = "strips.npy"
 STATUS_OK = "ok"
 LOCK = ".lock"
 
@@ -122,6 +126,23 @@ def atomic_save_npy(path: Path, array: np.ndarray) -> None:
         np.save(handle, array)
 
 
+def atomic_save_npy_chunks(path: Path, chunks: Iterable[np.ndarray], shape: tuple[int, ...], dtype: Any) -> None:
+    """Write a ``.npy`` file of ``shape`` from row chunks in order (one in memory at a time), atomically."""
+    dtype = np.dtype(dtype)
+    written = 0
+    with atomic_write(path, "wb") as handle:
+        np.lib.format.write_array_header_2_0(handle, {"descr": np.lib.format.dtype_to_descr(dtype),
+                                                      "fortran_order": False, "shape": tuple(shape)})
+        for chunk in chunks:
+            chunk = np.ascontiguousarray(chunk, dtype=dtype)
+            if chunk.shape[1:] != tuple(shape[1:]):
+                raise ValueError(f"{path.name}: a chunk of shape {chunk.shape} does not fit {shape}")
+            handle.write(chunk.tobytes())
+            written += len(chunk)
+        if written != shape[0]:
+            raise ValueError(f"{path.name}: {written} rows written, {shape[0]} expected")
+
+
 def release_pages(array: np.ndarray) -> None:
     """Drop a read-only memory map's pages from this process's resident set (they stay in the page cache).
 
@@ -147,6 +168,16 @@ def gather(array: np.ndarray, rows: Sequence[int], lead_rows: Sequence[int], chu
     return out
 
 
+def join_inputs(kind: str, median: np.ndarray | None, strip: np.ndarray | None) -> np.ndarray:
+    """THE model input of ``kind`` from median beats and rhythm strips (records first, or one record):
+    ``both`` joins them along time, the median beat first."""
+    if kind == "median":
+        return median  # type: ignore[return-value]
+    if kind == "rhythm":
+        return strip  # type: ignore[return-value]
+    return np.concatenate([median, strip], axis=-1)  # type: ignore[list-item]
+
+
 @dataclass
 class Store:
     """A prepared store opened for reading (arrays memory-mapped)."""
@@ -156,6 +187,7 @@ class Store:
     index: pd.DataFrame
     median: np.ndarray
     beats: np.ndarray | None
+    strips: np.ndarray | None = None
 
     @classmethod
     def open(cls, root: str | Path) -> Store:
@@ -170,7 +202,15 @@ class Store:
         beats = np.load(root / BEATS, mmap_mode="r") if (root / BEATS).exists() else None
         if median.shape[0] != len(index):
             raise StoreError(f"{root}: median.npy holds {median.shape[0]} records but the index {len(index)}")
-        return cls(root=root, manifest=manifest, index=index, median=median, beats=beats)
+        strips = None
+        if "strips" in manifest:
+            if not (root / STRIPS).exists():
+                raise StoreError(f"{root}: the manifest records rhythm strips but {STRIPS} is missing; prepare the "
+                                 "cohort again into a new --out")
+            strips = np.load(root / STRIPS, mmap_mode="r")
+            if strips.shape[0] != len(index):
+                raise StoreError(f"{root}: {STRIPS} holds {strips.shape[0]} records but the index {len(index)}")
+        return cls(root=root, manifest=manifest, index=index, median=median, beats=beats, strips=strips)
 
     @property
     def leads(self) -> tuple[str, ...]:
@@ -204,6 +244,40 @@ class Store:
     def medians(self, ids: Sequence[str], leads: Sequence[str]) -> np.ndarray:
         """Median beats of ``ids`` for ``leads``, loaded into memory: float32 [len(ids), len(leads), window]."""
         return gather(self.median, self.rows(ids), self.lead_rows(leads))
+
+    @property
+    def strip_spec(self) -> dict[str, Any] | None:
+        """The manifest's description of the rhythm strips (rate, duration, samples, lead order), or None."""
+        return self.manifest.get("strips")
+
+    def strips_of(self, ids: Sequence[str], leads: Sequence[str]) -> np.ndarray:
+        """Rhythm strips of ``ids`` for ``leads``, loaded into memory: float32 [len(ids), len(leads), samples].
+
+        Raises:
+            StoreError: the store keeps no strips (it was prepared without ``--strips``).
+        """
+        strips = self.require_strips()
+        strip_leads = list(self.manifest["strips"]["leads"])
+        missing = [lead for lead in leads if lead not in strip_leads]
+        if missing:
+            raise StoreError(f"{self.root}: leads {missing} are not in the store's strips (it has {strip_leads})")
+        return gather(strips, self.rows(ids), [strip_leads.index(lead) for lead in leads])
+
+    def require_strips(self) -> np.ndarray:
+        """The memory-mapped strips; a store prepared without them is refused with the command that adds them."""
+        if self.strips is None:
+            cohort = self.manifest.get("cohort", "COHORT.yaml")
+            raise StoreError(f"{self.root} holds no rhythm strips (it was prepared without --strips); prepare the "
+                             f"cohort again with them, `aiecg prepare --cohort {cohort} --strips --out NEW_STORE`, "
+                             "and pass --store NEW_STORE")
+        return self.strips
+
+    def model_input(self, ids: Sequence[str], leads: Sequence[str], kind: str) -> np.ndarray:
+        """What a model of input ``kind`` (:data:`aiecg.contract.INPUTS`) reads for ``ids``: median beats, rhythm
+        strips, or both joined in time (:func:`join_inputs`); float32 [len(ids), len(leads), samples]."""
+        median = self.medians(ids, leads) if kind != "rhythm" else None
+        strip = self.strips_of(ids, leads) if kind != "median" else None
+        return join_inputs(kind, median, strip)
 
     def beats_of(self, record_id: str, leads: Sequence[str]) -> np.ndarray:
         """The clean individual beats of one record, float32 [n, len(leads), window]."""

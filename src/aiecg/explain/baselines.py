@@ -30,11 +30,14 @@ class SexMeanBaseline:
         beats: [2, leads, samples] (row 0: women, row 1: men), in the model's input units.
         counts: participants averaged per sex.
         source: what the reference population is (stored in ``explain.json``).
+        what: what is averaged (``median beat``, or ``rhythm strip`` for a rhythm-strip model: unaligned beats
+            average out to a near-isoelectric strip that keeps each sex's mean baseline level and noise).
     """
 
     beats: np.ndarray
     counts: tuple[int, int]
     source: str
+    what: str = "median beat"
 
     def for_participants(self, is_male: np.ndarray) -> np.ndarray:
         """Each participant's baseline [n, leads, samples]; a participant of unknown sex gets the mean of both."""
@@ -44,13 +47,14 @@ class SexMeanBaseline:
         return np.where(np.isfinite(sex)[:, None, None], out, both).astype(np.float32)
 
     def to_dict(self) -> dict[str, object]:
-        return {"kind": "mean median beat per sex", "source": self.source, "n_women": self.counts[0],
+        return {"kind": f"mean {self.what} per sex", "source": self.source, "n_women": self.counts[0],
                 "n_men": self.counts[1],
                 "reference": "Sturmfels, Lundberg & Lee, Visualizing the impact of feature attribution baselines, "
                              "Distill 2020"}
 
 
-def sex_mean_baseline(ecg: np.ndarray, is_male: np.ndarray, source: str) -> SexMeanBaseline:
+def sex_mean_baseline(ecg: np.ndarray, is_male: np.ndarray, source: str, what: str = "median beat"
+                      ) -> SexMeanBaseline:
     """Mean median beat of each sex over ``ecg`` [n, leads, samples]; refused when a sex has fewer than two
     participants (their mean would be one person's beat, which carries that person's mass)."""
     sex = np.asarray(is_male, dtype=float)
@@ -60,4 +64,4 @@ def sex_mean_baseline(ecg: np.ndarray, is_male: np.ndarray, source: str) -> SexM
                            f"women and {counts[1]} men; need at least {MIN_PER_SEX} of each (explain a larger "
                            "cohort, or pass --cohort with the bundle's training cohort)")
     beats = np.stack([ecg[sex == 0].mean(axis=0), ecg[sex == 1].mean(axis=0)]).astype(np.float32)
-    return SexMeanBaseline(beats, counts, source)
+    return SexMeanBaseline(beats, counts, source, what)

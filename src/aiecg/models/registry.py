@@ -8,22 +8,34 @@ from typing import Any
 from torch import nn
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
+_INPUTS: dict[str, tuple[str, ...]] = {}
 
 
-def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator: register a constructor ``fn(n_leads, n_samples, n_meta, n_outputs, **kw) -> module``."""
+def register_model(name: str, inputs: tuple[str, ...] = ("median",)
+                   ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: register a constructor ``fn(n_leads, n_samples, n_meta, n_outputs, **kw) -> module`` for the
+    ``inputs`` it is built to read (``aiecg train --input``: ``median``, ``rhythm``, ``both``)."""
 
     def decorate(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _MODELS:
             raise ValueError(f"model {name!r} is already registered")
         _MODELS[name] = fn
+        _INPUTS[name] = tuple(inputs)
         return fn
 
     return decorate
 
 
-def list_models() -> list[str]:
-    return sorted(_MODELS)
+def list_models(input: str | None = None) -> list[str]:
+    """The registered models (those registered for ``input``, when given)."""
+    return sorted(name for name in _MODELS if input is None or input in _INPUTS[name])
+
+
+def check_model_input(name: str, input: str) -> None:
+    """Refuse a model that is not registered for ``input``, naming those that are."""
+    if name in _INPUTS and input not in _INPUTS[name]:
+        raise ValueError(f"model {name!r} reads {' or '.join(_INPUTS[name])} input, not {input!r}; for --input {input} "
+                         f"pick --arch {' or '.join(list_models(input)) or '(none registered)'}")
 
 
 def create_model(name: str, n_leads: int, n_samples: int, n_meta: int, n_outputs: int, **kwargs: Any) -> nn.Module:

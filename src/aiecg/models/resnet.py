@@ -2,6 +2,8 @@
 enhances diagnostic precision in left ventricular hypertrophy", European Heart Journal - Digital Health) after
 He et al. (2016): a kernel-7 stride-2 stem with max-pooling, basic blocks of two kernel-3 convolutions with
 widths 64-128-256-512, global average pooling and the clinical-fusion head (linear, LeakyReLU, dropout, linear).
+Its 32-fold downsampling also suits the 10 s rhythm strip (as in Ribeiro et al., Nat Commun 2020;11:1760), so it is
+registered for both inputs.
 """
 
 from __future__ import annotations
@@ -57,13 +59,13 @@ class ResNet1d(ECGModel):
         self._init_head(n_meta, n_outputs, head_hidden, head_dropout)
 
 
-@register_model("resnet18")
+@register_model("resnet18", inputs=("median", "rhythm"))
 def resnet18(n_leads: int, n_samples: int, n_meta: int, n_outputs: int, **kw) -> ResNet1d:
     """ResNet18 (2-2-2-2 basic blocks), Soto et al. 2022."""
     return ResNet1d(n_leads, n_samples, n_meta, n_outputs, **{"layers": (2, 2, 2, 2), **kw})
 
 
-@register_model("resnet34")
+@register_model("resnet34", inputs=("median", "rhythm"))
 def resnet34(n_leads: int, n_samples: int, n_meta: int, n_outputs: int, **kw) -> ResNet1d:
     """ResNet34 (3-4-6-3 basic blocks), Soto et al. 2022."""
     return ResNet1d(n_leads, n_samples, n_meta, n_outputs, **{"layers": (3, 4, 6, 3), **kw})

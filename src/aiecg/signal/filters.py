@@ -77,10 +77,16 @@ def preprocess(signal: np.ndarray, fs: float, cfg: FilterConfig | None = None) -
     sos = _design(float(fs), cfg)
     if sos is not None and x.shape[1] > 1:
         x = sosfiltfilt(sos, x, padlen=min(x.shape[1] - 1, int(round(fs))))
-    if not np.isclose(fs, cfg.target_fs):
-        up, down = _ratio(fs, cfg.target_fs)
-        x = sps.resample_poly(x, up, down, axis=-1, padtype="line")
-    return np.ascontiguousarray(x, dtype=np.float32)
+    return np.ascontiguousarray(resample(x, fs, cfg.target_fs), dtype=np.float32)
+
+
+def resample(x: np.ndarray, fs: float, target_fs: float) -> np.ndarray:
+    """``x`` [lead, time] at ``fs`` resampled to ``target_fs`` by a polyphase filter (``resample_poly``, whose
+    anti-aliasing FIR keeps the band below the new Nyquist frequency); unchanged at the same rate."""
+    if np.isclose(fs, target_fs):
+        return x
+    up, down = _ratio(fs, target_fs)
+    return sps.resample_poly(x, up, down, axis=-1, padtype="line")
 
 
 def _ratio(fs: float, target: float) -> tuple[int, int]:

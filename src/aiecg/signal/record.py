@@ -87,6 +87,14 @@ class RecordAnalysis:
     fs: float = 500.0
     per_beat: BeatDelineation | None = field(default=None, repr=False, compare=False)
 
+    @property
+    def filtered(self) -> np.ndarray:
+        """The filtered 12-lead strip [lead, time] at ``fs`` that the beats were cut from (pacing spikes blanked),
+        the source of a rhythm strip (:mod:`aiecg.signal.strip`)."""
+        if self.per_beat is None:
+            raise ValueError("this analysis kept no filtered signal")
+        return self.per_beat.x
+
     @cached_property
     def table(self) -> pd.DataFrame:
         """The per-beat table of global (IEC 60601-2-25) fiducials (``aiecg.signal.delineation.BEAT_COLUMNS``),

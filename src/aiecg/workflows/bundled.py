@@ -74,7 +74,8 @@ class BundledCohort:
 
     def arrays(self, ids: np.ndarray) -> Arrays:
         """The model's inputs (and targets, NaN where the cohort does not map them) for these participants."""
-        return build_arrays(self.store, self.frame, ids, self.spec, self.bundle.leads, self.bundle.encoder)
+        return build_arrays(self.store, self.frame, ids, self.spec, self.bundle.leads, self.bundle.encoder,
+                            self.bundle.input_kind)
 
 
 def scores_lvh(spec: TargetSpec) -> bool:

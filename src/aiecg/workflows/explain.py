@@ -70,6 +70,11 @@ class Subjects:
     described: dict[str, Any]
 
 
+def baseline_of(bundle: Any) -> str:
+    """What the integrated-gradients baseline averages for this bundle's input."""
+    return "rhythm strip" if bundle.input_kind == "rhythm" else "median beat"
+
+
 def typical(outputs: np.ndarray, high: bool) -> int:
     """The participant whose output is nearest the median of the highest (or lowest) fifth."""
     cut = np.quantile(outputs, 0.8 if high else 0.2)
@@ -93,6 +98,9 @@ def explain_bundle(bundle_path: str | Path, cohort_path: str | Path, store_path:
     bundled = open_bundled(bundle_path, cohort_path, store_path,
                            require_targets=split == "test" or ecg_file is not None)  # the split as trained
     bundle, spec, frame, store = bundled.bundle, bundled.spec, bundled.frame, bundled.store
+    if bundle.input_kind == "both":
+        raise ExplainError(f"{bundle_path} reads the median beat and the rhythm strip together (--input both); "
+                           "explain explains median-beat and rhythm-strip models: explain each input's model")
     if ecg_file is not None:
         subjects = _file_subjects(bundled, ecg_file, clinical, fmt)
         return _explain(bundled.bundle, subjects, out, n_steps, seed, figures, sanity_participants)
@@ -110,7 +118,8 @@ def explain_bundle(bundle_path: str | Path, cohort_path: str | Path, store_path:
     if len(ids) < 2:
         raise ExplainError(f"{cohort_path}: only {len(ids)} participants to explain; need at least 2")
     arrays = bundled.arrays(ids)
-    reference_arrays = build_arrays(store, frame, reference_ids, spec, bundle.input_spec["leads"], None)
+    reference_arrays = build_arrays(store, frame, reference_ids, spec, bundle.input_spec["leads"], None,
+                                    bundle.input_kind)
     truth = truth_table(cohort_path)
     if truth is not None:
         truth = frame.set_index(ID).loc[ids, ["age", "bmi"]].join(truth.astype({"eid": str}).set_index("eid"))
@@ -118,7 +127,8 @@ def explain_bundle(bundle_path: str | Path, cohort_path: str | Path, store_path:
     subjects = Subjects(
         ids=arrays.ids.astype(str), ecg=arrays.ecg, meta=arrays.meta, is_male=arrays.is_male,
         fiducials=store.index.set_index("id").loc[ids, list(FIDUCIALS)].to_numpy(float),
-        baseline=sex_mean_baseline(reference_arrays.ecg, reference_arrays.is_male, reference), truth=truth,
+        baseline=sex_mean_baseline(reference_arrays.ecg, reference_arrays.is_male, reference,
+                                   baseline_of(bundle)), truth=truth,
         target=arrays.target[:, 0].astype(float) if arrays.target.size else np.full(len(ids), np.nan),
         described={"bundle": str(bundle_path), "cohort": str(cohort_path), "split": split,
                    "cohort_name": str(bundled.cohort.mapping.name)})
@@ -138,7 +148,10 @@ def _explain(bundle: Any, subjects: Subjects, out: str | Path, n_steps: int, see
     attr = integrated_gradients(model, arrays.ecg, arrays.meta, ecg_baseline=ecg_baseline,
                                 meta_baseline=meta_baseline, n_steps=n_steps)
 
+    strip = bundle.input_kind == "rhythm"  # time from the strip's start, and no waves (no fiducials in a strip)
     fs, r_offset = float(bundle.input_spec["fs"]), int(bundle.input_spec["r_offset"])
+    if strip:
+        fs, r_offset = float(bundle.input_spec["strips"]["fs"]), 0
     arrays_out: dict[str, np.ndarray] = {
         "ids": arrays.ids.astype(str), "leads": np.asarray(bundle.input_spec["leads"], dtype=str),
         "features": np.asarray(bundle.encoder.feature_names if bundle.encoder else [], dtype=str),
@@ -168,11 +181,11 @@ def _explain(bundle: Any, subjects: Subjects, out: str | Path, n_steps: int, see
         sanity = randomisation_check(model, arrays.ecg[pick], arrays.meta[pick], attr.ecg[pick],
                                      meta_baseline=meta_baseline, ecg_baseline=ecg_baseline[pick],
                                      trained_cam=arrays_out["cam"][pick] if is_fcn else None,
-                                     fiducials=fiducials[pick], n_steps=n_steps, seed=seed,
+                                     fiducials=None if strip else fiducials[pick], n_steps=n_steps, seed=seed,
                                      randomised_maps=randomised)
     leads = [str(lead) for lead in bundle.input_spec["leads"]]
-    waves = wave_summary(attr.ecg, fiducials, leads, seed=seed)
-    if randomised:  # the same summary of maps from the fully randomised model: what the input alone gives
+    waves = wave_summary(attr.ecg, fiducials, leads, seed=seed) if not strip else None
+    if randomised and waves is not None:  # the same summary of the fully randomised model's maps: the input alone
         random_waves = wave_summary(randomised[0], fiducials[pick], leads, seed=seed)
         random_columns = {"share": "random_share", "share_low": "random_low", "share_high": "random_high",
                           "net_share": "random_net_share", "net_share_low": "random_net_low",
@@ -180,14 +193,17 @@ def _explain(bundle: Any, subjects: Subjects, out: str | Path, n_steps: int, see
         waves = waves.merge(random_waves[["lead", "wave", *random_columns]].rename(columns=random_columns),
                             on=["lead", "wave"], how="left")
     truth = subjects.truth
-    if truth is not None:
+    if truth is not None and waves is not None:
         waves = waves.merge(truth_summary(effect_by_wave(truth, leads, seed), leads, seed), on=["lead", "wave"],
                             how="left")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "explain.json").unlink(missing_ok=True)  # an earlier run's summary never describes new attributions
     shutil.rmtree(out / "figures", ignore_errors=True)  # nor do its figures
-    write_csv(waves, out / "waves.csv")
+    if waves is not None:
+        write_csv(waves, out / "waves.csv")
+    else:
+        (out / "waves.csv").unlink(missing_ok=True)
     with atomic_write(out / "attributions.npz", "wb") as handle:
         np.savez_compressed(handle, **arrays_out)
     delta = np.abs(attr.delta)
@@ -207,12 +223,14 @@ def _explain(bundle: Any, subjects: Subjects, out: str | Path, n_steps: int, see
                                                   np.abs(attr.ecg).sum(axis=2).mean(axis=0).tolist())),
         "mean_abs_attribution_per_feature": dict(zip(arrays_out["features"].tolist(),
                                                      np.abs(attr.meta).mean(axis=0).tolist())),
-        "cam": bool(is_fcn),
-        "waves": {"file": "waves.csv", "fiducials": "global (IEC 60601-2-25) fiducials of each participant's "
+        "cam": bool(is_fcn), "input": bundle.input_kind,
+        "waves": None if waves is None else {
+                  "file": "waves.csv", "fiducials": "global (IEC 60601-2-25) fiducials of each participant's "
                   "stored median beat: P onset to QRS onset, QRS onset to offset, QRS offset to T end",
                   "randomised": "random_* columns: the same shares from the fully randomised model of the sanity "
                                 "check, on its sample" if randomised else None,
                   "generator_truth": truth is not None},
+        **({"time": "ms from the start of the rhythm strip"} if strip else {}),
         "randomisation_check": sanity,
     }
     atomic_write_text(out / "explain.json", json.dumps(summary, indent=2))  # marks a complete set
@@ -240,8 +258,7 @@ def _file_subjects(bundled: Any, ecg_file: str | Path, clinical: str | Path | No
     contract checked first), clinical values from a one-row table or imputed, the baseline from the cohort's
     training split."""
     from aiecg.contract import check_recording
-    from aiecg.data.prepare import PrepareConfig, prepare_record
-    from aiecg.ecg import STANDARD_LEADS, normalise_lead_name
+    from aiecg.data.prepare import PrepareConfig, model_input_of, prepare_record
     from aiecg.errors import BundleError
     from aiecg.io import read_ecg
 
@@ -254,24 +271,23 @@ def _file_subjects(bundled: Any, ecg_file: str | Path, clinical: str | Path | No
                         str(path))
     except BundleError as exc:
         raise ExplainError(str(exc)) from None
-    result = prepare_record(path.stem, str(path), fmt, PrepareConfig.from_dict(bundle.input_spec["preprocessing"]),
-                            ecg=ecg)
+    result = prepare_record(path.stem, str(path), fmt, PrepareConfig.for_model(bundle.input_spec), ecg=ecg)
     if result["status"] != "ok":
-        raise ExplainError(f"{path}: {result['status']} ({result['reason']}); a median beat the model can read is "
+        raise ExplainError(f"{path}: {result['status']} ({result['reason']}); an ECG the model can read is "
                            "needed: check the recording, or explain another ECG")
-    lead_rows = [STANDARD_LEADS.index(normalise_lead_name(lead)) for lead in bundle.input_spec["leads"]]
-    median = np.asarray(result["median"], np.float32)[lead_rows][None]
+    median = model_input_of(result, bundle.input_spec)[None]
     sex, values, imputed = _sex_for_encoder(bundled, values, imputed, table_sex,
                                             decode_sex(ecg.patient.get("sex"), 1, 0))
     meta = (bundle.encoder.transform(pd.DataFrame([{c: values.get(c, np.nan) for c in bundle.encoder.spec.columns}]))
             if bundle.encoder is not None else np.zeros((1, 0), np.float32))  # a missing value: the encoder's fill
     splits = bundled.training_splits()
     reference = build_arrays(bundled.store, bundled.frame, np.asarray(splits.train, dtype=str), bundle.target,
-                             bundle.input_spec["leads"], None)
+                             bundle.input_spec["leads"], None, bundle.input_kind)
     return Subjects(
         ids=np.asarray([path.stem]), ecg=median, meta=np.asarray(meta, np.float32), is_male=np.asarray([sex]),
         fiducials=np.asarray([[float(result.get(k, np.nan)) for k in FIDUCIALS]]),
-        baseline=sex_mean_baseline(reference.ecg, reference.is_male, f"training split of {bundled.cohort_path}"),
+        baseline=sex_mean_baseline(reference.ecg, reference.is_male, f"training split of {bundled.cohort_path}",
+                                   baseline_of(bundle)),
         truth=None, target=np.full(1, np.nan),
         described={"bundle": str(bundled.bundle_path), "cohort": str(bundled.cohort_path), "split": "one file",
                    "ecg_file": str(path), "cohort_name": path.name, "sex": "unknown" if not np.isfinite(sex)

@@ -42,11 +42,10 @@ from aiecg.contract import check_recording, paced_caution
 from aiecg.conventions import decode_sex, level_key
 from aiecg.data.cohort import ID, load_mapping, read_ids, read_table
 from aiecg.data.features import encoder_sex_code, header_sex_code
-from aiecg.data.prepare import PrepareConfig, prepare_record
+from aiecg.data.prepare import PrepareConfig, model_input_of, prepare_record
 from aiecg.data.store import STATUS_OK
 from aiecg.data.targets import TargetSpec, TaskKind
 from aiecg.data.workers import OK, Limits, Outcome, failure_row, record_failure, run_supervised
-from aiecg.ecg import STANDARD_LEADS, normalise_lead_name
 from aiecg.errors import (
     AiecgError,
     BundleError,
@@ -215,13 +214,14 @@ def _clinical_values(records: pd.DataFrame, sources: list[_Source], bundle: Bund
 
 
 # ----------------------------------------------------------------------------------------- per-file work
-def _process(task: tuple[list[tuple[str, str, str | None, dict, str]], dict[str, Any], list[int]]) -> list[dict]:
-    """Worker: read, check, pre-process a chunk of records; returns rows with the model-lead median beat."""
-    records, input_spec, lead_rows = task
-    config = PrepareConfig.from_dict(input_spec["preprocessing"])
+def _process(task: tuple[list[tuple[str, str, str | None, dict, str]], dict[str, Any]]) -> list[dict]:
+    """Worker: read, check, pre-process a chunk of records; returns rows with the model's input (``ecg``: its
+    leads of the median beat, the rhythm strip or both, as the bundle reads)."""
+    records, input_spec = task
+    config = PrepareConfig.for_model(input_spec)
     results = []
     for record_id, file, fmt, options, problem in records:
-        row: dict[str, Any] = {"status": "", "reason": "", "qc": "", "header_sex": math.nan, "median": None}
+        row: dict[str, Any] = {"status": "", "reason": "", "qc": "", "header_sex": math.nan, "ecg": None}
         if problem:  # the cohort refuses to open this file (e.g. a path outside its ECG folder)
             row.update(status="read_error", reason=problem)
             results.append(row)
@@ -243,7 +243,7 @@ def _process(task: tuple[list[tuple[str, str, str | None, dict, str]], dict[str,
         row.update(status=result["status"], reason=result.get("reason", ""), paced=result.get("paced", ""),
                    heart_rate=result.get("heart_rate"), n_beats=result.get("n_beats"), n_clean=result.get("n_clean"))
         if result["status"] == STATUS_OK:
-            row.update(qc="pass", median=np.asarray(result["median"], np.float32)[lead_rows])
+            row.update(qc="pass", ecg=model_input_of(result, input_spec))
         elif result["status"] == "qc_fail":
             row["qc"] = "fail"
         results.append(row)
@@ -409,14 +409,13 @@ def predict_files(
     bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     spec = bundle.target
     try:
-        PrepareConfig.from_dict(bundle.input_spec["preprocessing"])
+        PrepareConfig.for_model(bundle.input_spec)
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleError(f"{bundle.where}: its saved pre-processing is not usable by this aiecg version "
                           f"({type(exc).__name__}: {one_line(exc)}); {REFIX}") from None
     _check_target_prevalence(spec, _posthoc_models(bundle)[0], target_prevalence)  # refused before any file
     records, sources = collect_records(inputs, fmt, clinical, id_column, sex_column)
     clinical_values = _clinical_values(records, sources, bundle, impute_missing_columns)
-    lead_rows = [STANDARD_LEADS.index(normalise_lead_name(lead)) for lead in bundle.input_spec["leads"]]
 
     n = len(records)
     rows: list[dict[str, Any]] = [{} for _ in range(n)]
@@ -426,7 +425,7 @@ def predict_files(
     model = _engine(bundle, engine, onnx_path)
     parts = [[i] for i in todo]  # one file per task: a worker that dies or hangs costs that file's row only
     tasks = [([(records.at[i, "record_id"], records.at[i, "file"], records.at[i, "format"],
-                records.at[i, "options"], records.at[i, "problem"]) for i in part], bundle.input_spec, lead_rows)
+                records.at[i, "options"], records.at[i, "problem"]) for i in part], bundle.input_spec)
              for part in parts]
     pending: list[tuple[int, np.ndarray]] = []
     bar = tqdm(total=len(todo), desc="predict", unit="ECG", disable=not progress)
@@ -442,15 +441,15 @@ def predict_files(
 
     for part, results in zip(parts, _run(tasks, workers, limits)):
         for i, result in zip(part, results):
-            median = result.pop("median")
+            ecg = result.pop("ecg")
             rows[i] = result
             _header_sex_for_encoder(clinical_values, i, result.get("header_sex", math.nan),
                                     sources[records.at[i, "source"]], bundle)
             reason = clinical_values.at[i, "clinical_reason"]
             if reason and result["status"] == STATUS_OK:
                 result.update(status=STATUS_CLINICAL, reason=reason)
-            elif median is not None:
-                pending.append((i, median))
+            elif ecg is not None:
+                pending.append((i, ecg))
         if len(pending) >= 4 * batch_size:
             flush()
         bar.update(len(part))
@@ -535,7 +534,7 @@ def _encode(bundle: Bundle, values: pd.DataFrame) -> np.ndarray:
 
 def _failed_row(outcome: Outcome, limits: Limits | None = None) -> dict[str, Any]:
     status, reason = failure_row(outcome, limits)
-    return {"status": status, "reason": reason, "qc": "", "header_sex": math.nan, "median": None}
+    return {"status": status, "reason": reason, "qc": "", "header_sex": math.nan, "ecg": None}
 
 
 def _run(tasks: list, workers: int, limits: Limits | None = None) -> Iterator[list[dict]]:

@@ -19,7 +19,7 @@ import torch
 from aiecg import __version__
 from aiecg.bundle import Bundle, load_bundle, save_bundle
 from aiecg.config import AugmentConfig, FinetuneRunConfig, FitConfig, RunConfig
-from aiecg.contract import input_contract
+from aiecg.contract import check_input_kind, input_contract
 from aiecg.csvfile import write_csv
 from aiecg.data.augment import build_augmentation
 from aiecg.data.cohort import ID, Cohort, load_cohort
@@ -40,7 +40,7 @@ from aiecg.evaluate.conformal import fit_conformal
 from aiecg.evaluate.posthoc import PostHoc, fit_posthoc
 from aiecg.files import atomic_write_text, check_output, file_sha256
 from aiecg.models import create_model
-from aiecg.models.registry import model_kwargs
+from aiecg.models.registry import check_model_input, model_kwargs
 from aiecg.predict import predict
 from aiecg.runio import partial_dir, run_output
 from aiecg.threads import apply_budget, local_world_size
@@ -106,6 +106,8 @@ class TrainingData:
         spec = target_spec(config.target)
         cohort = load_cohort(config.cohort, spec.outputs)
         store = Store.open(config.store_path())
+        if config.input != "median":
+            store.require_strips()  # before anything is written
         cohort = usable_cohort(cohort, store, include_paced=config.include_paced)
         if write_to is not None:
             cohort.write_exclusions(write_to / "exclusions.csv")
@@ -124,7 +126,7 @@ class TrainingData:
             splits.save(write_to)
             if encoder is not None:
                 atomic_write_text(write_to / "encoder.json", json.dumps(encoder.to_dict(), indent=2, default=float))
-        participants = build_arrays(store, frame, splits.train, spec, config.leads, encoder)
+        participants = build_arrays(store, frame, splits.train, spec, config.leads, encoder, config.input)
         train = participants
         if config.beat_expansion:
             lvh = frame.set_index(ID)["LVH"].reindex(train.ids).to_numpy() == 1
@@ -132,15 +134,16 @@ class TrainingData:
             log.info("beat expansion: %d training samples from %d participants", len(train), len(participants))
         scaling = TargetScaling.fit(participants.target) if spec.is_regression else None
         labels = train.target[:, 0].astype(np.int64) if spec.is_categorical else None
-        val = build_arrays(store, frame, splits.val, spec, config.leads, encoder)
+        val = build_arrays(store, frame, splits.val, spec, config.leads, encoder, config.input)
         return cls(spec, cohort, store, splits, encoder, train, participants, val, scaling, labels)
 
 
-def model_and_loss(config: RunConfig, spec: TargetSpec, train_arrays: Arrays,
-                   labels: np.ndarray | None) -> tuple[torch.nn.Module, torch.nn.Module, FitConfig]:
+def model_and_loss(config: RunConfig, spec: TargetSpec, train_arrays: Arrays, labels: np.ndarray | None,
+                   encoder: Bundle | None = None) -> tuple[torch.nn.Module, torch.nn.Module, FitConfig]:
     """The freshly initialised model (seeded by ``fit.seed``), the loss (class-weighted with ``loss_weighting``)
     and the fit settings (default augmentation when ``augment`` is on) of one run: a training run or a search
-    trial, set up alike.
+    trial, set up alike. ``encoder`` is ``config.init`` already loaded (and checked against the store), so a run
+    reads it once; without it, it is loaded here.
 
     Raises:
         TypeError: the architecture does not take one of ``config.model_kwargs``.
@@ -151,11 +154,15 @@ def model_and_loss(config: RunConfig, spec: TargetSpec, train_arrays: Arrays,
         fit_config = dataclasses.replace(fit_config, augment=AugmentConfig())
     if fit_config.augment is not None:
         build_augmentation(fit_config.augment)  # an unknown augmentation or option: refused before training
+    check_run_input(config)
+    kwargs = dict(config.model_kwargs)
+    if config.input == "both":  # where the median beat ends and the strip begins (aiecg.models.dual)
+        kwargs.setdefault("median_samples", train_arrays.parts[0])
     torch.manual_seed(config.fit.seed)  # model initialisation
     model = create_model(config.arch, len(config.leads), train_arrays.ecg.shape[2], train_arrays.meta.shape[1],
-                         spec.n_outputs, **config.model_kwargs)
+                         spec.n_outputs, **kwargs)
     if config.init:  # the ECG feature blocks of a pre-trained encoder (aiecg pretrain)
-        encoder = load_encoder(config)
+        encoder = encoder or load_encoder(config)
         try:
             start_from_encoder(model, encoder.state_dict, freeze=config.freeze_encoder)
         except ValueError as exc:
@@ -168,13 +175,26 @@ def model_and_loss(config: RunConfig, spec: TargetSpec, train_arrays: Arrays,
     return model, make_loss(config.criterion, spec, pos_weight, class_weight), fit_config
 
 
+def check_run_input(config: RunConfig) -> None:
+    """Refuse, before anything is written, an input that is not one of :data:`aiecg.contract.INPUTS`, a model not
+    registered for it, and beat expansion of a model that does not read median beats."""
+    try:
+        check_input_kind(config.input)
+        check_model_input(config.arch, config.input)
+    except ValueError as exc:
+        raise ConfigError(f"--input {config.input}: {exc}") from None
+    if config.beat_expansion and config.input != "median":
+        raise ConfigError(f"--beat-expansion adds individual beats as median-beat samples; --input {config.input} "
+                          "reads rhythm strips, which have no beat-sized samples to add: drop --beat-expansion")
+
+
 def load_encoder(config: RunConfig, store: Store | None = None) -> Bundle:
     """The pre-trained encoder of ``config.init``; with ``store``, checked against the store's input contract."""
     encoder = load_bundle(config.init, allow_encoder=True)
     if not encoder.is_encoder:
         log.info("--init %s is a trained model, not an encoder: its ECG feature blocks start this run", config.init)
     if store is not None:
-        encoder.check_input(input_contract(config.leads, store.manifest), f"--init {config.init}",
+        encoder.check_input(input_contract(config.leads, store.manifest, config.input), f"--init {config.init}",
                             "pre-train on stores prepared like this cohort's, with the run's --leads")
     return encoder
 
@@ -192,6 +212,7 @@ def train_run(config: RunConfig, progress: bool = True) -> RunResult:
                           "continuous (use --criterion tail to weight rare high values)")
     resolve_device(config.fit.device)  # no GPU for --device cuda: before anything is written
     check_fractions(config.split_fractions)
+    check_run_input(config)
     with run_output(config.run_dir, resume=config.resume, writer=is_main_process()) as work:
         result = _train_into(work, config, spec, progress)
     return dataclasses.replace(result, run_dir=config.run_dir, bundle_path=config.run_dir / "model.aiecg")
@@ -206,12 +227,12 @@ def _train_into(run_dir: Path, config: RunConfig, spec: TargetSpec, progress: bo
         check_output(run_dir)
         config.save(run_dir / "config.yaml")
     data = TrainingData.load(config, write_to=run_dir if main else None)
-    if config.init:
-        load_encoder(config, data.store)  # refuse an encoder of other leads, sampling or filters before training
+    # read once, and refused here when its leads, sampling or filters are not the store's: before training
+    init = load_encoder(config, data.store) if config.init else None
     store, splits, encoder = data.store, data.splits, data.encoder
     scaling, labels, train_arrays = data.scaling, data.labels, data.train
     arrays = {"train": data.train_participants, "val": data.val}  # the test split is loaded for evaluation
-    model, loss, fit_config = model_and_loss(config, spec, train_arrays, labels)
+    model, loss, fit_config = model_and_loss(config, spec, train_arrays, labels, init)
     result = fit(model, ECGDataset(train_arrays, scaling), ECGDataset(arrays["val"], scaling), loss, fit_config,
                  run_dir, progress, labels=labels, resume=config.resume)
     if not main:  # the other ranks' work ends with training; rank 0 evaluates and writes
@@ -225,7 +246,7 @@ def _train_into(run_dir: Path, config: RunConfig, spec: TargetSpec, progress: bo
     bundle = Bundle(
         model_name=config.arch, model_kwargs=model_kwargs(model), n_leads=len(config.leads),
         n_samples=train_arrays.ecg.shape[2], n_meta=train_arrays.meta.shape[1], n_outputs=spec.n_outputs,
-        target=spec, input_spec=input_contract(config.leads, store.manifest, config.include_paced),
+        target=spec, input_spec=input_contract(config.leads, store.manifest, config.input, config.include_paced),
         state_dict=model.state_dict(),
         encoder=encoder, scaling=scaling,
         training={"cohort": str(config.cohort), "cohort_name": data.cohort.mapping.name,

@@ -37,3 +37,44 @@ def test_fcn_matches_wang_2017_architecture():
 def test_unknown_model_lists_the_choices():
     with pytest.raises(ValueError, match="registered models: .*fcn"):
         create_model("transformer", 8, 400, 0, 1)
+
+
+def test_models_are_registered_for_the_inputs_they_read():
+    from aiecg.models.registry import check_model_input
+
+    assert list_models("median") == ["fcn", "fcn_zhou2024", "resnet18", "resnet34"]
+    assert list_models("rhythm") == ["inception1d", "resnet18", "resnet34"] and list_models("both") == ["dual"]
+    with pytest.raises(ValueError, match="'fcn' reads median input, not 'rhythm'; .*pick --arch inception1d or"):
+        check_model_input("fcn", "rhythm")
+
+
+def test_inception_time_keeps_the_strip_length_and_follows_ismail_fawaz_2020():
+    model = create_model("inception1d", n_leads=12, n_samples=2500, n_meta=0, n_outputs=1)
+    kernels = sorted({c.kernel_size[0] for c in model.modules() if isinstance(c, torch.nn.Conv1d)})
+    assert kernels == [1, 9, 19, 39] and len(model.blocks) == 2 and model.n_features == 128
+    x = torch.randn(2, 12, 2500)
+    assert model.blocks[0](x).shape == (2, 128, 2500)  # no downsampling before the pooling
+    with pytest.raises(ValueError, match="depth"):
+        create_model("inception1d", 12, 2500, 0, 1, depth=4)
+
+
+def test_the_dual_model_reads_the_median_beat_and_the_strip_each_with_its_own_encoder():
+    from aiecg.models.registry import model_kwargs
+
+    torch.manual_seed(0)
+    model = create_model("dual", n_leads=8, n_samples=400 + 500, n_meta=3, n_outputs=1, median_samples=400,
+                         rhythm_kwargs={"filters": 4, "depth": 3}).eval()
+    x, meta = torch.randn(2, 8, 900), torch.randn(2, 3)
+    out = model(x, meta)
+    changed = x.clone()
+    changed[:, :, 400:] = 0  # the strip part matters, and the median part does
+    assert not torch.allclose(model(changed, meta), out)
+    changed = x.clone()
+    changed[:, :, :400] = 0
+    assert not torch.allclose(model(changed, meta), out)
+    again = create_model("dual", 8, 900, 3, 1, **model_kwargs(model)).eval()
+    again.load_state_dict(model.state_dict())
+    assert torch.equal(again(x, meta), out)
+    assert not any(name.startswith("blocks.0.head") for name in model.state_dict())
+    with pytest.raises(ValueError, match="median_samples"):
+        create_model("dual", 8, 400, 0, 1, median_samples=400)

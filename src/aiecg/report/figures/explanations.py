@@ -42,9 +42,10 @@ def clinical_beeswarm(feature_names: list[str], attributions: np.ndarray, values
 
 
 def attribution_over_time(time_ms: np.ndarray, leads: list[str], mean_signed: np.ndarray, title: str,
-                          units: str = "raw output") -> Figure:
+                          units: str = "raw output", strip: bool = False) -> Figure:
     """Mean signed attribution over participants per lead and time point ([leads, samples]) as a heat map on a
-    symmetric diverging scale: where in the beat the model's output is pushed up (red) or down (blue)."""
+    symmetric diverging scale: where in the beat (with ``strip``: in the rhythm strip, time from its start) the
+    model's output is pushed up (red) or down (blue)."""
     fig = style.new_figure(7.0, 0.25 * len(leads) + 1.6)
     ax = fig.add_subplot()
     step = time_ms[1] - time_ms[0]
@@ -52,10 +53,30 @@ def attribution_over_time(time_ms: np.ndarray, leads: list[str], mean_signed: np
     image = ax.imshow(mean_signed, aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest",
                       extent=(time_ms[0] - step / 2, time_ms[-1] + step / 2, len(leads) - 0.5, -0.5))
     ax.set_yticks(range(len(leads)), leads)
-    ax.axvline(0, color=style.BLACK, linestyle=":", linewidth=0.8)
-    ax.set_xlabel("time from R peak (ms)")
+    if not strip:
+        ax.axvline(0, color=style.BLACK, linestyle=":", linewidth=0.8)
+    ax.set_xlabel("time from the strip start (ms)" if strip else "time from R peak (ms)")
     ax.set_title(title)
-    fig.colorbar(image, ax=ax, label=f"mean attribution ({units})")
+    fig.colorbar(image, ax=ax, label=f"{'attribution' if strip else 'mean attribution'} ({units})")
+    return fig
+
+
+def lead_summary_plot(leads: list[str], attributions: np.ndarray, title: str) -> Figure:
+    """Share of each participant's |attribution| (all samples) that falls in each lead ([n, leads, samples]):
+    mean over participants with the interquartile range, the per-lead summary of a rhythm-strip model."""
+    total = np.abs(attributions).sum(axis=(1, 2), keepdims=True)[:, :, 0]
+    share = np.abs(attributions).sum(axis=2) / np.where(total > 0, total, 1.0)
+    fig = style.new_figure(6.0, 3.2)
+    ax = fig.add_subplot()
+    q1, q3 = np.quantile(share, 0.25, axis=0), np.quantile(share, 0.75, axis=0)
+    mean = share.mean(axis=0)
+    ax.bar(range(len(leads)), mean, color=style.BLUE)
+    ax.errorbar(range(len(leads)), mean, yerr=[mean - np.minimum(q1, mean), np.maximum(q3, mean) - mean],
+                fmt="none", ecolor=style.BLACK, linewidth=0.8, capsize=2)
+    ax.axhline(1.0 / len(leads), color=style.GREY, linestyle=":", linewidth=0.8)
+    ax.set_xticks(range(len(leads)), leads)
+    ax.set_ylabel("share of |attribution|")
+    ax.set_title(title)
     return fig
 
 
@@ -178,8 +199,10 @@ def explanation_plots(run: RunData) -> list[Plot]:
     title = style.readable(f"{info.get('model', run.label)} on {info.get('cohort_name', run.path.name)}")
     delta = info.get("convergence_delta", {})
     baseline = (info.get("baselines") or {}).get("ecg")
+    strip = info.get("input", "median") == "rhythm"
     if isinstance(baseline, dict):
-        start = (f"from the mean median beat of the participant's sex ({baseline.get('source')}: "
+        start = (f"from the mean {'rhythm strip' if strip else 'median beat'} of the participant's sex "
+                 f"({baseline.get('source')}: "
                  f"{baseline.get('n_women')} women, {baseline.get('n_men')} men; {baseline.get('reference')})")
     else:
         start = "from an all-zero ECG"
@@ -214,6 +237,9 @@ def explanation_plots(run: RunData) -> list[Plot]:
                           note + " One point per participant; colour: the encoded input value. A participant "
                           "whose value equals the baseline (the training median or mode) gets zero attribution.",
                           clinical_beeswarm(features, data["meta_attr"], data["meta"], title, units)))
+    if strip:  # unaligned strips: no mean over participants in time; the per-lead summary and one strip instead
+        plots += _strip_plots(data, leads, title, units, note, slug, warn)
+        return plots
     plots.append(Plot(f"explain_time_{slug}", "Where in the beat the model looks (signed)",
                       note + " Mean signed attribution per lead and time point over participants; red: pushes the "
                       "output up, blue: down.",
@@ -303,4 +329,25 @@ def cam_plots(data, title: str, units: str, slug: str, notes: list[str]) -> list
                       f"(n = {int(member.sum())})", colour_by=np.broadcast_to(maps[key], beat.shape),
                       colour_label=f"CAM ({units})", colour_limit=limit),
             notes=list(notes)))
+    return plots
+
+
+def _strip_plots(data: dict, leads: list[str], title: str, units: str, note: str, slug: str, warn) -> list[Plot]:
+    """The figures of a rhythm-strip model: attribution by lead over participants, and where in the strip the
+    model looks for the participant with a typical high prediction (or the one ECG explained)."""
+    plots = [Plot(f"explain_leads_{slug}", "Attribution by lead (rhythm strip)",
+                  note + " Share of each participant's |attribution| (all samples of the 10 s strip) in each lead; "
+                  "bars: mean over participants, error bars: interquartile range; dotted: an equal share per lead.",
+                  lead_summary_plot(leads, data["ecg_attr"], title),
+                  notes=warn("|integrated gradients|"))]
+    key = "single" if "single" in data.files else "typical_high"
+    index = int(data[key])
+    plots.append(Plot(f"explain_strip_{slug}", "Where in the strip the model looks (signed)",
+                      note + f" Participant {data['ids'][index]} ("
+                      + ("the ECG explained" if key == "single" else "prediction near the median of the highest fifth")
+                      + "); red: pushes the output up, blue: down.",
+                      attribution_over_time(data["time_ms"], leads, data["ecg_attr"][index],
+                                            f"{title}\nparticipant {data['ids'][index]}, output "
+                                            f"{float(data['outputs'][index]):.2f} ({units})", units, strip=True),
+                      notes=warn("integrated gradients (signed)")))
     return plots
