@@ -8,7 +8,11 @@ set a quarter their size, at least 50) are used by every arm:
 - ``scratch``: the FCN from random initialisation;
 - ``pretrained``: the FCN started from the encoder, all weights fine-tuned;
 - ``probe``: the encoder frozen, only the head trained (a linear probe with the FCN's two-layer head);
-- ``ridge``: ridge regression (RidgeCV) on the store's measurements of the median beat.
+- ``ridge``: ridge regression (RidgeCV) on the store's measurements of the median beat;
+- ``svr``: support vector regression (RBF kernel, C chosen by 3-fold cross-validation) on the same measurements;
+- ``rhythm`` (at the sizes of ``--rhythm-sizes``, default the largest): an InceptionTime network (Ismail Fawaz et
+  al. 2020; ``aiecg train --arch inception1d --input rhythm``) from random initialisation on the 10 s rhythm strips
+  (250 Hz, ``aiecg prepare --strips``) instead of the median beat: the median beat against the rhythm strip.
 
 Deep models are ECG-only (no clinical variables, so the comparison is about the ECG representation), predict
 indexed LV mass, and train to early stopping (``--max-epochs``, patience ``--patience``). Every arm is scored on
@@ -46,6 +50,8 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.linear_model import RidgeCV
+from sklearn.model_selection import GridSearchCV
+from sklearn.svm import SVR
 
 from aiecg.bundle import load_bundle
 from aiecg.config import FitConfig, PretrainConfig
@@ -61,6 +67,7 @@ from aiecg.evaluate.stats import r_squared
 from aiecg.models import create_model
 from aiecg.predict import predict
 from aiecg.runio import partial_dir
+from aiecg.signal.strip import StripConfig
 from aiecg.synth import EXTERNAL_SHIFT, SynthConfig, generate_cohort
 from aiecg.train.loop import fit
 from aiecg.train.losses import LogCoshLoss
@@ -78,9 +85,11 @@ def measurement_columns(index: pd.DataFrame) -> list[str]:
             if pd.api.types.is_numeric_dtype(index[c])]
 
 
-def arrays_for(store: Store, frame: pd.DataFrame, ids: list[str]) -> Arrays:
+def arrays_for(store: Store, frame: pd.DataFrame, ids: list[str], rhythm: bool = False) -> Arrays:
+    """The ECG-only arrays of ``ids``: median beats, or with ``rhythm`` the 10 s rhythm strips."""
     rows = frame.set_index(ID).loc[ids]
-    return Arrays(np.array(ids), rows[IS_MALE].to_numpy(np.int64), store.medians(ids, MODEL_LEADS),
+    ecg = store.strips_of(ids, MODEL_LEADS) if rhythm else store.medians(ids, MODEL_LEADS)
+    return Arrays(np.array(ids), rows[IS_MALE].to_numpy(np.int64), ecg,
                   np.zeros((len(ids), 0), np.float32), rows[list(SPEC.outputs)].to_numpy(np.float32))
 
 
@@ -88,9 +97,9 @@ def train_arm(arm: str, train: Arrays, val: Arrays, test: Arrays, encoder: dict 
               fit_config: FitConfig) -> tuple[np.ndarray, dict]:
     scaling = TargetScaling.fit(train.target)
     torch.manual_seed(seed)
-    model = create_model("fcn", len(MODEL_LEADS), train.ecg.shape[2], 0, 1)
+    model = create_model("inception1d" if arm == "rhythm" else "fcn", len(MODEL_LEADS), train.ecg.shape[2], 0, 1)
     config = dataclasses.replace(fit_config, seed=seed)
-    if arm != "scratch":
+    if arm not in ("scratch", "rhythm"):
         start_from_encoder(model, encoder, freeze=arm == "probe")
         if arm == "probe":
             config = dataclasses.replace(config, freeze_batchnorm=True)
@@ -101,7 +110,10 @@ def train_arm(arm: str, train: Arrays, val: Arrays, test: Arrays, encoder: dict 
                        "seconds": round(result.seconds, 1)}
 
 
-def ridge_arm(index: pd.DataFrame, train_ids: list[str], test_ids: list[str], y: np.ndarray) -> np.ndarray:
+def measurement_arm(arm: str, index: pd.DataFrame, train_ids: list[str], test_ids: list[str],
+                    y: np.ndarray) -> np.ndarray:
+    """Ridge (``arm`` ``ridge``) or SVR (``svr``) on the standardised measurements, missing values imputed by the
+    training median; the hyperparameter by cross-validation on the training rows."""
     columns = measurement_columns(index)
     table = index.set_index("id")[columns]
     x_train, x_test = table.loc[train_ids].to_numpy(float), table.loc[test_ids].to_numpy(float)
@@ -110,7 +122,11 @@ def ridge_arm(index: pd.DataFrame, train_ids: list[str], test_ids: list[str], y:
     x_train, x_test = (np.where(np.isnan(x), centre, x) for x in (x_train, x_test))
     mean, sd = x_train.mean(axis=0), x_train.std(axis=0)
     sd = np.where(sd > 0, sd, 1.0)
-    model = RidgeCV(alphas=np.logspace(-2, 4, 25)).fit((x_train - mean) / sd, y)
+    if arm == "ridge":
+        model = RidgeCV(alphas=np.logspace(-2, 4, 25)).fit((x_train - mean) / sd, y)
+    else:
+        model = GridSearchCV(SVR(kernel="rbf", gamma="scale"), {"C": [1.0, 3.0, 10.0, 30.0]}, cv=3).fit(
+            (x_train - mean) / sd, y).best_estimator_
     return model.predict((x_test - mean) / sd)
 
 
@@ -153,10 +169,12 @@ def drop_difference(internal: tuple[np.ndarray, np.ndarray, np.ndarray], externa
 
 
 def cohort(root: Path, config: SynthConfig) -> tuple[Store, pd.DataFrame]:
-    """Generate (once) and prepare (resuming) a synthetic cohort; its store and cohort table."""
+    """Generate (once) and prepare (resuming) a synthetic cohort, keeping the 10 s rhythm strips at 250 Hz; its
+    store and cohort table."""
     if not (root / "cohort.yaml").exists():
         generate_cohort(root, config, progress=False)
-    prepare_store(root / "cohort.yaml", root / "store", PrepareConfig(store_beats=False), progress=False)
+    prepare_store(root / "cohort.yaml", root / "store", PrepareConfig(store_beats=False, strips=StripConfig()),
+                  progress=False)
     frame = load_cohort(root / "cohort.yaml", SPEC.outputs).frame
     frame[ID] = frame[ID].astype(str)
     return Store.open(root / "store"), frame
@@ -189,6 +207,8 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=150)
     parser.add_argument("--patience", type=int, default=15)
     parser.add_argument("--pretrain-epochs", type=int, default=100)
+    parser.add_argument("--rhythm-sizes", default=None,
+                        help="labelled sizes at which the rhythm-strip arm runs (default: the largest size)")
     parser.add_argument("--work", type=Path, default=None,
                         help="keep (and resume from) the cohorts, encoders and predictions here; default: a "
                              "temporary folder removed at the end")
@@ -201,6 +221,7 @@ def main() -> None:
         args.n, args.test, args.external_n, args.external_test = 2000, 400, 1000, 400
         args.sizes, args.seeds, args.max_epochs, args.patience, args.pretrain_epochs = "100,200,400,800", 1, 80, 10, 40
     sizes = [int(s) for s in args.sizes.split(",")]
+    rhythm_sizes = [int(s) for s in args.rhythm_sizes.split(",")] if args.rhythm_sizes else [max(sizes)]
     started, load = time.perf_counter(), os.getloadavg()
     work = args.work or Path(tempfile.mkdtemp(prefix="aiecg-label-efficiency-"))
     try:
@@ -237,19 +258,29 @@ def main() -> None:
                 n_val = max(50, size // 4)
                 train_ids, val_ids = shuffled[:size], shuffled[size: size + n_val]
                 train, val = arrays_for(store, frame, train_ids), arrays_for(store, frame, val_ids)
-                arms = ["scratch", "pretrained", "probe", "ridge"] + (["pretrained_external"] if size == max(sizes)
-                                                                     else [])
+                arms = (["scratch", "pretrained", "probe", "ridge", "svr"]
+                        + (["pretrained_external"] if size == max(sizes) else [])
+                        + (["rhythm"] if size in rhythm_sizes else []))
                 for arm in arms:
                     saved = cache / f"{arm}_{size}_{seed}.npz"
                     if saved.exists():
                         with np.load(saved) as stored:
                             pair, info = (stored["internal"], stored["external"]), json.loads(str(stored["info"]))
-                    elif arm == "ridge":
+                    elif arm in ("ridge", "svr"):
                         index = pd.concat([store.index, ext_store.index], ignore_index=True)
-                        both = ridge_arm(index, train_ids + val_ids, test_ids + ext_test_ids,
-                                         target.loc[train_ids + val_ids].to_numpy(float))
+                        both = measurement_arm(arm, index, train_ids + val_ids, test_ids + ext_test_ids,
+                                               target.loc[train_ids + val_ids].to_numpy(float))
                         pair = (both[: len(test_ids)], both[len(test_ids):])
                         info = {"note": "trained on the training and validation participants (no early stopping)"}
+                    elif arm == "rhythm":  # the strips of the same participants, loaded only for this arm
+                        strip_test = [arrays_for(s, f, ids, rhythm=True) for s, f, ids in
+                                      ((store, frame, test_ids), (ext_store, ext_frame, ext_test_ids))]
+                        both_test = Arrays(*(np.concatenate([getattr(a, f.name) for a in strip_test])
+                                             for f in dataclasses.fields(Arrays)))
+                        predicted, info = train_arm("rhythm", arrays_for(store, frame, train_ids, rhythm=True),
+                                                    arrays_for(store, frame, val_ids, rhythm=True), both_test, None,
+                                                    seed, fit_config)
+                        pair = (predicted[: len(test_ids)], predicted[len(test_ids):])
                     else:
                         state = external_state if arm == "pretrained_external" else internal_state
                         model_arm = "pretrained" if arm == "pretrained_external" else arm
@@ -288,10 +319,10 @@ def summarise(args, runs, predictions, internal, external, sizes, pretrain, n_te
         if arm in ("pretrained", "probe") and ("scratch", 4 * size, seed) in predictions:
             differences.append({"a": f"{arm}@{size}", "b": f"scratch@{4 * size}", "seed": seed,
                                 **paired(y, lvh, predicted, predictions[("scratch", 4 * size, seed)][0], seed)})
-        if arm in ("pretrained", "probe", "pretrained_external") and size == max(sizes):
-            ridge = predictions[("ridge", size, seed)]
-            differences.append({"a": f"{arm}@{size}", "b": f"ridge@{size}", "seed": seed,
-                                **paired(y, lvh, predicted, ridge[0], seed)})
+        if arm in ("pretrained", "probe", "pretrained_external", "rhythm") and size == max(sizes):
+            for baseline in ("ridge", "svr"):
+                differences.append({"a": f"{arm}@{size}", "b": f"{baseline}@{size}", "seed": seed,
+                                    **paired(y, lvh, predicted, predictions[(baseline, size, seed)][0], seed)})
             drops.append({"a": f"{arm}@{size}", "b": f"scratch@{size}", "seed": seed,
                           "auroc_drop_a_minus_b": drop_difference((lvh, predicted, scratch[0]),
                                                                   (ext_lvh, ext_predicted, scratch[1]), seed)})
@@ -300,7 +331,7 @@ def summarise(args, runs, predictions, internal, external, sizes, pretrain, n_te
             "n_test": n_test, "n_pool": n_pool, "pretrain": pretrain, "runs": runs,
             "paired_differences": differences, "external_drop_differences": drops, "loadavg_start": load,
             "loadavg_end": os.getloadavg(), "seconds": round(time.perf_counter() - started, 1),
-            "not_measured": "10 s rhythm-strip models (not built yet)"}
+            "not_measured": "pre-training on rhythm strips (aiecg pretrain reads median beats)"}
 
 
 if __name__ == "__main__":

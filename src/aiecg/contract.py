@@ -48,7 +48,7 @@ def check_input_kind(kind: str) -> None:
         raise ValueError(f"input {kind!r} is not one of {', '.join(INPUTS)}")
 
 
-def input_contract(leads: Sequence[str], manifest: Mapping[str, Any], kind: str = "median",
+def input_contract(leads: Sequence[str], manifest: Mapping[str, Any], kind: str = "median", *,
                    include_paced: bool | None = None) -> dict[str, Any]:
     """The input contract a model trained on a store with this manifest keeps: its leads in order, the input it
     reads (with rhythm strips, their rate, duration and samples), and the store's sampling rate, window, R offset,

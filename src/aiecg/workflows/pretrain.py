@@ -60,7 +60,7 @@ def _unlabelled(config: PretrainConfig) -> tuple[np.ndarray, dict[str, Any], lis
     contract, arrays, rows = None, [], []
     for root in config.stores:
         store = Store.open(root)
-        spec = input_contract(config.leads, store.manifest, config.include_paced)
+        spec = input_contract(config.leads, store.manifest, include_paced=config.include_paced)
         if contract is None:
             contract = spec
         else:
