@@ -44,6 +44,13 @@ def usable_cohort(cohort: Cohort, store: Store, include_paced: bool = False) -> 
     return Cohort(cohort.mapping, cohort.frame.loc[~bad].reset_index(drop=True), exclusions)
 
 
+def paced_record(include_paced: bool, store: Store) -> bool | None:
+    """What a bundle trained on ``store`` records as ``include_paced`` (:func:`aiecg.contract.input_contract`):
+    the run's setting, or None (unknown) where the run left paced ECGs out but the store flags none (prepared
+    before aiecg flagged pacing), so :func:`usable_cohort` kept whatever paced ECGs it holds."""
+    return include_paced if include_paced or "paced" in store.index.columns else None
+
+
 def stratification_labels(frame: pd.DataFrame, spec: TargetSpec) -> np.ndarray | None:
     """Labels to stratify the split by: the class for categorical targets, LVH for mass targets."""
     if spec.is_categorical:
