@@ -49,6 +49,10 @@ def test_a_bundle_records_include_paced_only_where_the_store_could_tell() -> Non
 
     _, store = _cohort_and_store()
     assert paced_record(False, store) is False and paced_record(True, store) is True
+    store.index["qc_notes"] = ["", "", "", "pacing not checked: recorded at 250 Hz, ..."]  # 'd' may be paced
+    assert paced_record(False, store) is None and paced_record(True, store) is True
+    store.index["qc_notes"] = ""
+    assert paced_record(False, store) is False
     store.index = store.index.drop(columns="paced")  # prepared before pacing was flagged: 'b' was kept
     assert paced_record(False, store) is None and paced_record(True, store) is True
     manifest = {"fs": 500, "window": 600, "r_offset": 250, "preprocessing": {}}
