@@ -1,9 +1,11 @@
 """Atomic file writes: a reader (or a resumed run) never sees a half-written file.
 
-Write to a hidden temporary file beside the target (``.NAME.PID.tmp``), flush and fsync it, then rename it over
-the target (atomic on POSIX file systems). A failure removes the temporary file, so nothing is left behind; a
+Write to a hidden temporary file beside the target (``.NAME.PID-HOST.tmp``), flush and fsync it, then rename it
+over the target (atomic on POSIX file systems). A failure removes the temporary file, so nothing is left behind; a
 writer killed with SIGKILL cannot, so the first write of a process into a folder removes the temporary files
-there whose process is gone (:func:`sweep_stale_temps`).
+there that this machine's processes wrote and whose process is gone (:func:`sweep_stale_temps`). HOST tags the
+machine: a folder on a shared file system is written by several machines at once (the shards of a ``prepare``
+job array), and another machine's process id says nothing here.
 """
 
 from __future__ import annotations
@@ -13,17 +15,20 @@ import hashlib
 import os
 import re
 import signal
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import IO, Any
 
 from aiecg.errors import AiecgError
 
 TMP_SUFFIX = ".tmp"
-TEMP_PATTERN = re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)\.tmp$")
-"""Names of :func:`atomic_write`'s temporary files (``.NAME.PID.tmp``)."""
+TEMP_PATTERN = re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)(?:-(?P<host>[0-9a-f]{8}))?\.tmp$")
+"""Names of :func:`atomic_write`'s temporary files (``.NAME.PID-HOST.tmp``; ``.NAME.PID.tmp`` before the host
+was recorded)."""
 
 WRITE_PROBLEMS = {
     errno.ENOSPC: "the disk is full",
@@ -75,13 +80,19 @@ def check_output(path: str | Path, kind: str = "folder", flag: str = "--out") ->
     return path
 
 
+@cache
+def host_tag() -> str:
+    """This machine in a temporary file's name: 8 hex digits of a hash of its host name."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
 def process_gone(pid: int) -> bool:
-    """No process has this id (this process, and a live process of another user, are not gone)."""
+    """No process of this machine has this id (this process, and a live process of another user, are not gone)."""
     if pid == os.getpid():
         return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # OverflowError: an id no process can have
         return True
     except PermissionError:  # another user's live process
         return False
@@ -90,9 +101,9 @@ def process_gone(pid: int) -> bool:
 
 def remove_temp_files(folder: Path, owned: Callable[[str], bool] | None = None,
                       only_dead: bool = False) -> list[Path]:
-    """Delete the temporary files (``.NAME.PID.tmp``) that killed writers left in ``folder``: those whose target
-    ``owned(NAME)`` accepts (all without ``owned``), and with ``only_dead`` only those whose process is gone
-    (without it, call only while holding a lock that makes them stale). Returns what was removed."""
+    """Delete the temporary files (``.NAME.PID-HOST.tmp``) that killed writers left in ``folder``: those whose target
+    ``owned(NAME)`` accepts (all without ``owned``), and with ``only_dead`` only those this machine wrote whose
+    process is gone (without it, call only while holding a lock that makes them stale). Returns what was removed."""
     removed: list[Path] = []
     try:
         entries = list(folder.iterdir())
@@ -102,7 +113,9 @@ def remove_temp_files(folder: Path, owned: Callable[[str], bool] | None = None,
         match = TEMP_PATTERN.match(path.name)
         if not match or (owned is not None and not owned(match["target"])):
             continue
-        if (only_dead and not process_gone(int(match["pid"]))) or not path.is_file():
+        if only_dead and (match["host"] != host_tag() or not process_gone(int(match["pid"]))):
+            continue  # another machine's (or, unnamed, any machine's) writer may still run
+        if not path.is_file():
             continue
         path.unlink(missing_ok=True)
         removed.append(path)
@@ -113,8 +126,8 @@ _SWEPT: set[Path] = set()
 
 
 def sweep_stale_temps(folder: Path) -> list[Path]:
-    """Once per process and folder: remove the temporary files there whose writer is gone (SIGKILL leaves them;
-    a live writer's are kept, whoever it is)."""
+    """Once per process and folder: remove the temporary files there whose writer, a process of this machine, is
+    gone (SIGKILL leaves them; a live writer's are kept, whoever it is, and so are other machines')."""
     key = folder.absolute()
     if key in _SWEPT:
         return []
@@ -126,7 +139,7 @@ def temp_path(path: Path) -> Path:
     """The hidden temporary file :func:`atomic_write` writes ``path`` through (unique per process); the first
     call for a folder sweeps the stale ones a killed writer left there (:func:`sweep_stale_temps`)."""
     sweep_stale_temps(path.parent)
-    return path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
+    return path.with_name(f".{path.name}.{os.getpid()}-{host_tag()}{TMP_SUFFIX}")
 
 
 @contextmanager

@@ -76,20 +76,29 @@ def test_temporary_files_of_a_killed_writer_are_swept_when_the_folder_is_next_wr
     import subprocess
     import sys
 
-    from aiecg.files import TMP_SUFFIX, atomic_write_text
+    from aiecg.files import TMP_SUFFIX, atomic_write_text, host_tag, temp_path
 
     gone = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                               text=True).stdout)  # a process that has exited: as after a SIGKILL mid-write
-    dead = tmp_path / f".predictions.csv.{gone}{TMP_SUFFIX}"
-    live = tmp_path / f".metrics.json.{os.getppid()}{TMP_SUFFIX}"  # a writer that still runs keeps its file
-    other = [tmp_path / "notes.tmp", tmp_path / f".hidden.{gone}.txt"]  # not atomic_write's
-    for path in (dead, live, *other):
+    here = host_tag()
+    assert temp_path(tmp_path / "names" / "x.csv").name == f".x.csv.{os.getpid()}-{here}{TMP_SUFFIX}"
+    dead = tmp_path / f".predictions.csv.{gone}-{here}{TMP_SUFFIX}"
+    live = tmp_path / f".metrics.json.{os.getppid()}-{here}{TMP_SUFFIX}"  # a writer that still runs keeps its file
+    elsewhere = tmp_path / f".part-000001.npz.{gone}-{'0' * 8 if here != '0' * 8 else '1' * 8}{TMP_SUFFIX}"
+    unnamed = tmp_path / f".index.parquet.{gone}{TMP_SUFFIX}"  # no host: its machine is unknown, so it is kept
+    other = [tmp_path / "notes.tmp", tmp_path / f".hidden.{gone}.txt",  # not atomic_write's
+             tmp_path / f".huge.csv.{10**20}-{'f' * 8}{TMP_SUFFIX}"]  # an id no process has, another machine's
+    for path in (dead, live, elsewhere, unnamed, *other):
         path.write_text("half")
     (tmp_path / "sub").mkdir()
-    nested = tmp_path / "sub" / f".x.csv.{gone}{TMP_SUFFIX}"  # another folder: swept when that one is written
+    nested = tmp_path / "sub" / f".x.csv.{gone}-{here}{TMP_SUFFIX}"  # another folder: swept when that one is written
+    impossible = tmp_path / "sub" / f".y.csv.{10**20}-{here}{TMP_SUFFIX}"  # os.kill raises OverflowError for it
     nested.write_text("half")
+    impossible.write_text("half")
     atomic_write_text(tmp_path / "out.json", "{}")
-    assert not dead.exists() and live.exists() and all(p.exists() for p in other) and nested.exists()
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == sorted([live.name, other[1].name])
+    assert not dead.exists() and nested.exists()
+    # another machine's writer on a shared file system (a prepare shard of a job array) may still be writing
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == sorted(
+        p.name for p in (live, elsewhere, unnamed, other[1], other[2]))
     atomic_write_text(tmp_path / "sub" / "y.json", "{}")
-    assert not nested.exists() and (tmp_path / "out.json").read_text() == "{}"
+    assert not nested.exists() and not impossible.exists() and (tmp_path / "out.json").read_text() == "{}"

@@ -17,6 +17,7 @@ from aiecg.data.splits import Splits, split_groups, split_participants
 from aiecg.data.store import STATUS_OK, Store
 from aiecg.data.targets import TargetSpec
 from aiecg.errors import CohortError
+from aiecg.signal.quality import PACING_NOT_CHECKED
 
 log = logging.getLogger("aiecg")
 
@@ -42,6 +43,18 @@ def usable_cohort(cohort: Cohort, store: Store, include_paced: bool = False) -> 
     extra = pd.DataFrame({"row": np.nan, ID: cohort.frame.loc[bad, ID], "reason": np.asarray(why, dtype=object)[bad]})
     exclusions = pd.concat([cohort.exclusions, extra], ignore_index=True) if len(extra) else cohort.exclusions
     return Cohort(cohort.mapping, cohort.frame.loc[~bad].reset_index(drop=True), exclusions)
+
+
+def paced_record(include_paced: bool, store: Store) -> bool | None:
+    """What a bundle trained on ``store`` records as ``include_paced`` (:func:`aiecg.contract.input_contract`):
+    the run's setting, or None (unknown) where the run left paced ECGs out but the store cannot tell them all:
+    it has no ``paced`` column (prepared before aiecg flagged pacing) or holds records whose rate was too low to
+    look for pacing spikes, so :func:`usable_cohort` kept whatever paced ECGs were among them."""
+    if include_paced:
+        return True
+    notes = store.index["qc_notes"] if "qc_notes" in store.index.columns else pd.Series([], dtype=str)
+    unchecked = notes.fillna("").astype(str).str.contains(PACING_NOT_CHECKED, regex=False).any()
+    return None if "paced" not in store.index.columns or unchecked else False
 
 
 def stratification_labels(frame: pd.DataFrame, spec: TargetSpec) -> np.ndarray | None:

@@ -177,6 +177,8 @@ PACING_MIN_FS = 500.0
 """Pacing spikes are looked for only at this sampling rate or above: a stimulus lasts 0.1-1 ms, and its artefact
 is a step within 2 ms only where a sample falls every 2 ms; at lower rates the recorder's anti-aliasing filter
 has removed it (PTB-XL's 100 Hz copies), and every QRS upstroke would be a step within one sample."""
+PACING_NOT_CHECKED = "pacing not checked"
+"""How a record below ``PACING_MIN_FS`` says so in its ``qc_notes`` (not paced is then a claim nobody checked)."""
 
 
 def _steps(a: np.ndarray, k: int, spike_mv: float, skip: int) -> tuple[np.ndarray, np.ndarray]:

@@ -53,6 +53,7 @@ from aiecg.signal.measurements import compute_measurements
 from aiecg.signal.plausibility import check_plausibility
 from aiecg.signal.quality import (
     PACING_MIN_FS,
+    PACING_NOT_CHECKED,
     SPIKE_BLANK_S,
     blank_spikes,
     clipped_leads,
@@ -170,7 +171,7 @@ def analyse_signal(
     raw = np.asarray(select_leads(signal, leads, STANDARD_LEADS), dtype=np.float64)  # converted once for all checks
     notes = [einthoven_note(signal, [str(n) for n in leads], qcfg)]
     if fs < PACING_MIN_FS:  # "not paced" would be a claim nobody checked: say so in the row
-        notes.append(f"pacing not checked: recorded at {fs:g} Hz, pacing spikes are looked for at "
+        notes.append(f"{PACING_NOT_CHECKED}: recorded at {fs:g} Hz, pacing spikes are looked for at "
                      f"{PACING_MIN_FS:g} Hz or faster")
     x = preprocess(raw, fs, filters)
     tfs = filters.target_fs

@@ -24,7 +24,7 @@ from aiecg.bundle import ENCODER_KIND, Bundle, save_bundle
 from aiecg.config import AugmentConfig, PretrainConfig
 from aiecg.contract import check_input_contract, input_contract
 from aiecg.data.dataset import Arrays, ECGDataset
-from aiecg.data.selection import ids_digest
+from aiecg.data.selection import ids_digest, paced_record
 from aiecg.data.store import Store
 from aiecg.data.targets import TargetSpec, TaskKind
 from aiecg.errors import ConfigError
@@ -60,12 +60,15 @@ def _unlabelled(config: PretrainConfig) -> tuple[np.ndarray, dict[str, Any], lis
     contract, arrays, rows = None, [], []
     for root in config.stores:
         store = Store.open(root)
-        spec = input_contract(config.leads, store.manifest, include_paced=config.include_paced)
+        spec = input_contract(config.leads, store.manifest,
+                              include_paced=paced_record(config.include_paced, store))
         if contract is None:
             contract = spec
         else:
             check_input_contract(contract, spec, f"store {root}",
                                  f"prepare every store of a pre-training run with the settings of {config.stores[0]}")
+            if "include_paced" not in spec:  # a store that cannot tell whether it holds paced ECGs: nor can the run
+                contract.pop("include_paced", None)
         usable = sorted(store.usable_ids)
         paced: set[str] = set()
         if not config.include_paced and "paced" in store.index.columns:  # flagged by prepare; as training does

@@ -29,6 +29,7 @@ from aiecg.data.selection import (
     ids_digest,
     lvh_labels,
     make_splits,
+    paced_record,
     usable_cohort,
 )
 from aiecg.data.splits import Splits, check_fractions
@@ -247,7 +248,7 @@ def _train_into(run_dir: Path, config: RunConfig, spec: TargetSpec, progress: bo
         model_name=config.arch, model_kwargs=model_kwargs(model), n_leads=len(config.leads),
         n_samples=train_arrays.ecg.shape[2], n_meta=train_arrays.meta.shape[1], n_outputs=spec.n_outputs,
         target=spec, input_spec=input_contract(config.leads, store.manifest, config.input,
-                                                   include_paced=config.include_paced),
+                                                   include_paced=paced_record(config.include_paced, store)),
         state_dict=model.state_dict(),
         encoder=encoder, scaling=scaling,
         training={"cohort": str(config.cohort), "cohort_name": data.cohort.mapping.name,

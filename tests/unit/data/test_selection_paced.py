@@ -41,3 +41,20 @@ def test_a_store_without_the_paced_column_is_read_as_before() -> None:
     cohort, store = _cohort_and_store()
     store.index = store.index.drop(columns="paced")
     assert list(usable_cohort(cohort, store).frame[ID]) == ["a", "b", "d"]
+
+
+def test_a_bundle_records_include_paced_only_where_the_store_could_tell() -> None:
+    from aiecg.contract import input_contract, paced_caution
+    from aiecg.data.selection import paced_record
+
+    _, store = _cohort_and_store()
+    assert paced_record(False, store) is False and paced_record(True, store) is True
+    store.index["qc_notes"] = ["", "", "", "pacing not checked: recorded at 250 Hz, ..."]  # 'd' may be paced
+    assert paced_record(False, store) is None and paced_record(True, store) is True
+    store.index["qc_notes"] = ""
+    assert paced_record(False, store) is False
+    store.index = store.index.drop(columns="paced")  # prepared before pacing was flagged: 'b' was kept
+    assert paced_record(False, store) is None and paced_record(True, store) is True
+    manifest = {"fs": 500, "window": 600, "r_offset": 250, "preprocessing": {}}
+    caution = paced_caution(input_contract(["I"], manifest, paced_record(False, store)), "ventricular")
+    assert "does not record whether" in caution and "never saw" not in caution

@@ -1,13 +1,15 @@
 """The figures of an explain folder: predicted and CMR values in the beat plots' titles, one colour scale for the
-low and high examples, and the class activation map on all 12 leads in the standard layout."""
+low and high examples, the class activation map on all 12 leads in the standard layout, and which checked maps
+the report says it draws, for new and older ``aiecg explain`` folders."""
 
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from aiecg.report.figures import LEAD_ORDER, explanation_plots
-from aiecg.report.figures.explanations import value_text
+from aiecg.report.figures.explanations import drawn_maps, value_text
 from aiecg.report.runs import load_run
 
 LEADS = ["I", "II", "V1", "V2", "V3", "V4", "V5", "V6"]  # what the model reads: the limb leads III-aVF are derived
@@ -83,3 +85,17 @@ def test_value_text_says_what_is_known():
     assert value_text(data, 1, {"kind": "binary"}) == "predicted LVH probability 0.20, CMR: not given"
     assert value_text(data, 1, {"kind": "regression", "stem": "lvm"}) == "predicted 0.2 g, CMR not given"
     assert value_text(Data(outputs=np.ones(2)), 0, {}) == ""  # an older explain folder: the raw output instead
+
+
+MAPS = {"integrated gradients (signed)": {}, "|integrated gradients|": {}, "class activation map": {}}
+
+
+def test_an_older_explain_whose_wave_figure_draws_attribution_magnitudes_does_not_call_them_undrawn():
+    old_waves = pd.DataFrame({"lead": ["all"], "wave": ["QRS"], "share": [0.5], "signed": [0.1]})
+    new_waves = old_waves.assign(net_share=[0.4])
+    check = {"maps": MAPS}  # an explain.json written before 'drawn' existed
+    assert "|integrated gradients|" in drawn_maps(check, old_waves)  # its wave figure draws share of |attribution|
+    assert drawn_maps(check, new_waves) == ["integrated gradients (signed)", "class activation map"]
+    assert drawn_maps(check, None) == ["integrated gradients (signed)", "class activation map"]
+    listed = {"maps": MAPS, "drawn": ["class activation map"]}
+    assert drawn_maps(listed, old_waves) == ["class activation map"]  # a check that lists them is believed

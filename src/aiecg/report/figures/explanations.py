@@ -185,6 +185,16 @@ def randomisation_plot(check: dict, title: str) -> Figure:
     return fig
 
 
+def drawn_maps(check: dict, waves: pd.DataFrame | None) -> list[str]:
+    """The checked maps that figures of the report draw: the check's ``drawn``; for an older explain, which does not
+    list them, the signed maps, and |integrated gradients| too where its ``waves.csv`` has no net contributions
+    (its wave figure then draws shares of |attribution|)."""
+    if "drawn" in check:
+        return list(check["drawn"])
+    magnitude = waves is not None and wave_series(waves)[0] == "|attribution|"
+    return [name for name in check.get("maps", {}) if magnitude or not name.startswith("|")]
+
+
 def explanation_plots(run: RunData) -> list[Plot]:
     """The figures of an ``aiecg explain`` folder, re-drawn from its saved attributions."""
     info = run.explain or {}
@@ -211,7 +221,11 @@ def explanation_plots(run: RunData) -> list[Plot]:
             f"{delta.get('median_abs', np.nan):.2g}, max {delta.get('max_abs', np.nan):.2g} ({units}; the mean "
             f"|output - baseline output| is {delta.get('mean_abs_output_change', np.nan):.2g}).")
     check = info.get("randomisation_check") or {}
-    drawn = check.get("drawn", [name for name in check.get("maps", {}) if not name.startswith("|")])
+    waves_path = run.path / (info.get("waves") or {}).get("file", "waves.csv")
+    waves = read_csv(waves_path) if waves_path.exists() else None
+    if check:
+        check = {**check, "drawn": drawn_maps(check, waves)}
+    drawn = check.get("drawn", [])
     failing = {name: m["median"][-1] for name, m in check.get("maps", {}).items() if not m.get("passes", True)}
 
     def warn(name: str) -> list[str]:
@@ -245,9 +259,7 @@ def explanation_plots(run: RunData) -> list[Plot]:
                       "output up, blue: down.",
                       attribution_over_time(time_ms, leads, data["ecg_attr"].mean(axis=0), title, units),
                       notes=warn("integrated gradients (signed)")))
-    waves_path = run.path / (info.get("waves") or {}).get("file", "waves.csv")
-    if waves_path.exists():
-        waves = read_csv(waves_path)
+    if waves is not None:
         truth = "truth_share" in waves and waves["truth_share"].notna().any()
         quantity, _ = wave_series(waves)
         net = quantity == "|net contribution|"
