@@ -78,7 +78,8 @@ def paced_caution(input_spec: Mapping[str, Any], paced: str) -> str:
         return ""
     if kept is None:
         return (f"paced ECG ({paced} pacing): this bundle does not record whether paced ECGs were in its training "
-                "data (written before aiecg recorded it); a paced QRS says little about LV mass, treat the "
+                "data (written before aiecg recorded it, or trained on a store where pacing could not be checked for "
+                "every record); a paced QRS says little about LV mass, treat the "
                 "prediction with caution")
     return (f"paced ECG ({paced} pacing): the model never saw a paced ECG (trained without --include-paced), so "
             "this prediction extrapolates; a paced QRS says little about LV mass, treat it with caution")
