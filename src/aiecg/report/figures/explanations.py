@@ -123,13 +123,14 @@ def wave_plot(waves: pd.DataFrame, title: str) -> Figure:
     ax.legend(frameon=False, fontsize=7, loc="upper right")
     per_lead = waves[(waves["lead"] != "all") & (waves["wave"] != "outside")]
     leads = list(dict.fromkeys(per_lead["lead"]))
-    column = shown[0][0] if shown else "share"
+    column = series[0][0]  # the trained model's share, whatever else is drawn (NaN cells stay empty)
     matrix = per_lead.pivot(index="lead", columns="wave", values=column).loc[leads, ["P", "QRS", "ST-T"]]
     direction = per_lead.pivot(index="lead", columns="wave", values="signed").loc[leads, ["P", "QRS", "ST-T"]]
     percent = 100 * matrix.to_numpy(float)
     image = heat.imshow(percent, aspect="auto", cmap="Blues", vmin=0)
     for (r, c), value in np.ndenumerate(percent):
-        sign = "+" if direction.iat[r, c] > 0 else "\u2212"
+        mean = direction.iat[r, c]
+        sign = "+" if mean > 0 else "\u2212" if mean < 0 else "0" if mean == 0 else "n/a"
         heat.text(c, r, f"{value:.1f} ({sign})", ha="center", va="center", fontsize=7,
                   color="white" if value > 0.6 * np.nanmax(percent) else style.BLACK)
     heat.set_xticks(range(3), ["P", "QRS", "ST-T"])
@@ -272,7 +273,9 @@ def explanation_plots(run: RunData) -> list[Plot]:
                           "for the fully randomised model of the sanity check (what the input and baseline alone "
                           "give); a trained model's share close to it says little about the model."
                           + (" Vermilion: the share of the generator's own mass effect (|beat at the participant's "
-                             "mass - beat at mean mass|, all else fixed), the truth of the synthetic cohort."
+                             "mass - beat at mean mass|, all else fixed), the truth of the synthetic cohort: where "
+                             "the mass changes the signal, a different quantity from where the model draws its "
+                             "output, so the two need not agree even for a perfect model."
                              if truth else ""),
                           wave_plot(waves, title),
                           notes=warn("wave contributions (signed, per lead and wave)" if net else
