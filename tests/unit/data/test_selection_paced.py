@@ -56,5 +56,5 @@ def test_a_bundle_records_include_paced_only_where_the_store_could_tell() -> Non
     store.index = store.index.drop(columns="paced")  # prepared before pacing was flagged: 'b' was kept
     assert paced_record(False, store) is None and paced_record(True, store) is True
     manifest = {"fs": 500, "window": 600, "r_offset": 250, "preprocessing": {}}
-    caution = paced_caution(input_contract(["I"], manifest, paced_record(False, store)), "ventricular")
+    caution = paced_caution(input_contract(["I"], manifest, include_paced=paced_record(False, store)), "ventricular")
     assert "does not record whether" in caution and "never saw" not in caution
