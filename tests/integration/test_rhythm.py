@@ -124,6 +124,9 @@ def test_explain_a_rhythm_model_over_the_strip_with_a_per_lead_summary(synth_coh
     summary = json.loads((out / "explain.json").read_text())
     assert summary["input"] == "rhythm" and summary["waves"] is None and not (out / "waves.csv").exists()
     assert summary["baselines"]["ecg"]["kind"] == "mean rhythm strip per sex"
+    check = summary["randomisation_check"]  # a strip has no waves: each lead's net contribution is checked instead
+    assert check["drawn"] == ["integrated gradients (signed)", "lead contributions (signed, per lead)"]
+    assert "wave contributions (signed, per lead and wave)" not in check["maps"]
     data = np.load(out / "attributions.npz")
     assert data["ecg_attr"].shape == (4, 8, 2500) and np.abs(data["ecg_attr"]).sum() > 0
     np.testing.assert_allclose(data["time_ms"][[0, 1, -1]], [0.0, 4.0, 9996.0])  # ms from the strip start

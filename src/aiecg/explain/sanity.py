@@ -35,7 +35,8 @@ from aiecg.explain.waves import wave_contributions
 MAX_CORRELATION = 0.3
 SIGNED, ABSOLUTE, CAM, WAVES = ("integrated gradients (signed)", "|integrated gradients|", "class activation map",
                                 "wave contributions (signed, per lead and wave)")
-DRAWN = (SIGNED, CAM, WAVES)
+LEADS = "lead contributions (signed, per lead)"
+DRAWN = (SIGNED, CAM, WAVES, LEADS)
 """The maps the report draws; |integrated gradients| is checked as the reference that fails."""
 REFERENCE = "Adebayo et al., Sanity checks for saliency maps, NeurIPS 2018"
 
@@ -102,6 +103,7 @@ def _summary(per_stage: list[np.ndarray], max_correlation: float) -> MapCheck:
 def randomisation_check(model: nn.Module, ecg: np.ndarray, meta: np.ndarray, trained_ig: np.ndarray,
                         meta_baseline: np.ndarray | None = None, ecg_baseline: np.ndarray | None = None,
                         trained_cam: np.ndarray | None = None, fiducials: np.ndarray | None = None,
+                        lead_contributions: bool = False,
                         n_steps: int = 50, max_evaluations: int = 128, seed: int = 0,
                         max_correlation: float = MAX_CORRELATION,
                         progress: Callable[[str], None] | None = None,
@@ -110,7 +112,8 @@ def randomisation_check(model: nn.Module, ecg: np.ndarray, meta: np.ndarray, tra
     ``ecg``/``meta`` whose trained maps are ``trained_ig`` ([n, leads, samples], integrated gradients with
     ``ecg_baseline`` (default all zeros; [leads, samples] or [n, leads, samples]) and ``meta_baseline``) and,
     for the FCN, ``trained_cam`` ([n, samples]); with ``fiducials`` ([n, 4], :data:`aiecg.explain.waves.FIDUCIALS`)
-    the wave contributions are checked too.
+    the wave contributions are checked too; with ``lead_contributions`` (a rhythm strip, which has no waves to
+    cut) each lead's net contribution (its attribution summed over time).
 
     ``randomised_maps``, when given, receives the integrated-gradients maps of the fully randomised model (so a
     summary of the trained maps can be set beside the same summary of maps that know nothing).
@@ -125,6 +128,7 @@ def randomisation_check(model: nn.Module, ecg: np.ndarray, meta: np.ndarray, tra
         randomised = copy.deepcopy(model).eval()
         stages, correlations = [], {"signed": [], "absolute": [], "cam": [], "waves": []}
         trained_waves = None if fiducials is None else wave_contributions(trained_ig, fiducials)
+        correlations["leads"] = []
         for name, module in cascade(randomised):
             reinitialise(module)
             stages.append(name)
@@ -137,6 +141,8 @@ def randomisation_check(model: nn.Module, ecg: np.ndarray, meta: np.ndarray, tra
             correlations["absolute"].append(_correlations(np.abs(trained_ig), np.abs(ig)))
             if trained_waves is not None:
                 correlations["waves"].append(_correlations(trained_waves, wave_contributions(ig, fiducials)))
+            if lead_contributions:
+                correlations["leads"].append(_correlations(trained_ig.sum(axis=2), ig.sum(axis=2)))
             if trained_cam is not None:
                 cam, _ = fcn_cam(randomised, ecg, meta)
                 correlations["cam"].append(_correlations(trained_cam, upsample(cam, trained_cam.shape[1])))
@@ -150,6 +156,8 @@ def randomisation_check(model: nn.Module, ecg: np.ndarray, meta: np.ndarray, tra
         maps[CAM] = _summary(correlations["cam"], max_correlation)
     if trained_waves is not None:
         maps[WAVES] = _summary(correlations["waves"], max_correlation)
+    if lead_contributions:
+        maps[LEADS] = _summary(correlations["leads"], max_correlation)
     cumulative = [stage_label(stages, k) for k in range(len(stages))]
     return {"method": f"cascading model-parameter randomisation ({REFERENCE}); Spearman rank correlation of each "
                       "participant's map on the trained and on the randomised model, over all leads and time points",

@@ -181,7 +181,8 @@ def _explain(bundle: Any, subjects: Subjects, out: str | Path, n_steps: int, see
         sanity = randomisation_check(model, arrays.ecg[pick], arrays.meta[pick], attr.ecg[pick],
                                      meta_baseline=meta_baseline, ecg_baseline=ecg_baseline[pick],
                                      trained_cam=arrays_out["cam"][pick] if is_fcn else None,
-                                     fiducials=None if strip else fiducials[pick], n_steps=n_steps, seed=seed,
+                                     fiducials=None if strip else fiducials[pick], lead_contributions=strip,
+                                     n_steps=n_steps, seed=seed,
                                      randomised_maps=randomised)
     leads = [str(lead) for lead in bundle.input_spec["leads"]]
     waves = wave_summary(attr.ecg, fiducials, leads, seed=seed) if not strip else None

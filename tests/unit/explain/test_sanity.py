@@ -76,3 +76,16 @@ def test_wave_contributions_are_checked_and_only_drawn_maps_are_listed_as_drawn(
     assert "|integrated gradients|" not in result["drawn"] and "not drawn" in result["reference"]
     without = randomisation_check(model, ecg, meta, trained, n_steps=16, seed=3)
     assert "wave contributions (signed, per lead and wave)" not in without["maps"]
+
+
+def test_a_strip_model_checks_each_leads_net_contribution_instead_of_waves():
+    model = tiny_fcn()
+    rng = np.random.default_rng(4)
+    ecg, meta = rng.normal(size=(10, 4, 64)).astype(np.float32), rng.random((10, 2)).astype(np.float32)
+    trained = integrated_gradients(model, ecg, meta, n_steps=16).ecg
+    result = randomisation_check(model, ecg, meta, trained, lead_contributions=True, n_steps=16, seed=3)
+    leads = result["maps"]["lead contributions (signed, per lead)"]
+    assert len(leads["median"]) == 4 and all(-1 <= v <= 1 for v in leads["median"])
+    assert leads["passes"] == (abs(leads["median"][-1]) < 0.3)
+    assert result["drawn"] == ["integrated gradients (signed)", "lead contributions (signed, per lead)"]
+    assert "wave contributions (signed, per lead and wave)" not in result["maps"]

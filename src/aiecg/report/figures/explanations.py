@@ -62,10 +62,13 @@ def attribution_over_time(time_ms: np.ndarray, leads: list[str], mean_signed: np
 
 
 def lead_summary_plot(leads: list[str], attributions: np.ndarray, title: str) -> Figure:
-    """Share of each participant's |attribution| (all samples) that falls in each lead ([n, leads, samples]):
-    mean over participants with the interquartile range, the per-lead summary of a rhythm-strip model."""
-    total = np.abs(attributions).sum(axis=(1, 2), keepdims=True)[:, :, 0]
-    share = np.abs(attributions).sum(axis=2) / np.where(total > 0, total, 1.0)
+    """Each lead's share of the participant's total |net contribution| (the lead's attribution summed over the
+    strip, in absolute value; [n, leads, samples]): mean over participants with the interquartile range, the
+    per-lead summary of a rhythm-strip model. Net contributions, not |attribution|, because magnitudes follow
+    |input - baseline| whatever the model (the randomisation check's ``lead contributions`` map)."""
+    net = np.abs(attributions.astype(np.float64).sum(axis=2))
+    total = net.sum(axis=1, keepdims=True)
+    share = net / np.where(total > 0, total, 1.0)
     fig = style.new_figure(6.0, 3.2)
     ax = fig.add_subplot()
     q1, q3 = np.quantile(share, 0.25, axis=0), np.quantile(share, 0.75, axis=0)
@@ -75,7 +78,7 @@ def lead_summary_plot(leads: list[str], attributions: np.ndarray, title: str) ->
                 fmt="none", ecolor=style.BLACK, linewidth=0.8, capsize=2)
     ax.axhline(1.0 / len(leads), color=style.GREY, linestyle=":", linewidth=0.8)
     ax.set_xticks(range(len(leads)), leads)
-    ax.set_ylabel("share of |attribution|")
+    ax.set_ylabel("share of |net contribution|")
     ax.set_title(title)
     return fig
 
@@ -351,10 +354,11 @@ def _strip_plots(data: dict, leads: list[str], title: str, units: str, note: str
     """The figures of a rhythm-strip model: attribution by lead over participants, and where in the strip the
     model looks for the participant with a typical high prediction (or the one ECG explained)."""
     plots = [Plot(f"explain_leads_{slug}", "Attribution by lead (rhythm strip)",
-                  note + " Share of each participant's |attribution| (all samples of the 10 s strip) in each lead; "
-                  "bars: mean over participants, error bars: interquartile range; dotted: an equal share per lead.",
+                  note + " Each lead's net contribution (its attribution summed over the 10 s strip) as a share of "
+                  "the participant's total |net contribution|; bars: mean over participants, error bars: "
+                  "interquartile range; dotted: an equal share per lead.",
                   lead_summary_plot(leads, data["ecg_attr"], title),
-                  notes=warn("|integrated gradients|"))]
+                  notes=warn("lead contributions (signed, per lead)"))]
     key = "single" if "single" in data.files else "typical_high"
     index = int(data[key])
     plots.append(Plot(f"explain_strip_{slug}", "Where in the strip the model looks (signed)",
