@@ -13,6 +13,7 @@ participant's beat differs from a typical beat of their sex and what that differ
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,13 +56,30 @@ class SexMeanBaseline:
 
 def sex_mean_baseline(ecg: np.ndarray, is_male: np.ndarray, source: str, what: str = "median beat"
                       ) -> SexMeanBaseline:
-    """Mean median beat of each sex over ``ecg`` [n, leads, samples]; refused when a sex has fewer than two
-    participants (their mean would be one person's beat, which carries that person's mass)."""
-    sex = np.asarray(is_male, dtype=float)
-    counts = (int(np.sum(sex == 0)), int(np.sum(sex == 1)))
-    if min(counts) < MIN_PER_SEX:
+    """Mean median beat of each sex over ``ecg`` [n, leads, samples] (:func:`streamed_sex_mean_baseline` of one
+    chunk)."""
+    return streamed_sex_mean_baseline([(ecg, is_male)], source, what)
+
+
+def streamed_sex_mean_baseline(chunks: Iterable[tuple[np.ndarray, np.ndarray]], source: str,
+                               what: str = "median beat") -> SexMeanBaseline:
+    """Mean input of each sex over ``chunks`` of (``ecg`` [n, leads, samples], ``is_male`` [n]), summed in float64
+    one chunk at a time, so a large reference population (a training split's rhythm strips: gigabytes) is never in
+    memory at once; refused when a sex has fewer than two participants (their mean would be one person's beat,
+    which carries that person's mass)."""
+    sums: np.ndarray | None = None
+    counts = [0, 0]
+    for ecg, is_male in chunks:
+        sex = np.asarray(is_male, dtype=float)
+        if sums is None:
+            sums = np.zeros((2, *np.shape(ecg)[1:]), np.float64)
+        for code in (0, 1):
+            chosen = sex == code
+            counts[code] += int(chosen.sum())
+            sums[code] += np.asarray(ecg)[chosen].sum(axis=0, dtype=np.float64)
+    if sums is None or min(counts) < MIN_PER_SEX:
         raise ExplainError(f"the reference population for the explanation baseline ({source}) has {counts[0]} "
                            f"women and {counts[1]} men; need at least {MIN_PER_SEX} of each (explain a larger "
                            "cohort, or pass --cohort with the bundle's training cohort)")
-    beats = np.stack([ecg[sex == 0].mean(axis=0), ecg[sex == 1].mean(axis=0)]).astype(np.float32)
-    return SexMeanBaseline(beats, counts, source, what)
+    beats = (sums / np.asarray(counts, np.float64)[:, None, None]).astype(np.float32)
+    return SexMeanBaseline(beats, (counts[0], counts[1]), source, what)

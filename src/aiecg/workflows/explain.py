@@ -37,7 +37,7 @@ from aiecg.data.cohort import ID
 from aiecg.data.dataset import build_arrays
 from aiecg.data.features import encoder_sex_code, header_sex_code
 from aiecg.explain.attributions import ExplainError, fcn_cam, integrated_gradients, upsample
-from aiecg.explain.baselines import SexMeanBaseline, sex_mean_baseline
+from aiecg.explain.baselines import SexMeanBaseline, streamed_sex_mean_baseline
 from aiecg.explain.sanity import randomisation_check
 from aiecg.explain.truth import effect_by_wave, truth_table
 from aiecg.explain.waves import FIDUCIALS, truth_summary, wave_summary
@@ -75,6 +75,20 @@ def baseline_of(bundle: Any) -> str:
     return "rhythm strip" if bundle.input_kind == "rhythm" else "median beat"
 
 
+REFERENCE_CHUNK = 2048
+"""Participants of the reference population loaded at a time for the baseline (2,048 rhythm strips: 164 MB)."""
+
+
+def reference_baseline(store: Any, frame: pd.DataFrame, ids: np.ndarray, bundle: Any, source: str,
+                       chunk: int = REFERENCE_CHUNK) -> SexMeanBaseline:
+    """The per-sex mean input of the reference participants ``ids``, read from the store ``chunk`` participants at a
+    time (a training split's rhythm strips do not fit in memory at once)."""
+    parts = ((a.ecg, a.is_male) for a in (
+        build_arrays(store, frame, ids[start:start + chunk], bundle.target, bundle.input_spec["leads"], None,
+                     bundle.input_kind) for start in range(0, len(ids), chunk)))
+    return streamed_sex_mean_baseline(parts, source, baseline_of(bundle))
+
+
 def typical(outputs: np.ndarray, high: bool) -> int:
     """The participant whose output is nearest the median of the highest (or lowest) fifth."""
     cut = np.quantile(outputs, 0.8 if high else 0.2)
@@ -97,7 +111,7 @@ def explain_bundle(bundle_path: str | Path, cohort_path: str | Path, store_path:
     check_output(out)
     bundled = open_bundled(bundle_path, cohort_path, store_path,
                            require_targets=split == "test" or ecg_file is not None)  # the split as trained
-    bundle, spec, frame, store = bundled.bundle, bundled.spec, bundled.frame, bundled.store
+    bundle, frame, store = bundled.bundle, bundled.frame, bundled.store
     if bundle.input_kind == "both":
         raise ExplainError(f"{bundle_path} reads the median beat and the rhythm strip together (--input both); "
                            "explain explains median-beat and rhythm-strip models: explain each input's model")
@@ -118,8 +132,6 @@ def explain_bundle(bundle_path: str | Path, cohort_path: str | Path, store_path:
     if len(ids) < 2:
         raise ExplainError(f"{cohort_path}: only {len(ids)} participants to explain; need at least 2")
     arrays = bundled.arrays(ids)
-    reference_arrays = build_arrays(store, frame, reference_ids, spec, bundle.input_spec["leads"], None,
-                                    bundle.input_kind)
     truth = truth_table(cohort_path)
     if truth is not None:
         truth = frame.set_index(ID).loc[ids, ["age", "bmi"]].join(truth.astype({"eid": str}).set_index("eid"))
@@ -127,8 +139,7 @@ def explain_bundle(bundle_path: str | Path, cohort_path: str | Path, store_path:
     subjects = Subjects(
         ids=arrays.ids.astype(str), ecg=arrays.ecg, meta=arrays.meta, is_male=arrays.is_male,
         fiducials=store.index.set_index("id").loc[ids, list(FIDUCIALS)].to_numpy(float),
-        baseline=sex_mean_baseline(reference_arrays.ecg, reference_arrays.is_male, reference,
-                                   baseline_of(bundle)), truth=truth,
+        baseline=reference_baseline(store, frame, reference_ids, bundle, reference), truth=truth,
         target=arrays.target[:, 0].astype(float) if arrays.target.size else np.full(len(ids), np.nan),
         described={"bundle": str(bundle_path), "cohort": str(cohort_path), "split": split,
                    "cohort_name": str(bundled.cohort.mapping.name)})
@@ -282,13 +293,11 @@ def _file_subjects(bundled: Any, ecg_file: str | Path, clinical: str | Path | No
     meta = (bundle.encoder.transform(pd.DataFrame([{c: values.get(c, np.nan) for c in bundle.encoder.spec.columns}]))
             if bundle.encoder is not None else np.zeros((1, 0), np.float32))  # a missing value: the encoder's fill
     splits = bundled.training_splits()
-    reference = build_arrays(bundled.store, bundled.frame, np.asarray(splits.train, dtype=str), bundle.target,
-                             bundle.input_spec["leads"], None, bundle.input_kind)
     return Subjects(
         ids=np.asarray([path.stem]), ecg=median, meta=np.asarray(meta, np.float32), is_male=np.asarray([sex]),
         fiducials=np.asarray([[float(result.get(k, np.nan)) for k in FIDUCIALS]]),
-        baseline=sex_mean_baseline(reference.ecg, reference.is_male, f"training split of {bundled.cohort_path}",
-                                   baseline_of(bundle)),
+        baseline=reference_baseline(bundled.store, bundled.frame, np.asarray(splits.train, dtype=str), bundle,
+                                    f"training split of {bundled.cohort_path}"),
         truth=None, target=np.full(1, np.nan),
         described={"bundle": str(bundled.bundle_path), "cohort": str(bundled.cohort_path), "split": "one file",
                    "ecg_file": str(path), "cohort_name": path.name, "sex": "unknown" if not np.isfinite(sex)

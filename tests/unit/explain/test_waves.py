@@ -87,3 +87,29 @@ def test_the_generators_mass_effect_sits_in_qrs_and_st_t_and_vanishes_at_mean_ma
     np.testing.assert_allclose(effect_by_wave(people.iloc[:2], ["I", "V1", "V5"]), effect[:2])  # seeded
     summary = truth_summary(effect[:2], ["I", "V1", "V5"], n_resamples=20)
     assert set(summary["wave"]) == {"P", "QRS", "ST-T"} and len(summary) == 12
+
+
+def test_the_baseline_of_a_large_reference_is_read_in_chunks_and_equals_the_whole_mean(monkeypatch):
+    """A training split's rhythm strips (gigabytes) are averaged chunk by chunk, never loaded at once."""
+    from types import SimpleNamespace
+
+    import aiecg.workflows.explain as explain
+
+    rng = np.random.default_rng(1)
+    ecg = rng.normal(size=(10, 2, 7)).astype(np.float32)
+    sex = np.array([0, 1, 0, 1, 1, 0, 0, 1, 1, 0])
+    ids = np.asarray([f"p{i}" for i in range(10)])
+    loaded = []
+
+    def build_arrays(store, frame, chunk_ids, spec, leads, encoder, kind):
+        rows = [int(i[1:]) for i in chunk_ids]
+        loaded.append((len(rows), kind))
+        return SimpleNamespace(ecg=ecg[rows], is_male=sex[rows])
+
+    monkeypatch.setattr(explain, "build_arrays", build_arrays)
+    bundle = SimpleNamespace(target=None, input_spec={"leads": ["I", "V5"]}, input_kind="rhythm")
+    base = explain.reference_baseline(None, None, ids, bundle, "test", chunk=3)
+    assert loaded == [(3, "rhythm"), (3, "rhythm"), (3, "rhythm"), (1, "rhythm")]
+    whole = sex_mean_baseline(ecg, sex, "test", "rhythm strip")
+    np.testing.assert_allclose(base.beats, whole.beats, rtol=1e-6)
+    assert base.counts == (5, 5) and base.to_dict()["kind"] == "mean rhythm strip per sex"
