@@ -92,3 +92,14 @@ def test_paced_records_are_left_out_unless_asked(synth_cohort, tmp_path):
         assert main(["-q", "pretrain", "--stores", str(store), "--out", str(out), "--epochs", "1", *flag]) == 0
         row = json.loads((out / "pretrain.json").read_text())["stores"][0]
         assert row["paced_left_out"] == left_out and row["used"] == row["usable"] - left_out
+
+
+def test_an_encoder_of_a_model_for_other_inputs_is_refused_before_anything(tmp_path):
+    """pretrain reads median beats: 'dual' would split the median beat in halves, so it is refused at once."""
+    from aiecg.config import PretrainConfig
+    from aiecg.errors import ConfigError
+    from aiecg.workflows.pretrain import pretrain_run
+
+    with pytest.raises(ConfigError, match=r"pre-training reads median beats: model 'dual' reads both input"):
+        pretrain_run(PretrainConfig(stores=(str(tmp_path / "store"),), out=str(tmp_path / "pre"), arch="dual"))
+    assert not any(tmp_path.iterdir())

@@ -94,6 +94,15 @@ def test_both_inputs_train_one_fused_model(synth_cohort, strip_store, tmp_path):
     assert bundle.model_kwargs["median_samples"] == 400
 
 
+def test_both_refuses_a_split_other_than_the_stores_window(synth_cohort, strip_store, tmp_path, capsys):
+    assert aiecg(["-q", "train", "--cohort", str(synth_cohort / "cohort.yaml"), "--store", str(strip_store),
+                  "--input", "both", "--arch", "dual", "--model-kwargs", "median_samples=200", "--epochs", "1",
+                  "--out", str(tmp_path), "--name", "both"]) != 0
+    assert "median_samples=200: the joined input's median beat is the store's window of 400 samples" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "both" / "model.aiecg").exists()
+
+
 def test_predict_on_files_builds_strips_like_prepare_and_onnx_gives_the_same_predictions(synth_cohort, rhythm_run,
                                                                                            tmp_path):
     import pandas as pd

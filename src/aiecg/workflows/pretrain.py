@@ -30,7 +30,7 @@ from aiecg.data.targets import TargetSpec, TaskKind
 from aiecg.errors import ConfigError
 from aiecg.files import atomic_write_text
 from aiecg.models import create_model
-from aiecg.models.registry import model_kwargs
+from aiecg.models.registry import check_model_input, model_kwargs
 from aiecg.runio import run_output
 from aiecg.threads import apply_budget, local_world_size
 from aiecg.train.distributed import is_main_process
@@ -96,6 +96,10 @@ def pretrain_run(config: PretrainConfig, progress: bool = True) -> PretrainResul
     set (:func:`aiecg.runio.run_output`: an interrupted run keeps only its partial folder, for ``--resume``)."""
     if not 0 < config.val_fraction < 1:
         raise ConfigError(f"--val-fraction must lie strictly between 0 and 1, got {config.val_fraction}")
+    try:  # an encoder of another input (dual would split the median beat in halves) is refused before any work
+        check_model_input(config.arch, "median")
+    except ValueError as exc:
+        raise ConfigError(f"pre-training reads median beats: {exc}") from None
     run_dir = Path(config.out)
     main = is_main_process()
     config = dataclasses.replace(config, fit=dataclasses.replace(

@@ -158,7 +158,9 @@ def model_and_loss(config: RunConfig, spec: TargetSpec, train_arrays: Arrays, la
     check_run_input(config)
     kwargs = dict(config.model_kwargs)
     if config.input == "both":  # where the median beat ends and the strip begins (aiecg.models.dual)
-        kwargs.setdefault("median_samples", train_arrays.parts[0])
+        if kwargs.setdefault("median_samples", train_arrays.parts[0]) != train_arrays.parts[0]:
+            raise ConfigError(f"--model-kwargs median_samples={kwargs['median_samples']}: the joined input's median "
+                              f"beat is the store's window of {train_arrays.parts[0]} samples; drop median_samples")
     torch.manual_seed(config.fit.seed)  # model initialisation
     model = create_model(config.arch, len(config.leads), train_arrays.ecg.shape[2], train_arrays.meta.shape[1],
                          spec.n_outputs, **kwargs)
