@@ -108,7 +108,7 @@ def check_input_contract(expected: Mapping[str, Any], data_spec: Mapping[str, An
         raise BundleError(f"{where} lacks the leads {missing} the model reads; {fix}")
     kind = input_kind(expected)
     if "input" in data_spec and input_kind(data_spec) != kind:
-        raise BundleError(f"{where} reads the input '{input_kind(data_spec)}', the model '{kind}'; {fix}")
+        raise BundleError(f"{where}: the model reads the input '{kind}', the data '{input_kind(data_spec)}'; {fix}")
     differ = []
     if kind != "median":
         strips = data_spec.get("strips")

@@ -94,6 +94,16 @@ def test_both_inputs_train_one_fused_model(synth_cohort, strip_store, tmp_path):
     assert bundle.model_kwargs["median_samples"] == 400
 
 
+def test_init_from_a_model_of_another_input_names_both_inputs(synth_cohort, strip_store, rhythm_run, tmp_path,
+                                                              capsys):
+    assert aiecg(["-q", "train", "--cohort", str(synth_cohort / "cohort.yaml"), "--store", str(strip_store),
+                  "--init", str(rhythm_run / "model.aiecg"), "--epochs", "1", "--out", str(tmp_path),
+                  "--name", "median"]) != 0
+    err = capsys.readouterr().err
+    assert f"--init {rhythm_run / 'model.aiecg'} reads rhythm input, this run --input median" in err
+    assert not (tmp_path / "median" / "model.aiecg").exists()
+
+
 def test_both_refuses_a_split_other_than_the_stores_window(synth_cohort, strip_store, tmp_path, capsys):
     assert aiecg(["-q", "train", "--cohort", str(synth_cohort / "cohort.yaml"), "--store", str(strip_store),
                   "--input", "both", "--arch", "dual", "--model-kwargs", "median_samples=200", "--epochs", "1",
