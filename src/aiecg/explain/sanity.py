@@ -126,9 +126,8 @@ def randomisation_check(model: nn.Module, ecg: np.ndarray, meta: np.ndarray, tra
     torch.manual_seed(seed)
     try:
         randomised = copy.deepcopy(model).eval()
-        stages, correlations = [], {"signed": [], "absolute": [], "cam": [], "waves": []}
+        stages, correlations = [], {"signed": [], "absolute": [], "cam": [], "waves": [], "leads": []}
         trained_waves = None if fiducials is None else wave_contributions(trained_ig, fiducials)
-        correlations["leads"] = []
         for name, module in cascade(randomised):
             reinitialise(module)
             stages.append(name)

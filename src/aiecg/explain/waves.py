@@ -10,7 +10,7 @@ gradients the signed sums of all leads and waves add up to the output minus the 
 wave's net contribution. Its magnitude, as a share of the participant's total |net contribution| (``net_share``),
 is what the report draws: unlike |attribution| summed sample by sample, which follows |input - baseline| whatever
 the weights are (Adebayo et al., NeurIPS 2018), a net contribution cancels within a wave unless the model's
-gradients agree there, so it passes the model-randomisation check (:mod:`aiecg.explain.sanity`).
+gradients agree there; the model-randomisation check tests it as a map of its own (:mod:`aiecg.explain.sanity`).
 """
 
 from __future__ import annotations
