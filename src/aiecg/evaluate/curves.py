@@ -255,21 +255,32 @@ def calibration_by_group(labels: np.ndarray, probs: np.ndarray, groups: dict[str
     return pd.DataFrame(rows)
 
 
-def proportional_bias(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+def bias_not_estimable(n: int) -> dict[str, object]:
+    """Why the proportional-bias regression of ``n`` pairs cannot be fitted: too few pairs, or (with 3 or more)
+    no spread of the mean to regress on."""
+    reason = (f"{n} participant(s) with both a measured and a predicted value; the regression of the difference "
+              "on the mean needs at least 3" if n < 3 else
+              f"the mean of the measured and predicted values is the same for all {n} participants, so the "
+              "difference cannot be regressed on it")
+    return {"status": "not_estimable", "reason": reason, "n": n}
+
+
+def proportional_bias(truth: np.ndarray, predicted: np.ndarray) -> dict[str, object]:
     """Least-squares regression of the difference (predicted - truth) on the mean of the two (Bland & Altman,
-    Stat Methods Med Res 1999, section 3.2): a slope other than 0 is a proportional bias. Returns slope,
-    intercept, the slope's 95% interval and its p-value (t-test), and n."""
+    Stat Methods Med Res 1999, section 3.2): a slope other than 0 is a proportional bias. Returns ``status``
+    ``estimated`` with slope, intercept, the slope's 95% interval, its p-value (t-test) and n, or ``not_estimable``
+    with the reason and n (:func:`bias_not_estimable`): never NaN numbers."""
     from scipy import stats
 
     keep = np.isfinite(truth) & np.isfinite(predicted)
     mean, diff = (truth[keep] + predicted[keep]) / 2, predicted[keep] - truth[keep]
     if keep.sum() < 3 or np.ptp(mean) == 0:
-        return {"slope": float("nan"), "intercept": float("nan"), "slope_low": float("nan"),
-                "slope_high": float("nan"), "p": float("nan"), "n": int(keep.sum())}
+        return bias_not_estimable(int(keep.sum()))
     fit = stats.linregress(mean, diff)
     half = stats.t.ppf(0.975, keep.sum() - 2) * fit.stderr
-    return {"slope": float(fit.slope), "intercept": float(fit.intercept), "slope_low": float(fit.slope - half),
-            "slope_high": float(fit.slope + half), "p": float(fit.pvalue), "n": int(keep.sum())}
+    return {"status": "estimated", "slope": float(fit.slope), "intercept": float(fit.intercept),
+            "slope_low": float(fit.slope - half), "slope_high": float(fit.slope + half), "p": float(fit.pvalue),
+            "n": int(keep.sum())}
 
 
 def primary_calibration(table: pd.DataFrame, column: str) -> pd.DataFrame:

@@ -17,6 +17,7 @@ from aiecg.data.cohort import ID
 from aiecg.data.targets import TargetSpec, TaskKind
 from aiecg.evaluate.calibration import youden_threshold
 from aiecg.evaluate.compare import ScoreRow
+from aiecg.evaluate.curves import bias_not_estimable
 from aiecg.evaluate.posthoc import PostHoc, posthoc_columns
 from aiecg.evaluate.results import results_table
 from aiecg.evaluate.stats import classification_report, regression_report, subgroup_reports
@@ -43,20 +44,15 @@ def primary_lvh_score(spec: TargetSpec, table: pd.DataFrame) -> tuple[str, np.nd
 
 
 def proportional_bias_status(fit: dict[str, Any]) -> dict[str, Any]:
-    """The proportional-bias regression (:func:`aiecg.evaluate.curves.proportional_bias`; Bland & Altman 1999)
-    as ``proportional_bias.json`` holds it: ``status`` ``estimated`` with its numbers, or ``not_estimable`` with
-    the ``reason`` and ``n`` instead of NaN numbers. Also reads a file written before the status existed."""
+    """A saved proportional-bias fit (:func:`aiecg.evaluate.curves.proportional_bias`; Bland & Altman 1999) with
+    its ``status``: as it is where it has one; a file written before the status existed is ``estimated`` where its
+    numbers are finite, else ``not_estimable`` with the reason (:func:`aiecg.evaluate.curves.bias_not_estimable`)."""
     if fit.get("status"):
         return dict(fit)
-    n = int(fit.get("n", 0))
     keys = ("slope", "intercept", "slope_low", "slope_high", "p")
     if all(isinstance(fit.get(k), (int, float)) and np.isfinite(fit[k]) for k in keys):
         return {"status": "estimated", **fit}
-    reason = (f"{n} participant(s) with both a measured and a predicted value; the regression of the difference "
-              "on the mean needs at least 3" if n < 3 else
-              f"the mean of the measured and predicted values is the same for all {n} participants, so the "
-              "difference cannot be regressed on it")
-    return {"status": "not_estimable", "reason": reason, "n": n}
+    return bias_not_estimable(int(fit.get("n", 0)))
 
 
 def predictive_values(sensitivity: float, specificity: float, prevalence: float) -> tuple[float, float]:

@@ -36,7 +36,6 @@ from aiecg.evaluate.evaluation import (
     compute_subgroups,
     criteria_rows,
     primary_lvh_score,
-    proportional_bias_status,
 )
 from aiecg.evaluate.posthoc import PostHoc
 from aiecg.evaluate.reclassification import reclassification_table
@@ -247,8 +246,8 @@ def write_curves(spec: TargetSpec, table: pd.DataFrame, posthoc: PostHoc, rows: 
     save(curves.probability_calibration(table), "probability_calibration.csv")
     if spec.is_regression and score_regression:
         save(curves.regression_calibration(table, spec.stem), "regression_calibration.csv")
-        bias = proportional_bias_status(curves.proportional_bias(table[f"{spec.stem}_true"].to_numpy(float),
-                                                                 table[f"{spec.stem}_pred"].to_numpy(float)))
+        bias = curves.proportional_bias(table[f"{spec.stem}_true"].to_numpy(float),
+                                        table[f"{spec.stem}_pred"].to_numpy(float))
         atomic_write_text(out_dir / "proportional_bias.json", json.dumps(bias, indent=2))
         written.append("proportional_bias.json")
     if spec.is_regression and posthoc.lr is not None and "lvh_proba_lr" in table:

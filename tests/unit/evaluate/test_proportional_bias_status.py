@@ -12,16 +12,17 @@ from aiecg.workflows.report import complete_inputs
 
 
 def test_fewer_than_three_rows_give_a_reason_not_nan_numbers():
-    status = proportional_bias_status(proportional_bias(np.array([50.0, 60.0, np.nan]), np.array([52.0, 58.0, 1.0])))
+    status = proportional_bias(np.array([50.0, 60.0, np.nan]), np.array([52.0, 58.0, 1.0]))
     assert status == {"status": "not_estimable", "n": 2, "reason": "2 participant(s) with both a measured and a "
                       "predicted value; the regression of the difference on the mean needs at least 3"}
     json.dumps(status, allow_nan=False)  # strict JSON: no NaN in the file
-    flat = proportional_bias_status(proportional_bias(np.array([50.0, 60.0, 70.0]), np.array([60.0, 50.0, 40.0])))
+    flat = proportional_bias(np.array([50.0, 60.0, 70.0]), np.array([60.0, 50.0, 40.0]))
     assert flat["status"] == "not_estimable" and "same for all 3" in flat["reason"]
     rng = np.random.default_rng(0)
     truth = rng.normal(60, 10, 50)
-    fit = proportional_bias_status(proportional_bias(truth, truth + rng.normal(0, 3, 50)))
+    fit = proportional_bias(truth, truth + rng.normal(0, 3, 50))
     assert fit["status"] == "estimated" and np.isfinite(fit["slope"]) and fit["n"] == 50
+    assert proportional_bias_status(fit) == fit  # a fit with its status is read as it is
 
 
 def test_the_report_shows_the_reason_also_for_a_file_written_with_nan(tmp_path):

@@ -102,7 +102,7 @@ def bland_altman(runs: list[RunData]) -> Plot:
                         xycoords=("axes fraction", "data"), xytext=(4, 0), textcoords="offset points", ha="left",
                         va="center", fontsize=7)  # beside the panel: never over the points
         fit = run.proportional_bias
-        if fit is not None and np.isfinite(fit["slope"]):
+        if fit is not None and np.isfinite(fit.get("slope", np.nan)):
             span = np.array([np.nanmin(mean), np.nanmax(mean)])
             ax.plot(span, fit["intercept"] + fit["slope"] * span, color=style.GREEN, linewidth=1.4,
                     linestyle=style.LINESTYLES[1], label="difference on mean (proportional bias)")
