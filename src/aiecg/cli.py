@@ -630,6 +630,34 @@ def _command_of(argv: list[str]) -> str | None:
     return word if word in COMMANDS else None
 
 
+def run_interruptible(func: Callable[[], Any]) -> Any:
+    """``func()``, such that a Ctrl-C during it always ends it with KeyboardInterrupt: Python swallows a
+    KeyboardInterrupt raised while a finaliser or weakref callback runs ('Exception ignored in ...', seen in
+    matplotlib's transform callbacks), and the command then finished as if never interrupted. The SIGINT handler
+    notes the interrupt before raising, and a noted one is raised again when ``func`` returns. A SIGINT that is not
+    the default (ignored in a background job, or the caller's own handler) and other threads are left alone."""
+    import signal
+    import threading
+
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        return func()
+    noted: list[int] = []
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        noted.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        result = func()
+        if noted:  # raised where Python could only print it: the command was interrupted all the same
+            raise KeyboardInterrupt
+        return result
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     from aiecg.threads import ENV_VAR
 
@@ -641,7 +669,7 @@ def main(argv: list[str] | None = None) -> int:
     budget_before = os.environ.get(ENV_VAR)
     try:
         _apply_thread_budget(args)
-        summary = args.func(args)
+        summary = run_interruptible(lambda: args.func(args))
     except AiecgError as exc:
         print(f"aiecg {args.command}: error: {exc}", file=sys.stderr)
         return 2
