@@ -658,6 +658,15 @@ def run_interruptible(func: Callable[[], Any]) -> Any:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def _forget_interrupts_in_string_code() -> None:
+    """Let a handled Ctrl-C exit 130 under ``python -m`` too. CPython notes a KeyboardInterrupt that ends any code
+    run from a string (``exec`` of source text, as dataclasses and named tuples do while a module is imported) and,
+    under ``python -m``, ends the process by SIGINT (status -2) at exit, although the interrupt was caught and
+    handled. Running an empty string resets the note (Modules/main.c, Python/pythonrun.c: the flag
+    ``unhandled_keyboard_interrupt`` is cleared before every string is run)."""
+    exec("", {})
+
+
 def main(argv: list[str] | None = None) -> int:
     from aiecg.threads import ENV_VAR
 
@@ -680,6 +689,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print(f"aiecg {args.command}: interrupted", file=sys.stderr)
+        _forget_interrupts_in_string_code()
         return 130
     finally:  # an in-process caller keeps its own environment
         if budget_before is None:

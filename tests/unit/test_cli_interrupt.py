@@ -41,3 +41,31 @@ def test_without_an_interrupt_the_result_comes_back_and_an_ignored_sigint_stays_
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+INTERRUPTED_IN_STRING_CODE = '''
+import sys
+from aiecg import cli
+
+def interrupted(args):
+    exec("raise KeyboardInterrupt", {})  # Ctrl-C while a dataclass or named tuple is being made on import
+
+help_text, add_options, _ = cli.COMMANDS["plot"]
+cli.COMMANDS["plot"] = (help_text, add_options, interrupted)
+sys.exit(cli.main(["plot", "any.xml", "--out", "any"]))
+'''
+
+
+def test_an_interrupt_inside_string_code_exits_130_under_python_m(tmp_path):
+    """CPython would end a ``python -m`` run by SIGINT (-2) at exit after such an interrupt, even though aiecg
+    handled it and returned 130 (seen in CI: 'aiecg predict: interrupted', then status -2)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "interrupted_main.py").write_text(INTERRUPTED_IN_STRING_CODE)
+    src = Path(__file__).resolve().parents[2] / "src"
+    done = subprocess.run([sys.executable, "-m", "interrupted_main"], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(src)])}, timeout=120)
+    assert done.returncode == 130, (done.returncode, done.stderr)
+    assert "aiecg plot: interrupted" in done.stderr
