@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from aiecg.cli import main as aiecg
+from aiecg.csvfile import read_csv
 from aiecg.data.store import Store, StoreError
 
 pytestmark = pytest.mark.integration
@@ -83,13 +84,20 @@ def test_training_refuses_a_model_or_a_store_that_does_not_fit_the_input(synth_c
     assert not any(tmp_path.iterdir())
 
 
-def test_both_inputs_train_one_fused_model(synth_cohort, strip_store, tmp_path):
-    from aiecg.bundle import load_bundle
-
+@pytest.fixture(scope="module")
+def both_run(synth_cohort, strip_store, tmp_path_factory):
+    """``aiecg train --input both`` (the FCN and a small InceptionTime, 1 epoch) on the strip store; its run folder."""
+    runs = tmp_path_factory.mktemp("both_runs")
     assert aiecg(["-q", "train", "--cohort", str(synth_cohort / "cohort.yaml"), "--store", str(strip_store),
                   "--input", "both", "--arch", "dual", "--model-kwargs", "rhythm_kwargs={filters: 4, depth: 3}",
-                  "--epochs", "1", "--out", str(tmp_path), "--name", "both", "--no-compare"]) == 0
-    bundle = load_bundle(tmp_path / "both" / "model.aiecg")
+                  "--epochs", "1", "--out", str(runs), "--name", "both", "--no-compare"]) == 0
+    return runs / "both"
+
+
+def test_both_inputs_train_one_fused_model(both_run):
+    from aiecg.bundle import load_bundle
+
+    bundle = load_bundle(both_run / "model.aiecg")
     assert bundle.input_kind == "both" and bundle.n_samples == 400 + 2500
     assert bundle.model_kwargs["median_samples"] == 400
 
@@ -134,13 +142,19 @@ def test_predict_on_files_builds_strips_like_prepare_and_onnx_gives_the_same_pre
     np.testing.assert_allclose(onnx_rows["ilvm_pred"], table["ilvm_pred"], atol=1e-4)
 
 
+def _explained(run, synth_cohort, strip_store, tmp_path):
+    """``aiecg explain`` of ``run``'s bundle on 4 participants of the strip store (3 in the sanity check): the
+    output folder and its explain.json."""
+    out = tmp_path / "explain"
+    assert aiecg(["-q", "explain", "--bundle", str(run / "model.aiecg"), "--cohort", str(synth_cohort / "cohort.yaml"),
+                  "--store", str(strip_store), "--out", str(out), "--max-participants", "4", "--steps", "4",
+                  "--sanity-participants", "3"]) == 0
+    return out, json.loads((out / "explain.json").read_text())
+
+
 def test_explain_a_rhythm_model_over_the_strip_with_a_per_lead_summary(synth_cohort, strip_store, rhythm_run,
                                                                        tmp_path):
-    out = tmp_path / "explain"
-    assert aiecg(["-q", "explain", "--bundle", str(rhythm_run / "model.aiecg"), "--cohort",
-                  str(synth_cohort / "cohort.yaml"), "--store", str(strip_store), "--out", str(out),
-                  "--max-participants", "4", "--steps", "4", "--sanity-participants", "3"]) == 0
-    summary = json.loads((out / "explain.json").read_text())
+    out, summary = _explained(rhythm_run, synth_cohort, strip_store, tmp_path)
     assert summary["input"] == "rhythm" and summary["waves"] is None and not (out / "waves.csv").exists()
     assert summary["baselines"]["ecg"]["kind"] == "mean rhythm strip per sex"
     check = summary["randomisation_check"]  # a strip has no waves: each lead's net contribution is checked instead
@@ -153,3 +167,33 @@ def test_explain_a_rhythm_model_over_the_strip_with_a_per_lead_summary(synth_coh
     assert any(name.startswith("explain_leads_") for name in figures)
     assert any(name.startswith("explain_strip_") for name in figures)
     assert not any(name.startswith(("explain_beats_", "explain_waves_")) for name in figures)
+
+
+def test_explain_a_model_of_both_inputs_cuts_waves_in_the_beat_and_sums_leads_over_the_strip(synth_cohort,
+                                                                                             strip_store, both_run,
+                                                                                             tmp_path):
+    from aiecg.explain.sanity import LEADS, SIGNED, WAVES
+    from aiecg.explain.waves import FIDUCIALS, wave_summary
+
+    out, summary = _explained(both_run, synth_cohort, strip_store, tmp_path)
+    assert summary["input"] == "both"
+    assert summary["baselines"]["ecg"]["kind"] == "mean median beat and rhythm strip per sex"
+    assert summary["randomisation_check"]["drawn"] == [SIGNED, WAVES, LEADS]
+    data = np.load(out / "attributions.npz")
+    assert int(data["median_samples"]) == 400 and data["ecg_attr"].shape == (4, 8, 400 + 2500)
+    assert len(data["time_ms"]) == 400 and data["time_ms"][0] < 0 < data["time_ms"][-1]  # the beat: ms from R
+    np.testing.assert_allclose(data["strip_time_ms"][[0, 1, -1]], [0.0, 4.0, 9996.0])  # the strip: from its start
+    # each input's share of the |net contribution|, from the attributions as saved
+    attr = data["ecg_attr"].astype(np.float64)
+    net = np.abs(np.stack([attr[:, :, :400].sum(axis=(1, 2)), attr[:, :, 400:].sum(axis=(1, 2))], axis=1))
+    shares = summary["inputs"]["net_contribution_share"]
+    expected = (net / net.sum(axis=1, keepdims=True)).mean(axis=0)
+    np.testing.assert_allclose([shares["median beat"][0], shares["rhythm strip"][0]], expected, rtol=1e-6)
+    assert all(low <= est <= high for est, low, high in shares.values())
+    waves = read_csv(out / "waves.csv")  # cut at the beat's fiducials: the waves of the beat part alone
+    fiducials = Store.open(strip_store).index.set_index("id").loc[data["ids"].astype(str), list(FIDUCIALS)]
+    beat_only = wave_summary(data["ecg_attr"][:, :, :400], fiducials.to_numpy(float), list(data["leads"]))
+    np.testing.assert_allclose(waves["net_share"], beat_only["net_share"], rtol=1e-6)
+    figures = sorted(p.stem for p in (out / "figures").glob("*.png"))
+    for kind in ("explain_time_", "explain_waves_", "explain_beats_high_", "explain_leads_", "explain_strip_"):
+        assert any(name.startswith(kind) for name in figures), (kind, figures)

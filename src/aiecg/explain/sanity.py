@@ -103,7 +103,7 @@ def _summary(per_stage: list[np.ndarray], max_correlation: float) -> MapCheck:
 def randomisation_check(model: nn.Module, ecg: np.ndarray, meta: np.ndarray, trained_ig: np.ndarray,
                         meta_baseline: np.ndarray | None = None, ecg_baseline: np.ndarray | None = None,
                         trained_cam: np.ndarray | None = None, fiducials: np.ndarray | None = None,
-                        lead_contributions: bool = False,
+                        lead_contributions: bool = False, median_samples: int | None = None,
                         n_steps: int = 50, max_evaluations: int = 128, seed: int = 0,
                         max_correlation: float = MAX_CORRELATION,
                         progress: Callable[[str], None] | None = None,
@@ -113,7 +113,9 @@ def randomisation_check(model: nn.Module, ecg: np.ndarray, meta: np.ndarray, tra
     ``ecg_baseline`` (default all zeros; [leads, samples] or [n, leads, samples]) and ``meta_baseline``) and,
     for the FCN, ``trained_cam`` ([n, samples]); with ``fiducials`` ([n, 4], :data:`aiecg.explain.waves.FIDUCIALS`)
     the wave contributions are checked too; with ``lead_contributions`` (a rhythm strip, which has no waves to
-    cut) each lead's net contribution (its attribution summed over time).
+    cut) each lead's net contribution (its attribution summed over time). With ``median_samples`` (a model of both
+    inputs, median beat then strip joined in time) the waves are cut in the first ``median_samples`` samples and
+    the lead contributions summed over the rest.
 
     ``randomised_maps``, when given, receives the integrated-gradients maps of the fully randomised model (so a
     summary of the trained maps can be set beside the same summary of maps that know nothing).
@@ -127,7 +129,16 @@ def randomisation_check(model: nn.Module, ecg: np.ndarray, meta: np.ndarray, tra
     try:
         randomised = copy.deepcopy(model).eval()
         stages, correlations = [], {"signed": [], "absolute": [], "cam": [], "waves": [], "leads": []}
-        trained_waves = None if fiducials is None else wave_contributions(trained_ig, fiducials)
+        beat, strip = ((slice(None), slice(None)) if median_samples is None else
+                       (slice(None, median_samples), slice(median_samples, None)))
+
+        def waves_of(ig: np.ndarray) -> np.ndarray:
+            return wave_contributions(ig[:, :, beat], fiducials)
+
+        def leads_of(ig: np.ndarray) -> np.ndarray:
+            return ig[:, :, strip].sum(axis=2)
+
+        trained_waves = None if fiducials is None else waves_of(trained_ig)
         for name, module in cascade(randomised):
             reinitialise(module)
             stages.append(name)
@@ -139,9 +150,9 @@ def randomisation_check(model: nn.Module, ecg: np.ndarray, meta: np.ndarray, tra
             correlations["signed"].append(_correlations(trained_ig, ig))
             correlations["absolute"].append(_correlations(np.abs(trained_ig), np.abs(ig)))
             if trained_waves is not None:
-                correlations["waves"].append(_correlations(trained_waves, wave_contributions(ig, fiducials)))
+                correlations["waves"].append(_correlations(trained_waves, waves_of(ig)))
             if lead_contributions:
-                correlations["leads"].append(_correlations(trained_ig.sum(axis=2), ig.sum(axis=2)))
+                correlations["leads"].append(_correlations(leads_of(trained_ig), leads_of(ig)))
             if trained_cam is not None:
                 cam, _ = fcn_cam(randomised, ecg, meta)
                 correlations["cam"].append(_correlations(trained_cam, upsample(cam, trained_cam.shape[1])))

@@ -40,7 +40,7 @@ from aiecg.explain.attributions import ExplainError, fcn_cam, integrated_gradien
 from aiecg.explain.baselines import SexMeanBaseline, streamed_sex_mean_baseline
 from aiecg.explain.sanity import randomisation_check
 from aiecg.explain.truth import effect_by_wave, truth_table
-from aiecg.explain.waves import FIDUCIALS, truth_summary, wave_summary
+from aiecg.explain.waves import FIDUCIALS, input_part_shares, truth_summary, wave_summary
 from aiecg.files import atomic_write, atomic_write_text, check_output
 from aiecg.predict import predict
 from aiecg.runio import partial_dir, publish
@@ -72,7 +72,15 @@ class Subjects:
 
 def baseline_of(bundle: Any) -> str:
     """What the integrated-gradients baseline averages for this bundle's input."""
-    return "rhythm strip" if bundle.input_kind == "rhythm" else "median beat"
+    return {"rhythm": "rhythm strip", "both": "median beat and rhythm strip"}.get(bundle.input_kind, "median beat")
+
+
+def median_samples_of(bundle: Any) -> int | None:
+    """Where the median beat ends in the input of a model of both inputs (median beat, then strip, joined in
+    time); None for a model of one input."""
+    if bundle.input_kind != "both":
+        return None
+    return int(bundle.n_samples) - int(bundle.input_spec["strips"]["samples"])
 
 
 REFERENCE_CHUNK = 2048
@@ -112,9 +120,6 @@ def explain_bundle(bundle_path: str | Path, cohort_path: str | Path, store_path:
     bundled = open_bundled(bundle_path, cohort_path, store_path,
                            require_targets=split == "test" or ecg_file is not None)  # the split as trained
     bundle, frame, store = bundled.bundle, bundled.frame, bundled.store
-    if bundle.input_kind == "both":
-        raise ExplainError(f"{bundle_path} reads the median beat and the rhythm strip together (--input both); "
-                           "explain explains median-beat and rhythm-strip models: explain each input's model")
     if ecg_file is not None:
         subjects = _file_subjects(bundled, ecg_file, clinical, fmt)
         return _explain(bundled.bundle, subjects, out, n_steps, seed, figures, sanity_participants)
@@ -160,13 +165,15 @@ def _explain(bundle: Any, subjects: Subjects, out: str | Path, n_steps: int, see
                                 meta_baseline=meta_baseline, n_steps=n_steps)
 
     strip = bundle.input_kind == "rhythm"  # time from the strip's start, and no waves (no fiducials in a strip)
+    median_samples = median_samples_of(bundle)  # both inputs: the waves in the beat, the leads over the strip
+    beat = slice(None, median_samples)
     fs, r_offset = float(bundle.input_spec["fs"]), int(bundle.input_spec["r_offset"])
     if strip:
         fs, r_offset = float(bundle.input_spec["strips"]["fs"]), 0
     arrays_out: dict[str, np.ndarray] = {
         "ids": arrays.ids.astype(str), "leads": np.asarray(bundle.input_spec["leads"], dtype=str),
         "features": np.asarray(bundle.encoder.feature_names if bundle.encoder else [], dtype=str),
-        "time_ms": ((np.arange(arrays.ecg.shape[2]) - r_offset) * 1000.0 / fs).astype(np.float32),
+        "time_ms": ((np.arange(median_samples or arrays.ecg.shape[2]) - r_offset) * 1000.0 / fs).astype(np.float32),
         "ecg": arrays.ecg.astype(np.float32), "ecg_attr": attr.ecg, "ecg_baseline": baseline.beats,
         "is_male": arrays.is_male.astype(np.float32), "meta": arrays.meta.astype(np.float32),
         "meta_attr": attr.meta, "outputs": attr.outputs, "baseline_outputs": attr.baseline_outputs,
@@ -176,6 +183,11 @@ def _explain(bundle: Any, subjects: Subjects, out: str | Path, n_steps: int, see
         "true": np.asarray(subjects.target, np.float32),
         "typical_high": np.asarray(typical(attr.outputs, True)),
     }
+    if median_samples is not None:  # the strip's own clock after the beat's
+        strip_fs = float(bundle.input_spec["strips"]["fs"])
+        arrays_out["median_samples"] = np.asarray(median_samples)
+        arrays_out["strip_time_ms"] = (np.arange(arrays.ecg.shape[2] - median_samples) * 1000.0
+                                       / strip_fs).astype(np.float32)
     if len(ids) == 1:  # one ECG: its own figure, not the typical of a fifth
         arrays_out["single"] = arrays_out.pop("typical_low")
         del arrays_out["typical_high"]
@@ -192,13 +204,14 @@ def _explain(bundle: Any, subjects: Subjects, out: str | Path, n_steps: int, see
         sanity = randomisation_check(model, arrays.ecg[pick], arrays.meta[pick], attr.ecg[pick],
                                      meta_baseline=meta_baseline, ecg_baseline=ecg_baseline[pick],
                                      trained_cam=arrays_out["cam"][pick] if is_fcn else None,
-                                     fiducials=None if strip else fiducials[pick], lead_contributions=strip,
-                                     n_steps=n_steps, seed=seed,
+                                     fiducials=None if strip else fiducials[pick],
+                                     lead_contributions=strip or median_samples is not None,
+                                     median_samples=median_samples, n_steps=n_steps, seed=seed,
                                      randomised_maps=randomised)
     leads = [str(lead) for lead in bundle.input_spec["leads"]]
-    waves = wave_summary(attr.ecg, fiducials, leads, seed=seed) if not strip else None
+    waves = wave_summary(attr.ecg[:, :, beat], fiducials, leads, seed=seed) if not strip else None
     if randomised and waves is not None:  # the same summary of the fully randomised model's maps: the input alone
-        random_waves = wave_summary(randomised[0], fiducials[pick], leads, seed=seed)
+        random_waves = wave_summary(randomised[0][:, :, beat], fiducials[pick], leads, seed=seed)
         random_columns = {"share": "random_share", "share_low": "random_low", "share_high": "random_high",
                           "net_share": "random_net_share", "net_share_low": "random_net_low",
                           "net_share_high": "random_net_high"}
@@ -243,6 +256,13 @@ def _explain(bundle: Any, subjects: Subjects, out: str | Path, n_steps: int, see
                                 "check, on its sample" if randomised else None,
                   "generator_truth": truth is not None},
         **({"time": "ms from the start of the rhythm strip"} if strip else {}),
+        **({"inputs": {"median_samples": median_samples,
+                       "time": "time_ms: ms from the R peak of the median beat (its first median_samples samples); "
+                               "strip_time_ms: ms from the start of the rhythm strip (the rest)",
+                       "net_contribution_share": input_part_shares(attr.ecg, median_samples, seed=seed),
+                       "share": "each input's share of the participant's |net contribution| (signed sum of its "
+                                "attribution), mean over participants [estimate, 95% bootstrap interval]"}}
+           if median_samples is not None else {}),
         "randomisation_check": sanity,
     }
     atomic_write_text(out / "explain.json", json.dumps(summary, indent=2))  # marks a complete set

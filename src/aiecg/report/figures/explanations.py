@@ -14,7 +14,7 @@ from aiecg.report.figures.base import (
     Plot,
 )
 from aiecg.report.figures.beats import beat_grid
-from aiecg.report.runs import EXPLAIN_ARRAYS, RunData, load_npz
+from aiecg.report.runs import EXPLAIN_ARRAYS, NpzArrays, RunData, load_npz
 from aiecg.signal.leads import DERIVED_LIMB_LEADS, derive_limb_leads
 
 
@@ -213,9 +213,11 @@ def explanation_plots(run: RunData) -> list[Plot]:
     title = style.readable(f"{info.get('model', run.label)} on {info.get('cohort_name', run.path.name)}")
     delta = info.get("convergence_delta", {})
     baseline = (info.get("baselines") or {}).get("ecg")
-    strip = info.get("input", "median") == "rhythm"
+    kind = info.get("input", "median")
+    strip = kind == "rhythm"
     if isinstance(baseline, dict):
-        start = (f"from the mean {'rhythm strip' if strip else 'median beat'} of the participant's sex "
+        what = {"rhythm": "rhythm strip", "both": "median beat and rhythm strip"}.get(kind, "median beat")
+        start = (f"from the mean {what} of the participant's sex "
                  f"({baseline.get('source')}: "
                  f"{baseline.get('n_women')} women, {baseline.get('n_men')} men; {baseline.get('reference')})")
     else:
@@ -258,6 +260,14 @@ def explanation_plots(run: RunData) -> list[Plot]:
     if strip:  # unaligned strips: no mean over participants in time; the per-lead summary and one strip instead
         plots += _strip_plots(data, leads, title, units, note, slug, warn)
         return plots
+    if "median_samples" in data.files:  # both inputs: the strip's figures, then the beat's from its own part
+        beat_part, strip_part = input_parts(data)
+        shares = (info.get("inputs") or {}).get("net_contribution_share") or {}
+        split = " ".join(f"The {name} carries {v[0]:.0%} (95% CI {v[1]:.0%} to {v[2]:.0%}) of the mean |net "
+                         "contribution|." for name, v in shares.items() if len(v) == 3)
+        note = f"{note} One model reads the median beat and the rhythm strip; {split}".strip()
+        plots += _strip_plots(strip_part, leads, title, units, note, slug, warn)
+        data = beat_part
     plots.append(Plot(f"explain_time_{slug}", "Where in the beat the model looks (signed)",
                       note + " Mean signed attribution per lead and time point over participants; red: pushes the "
                       "output up, blue: down.",
@@ -309,6 +319,19 @@ def explanation_plots(run: RunData) -> list[Plot]:
     if "cam" in data.files:
         plots += cam_plots(data, title, units, slug, warn("class activation map"))
     return plots
+
+
+def input_parts(data) -> tuple[NpzArrays, NpzArrays]:
+    """The saved arrays of a model of both inputs as two sets, the median beat's (its first ``median_samples``
+    samples, time from R) and the rhythm strip's (the rest, time from the strip's start), each drawn as the
+    arrays of a one-input model are."""
+    m = int(data["median_samples"])
+    beat, strip = NpzArrays(data), NpzArrays(data)
+    for key in ("ecg", "ecg_attr", "ecg_baseline"):
+        if key in data:
+            beat[key], strip[key] = data[key][..., :m], data[key][..., m:]
+    strip["time_ms"] = data["strip_time_ms"]
+    return beat, strip
 
 
 def cam_plots(data, title: str, units: str, slug: str, notes: list[str]) -> list[Plot]:
