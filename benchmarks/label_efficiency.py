@@ -331,7 +331,8 @@ def summarise(args, runs, predictions, internal, external, sizes, pretrain, n_te
             "n_test": n_test, "n_pool": n_pool, "pretrain": pretrain, "runs": runs,
             "paired_differences": differences, "external_drop_differences": drops, "loadavg_start": load,
             "loadavg_end": os.getloadavg(), "seconds": round(time.perf_counter() - started, 1),
-            "not_measured": "pre-training on rhythm strips (aiecg pretrain reads median beats)"}
+            "not_measured": "pre-training on rhythm strips (aiecg pretrain --input rhythm) is not an arm: two more "
+                            "encoders on 2,500-sample strips would not fit the 90-minute budget"}
 
 
 if __name__ == "__main__":

@@ -358,7 +358,7 @@ def _pretrain_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, dest="cfg__fit__max_epochs", default=argparse.SUPPRESS, metavar="INT",
                    help="maximum epochs (the same as --max-epochs)")
     add_dataclass_options(p, PretrainConfig, flatten={"fit": ""}, skip=("fit.sampling",),
-                          choices={"arch": list_models(), "fit.device": DEVICES})
+                          choices={"arch": list_models(), "fit.device": DEVICES, "input": ["median", "rhythm"]})
 
 
 def _finetune_options(p: argparse.ArgumentParser) -> None:

@@ -367,6 +367,8 @@ class PretrainConfig(SavedConfig):
         out: the run directory (config.yaml, epochs.csv, checkpoint.pt, encoder.aiecg, pretrain.json).
         arch: a registered model name; its ECG feature blocks are the encoder.
         model_kwargs: extra constructor arguments of the model (KEY=VALUE).
+        input: what the encoder reads: ``median`` (the median beat) or ``rhythm`` (the 10 s rhythm strips of stores
+            prepared with ``--strips``; an encoder for ``aiecg train --input rhythm --init``).
         leads: the leads the encoder reads, in order.
         patch_ms: length of the masked time patches in milliseconds (one patch of one lead is one unit).
         mask_ratio: share of the (lead, patch) units hidden from the encoder.
@@ -385,6 +387,7 @@ class PretrainConfig(SavedConfig):
     out: str = "runs/pretrain"
     arch: str = "fcn"
     model_kwargs: dict[str, Any] = field(default_factory=dict)
+    input: str = "median"
     leads: tuple[str, ...] = MODEL_LEADS
     patch_ms: float = 50.0
     mask_ratio: float = 0.5

@@ -95,11 +95,28 @@ def test_paced_records_are_left_out_unless_asked(synth_cohort, tmp_path):
 
 
 def test_an_encoder_of_a_model_for_other_inputs_is_refused_before_anything(tmp_path):
-    """pretrain reads median beats: 'dual' would split the median beat in halves, so it is refused at once."""
+    """pretrain reads one input: 'dual' would split the median beat in halves, and an encoder of both inputs is
+    two encoders, so both are refused at once."""
     from aiecg.config import PretrainConfig
     from aiecg.errors import ConfigError
     from aiecg.workflows.pretrain import pretrain_run
 
-    with pytest.raises(ConfigError, match=r"pre-training reads median beats: model 'dual' reads both input"):
-        pretrain_run(PretrainConfig(stores=(str(tmp_path / "store"),), out=str(tmp_path / "pre"), arch="dual"))
+    def config(**kw):
+        return PretrainConfig(stores=(str(tmp_path / "store"),), out=str(tmp_path / "pre"), **kw)
+
+    with pytest.raises(ConfigError, match=r"pre-training with --input median: model 'dual' reads both input"):
+        pretrain_run(config(arch="dual"))
+    with pytest.raises(ConfigError, match=r"--input 'both': pre-training reads one input.*pre-train them apart"):
+        pretrain_run(config(arch="dual", input="both"))
     assert not any(tmp_path.iterdir())
+
+
+def test_pretraining_on_strips_needs_a_store_with_strips(synth_cohort, tmp_path):
+    from aiecg.config import PretrainConfig
+    from aiecg.errors import ConfigError
+    from aiecg.workflows.pretrain import pretrain_run
+
+    with pytest.raises(ConfigError, match=r"holds no rhythm strips .*`aiecg prepare --cohort COHORT.yaml --strips"):
+        pretrain_run(PretrainConfig(stores=(str(synth_cohort / "store"),), out=str(tmp_path / "pre"),
+                                    arch="inception1d", input="rhythm"))
+    assert not (tmp_path / "pre").exists()

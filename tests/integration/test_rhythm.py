@@ -197,3 +197,25 @@ def test_explain_a_model_of_both_inputs_cuts_waves_in_the_beat_and_sums_leads_ov
     figures = sorted(p.stem for p in (out / "figures").glob("*.png"))
     for kind in ("explain_time_", "explain_waves_", "explain_beats_high_", "explain_leads_", "explain_strip_"):
         assert any(name.startswith(kind) for name in figures), (kind, figures)
+
+
+def test_pretraining_on_strips_starts_a_rhythm_model(synth_cohort, strip_store, tmp_path):
+    """aiecg pretrain --input rhythm: masked reconstruction of 50 ms patches of the 250 Hz strips by a small
+    InceptionTime; its encoder starts aiecg train --input rhythm --init, whose bundle records it."""
+    from aiecg.bundle import load_bundle
+
+    assert aiecg(["-q", "pretrain", "--stores", str(strip_store), "--out", str(tmp_path / "pre"), "--input", "rhythm",
+                  "--arch", "inception1d", *SMALL_INCEPTION, "--epochs", "6", "--lr", "0.003",
+                  "--batch-size", "16"]) == 0
+    summary = json.loads((tmp_path / "pre" / "pretrain.json").read_text())
+    assert summary["best_val_loss"] < summary["zero_reconstruction_val_loss"]
+    encoder = load_bundle(tmp_path / "pre" / "encoder.aiecg", allow_encoder=True)
+    assert encoder.input_kind == "rhythm" and encoder.n_samples == 2500
+    assert encoder.training["input"] == "rhythm" and encoder.training["patch_samples"] == 12  # 50 ms at 250 Hz
+    assert aiecg(["-q", "train", "--cohort", str(synth_cohort / "cohort.yaml"), "--store", str(strip_store),
+                  "--input", "rhythm", "--arch", "inception1d", *SMALL_INCEPTION, "--init",
+                  str(tmp_path / "pre" / "encoder.aiecg"), "--epochs", "1", "--out", str(tmp_path), "--name", "tuned",
+                  "--no-compare"]) == 0
+    bundle = load_bundle(tmp_path / "tuned" / "model.aiecg")
+    assert bundle.input_kind == "rhythm"
+    assert bundle.training["init"] == str(tmp_path / "pre" / "encoder.aiecg")

@@ -1,6 +1,7 @@
 """``aiecg pretrain``: an ECG encoder learnt from every usable record of one or more stores, labelled or not.
 
-stores -> usable median beats (minus any excluded ids) -> a seeded hold-out split of records -> masked
+stores -> usable median beats, or 10 s rhythm strips with ``input: rhythm`` (minus any excluded ids) -> a seeded
+hold-out split of records -> masked
 reconstruction (:mod:`aiecg.train.pretrain`) trained by the same loop as supervised models (early stopping,
 resume after a kill, DDP under torchrun, the CPU thread budget) -> ``encoder.aiecg``: a bundle with the same input
 contract as a model bundle, marked as an encoder so that it cannot be used to predict before it is fine-tuned
@@ -52,15 +53,19 @@ class PretrainResult:
 
 
 def _unlabelled(config: PretrainConfig) -> tuple[np.ndarray, dict[str, Any], list[dict[str, Any]]]:
-    """Median beats of every usable record of every store (less the excluded ids), the common input contract and
-    a row per store (records used, excluded)."""
+    """Median beats (or rhythm strips) of every usable record of every store (less the excluded ids), the common
+    input contract and a row per store (records used, excluded)."""
     if not config.stores:
         raise ConfigError("pre-training needs at least one prepared store: --stores path/to/store[,another]")
     excluded = _excluded(config)
     contract, arrays, rows = None, [], []
     for root in config.stores:
         store = Store.open(root)
-        spec = input_contract(config.leads, store.manifest,
+        if config.input != "median" and "strips" not in store.manifest:
+            raise ConfigError(f"store {root} holds no rhythm strips (it was prepared without --strips); pre-training "
+                              f"with --input {config.input} needs them: prepare it again with `aiecg prepare "
+                              "--cohort COHORT.yaml --strips --out NEW_STORE`")
+        spec = input_contract(config.leads, store.manifest, config.input,
                               include_paced=paced_record(config.include_paced, store))
         if contract is None:
             contract = spec
@@ -78,7 +83,8 @@ def _unlabelled(config: PretrainConfig) -> tuple[np.ndarray, dict[str, Any], lis
         rows.append({"store": str(root), "usable": len(usable), "used": len(ids),
                      "excluded": sum(i in excluded for i in usable), "paced_left_out": sum(i in paced for i in usable)})
         if ids:
-            arrays.append(store.medians(ids, config.leads))
+            arrays.append(store.strips_of(ids, config.leads) if config.input == "rhythm"
+                          else store.medians(ids, config.leads))
     if not arrays or sum(len(a) for a in arrays) < 4:
         raise ConfigError(f"pre-training needs at least 4 usable records; the stores hold {rows}")
     return np.concatenate(arrays), contract, rows
@@ -96,10 +102,14 @@ def pretrain_run(config: PretrainConfig, progress: bool = True) -> PretrainResul
     set (:func:`aiecg.runio.run_output`: an interrupted run keeps only its partial folder, for ``--resume``)."""
     if not 0 < config.val_fraction < 1:
         raise ConfigError(f"--val-fraction must lie strictly between 0 and 1, got {config.val_fraction}")
+    if config.input not in ("median", "rhythm"):
+        raise ConfigError(f"--input {config.input!r}: pre-training reads one input, 'median' (median beats) or "
+                          "'rhythm' (10 s strips); a model of both inputs starts from one encoder of each (pre-train "
+                          "them apart)")
     try:  # an encoder of another input (dual would split the median beat in halves) is refused before any work
-        check_model_input(config.arch, "median")
+        check_model_input(config.arch, config.input)
     except ValueError as exc:
-        raise ConfigError(f"pre-training reads median beats: {exc}") from None
+        raise ConfigError(f"pre-training with --input {config.input}: {exc}") from None
     run_dir = Path(config.out)
     main = is_main_process()
     config = dataclasses.replace(config, fit=dataclasses.replace(
@@ -118,7 +128,7 @@ def _pretrain_into(work: Path, run_dir: Path, config: PretrainConfig, ecg: np.nd
     order = np.random.default_rng(config.split_seed).permutation(len(ecg))
     n_val = max(1, int(round(config.val_fraction * len(ecg))))
     val_rows, train_rows = np.sort(order[:n_val]), np.sort(order[n_val:])
-    fs = float(contract["fs"])
+    fs = float(contract["strips"]["fs"] if config.input == "rhythm" else contract["fs"])
     patch = max(1, int(round(config.patch_ms * fs / 1000)))
     torch.manual_seed(config.fit.seed)  # initialisation
     encoder = create_model(config.arch, len(config.leads), ecg.shape[2], 0, 1, **config.model_kwargs)
@@ -133,6 +143,7 @@ def _pretrain_into(work: Path, run_dir: Path, config: PretrainConfig, ecg: np.nd
         return PretrainResult(run_dir, encoder_path, {})
     reference = hidden_energy(val.ecg, network.cpu())
     training = {"kind": ENCODER_KIND, "objective": "masked reconstruction (ST-MEM-style lead x time patches)",
+                "input": config.input,
                 "patch_samples": patch, "patch_ms": config.patch_ms, "mask_ratio": config.mask_ratio,
                 "stores": per_store, "n_train": len(train_rows), "n_val": len(val_rows),
                 "excluded_ids_sha256": ids_digest(np.array(sorted(_excluded(config)))) if config.exclude_ids else None,

@@ -199,8 +199,8 @@ def load_encoder(config: RunConfig, store: Store | None = None) -> Bundle:
     if store is not None:
         if encoder.input_kind != config.input:
             raise ConfigError(f"--init {config.init} reads {encoder.input_kind} input, this run --input "
-                              f"{config.input}; start from a model of the same input (aiecg pretrain makes "
-                              "median-beat encoders only) or drop --init")
+                              f"{config.input}; start from a model of the same input (aiecg pretrain --input "
+                              f"{config.input}, where it reads one input) or drop --init")
         encoder.check_input(input_contract(config.leads, store.manifest, config.input), f"--init {config.init}",
                             "pre-train on stores prepared like this cohort's, with the run's --leads")
     return encoder
