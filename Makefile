@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/aiecg demo --out runs/demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks train.py
+	$(BIN)/ruff check src tests benchmarks examples train.py
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q

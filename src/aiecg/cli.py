@@ -673,7 +673,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     argv = sys.argv[1:] if argv is None else list(argv)
     command = _command_of(argv)
-    args = build_parser([command] if command else []).parse_args(argv)
+    try:  # building the options lists the models, adapters' included (AIECG_MODELS)
+        parser = build_parser([command] if command else [])
+    except AiecgError as exc:
+        print(f"aiecg: error: {exc}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     started = time.perf_counter()
     budget_before = os.environ.get(ENV_VAR)
     try:

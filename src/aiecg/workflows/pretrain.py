@@ -30,7 +30,7 @@ from aiecg.data.store import Store
 from aiecg.data.targets import TargetSpec, TaskKind
 from aiecg.errors import ConfigError
 from aiecg.files import atomic_write_text
-from aiecg.models import create_model
+from aiecg.models import ECGModel, create_model
 from aiecg.models.registry import check_model_input, model_kwargs
 from aiecg.runio import run_output
 from aiecg.threads import apply_budget, local_world_size
@@ -150,16 +150,32 @@ def _pretrain_into(work: Path, run_dir: Path, config: PretrainConfig, ecg: np.nd
                 "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
                 "zero_reconstruction_val_loss": reference, "epochs_run": result.epochs_run,
                 "seconds": result.seconds, "aiecg": __version__}
-    bundle = Bundle(model_name=config.arch, model_kwargs=model_kwargs(encoder), n_leads=len(config.leads),
-                    n_samples=ecg.shape[2], n_meta=0, n_outputs=1, target=PRETRAIN_TARGET, input_spec=contract,
-                    state_dict=encoder.state_dict(), training=training)
-    save_bundle(bundle, work / encoder_path.name)
+    save_encoder(encoder, contract, work / encoder_path.name, training)
     summary = {"encoder": str(encoder_path), **{k: training[k] for k in (
         "n_train", "n_val", "best_epoch", "best_val_loss", "zero_reconstruction_val_loss", "epochs_run")},
         "explained_hidden_energy": 1 - result.best_val_loss / reference if reference > 0 else None,
         "stores": per_store}
     atomic_write_text(work / "pretrain.json", json.dumps(summary, indent=2, default=float))
     return PretrainResult(run_dir, encoder_path, summary)
+
+
+def save_encoder(encoder: ECGModel, contract: dict[str, Any], path: str | Path, training: dict[str, Any]) -> Path:
+    """Write ``encoder`` (any registered model; its feature blocks are what a run takes over) as an encoder bundle
+    at ``path``: the input contract of the data it reads (:func:`aiecg.contract.input_contract` of a store) and
+    ``training`` (what made it; ``kind`` is set to encoder), refused wherever a bundle predicts until a run starts
+    from it (``aiecg train --init``). Used by ``aiecg pretrain`` and by adapters of encoders trained elsewhere
+    (docs/encoders.md)."""
+    if (getattr(encoder, "n_meta", None), getattr(encoder, "n_outputs", None)) != (0, 1):
+        raise ConfigError("build the encoder with create_model(name, n_leads, n_samples, 0, 1): no clinical inputs "
+                          "and one output (its head is not used; a run starting from it makes its own)")
+    if getattr(encoder, "n_leads", None) != len(contract["leads"]):
+        raise ConfigError(f"the encoder reads {getattr(encoder, 'n_leads', '?')} leads, the input contract "
+                          f"{len(contract['leads'])} ({', '.join(contract['leads'])})")
+    bundle = Bundle(model_name=encoder.model_name, model_kwargs=model_kwargs(encoder), n_leads=encoder.n_leads,
+                    n_samples=encoder.n_samples, n_meta=0, n_outputs=1, target=PRETRAIN_TARGET, input_spec=contract,
+                    state_dict=encoder.state_dict(), training={**training, "kind": ENCODER_KIND})
+    save_bundle(bundle, path)
+    return Path(path)
 
 
 def _excluded(config: PretrainConfig) -> set[str]:
