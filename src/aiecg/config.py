@@ -274,6 +274,11 @@ class RunConfig(SavedConfig):
         init: a pre-trained encoder bundle (``aiecg pretrain``) whose ECG feature blocks start the model; its input
             contract must be the store's and its architecture the run's; the bundle records where it came from.
         freeze_encoder: with ``init``, train the head only (a linear probe of the pre-trained ECG features).
+        staged_unfreezing: with ``init``, fine-tune by gradual unfreezing (Howard & Ruder, ACL 2018), as ``aiecg
+            finetune`` does for external cohorts: the head alone first, then one block more per stage from the
+            output down, each stage to early stopping from the best weights of the one before; the head at ``--lr``,
+            the last block at a tenth of it and each deeper block at half the one above; batch-norm statistics
+            stay as pre-trained. The stages' curves are ``stage*/epochs.csv``.
         include_paced: keep participants whose ECG is paced (``aiecg prepare`` flags pacing spikes); by default
             they are excluded, each with the reason in ``exclusions.csv``: a paced QRS says little about LV mass.
     """
@@ -302,6 +307,7 @@ class RunConfig(SavedConfig):
     cornell_female_mv: float = 0.6
     init: str | None = None
     freeze_encoder: bool = False
+    staged_unfreezing: bool = False
     include_paced: bool = False
 
     def criteria_options(self) -> dict[str, dict[str, Any]]:

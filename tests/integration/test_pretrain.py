@@ -66,6 +66,30 @@ def test_a_run_started_from_the_encoder_records_it_and_a_frozen_encoder_is_uncha
     assert out.read_text().count("\n") == 4
 
 
+def test_staged_unfreezing_from_the_encoder_opens_one_block_per_stage(pretrained, capsys):
+    import pandas as pd
+
+    cohort, encoder_path = pretrained / "data" / "cohort.yaml", pretrained / "pre" / "encoder.aiecg"
+    base = ["-q", "train", "--cohort", str(cohort), "--epochs", "2", "--no-compare", "--out", str(pretrained / "runs"),
+            "--init", str(encoder_path), "--staged-unfreezing"]
+    assert main([*base, "--name", "staged"]) == 0
+    run = pretrained / "runs" / "staged"
+    bundle = load_bundle(run / "model.aiecg")
+    assert bundle.training["staged_unfreezing"] is True and bundle.training["init"] == str(encoder_path)
+    stages = sorted(p.parent.name for p in run.glob("stage*/epochs.csv"))
+    assert stages == ["stage0", "stage1", "stage2", "stage3"]  # the head, then the FCN's 3 blocks from the output
+    epochs = sum(len(pd.read_csv(run / stage / "epochs.csv")) for stage in stages)
+    assert bundle.training["epochs_run"] == epochs and 1 <= bundle.training["best_epoch"] <= epochs
+    encoder = load_bundle(encoder_path, allow_encoder=True).state_dict
+    moved = {k.split(".")[1] for k, v in encoder.items() if k.startswith("blocks.") and k.endswith("weight")
+             and not torch.equal(bundle.state_dict[k], v)}
+    assert moved == {"0", "1", "2"}  # every block was opened in the end
+    for flags, message in ((["--freeze-encoder"], "choose one"), (["--resume"], "cannot resume")):
+        assert main([*base, "--name", "refused", *flags]) == 2
+        assert message in capsys.readouterr().err
+    assert not (pretrained / "runs" / "refused").exists()
+
+
 def test_an_encoder_of_other_leads_or_no_encoder_is_refused_before_training(pretrained, capsys):
     cohort, encoder_path = pretrained / "data" / "cohort.yaml", pretrained / "pre" / "encoder.aiecg"
     base = ["-q", "train", "--cohort", str(cohort), "--epochs", "1", "--out", str(pretrained / "runs")]
@@ -74,6 +98,8 @@ def test_an_encoder_of_other_leads_or_no_encoder_is_refused_before_training(pret
     assert not (pretrained / "runs" / "leads" / "epochs.csv").exists()
     assert main([*base, "--name", "nothing", "--freeze-encoder"]) == 2
     assert "--freeze-encoder needs --init" in capsys.readouterr().err
+    assert main([*base, "--name", "nothing", "--staged-unfreezing"]) == 2
+    assert "--staged-unfreezing needs --init" in capsys.readouterr().err
 
 
 def test_paced_records_are_left_out_unless_asked(synth_cohort, tmp_path):

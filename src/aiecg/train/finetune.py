@@ -53,9 +53,10 @@ def stage_optimizer(groups: list[list[nn.Parameter]], config: FinetuneConfig) ->
 def staged_finetune(
     model: ECGModel, train: ECGDataset, val: ECGDataset, loss_fn: nn.Module, fit_config: FitConfig,
     config: FinetuneConfig, run_dir: str | Path | None = None, progress: bool = True,
-    labels: np.ndarray | None = None,
+    labels: np.ndarray | None = None, lr_flags: str = LR_FLAGS,
 ) -> list[FitResult]:
-    """Fine-tune ``model`` in place stage by stage; returns each stage's fit result.
+    """Fine-tune ``model`` in place stage by stage; returns each stage's fit result. ``lr_flags`` names the options
+    that set the learning rates, for the errors.
 
     Raises:
         TrainingDiverged: a stage's loss became NaN or infinite (naming the stage and epoch).
@@ -75,7 +76,7 @@ def staged_finetune(
             results.append(fit(model, train, val, loss_fn, stage_fit, stage_dir, progress, labels,
                                optimizer=optimizer, baseline=stage == 0))
         except TrainingDiverged as exc:
-            raise TrainingDiverged(exc.epoch, exc.which, exc.value, exc.lr, LR_FLAGS,
+            raise TrainingDiverged(exc.epoch, exc.which, exc.value, exc.lr, lr_flags,
                                    f"fine-tuning stage {stage}, ") from None
     start, best = results[0].start_val_loss, min(r.best_val_loss for r in results)
     if not best < start:  # NaN start (a diverged base model): nothing to compare with
@@ -83,7 +84,7 @@ def staged_finetune(
             raise TrainingError(
                 f"fine-tuning never improved on the model it started from: validation loss {start:.6g} before, at "
                 f"best {best:.6g} after {sum(r.epochs_run for r in results)} epoch(s) in {len(results)} stage(s); "
-                f"no model was written. Use the untuned model, or lower the learning rates ({LR_FLAGS})")
+                f"no model was written. Use the untuned model, or lower the learning rates ({lr_flags})")
     for parameter in model.parameters():
         parameter.requires_grad_(True)
     return results

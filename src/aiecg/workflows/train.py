@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import torch
 
 from aiecg import __version__
 from aiecg.bundle import Bundle, load_bundle, save_bundle
-from aiecg.config import AugmentConfig, FinetuneRunConfig, FitConfig, RunConfig
+from aiecg.config import AugmentConfig, FinetuneConfig, FinetuneRunConfig, FitConfig, RunConfig
 from aiecg.contract import check_input_kind, input_contract
 from aiecg.csvfile import write_csv
 from aiecg.data.augment import build_augmentation
@@ -47,7 +48,7 @@ from aiecg.runio import partial_dir, run_output
 from aiecg.threads import apply_budget, local_world_size
 from aiecg.train.distributed import is_main_process
 from aiecg.train.finetune import staged_finetune
-from aiecg.train.loop import fit
+from aiecg.train.loop import FitResult, fit
 from aiecg.train.losses import make_loss
 from aiecg.train.pretrain import start_from_encoder
 from aiecg.workflows.bundled import BundledCohort, open_bundled
@@ -186,9 +187,40 @@ def check_run_input(config: RunConfig) -> None:
         check_model_input(config.arch, config.input)
     except ValueError as exc:
         raise ConfigError(f"--input {config.input}: {exc}") from None
+    if config.staged_unfreezing:
+        if not config.init:
+            raise ConfigError("--staged-unfreezing needs --init ENCODER.aiecg (a pre-trained encoder to unfreeze)")
+        if config.freeze_encoder:
+            raise ConfigError("--staged-unfreezing unfreezes the encoder block by block; --freeze-encoder keeps it "
+                              "frozen: choose one")
+        if config.resume:
+            raise ConfigError("--staged-unfreezing runs cannot resume (each stage starts from the best of the one "
+                              "before); start the run again without --resume")
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ConfigError("--staged-unfreezing runs in one process; start it without torchrun")
     if config.beat_expansion and config.input != "median":
         raise ConfigError(f"--beat-expansion adds individual beats as median-beat samples; --input {config.input} "
                           "reads rhythm strips, which have no beat-sized samples to add: drop --beat-expansion")
+
+
+def unfreezing_schedule(fit_config: FitConfig) -> FinetuneConfig:
+    """Gradual unfreezing of a model started from an encoder (``--staged-unfreezing``): the new head at the run's
+    learning rate, the last block at a tenth of it, each deeper block at half the one above (discriminative
+    learning rates, Howard & Ruder, ACL 2018), the run's weight decay, each stage up to ``max_epochs`` with its
+    early stopping."""
+    return FinetuneConfig(head_lr=fit_config.lr, head_weight_decay=fit_config.weight_decay,
+                          block_lr=fit_config.lr / 10, block_weight_decay=fit_config.weight_decay, depth_decay=0.5,
+                          max_epochs_per_stage=fit_config.max_epochs, early_stopping=fit_config.early_stopping)
+
+
+def stages_as_one(stages: list[FitResult]) -> FitResult:
+    """The stages of a staged run as one training: epochs counted across stages, the best where the last stage's
+    best weights (the model kept) were found."""
+    before = sum(stage.epochs_run for stage in stages[:-1])
+    last = stages[-1]
+    return FitResult(best_epoch=before + last.best_epoch, best_val_loss=last.best_val_loss,
+                     epochs_run=before + last.epochs_run, history=[row for s in stages for row in s.history],
+                     seconds=sum(stage.seconds for stage in stages), start_val_loss=stages[0].start_val_loss)
 
 
 def load_encoder(config: RunConfig, store: Store | None = None) -> Bundle:
@@ -240,8 +272,14 @@ def _train_into(run_dir: Path, config: RunConfig, spec: TargetSpec, progress: bo
     scaling, labels, train_arrays = data.scaling, data.labels, data.train
     arrays = {"train": data.train_participants, "val": data.val}  # the test split is loaded for evaluation
     model, loss, fit_config = model_and_loss(config, spec, train_arrays, labels, init)
-    result = fit(model, ECGDataset(train_arrays, scaling), ECGDataset(arrays["val"], scaling), loss, fit_config,
-                 run_dir, progress, labels=labels, resume=config.resume)
+    train_set, val_set = ECGDataset(train_arrays, scaling), ECGDataset(arrays["val"], scaling)
+    if config.staged_unfreezing:
+        stages = staged_finetune(model, train_set, val_set, loss, fit_config, unfreezing_schedule(config.fit),
+                                 run_dir, progress, labels, lr_flags="--lr")
+        result = stages_as_one(stages)
+    else:
+        result = fit(model, train_set, val_set, loss, fit_config, run_dir, progress, labels=labels,
+                     resume=config.resume)
     if not main:  # the other ranks' work ends with training; rank 0 evaluates and writes
         return RunResult(run_dir, run_dir / "model.aiecg", {})
 
@@ -268,7 +306,8 @@ def _train_into(run_dir: Path, config: RunConfig, spec: TargetSpec, progress: bo
                   "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
                   "epochs_run": result.epochs_run, "seconds": result.seconds, "aiecg": __version__,
                   **({"init": str(config.init), "init_sha256": file_sha256(config.init),
-                      "freeze_encoder": config.freeze_encoder} if config.init else {})},
+                      "freeze_encoder": config.freeze_encoder, "staged_unfreezing": config.staged_unfreezing}
+                     if config.init else {})},
     )
     bundled = BundledCohort(bundle, run_dir / "model.aiecg", config.cohort, data.cohort, store, tuple(spec.outputs))
     metrics = finish_training(bundled, model, splits, arrays["val"], run_dir, config.fit.device, model_prevalence,
