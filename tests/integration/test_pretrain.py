@@ -90,6 +90,24 @@ def test_staged_unfreezing_from_the_encoder_opens_one_block_per_stage(pretrained
     assert not (pretrained / "runs" / "refused").exists()
 
 
+def test_a_search_from_the_encoder_reads_it_once_and_does_not_stage(pretrained, monkeypatch, capsys):
+    from aiecg.workflows import train
+
+    cohort, encoder_path = pretrained / "data" / "cohort.yaml", pretrained / "pre" / "encoder.aiecg"
+    space = pretrained / "space.yaml"  # settings that keep the encoder's architecture
+    space.write_text("lr: {choices: [0.0001, 0.001]}\nhead_dropout: {low: 0.0, high: 0.6, step: 0.2}\n")
+    base = ["-q", "tune", "--cohort", str(cohort), "--init", str(encoder_path), "--search-only", "--trials", "2",
+            "--epochs", "1", "--out", str(pretrained / "tune"), "--space", str(space)]
+    reads = []
+    monkeypatch.setattr(train, "load_bundle", lambda path, **kw: reads.append(path) or load_bundle(path, **kw))
+    assert main(base) == 0
+    assert reads == [str(encoder_path)]  # once for the search, not once per trial and per corner of the space
+    assert main([*base, "--staged-unfreezing"]) == 2
+    assert "--staged-unfreezing is not searched" in capsys.readouterr().err
+    assert main([*base[:-2], "--out", str(pretrained / "tune_arch")]) == 2  # the default space searches arch
+    assert "cannot be trained with arch 'fcn_zhou2024' (--init" in capsys.readouterr().err
+
+
 def test_an_encoder_of_other_leads_or_no_encoder_is_refused_before_training(pretrained, capsys):
     cohort, encoder_path = pretrained / "data" / "cohort.yaml", pretrained / "pre" / "encoder.aiecg"
     base = ["-q", "train", "--cohort", str(cohort), "--epochs", "1", "--out", str(pretrained / "runs")]

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from aiecg.bundle import Bundle
 from aiecg.config import RunConfig
 from aiecg.data.dataset import Arrays, ECGDataset, TargetScaling
 from aiecg.data.targets import TargetSpec, target_spec
@@ -31,7 +32,7 @@ from aiecg.threads import apply_budget
 from aiecg.train import hpo
 from aiecg.train.distributed import current_world
 from aiecg.train.loop import fit
-from aiecg.workflows.train import TrainingData, model_and_loss, train_run
+from aiecg.workflows.train import TrainingData, load_encoder, model_and_loss, train_run
 
 log = logging.getLogger("aiecg")
 
@@ -79,16 +80,21 @@ class SearchData:
     scaling: TargetScaling | None
     labels: np.ndarray | None
     test_ids: list[str]
+    encoder: Bundle | None = None  # the pre-trained encoder of --init, read once and checked against the store
 
     @classmethod
     def load(cls, config: RunConfig) -> SearchData:
         data = TrainingData.load(config)  # writes nothing and loads no test arrays
-        return cls(data.spec, data.train, data.val, data.scaling, data.labels, list(data.splits.test))
+        encoder = load_encoder(config, data.store) if config.init else None
+        return cls(data.spec, data.train, data.val, data.scaling, data.labels, list(data.splits.test), encoder)
 
 
 def _check(config: TuneConfig, spec: TargetSpec, space: list[hpo.Param]) -> None:
     if config.n_trials < 1 or config.max_epochs < 1:
         raise ConfigError("--trials and --epochs must be at least 1")
+    if config.base.staged_unfreezing:
+        raise ConfigError("--staged-unfreezing is not searched: trials train in one stage; search with --init (full "
+                          "fine-tuning) or --freeze-encoder, then train the chosen setting with --staged-unfreezing")
     if spec.is_regression:
         rebalancing = [p.name for p in space if p.name in ("sampling", "loss_weighting")]
         if rebalancing:
@@ -113,7 +119,7 @@ def check_corners(data: SearchData, config: TuneConfig, space: list[hpo.Param]) 
                 try:
                     if not (run.fit.lr > 0 and isinstance(run.fit.batch_size, int) and run.fit.batch_size >= 1):
                         raise ValueError("the learning rate must be > 0 and the batch size a whole number >= 1")
-                    model, _, fit = model_and_loss(run, data.spec, data.train, data.labels)
+                    model, _, fit = model_and_loss(run, data.spec, data.train, data.labels, data.encoder)
                     optimizer = make_optimizer(model, fit)
                     torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=fit.lr_factor,
                                                                patience=fit.lr_patience)
@@ -134,7 +140,7 @@ def objective_for(data: SearchData, config: TuneConfig, space: list[hpo.Param]) 
     def objective(trial: optuna.Trial) -> float:
         run = hpo.apply_params(base, {p.name: p.suggest(trial) for p in space})
         try:
-            model, loss, fit_config = model_and_loss(run, data.spec, data.train, data.labels)
+            model, loss, fit_config = model_and_loss(run, data.spec, data.train, data.labels, data.encoder)
         except TypeError as exc:  # a model setting of the space that this architecture does not take
             raise ConfigError(f"search space: model {run.arch!r} rejects {run.model_kwargs} ({exc}); "
                               "search only settings of the searched architectures") from None
