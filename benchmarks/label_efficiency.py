@@ -7,25 +7,39 @@ set a quarter their size, at least 50) are used by every arm:
 
 - ``scratch``: the FCN from random initialisation;
 - ``pretrained``: the FCN started from the encoder, all weights fine-tuned;
-- ``probe``: the encoder frozen, only the head trained (a linear probe with the FCN's two-layer head);
+- ``probe``: a linear probe (as He et al. 2022 evaluate masked autoencoders): ridge regression (RidgeCV) on the
+  frozen encoder's pooled features, fitted on the training and validation participants;
 - ``ridge``: ridge regression (RidgeCV) on the store's measurements of the median beat;
 - ``svr``: support vector regression (RBF kernel, C chosen by 3-fold cross-validation) on the same measurements;
-- ``rhythm`` (at the sizes of ``--rhythm-sizes``, default the largest): an InceptionTime network (Ismail Fawaz et
-  al. 2020; ``aiecg train --arch inception1d --input rhythm``) from random initialisation on the 10 s rhythm strips
-  (250 Hz, ``aiecg prepare --strips``) instead of the median beat: the median beat against the rhythm strip.
+- ``rhythm`` (at the sizes of ``--rhythm-sizes``, default the largest): a 1-D ResNet18 at half width (Soto et al.
+  2022 after He et al. 2016; ``aiecg train --arch resnet18 --input rhythm`` with the model argument
+  ``widths=[32,64,128,256]``) from random initialisation on the 10 s rhythm strips (``aiecg prepare --strips``
+  at ``--strip-fs``, 100 Hz by default, the rate of PTB-XL's low-rate records that Strodthoff et al. 2021
+  benchmark on) instead of the median beat: the median beat against the rhythm strip.
 
 Deep models are ECG-only (no clinical variables, so the comparison is about the ECG representation), predict
 indexed LV mass, and train to early stopping (``--max-epochs``, patience ``--patience``). Every arm is scored on
 the same test participants: R² of indexed LV mass and the AUROC of the predicted value for LVH, with paired
-bootstrap intervals (the project's one bootstrap) of the differences to scratch at the same size, and of
-pre-trained at size n against scratch at 4n.
+bootstrap intervals (the project's one bootstrap) of the differences to scratch at the same size, of pre-trained
+at size n against scratch at 4n, and of the deep arms against ridge and SVR at the largest size. The generator's
+oracle (its posterior mean of indexed LV mass and probability of LVH given the ECG and clinical variables,
+:mod:`aiecg.synth.oracle`; read from the truth table, never offered to a method) is scored on the same
+participants, and every arm's R² is also given as a share of the oracle's, with a paired interval at the largest
+size: how much of what is learnable each arm learns.
 
 The external question: a second synthetic cohort with the external domain shift (other gain, noise, mains and
 population; ids disjoint from the internal cohort's) gives a fixed external test set and an unlabelled external
 pool. A second encoder is pre-trained on the internal and the external pools together (every test ECG of both
 cohorts excluded), and at the largest labelled size the arm ``pretrained_external`` starts from it. Every arm is
 also scored on the external test set; the drop from internal to external AUROC of each arm is compared with
-scratch's, with an interval from resampling both test sets independently (they hold different participants).
+scratch's (and ``pretrained_external``'s with ``pretrained``'s: the effect of the external unlabelled ECGs
+alone), with an interval from resampling both test sets independently (they hold different participants).
+
+What keeps it within 90 minutes on 2 CPU cores: a pool of about 8,800 unlabelled ECGs (not 20,000), encoders
+pre-trained for 10 epochs, the rhythm arm at the largest size only and on a half-width ResNet at 100 Hz (an
+InceptionTime epoch on 2,000 strips at 250 Hz takes over 5 minutes here), the probe as a ridge on frozen features,
+and bootstraps evaluated on blocks of resamples at once. ``timings`` in the result gives each stage's wall time,
+summed over every process that worked in ``--work``.
 
 ``--work DIR`` keeps the cohorts, stores, encoders and every arm's predictions there, so that an interrupted run
 resumes where it stopped (the partial result is written after every seed). Writes
@@ -44,6 +58,8 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +78,7 @@ from aiecg.data.store import Store
 from aiecg.data.targets import target_spec
 from aiecg.ecg import MODEL_LEADS
 from aiecg.evaluate.bootstrap import bootstrap_ci, resample_indices
-from aiecg.evaluate.metrics import compute_auroc
+from aiecg.evaluate.metrics import auroc_rows
 from aiecg.evaluate.stats import r_squared
 from aiecg.models import create_model
 from aiecg.predict import predict
@@ -76,6 +92,7 @@ from aiecg.workflows.pretrain import pretrain_run
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = target_spec("INDEXED_MASS")
+RHYTHM_ARCH, RHYTHM_KWARGS = "resnet18", {"widths": (32, 64, 128, 256)}  # ResNet18 at half width
 
 
 def measurement_columns(index: pd.DataFrame) -> list[str]:
@@ -97,12 +114,13 @@ def train_arm(arm: str, train: Arrays, val: Arrays, test: Arrays, encoder: dict 
               fit_config: FitConfig) -> tuple[np.ndarray, dict]:
     scaling = TargetScaling.fit(train.target)
     torch.manual_seed(seed)
-    model = create_model("inception1d" if arm == "rhythm" else "fcn", len(MODEL_LEADS), train.ecg.shape[2], 0, 1)
+    if arm == "rhythm":
+        model = create_model(RHYTHM_ARCH, len(MODEL_LEADS), train.ecg.shape[2], 0, 1, **RHYTHM_KWARGS)
+    else:
+        model = create_model("fcn", len(MODEL_LEADS), train.ecg.shape[2], 0, 1)
     config = dataclasses.replace(fit_config, seed=seed)
-    if arm not in ("scratch", "rhythm"):
-        start_from_encoder(model, encoder, freeze=arm == "probe")
-        if arm == "probe":
-            config = dataclasses.replace(config, freeze_batchnorm=True)
+    if arm == "pretrained":
+        start_from_encoder(model, encoder)
     result = fit(model, ECGDataset(train, scaling), ECGDataset(val, scaling), LogCoshLoss(), config, None,
                  progress=False)
     predicted = predict(model, test.ecg, test.meta, SPEC, scaling)[:, 0]
@@ -112,11 +130,14 @@ def train_arm(arm: str, train: Arrays, val: Arrays, test: Arrays, encoder: dict 
 
 def measurement_arm(arm: str, index: pd.DataFrame, train_ids: list[str], test_ids: list[str],
                     y: np.ndarray) -> np.ndarray:
-    """Ridge (``arm`` ``ridge``) or SVR (``svr``) on the standardised measurements, missing values imputed by the
-    training median; the hyperparameter by cross-validation on the training rows."""
-    columns = measurement_columns(index)
-    table = index.set_index("id")[columns]
-    x_train, x_test = table.loc[train_ids].to_numpy(float), table.loc[test_ids].to_numpy(float)
+    """Ridge (``arm`` ``ridge``) or SVR (``svr``) on the standardised measurements."""
+    table = index.set_index("id")[measurement_columns(index)]
+    return regression(arm, table.loc[train_ids].to_numpy(float), table.loc[test_ids].to_numpy(float), y)
+
+
+def regression(arm: str, x_train: np.ndarray, x_test: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Ridge (``ridge``) or RBF SVR (``svr``) on standardised columns, missing values imputed by the training
+    median; the hyperparameter by cross-validation on the training rows. The test rows' predictions."""
     centre = np.nanmedian(x_train, axis=0)
     centre = np.where(np.isfinite(centre), centre, 0.0)
     x_train, x_test = (np.where(np.isnan(x), centre, x) for x in (x_train, x_test))
@@ -130,9 +151,19 @@ def measurement_arm(arm: str, index: pd.DataFrame, train_ids: list[str], test_id
     return model.predict((x_test - mean) / sd)
 
 
+def encoder_features(state: dict, parts: list[Arrays], batch: int = 256) -> list[np.ndarray]:
+    """The frozen encoder's pooled features (global average over time, eval mode) of each part's ECGs."""
+    model = create_model("fcn", len(MODEL_LEADS), parts[0].ecg.shape[2], 0, 1)
+    start_from_encoder(model, state, freeze=True)
+    model.eval()
+    with torch.no_grad():
+        return [np.concatenate([model.forward_features(torch.from_numpy(np.ascontiguousarray(
+            part.ecg[i: i + batch]))).numpy() for i in range(0, len(part.ecg), batch)]) for part in parts]
+
+
 def score(y: np.ndarray, lvh: np.ndarray, predicted: np.ndarray, seed: int) -> dict:
     r2 = bootstrap_ci(r_squared, y, predicted, seed=seed, n_resamples=1000)
-    auroc = bootstrap_ci(compute_auroc, lvh, predicted, seed=seed, n_resamples=1000, stratify=lvh)
+    auroc = bootstrap_ci(auroc_rows, lvh, predicted, seed=seed, n_resamples=1000, stratify=lvh)
     return {"r2": [r2.estimate, r2.low, r2.high], "auroc": [auroc.estimate, auroc.low, auroc.high]}
 
 
@@ -141,8 +172,8 @@ def paired(y: np.ndarray, lvh: np.ndarray, a: np.ndarray, b: np.ndarray, seed: i
     def r2_difference(t, p, q, axis=-1):
         return r_squared(t, p, axis=axis) - r_squared(t, q, axis=axis)
 
-    def auroc_difference(labels, p, q):
-        return compute_auroc(labels, p) - compute_auroc(labels, q)
+    def auroc_difference(labels, p, q, axis=-1):
+        return auroc_rows(labels, p, axis=axis) - auroc_rows(labels, q, axis=axis)
 
     r2 = bootstrap_ci(r2_difference, y, a, b, seed=seed, n_resamples=1000)
     auroc = bootstrap_ci(auroc_difference, lvh, a, b, seed=seed, n_resamples=1000, stratify=lvh)
@@ -154,30 +185,58 @@ def drop_difference(internal: tuple[np.ndarray, np.ndarray, np.ndarray], externa
                     np.ndarray], seed: int, n_resamples: int = 1000) -> list[float]:
     """(internal - external AUROC) of arm a minus that of arm b, each tuple (lvh, a, b); a negative value means a
     loses less than b on the external cohort. Percentile interval from resampling the two test sets independently,
-    each stratified by LVH (the project's resampler)."""
+    each stratified by LVH (the project's resampler), all resamples evaluated at once."""
     def change(lvh, a, b):
-        return compute_auroc(lvh, a) - compute_auroc(lvh, b)
+        return auroc_rows(lvh, a) - auroc_rows(lvh, b)
 
-    estimate = change(*internal) - change(*external)
+    estimate = float(change(*internal) - change(*external))
     rng = np.random.default_rng(seed)
     inside = np.concatenate(list(resample_indices(len(internal[0]), n_resamples, rng, internal[0])))
     outside = np.concatenate(list(resample_indices(len(external[0]), n_resamples, rng, external[0])))
-    values = np.array([change(*(x[i] for x in internal)) - change(*(x[j] for x in external))
-                       for i, j in zip(inside, outside, strict=True)])
+    values = change(*(x[inside] for x in internal)) - change(*(x[outside] for x in external))
     low, high = np.nanpercentile(values, [2.5, 97.5])
     return [float(estimate), float(low), float(high)]
 
 
-def cohort(root: Path, config: SynthConfig) -> tuple[Store, pd.DataFrame]:
-    """Generate (once) and prepare (resuming) a synthetic cohort, keeping the 10 s rhythm strips at 250 Hz; its
-    store and cohort table."""
+def oracle_share(y: np.ndarray, predicted: np.ndarray, oracle: np.ndarray, seed: int) -> list[float]:
+    """An arm's R² as a share of the oracle's on the same participants, with a paired percentile interval."""
+    def share(t, p, o, axis=-1):
+        return r_squared(t, p, axis=axis) / r_squared(t, o, axis=axis)
+
+    interval = bootstrap_ci(share, y, predicted, oracle, seed=seed, n_resamples=1000)
+    return [interval.estimate, interval.low, interval.high]
+
+
+def cohort(root: Path, config: SynthConfig, strips: StripConfig) -> tuple[Store, pd.DataFrame, pd.DataFrame]:
+    """Generate (once) and prepare (resuming) a synthetic cohort, keeping the 10 s rhythm strips; its store,
+    cohort table and truth table (the oracle's columns, indexed by the store's ids)."""
     if not (root / "cohort.yaml").exists():
         generate_cohort(root, config, progress=False)
-    prepare_store(root / "cohort.yaml", root / "store", PrepareConfig(store_beats=False, strips=StripConfig()),
+    prepare_store(root / "cohort.yaml", root / "store", PrepareConfig(store_beats=False, strips=strips),
                   progress=False)
+    truth = pd.read_parquet(root / "truth.parquet")
+    truth.index = truth.pop("eid").astype(str)
     frame = load_cohort(root / "cohort.yaml", SPEC.outputs).frame
     frame[ID] = frame[ID].astype(str)
-    return Store.open(root / "store"), frame
+    return Store.open(root / "store"), frame, truth
+
+
+class StageClock:
+    """Wall seconds of each stage, summed over every process that worked in the same folder (a resumed run adds
+    its own), kept in ``timings.json`` there."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.seconds: dict[str, float] = json.loads(path.read_text()) if path.exists() else {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - started, 1)
+            self.path.write_text(json.dumps(self.seconds, indent=1))
 
 
 def labelled_ids(store: Store, frame: pd.DataFrame) -> list[str]:
@@ -204,11 +263,13 @@ def main() -> None:
     parser.add_argument("--external-test", type=int, default=1000, help="fixed external test participants")
     parser.add_argument("--sizes", default="250,500,1000,2000", help="labelled training set sizes")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--max-epochs", type=int, default=150)
-    parser.add_argument("--patience", type=int, default=15)
-    parser.add_argument("--pretrain-epochs", type=int, default=100)
+    parser.add_argument("--max-epochs", type=int, default=100)
+    parser.add_argument("--patience", type=int, default=8,
+                        help="early-stopping patience (the learning rate halves after half as many epochs)")
+    parser.add_argument("--pretrain-epochs", type=int, default=10)
     parser.add_argument("--rhythm-sizes", default=None,
-                        help="labelled sizes at which the rhythm-strip arm runs (default: the largest size)")
+                        help="labelled sizes at which the rhythm-strip arm runs (default: the largest size; 0: none)")
+    parser.add_argument("--strip-fs", type=float, default=100.0, help="sampling rate of the stored rhythm strips")
     parser.add_argument("--work", type=Path, default=None,
                         help="keep (and resume from) the cohorts, encoders and predictions here; default: a "
                              "temporary folder removed at the end")
@@ -219,17 +280,22 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.n, args.test, args.external_n, args.external_test = 2000, 400, 1000, 400
-        args.sizes, args.seeds, args.max_epochs, args.patience, args.pretrain_epochs = "100,200,400,800", 1, 80, 10, 40
+        args.sizes, args.seeds, args.max_epochs, args.patience, args.pretrain_epochs = "100,200,400,800", 1, 60, 6, 5
     sizes = [int(s) for s in args.sizes.split(",")]
-    rhythm_sizes = [int(s) for s in args.rhythm_sizes.split(",")] if args.rhythm_sizes else [max(sizes)]
+    rhythm_sizes = ([int(s) for s in args.rhythm_sizes.split(",") if int(s) > 0] if args.rhythm_sizes
+                    else [max(sizes)])
     started, load = time.perf_counter(), os.getloadavg()
     work = args.work or Path(tempfile.mkdtemp(prefix="aiecg-label-efficiency-"))
     try:
         work.mkdir(parents=True, exist_ok=True)
-        store, frame = cohort(work / "internal", SynthConfig(n=args.n, seed=7, lvh_prevalence=0.2, workers=2))
-        ext_store, ext_frame = cohort(work / "external", SynthConfig(
-            n=args.external_n, seed=8, lvh_prevalence=0.2, workers=2, shift=EXTERNAL_SHIFT, name="synthetic-external",
-            first_eid=9_000_001))
+        clock = StageClock(work / "timings.json")
+        strips = StripConfig(fs=args.strip_fs)
+        with clock.stage("cohorts: generate and prepare"):
+            store, frame, truth = cohort(work / "internal", SynthConfig(n=args.n, seed=7, lvh_prevalence=0.2,
+                                                                        workers=2), strips)
+            ext_store, ext_frame, ext_truth = cohort(work / "external", SynthConfig(
+                n=args.external_n, seed=8, lvh_prevalence=0.2, workers=2, shift=EXTERNAL_SHIFT,
+                name="synthetic-external", first_eid=9_000_001), strips)
         order = list(np.random.default_rng(0).permutation(labelled_ids(store, frame)))
         test_ids, pool = order[: args.test], order[args.test:]
         ext_order = list(np.random.default_rng(1).permutation(labelled_ids(ext_store, ext_frame)))
@@ -237,20 +303,31 @@ def main() -> None:
         if len(pool) < 5 * max(sizes) // 4:
             raise SystemExit(f"{len(pool)} labelled participants outside the test set; need {5 * max(sizes) // 4}")
         (work / "test_ids.txt").write_text("\n".join(test_ids + ext_test_ids) + "\n")
-        internal_state, internal_summary = encoder(work / "pre_internal", [work / "internal" / "store"],
-                                                   work / "test_ids.txt", args.pretrain_epochs)
-        external_state, external_summary = encoder(work / "pre_internal_external", [
-            work / "internal" / "store", work / "external" / "store"], work / "test_ids.txt", args.pretrain_epochs)
+        with clock.stage("encoder: internal pool"):
+            internal_state, internal_summary = encoder(work / "pre_internal", [work / "internal" / "store"],
+                                                       work / "test_ids.txt", args.pretrain_epochs)
+        with clock.stage("encoder: internal and external pools"):
+            external_state, external_summary = encoder(work / "pre_internal_external", [
+                work / "internal" / "store", work / "external" / "store"], work / "test_ids.txt",
+                args.pretrain_epochs)
         test, ext_test = arrays_for(store, frame, test_ids), arrays_for(ext_store, ext_frame, ext_test_ids)
+        both_test = Arrays(*(np.concatenate([getattr(test, f.name), getattr(ext_test, f.name)])
+                             for f in dataclasses.fields(Arrays)))
         y, lvh = test.target[:, 0].astype(float), frame.set_index(ID).loc[test_ids, "LVH"].to_numpy(int)
         ext_y = ext_test.target[:, 0].astype(float)
         ext_lvh = ext_frame.set_index(ID).loc[ext_test_ids, "LVH"].to_numpy(int)
+        oracle = {"internal": (truth.loc[test_ids, "oracle_ilvm"].to_numpy(float),
+                               truth.loc[test_ids, "oracle_lvh_prob"].to_numpy(float)),
+                  "external": (ext_truth.loc[ext_test_ids, "oracle_ilvm"].to_numpy(float),
+                               ext_truth.loc[ext_test_ids, "oracle_lvh_prob"].to_numpy(float))}
         target = frame.set_index(ID)[SPEC.outputs[0]]
-        fit_config = FitConfig(max_epochs=args.max_epochs, early_stopping=args.patience, lr_patience=5)
+        fit_config = FitConfig(max_epochs=args.max_epochs, early_stopping=args.patience,
+                               lr_patience=max(1, args.patience // 2))
         runs: list[dict] = []
         predictions: dict[tuple[str, int, int], tuple[np.ndarray, np.ndarray]] = {}
         cache = work / "predictions"
         cache.mkdir(exist_ok=True)
+        probe_features: dict[str, np.ndarray] = {}
         result: dict = {}
         for seed in range(args.seeds):
             shuffled = list(np.random.default_rng(100 + seed).permutation(pool))
@@ -263,53 +340,76 @@ def main() -> None:
                         + (["rhythm"] if size in rhythm_sizes else []))
                 for arm in arms:
                     saved = cache / f"{arm}_{size}_{seed}.npz"
-                    if saved.exists():
-                        with np.load(saved) as stored:
-                            pair, info = (stored["internal"], stored["external"]), json.loads(str(stored["info"]))
-                    elif arm in ("ridge", "svr"):
-                        index = pd.concat([store.index, ext_store.index], ignore_index=True)
-                        both = measurement_arm(arm, index, train_ids + val_ids, test_ids + ext_test_ids,
-                                               target.loc[train_ids + val_ids].to_numpy(float))
-                        pair = (both[: len(test_ids)], both[len(test_ids):])
-                        info = {"note": "trained on the training and validation participants (no early stopping)"}
-                    elif arm == "rhythm":  # the strips of the same participants, loaded only for this arm
-                        strip_test = [arrays_for(s, f, ids, rhythm=True) for s, f, ids in
-                                      ((store, frame, test_ids), (ext_store, ext_frame, ext_test_ids))]
-                        both_test = Arrays(*(np.concatenate([getattr(a, f.name) for a in strip_test])
-                                             for f in dataclasses.fields(Arrays)))
-                        predicted, info = train_arm("rhythm", arrays_for(store, frame, train_ids, rhythm=True),
-                                                    arrays_for(store, frame, val_ids, rhythm=True), both_test, None,
-                                                    seed, fit_config)
-                        pair = (predicted[: len(test_ids)], predicted[len(test_ids):])
-                    else:
-                        state = external_state if arm == "pretrained_external" else internal_state
-                        model_arm = "pretrained" if arm == "pretrained_external" else arm
-                        both_test = Arrays(*(np.concatenate([getattr(test, f.name), getattr(ext_test, f.name)])
-                                             for f in dataclasses.fields(Arrays)))
-                        predicted, info = train_arm(model_arm, train, val, both_test, state, seed, fit_config)
-                        pair = (predicted[: len(test_ids)], predicted[len(test_ids):])
-                    if not saved.exists():
-                        np.savez(saved, internal=pair[0], external=pair[1], info=json.dumps(info))
+                    with clock.stage(f"seed {seed}: {arm} arms"):
+                        if saved.exists():
+                            with np.load(saved) as stored:
+                                pair = (stored["internal"], stored["external"])
+                                info = json.loads(str(stored["info"]))
+                        else:
+                            pair, info = run_arm(arm, seed, size, train_ids, val_ids, train, val, both_test,
+                                                 (store, frame), (ext_store, ext_frame), (test_ids, ext_test_ids),
+                                                 target, internal_state, external_state, probe_features, fit_config)
+                            np.savez(saved, internal=pair[0], external=pair[1], info=json.dumps(info))
                     predictions[(arm, size, seed)] = pair
+                    share = float(r_squared(y, pair[0]) / r_squared(y, oracle["internal"][0]))
                     runs.append({"arm": arm, "size": size, "seed": seed, **score(y, lvh, pair[0], seed),
+                                 "share_of_oracle_r2": share,
                                  "external": score(ext_y, ext_lvh, pair[1], seed), **info})
                 print(pd.DataFrame([r for r in runs if r["size"] == size and r["seed"] == seed])[
                     ["arm", "size", "seed", "r2", "auroc"]].to_string(index=False), flush=True)
-            result = summarise(args, runs, predictions, (y, lvh), (ext_y, ext_lvh), sizes,
-                               {"internal": internal_summary, "internal_external": external_summary},
-                               len(test_ids), len(pool), load, started)
+            with clock.stage("summary (bootstraps)"):
+                result = summarise(args, runs, predictions, (y, lvh), (ext_y, ext_lvh), oracle, sizes,
+                                   {"internal": internal_summary, "internal_external": external_summary},
+                                   len(test_ids), len(pool), load, started, clock)
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(result, indent=2, default=float))
         print(pd.DataFrame(result["paired_differences"]).to_string(index=False))
+        print(json.dumps(clock.seconds, indent=1))
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def summarise(args, runs, predictions, internal, external, sizes, pretrain, n_test, n_pool, load, started) -> dict:
+def run_arm(arm, seed, size, train_ids, val_ids, train, val, both_test, internal, external, tests, target,
+            internal_state, external_state, probe_features, fit_config) -> tuple[tuple[np.ndarray, np.ndarray], dict]:
+    """One arm's predictions on the internal and the external test participants, and what its training reported."""
+    (store, frame), (ext_store, ext_frame), (test_ids, ext_test_ids) = internal, external, tests
+    n_test = len(test_ids)
+    if arm in ("ridge", "svr"):
+        index = pd.concat([store.index, ext_store.index], ignore_index=True)
+        both = measurement_arm(arm, index, train_ids + val_ids, test_ids + ext_test_ids,
+                               target.loc[train_ids + val_ids].to_numpy(float))
+        return (both[:n_test], both[n_test:]), {
+            "note": "trained on the training and validation participants (no early stopping)"}
+    if arm == "probe":
+        if not probe_features:  # the frozen encoder's features of every pool and test ECG, computed once
+            pool_ids = sorted(set(frame[ID]) & set(store.usable_ids) - set(test_ids))
+            features = encoder_features(internal_state, [arrays_for(store, frame, pool_ids), both_test])
+            probe_features.update(dict(zip(pool_ids, features[0])), test=features[1])
+        x_train = np.stack([probe_features[i] for i in train_ids + val_ids])
+        both = regression("ridge", x_train, probe_features["test"], target.loc[train_ids + val_ids].to_numpy(float))
+        return (both[:n_test], both[n_test:]), {
+            "note": "ridge on the frozen encoder's pooled features, fitted on the training and validation participants"}
+    if arm == "rhythm":  # the strips of the same participants, loaded only for this arm
+        strip_test = [arrays_for(s, f, ids, rhythm=True) for s, f, ids in
+                      ((store, frame, test_ids), (ext_store, ext_frame, ext_test_ids))]
+        strips_test = Arrays(*(np.concatenate([getattr(a, f.name) for a in strip_test])
+                               for f in dataclasses.fields(Arrays)))
+        predicted, info = train_arm("rhythm", arrays_for(store, frame, train_ids, rhythm=True),
+                                    arrays_for(store, frame, val_ids, rhythm=True), strips_test, None, seed,
+                                    fit_config)
+        return (predicted[:n_test], predicted[n_test:]), {**info, "arch": RHYTHM_ARCH, "model_kwargs": RHYTHM_KWARGS}
+    state = external_state if arm == "pretrained_external" else internal_state
+    predicted, info = train_arm("scratch" if arm == "scratch" else "pretrained", train, val, both_test, state, seed,
+                                fit_config)
+    return (predicted[:n_test], predicted[n_test:]), info
+
+
+def summarise(args, runs, predictions, internal, external, oracle, sizes, pretrain, n_test, n_pool, load, started,
+              clock) -> dict:
     """Paired differences (same test participants) and the external-drop comparison of the arms run so far."""
-    (y, lvh), (_, ext_lvh) = internal, external
-    differences, drops = [], []
+    (y, lvh), (ext_y, ext_lvh) = internal, external
+    differences, drops, shares = [], [], []
     for (arm, size, seed), (predicted, ext_predicted) in predictions.items():
         if arm == "scratch":
             continue
@@ -323,16 +423,36 @@ def summarise(args, runs, predictions, internal, external, sizes, pretrain, n_te
             for baseline in ("ridge", "svr"):
                 differences.append({"a": f"{arm}@{size}", "b": f"{baseline}@{size}", "seed": seed,
                                     **paired(y, lvh, predicted, predictions[(baseline, size, seed)][0], seed)})
+        if arm in ("pretrained", "pretrained_external", "rhythm", "ridge", "svr", "probe") and size == max(sizes):
             drops.append({"a": f"{arm}@{size}", "b": f"scratch@{size}", "seed": seed,
                           "auroc_drop_a_minus_b": drop_difference((lvh, predicted, scratch[0]),
                                                                   (ext_lvh, ext_predicted, scratch[1]), seed)})
+        if arm == "pretrained_external":
+            other = predictions[("pretrained", size, seed)]
+            drops.append({"a": f"{arm}@{size}", "b": f"pretrained@{size}", "seed": seed,
+                          "auroc_drop_a_minus_b": drop_difference((lvh, predicted, other[0]),
+                                                                  (ext_lvh, ext_predicted, other[1]), seed)})
+    for (arm, size, seed), (predicted, _) in predictions.items():
+        if size == max(sizes):
+            shares.append({"arm": f"{arm}@{size}", "seed": seed,
+                           "share_of_oracle_r2": oracle_share(y, predicted, oracle["internal"][0], seed)})
+    oracle_scores = {"internal": score(y, lvh, oracle["internal"][0], 0),
+                     "internal_lvh_probability_auroc": score(y, lvh, oracle["internal"][1], 0)["auroc"],
+                     "external": score(ext_y, ext_lvh, oracle["external"][0], 0),
+                     "external_lvh_probability_auroc": score(ext_y, ext_lvh, oracle["external"][1], 0)["auroc"],
+                     "note": "the generator's posterior mean of indexed LV mass (and probability of LVH) given the "
+                             "ECG and the clinical variables; the arms see the ECG only"}
     return {"settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                          if k not in ("work", "out")},
-            "n_test": n_test, "n_pool": n_pool, "pretrain": pretrain, "runs": runs,
-            "paired_differences": differences, "external_drop_differences": drops, "loadavg_start": load,
-            "loadavg_end": os.getloadavg(), "seconds": round(time.perf_counter() - started, 1),
+            "rhythm_model": {"arch": RHYTHM_ARCH, "model_kwargs": RHYTHM_KWARGS, "strip_fs": args.strip_fs},
+            "n_test": n_test, "n_pool": n_pool, "pretrain": pretrain, "oracle": oracle_scores, "runs": runs,
+            "paired_differences": differences, "external_drop_differences": drops, "oracle_shares": shares,
+            "loadavg_start": load, "loadavg_end": os.getloadavg(),
+            "seconds_this_process": round(time.perf_counter() - started, 1),
+            "timings": {**clock.seconds, "total": round(sum(clock.seconds.values()), 1)},
             "not_measured": "pre-training on rhythm strips (aiecg pretrain --input rhythm) is not an arm: two more "
-                            "encoders on 2,500-sample strips would not fit the 90-minute budget"}
+                            "encoders on strips would not fit the 90-minute budget; the unlabelled pool is the "
+                            "cohorts' ECGs outside the test sets (about 8,800), not 20,000, for the same reason"}
 
 
 if __name__ == "__main__":
