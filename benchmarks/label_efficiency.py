@@ -12,8 +12,8 @@ set a quarter their size, at least 50) are used by every arm:
 - ``ridge``: ridge regression (RidgeCV) on the store's measurements of the median beat;
 - ``svr``: support vector regression (RBF kernel, C chosen by 3-fold cross-validation) on the same measurements;
 - ``rhythm`` (at the sizes of ``--rhythm-sizes``, default the largest): a 1-D ResNet18 at half width (Soto et al.
-  2022 after He et al. 2016; ``aiecg train --arch resnet18 --input rhythm`` with the model argument
-  ``widths=[32,64,128,256]``) from random initialisation on the 10 s rhythm strips (``aiecg prepare --strips``
+  2022 after He et al. 2016; ``aiecg train --arch resnet18 --input rhythm --model-kwargs widths=[32,64,128,256]``)
+  from random initialisation on the 10 s rhythm strips (``aiecg prepare --strips``
   at ``--strip-fs``, 100 Hz by default, the rate of PTB-XL's low-rate records that Strodthoff et al. 2021
   benchmark on) instead of the median beat: the median beat against the rhythm strip.
 

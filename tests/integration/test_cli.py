@@ -224,4 +224,10 @@ def test_finetune_takes_device_epochs_seed_and_writes_its_config(synth_cohort, i
     assert saved["finetune"]["head_lr"] == 0.001 and saved["finetune"]["stages"] == 2
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["stages"]) == 2 and "test_untuned" in metrics
-    assert load_bundle(out / "model.aiecg").training["finetuned_from"].endswith("model.aiecg")
+    assert metrics["kept_stage"] == min(range(2), key=lambda i: metrics["stages"][i]["best_val_loss"])
+    training = load_bundle(out / "model.aiecg").training
+    assert training["finetuned_from"].endswith("model.aiecg")
+    train_ids = (out / "train_ids.txt").read_text().split()
+    assert training["finetune_n_train"] == len(train_ids) > 0  # the fine-tuning cohort's, not the source's
+    lvh = pd.read_csv(synth_cohort / "cohort.csv", dtype={"eid": str}).set_index("eid").loc[train_ids, "lvh"]
+    assert training["finetune_lvh_prevalence"] == pytest.approx(lvh.mean())

@@ -104,8 +104,15 @@ def test_a_search_from_the_encoder_reads_it_once_and_does_not_stage(pretrained, 
     assert reads == [str(encoder_path)]  # once for the search, not once per trial and per corner of the space
     assert main([*base, "--staged-unfreezing"]) == 2
     assert "--staged-unfreezing is not searched" in capsys.readouterr().err
-    assert main([*base[:-2], "--out", str(pretrained / "tune_arch")]) == 2  # the default space searches arch
-    assert "cannot be trained with arch 'fcn_zhou2024' (--init" in capsys.readouterr().err
+    arch_space = pretrained / "arch.yaml"
+    arch_space.write_text("arch: {choices: [fcn, fcn_zhou2024]}\n")
+    assert main([*base[:-4], "--out", str(pretrained / "tune_arch"), "--space", str(arch_space)]) == 2
+    assert "arch = 'fcn_zhou2024' cannot be trained (--init" in capsys.readouterr().err
+    # without --space, the search from an encoder leaves out what would change its architecture
+    assert main([*base[:-4], "--trials", "1", "--out", str(pretrained / "tune_default")]) == 0
+    searched = yaml.safe_load((pretrained / "tune_default" / "tune.yaml").read_text())["space"]
+    assert {"lr", "batch_size", "head_dropout"} <= set(searched)
+    assert not {"arch", "batch_norm", "max_pool"} & set(searched)
 
 
 def test_an_encoder_of_other_leads_or_no_encoder_is_refused_before_training(pretrained, capsys):

@@ -52,6 +52,9 @@ DEFAULT_SPACE: dict[str, dict[str, Any]] = {
     "conv_dropout": {"low": 0.0, "high": 0.8, "step": 0.1},
     "head_dropout": {"low": 0.0, "high": 0.8, "step": 0.1},
 }
+# settings that change the network's weights' shapes: a search that starts from a pre-trained encoder (--init)
+# keeps the encoder's architecture, so its default space leaves them out
+ARCHITECTURE_SETTINGS = ("arch", "batch_norm", "max_pool")
 CATEGORICAL_SPACE: dict[str, dict[str, Any]] = {
     "sampling": {"choices": ["none", "oversample"]},
     "loss_weighting": {"choices": [False, True]},
@@ -163,10 +166,14 @@ def _range(source: str, name: str, low: Any, high: Any, step: Any, log: Any) -> 
     return Param(name, low=low, high=high, step=step, log=log)
 
 
-def load_space(path: str | Path | None, categorical: bool) -> list[Param]:
-    """The YAML space at ``path``, or the reference's (with sampling and loss weighting for categorical targets)."""
+def load_space(path: str | Path | None, categorical: bool, keep_architecture: bool = False) -> list[Param]:
+    """The YAML space at ``path``, or the reference's (with sampling and loss weighting for categorical targets;
+    with ``keep_architecture``, as from a pre-trained encoder, without :data:`ARCHITECTURE_SETTINGS`)."""
     if path is None:
-        return parse_space({**DEFAULT_SPACE, **(CATEGORICAL_SPACE if categorical else {})}, "default space")
+        space = {**DEFAULT_SPACE, **(CATEGORICAL_SPACE if categorical else {})}
+        if keep_architecture:
+            space = {name: spec for name, spec in space.items() if name not in ARCHITECTURE_SETTINGS}
+        return parse_space(space, "default space" + (" for --init" if keep_architecture else ""))
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: search-space file not found")

@@ -685,8 +685,10 @@ def bundle_summary(bundle: Bundle, target_prevalence: float | None = None) -> di
         # a bundle from before aiecg recorded it: the post-hoc target prevalence may be one stated at training
         # (--target-prevalence), so it is not passed off as the training split's
         summary["lvh_prevalence_train_unknown"] = "not recorded in this bundle (written by an older aiecg)"
-    if "finetune_cohort" in training:
+    if "finetune_cohort" in training:  # the fine-tuning cohort's split: what the tuned weights last learned from
         summary["finetuned_on"] = _cohort_name(training["finetune_cohort"])
+        summary["finetune_n_train"] = training.get("finetune_n_train")
+        summary["finetune_lvh_prevalence"] = training.get("finetune_lvh_prevalence")
     if posthoc.threshold is not None:
         summary["lvh_call"] = {
             "rule": f"{_call_column(bundle.target)} >= {posthoc.threshold:.4g}", "threshold": posthoc.threshold,
@@ -716,6 +718,13 @@ def describe_bundle(summary: dict[str, Any]) -> str:
         text += f", LVH prevalence {summary['lvh_prevalence_train']:.1%} in its training split"
     elif summary.get("lvh_prevalence_train_unknown"):
         text += f", LVH prevalence of its training split unknown ({summary['lvh_prevalence_train_unknown']})"
+    if summary.get("finetuned_on"):
+        text += f"; fine-tuned on '{summary['finetuned_on']}'"
+        if summary.get("finetune_n_train"):
+            text += f" ({summary['finetune_n_train']} training participants"
+            if summary.get("finetune_lvh_prevalence") is not None:
+                text += f", LVH prevalence {summary['finetune_lvh_prevalence']:.1%}"
+            text += ")"
     if "lvh_call" in summary:
         text += f"; lvh_call: {summary['lvh_call']['rule']}, {summary['lvh_call']['rests_on']}"
     if summary.get("prioradj_prevalence") is not None:

@@ -47,7 +47,7 @@ from aiecg.predict import predict
 from aiecg.runio import partial_dir, run_output
 from aiecg.threads import apply_budget, local_world_size
 from aiecg.train.distributed import is_main_process
-from aiecg.train.finetune import staged_finetune
+from aiecg.train.finetune import best_stage, staged_finetune
 from aiecg.train.loop import FitResult, fit
 from aiecg.train.losses import make_loss
 from aiecg.train.pretrain import start_from_encoder
@@ -214,13 +214,19 @@ def unfreezing_schedule(fit_config: FitConfig) -> FinetuneConfig:
 
 
 def stages_as_one(stages: list[FitResult]) -> FitResult:
-    """The stages of a staged run as one training: epochs counted across stages, the best where the last stage's
-    best weights (the model kept) were found."""
-    before = sum(stage.epochs_run for stage in stages[:-1])
-    last = stages[-1]
-    return FitResult(best_epoch=before + last.best_epoch, best_val_loss=last.best_val_loss,
-                     epochs_run=before + last.epochs_run, history=[row for s in stages for row in s.history],
+    """The stages of a staged run as one training: epochs counted across stages, the best where the kept weights
+    (the best stage's best epoch, :func:`aiecg.train.finetune.best_stage`) were found."""
+    kept = best_stage(stages)
+    before = sum(stage.epochs_run for stage in stages[:kept])
+    return FitResult(best_epoch=before + stages[kept].best_epoch, best_val_loss=stages[kept].best_val_loss,
+                     epochs_run=sum(stage.epochs_run for stage in stages),
+                     history=[row for s in stages for row in s.history],
                      seconds=sum(stage.seconds for stage in stages), start_val_loss=stages[0].start_val_loss)
+
+
+def _share(labels: np.ndarray | None) -> float | None:
+    """The share of 1s among the known labels (None without labels)."""
+    return float(np.nanmean(labels)) if labels is not None and np.isfinite(labels).any() else None
 
 
 def load_encoder(config: RunConfig, store: Store | None = None) -> Bundle:
@@ -394,6 +400,8 @@ def _finetune_into(run_dir: Path, bundle: Bundle, config: FinetuneRunConfig, pro
     tuned = dataclasses.replace(
         bundle, versions={},
         training={**bundle.training, "finetuned_from": str(config.bundle), "finetune_cohort": str(config.cohort),
+                  "finetune_n_train": len(splits.train), "finetune_lvh_prevalence": _share(
+                      lvh_labels(bundled.frame, splits.train)),
                   "split_seed": config.split_seed, "split_fractions": list(config.split_fractions),
                   "test_ids_sha256": ids_digest(splits.test), "finetune": dataclasses.asdict(config.finetune)},
     )
@@ -404,6 +412,7 @@ def _finetune_into(run_dir: Path, bundle: Bundle, config: FinetuneRunConfig, pro
                               seed=config.seed)
     metrics.update({"bundle": str(Path(config.out) / "model.aiecg"), "finetuned_from": str(config.bundle),
                     "test_untuned": untuned["test"],
+                    "kept_stage": best_stage(results),
                     "stages": [{"stage": i, "best_epoch": r.best_epoch, "best_val_loss": r.best_val_loss,
                                 "epochs_run": r.epochs_run} for i, r in enumerate(results)]})
     atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=float))

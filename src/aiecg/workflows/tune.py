@@ -44,7 +44,8 @@ class TuneConfig:
     Attributes:
         base: the run every trial starts from (cohort, target, arch, fit settings, ...).
         out: the search's directory.
-        space: a YAML search space (None: the reference's).
+        space: a YAML search space (None: the reference's; with ``--init`` without the settings that would
+            change the encoder's architecture).
         n_trials: finished (complete or pruned) trials the study ends with, over all workers.
         max_epochs: epochs per trial at most (Hyperband's maximum resource).
         storage: study storage URL (None: ``sqlite:///OUT/study.db``).
@@ -172,7 +173,7 @@ def search(config: TuneConfig, progress: bool = True) -> dict[str, Any]:
         raise ConfigError("aiecg tune runs its workers as separate processes sharing a --storage, not under "
                           "torchrun (see docs/cluster.md)")
     spec = target_spec(config.base.target)
-    space = hpo.load_space(config.space, spec.is_categorical)
+    space = hpo.load_space(config.space, spec.is_categorical, keep_architecture=bool(config.base.init))
     _check(config, spec, space)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)

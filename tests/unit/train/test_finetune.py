@@ -38,3 +38,35 @@ def test_staged_finetune_keeps_batchnorm_statistics_and_frozen_blocks(tmp_path):
     assert (tmp_path / "stage0" / "epochs.csv").exists() and (tmp_path / "stage1" / "epochs.csv").exists()
     assert all(p.requires_grad for p in model.parameters())  # left trainable for whoever uses it next
     assert np.isfinite(results[-1].best_val_loss)
+
+
+def test_a_later_stage_that_never_beats_an_earlier_one_does_not_replace_it(monkeypatch):
+    """Stage 1 ends worse than stage 0: stage 2 starts from stage 0's weights and, being worse too, the model ends
+    with stage 0's; the whole run's best epoch is found in stage 0."""
+    from aiecg.train import finetune
+    from aiecg.train.loop import FitResult
+    from aiecg.workflows.train import stages_as_one
+
+    train, val = _toy(16, 0), _toy(8, 1)
+    scaling = TargetScaling.fit(train.target)
+    model = create_model("fcn", 2, 100, 0, 1, filters=(8, 8, 8))
+    losses, starts = iter([1.0, 2.0, 1.5]), []
+
+    def fake_fit(model, *args, **kwargs):  # each stage sets its own weights and reports its best loss
+        starts.append(float(model.head.hidden.bias[0]))
+        loss = next(losses)
+        with torch.no_grad():
+            for p in model.head.parameters():
+                p.fill_(loss)
+        return FitResult(best_epoch=2, best_val_loss=loss, epochs_run=3, history=[], seconds=0.0,
+                         start_val_loss=3.0)
+
+    monkeypatch.setattr(finetune, "fit", fake_fit)
+    results = staged_finetune(model, ECGDataset(train, scaling), ECGDataset(val, scaling), LogCoshLoss(),
+                              FitConfig(seed=0), FinetuneConfig(stages=3), None, progress=False)
+    assert [r.best_val_loss for r in results] == [1.0, 2.0, 1.5]
+    assert starts[2] == 1.0  # stage 2 went on from stage 0's weights, not stage 1's
+    assert all(torch.all(p == 1.0) for p in model.head.parameters())  # the kept weights: stage 0's
+    assert finetune.best_stage(results) == 0
+    whole = stages_as_one(results)
+    assert (whole.best_epoch, whole.best_val_loss, whole.epochs_run) == (2, 1.0, 9)

@@ -122,3 +122,17 @@ def test_an_older_bundle_without_the_training_prevalence_does_not_pass_off_anoth
     recorded = bundle_summary(bundle)
     assert recorded["lvh_prevalence_train"] == 0.3 and "lvh_prevalence_train_unknown" not in recorded
     assert "LVH prevalence 30.0% in its training split" in describe_bundle(recorded)
+
+
+def test_a_fine_tuned_bundle_says_what_it_was_fine_tuned_on():
+    from aiecg.workflows.predict import bundle_summary, describe_bundle
+    from tests.unit.test_bundle import _bundle
+
+    bundle, _ = _bundle()
+    bundle.training.update({"lvh_prevalence": 0.3, "finetune_cohort": "ext/cohort.yaml", "finetune_n_train": 40,
+                            "finetune_lvh_prevalence": 0.125})
+    summary = bundle_summary(bundle)
+    assert (summary["finetune_n_train"], summary["finetune_lvh_prevalence"]) == (40, 0.125)
+    text = describe_bundle(summary)
+    assert "LVH prevalence 30.0% in its training split" in text  # the source cohort's, labelled as such
+    assert "fine-tuned on 'ext' (40 training participants, LVH prevalence 12.5%)" in text
