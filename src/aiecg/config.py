@@ -23,9 +23,9 @@ DEFAULT_DEVICE = "auto"
 """The device ``aiecg train`` and ``train.py`` use unless told otherwise: CUDA when available, else the CPU."""
 
 
-DEFAULT_TRANSFORMS = ("crop_resize", "amplitude", "noise", "shift", "mixup")
+DEFAULT_TRANSFORMS = ("crop_resize", "amplitude", "noise", "shift", "electrode", "mixup")
 """The registered augmentations (:mod:`aiecg.data.augment`) every :class:`AugmentConfig` lists, in the order they
-apply; their classes' defaults turn mixup off and the others on with probability 0.5."""
+apply; their classes' defaults turn electrode and mixup off and the others on with probability 0.5."""
 
 _FLAT_AUGMENT_KEYS = {  # the flat fields of AugmentConfig before transforms registered (configs saved then)
     "crop_resize": ("crop_resize", "min_fraction"), "crop_resize_p": ("crop_resize", "probability"),

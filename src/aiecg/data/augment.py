@@ -21,7 +21,10 @@ import torch
 from torch.nn import functional as F
 
 from aiecg.config import AugmentConfig
+from aiecg.ecg import MODEL_LEADS
 from aiecg.errors import ConfigError
+
+CHEST_LEADS: tuple[str, ...] = ("V1", "V2", "V3", "V4", "V5", "V6")
 
 
 def random_crop_resize(x: torch.Tensor, generator: torch.Generator, min_fraction: float = 0.9) -> torch.Tensor:
@@ -56,6 +59,23 @@ def time_shift(x: torch.Tensor, generator: torch.Generator, max_shift: int = 10)
     padded = F.pad(x, (max_shift, max_shift), mode="replicate")
     index = torch.arange(x.shape[2]) + max_shift
     return torch.stack([padded[i, :, index - int(shifts[i])] for i in range(x.shape[0])])
+
+
+def displace_chest_electrodes(x: torch.Tensor, chest: list[int], shifts: torch.Tensor,
+                              log_gains: torch.Tensor) -> torch.Tensor:
+    """The ECGs [batch, lead, time] as if every chest electrode of a sample had been placed ``shifts[i]`` lead
+    spacings laterally (towards V6; negative: medially; at most one spacing) and each chest lead then scaled by
+    ``exp(log_gains[i, j])``. The moved lead is the linear interpolation between the lead and its neighbour
+    (extrapolated one spacing beyond V1 and V6): the precordial potential varies smoothly across the chest.
+    ``chest`` gives the channels of V1..V6 in order; the other leads are left as they are."""
+    f = shifts.clamp(-1.0, 1.0).view(-1, 1, 1).to(x.dtype)
+    leads = x[:, chest]
+    lateral = torch.cat([leads[:, 1:], 2 * leads[:, -1:] - leads[:, -2:-1]], dim=1)
+    medial = torch.cat([2 * leads[:, :1] - leads[:, 1:2], leads[:, :-1]], dim=1)
+    moved = (1 - f.abs()) * leads + f.abs() * torch.where(f >= 0, lateral, medial)
+    out = x.clone()
+    out[:, chest] = moved * torch.exp(log_gains.to(x.dtype)).view(len(x), len(chest), 1)
+    return out
 
 
 def mixup(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
@@ -141,6 +161,38 @@ class TimeShift(Transform):
         return time_shift(x, generator, self.max_shift), y
 
 
+@register_transform("electrode")
+@dataclass
+class ElectrodePlacement(Transform):
+    """Chest-electrode placement as it varies between recordings in routine care: all six chest electrodes move
+    together laterally or medially by a normal draw of ``shift_sd`` lead spacings, and each chest lead's gain by a
+    log-normal draw of SD ``gain_sd``. Wenger & Kligfield (J Electrocardiol 1996;29:179) found routine chest
+    electrodes 2.9 cm from their anatomical sites on average (about half the 5-6 cm between neighbouring chest
+    electrodes); the R amplitude of V5 varies by tens of per cent between recordings when the sites are not marked
+    (J Cardiovasc Med 2006;7:812). Off unless a run gives it a probability; ``leads`` are the input's leads in order
+    (the model's eight by default)."""
+
+    probability: float = 0.0
+    shift_sd: float = 0.5
+    gain_sd: float = 0.2
+    leads: tuple[str, ...] = MODEL_LEADS
+
+    def __post_init__(self) -> None:
+        missing = [lead for lead in CHEST_LEADS if lead not in self.leads]
+        if missing and self.probability > 0:
+            raise ConfigError(f"augment.transforms.electrode: moves the chest electrodes, but the input's leads "
+                              f"{list(self.leads)} lack {missing}; read all six chest leads or turn it off")
+
+    def apply(self, x, y, generator):
+        if x.shape[1] != len(self.leads):
+            raise ConfigError(f"augment.transforms.electrode: the input has {x.shape[1]} leads; the transform was "
+                              f"told {list(self.leads)}; give the input's leads in order as its 'leads' option")
+        chest = [list(self.leads).index(lead) for lead in CHEST_LEADS]
+        shifts = self.shift_sd * torch.randn(len(x), generator=generator)
+        log_gains = self.gain_sd * torch.randn(len(x), len(chest), generator=generator)
+        return displace_chest_electrodes(x, chest, shifts, log_gains), y
+
+
 @register_transform("mixup")
 @dataclass
 class Mixup(Transform):
@@ -186,6 +238,15 @@ def build_augmentation(config: AugmentConfig) -> Compose:
             raise ConfigError(f"augment.transforms.{name}: unknown options {unknown}; {name} takes {known}")
         transforms.append(cls(**options))
     return Compose([t for t in transforms if t.probability > 0])
+
+
+def for_input_leads(config: AugmentConfig, leads: tuple[str, ...] | list[str]) -> AugmentConfig:
+    """``config`` with the run's input leads given to the transforms that need them (``electrode``), unless the
+    configuration names them itself."""
+    options = config.transforms.get("electrode")
+    if options is None or "leads" in options:
+        return config
+    return AugmentConfig({**config.transforms, "electrode": {**options, "leads": list(leads)}})
 
 
 def augment_batch(x: torch.Tensor, config: AugmentConfig, generator: torch.Generator,

@@ -24,6 +24,7 @@ from aiecg import __version__
 from aiecg.bundle import ENCODER_KIND, Bundle, save_bundle
 from aiecg.config import AugmentConfig, PretrainConfig
 from aiecg.contract import check_input_contract, input_contract
+from aiecg.data.augment import build_augmentation, for_input_leads
 from aiecg.data.dataset import Arrays, ECGDataset
 from aiecg.data.selection import ids_digest, paced_record
 from aiecg.data.store import Store
@@ -136,6 +137,9 @@ def _pretrain_into(work: Path, run_dir: Path, config: PretrainConfig, ecg: np.nd
     fit_config = config.fit
     if config.augment and fit_config.augment is None:
         fit_config = dataclasses.replace(fit_config, augment=AugmentConfig())  # mixup stays off (its default)
+    if fit_config.augment is not None:
+        fit_config = dataclasses.replace(fit_config, augment=for_input_leads(fit_config.augment, config.leads))
+        build_augmentation(fit_config.augment)  # an unknown augmentation or option: refused before training
     train, val = ECGDataset(_as_arrays(ecg[train_rows])), ECGDataset(_as_arrays(ecg[val_rows]))
     result = fit(network, train, val, MaskedReconstructionLoss(), fit_config, work, progress, resume=config.resume)
     encoder_path = run_dir / "encoder.aiecg"  # where it will be once the run is complete

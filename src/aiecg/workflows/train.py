@@ -22,7 +22,7 @@ from aiecg.bundle import Bundle, load_bundle, save_bundle
 from aiecg.config import AugmentConfig, FinetuneConfig, FinetuneRunConfig, FitConfig, RunConfig
 from aiecg.contract import check_input_kind, input_contract
 from aiecg.csvfile import write_csv
-from aiecg.data.augment import build_augmentation
+from aiecg.data.augment import build_augmentation, for_input_leads
 from aiecg.data.cohort import ID, Cohort, load_cohort
 from aiecg.data.dataset import Arrays, ECGDataset, TargetScaling, build_arrays, expand_with_beats
 from aiecg.data.features import ClinicalEncoder
@@ -155,6 +155,7 @@ def model_and_loss(config: RunConfig, spec: TargetSpec, train_arrays: Arrays, la
     if config.augment and fit_config.augment is None:
         fit_config = dataclasses.replace(fit_config, augment=AugmentConfig())
     if fit_config.augment is not None:
+        fit_config = dataclasses.replace(fit_config, augment=for_input_leads(fit_config.augment, config.leads))
         build_augmentation(fit_config.augment)  # an unknown augmentation or option: refused before training
     check_run_input(config)
     kwargs = dict(config.model_kwargs)

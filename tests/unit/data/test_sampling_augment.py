@@ -11,10 +11,14 @@ from aiecg.data.augment import (
     Transform,
     amplitude_scale,
     augment_batch,
+    build_augmentation,
+    displace_chest_electrodes,
+    for_input_leads,
     random_crop_resize,
     time_shift,
 )
 from aiecg.data.sampling import epoch_indices
+from aiecg.errors import ConfigError
 
 
 def test_oversample_and_undersample_balance_classes_reproducibly():
@@ -46,6 +50,46 @@ def test_augmentations_are_seeded_and_do_what_they_say():
     assert abs(shift) <= 5 and torch.equal(shifted[0, 0, 50:350], ramp[0, 0, 50:350] - shift)
     same = random_crop_resize(ramp, torch.Generator().manual_seed(3), min_fraction=1.0)
     torch.testing.assert_close(same, ramp)
+
+
+def test_chest_electrode_displacement_interpolates_neighbouring_leads_and_leaves_the_limb_leads():
+    x = torch.randn(3, 8, 50)  # I, II, V1..V6
+    chest = list(range(2, 8))
+    moved = displace_chest_electrodes(x, chest, torch.tensor([1.0, -0.5, 0.0]), torch.zeros(3, 6))
+    torch.testing.assert_close(moved[:, :2], x[:, :2])
+    torch.testing.assert_close(moved[0, 2:7], x[0, 3:8])  # one spacing lateral: V1 reads V2's site, ...
+    torch.testing.assert_close(moved[0, 7], 2 * x[0, 7] - x[0, 6])  # ... and V6 one spacing beyond V6
+    torch.testing.assert_close(moved[1, 3:8], 0.5 * x[1, 3:8] + 0.5 * x[1, 2:7])  # half a spacing medial
+    torch.testing.assert_close(moved[1, 2], 0.5 * x[1, 2] + 0.5 * (2 * x[1, 2] - x[1, 3]))
+    torch.testing.assert_close(moved[2], x[2])
+    gains = torch.log(torch.tensor([[2.0, 1, 1, 1, 1, 0.5]]))
+    scaled = displace_chest_electrodes(x[:1], chest, torch.zeros(1), gains)
+    torch.testing.assert_close(scaled[0, 2], 2 * x[0, 2])
+    torch.testing.assert_close(scaled[0, 7], 0.5 * x[0, 7])
+    torch.testing.assert_close(scaled[0, :7][[0, 1, 3, 4, 5, 6]], x[0, :7][[0, 1, 3, 4, 5, 6]])
+
+
+def test_the_electrode_transform_is_off_by_default_seeded_and_refuses_an_input_of_other_leads():
+    x = torch.randn(5, 8, 40)
+    off = {name: {"probability": 0} for name in ("crop_resize", "amplitude", "noise", "shift")}
+    assert torch.equal(augment_batch(x, AugmentConfig(off), torch.Generator().manual_seed(0)), x)
+    on = AugmentConfig({**off, "electrode": {"probability": 1.0}})
+    a = augment_batch(x, on, torch.Generator().manual_seed(4))
+    assert torch.equal(a, augment_batch(x, on, torch.Generator().manual_seed(4))) and not torch.equal(a, x)
+    torch.testing.assert_close(a[:, :2], x[:, :2])
+    with pytest.raises(ConfigError, match="12 leads.*'leads' option"):
+        augment_batch(torch.randn(2, 12, 40), on, torch.Generator().manual_seed(0))
+    twelve = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+    told = AugmentConfig({**off, "electrode": {"probability": 1.0, "leads": twelve}})
+    b = augment_batch(torch.randn(2, 12, 40), told, torch.Generator().manual_seed(0))
+    assert b.shape == (2, 12, 40)
+    # a run gives the transform its input's leads, unless the configuration names them
+    assert for_input_leads(on, twelve).transforms["electrode"]["leads"] == twelve
+    assert for_input_leads(told, ["I", "II"]).transforms["electrode"]["leads"] == twelve
+    assert for_input_leads(AugmentConfig(), twelve).transforms["electrode"]["leads"] == twelve
+    with pytest.raises(ConfigError, match=r"lack \['V1'"):  # refused when the augmentation is built
+        build_augmentation(for_input_leads(on, ["I", "II", "V2", "V3", "V4", "V5", "V6"]))
+    build_augmentation(for_input_leads(AugmentConfig(off), ["I", "II"]))  # off: no chest leads needed
 
 
 def test_mixup_changes_the_label_with_the_signal_and_is_seeded():
