@@ -19,10 +19,12 @@ Two ways of using what is known or what is unlabelled are compared on the same p
 Arms: ``scratch`` and ``pretrained_external`` (the FCN from the encoder pre-trained on the internal and external
 pools), each with and without the augmentation, 3 seeds. Each arm's drop (internal minus external AUROC of the
 predicted indexed LV mass for LVH) is given with a percentile interval from resampling the two test sets
-independently; so are its difference from scratch's drop and its ratio to scratch's (the target: a ratio of at
-most 0.5), and the oracle's drop, the part of the drop that no ECG model can avoid (the external population and
-its noisier recordings). Reuses ``--work`` of ``label_efficiency.py`` (cohorts and encoders are the same); the
-scratch arm here repeats that benchmark's ``scratch@2000``. Writes ``benchmarks/results/external_robustness.json``::
+independently; so are its difference from scratch's drop, its drop minus half of scratch's (the target, halving
+the drop, is met where that interval lies below 0) and its ratio to scratch's, and the oracle's drop, the part
+of the drop that no ECG model can avoid (the external population and its noisier recordings). Reuses ``--work``
+of ``label_efficiency.py`` (cohorts and encoders are the same); the scratch arm here repeats that benchmark's
+``scratch@2000``; predictions are kept in ``--work``, so a rerun only rescores. Writes
+``benchmarks/results/external_robustness.json``::
 
     .venv/bin/python benchmarks/external_robustness.py --work runs/label_efficiency
 """
@@ -44,17 +46,12 @@ from torch import nn
 
 from aiecg.config import AugmentConfig, FitConfig
 from aiecg.data.cohort import ID
-from aiecg.data.dataset import Arrays, ECGDataset, TargetScaling
+from aiecg.data.dataset import Arrays
 from aiecg.ecg import MODEL_LEADS
-from aiecg.evaluate.bootstrap import resample_indices
 from aiecg.evaluate.metrics import auroc_rows
-from aiecg.models import create_model
 from aiecg.predict import predict
 from aiecg.signal.strip import StripConfig
 from aiecg.synth import EXTERNAL_SHIFT, SynthConfig
-from aiecg.train.loop import fit
-from aiecg.train.losses import LogCoshLoss
-from aiecg.train.pretrain import start_from_encoder
 
 ROOT = Path(__file__).resolve().parents[1]
 ELECTRODE = AugmentConfig({"crop_resize": {"probability": 0}, "amplitude": {"probability": 0},
@@ -82,51 +79,15 @@ def adapt_batch_norm(model: nn.Module, ecg: np.ndarray, batch: int = 256) -> nn.
     return adapted.eval()
 
 
-def auroc_drop(internal: tuple[np.ndarray, np.ndarray], external: tuple[np.ndarray, np.ndarray], seed: int,
-               baseline: tuple[np.ndarray, np.ndarray] | None = None, n_resamples: int = 1000) -> dict:
-    """Internal minus external AUROC of one score, each tuple (lvh, score); with ``baseline`` (the baseline's
-    internal and external scores) also the difference from and the ratio to the baseline's drop. Percentile
-    intervals from resampling the two test sets independently, stratified by LVH."""
-    rng = np.random.default_rng(seed)
-    inside = np.concatenate(list(resample_indices(len(internal[0]), n_resamples, rng, internal[0])))
-    outside = np.concatenate(list(resample_indices(len(external[0]), n_resamples, rng, external[0])))
-
-    def drops(take_in, take_out):
-        own = auroc_rows(internal[0][take_in], internal[1][take_in]) - auroc_rows(external[0][take_out],
-                                                                                   external[1][take_out])
-        if baseline is None:
-            return own, None
-        base = auroc_rows(internal[0][take_in], baseline[0][take_in]) - auroc_rows(external[0][take_out],
-                                                                                    baseline[1][take_out])
-        return own, base
-
-    own, base = drops(slice(None), slice(None))
-    own_r, base_r = drops(inside, outside)
-    result = {"drop": [float(own), *map(float, np.nanpercentile(own_r, [2.5, 97.5]))]}
-    if baseline is not None:
-        result["minus_baseline"] = [float(own - base), *map(float, np.nanpercentile(own_r - base_r, [2.5, 97.5]))]
-        result["ratio_to_baseline"] = [float(own / base), *map(float, np.nanpercentile(own_r / base_r, [2.5, 97.5]))]
-    return result
-
-
 def train(arm: str, train_set: Arrays, val: Arrays, test: Arrays, ext_pool: np.ndarray, encoder: dict, seed: int,
           fit_config: FitConfig) -> tuple[np.ndarray, np.ndarray, dict]:
     """One arm's predictions on the test participants (internal then external) as trained and with its
     batch-norm statistics adapted to the external pool, and what its training reported."""
     pretrained, augment = ARMS[arm]
-    scaling = TargetScaling.fit(train_set.target)
-    torch.manual_seed(seed)
-    model = create_model("fcn", len(MODEL_LEADS), train_set.ecg.shape[2], 0, 1)
-    if pretrained:
-        start_from_encoder(model, encoder)
-    config = dataclasses.replace(fit_config, seed=seed, augment=augment)
-    result = fit(model, ECGDataset(train_set, scaling), ECGDataset(val, scaling), LogCoshLoss(), config, None,
-                 progress=False)
-    model.eval()
-    predicted = predict(model, test.ecg, test.meta, le.SPEC, scaling)[:, 0]
+    predicted, info, (model, scaling) = le.train_arm("pretrained" if pretrained else "scratch", train_set, val, test,
+                                                     encoder, seed, fit_config, augment)
     adapted = predict(adapt_batch_norm(model, ext_pool), test.ecg, test.meta, le.SPEC, scaling)[:, 0]
-    return predicted, adapted, {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
-                                "seconds": round(result.seconds, 1)}
+    return predicted, adapted, info
 
 
 def main() -> None:
@@ -176,7 +137,7 @@ def main() -> None:
                            lr_patience=max(1, args.patience // 2))
     cache = work / "predictions_external_robustness"
     cache.mkdir(exist_ok=True)
-    oracle_drop = auroc_drop((lvh, truth.loc[test_ids, "oracle_ilvm"].to_numpy(float)),
+    oracle_drop = le.auroc_drop((lvh, truth.loc[test_ids, "oracle_ilvm"].to_numpy(float)),
                              (ext_lvh, ext_truth.loc[ext_test_ids, "oracle_ilvm"].to_numpy(float)), 0)
     rows, runs = [], []
     for seed in range(args.seeds):
@@ -202,7 +163,7 @@ def main() -> None:
         for name, (inside, outside) in scores.items():
             rows.append({"arm": name, "seed": seed, "internal_auroc": float(auroc_rows(lvh, inside)),
                          "external_auroc": float(auroc_rows(ext_lvh, outside)),
-                         **auroc_drop((lvh, inside), (ext_lvh, outside), seed,
+                         **le.auroc_drop((lvh, inside), (ext_lvh, outside), seed,
                                       None if name == "scratch" else baseline)})
         print(json.dumps(rows[-len(scores):], indent=1), flush=True)
         result = {"size": args.size, "n_test": n_test, "n_external_test": len(ext_test_ids),

@@ -68,9 +68,10 @@ import torch
 from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import GridSearchCV
 from sklearn.svm import SVR
+from torch import nn
 
 from aiecg.bundle import load_bundle
-from aiecg.config import FitConfig, PretrainConfig
+from aiecg.config import AugmentConfig, FitConfig, PretrainConfig
 from aiecg.data.cohort import ID, IS_MALE, load_cohort
 from aiecg.data.dataset import Arrays, ECGDataset, TargetScaling
 from aiecg.data.prepare import PrepareConfig, prepare_store
@@ -111,21 +112,25 @@ def arrays_for(store: Store, frame: pd.DataFrame, ids: list[str], rhythm: bool =
 
 
 def train_arm(arm: str, train: Arrays, val: Arrays, test: Arrays, encoder: dict | None, seed: int,
-              fit_config: FitConfig) -> tuple[np.ndarray, dict]:
+              fit_config: FitConfig, augment: AugmentConfig | None = None
+              ) -> tuple[np.ndarray, dict, tuple[nn.Module, TargetScaling]]:
+    """Train one deep arm (``scratch``, ``pretrained`` from ``encoder``, or ``rhythm``) to early stopping, with
+    ``augment`` on the training batches if given; its predictions on ``test``, what training reported, and the
+    trained model with its target scaling (for :func:`aiecg.predict.predict`)."""
     scaling = TargetScaling.fit(train.target)
     torch.manual_seed(seed)
     if arm == "rhythm":
         model = create_model(RHYTHM_ARCH, len(MODEL_LEADS), train.ecg.shape[2], 0, 1, **RHYTHM_KWARGS)
     else:
         model = create_model("fcn", len(MODEL_LEADS), train.ecg.shape[2], 0, 1)
-    config = dataclasses.replace(fit_config, seed=seed)
+    config = dataclasses.replace(fit_config, seed=seed, augment=augment)
     if arm == "pretrained":
         start_from_encoder(model, encoder)
     result = fit(model, ECGDataset(train, scaling), ECGDataset(val, scaling), LogCoshLoss(), config, None,
                  progress=False)
     predicted = predict(model, test.ecg, test.meta, SPEC, scaling)[:, 0]
     return predicted, {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
-                       "seconds": round(result.seconds, 1)}
+                       "seconds": round(result.seconds, 1)}, (model, scaling)
 
 
 def measurement_arm(arm: str, index: pd.DataFrame, train_ids: list[str], test_ids: list[str],
@@ -181,21 +186,41 @@ def paired(y: np.ndarray, lvh: np.ndarray, a: np.ndarray, b: np.ndarray, seed: i
                                                                                    auroc.high]}
 
 
-def drop_difference(internal: tuple[np.ndarray, np.ndarray, np.ndarray], external: tuple[np.ndarray, np.ndarray,
-                    np.ndarray], seed: int, n_resamples: int = 1000) -> list[float]:
-    """(internal - external AUROC) of arm a minus that of arm b, each tuple (lvh, a, b); a negative value means a
-    loses less than b on the external cohort. Percentile interval from resampling the two test sets independently,
-    each stratified by LVH (the project's resampler), all resamples evaluated at once."""
-    def change(lvh, a, b):
-        return auroc_rows(lvh, a) - auroc_rows(lvh, b)
-
-    estimate = float(change(*internal) - change(*external))
+def auroc_drop(internal: tuple[np.ndarray, np.ndarray], external: tuple[np.ndarray, np.ndarray], seed: int,
+               baseline: tuple[np.ndarray, np.ndarray] | None = None, n_resamples: int = 1000) -> dict:
+    """Internal minus external AUROC of one score, each tuple (lvh, score) (``drop``); with ``baseline`` (the
+    baseline's internal and external scores, same participants) also the difference from the baseline's drop
+    (``minus_baseline``; negative: loses less), the drop minus half the baseline's (``minus_half_baseline``; an
+    interval below 0 says the drop is less than half) and the ratio of the drops (``ratio_to_baseline``; its
+    interval is unreliable where the baseline's drop comes near 0). Percentile intervals from resampling the two
+    test sets independently (they hold different participants), each stratified by LVH, all resamples at once."""
     rng = np.random.default_rng(seed)
     inside = np.concatenate(list(resample_indices(len(internal[0]), n_resamples, rng, internal[0])))
     outside = np.concatenate(list(resample_indices(len(external[0]), n_resamples, rng, external[0])))
-    values = change(*(x[inside] for x in internal)) - change(*(x[outside] for x in external))
-    low, high = np.nanpercentile(values, [2.5, 97.5])
-    return [float(estimate), float(low), float(high)]
+
+    def drop(score_in, score_out, take_in, take_out):
+        return auroc_rows(internal[0][take_in], score_in[take_in]) - auroc_rows(external[0][take_out],
+                                                                                score_out[take_out])
+
+    def interval(estimate, resampled) -> list[float]:
+        return [float(estimate), *map(float, np.nanpercentile(resampled, [2.5, 97.5]))]
+
+    own, own_r = (drop(internal[1], external[1], *take) for take in ((slice(None),) * 2, (inside, outside)))
+    result = {"drop": interval(own, own_r)}
+    if baseline is not None:
+        base, base_r = (drop(*baseline, *take) for take in ((slice(None),) * 2, (inside, outside)))
+        result.update(minus_baseline=interval(own - base, own_r - base_r),
+                      minus_half_baseline=interval(own - base / 2, own_r - base_r / 2),
+                      ratio_to_baseline=interval(own / base, own_r / base_r))
+    return result
+
+
+def drop_difference(internal: tuple[np.ndarray, np.ndarray, np.ndarray], external: tuple[np.ndarray, np.ndarray,
+                    np.ndarray], seed: int, n_resamples: int = 1000) -> list[float]:
+    """(internal - external AUROC) of arm a minus that of arm b, each tuple (lvh, a, b); a negative value means a
+    loses less than b on the external cohort (:func:`auroc_drop`'s ``minus_baseline``)."""
+    (lvh, a, b), (ext_lvh, ext_a, ext_b) = internal, external
+    return auroc_drop((lvh, a), (ext_lvh, ext_a), seed, (b, ext_b), n_resamples)["minus_baseline"]
 
 
 def oracle_share(y: np.ndarray, predicted: np.ndarray, oracle: np.ndarray, seed: int) -> list[float]:
@@ -395,12 +420,12 @@ def run_arm(arm, seed, size, train_ids, val_ids, train, val, both_test, internal
                       ((store, frame, test_ids), (ext_store, ext_frame, ext_test_ids))]
         strips_test = Arrays(*(np.concatenate([getattr(a, f.name) for a in strip_test])
                                for f in dataclasses.fields(Arrays)))
-        predicted, info = train_arm("rhythm", arrays_for(store, frame, train_ids, rhythm=True),
+        predicted, info, _ = train_arm("rhythm", arrays_for(store, frame, train_ids, rhythm=True),
                                     arrays_for(store, frame, val_ids, rhythm=True), strips_test, None, seed,
                                     fit_config)
         return (predicted[:n_test], predicted[n_test:]), {**info, "arch": RHYTHM_ARCH, "model_kwargs": RHYTHM_KWARGS}
     state = external_state if arm == "pretrained_external" else internal_state
-    predicted, info = train_arm("scratch" if arm == "scratch" else "pretrained", train, val, both_test, state, seed,
+    predicted, info, _ = train_arm("scratch" if arm == "scratch" else "pretrained", train, val, both_test, state, seed,
                                 fit_config)
     return (predicted[:n_test], predicted[n_test:]), info
 
